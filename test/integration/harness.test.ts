@@ -1,0 +1,163 @@
+import { expect } from 'chai';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  reapOrphans,
+  startControlPlane,
+  type ControlPlaneState,
+} from '../support/control-plane.js';
+import { isAlive, waitFor } from '../support/processes.js';
+import { repoRoot } from '../support/tools.js';
+
+const tsx = ['--import', 'tsx/esm'];
+
+/** Starts start-and-wait.ts in a child process and resolves with the control plane it printed. */
+function startChildControlPlane() {
+  const child = spawn(process.execPath, [...tsx, path.join(repoRoot, 'test/support/start-and-wait.ts')], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const state = new Promise<ControlPlaneState>((resolve, reject) => {
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const line = stdout.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve(JSON.parse(line) as ControlPlaneState);
+    });
+    child.once('exit', (code) => reject(new Error(`child exited (${code}) before starting: ${stderr}`)));
+  });
+  return { child, state };
+}
+
+function pidsOf(state: ControlPlaneState): number[] {
+  return Object.values(state.pids);
+}
+
+async function expectAllGone(pids: number[], what: string): Promise<void> {
+  await waitFor(
+    () => pids.every((pid) => !isAlive(pid)),
+    20_000,
+    what,
+    () => `alive: ${pids.filter(isAlive).join(' ')}`,
+  );
+}
+
+function runCli(args: string[], env: NodeJS.ProcessEnv) {
+  return spawnSync(process.execPath, [...tsx, path.join(repoRoot, 'test/support/cluster-cli.ts'), ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
+}
+
+describe('test harness process hygiene', function () {
+  it('stop() leaves none of the processes it started running', async function () {
+    const controlPlane = await startControlPlane();
+    const pids = controlPlane.pids;
+    expect(pids).to.have.length(3);
+    expect(pids.every(isAlive)).to.equal(true);
+    await controlPlane.stop();
+    expect(pids.filter(isAlive)).to.deep.equal([]);
+  });
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`an interrupted run (${signal}) takes its control plane down with it`, async function () {
+      const { child, state } = startChildControlPlane();
+      const pids = pidsOf(await state);
+      expect(pids.every(isAlive)).to.equal(true);
+      child.kill(signal);
+      await expectAllGone(pids, `the control plane of a run stopped by ${signal} to exit`);
+    });
+  }
+
+  it('a run killed with SIGKILL is reaped by the next start', async function () {
+    const { child, state } = startChildControlPlane();
+    const pids = pidsOf(await state);
+    child.kill('SIGKILL');
+    await waitFor(() => child.exitCode !== null || child.signalCode !== null, 10_000, 'the child to die');
+    expect(pids.every(isAlive), 'components outlive a SIGKILLed owner until reaped').to.equal(true);
+    expect(reapOrphans().sort()).to.deep.equal([...pids].sort());
+    await expectAllGone(pids, 'orphaned components to be reaped');
+  });
+});
+
+describe('make up / make down', function () {
+  let upDir: string;
+  beforeEach(() => (upDir = mkdtempSync(path.join(os.tmpdir(), 'snapback-up-'))));
+  afterEach(() => {
+    runCli(['down'], { SNAPBACK_UP_DIR: upDir });
+    rmSync(upDir, { recursive: true, force: true });
+  });
+
+  it('prints export KUBECONFIG, refuses a second up with one line, and down stops it', async function () {
+    const first = runCli(['up'], { SNAPBACK_UP_DIR: upDir });
+    expect(first.status, first.stderr).to.equal(0);
+    expect(first.stdout).to.match(/^export KUBECONFIG=\/\S+kubeconfig\n$/);
+
+    const second = runCli(['up'], { SNAPBACK_UP_DIR: upDir });
+    expect(second.status).to.equal(1);
+    expect(second.stderr.trim().split('\n')).to.have.length(1);
+    expect(second.stderr).to.match(/already running.*make down/);
+
+    const state = (await import(path.join(upDir, 'state.json'), { with: { type: 'json' } }))
+      .default as ControlPlaneState;
+    expect(pidsOf(state).every(isAlive)).to.equal(true);
+    const down = runCli(['down'], { SNAPBACK_UP_DIR: upDir });
+    expect(down.status, down.stderr).to.equal(0);
+    await expectAllGone(pidsOf(state), 'make down to stop every component');
+  });
+
+  it('fails with one line when the API server port is in use, leaving nothing running', async function () {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as net.AddressInfo;
+    try {
+      const result = runCli(['up'], { SNAPBACK_UP_DIR: upDir, APISERVER_PORT: String(port) });
+      expect(result.status).to.equal(1);
+      expect(result.stderr.trim().split('\n')).to.have.length(1);
+      expect(result.stderr).to.include(`port ${port} on 127.0.0.1 (kube-apiserver) is in use`);
+    } finally {
+      blocker.close();
+    }
+  });
+});
+
+describe('make tools failures', function () {
+  let cache: string;
+  beforeEach(() => (cache = mkdtempSync(path.join(os.tmpdir(), 'snapback-tools-'))));
+  afterEach(() => rmSync(cache, { recursive: true, force: true }));
+
+  function build(env: NodeJS.ProcessEnv) {
+    return spawnSync('bash', [path.join(repoRoot, 'tools/build.sh'), 'build', 'csi-test'], {
+      env: { ...process.env, SNAPBACK_CACHE: cache, ...env },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+  }
+
+  it('says in one line that Go is missing', function () {
+    const result = build({ PATH: '/usr/sbin:/usr/bin:/sbin:/bin' });
+    expect(result.status).to.equal(1);
+    expect(result.stderr.trim().split('\n')).to.have.length(1);
+    expect(result.stderr).to.match(/^make tools: Go is not installed/);
+  });
+
+  it('says in one line that a module download failed, and caches nothing', function () {
+    const result = build({
+      GOPROXY: 'off',
+      GOMODCACHE: path.join(cache, 'empty-modcache'),
+      GOFLAGS: '-mod=mod',
+    });
+    expect(result.status).to.equal(1);
+    expect(result.stderr.trim().split('\n')).to.have.length(1);
+    expect(result.stderr).to.match(/^make tools: building csi-test failed: .*GOPROXY=off/);
+    const listing = spawnSync('ls', ['-A', path.join(cache, 'bin')], { encoding: 'utf8' }).stdout;
+    expect(listing.split('\n').filter((f) => f.startsWith('csi-test-'))).to.deep.equal([]);
+  });
+});
