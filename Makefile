@@ -45,6 +45,10 @@ deps: $(DEPS) ## install the npm dependencies
 tools: ## build the test control plane and peer tools from tools/ (cached by version)
 	@bash tools/build.sh build
 
+generate: $(DEPS) tools ## regenerate the generated files: CRDs in crds/, CSI types in src/gen/
+	$(TSX) src/api/generate.ts
+	$(TSX) src/csi/generate.ts
+
 build: $(DEPS) ## compile the TypeScript sources into dist/
 	$(BIN)/tsc -p tsconfig.build.json
 
