@@ -16,6 +16,8 @@ NODE := $(NODE_BIN)/node
 endif
 
 DEPS := node_modules/.snapback-installed
+UNIT_TESTS := 'test/unit/**/*.test.ts'
+INTEGRATION_TESTS := 'test/integration/**/*.test.ts'
 BIN := node_modules/.bin
 TSX := node --import tsx/esm
 
@@ -58,13 +60,13 @@ lint: $(DEPS) ## type-check, ESLint and Prettier
 	$(BIN)/prettier --check .
 
 test: $(DEPS) tools ## unit and integration tests against a real control plane (the CI command)
-	$(BIN)/c8 $(BIN)/mocha
+	$(BIN)/c8 $(BIN)/mocha $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
 test-unit: $(DEPS) ## unit tests only (no processes)
-	$(BIN)/mocha 'test/unit/**/*.test.ts'
+	$(BIN)/mocha $(UNIT_TESTS)
 
 test-integration: $(DEPS) tools ## integration tests only
-	$(BIN)/mocha 'test/integration/**/*.test.ts'
+	$(BIN)/mocha $(INTEGRATION_TESTS)
 
 up: $(DEPS) tools ## start the test control plane on 127.0.0.1 and print its KUBECONFIG
 	@$(TSX) test/support/cluster-cli.ts up

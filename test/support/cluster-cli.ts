@@ -55,10 +55,12 @@ async function up(): Promise<void> {
       etcdPort: portOption('ETCD_PORT'),
     });
   } catch (error) {
-    throw new Error((error as Error).message.split('\n')[0]);
+    throw new Error((error as Error).message.split('\n')[0], { cause: error });
   }
   writeFileSync(stateFile, JSON.stringify(controlPlane.state, null, 2));
-  console.error(`control plane ready at ${controlPlane.state.server} (logs in ${controlPlane.state.dir})`);
+  console.error(
+    `control plane ready at ${controlPlane.state.server} (logs in ${controlPlane.state.dir})`,
+  );
   console.log(`export KUBECONFIG=${controlPlane.kubeconfig}`);
 }
 

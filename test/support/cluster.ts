@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { ControlPlane, startControlPlane } from './control-plane.js';
+import { type ControlPlane, startControlPlane } from './control-plane.js';
 import { tool } from './tools.js';
 
 const execFileAsync = promisify(execFile);
@@ -44,7 +44,9 @@ export async function kubectl(
     return (await child).stdout;
   } catch (error) {
     const { stderr, message } = error as { stderr?: string; message: string };
-    throw new Error(`kubectl ${args.join(' ')} failed: ${stderr?.trim() || message}`);
+    throw new Error(`kubectl ${args.join(' ')} failed: ${stderr?.trim() || message}`, {
+      cause: error,
+    });
   }
 }
 

@@ -169,7 +169,10 @@ function tail(file: string, lines = 25): string {
   }
 }
 
-function httpGet(url: string, options: https.RequestOptions): Promise<{ status: number; body: string }> {
+function httpGet(
+  url: string,
+  options: https.RequestOptions,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const request = https.get(url, { ...options, timeout: 5_000 }, (response) => {
       let body = '';
@@ -193,7 +196,9 @@ async function etcdHealthy(port: number): Promise<boolean> {
  * On any failure every process already started is stopped and the error carries the
  * components' log tails.
  */
-export async function startControlPlane(options: StartControlPlaneOptions = {}): Promise<ControlPlane> {
+export async function startControlPlane(
+  options: StartControlPlaneOptions = {},
+): Promise<ControlPlane> {
   const owned = options.owned ?? true;
   const binaries = {
     etcd: tool('ETCD'),
@@ -219,7 +224,9 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
     controllerManager: path.join(dir, 'kube-controller-manager.log'),
   };
 
-  writeFileSync(path.join(dir, 'tokens.csv'), `${token},admin,admin,system:masters\n`, { mode: 0o600 });
+  writeFileSync(path.join(dir, 'tokens.csv'), `${token},admin,admin,system:masters\n`, {
+    mode: 0o600,
+  });
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const saKey = path.join(dir, 'sa.key');
   writeFileSync(saKey, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
@@ -252,14 +259,21 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
   const etcd = startProcess(
     binaries.etcd,
     [
-      '--data-dir', path.join(dir, 'etcd'),
-      '--listen-client-urls', `http://127.0.0.1:${etcdPort}`,
-      '--advertise-client-urls', `http://127.0.0.1:${etcdPort}`,
-      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-cluster', `default=http://127.0.0.1:${peerPort}`,
+      '--data-dir',
+      path.join(dir, 'etcd'),
+      '--listen-client-urls',
+      `http://127.0.0.1:${etcdPort}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${etcdPort}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-cluster',
+      `default=http://127.0.0.1:${peerPort}`,
       '--unsafe-no-fsync',
-      '--quota-backend-bytes', String(4 * 1024 ** 3),
+      '--quota-backend-bytes',
+      String(4 * 1024 ** 3),
     ],
     { logFile: logs.etcd, owned },
   );
@@ -281,19 +295,31 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
   const apiserver = startProcess(
     binaries.apiserver,
     [
-      '--etcd-servers', `http://127.0.0.1:${etcdPort}`,
-      '--bind-address', '127.0.0.1',
-      '--advertise-address', '127.0.0.1',
-      '--secure-port', String(apiserverPort),
-      '--cert-dir', path.join(dir, 'certs'),
-      '--token-auth-file', path.join(dir, 'tokens.csv'),
-      '--authorization-mode', 'RBAC',
-      '--service-cluster-ip-range', '10.0.0.0/24',
+      '--etcd-servers',
+      `http://127.0.0.1:${etcdPort}`,
+      '--bind-address',
+      '127.0.0.1',
+      '--advertise-address',
+      '127.0.0.1',
+      '--secure-port',
+      String(apiserverPort),
+      '--cert-dir',
+      path.join(dir, 'certs'),
+      '--token-auth-file',
+      path.join(dir, 'tokens.csv'),
+      '--authorization-mode',
+      'RBAC',
+      '--service-cluster-ip-range',
+      '10.0.0.0/24',
       '--allow-privileged=true',
-      '--disable-admission-plugins', 'ServiceAccount',
-      '--service-account-issuer', server,
-      '--service-account-key-file', saKey,
-      '--service-account-signing-key-file', saKey,
+      '--disable-admission-plugins',
+      'ServiceAccount',
+      '--service-account-issuer',
+      server,
+      '--service-account-key-file',
+      saKey,
+      '--service-account-signing-key-file',
+      saKey,
     ],
     { logFile: logs.apiserver, owned },
   );
@@ -324,11 +350,14 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
   const controllerManager = startProcess(
     binaries.controllerManager,
     [
-      '--kubeconfig', kubeconfig,
+      '--kubeconfig',
+      kubeconfig,
       '--leader-elect=false',
       '--secure-port=0',
-      '--controllers', CONTROLLERS.join(','),
-      '--pvclaimbinder-sync-period', '2s',
+      '--controllers',
+      CONTROLLERS.join(','),
+      '--pvclaimbinder-sync-period',
+      '2s',
     ],
     { logFile: logs.controllerManager, owned },
   );
@@ -339,10 +368,13 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
     await waitFor(
       async () => {
         if (!isAlive(controllerManager.pid!)) throw new Error('kube-controller-manager exited');
-        const response = await httpGet(`${server}/api/v1/namespaces/default/serviceaccounts/default`, {
-          ca: readFileSync(caFile),
-          headers: { Authorization: `Bearer ${token}` },
-        });
+        const response = await httpGet(
+          `${server}/api/v1/namespaces/default/serviceaccounts/default`,
+          {
+            ca: readFileSync(caFile),
+            headers: { Authorization: `Bearer ${token}` },
+          },
+        );
         return response.status === 200;
       },
       timeout,

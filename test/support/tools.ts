@@ -47,6 +47,7 @@ export function tool(name: keyof ToolPaths): string {
 /** The Kubernetes version tools/kube builds, e.g. v1.36.3. */
 export function kubeVersion(): string {
   const match = /kube-(v\d+\.\d+\.\d+)-/.exec(toolPaths().KUBE_APISERVER);
-  if (!match?.[1]) throw new Error(`cannot read the Kubernetes version from ${toolPaths().KUBE_APISERVER}`);
+  if (!match?.[1])
+    throw new Error(`cannot read the Kubernetes version from ${toolPaths().KUBE_APISERVER}`);
   return match[1];
 }
