@@ -1,0 +1,4 @@
+export * from './v1alpha1.js';
+export * from './snapshot.js';
+export { isPositiveQuantity } from './formats.js';
+export type { ApiObjectMeta } from './meta.js';

@@ -1,0 +1,653 @@
+/**
+ * snapback.dev/v1alpha1: BackupPolicy and RestoreJob.
+ *
+ * These zod schemas are the single source of truth for both kinds: the TypeScript types are
+ * inferred from them, controllers validate specs with them, and `make generate` turns them
+ * into the CRDs under crds/ (descriptions become `kubectl explain` text, rules become CEL).
+ */
+import { z } from 'zod';
+import type { ApiObjectMeta } from './meta.js';
+import {
+  CRON_PATTERN,
+  CSI_DRIVER_NAME_MAX_LENGTH,
+  CSI_DRIVER_NAME_PATTERN,
+  DURATION_MAX_LENGTH,
+  DURATION_PATTERN,
+  NONZERO_PATTERN,
+  LABEL_KEY_MAX_LENGTH,
+  LABEL_KEY_PATTERN,
+  LABEL_VALUE_MAX_LENGTH,
+  LABEL_VALUE_PATTERN,
+  OBJECT_NAME_MAX_LENGTH,
+  OBJECT_NAME_PATTERN,
+  QUANTITY_MAX_LENGTH,
+  RFC3339_PATTERN,
+  SCHEDULE_MAX_LENGTH,
+  TIME_ZONE_MAX_LENGTH,
+  TIME_ZONE_PATTERN,
+  isPositiveQuantity,
+} from './formats.js';
+import {
+  celRegex,
+  exactlyOneOf,
+  immutable,
+  keysMatch,
+  matches,
+  uniqueItems,
+  uniqueKeys,
+  withRules,
+} from './rules.js';
+import { PARAM_FORCE_DELETE } from './snapshot.js';
+
+export const GROUP = 'snapback.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}` as const;
+export const CATEGORY = 'snapback';
+
+export const BACKUP_POLICY_KIND = 'BackupPolicy';
+export const BACKUP_POLICY_PLURAL = 'backuppolicies';
+export const BACKUP_POLICY_SINGULAR = 'backuppolicy';
+export const BACKUP_POLICY_SHORT_NAME = 'bp';
+
+export const RESTORE_JOB_KIND = 'RestoreJob';
+export const RESTORE_JOB_PLURAL = 'restorejobs';
+export const RESTORE_JOB_SINGULAR = 'restorejob';
+export const RESTORE_JOB_SHORT_NAME = 'rj';
+
+/** On every VolumeSnapshot a BackupPolicy creates: the policy's name. */
+export const LABEL_POLICY = `${GROUP}/policy`;
+/** On every VolumeSnapshot a BackupPolicy creates: the name of the PVC it is a snapshot of. */
+export const LABEL_PVC = `${GROUP}/pvc`;
+/** On a BackupPolicy: a new value asks for one run now (each distinct value runs once). */
+export const ANN_RUN_NOW = `${GROUP}/run-now`;
+
+/** Condition types both kinds report. */
+export const CONDITION_READY = 'Ready';
+export const CONDITION_DEGRADED = 'Degraded';
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+const objectName = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(OBJECT_NAME_MAX_LENGTH)
+    .regex(
+      new RegExp(OBJECT_NAME_PATTERN),
+      `${what} must be a lowercase DNS-1123 name (a-z, 0-9, '-' and '.')`,
+    );
+
+/** Times are RFC 3339 strings on the wire, as the API server stores them. */
+const dateTime = () => z.iso.datetime({ offset: true });
+
+function boundedMap<V extends z.ZodType>(value: V, maxProperties: number, what: string) {
+  return z
+    .record(z.string(), value)
+    .superRefine((map, ctx) => {
+      if (Object.keys(map).length > maxProperties) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${what} must have at most ${maxProperties} entries`,
+          input: map,
+        });
+      }
+    })
+    .meta({ maxProperties });
+}
+
+const labelValue = z
+  .string()
+  .max(LABEL_VALUE_MAX_LENGTH)
+  .regex(
+    new RegExp(LABEL_VALUE_PATTERN),
+    'label values are at most 63 characters of a-z, A-Z, 0-9, -, _ and ., alphanumeric at both ends',
+  );
+
+const labelKeysRule = (what: string) =>
+  keysMatch(
+    LABEL_KEY_PATTERN,
+    `${what} keys must be an optional DNS prefix and '/', then a name of at most 63 characters of a-z, A-Z, 0-9, -, _ and .`,
+  );
+
+const labelMap = (what: string) =>
+  withRules(boundedMap(labelValue, 64, what), [labelKeysRule(what)]);
+
+const annotationMap = (what: string) =>
+  withRules(boundedMap(z.string().max(4096), 64, what), [labelKeysRule(what)]);
+
+/** A list whose items are unique, merged as a set by server-side apply. */
+function setOf<T extends z.ZodType>(item: T, maxItems: number, what: string) {
+  return z
+    .array(item)
+    .max(maxItems)
+    .refine((items) => uniqueItems(items), `${what} must not repeat an entry`)
+    .meta({ 'x-kubernetes-list-type': 'set' });
+}
+
+/** A list keyed by one field, merged by that key by server-side apply. */
+function mapListOf<T extends z.ZodType<Record<K, unknown>>, K extends string>(
+  item: T,
+  key: K,
+  maxItems: number,
+  what: string,
+) {
+  return z
+    .array(item)
+    .max(maxItems)
+    .refine((items) => uniqueKeys(items, (entry) => entry[key]), `${what} must not repeat a ${key}`)
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': [key] });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditions (the shape of metav1.Condition)
+
+export const ConditionSchema = z
+  .strictObject({
+    type: z
+      .string()
+      .min(1)
+      .max(316)
+      .regex(
+        /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
+      )
+      .describe('The aspect this condition reports on, in CamelCase, e.g. Ready or Degraded.'),
+    status: z
+      .enum(['True', 'False', 'Unknown'])
+      .describe('Whether the condition holds: True, False or Unknown.'),
+    observedGeneration: z
+      .int()
+      .min(0)
+      .optional()
+      .describe('The metadata.generation of the object when this condition was last set.'),
+    lastTransitionTime: dateTime().describe('When the status last changed.'),
+    reason: z
+      .string()
+      .min(1)
+      .max(1024)
+      .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
+      .describe('A CamelCase word for the cause of the last transition, for tools to match.'),
+    message: z
+      .string()
+      .max(32768)
+      .describe('What happened and, when something is wrong, what to do about it.'),
+  })
+  .describe('One observation about the state of the object.');
+export type Condition = z.infer<typeof ConditionSchema>;
+
+const conditions = () =>
+  mapListOf(ConditionSchema, 'type', 32, 'conditions').describe(
+    'The latest observations of the state of this object, one per type.',
+  );
+
+// ---------------------------------------------------------------------------------------------
+// BackupPolicy
+
+export const LabelSelectorRequirementSchema = withRules(
+  z.strictObject({
+    key: z
+      .string()
+      .min(1)
+      .max(LABEL_KEY_MAX_LENGTH)
+      .describe('The label key the requirement applies to.'),
+    operator: z
+      .enum(['In', 'NotIn', 'Exists', 'DoesNotExist'])
+      .describe('How the label relates to the values: In, NotIn, Exists or DoesNotExist.'),
+    values: z
+      .array(labelValue)
+      .max(64)
+      .optional()
+      .describe('The label values for In and NotIn; must be empty for Exists and DoesNotExist.'),
+  }),
+  [
+    {
+      rule: "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",
+      message:
+        'values must be non-empty when operator is In or NotIn, and empty when it is Exists or DoesNotExist',
+      fieldPath: '.values',
+      check: ({ operator, values }) =>
+        operator === 'In' || operator === 'NotIn'
+          ? (values?.length ?? 0) > 0
+          : (values?.length ?? 0) === 0,
+    },
+  ],
+).describe('A requirement on one label of a PVC.');
+export type LabelSelectorRequirement = z.infer<typeof LabelSelectorRequirementSchema>;
+
+export const LabelSelectorSchema = z
+  .strictObject({
+    matchLabels: labelMap('selector.matchLabels')
+      .optional()
+      .describe('Labels a PVC must carry, with these exact values.'),
+    matchExpressions: z
+      .array(LabelSelectorRequirementSchema)
+      .max(32)
+      .optional()
+      .describe('Further requirements on the labels of a PVC; all of them must hold.'),
+  })
+  .meta({ 'x-kubernetes-map-type': 'atomic' })
+  .describe(
+    'Selects PVCs of this namespace by label. Both matchLabels and matchExpressions must match; an empty selector selects every PVC of the namespace.',
+  );
+export type LabelSelector = z.infer<typeof LabelSelectorSchema>;
+
+export const SnapshotClassTemplateSchema = withRules(
+  z.strictObject({
+    driver: z
+      .string()
+      .min(1)
+      .max(CSI_DRIVER_NAME_MAX_LENGTH)
+      .regex(
+        new RegExp(CSI_DRIVER_NAME_PATTERN),
+        'driver must be a CSI driver name such as diskplugin.csi.alibabacloud.com',
+      )
+      .describe(
+        'The CSI driver that takes the snapshots, e.g. diskplugin.csi.alibabacloud.com for Alibaba Cloud disks or local.snapback.dev for the local backend. It must be the driver of the selected PVCs.',
+      ),
+    deletionPolicy: z
+      .enum(['Delete', 'Retain'])
+      .default('Delete')
+      .describe(
+        'What happens to the stored snapshot when its VolumeSnapshot is deleted (for example by retention): Delete removes it from the storage system, Retain keeps it there and only removes the Kubernetes objects.',
+      ),
+    forceDelete: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Allow deleting a snapshot from which disks were created. When false, a snapshot that still has dependent disks is kept until they are gone. A disk still being created from a snapshot blocks its deletion either way.',
+      ),
+    parameters: boundedMap(z.string().max(4096), 64, 'snapshotClass.template.parameters')
+      .optional()
+      .describe(
+        'Driver-specific parameters of the VolumeSnapshotClass, passed to the CSI driver when a snapshot is taken. forceDelete is set through its own field, not here.',
+      ),
+  }),
+  [
+    {
+      rule: `!has(self.parameters) || !('${PARAM_FORCE_DELETE}' in self.parameters)`,
+      message: 'parameters must not contain forceDelete: set snapshotClass.template.forceDelete',
+      fieldPath: '.parameters',
+      check: ({ parameters }) => parameters === undefined || !(PARAM_FORCE_DELETE in parameters),
+    },
+  ],
+).describe(
+  'A VolumeSnapshotClass that snapback creates and owns for this policy, named after the policy and deleted with it.',
+);
+export type SnapshotClassTemplate = z.infer<typeof SnapshotClassTemplateSchema>;
+
+export const SnapshotClassRefSchema = withRules(
+  z.strictObject({
+    name: objectName('snapshotClass.name')
+      .optional()
+      .describe('The name of an existing VolumeSnapshotClass to use.'),
+    template: SnapshotClassTemplateSchema.optional(),
+  }),
+  [
+    exactlyOneOf(
+      ['name', 'template'],
+      'exactly one of snapshotClass.name or snapshotClass.template must be set',
+    ),
+  ],
+).describe(
+  'The VolumeSnapshotClass of the snapshots: exactly one of name (an existing class) or template (a class snapback creates). When snapshotClass is omitted, the snapshots use the default class of the PVC driver (the class annotated snapshot.storage.kubernetes.io/is-default-class: "true").',
+);
+export type SnapshotClassRef = z.infer<typeof SnapshotClassRefSchema>;
+
+const retentionCount = (description: string) =>
+  z.int().min(0).max(10000).optional().describe(description);
+
+const RETENTION_RULES = [
+  'keepLast',
+  'maxAge',
+  'hourly',
+  'daily',
+  'weekly',
+  'monthly',
+  'yearly',
+] as const;
+
+export const RetentionSchema = withRules(
+  z.strictObject({
+    keepLast: retentionCount('Keep the newest N ready snapshots of each PVC.'),
+    maxAge: withRules(z.string().max(DURATION_MAX_LENGTH), [
+      {
+        rule: `self.matches(${celRegex(DURATION_PATTERN)}) && self.matches(${celRegex(NONZERO_PATTERN)})`,
+        message:
+          'maxAge must be a positive duration such as 36h, 30d or 1w2d (units s, m, h, d, w)',
+        check: (value) =>
+          new RegExp(DURATION_PATTERN).test(value) && new RegExp(NONZERO_PATTERN).test(value),
+      },
+    ])
+      .optional()
+      .describe(
+        'The count rules (keepLast and the tiers) keep no snapshot older than this; without a count rule, every snapshot younger than this is kept. Whole units of s, m, h, d (24h) and w (7d), e.g. 36h, 30d or 1w2d.',
+      ),
+    hourly: retentionCount(
+      'Keep the newest snapshot of each of the last N hours that have one (grandfather-father-son rotation).',
+    ),
+    daily: retentionCount('Keep the newest snapshot of each of the last N days that have one.'),
+    weekly: retentionCount('Keep the newest snapshot of each of the last N weeks that have one.'),
+    monthly: retentionCount('Keep the newest snapshot of each of the last N months that have one.'),
+    yearly: retentionCount('Keep the newest snapshot of each of the last N years that have one.'),
+    minReady: z
+      .int()
+      .min(1)
+      .max(10000)
+      .default(1)
+      .describe('The newest minReady ready snapshots of each PVC are always kept.'),
+  }),
+  [
+    {
+      rule: RETENTION_RULES.map((field) => `has(self.${field})`).join(' || '),
+      message: `retention needs at least one of ${RETENTION_RULES.join(', ')}`,
+      check: (retention) => RETENTION_RULES.some((field) => retention[field] !== undefined),
+    },
+  ],
+).describe(
+  'Which snapshots of each PVC to keep after every run; the others are deleted. The rules count ready snapshots only, and a snapshot is kept when any count rule keeps it. Pruning never deletes a snapshot that is not ready, the newest minReady ready ones, or one a restore is using, and it pauses while the policy is suspended or the latest run of the PVC failed. Calendar periods (hours, days, ISO weeks, months, years) are those of spec.timeZone. Without retention, no snapshot is deleted.',
+);
+export type Retention = z.infer<typeof RetentionSchema>;
+
+export const BackupPolicySpecSchema = withRules(
+  z.strictObject({
+    selector: LabelSelectorSchema.optional(),
+    pvcNames: setOf(objectName('pvcNames entries'), 100, 'pvcNames')
+      .min(1)
+      .optional()
+      .describe(
+        'The names of the PVCs of this namespace to back up. Set either pvcNames or selector.',
+      ),
+    schedule: withRules(z.string().max(SCHEDULE_MAX_LENGTH), [
+      matches(
+        CRON_PATTERN,
+        'schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week) or one of @hourly, @daily, @weekly, @monthly',
+      ),
+    ]).describe(
+      'When to take snapshots: a 5-field cron expression (minute hour day-of-month month day-of-week, numbers only, Sunday is 0), e.g. "0 2 * * *" for 02:00 every day, or one of @hourly, @daily, @weekly, @monthly.',
+    ),
+    timeZone: z
+      .string()
+      .max(TIME_ZONE_MAX_LENGTH)
+      .regex(
+        new RegExp(TIME_ZONE_PATTERN),
+        'timeZone must be an IANA time-zone name such as UTC or Europe/Berlin',
+      )
+      .default('UTC')
+      .describe(
+        'The IANA time zone the schedule and the retention periods are read in, e.g. Asia/Shanghai. Defaults to UTC.',
+      ),
+    startingDeadlineSeconds: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        'A scheduled run that cannot start within this many seconds of its time (say, the controller was down) is skipped and counted in status.missedRuns; without a deadline it runs late. Of several runs missed in a row, only the most recent is made up.',
+      ),
+    suspend: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Pause the schedule: while suspended no scheduled run happens, none counts as missed, and no snapshot is pruned. Resuming does not catch up on the paused period.',
+      ),
+    snapshotClass: SnapshotClassRefSchema.optional(),
+    retention: RetentionSchema.optional(),
+  }),
+  [exactlyOneOf(['selector', 'pvcNames'], 'exactly one of selector or pvcNames must be set')],
+).describe(
+  'Which PVCs to snapshot, when, with which VolumeSnapshotClass, and how many snapshots to keep.',
+);
+export type BackupPolicySpec = z.infer<typeof BackupPolicySpecSchema>;
+export type BackupPolicySpecInput = z.input<typeof BackupPolicySpecSchema>;
+
+export const PvcBackupStatusSchema = z
+  .strictObject({
+    pvcName: objectName('pvcName').describe('The PVC.'),
+    readySnapshots: z
+      .int()
+      .min(0)
+      .describe('How many snapshots of this PVC are ready to restore from.'),
+    totalSnapshots: z.int().min(0).describe('How many snapshots of this PVC exist, ready or not.'),
+    lastSnapshotName: objectName('lastSnapshotName')
+      .optional()
+      .describe('The VolumeSnapshot the most recent run created for this PVC.'),
+    lastReadyTime: dateTime()
+      .optional()
+      .describe('When the newest ready snapshot of this PVC was taken.'),
+    message: z
+      .string()
+      .max(32768)
+      .optional()
+      .describe('Why the last run failed for this PVC; absent when it succeeded.'),
+  })
+  .describe('The snapshots of one selected PVC.');
+export type PvcBackupStatus = z.infer<typeof PvcBackupStatusSchema>;
+
+export const BackupPolicyStatusSchema = z
+  .strictObject({
+    observedGeneration: z
+      .int()
+      .min(0)
+      .optional()
+      .describe('The metadata.generation this status describes.'),
+    conditions: conditions().optional(),
+    lastScheduleTime: dateTime().optional().describe('The scheduled time of the most recent run.'),
+    nextScheduleTime: dateTime()
+      .optional()
+      .describe('When the next scheduled run is due; absent while suspended.'),
+    lastSuccessfulTime: dateTime()
+      .optional()
+      .describe('The scheduled time of the most recent run that snapshotted every selected PVC.'),
+    missedRuns: z
+      .int()
+      .min(0)
+      .optional()
+      .describe('How many scheduled runs were skipped because they could not start in time.'),
+    lastRunNowToken: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe('The value of the snapback.dev/run-now annotation that was last acted on.'),
+    readySnapshots: z.int().min(0).optional().describe('Ready snapshots over all selected PVCs.'),
+    totalSnapshots: z
+      .int()
+      .min(0)
+      .optional()
+      .describe('Snapshots over all selected PVCs, ready or not.'),
+    readyOverTotal: z
+      .string()
+      .max(64)
+      .optional()
+      .describe('readySnapshots/totalSnapshots as text, e.g. 6/7, for kubectl get.'),
+    pvcs: mapListOf(PvcBackupStatusSchema, 'pvcName', 1000, 'pvcs')
+      .optional()
+      .describe('One entry per PVC the policy selects.'),
+  })
+  .describe('The observed state of the policy, written by snapback.');
+export type BackupPolicyStatus = z.infer<typeof BackupPolicyStatusSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// RestoreJob
+
+export const RESTORE_JOB_PHASES = ['Pending', 'Restoring', 'Succeeded', 'Failed'] as const;
+export type RestoreJobPhase = (typeof RESTORE_JOB_PHASES)[number];
+
+/** The value of `at` that means "the newest ready snapshot". */
+export const AT_LATEST = 'latest';
+
+export const BackupPolicySourceSchema = z
+  .strictObject({
+    name: objectName('source.backupPolicy.name').describe(
+      'The BackupPolicy (same namespace) whose snapshots to restore from.',
+    ),
+    pvcName: objectName('source.backupPolicy.pvcName').describe(
+      'The PVC whose snapshot to restore (the value of its snapback.dev/pvc label).',
+    ),
+    at: withRules(z.string().max(64), [
+      {
+        rule: `self == '${AT_LATEST}' || self.matches(${celRegex(RFC3339_PATTERN)})`,
+        message: "at must be 'latest' or an RFC 3339 time such as 2025-06-01T02:00:00Z",
+        check: (value) => value === AT_LATEST || new RegExp(RFC3339_PATTERN).test(value),
+      },
+    ])
+      .default(AT_LATEST)
+      .describe(
+        'Which snapshot: "latest" (the default) for the newest ready one, or an RFC 3339 time such as 2025-06-01T02:00:00Z for the newest ready one taken at or before it.',
+      ),
+  })
+  .describe('Restore a snapshot that a BackupPolicy took of one PVC.');
+export type BackupPolicySource = z.infer<typeof BackupPolicySourceSchema>;
+
+export const RestoreSourceSchema = withRules(
+  z.strictObject({
+    volumeSnapshotName: objectName('source.volumeSnapshotName')
+      .optional()
+      .describe('The VolumeSnapshot (same namespace) to restore.'),
+    backupPolicy: BackupPolicySourceSchema.optional(),
+  }),
+  [
+    exactlyOneOf(
+      ['volumeSnapshotName', 'backupPolicy'],
+      'exactly one of source.volumeSnapshotName or source.backupPolicy must be set',
+    ),
+  ],
+).describe(
+  'The snapshot to restore: exactly one of volumeSnapshotName or backupPolicy. The snapshot must be ready to use.',
+);
+export type RestoreSource = z.infer<typeof RestoreSourceSchema>;
+
+const sizeSchema = withRules(
+  z
+    .union([z.int().positive(), z.string().max(QUANTITY_MAX_LENGTH)])
+    .meta({ 'x-kubernetes-int-or-string': true, maxLength: QUANTITY_MAX_LENGTH }),
+  [
+    {
+      rule: "type(self) == int ? self > 0 : isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",
+      message: 'size must be a positive quantity such as 20Gi',
+      check: (value) => (typeof value === 'number' ? value > 0 : isPositiveQuantity(value)),
+    },
+  ],
+)
+  .transform((value) => String(value))
+  .describe(
+    'The capacity of the new PVC, e.g. 20Gi; at least the restore size of the snapshot. Defaults to the restore size of the snapshot, or to the size of the source PVC when it is larger.',
+  );
+
+export const ACCESS_MODES = [
+  'ReadWriteOnce',
+  'ReadOnlyMany',
+  'ReadWriteMany',
+  'ReadWriteOncePod',
+] as const;
+
+export const RestoreTargetSchema = z
+  .strictObject({
+    pvcName: objectName('target.pvcName').describe(
+      'The name of the PVC to create in this namespace. It must not exist yet: a restore never overwrites a volume.',
+    ),
+    storageClassName: objectName('target.storageClassName')
+      .optional()
+      .describe(
+        'The StorageClass of the new PVC. Defaults to that of the source PVC while it exists, otherwise to the cluster default.',
+      ),
+    size: sizeSchema.optional(),
+    accessModes: setOf(z.enum(ACCESS_MODES), 4, 'accessModes')
+      .min(1)
+      .optional()
+      .describe(
+        'The access modes of the new PVC. Defaults to those of the source PVC while it exists, otherwise to ReadWriteOnce.',
+      ),
+    labels: labelMap('target.labels').optional().describe('Labels to put on the new PVC.'),
+    annotations: annotationMap('target.annotations')
+      .optional()
+      .describe('Annotations to put on the new PVC.'),
+  })
+  .describe('The PVC to create from the snapshot.');
+export type RestoreTarget = z.infer<typeof RestoreTargetSchema>;
+
+export const RestoreJobSpecSchema = withRules(
+  z.strictObject({ source: RestoreSourceSchema, target: RestoreTargetSchema }),
+  [
+    immutable(
+      'spec is immutable: to restore something else, create another RestoreJob (deleting this one never deletes data)',
+    ),
+  ],
+).describe('What to restore and where. Immutable once created.');
+export type RestoreJobSpec = z.infer<typeof RestoreJobSpecSchema>;
+export type RestoreJobSpecInput = z.input<typeof RestoreJobSpecSchema>;
+
+export const RestoreJobStatusSchema = z
+  .strictObject({
+    observedGeneration: z
+      .int()
+      .min(0)
+      .optional()
+      .describe('The metadata.generation this status describes.'),
+    phase: z
+      .enum(RESTORE_JOB_PHASES)
+      .optional()
+      .describe(
+        'Pending (waiting for a ready snapshot), Restoring (the PVC exists and is being provisioned), Succeeded (the PVC is Bound) or Failed (see message).',
+      ),
+    source: z.string().max(1024).optional().describe('The source in one line, for kubectl get.'),
+    snapshotName: objectName('snapshotName')
+      .optional()
+      .describe('The VolumeSnapshot being restored, once resolved.'),
+    pvcName: objectName('pvcName').optional().describe('The PVC created for the restore.'),
+    conditions: conditions().optional(),
+    startTime: dateTime().optional().describe('When the restore started.'),
+    completionTime: dateTime().optional().describe('When the restore succeeded or failed.'),
+    message: z
+      .string()
+      .max(32768)
+      .optional()
+      .describe('What the restore is waiting for, or why it failed.'),
+  })
+  .describe('The observed state of the restore, written by snapback.');
+export type RestoreJobStatus = z.infer<typeof RestoreJobStatusSchema>;
+
+/** The one-line source a RestoreJob's status shows in the SOURCE column. */
+export function restoreSourceSummary(source: RestoreSource): string {
+  if (source.volumeSnapshotName !== undefined) return `snapshot/${source.volumeSnapshotName}`;
+  const { name, pvcName, at } = source.backupPolicy!;
+  return `policy/${name} pvc/${pvcName} at ${at}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole objects
+
+const ObjectMetaSchema = z.looseObject({
+  name: z.string().optional(),
+  namespace: z.string().optional(),
+});
+
+export const BackupPolicySchema = z.strictObject({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(BACKUP_POLICY_KIND),
+  metadata: ObjectMetaSchema,
+  spec: BackupPolicySpecSchema,
+  status: BackupPolicyStatusSchema.optional(),
+});
+
+export const RestoreJobSchema = z.strictObject({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(RESTORE_JOB_KIND),
+  metadata: ObjectMetaSchema,
+  spec: RestoreJobSpecSchema,
+  status: RestoreJobStatusSchema.optional(),
+});
+
+export interface BackupPolicy {
+  apiVersion: typeof API_VERSION;
+  kind: typeof BACKUP_POLICY_KIND;
+  metadata: ApiObjectMeta;
+  spec: BackupPolicySpec;
+  status?: BackupPolicyStatus;
+}
+
+export interface RestoreJob {
+  apiVersion: typeof API_VERSION;
+  kind: typeof RESTORE_JOB_KIND;
+  metadata: ApiObjectMeta;
+  spec: RestoreJobSpec;
+  status?: RestoreJobStatus;
+}
