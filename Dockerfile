@@ -1,0 +1,51 @@
+# syntax=docker/dockerfile:1
+# The snapback image: one binary, the role chosen by its first argument
+# (`controller`, `driver --backend=local|alicloud`, `all-in-one`).
+#
+#   make build is run inside the image build; nothing from the host's dist/ is used.
+#   docker build -t snapback:dev .
+
+# csi.proto comes from the Go module github.com/container-storage-interface/spec pinned in
+# tools/csi-spec, exactly as `make tools` fetches it; the Go toolchain stays in this stage.
+FROM golang:1.26-bookworm AS csi-spec
+ENV SNAPBACK_CACHE=/cache
+WORKDIR /src
+COPY tools/build.sh tools/build.sh
+COPY tools/csi-spec tools/csi-spec
+RUN bash tools/build.sh build csi-spec
+
+FROM node:24-bookworm-slim AS build
+ENV SNAPBACK_CACHE=/cache
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends make \
+  && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Dependencies first, so a source change does not reinstall them.
+COPY package.json package-lock.json .npmrc Makefile ./
+RUN make deps
+# The fetched csi.proto, at the cache path tools/build.sh computes from tools/csi-spec.
+COPY --from=csi-spec /cache /cache
+COPY tsconfig.json tsconfig.build.json ./
+COPY tools/build.sh tools/build.sh
+COPY tools/csi-spec/go.mod tools/csi-spec/go.sum tools/csi-spec/
+COPY src ./src
+# The driver and the sidecars load csi.proto at run time from dist/.
+RUN make build \
+  && cp "$(bash tools/build.sh paths | sed -n 's/^CSI_PROTO=//p')" dist/csi.proto \
+  && test -f dist/src/cli/main.js
+
+FROM node:24-bookworm-slim
+# The local backend formats and mounts disk images (mkfs.ext4, losetup, mount, fsfreeze).
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends e2fsprogs mount util-linux \
+  && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /src/dist ./dist
+# The image's own `node` user (uid 1000), numeric so kubelet can verify runAsNonRoot. The
+# local driver's DaemonSet overrides it with root, which mounting requires.
+USER 1000:1000
+ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
+CMD ["--help"]

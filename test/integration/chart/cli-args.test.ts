@@ -1,0 +1,76 @@
+import { expect } from 'chai';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { stackOptions } from '../../../src/cli/controller.js';
+import { driverOptions, parseFlags } from '../../../src/cli/driver.js';
+import { silentLogger } from '../../../src/observability/logger.js';
+import { alicloudValues, renderChart, type KubeManifest } from './helm.js';
+
+interface Container {
+  name: string;
+  args?: string[];
+}
+
+/** The snapback containers of the chart's workloads, with their arguments as kubelet passes them. */
+function snapbackContainers(manifests: KubeManifest[]): { where: string; args: string[] }[] {
+  return manifests
+    .filter((m) => m.kind === 'Deployment' || m.kind === 'DaemonSet')
+    .flatMap((m) =>
+      (
+        m as unknown as { spec: { template: { spec: { containers: Container[] } } } }
+      ).spec.template.spec.containers
+        .filter((c) => c.args?.[0] === 'controller' || c.args?.[0] === 'driver')
+        .map((c) => ({
+          where: `${m.kind}/${m.metadata.name} container ${c.name}`,
+          // kubelet expands $(VAR) from the container's env
+          args: c.args!.map((a) =>
+            a.replace('$(POD_NAMESPACE)', 'snapback-system').replace('$(NODE_NAME)', 'node-1'),
+          ),
+        })),
+    );
+}
+
+/**
+ * The chart and the `snapback` command must agree on every flag: a flag the command does not
+ * know stops the container at start-up, which no `helm install` test can see without a kubelet.
+ */
+describe('Helm chart charts/snapback: arguments the snapback command accepts', function () {
+  // in-cluster configuration does not exist here; any kubeconfig file lets the flags parse
+  const kubeconfig = path.join(mkdtempSync(path.join(os.tmpdir(), 'snapback-args-')), 'kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]',
+      'users: [{name: u, user: {token: t}}]',
+      'contexts: [{name: c, context: {cluster: c, user: u}}]',
+      'current-context: c',
+    ].join('\n'),
+  );
+
+  for (const [label, args] of [
+    ['default values (local backend)', []],
+    ['ACK values (alicloud backend)', ['-f', alicloudValues]],
+    ['backend none', ['--set', 'driver.backend=none']],
+  ] as const) {
+    it(`parses every controller and driver command line of the ${label}`, async function () {
+      const containers = snapbackContainers(await renderChart([...args]));
+      expect(containers.length).to.be.greaterThan(0);
+      for (const { where, args: commandLine } of containers) {
+        const [command, ...flags] = commandLine;
+        try {
+          if (command === 'controller') {
+            const options = stackOptions({ ...parseFlags(flags), kubeconfig }, {}, silentLogger());
+            expect(options.httpEndpoint, where).to.match(/^:\d+$/);
+          } else {
+            driverOptions(parseFlags(flags));
+          }
+        } catch (error) {
+          expect.fail(`${where}: ${(error as Error).message}`);
+        }
+      }
+    });
+  }
+});

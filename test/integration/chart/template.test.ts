@@ -1,0 +1,531 @@
+import { expect } from 'chai';
+import {
+  alicloudValues,
+  chartDir,
+  findOne,
+  helm,
+  kinds,
+  renderChart,
+  templateArgs,
+  type KubeManifest,
+} from './helm.js';
+
+interface Container {
+  name: string;
+  args?: string[];
+  env?: {
+    name: string;
+    value?: string;
+    valueFrom?: { secretKeyRef?: { name: string; key: string } };
+  }[];
+  ports?: { name: string; containerPort: number }[];
+  livenessProbe?: { httpGet?: { path: string; port: string } };
+  readinessProbe?: { httpGet?: { path: string; port: string } };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: Record<string, unknown>;
+  volumeMounts?: {
+    name: string;
+    mountPath: string;
+    mountPropagation?: string;
+    readOnly?: boolean;
+  }[];
+}
+
+interface PodSpec {
+  serviceAccountName?: string;
+  securityContext?: Record<string, unknown>;
+  containers: Container[];
+  volumes?: {
+    name: string;
+    emptyDir?: object;
+    hostPath?: { path: string };
+    secret?: Record<string, unknown>;
+  }[];
+  affinity?: Record<string, unknown>;
+}
+
+const podSpec = (workload: KubeManifest): PodSpec =>
+  (workload as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+
+const container = (spec: PodSpec, name: string): Container => {
+  const found = spec.containers.find((c) => c.name === name);
+  if (!found)
+    throw new Error(`no container ${name} among ${spec.containers.map((c) => c.name).join(', ')}`);
+  return found;
+};
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+const rulesOf = (role: KubeManifest): Rule[] => (role as unknown as { rules: Rule[] }).rules;
+
+/** The verbs a role grants on group/resource (empty when none). */
+function verbsOn(role: KubeManifest, group: string, resource: string): string[] {
+  return rulesOf(role)
+    .filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource))
+    .flatMap((r) => r.verbs)
+    .sort();
+}
+
+describe('Helm chart charts/snapback: lint, template, schema', function () {
+  it('passes `helm lint --strict` with the default values and with the ACK values', async function () {
+    const defaults = await helm(['lint', '--strict', chartDir]);
+    expect(defaults.code, defaults.stdout + defaults.stderr).to.equal(0);
+    const ack = await helm(['lint', '--strict', chartDir, '-f', alicloudValues]);
+    expect(ack.code, ack.stdout + ack.stderr).to.equal(0);
+  });
+
+  describe('default values (local backend)', function () {
+    let manifests: KubeManifest[];
+
+    before(async function () {
+      manifests = await renderChart();
+    });
+
+    it('renders the expected objects', function () {
+      expect(kinds(manifests)).to.deep.equal(
+        [
+          'CSIDriver/local.snapback.dev',
+          'ClusterRole/snapback-controller',
+          'ClusterRoleBinding/snapback-controller',
+          'CustomResourceDefinition/backuppolicies.snapback.dev',
+          'CustomResourceDefinition/restorejobs.snapback.dev',
+          'DaemonSet/snapback-node',
+          'Deployment/snapback-controller',
+          'PodDisruptionBudget/snapback-controller',
+          'Role/snapback-leader-election',
+          'RoleBinding/snapback-leader-election',
+          'Service/snapback-metrics',
+          'ServiceAccount/snapback',
+          'ServiceAccount/snapback-node',
+          'StorageClass/snapback-local',
+          'VolumeSnapshotClass/snapback-local',
+        ].sort(),
+      );
+    });
+
+    it('keeps the snapback.dev CRDs on uninstall', function () {
+      const crds = manifests.filter((m) => m.kind === 'CustomResourceDefinition');
+      expect(crds.map((m) => m.metadata.name).sort()).to.deep.equal([
+        'backuppolicies.snapback.dev',
+        'restorejobs.snapback.dev',
+      ]);
+      for (const crd of crds) {
+        expect(crd.metadata.annotations?.['helm.sh/resource-policy'], crd.metadata.name).to.equal(
+          'keep',
+        );
+        expect(crd.metadata.labels?.['app.kubernetes.io/instance'], crd.metadata.name).to.equal(
+          'snapback',
+        );
+      }
+    });
+
+    it('runs a 2-replica, leader-elected, probed, restricted controller Deployment', function () {
+      const deployment = findOne(manifests, 'Deployment', 'snapback-controller');
+      expect((deployment as unknown as { spec: { replicas: number } }).spec.replicas).to.equal(2);
+      const spec = podSpec(deployment);
+      expect(spec.serviceAccountName).to.equal('snapback');
+      expect(spec.securityContext).to.deep.include({ runAsNonRoot: true, runAsUser: 1000 });
+      expect(spec.securityContext?.seccompProfile).to.deep.equal({ type: 'RuntimeDefault' });
+      const controller = container(spec, 'controller');
+      expect(controller.args).to.include.members([
+        'controller',
+        '--leader-election=true',
+        '--leader-election-namespace=$(POD_NAMESPACE)',
+        '--leader-election-name=snapback-controller',
+        '--http-endpoint=:8080',
+        '--snapshot-controller=true',
+        '--csi-snapshotter=true',
+        '--csi-provisioner=true',
+        '--csi-address=unix:///csi/csi.sock',
+      ]);
+      expect(controller.livenessProbe?.httpGet).to.deep.equal({ path: '/healthz', port: 'http' });
+      expect(controller.readinessProbe?.httpGet).to.deep.equal({ path: '/readyz', port: 'http' });
+      expect(controller.ports).to.deep.include({
+        name: 'http',
+        containerPort: 8080,
+        protocol: 'TCP',
+      });
+      expect(controller.securityContext).to.deep.equal({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(controller.resources?.requests).to.have.keys('cpu', 'memory');
+      expect(controller.resources?.limits).to.have.key('memory');
+      // the local driver's socket, on the node, next to a driver pod
+      const socket = spec.volumes?.find((v) => v.name === 'socket-dir');
+      expect(socket?.hostPath?.path).to.equal('/var/lib/kubelet/plugins/local.snapback.dev');
+      expect(JSON.stringify(spec.affinity)).to.contain('"app.kubernetes.io/component":"node"');
+    });
+
+    it('runs the local driver as a DaemonSet registered with kubelet', function () {
+      const daemonSet = findOne(manifests, 'DaemonSet', 'snapback-node');
+      const spec = podSpec(daemonSet);
+      const driver = container(spec, 'driver');
+      expect(driver.args).to.include.members([
+        'driver',
+        '--backend=local',
+        '--endpoint=unix:///csi/csi.sock',
+        '--node-id=$(NODE_NAME)',
+        '--root=/var/lib/snapback/local',
+        '--http-endpoint=:8081',
+      ]);
+      expect(driver.securityContext?.privileged).to.equal(true);
+      // the socket's group is the controller's, so the non-root controller may connect
+      expect(driver.securityContext?.runAsGroup).to.equal(1000);
+      expect(driver.volumeMounts).to.deep.include({
+        name: 'pods-dir',
+        mountPath: '/var/lib/kubelet/pods',
+        mountPropagation: 'Bidirectional',
+      });
+      const registrar = container(spec, 'node-driver-registrar');
+      expect(registrar.args).to.include(
+        '--kubelet-registration-path=/var/lib/kubelet/plugins/local.snapback.dev/csi.sock',
+      );
+      expect(spec.volumes?.find((v) => v.name === 'registration-dir')?.hostPath?.path).to.equal(
+        '/var/lib/kubelet/plugins_registry',
+      );
+      const csiDriver = findOne(manifests, 'CSIDriver') as unknown as {
+        spec: { attachRequired: boolean };
+      };
+      expect(csiDriver.spec.attachRequired).to.equal(false);
+    });
+
+    it('creates the example classes for the local driver, forceDelete explicit', function () {
+      const storageClass = findOne(manifests, 'StorageClass') as unknown as {
+        provisioner: string;
+        volumeBindingMode: string;
+      };
+      expect(storageClass.provisioner).to.equal('local.snapback.dev');
+      expect(storageClass.volumeBindingMode).to.equal('Immediate');
+      const snapshotClass = findOne(manifests, 'VolumeSnapshotClass');
+      expect(snapshotClass).to.deep.include({
+        driver: 'local.snapback.dev',
+        deletionPolicy: 'Delete',
+      });
+      expect(
+        (snapshotClass as unknown as { parameters: Record<string, string> }).parameters,
+      ).to.deep.equal({ forceDelete: 'false' });
+      expect(snapshotClass.metadata.annotations?.['helm.sh/hook']).to.equal(undefined);
+    });
+
+    it('grants the controllers what they do and no access to Secrets', function () {
+      const role = findOne(manifests, 'ClusterRole', 'snapback-controller');
+      expect(verbsOn(role, 'snapback.dev', 'backuppolicies')).to.deep.equal([
+        'get',
+        'list',
+        'patch',
+        'update',
+        'watch',
+      ]);
+      expect(verbsOn(role, 'snapback.dev', 'restorejobs/status')).to.deep.equal([
+        'get',
+        'patch',
+        'update',
+      ]);
+      expect(verbsOn(role, 'snapshot.storage.k8s.io', 'volumesnapshots')).to.deep.equal([
+        'create',
+        'delete',
+        'get',
+        'list',
+        'patch',
+        'update',
+        'watch',
+      ]);
+      expect(
+        verbsOn(role, 'snapshot.storage.k8s.io', 'volumesnapshotcontents/status'),
+      ).to.deep.equal(['patch', 'update']);
+      expect(verbsOn(role, '', 'persistentvolumes')).to.deep.equal([
+        'create',
+        'delete',
+        'get',
+        'list',
+        'patch',
+        'update',
+        'watch',
+      ]);
+      expect(verbsOn(role, '', 'persistentvolumeclaims')).not.to.include('delete');
+      expect(verbsOn(role, '', 'events')).to.deep.equal(['create', 'patch']);
+      expect(verbsOn(role, 'storage.k8s.io', 'csinodes')).to.deep.equal(['get', 'list', 'watch']);
+      for (const forbidden of ['secrets', 'pods', 'configmaps', 'leases', '*']) {
+        expect(
+          rulesOf(role).filter((r) => r.resources.includes(forbidden)),
+          `ClusterRole grants ${forbidden}`,
+        ).to.deep.equal([]);
+      }
+      expect(rulesOf(role).flatMap((r) => r.verbs)).not.to.include('*');
+
+      const leases = findOne(manifests, 'Role', 'snapback-leader-election');
+      expect(leases.metadata.namespace).to.equal('snapback-system');
+      expect(rulesOf(leases)).to.deep.equal([
+        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+        {
+          apiGroups: ['coordination.k8s.io'],
+          resources: ['leases'],
+          resourceNames: ['snapback-controller'],
+          verbs: ['get', 'update', 'patch'],
+        },
+      ]);
+    });
+  });
+
+  describe('ACK values (alicloud backend)', function () {
+    let manifests: KubeManifest[];
+
+    before(async function () {
+      manifests = await renderChart(['-f', alicloudValues]);
+    });
+
+    it('pairs the ECS driver with the controller in one pod over an emptyDir socket', function () {
+      const spec = podSpec(findOne(manifests, 'Deployment', 'snapback-controller'));
+      expect(spec.containers.map((c) => c.name)).to.deep.equal(['controller', 'driver']);
+      const driver = container(spec, 'driver');
+      expect(driver.args).to.include.members([
+        'driver',
+        '--backend=alicloud',
+        '--endpoint=unix:///csi/csi.sock',
+        '--region=cn-hangzhou',
+        '--zone=cn-hangzhou-h',
+        '--services=controller',
+        '--http-endpoint=:8081',
+        '--ecs-protocol=https',
+        '--ecs-network=public',
+      ]);
+      expect(container(spec, 'controller').args).to.include.members([
+        '--csi-snapshotter=true',
+        '--csi-provisioner=false',
+        '--csi-address=unix:///csi/csi.sock',
+      ]);
+      expect(spec.volumes?.find((v) => v.name === 'socket-dir')).to.deep.equal({
+        name: 'socket-dir',
+        emptyDir: {},
+      });
+      for (const c of spec.containers) {
+        expect(c.volumeMounts, c.name).to.deep.include({ name: 'socket-dir', mountPath: '/csi' });
+        expect(c.securityContext?.readOnlyRootFilesystem, c.name).to.equal(true);
+      }
+      // the access key reaches the driver container only, as files kubelet mounts
+      expect(driver.args).to.include.members([
+        '--credentials=secret-dir',
+        '--credentials-dir=/etc/snapback/alicloud',
+      ]);
+      expect(driver.volumeMounts).to.deep.include({
+        name: 'alicloud-credentials',
+        mountPath: '/etc/snapback/alicloud',
+        readOnly: true,
+      });
+      expect(spec.volumes?.find((v) => v.name === 'alicloud-credentials')).to.deep.equal({
+        name: 'alicloud-credentials',
+        secret: {
+          secretName: 'snapback-alicloud-credentials',
+          defaultMode: 0o440, // 288
+          items: [
+            { key: 'access-key-id', path: 'access-key-id' },
+            { key: 'access-key-secret', path: 'access-key-secret' },
+          ],
+        },
+      });
+      expect(JSON.stringify(container(spec, 'controller'))).not.to.contain('alicloud-credentials');
+      expect(spec.affinity).to.equal(undefined);
+    });
+
+    it('installs no node plugin, no CSIDriver and no StorageClass (ACK has its own)', function () {
+      const present = kinds(manifests);
+      expect(present.filter((k) => /^(DaemonSet|CSIDriver|StorageClass)\//.test(k))).to.deep.equal(
+        [],
+      );
+      expect(present).to.include('ServiceAccount/snapback');
+      expect(present).not.to.include('ServiceAccount/snapback-node');
+    });
+
+    it('creates the recipe’s class: diskplugin.csi.alibabacloud.com with forceDelete "true"', function () {
+      const snapshotClass = findOne(manifests, 'VolumeSnapshotClass', 'snapback-alicloud');
+      expect(snapshotClass).to.deep.include({ driver: 'diskplugin.csi.alibabacloud.com' });
+      expect(
+        (snapshotClass as unknown as { parameters: Record<string, string> }).parameters,
+      ).to.deep.equal({ forceDelete: 'true' });
+    });
+
+    it('grants no PV creation or node reads when the provisioner is off', function () {
+      const role = findOne(manifests, 'ClusterRole', 'snapback-controller');
+      expect(verbsOn(role, '', 'persistentvolumes')).to.deep.equal(['get', 'list', 'watch']);
+      expect(verbsOn(role, '', 'nodes')).to.deep.equal([]);
+    });
+
+    it('scrapes the driver container’s metrics too', function () {
+      const service = findOne(manifests, 'Service') as unknown as {
+        spec: { ports: { name: string }[] };
+      };
+      expect(service.spec.ports.map((p) => p.name)).to.deep.equal(['http', 'http-driver']);
+    });
+  });
+
+  describe('options', function () {
+    it('ships the snapshot.storage.k8s.io CRDs in crds/, for Helm to create only where absent', async function () {
+      const withCrds = await renderChart(['--include-crds']);
+      const snapshotCrds = withCrds.filter(
+        (m) =>
+          m.kind === 'CustomResourceDefinition' &&
+          m.metadata.name.endsWith('.snapshot.storage.k8s.io'),
+      );
+      expect(snapshotCrds.map((m) => m.metadata.name).sort()).to.deep.equal([
+        'volumesnapshotclasses.snapshot.storage.k8s.io',
+        'volumesnapshotcontents.snapshot.storage.k8s.io',
+        'volumesnapshots.snapshot.storage.k8s.io',
+      ]);
+      for (const crd of snapshotCrds) {
+        expect(crd.metadata.annotations?.['api-approved.kubernetes.io'], crd.metadata.name).to.be.a(
+          'string',
+        );
+      }
+    });
+
+    it('with backend none runs only the policy layer: no driver, no CSI flags, no classes', async function () {
+      const manifests = await renderChart([
+        '--set',
+        'driver.backend=none',
+        '--set',
+        'controller.snapshotController=false',
+      ]);
+      const spec = podSpec(findOne(manifests, 'Deployment'));
+      expect(spec.containers.map((c) => c.name)).to.deep.equal(['controller']);
+      expect(container(spec, 'controller').args).to.include.members([
+        '--snapshot-controller=false',
+        '--csi-snapshotter=false',
+        '--csi-provisioner=false',
+      ]);
+      expect(JSON.stringify(spec)).not.to.contain('csi.sock');
+      const present = kinds(manifests);
+      expect(
+        present.filter((k) => /^(DaemonSet|CSIDriver|StorageClass|VolumeSnapshotClass)\//.test(k)),
+      ).to.deep.equal([]);
+      const role = findOne(manifests, 'ClusterRole');
+      expect(verbsOn(role, 'snapshot.storage.k8s.io', 'volumesnapshotcontents')).to.deep.equal([
+        'get',
+        'list',
+        'watch',
+      ]);
+      expect(verbsOn(role, 'snapshot.storage.k8s.io', 'volumesnapshots/status')).to.deep.equal([]);
+    });
+
+    it('grants snapshotter Secrets by name, one Role per namespace', async function () {
+      const manifests = await renderChart([
+        '--set',
+        'rbac.snapshotterSecrets[0].namespace=kube-system',
+        '--set',
+        'rbac.snapshotterSecrets[0].names={a,b}',
+        '--set',
+        'rbac.snapshotterSecrets[1].namespace=kube-system',
+        '--set',
+        'rbac.snapshotterSecrets[1].names={b,c}',
+      ]);
+      const role = findOne(manifests, 'Role', 'snapback-snapshotter-secrets');
+      expect(role.metadata.namespace).to.equal('kube-system');
+      expect(rulesOf(role)).to.deep.equal([
+        { apiGroups: [''], resources: ['secrets'], resourceNames: ['a', 'b', 'c'], verbs: ['get'] },
+      ]);
+      expect(
+        findOne(manifests, 'RoleBinding', 'snapback-snapshotter-secrets').metadata.namespace,
+      ).to.equal('kube-system');
+    });
+
+    it('adds a ServiceMonitor and alerting rules when asked', async function () {
+      const manifests = await renderChart([
+        '--set',
+        'metrics.serviceMonitor.enabled=true',
+        '--set',
+        'metrics.prometheusRule.enabled=true',
+        '--set',
+        'metrics.prometheusRule.policyStaleAfter=2d',
+      ]);
+      findOne(manifests, 'ServiceMonitor', 'snapback');
+      const rule = JSON.stringify(findOne(manifests, 'PrometheusRule', 'snapback'));
+      expect(rule).to.contain('snapback_policy_last_success_timestamp_seconds) > 172800');
+      expect(rule).to.contain('{{ $labels.namespace }}/{{ $labels.policy }}');
+      expect(rule).to.contain('snapback_ecs_api_requests_total{outcome=\\"throttled\\"}');
+    });
+
+    it('drops the PodDisruptionBudget for a single replica', async function () {
+      const manifests = await renderChart(['--set', 'controller.replicas=1']);
+      expect(kinds(manifests).filter((k) => k.startsWith('PodDisruptionBudget/'))).to.deep.equal(
+        [],
+      );
+    });
+  });
+
+  describe('values.schema.json', function () {
+    const rejected = async (args: string[]) => {
+      const result = await helm(['template', 'snapback', chartDir, ...templateArgs(), ...args]);
+      expect(result.code, `helm template ${args.join(' ')} was accepted`).not.to.equal(0);
+      return result.stderr;
+    };
+
+    const cases: { what: string; args: string[]; message: RegExp[] }[] = [
+      {
+        what: 'an unknown backend',
+        args: ['--set', 'driver.backend=aws'],
+        message: [/driver\/backend|driver\.backend/, /local/, /alicloud/],
+      },
+      {
+        what: 'zero controller replicas',
+        args: ['--set', 'controller.replicas=0'],
+        message: [/controller\/replicas|controller\.replicas/, /minimum|1/],
+      },
+      {
+        what: 'a misspelt key',
+        args: ['--set', 'controler.replicas=2'],
+        message: [/controler/],
+      },
+      {
+        what: 'the alicloud backend without a region',
+        args: ['--set', 'driver.backend=alicloud', '--set', 'driver.alicloud.zone=cn-hangzhou-h'],
+        message: [/region/],
+      },
+      {
+        what: 'the alicloud backend without a zone',
+        args: ['--set', 'driver.backend=alicloud', '--set', 'driver.alicloud.region=cn-hangzhou'],
+        message: [/zone/],
+      },
+      {
+        what: 'a non-boolean forceDelete',
+        args: ['--set-string', 'volumeSnapshotClass.forceDelete=yes'],
+        message: [/forceDelete/, /boolean/],
+      },
+      {
+        what: 'a health port out of range',
+        args: ['--set', 'controller.healthPort=70000'],
+        message: [/healthPort/],
+      },
+      {
+        what: 'a relative local root',
+        args: ['--set', 'driver.local.root=var/lib/x'],
+        message: [/driver\/local\/root|driver\.local\.root/],
+      },
+      {
+        what: 'a Secret grant without names',
+        args: ['--set', 'rbac.snapshotterSecrets[0].namespace=kube-system'],
+        message: [/names/],
+      },
+    ];
+
+    it('rejects forceDelete smuggled in through parameters, pointing at its own key', async function () {
+      const stderr = await rejected(['--set', 'volumeSnapshotClass.parameters.forceDelete=true']);
+      expect(stderr).to.contain(
+        'volumeSnapshotClass.parameters must not contain forceDelete: set volumeSnapshotClass.forceDelete',
+      );
+    });
+
+    for (const { what, args, message } of cases) {
+      it(`rejects ${what}, naming the value`, async function () {
+        const stderr = await rejected(args);
+        expect(stderr).to.contain('values don');
+        for (const pattern of message) expect(stderr).to.match(pattern);
+      });
+    }
+  });
+});
