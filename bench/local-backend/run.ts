@@ -1,0 +1,288 @@
+/**
+ * Snapshot and restore of a 4 GiB sparse disk holding 1 GiB of data by the local backend,
+ * against `cp --sparse=always` of the same image in the same run. Prints per round the
+ * seconds of each, the ratios, how much space each copy allocates, and the driver's peak RSS.
+ *
+ *   node --import tsx/esm bench/local-backend/run.ts [--rounds=6] [--data-mib=1024]
+ *     [--disk-gib=4] [--json=<file>]
+ *
+ * Needs root (loop devices, mount) and `make tools` (csi.proto). Figures, not assertions.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { connectCsi, type CsiClient } from '../../src/csi/client.js';
+import { Layout } from '../../src/driver/backends/local/layout.js';
+import { isAlive, startProcess, stopProcess, waitFor } from '../../test/support/processes.js';
+import { repoRoot, tool } from '../../test/support/tools.js';
+
+function flag(name: string, fallback: number): number {
+  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
+  return arg ? Number(arg.slice(name.length + 3)) : fallback;
+}
+/** Even, so that the driver goes first in as many rounds as cp does. */
+const ROUNDS = Math.max(2, Math.ceil(flag('rounds', 6) / 2) * 2);
+const DATA_MIB = flag('data-mib', 1024);
+const DISK_GIB = flag('disk-gib', 4);
+const JSON_OUT = process.argv.find((a) => a.startsWith('--json='))?.slice('--json='.length);
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+const mount = {
+  mount: { fs_type: 'ext4', mount_flags: [] },
+  access_mode: { mode: 'SINGLE_NODE_WRITER' as const },
+};
+
+const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
+const allocatedMiB = (file: string): number => (statSync(file).blocks * 512) / MiB;
+
+function peakRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
+}
+
+/**
+ * Flushes every dirty page on the machine, so each measured copy starts without the previous
+ * one's writeback still competing for the disk.
+ */
+const settle = (): void => {
+  execFileSync('sync');
+};
+
+/** `cp --sparse=always`, then fsync of the copy (the backend fsyncs its copies too). */
+function timedCp(source: string, target: string): { cp: number; cpSync: number } {
+  settle();
+  const start = process.hrtime.bigint();
+  execFileSync('cp', ['--sparse=always', source, target]);
+  const cp = seconds(start);
+  execFileSync('sync', [target]);
+  return { cp, cpSync: seconds(start) };
+}
+
+/** Compiles snapback with tsc, so the driver's RSS is not tsx's; type errors elsewhere are tolerated. */
+function build(): string {
+  const out = path.join(repoRoot, '.cache', 'bench-local-backend');
+  const result = spawnSync(
+    path.join(repoRoot, 'node_modules/.bin/tsc'),
+    ['-p', 'tsconfig.build.json', '--outDir', out],
+    { cwd: repoRoot, encoding: 'utf8' },
+  );
+  const main = path.join(out, 'src/cli/main.js');
+  if (!existsSync(main))
+    throw new Error(`tsc produced no ${main}:\n${result.stdout}${result.stderr}`);
+  if (result.status !== 0)
+    console.log('(tsc reported type errors; the emitted JavaScript is used)');
+  return main;
+}
+
+async function fill(dir: string, mib: number): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await open(path.join(dir, 'data.bin'), 'w');
+  try {
+    for (let i = 0; i < mib; i += 4) {
+      const chunk = randomBytes(4 * MiB);
+      hash.update(chunk);
+      await handle.write(chunk);
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
+}
+
+interface Round {
+  round: number;
+  snapshotSeconds: number;
+  restoreSeconds: number;
+  cpSnapshotSeconds: number;
+  cpSnapshotSyncSeconds: number;
+  cpRestoreSeconds: number;
+  cpRestoreSyncSeconds: number;
+  snapshotAllocatedMiB: number;
+  cpAllocatedMiB: number;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the local backend needs root (loop devices)');
+  const main = build();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-bench-local-'));
+  const root = path.join(dir, 'root');
+  const socket = path.join(dir, 'csi.sock');
+  const layout = new Layout(root);
+  const driver = startProcess(
+    process.execPath,
+    [
+      main,
+      'driver',
+      '--backend=local',
+      `--endpoint=unix://${socket}`,
+      '--node-id=bench',
+      `--root=${root}`,
+    ],
+    {
+      logFile: path.join(dir, 'driver.log'),
+      owned: true,
+      env: { ...process.env, SNAPBACK_CSI_PROTO: tool('CSI_PROTO'), SNAPBACK_LOG_LEVEL: 'warn' },
+    },
+  );
+  const pid = driver.pid!;
+  const client: CsiClient = connectCsi(`unix://${socket}`, { protoPath: tool('CSI_PROTO') });
+  const rounds: Round[] = [];
+  try {
+    await waitFor(
+      async () =>
+        isAlive(pid) && (await client.identity.probe({}, { timeoutMs: 1000 })).ready?.value,
+      60_000,
+      'the driver to answer Probe',
+    );
+    console.log(
+      `disk: ${DISK_GIB} GiB sparse image, ${DATA_MIB} MiB of random data written through ext4`,
+    );
+    await client.controller.createVolume({
+      name: 'source',
+      capacity_range: { required_bytes: String(DISK_GIB * GiB) },
+      volume_capabilities: [mount],
+    });
+    const staging = path.join(dir, 'staging');
+    await client.node.nodeStageVolume({
+      volume_id: 'source',
+      staging_target_path: staging,
+      volume_capability: mount,
+    });
+    await fill(staging, DATA_MIB);
+    await client.node.nodeUnstageVolume({ volume_id: 'source', staging_target_path: staging });
+    const image = layout.diskImage('source');
+    console.log(
+      `source image: ${(statSync(image).size / GiB).toFixed(1)} GiB apparent, ${allocatedMiB(image).toFixed(0)} MiB allocated`,
+    );
+
+    for (let round = 1; round <= ROUNDS; round++) {
+      const ours = async () => {
+        settle();
+        let start = process.hrtime.bigint();
+        await client.controller.createSnapshot({
+          name: `snap-${round}`,
+          source_volume_id: 'source',
+        });
+        const snapshotSeconds = seconds(start);
+        settle();
+        start = process.hrtime.bigint();
+        await client.controller.createVolume({
+          name: `restored-${round}`,
+          capacity_range: { required_bytes: String(DISK_GIB * GiB) },
+          volume_capabilities: [mount],
+          volume_content_source: { snapshot: { snapshot_id: `snap-${round}` } },
+        });
+        return { snapshotSeconds, restoreSeconds: seconds(start) };
+      };
+      const peer = () => {
+        const snapshotCopy = path.join(dir, `cp-snap-${round}.img`);
+        const snap = timedCp(image, snapshotCopy);
+        const restore = timedCp(snapshotCopy, path.join(dir, `cp-restored-${round}.img`));
+        return { snap, restore, allocated: allocatedMiB(snapshotCopy) };
+      };
+      // Alternate which goes first, so page-cache warmth and drift favour neither.
+      let mine: Awaited<ReturnType<typeof ours>>;
+      let theirs: ReturnType<typeof peer>;
+      if (round % 2 === 1) {
+        mine = await ours();
+        theirs = peer();
+      } else {
+        theirs = peer();
+        mine = await ours();
+      }
+      const result: Round = {
+        round,
+        ...mine,
+        cpSnapshotSeconds: theirs.snap.cp,
+        cpSnapshotSyncSeconds: theirs.snap.cpSync,
+        cpRestoreSeconds: theirs.restore.cp,
+        cpRestoreSyncSeconds: theirs.restore.cpSync,
+        snapshotAllocatedMiB: allocatedMiB(layout.snapshotImage(`snap-${round}`)),
+        cpAllocatedMiB: theirs.allocated,
+      };
+      rounds.push(result);
+      console.log(
+        `round ${round}: snapshot ${result.snapshotSeconds.toFixed(2)} s vs cp ${result.cpSnapshotSeconds.toFixed(2)} s ` +
+          `(cp+fsync ${result.cpSnapshotSyncSeconds.toFixed(2)} s); restore ${result.restoreSeconds.toFixed(2)} s vs cp ` +
+          `${result.cpRestoreSeconds.toFixed(2)} s (cp+fsync ${result.cpRestoreSyncSeconds.toFixed(2)} s); allocated ` +
+          `${result.snapshotAllocatedMiB.toFixed(0)} MiB vs cp ${result.cpAllocatedMiB.toFixed(0)} MiB`,
+      );
+      await client.controller.deleteVolume({ volume_id: `restored-${round}` });
+      await client.controller.deleteSnapshot({ snapshot_id: `snap-${round}` });
+      for (const f of [`cp-snap-${round}.img`, `cp-restored-${round}.img`])
+        rmSync(path.join(dir, f));
+    }
+    // Medians: other work on the machine's disk makes single copies vary several-fold.
+    const median = (pick: (r: Round) => number) => {
+      const values = rounds.map(pick).sort((a, b) => a - b);
+      const mid = Math.floor(values.length / 2);
+      return values.length % 2 ? values[mid]! : (values[mid - 1]! + values[mid]!) / 2;
+    };
+    const summary = {
+      rounds: ROUNDS,
+      diskGiB: DISK_GIB,
+      dataMiB: DATA_MIB,
+      snapshotSeconds: median((r) => r.snapshotSeconds),
+      cpSeconds: median((r) => r.cpSnapshotSeconds),
+      cpFsyncSeconds: median((r) => r.cpSnapshotSyncSeconds),
+      restoreSeconds: median((r) => r.restoreSeconds),
+      cpRestoreSeconds: median((r) => r.cpRestoreSeconds),
+      cpRestoreFsyncSeconds: median((r) => r.cpRestoreSyncSeconds),
+      driverPeakRssMiB: peakRssMiB(pid),
+    };
+    const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+    // Whichever copy runs second in a round is often slowed by the disk (the first one's
+    // writeback, or throttling); the geometric mean of per-round ratios over rounds in both
+    // orders cancels that out.
+    const geomean = (pick: (r: Round) => number) =>
+      Math.exp(rounds.reduce((s, r) => s + Math.log(pick(r)), 0) / rounds.length);
+    const ratios = {
+      snapshotVsCp: geomean((r) => r.snapshotSeconds / r.cpSnapshotSeconds),
+      snapshotVsCpFsync: geomean((r) => r.snapshotSeconds / r.cpSnapshotSyncSeconds),
+      restoreVsCp: geomean((r) => r.restoreSeconds / r.cpRestoreSeconds),
+      restoreVsCpFsync: geomean((r) => r.restoreSeconds / r.cpRestoreSyncSeconds),
+    };
+    console.log('\nmedians over rounds:');
+    console.log(
+      `  snapshot ${summary.snapshotSeconds.toFixed(2)} s: ${ratio(summary.snapshotSeconds, summary.cpSeconds)} cp ` +
+        `(${summary.cpSeconds.toFixed(2)} s), ${ratio(summary.snapshotSeconds, summary.cpFsyncSeconds)} cp+fsync ` +
+        `(${summary.cpFsyncSeconds.toFixed(2)} s)`,
+    );
+    console.log(
+      `  restore  ${summary.restoreSeconds.toFixed(2)} s: ${ratio(summary.restoreSeconds, summary.cpRestoreSeconds)} cp ` +
+        `(${summary.cpRestoreSeconds.toFixed(2)} s), ${ratio(summary.restoreSeconds, summary.cpRestoreFsyncSeconds)} cp+fsync ` +
+        `(${summary.cpRestoreFsyncSeconds.toFixed(2)} s)`,
+    );
+    console.log(
+      `per-round ratios (geometric mean): snapshot ${ratios.snapshotVsCp.toFixed(2)}x cp, ` +
+        `${ratios.snapshotVsCpFsync.toFixed(2)}x cp+fsync; restore ${ratios.restoreVsCp.toFixed(2)}x cp, ` +
+        `${ratios.restoreVsCpFsync.toFixed(2)}x cp+fsync`,
+    );
+    console.log(
+      `driver peak RSS ${summary.driverPeakRssMiB.toFixed(0)} MiB (VmHWM of the snapback process)`,
+    );
+    if (JSON_OUT) {
+      writeFileSync(JSON_OUT, `${JSON.stringify({ summary, ratios, rounds }, null, 2)}\n`);
+    }
+  } finally {
+    client.close();
+    await stopProcess(pid);
+    for (const line of execFileSync(
+      'losetup',
+      ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'],
+      { encoding: 'utf8' },
+    ).split('\n')) {
+      const [name, file] = line.trim().split(/\s+/);
+      if (name && file?.startsWith(`${dir}/`)) execFileSync('losetup', ['--detach', name]);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

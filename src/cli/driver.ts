@@ -1,0 +1,131 @@
+import { createLogger } from '../observability/logger.js';
+import { csiProtoEnv } from '../csi/proto.js';
+import { backendFactories } from '../driver/backends/registry.js';
+import { startDriver } from '../driver/driver.js';
+
+const driverFlags: Record<string, string> = {
+  backend: `disk backend: ${Object.keys(backendFactories).join(' | ')} (required)`,
+  endpoint: 'CSI socket, unix:///path/csi.sock (required)',
+  'node-id': "this node's name, reported by NodeGetInfo (required to serve the Node service)",
+  services: 'which CSI services to serve: controller,node (default: all the backend offers)',
+  'csi-proto': `path of csi.proto (default: $${csiProtoEnv}, else dist/csi.proto)`,
+};
+
+/** `--name=value` and `--name value` pairs; a bare `--name` is "true". */
+export function parseFlags(args: string[]): Record<string, string> {
+  const flags: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('--') || arg === '--') throw new Error(`unexpected argument "${arg}"`);
+    const eq = arg.indexOf('=');
+    if (eq !== -1) {
+      flags[arg.slice(2, eq)] = arg.slice(eq + 1);
+    } else if (i + 1 < args.length && !args[i + 1]!.startsWith('--')) {
+      flags[arg.slice(2)] = args[++i]!;
+    } else {
+      flags[arg.slice(2)] = 'true';
+    }
+  }
+  return flags;
+}
+
+export interface DriverCommandOptions {
+  backendName: string;
+  endpoint: string;
+  nodeId: string | undefined;
+  services: { controller: boolean; node: boolean | undefined };
+  csiProto: string | undefined;
+  backendFlags: Record<string, string>;
+}
+
+/** Splits and checks the flags of `snapback driver`; throws with a message naming the fix. */
+export function driverOptions(flags: Record<string, string>): DriverCommandOptions {
+  const backendName = flags.backend;
+  if (!backendName) throw new Error(`--backend is required (${driverFlags.backend})`);
+  const factory = backendFactories[backendName];
+  if (!factory) {
+    throw new Error(
+      `unknown backend "${backendName}" (known: ${Object.keys(backendFactories).join(', ')})`,
+    );
+  }
+  if (!flags.endpoint) throw new Error('--endpoint is required (unix:///path/csi.sock)');
+  const backendFlags: Record<string, string> = {};
+  for (const [name, value] of Object.entries(flags)) {
+    if (name in driverFlags) continue;
+    if (!(name in factory.flags)) {
+      const known = [...Object.keys(driverFlags), ...Object.keys(factory.flags)];
+      throw new Error(
+        `unknown flag --${name} for backend ${backendName} (known: --${known.join(', --')})`,
+      );
+    }
+    backendFlags[name] = value;
+  }
+  let services: DriverCommandOptions['services'] = { controller: true, node: undefined };
+  if (flags.services !== undefined) {
+    const list = flags.services.split(',').map((s) => s.trim());
+    const unknown = list.filter((s) => s !== 'controller' && s !== 'node');
+    if (unknown.length > 0 || list.length === 0) {
+      throw new Error(`--services takes controller, node or both (got "${flags.services}")`);
+    }
+    services = { controller: list.includes('controller'), node: list.includes('node') };
+  }
+  return {
+    backendName,
+    endpoint: flags.endpoint,
+    nodeId: flags['node-id'],
+    services,
+    csiProto: flags['csi-proto'],
+    backendFlags,
+  };
+}
+
+export function driverUsage(): string {
+  const lines = [
+    'usage: snapback driver --backend=<name> --endpoint=unix:///path/csi.sock [flags]',
+    '',
+  ];
+  for (const [name, help] of Object.entries(driverFlags))
+    lines.push(`  --${name.padEnd(16)} ${help}`);
+  for (const [backend, factory] of Object.entries(backendFactories)) {
+    lines.push('', `backend ${backend}: ${factory.summary}`);
+    for (const [name, help] of Object.entries(factory.flags)) {
+      lines.push(`  --${name.padEnd(16)} ${help}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** `snapback driver`: serves one backend as a CSI driver until SIGTERM or SIGINT. */
+export const driverCommand = {
+  summary: 'run the CSI disk driver (backend local or alicloud)',
+  async run(args: string[]): Promise<number> {
+    if (args.includes('--help') || args.includes('-h')) {
+      console.log(driverUsage());
+      return 0;
+    }
+    const options = driverOptions(parseFlags(args));
+    const logger = createLogger({ controller: 'driver' });
+    const backend = await backendFactories[options.backendName]!.create({
+      nodeId: options.nodeId,
+      flags: options.backendFlags,
+      env: process.env,
+      logger,
+    });
+    const driver = await startDriver({
+      backend,
+      endpoint: options.endpoint,
+      nodeId: options.nodeId,
+      protoPath: options.csiProto,
+      controller: options.services.controller,
+      node: options.services.node,
+      logger,
+    });
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    logger.info('stopping on signal', { signal });
+    await driver.stop();
+    return 0;
+  },
+};

@@ -1,0 +1,99 @@
+import * as grpc from '@grpc/grpc-js';
+
+import type { ControllerDefinition } from '../gen/csi/csi/v1/Controller.js';
+import type { IdentityDefinition } from '../gen/csi/csi/v1/Identity.js';
+import type { NodeDefinition } from '../gen/csi/csi/v1/Node.js';
+import { grpcAddress, socketPath } from './endpoint.js';
+import { loadCsi } from './proto.js';
+
+export interface CallOptions {
+  /** Milliseconds before the call fails with DEADLINE_EXCEEDED; the client's default if absent. */
+  timeoutMs?: number;
+}
+
+/** A CSI service's RPCs as promise-returning methods: `CreateVolume` becomes `createVolume`. */
+export type PromiseClient<D> = {
+  [K in keyof D as string extends K ? never : Uncapitalize<K & string>]: D[K] extends {
+    requestSerialize: (value: infer Request) => Buffer;
+    responseDeserialize: (bytes: Buffer) => infer Response;
+  }
+    ? (request: Request, options?: CallOptions) => Promise<Response>
+    : never;
+};
+
+export interface CsiClient {
+  identity: PromiseClient<IdentityDefinition>;
+  controller: PromiseClient<ControllerDefinition>;
+  node: PromiseClient<NodeDefinition>;
+  /** Resolves once the socket accepts a connection, or rejects after `timeoutMs`. */
+  waitForReady(timeoutMs: number): Promise<void>;
+  close(): void;
+}
+
+export interface CsiClientOptions {
+  protoPath: string;
+  /** Default per-call timeout; none when absent. */
+  timeoutMs?: number;
+}
+
+/**
+ * A typed CSI client over one channel to `endpoint` (unix:///path/csi.sock), for the
+ * sidecar, the provisioner and tests. Failed calls reject with the grpc-js ServiceError
+ * (`code`, `details`); see `isGrpcError` in ./status.ts.
+ */
+export function connectCsi(endpoint: string, options: CsiClientOptions): CsiClient {
+  const csi = loadCsi(options.protoPath).csi.v1;
+  const address = grpcAddress(socketPath(endpoint));
+  const credentials = grpc.credentials.createInsecure();
+  const identity = new csi.Identity(address, credentials);
+  const shared = { channelOverride: identity.getChannel() };
+  const controller = new csi.Controller(address, credentials, shared);
+  const node = new csi.Node(address, credentials, shared);
+
+  return {
+    identity: promisify(identity, csi.Identity.service, options.timeoutMs),
+    controller: promisify(controller, csi.Controller.service, options.timeoutMs),
+    node: promisify(node, csi.Node.service, options.timeoutMs),
+    waitForReady(timeoutMs) {
+      return new Promise((resolve, reject) => {
+        identity.waitForReady(Date.now() + timeoutMs, (error) =>
+          error ? reject(error) : resolve(),
+        );
+      });
+    },
+    close() {
+      identity.close();
+    },
+  };
+}
+
+type Callback = (error: grpc.ServiceError | null, response?: unknown) => void;
+type RawMethod = (
+  request: unknown,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: Callback,
+) => void;
+
+function promisify<D>(
+  client: grpc.Client,
+  definition: grpc.ServiceDefinition,
+  defaultTimeoutMs: number | undefined,
+): PromiseClient<D> {
+  const methods: Record<string, (request: unknown, options?: CallOptions) => Promise<unknown>> = {};
+  const raw = client as unknown as Record<string, RawMethod>;
+  for (const name of Object.keys(definition)) {
+    const method = raw[name];
+    if (!method) continue;
+    methods[name.charAt(0).toLowerCase() + name.slice(1)] = (request, options) =>
+      new Promise((resolve, reject) => {
+        const timeoutMs = options?.timeoutMs ?? defaultTimeoutMs;
+        const callOptions: grpc.CallOptions =
+          timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
+        method.call(client, request, new grpc.Metadata(), callOptions, (error, response) =>
+          error ? reject(error) : resolve(response),
+        );
+      });
+  }
+  return methods as PromiseClient<D>;
+}

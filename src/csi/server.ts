@@ -1,0 +1,76 @@
+import * as grpc from '@grpc/grpc-js';
+
+import type { ControllerHandlers } from '../gen/csi/csi/v1/Controller.js';
+import type { IdentityHandlers } from '../gen/csi/csi/v1/Identity.js';
+import type { NodeHandlers } from '../gen/csi/csi/v1/Node.js';
+import {
+  grpcAddress,
+  prepareSocket,
+  removeSocket,
+  restrictSocket,
+  socketPath,
+} from './endpoint.js';
+import { loadCsi } from './proto.js';
+
+export interface CsiHandlers {
+  identity: IdentityHandlers;
+  /** Left out by a node-only driver. */
+  controller?: ControllerHandlers;
+  /** Left out by a controller-only driver. */
+  node?: NodeHandlers;
+}
+
+export interface CsiServerOptions {
+  /** unix:///path/csi.sock */
+  endpoint: string;
+  protoPath: string;
+  handlers: CsiHandlers;
+  /** File mode of the socket; only the owner and its group (the sidecars) may connect. */
+  socketMode?: number;
+}
+
+export interface CsiServer {
+  socket: string;
+  /** Stops accepting calls, lets running calls finish for up to `graceMs`, removes the socket. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function serveCsi(options: CsiServerOptions): Promise<CsiServer> {
+  const socket = socketPath(options.endpoint);
+  const csi = loadCsi(options.protoPath).csi.v1;
+  const server = new grpc.Server();
+  server.addService(csi.Identity.service, options.handlers.identity);
+  if (options.handlers.controller) {
+    server.addService(csi.Controller.service, options.handlers.controller);
+  }
+  if (options.handlers.node) server.addService(csi.Node.service, options.handlers.node);
+
+  await prepareSocket(socket);
+  await new Promise<void>((resolve, reject) => {
+    server.bindAsync(grpcAddress(socket), grpc.ServerCredentials.createInsecure(), (error) =>
+      error ? reject(error) : resolve(),
+    );
+  });
+  await restrictSocket(socket, options.socketMode ?? 0o660);
+
+  let stopped: Promise<void> | undefined;
+  return {
+    socket,
+    stop(graceMs = 5_000) {
+      stopped ??= (async () => {
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, graceMs);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        });
+        await removeSocket(socket);
+      })();
+      return stopped;
+    },
+  };
+}

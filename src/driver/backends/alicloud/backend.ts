@@ -1,0 +1,576 @@
+import type { Logger } from '../../../observability/logger.js';
+import {
+  snapshotDeletionBlocker,
+  type BackendCapabilities,
+  type CreateSnapshotRequest,
+  type CreateVolumeRequest,
+  type DiskBackend,
+  type ExpandVolumeRequest,
+  type ExpandVolumeResult,
+  type ListOptions,
+  type Page,
+  type Snapshot,
+  type SnapshotListOptions,
+  type Volume,
+} from '../../backend.js';
+import {
+  DiskError,
+  aborted,
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  outOfRange,
+  unavailable,
+} from '../../errors.js';
+import { clientToken } from './client-token.js';
+import { DiskSnapshotSlots } from './disk-slots.js';
+import {
+  EcsError,
+  type CreateSnapshotInput,
+  type EcsApi,
+  type EcsDisk,
+  type EcsSnapshot,
+} from './ecs.js';
+import { diskErrorFromEcs, rethrowEcs } from './ecs-errors.js';
+import {
+  GiB,
+  chooseZone,
+  describeCategory,
+  diskSizeGiB,
+  diskSpec,
+  isRegional,
+  ownerTags,
+  recordedForceDelete,
+  snapshotSpec,
+  validSnapshotName,
+  zoneTopologyKey,
+  type Category,
+} from './parameters.js';
+import { SnapshotPoller, type PollerOptions } from './snapshot-poller.js';
+
+export const driverName = 'diskplugin.csi.alibabacloud.com';
+
+export interface Waits {
+  /** How long CreateSnapshot waits for ECS to cut the snapshot before the CO is told to retry. */
+  cutMs: number;
+  /** How long a snapshot waits for the disk's previous snapshot to finish. */
+  diskBusyMs: number;
+  /** How long DeleteVolume retries a disk that is still being created. */
+  diskInitializingMs: number;
+  /** How long a snapshot is tracked until ECS reports it finished. */
+  trackMs: number;
+}
+
+export const defaultWaits: Waits = {
+  cutMs: 30_000,
+  diskBusyMs: 20_000,
+  diskInitializingMs: 30_000,
+  trackMs: 24 * 3600_000,
+};
+
+export interface AlicloudBackendOptions {
+  /** Already rate-limited and retrying. */
+  api: EcsApi;
+  regionId: string;
+  /** Zone for disks whose request names none. */
+  defaultZone: string;
+  clusterId?: string;
+  vendorVersion: string;
+  logger: Logger;
+  poller?: Partial<Omit<PollerOptions, 'logger'>>;
+  waits?: Partial<Waits>;
+  /** Called by close(), e.g. to stop the rate limiter. */
+  onClose?: () => void;
+}
+
+interface KnownSnapshot {
+  id: string;
+  diskId: string;
+  /** The CreateSnapshot request, to tell a repeated call from a conflicting one. */
+  fingerprint: string;
+}
+
+/** ECS codes that mean "no such snapshot/disk" (a malformed id cannot exist either). */
+const snapshotAbsent = new Set(['InvalidSnapshotId.NotFound', 'InvalidSnapshotId.Malformed']);
+const diskAbsent = new Set(['InvalidDiskId.NotFound', 'InvalidDiskId.Malformed']);
+
+/** CreateDisk codes after which the next category in the StorageClass's list is tried. */
+const categoryUnavailable = new Set([
+  'InvalidDiskCategory.NotSupported',
+  'InvalidDiskCategory.ValueNotSupported',
+  'InvalidDataDiskCategory.NotSupported',
+  'Zone.NotOnSale',
+  'OperationDenied.NoStock',
+]);
+
+const pageLimit = 100;
+
+function pageSize(maxEntries: number): number {
+  return maxEntries > 0 ? Math.min(maxEntries, pageLimit) : pageLimit;
+}
+
+function isCut(snapshot: EcsSnapshot): boolean {
+  return snapshot.creationTime !== '';
+}
+
+export function toSnapshot(s: EcsSnapshot): Snapshot {
+  return {
+    id: s.id,
+    sourceVolumeId: s.sourceDiskId,
+    sizeBytes: s.sourceDiskSizeGiB * GiB,
+    creationTime: new Date(s.creationTime),
+    readyToUse: s.available,
+  };
+}
+
+function volumeContext(c: Category): Record<string, string> {
+  return c.performanceLevel
+    ? { type: c.category, performanceLevel: c.performanceLevel }
+    : { type: c.category };
+}
+
+export function toVolume(d: EcsDisk): Volume {
+  return {
+    id: d.id,
+    capacityBytes: d.sizeGiB * GiB,
+    context: volumeContext({
+      category: d.category,
+      performanceLevel: d.performanceLevel || undefined,
+    }),
+    source: d.sourceSnapshotId ? { kind: 'snapshot', snapshotId: d.sourceSnapshotId } : undefined,
+    accessibleTopology: d.zoneId ? [{ [zoneTopologyKey]: d.zoneId }] : [],
+  };
+}
+
+/** ECS cloud disks and snapshots, under the driver name ACK's disk plugin uses. */
+export class AlicloudBackend implements DiskBackend {
+  readonly driverName = driverName;
+  readonly vendorVersion: string;
+  readonly capabilities: BackendCapabilities = {
+    accessModes: ['SINGLE_NODE_WRITER', 'SINGLE_NODE_SINGLE_WRITER', 'SINGLE_NODE_READER_ONLY'],
+    accessTypes: ['mount', 'block'],
+    fsTypes: ['ext4', 'xfs', 'ext3'],
+    cloneVolume: false,
+    onlineExpansion: true,
+  };
+  readonly topologyKeys = [zoneTopologyKey];
+
+  private readonly api: EcsApi;
+  private readonly poller: SnapshotPoller;
+  private readonly slots = new DiskSnapshotSlots();
+  private readonly known = new Map<string, KnownSnapshot>();
+  private readonly waits: Waits;
+  private readonly logger: Logger;
+  private closed = false;
+
+  constructor(private readonly options: AlicloudBackendOptions) {
+    this.api = options.api;
+    this.vendorVersion = options.vendorVersion;
+    this.logger = options.logger;
+    this.waits = { ...defaultWaits, ...options.waits };
+    this.poller = new SnapshotPoller(this.api, {
+      intervalMs: 1000,
+      batchWindowMs: 20,
+      ...options.poller,
+      logger: this.logger,
+    });
+  }
+
+  async probe(): Promise<boolean> {
+    return !this.closed;
+  }
+
+  /**
+   * One cheap call at start-up: credentials ECS rejects, or a region it does not know, stop
+   * the driver with ECS's reason. A transient failure only warns; calls will retry.
+   */
+  async verifyAccess(): Promise<void> {
+    try {
+      await this.api.describeDisks({ tags: ownerTags(this.options.clusterId), maxResults: 1 });
+    } catch (error) {
+      if (!(error instanceof EcsError)) throw error;
+      const mapped = diskErrorFromEcs(error, `checking access to ECS in ${this.options.regionId}`);
+      if (mapped.code === 'UNAVAILABLE') {
+        this.logger.warn('ECS is not reachable yet; calls will retry', { error: mapped.message });
+        return;
+      }
+      throw new Error(mapped.message, { cause: error });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.poller.close();
+    this.options.onClose?.();
+  }
+
+  // ---- snapshots ----
+
+  async createSnapshot(request: CreateSnapshotRequest): Promise<Snapshot> {
+    const spec = snapshotSpec({ ...request, clusterId: this.options.clusterId });
+    if (spec.ignored.length > 0) {
+      this.logger.warn('VolumeSnapshotClass parameters ignored: ECS no longer uses them', {
+        name: request.name,
+        parameters: spec.ignored,
+      });
+    }
+    const input: CreateSnapshotInput = {
+      diskId: request.sourceVolumeId,
+      clientToken: clientToken(request.name),
+      snapshotName: validSnapshotName(request.name) ? request.name : undefined,
+      retentionDays: spec.retentionDays,
+      resourceGroupId: spec.resourceGroupId,
+      tags: spec.tags,
+    };
+    const fingerprint = JSON.stringify(input);
+    const known = this.known.get(request.name);
+    if (known && known.fingerprint !== fingerprint) {
+      throw alreadyExists(
+        `snapshot name ${request.name} is already used by ${known.id} of volume ${known.diskId}, with other parameters`,
+      );
+    }
+    if (known) {
+      const current = await this.currentState(known.id);
+      if (current) return this.untilCut(request.name, current);
+      this.known.delete(request.name);
+    }
+    const id = await this.createEcsSnapshot(request.name, input);
+    this.known.set(request.name, { id, diskId: input.diskId, fingerprint });
+    return this.untilCut(request.name, undefined, id);
+  }
+
+  /** CreateSnapshot in the disk's slot; the slot is kept until ECS finishes the snapshot. */
+  private async createEcsSnapshot(name: string, input: CreateSnapshotInput): Promise<string> {
+    const release = await this.slots.acquire(input.diskId, this.waits.diskBusyMs);
+    const what = `creating snapshot ${name} of disk ${input.diskId}`;
+    let id: string;
+    try {
+      ({ snapshotId: id } = await this.api.createSnapshot(input).catch(async (error: unknown) => {
+        // A disk still being created cannot be snapshotted yet: wait for it, then try again.
+        if (!(error instanceof EcsError) || error.code !== 'IncorrectDiskStatus') throw error;
+        const disk = await this.untilDiskSettled(input.diskId, what);
+        if (disk?.status !== 'Available' && disk?.status !== 'In_use') throw error;
+        return this.api.createSnapshot(input);
+      }));
+    } catch (error) {
+      release();
+      return rethrowEcs(what)(error);
+    }
+    this.logger.info('ECS snapshot requested', { name, snapshot: id, disk: input.diskId });
+    void this.poller
+      .watch(id, (s) => !s || s.status !== 'progressing', this.waits.trackMs)
+      .then(({ snapshot }) => {
+        release();
+        if (snapshot?.status === 'failed') {
+          this.logger.warn('ECS snapshot failed', { name, snapshot: id, disk: input.diskId });
+        }
+      });
+    return id;
+  }
+
+  /** The snapshot once ECS has cut it (it has a creation time); `id` when nothing is known yet. */
+  private async untilCut(
+    name: string,
+    current: EcsSnapshot | undefined,
+    id = current?.id ?? '',
+  ): Promise<Snapshot> {
+    let snapshot = current;
+    if (!snapshot || !isCut(snapshot)) {
+      const result = await this.poller.watch(id, (s) => !s || isCut(s), this.waits.cutMs);
+      if (!result.satisfied)
+        throw aborted(`ECS has not cut snapshot ${id} (${name}) yet; retry later`);
+      snapshot = result.snapshot;
+    }
+    if (!snapshot) {
+      this.known.delete(name);
+      throw new DiskError(
+        'INTERNAL',
+        `ECS snapshot ${id}, made for ${name}, no longer exists (deleted outside the driver?); ` +
+          'ECS ties the name to that snapshot, so create the VolumeSnapshot under a new name',
+      );
+    }
+    if (snapshot.status === 'failed') {
+      throw new DiskError(
+        'INTERNAL',
+        `ECS reports snapshot ${snapshot.id} (${name}) failed; delete it and snapshot again`,
+      );
+    }
+    return toSnapshot(snapshot);
+  }
+
+  /** From the poller when it is tracking the snapshot (no call), else one batched lookup. */
+  private async currentState(id: string): Promise<EcsSnapshot | undefined> {
+    const tracked = this.poller.latest(id);
+    if (tracked) return tracked.snapshot;
+    return this.poller.lookup(id).catch(rethrowEcs(`looking up snapshot ${id}`));
+  }
+
+  async deleteSnapshot(snapshotId: string): Promise<void> {
+    const what = `deleting snapshot ${snapshotId}`;
+    const dependents = await this.dependentDisks(snapshotId).catch(rethrowEcs(what));
+    // Force only matters when disks were made from the snapshot; without any seen, ECS's own
+    // SnapshotCreatedDisk check guards against one created since.
+    let force = false;
+    if (dependents.length > 0) {
+      const snapshot = await this.poller.lookup(snapshotId).catch(rethrowEcs(what));
+      if (!snapshot) {
+        this.forget(snapshotId);
+        return;
+      }
+      const blocker = snapshotDeletionBlocker(
+        snapshotId,
+        recordedForceDelete(snapshot.tags),
+        dependents.map((d) => ({
+          id: d.id,
+          creating: d.status === 'Creating' || d.status === 'ReIniting',
+        })),
+      );
+      if (blocker) {
+        this.logger.info('snapshot deletion refused', { snapshot: snapshotId, reason: blocker });
+        throw failedPrecondition(blocker);
+      }
+      force = true;
+    }
+    try {
+      await this.api.deleteSnapshot({ snapshotId, force });
+    } catch (error) {
+      if (!(error instanceof EcsError)) throw error;
+      if (!snapshotAbsent.has(error.code)) throw diskErrorFromEcs(error, what);
+    }
+    this.forget(snapshotId);
+    this.logger.info('ECS snapshot deleted', { snapshot: snapshotId, force });
+  }
+
+  private forget(snapshotId: string): void {
+    for (const [name, known] of this.known) if (known.id === snapshotId) this.known.delete(name);
+  }
+
+  /** Every disk ECS reports as created from the snapshot, over all pages. */
+  private async dependentDisks(snapshotId: string): Promise<EcsDisk[]> {
+    const disks: EcsDisk[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await this.api.describeDisks({ snapshotId, maxResults: pageLimit, nextToken });
+      disks.push(...page.items.filter((d) => d.sourceSnapshotId === snapshotId));
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return disks;
+  }
+
+  async getSnapshot(snapshotId: string): Promise<Snapshot | undefined> {
+    const current = await this.currentState(snapshotId);
+    if (!current) return undefined;
+    return this.untilCut(current.name || snapshotId, current);
+  }
+
+  async listSnapshots(options: SnapshotListOptions): Promise<Page<Snapshot>> {
+    const page = await this.api
+      .describeSnapshots({
+        diskId: options.sourceVolumeId,
+        tags: ownerTags(this.options.clusterId),
+        maxResults: pageSize(options.maxEntries),
+        nextToken: options.startingToken,
+      })
+      .catch((error: unknown) => this.pageError(error, options, 'listing snapshots'));
+    return { entries: page.items.filter(isCut).map(toSnapshot), nextToken: page.nextToken };
+  }
+
+  private pageError(error: unknown, options: ListOptions, what: string): never {
+    if (error instanceof EcsError && /NextToken/.test(error.code)) {
+      throw aborted(`starting_token "${options.startingToken}" was not issued by this driver`);
+    }
+    return rethrowEcs(what)(error);
+  }
+
+  // ---- volumes ----
+
+  async createVolume(request: CreateVolumeRequest): Promise<Volume> {
+    if (request.source?.kind === 'volume') {
+      throw invalidArgument(
+        'ECS disks cannot be cloned from another disk; snapshot it and restore the snapshot',
+      );
+    }
+    const spec = diskSpec({ ...request, clusterId: this.options.clusterId });
+    let sourceSizeGiB: number | undefined;
+    const snapshotId = request.source?.kind === 'snapshot' ? request.source.snapshotId : undefined;
+    if (snapshotId) {
+      let snapshot = await this.currentState(snapshotId);
+      if (!snapshot) throw notFound(`snapshot ${snapshotId} does not exist`);
+      if (!snapshot.available) {
+        const waited = await this.poller.watch(
+          snapshotId,
+          (s) => !s || s.available,
+          this.waits.cutMs,
+        );
+        if (!waited.snapshot) throw notFound(`snapshot ${snapshotId} does not exist`);
+        snapshot = waited.snapshot;
+      }
+      if (!snapshot.available) {
+        throw unavailable(
+          `snapshot ${snapshotId} cannot be restored from yet (ECS: ${snapshot.status} ${snapshot.progress})`,
+        );
+      }
+      sourceSizeGiB = snapshot.sourceDiskSizeGiB;
+    }
+    const fitting: { category: Category; sizeGiB: number; index: number }[] = [];
+    let sizeProblem: DiskError | undefined;
+    spec.candidates.forEach((category, index) => {
+      try {
+        fitting.push({
+          category,
+          index,
+          sizeGiB: diskSizeGiB({ ...request, sourceSizeGiB, category }),
+        });
+      } catch (error) {
+        if (!(error instanceof DiskError)) throw error;
+        sizeProblem ??= error;
+      }
+    });
+    if (fitting.length === 0)
+      throw sizeProblem ?? outOfRange('no disk category fits the requested size');
+    const zonal = fitting.some((f) => !isRegional(f.category.category));
+    const zone = zonal
+      ? chooseZone({
+          accessibility: request.accessibility,
+          classZones: spec.zones,
+          defaultZone: this.options.defaultZone,
+        })
+      : '';
+    const what = `creating disk ${request.name}${snapshotId ? ` from snapshot ${snapshotId}` : ''}`;
+    let lastError: EcsError | undefined;
+    for (const { category, sizeGiB, index } of fitting) {
+      const regional = isRegional(category.category);
+      try {
+        const { diskId } = await this.api.createDisk({
+          // The first category keeps the plain name's token; others get their own.
+          clientToken: clientToken(
+            index === 0 ? request.name : `${request.name}/${describeCategory(category)}`,
+          ),
+          zoneId: regional ? undefined : zone,
+          category: category.category,
+          performanceLevel: category.performanceLevel,
+          sizeGiB,
+          snapshotId,
+          encrypted: spec.encrypted,
+          kmsKeyId: spec.kmsKeyId,
+          resourceGroupId: spec.resourceGroupId,
+          diskName: request.name,
+          tags: spec.tags,
+        });
+        this.logger.info('ECS disk created', {
+          name: request.name,
+          disk: diskId,
+          category: describeCategory(category),
+          sizeGiB,
+          zone: regional ? undefined : zone,
+          snapshot: snapshotId,
+        });
+        return {
+          id: diskId,
+          capacityBytes: sizeGiB * GiB,
+          context: volumeContext(category),
+          source: request.source,
+          accessibleTopology: regional ? [] : [{ [zoneTopologyKey]: zone }],
+        };
+      } catch (error) {
+        if (error instanceof EcsError && categoryUnavailable.has(error.code)) {
+          this.logger.info('disk category unavailable, trying the next', {
+            name: request.name,
+            category: describeCategory(category),
+            code: error.code,
+          });
+          lastError = error;
+          continue;
+        }
+        return rethrowEcs(what)(error);
+      }
+    }
+    throw diskErrorFromEcs(lastError!, what);
+  }
+
+  async deleteVolume(volumeId: string): Promise<void> {
+    const what = `deleting disk ${volumeId}`;
+    const remove = () => this.api.deleteDisk({ diskId: volumeId });
+    try {
+      await remove().catch(async (error: unknown) => {
+        if (!(error instanceof EcsError) || error.code !== 'IncorrectDiskStatus.Initializing')
+          throw error;
+        if (!(await this.untilDiskSettled(volumeId, what))) return;
+        await remove();
+      });
+    } catch (error) {
+      if (error instanceof EcsError && diskAbsent.has(error.code)) return;
+      return rethrowEcs(what)(error);
+    }
+    this.logger.info('ECS disk deleted', { disk: volumeId });
+  }
+
+  private async describeDisk(diskId: string, what: string): Promise<EcsDisk | undefined> {
+    const page = await this.api.describeDisks({ diskIds: [diskId] }).catch(rethrowEcs(what));
+    return page.items.find((d) => d.id === diskId);
+  }
+
+  /**
+   * The disk once it has left Creating (undefined if it does not exist); ABORTED when it is
+   * still being created after `diskInitializingMs`, so the CO retries later.
+   */
+  private async untilDiskSettled(diskId: string, what: string): Promise<EcsDisk | undefined> {
+    const deadline = Date.now() + this.waits.diskInitializingMs;
+    for (let attempt = 0; ; attempt++) {
+      const disk = await this.describeDisk(diskId, what);
+      if (disk?.status !== 'Creating') return disk;
+      const delay = Math.min(5000, 250 * 2 ** attempt);
+      if (Date.now() + delay > deadline)
+        throw aborted(`${what}: disk ${diskId} is still being created; retry later`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+
+  async getVolume(volumeId: string): Promise<Volume | undefined> {
+    const disk = await this.describeDisk(volumeId, `looking up disk ${volumeId}`);
+    return disk ? toVolume(disk) : undefined;
+  }
+
+  async listVolumes(options: ListOptions): Promise<Page<Volume>> {
+    const page = await this.api
+      .describeDisks({
+        tags: ownerTags(this.options.clusterId),
+        maxResults: pageSize(options.maxEntries),
+        nextToken: options.startingToken,
+      })
+      .catch((error: unknown) => this.pageError(error, options, 'listing disks'));
+    return { entries: page.items.map(toVolume), nextToken: page.nextToken };
+  }
+
+  async expandVolume(request: ExpandVolumeRequest): Promise<ExpandVolumeResult> {
+    const what = `expanding disk ${request.volumeId}`;
+    const disk = await this.untilDiskSettled(request.volumeId, what);
+    if (!disk) throw notFound(`disk ${request.volumeId} does not exist`);
+    const volume = toVolume(disk);
+    const sizeGiB = Math.ceil(request.requiredBytes / GiB);
+    if (request.limitBytes > 0 && sizeGiB * GiB > request.limitBytes) {
+      throw outOfRange(
+        `ECS sizes disks in whole GiB: ${sizeGiB} GiB exceeds the limit of ${request.limitBytes} bytes`,
+      );
+    }
+    if (sizeGiB * GiB <= volume.capacityBytes) {
+      return {
+        capacityBytes: volume.capacityBytes,
+        nodeExpansionRequired: request.capability?.access.type !== 'block',
+      };
+    }
+    await this.api
+      .resizeDisk({
+        diskId: request.volumeId,
+        newSizeGiB: sizeGiB,
+        online: true,
+        clientToken: clientToken(`${request.volumeId}/${sizeGiB}`),
+      })
+      .catch(rethrowEcs(what));
+    return {
+      capacityBytes: sizeGiB * GiB,
+      nodeExpansionRequired: request.capability?.access.type !== 'block',
+    };
+  }
+}

@@ -1,0 +1,119 @@
+import { z } from 'zod';
+import { ecsActions, type EcsAction } from './ecs.js';
+
+/**
+ * The alicloud backend's settings, from `snapback driver` flags with the environment
+ * variables the upstream ACK driver reads as fallbacks. Validated once at start-up, so a
+ * missing region or a malformed endpoint stops the driver with one clear message instead of
+ * failing on the first CSI call.
+ */
+
+export const credentialSources = ['default', 'env', 'secret-dir'] as const;
+
+const rateLimitsSchema = z.string().transform((value, ctx) => {
+  const limits: Partial<Record<EcsAction, number>> = {};
+  for (const entry of value.split(',').filter(Boolean)) {
+    const [action, rate] = entry.split('=');
+    const perSecond = Number(rate);
+    if (!(ecsActions as readonly string[]).includes(action ?? '') || !(perSecond > 0)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${entry}" is not <Action>=<requests per second> with Action one of ${ecsActions.join(', ')}`,
+      });
+      return z.NEVER;
+    }
+    limits[action as EcsAction] = perSecond;
+  }
+  return limits;
+});
+
+export const alicloudConfigSchema = z.object({
+  region: z
+    .string({ error: 'the ECS region is required (--region, e.g. cn-hangzhou)' })
+    .regex(/^[a-z]{2,}(-[a-z0-9]+)+$/, 'the region must look like cn-hangzhou'),
+  zone: z
+    .string({ error: 'the default zone is required (--zone, e.g. cn-hangzhou-h)' })
+    .regex(/^[a-z]{2,}(-[a-z0-9]+)+$/, 'the zone must look like cn-hangzhou-h'),
+  ecsEndpoint: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9.-]+(:\d{1,5})?$/,
+      'the ECS endpoint is host[:port], without a scheme (set the scheme with --ecs-protocol)',
+    )
+    .optional(),
+  ecsProtocol: z
+    .enum(['https', 'http'], { error: '--ecs-protocol must be https or http' })
+    .default('https'),
+  ecsNetwork: z
+    .enum(['public', 'vpc'], { error: '--ecs-network must be public or vpc' })
+    .default('public'),
+  clusterId: z.string().min(1).optional(),
+  credentials: z.discriminatedUnion(
+    'source',
+    [
+      z.object({ source: z.literal('default') }),
+      z.object({ source: z.literal('env') }),
+      z.object({
+        source: z.literal('secret-dir'),
+        dir: z.string({ error: '--credentials=secret-dir needs --credentials-dir' }).min(1),
+      }),
+    ],
+    { error: `--credentials must be one of ${credentialSources.join(', ')}` },
+  ),
+  requestTimeoutMs: z.coerce.number().int().positive().default(10_000),
+  rateLimits: rateLimitsSchema.default({}),
+});
+
+export type AlicloudConfig = z.infer<typeof alicloudConfigSchema>;
+
+/** Flag name (without dashes) -> help text, for the backend registry. */
+export const alicloudFlags = {
+  region: 'ECS region id, e.g. cn-hangzhou (required)',
+  zone: 'zone for new disks when the request names none, e.g. cn-hangzhou-h (required)',
+  'ecs-endpoint':
+    'ECS endpoint host[:port] (default: the SDK endpoint for the region; env ECS_ENDPOINT)',
+  'ecs-protocol': 'https or http (default https; env ALICLOUD_CLIENT_SCHEME)',
+  'ecs-network': 'public or vpc endpoints (default public; env ALIBABA_CLOUD_NETWORK_TYPE)',
+  'cluster-id': 'cluster id recorded in the ack.aliyun.com tag (env CLUSTER_ID)',
+  credentials:
+    'default (RRSA/OIDC, then env access keys, then the ECS RAM role), env (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET), or secret-dir',
+  'credentials-dir':
+    'directory of a mounted Secret holding access-key-id, access-key-secret and optionally security-token',
+  'ecs-timeout-ms': 'timeout of one ECS request in milliseconds (default 10000)',
+  'ecs-rate-limits': 'requests per second per ECS API, e.g. CreateSnapshot=10,DescribeSnapshots=20',
+} as const;
+
+/** Builds and validates the config; the error message lists every problem at once. */
+export function parseAlicloudConfig(
+  flags: Readonly<Record<string, string>>,
+  env: NodeJS.ProcessEnv,
+): AlicloudConfig {
+  const dir = flags['credentials-dir'];
+  const source = flags.credentials ?? (dir ? 'secret-dir' : 'default');
+  const raw = {
+    region: flags.region,
+    zone: flags.zone,
+    ecsEndpoint: flags['ecs-endpoint'] ?? (env.ECS_ENDPOINT || undefined),
+    ecsProtocol: flags['ecs-protocol'] ?? (env.ALICLOUD_CLIENT_SCHEME?.toLowerCase() || undefined),
+    ecsNetwork: flags['ecs-network'] ?? (env.ALIBABA_CLOUD_NETWORK_TYPE || undefined),
+    clusterId: flags['cluster-id'] ?? (env.CLUSTER_ID || undefined),
+    credentials: source === 'secret-dir' ? { source, dir } : { source },
+    requestTimeoutMs: flags['ecs-timeout-ms'],
+    rateLimits: flags['ecs-rate-limits'],
+  };
+  const parsed = alicloudConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(`alicloud backend configuration is invalid:\n${z.prettifyError(parsed.error)}`);
+  }
+  if (parsed.data.credentials.source === 'env') {
+    const missing = ['ALIBABA_CLOUD_ACCESS_KEY_ID', 'ALIBABA_CLOUD_ACCESS_KEY_SECRET'].filter(
+      (name) => !env[name],
+    );
+    if (missing.length > 0) {
+      throw new Error(
+        `alicloud backend configuration is invalid: --credentials=env needs ${missing.join(' and ')} in the environment`,
+      );
+    }
+  }
+  return parsed.data;
+}

@@ -1,0 +1,555 @@
+import { mkdir, open, readdir, rm, stat, statfs, truncate } from 'node:fs/promises';
+import path from 'node:path';
+
+import type { Logger } from '../../../observability/logger.js';
+import { errorMessage } from '../../../observability/logger.js';
+import { systemClock, type Clock } from '../../../util/clock.js';
+import {
+  snapshotDeletionBlocker,
+  type BackendCapabilities,
+  type Capacity,
+  type CreateSnapshotRequest,
+  type CreateVolumeRequest,
+  type DependentDisk,
+  type DiskBackend,
+  type ExpandVolumeRequest,
+  type ExpandVolumeResult,
+  type ListOptions,
+  type Page,
+  type Snapshot,
+  type SnapshotListOptions,
+  type Topology,
+  type Volume,
+  type VolumeSource,
+} from '../../backend.js';
+import { failedPrecondition, notFound, outOfRange, resourceExhausted } from '../../errors.js';
+import { paginate } from '../../pagination.js';
+import { copySparse } from './copy.js';
+import { metaIds, readJson, removeDurably, renameDurably, writeFileAtomic } from './files.js';
+import { checkName, isKnownIdShape, Layout } from './layout.js';
+import {
+  checkExistingDisk,
+  checkExistingSnapshot,
+  diskAlignmentBytes,
+  plannedDiskBytes,
+  rejectParameters,
+  toSnapshot,
+  toVolume,
+  type DiskRecord,
+  type SnapshotRecord,
+} from './metadata.js';
+import { loopDevicesOf, readMounts } from './mounts.js';
+import { KeyedMutex } from './mutex.js';
+import { LocalNode } from './node.js';
+import type { CommandRunner } from './system.js';
+
+export const localDriverName = 'local.snapback.dev';
+export const localTopologyKey = 'topology.local.snapback.dev/node';
+
+export interface LocalBackendConfig {
+  root: string;
+  nodeId: string;
+  /** Bytes all disks together may be provisioned with; the root file system's size if absent. */
+  capacityBytes?: number;
+  /**
+   * Whether this process may grow a mounted ext4 file system (CAP_SYS_RESOURCE). Without it
+   * volumes are expanded offline: the file system grows when the volume is next staged.
+   */
+  onlineResize: boolean;
+  vendorVersion: string;
+  run: CommandRunner;
+  logger: Logger;
+  clock?: Clock;
+}
+
+/**
+ * Disks as sparse image files under a root directory on this node, snapshots as sparse
+ * copies with a content checksum. Every state change is a metadata file replaced atomically,
+ * so a crash at any point leaves either the old state or a "creating" record that a retry
+ * completes.
+ */
+export class LocalBackend implements DiskBackend {
+  readonly driverName = localDriverName;
+  readonly vendorVersion: string;
+  readonly capabilities: BackendCapabilities;
+  readonly topologyKeys = [localTopologyKey];
+  readonly node: LocalNode;
+  readonly layout: Layout;
+  private readonly topology: Topology;
+  private readonly run: CommandRunner;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly mutex = new KeyedMutex();
+
+  private constructor(private readonly config: LocalBackendConfig) {
+    this.layout = new Layout(config.root);
+    this.vendorVersion = config.vendorVersion;
+    this.capabilities = {
+      accessModes: ['SINGLE_NODE_WRITER', 'SINGLE_NODE_READER_ONLY'],
+      accessTypes: ['mount'],
+      fsTypes: ['ext4'],
+      cloneVolume: true,
+      onlineExpansion: config.onlineResize,
+    };
+    this.topology = { [localTopologyKey]: config.nodeId };
+    this.run = config.run;
+    this.logger = config.logger.child({ backend: 'local' });
+    this.clock = config.clock ?? systemClock;
+    this.node = new LocalNode({
+      layout: this.layout,
+      topology: this.topology,
+      run: this.run,
+      logger: this.logger,
+      readDisk: (id) => this.readDisk(id),
+      onlineResize: config.onlineResize,
+    });
+  }
+
+  /** Opens (creating if needed) the root and cleans up what a crash left behind. */
+  static async open(config: LocalBackendConfig): Promise<LocalBackend> {
+    const backend = new LocalBackend(config);
+    await backend.recover();
+    return backend;
+  }
+
+  private async recover(): Promise<void> {
+    const { layout } = this;
+    for (const dir of [layout.root, layout.disks, layout.snapshots, layout.tmp]) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    }
+    // Copies in progress when the last process died are restarted from scratch by the retry.
+    for (const name of await readdir(layout.tmp)) {
+      await rm(path.join(layout.tmp, name), { force: true });
+    }
+    // A copy cut short may have left its source frozen: every write to it would hang.
+    for (const id of await metaIds(layout.snapshots)) {
+      const record = await this.readSnapshot(id);
+      if (record?.state === 'creating' && record.frozenMount) await this.thaw(record.frozenMount);
+    }
+    for (const id of await metaIds(layout.disks)) {
+      const record = await this.readDisk(id);
+      if (record?.state === 'creating' && record.frozenMount) await this.thaw(record.frozenMount);
+    }
+    await this.removeStrays(layout.disks);
+    await this.removeStrays(layout.snapshots);
+  }
+
+  /** Images with no metadata (a delete cut short) and half-written metadata temp files. */
+  private async removeStrays(dir: string): Promise<void> {
+    const names = await readdir(dir);
+    const recorded = new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
+    for (const name of names) {
+      const stray =
+        (name.startsWith('.') && name.endsWith('.tmp')) ||
+        (name.endsWith('.img') && !recorded.has(name.slice(0, -4)));
+      if (stray) {
+        this.logger.info('removing leftover file', { file: path.join(dir, name) });
+        await rm(path.join(dir, name), { force: true });
+      }
+    }
+  }
+
+  async probe(): Promise<boolean> {
+    await stat(this.layout.disks);
+    return true;
+  }
+
+  // ---- volumes ----
+
+  async createVolume(request: CreateVolumeRequest): Promise<Volume> {
+    const id = checkName('volume', request.name);
+    rejectParameters('StorageClass', request.parameters);
+    this.checkTopology(request);
+
+    const existing = await this.readDisk(id);
+    if (existing) {
+      checkExistingDisk(existing, request);
+      if (existing.state === 'ready') return toVolume(existing, this.topology);
+    }
+
+    const source = request.source;
+    let sourceImage: string | undefined;
+    let sourceBytes: number | undefined;
+    let expectedChecksum: string | undefined;
+    if (source?.kind === 'snapshot') {
+      const snapshot = isKnownIdShape(source.snapshotId)
+        ? await this.readSnapshot(source.snapshotId)
+        : undefined;
+      if (!snapshot || snapshot.state !== 'ready') {
+        throw notFound(`snapshot ${source.snapshotId} does not exist`);
+      }
+      sourceImage = this.layout.snapshotImage(snapshot.id);
+      sourceBytes = snapshot.sizeBytes;
+      expectedChecksum = snapshot.checksum;
+    } else if (source?.kind === 'volume') {
+      const volume = isKnownIdShape(source.volumeId)
+        ? await this.readDisk(source.volumeId)
+        : undefined;
+      if (!volume || volume.state !== 'ready') {
+        throw notFound(`source volume ${source.volumeId} does not exist`);
+      }
+      sourceImage = this.layout.diskImage(volume.id);
+      sourceBytes = volume.capacityBytes;
+    }
+    const capacityBytes = plannedDiskBytes(request, sourceBytes);
+    // A clone of a mounted volume is copied with its file system frozen, as a snapshot is.
+    const frozenMount =
+      source?.kind === 'volume' && sourceImage ? await this.mountPointOf(sourceImage) : undefined;
+
+    const record: DiskRecord = {
+      id,
+      capacityBytes,
+      state: 'creating',
+      ...(source && { source }),
+      createdAt: this.clock.now().toISOString(),
+      ...(frozenMount && { frozenMount }),
+    };
+    await this.mutex.with('capacity', async () => {
+      const available = await this.availableBytes(id);
+      if (capacityBytes > available) {
+        throw resourceExhausted(
+          `volume ${id} needs ${capacityBytes} bytes but only ${available} are left of this node's capacity`,
+        );
+      }
+      if (source?.kind !== 'snapshot') {
+        await this.writeDisk(record);
+        return;
+      }
+      // Under the snapshot's mutex, so DeleteSnapshot sees either neither or both: the
+      // dependent entry and the disk record saying it is being created.
+      await this.mutex.with(`snapshot/${source.snapshotId}`, async () => {
+        const snapshot = await this.readSnapshot(source.snapshotId);
+        if (!snapshot || snapshot.state !== 'ready') {
+          throw notFound(`snapshot ${source.snapshotId} does not exist`);
+        }
+        if (!snapshot.dependents.includes(id)) {
+          snapshot.dependents.push(id);
+          await this.writeSnapshot(snapshot);
+        }
+        await this.writeDisk(record);
+      });
+    });
+
+    const tmp = this.layout.tmpFile('disk', id);
+    try {
+      if (sourceImage) {
+        if (frozenMount) await this.run('fsfreeze', ['--freeze', frozenMount]);
+        try {
+          await copySparse(this.run, sourceImage, tmp, {
+            targetBytes: capacityBytes,
+            expectedChecksum,
+          });
+        } finally {
+          if (frozenMount) await this.thaw(frozenMount);
+        }
+      } else {
+        await this.createSparseFile(tmp, capacityBytes);
+      }
+      await renameDurably(tmp, this.layout.diskImage(id));
+    } catch (error) {
+      // A failure this process saw (no space, a corrupt snapshot) leaves nothing behind; only
+      // a crash leaves the "creating" record, for the retry to finish.
+      await rm(tmp, { force: true });
+      await this.forgetDisk(id, source);
+      throw error;
+    }
+    const ready: DiskRecord = { ...record, state: 'ready' };
+    delete ready.frozenMount;
+    await this.writeDisk(ready);
+    this.logger.info('volume created', { volume: id, capacityBytes, source: source ?? null });
+    return toVolume(ready, this.topology);
+  }
+
+  private checkTopology(request: CreateVolumeRequest): void {
+    const requisite = request.accessibility?.requisite ?? [];
+    if (requisite.length === 0) return;
+    const here = this.topology[localTopologyKey];
+    const reachable = requisite.some(
+      (t) => t[localTopologyKey] === undefined || t[localTopologyKey] === here,
+    );
+    if (!reachable) {
+      throw resourceExhausted(
+        `volumes of this driver live on node ${here}, which none of the requisite topologies include`,
+      );
+    }
+  }
+
+  private async createSparseFile(file: string, bytes: number): Promise<void> {
+    const handle = await open(file, 'wx', 0o600);
+    try {
+      await handle.truncate(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async deleteVolume(volumeId: string): Promise<void> {
+    if (!isKnownIdShape(volumeId)) return;
+    const record = await this.readDisk(volumeId);
+    if (!record) return;
+    const image = this.layout.diskImage(volumeId);
+    const attached = await loopDevicesOf(this.run, image).catch(() => []);
+    if (attached.length > 0) {
+      throw failedPrecondition(
+        `volume ${volumeId} is still attached on this node (${attached.join(', ')}); unstage it first`,
+      );
+    }
+    await this.forgetDisk(volumeId, record.source);
+    this.logger.info('volume deleted', { volume: volumeId });
+  }
+
+  /**
+   * Removes a disk: its record first (from then on it does not exist), its image, then its
+   * entry among the snapshot's dependents. A crash in between leaves an image without a
+   * record (removed at start-up) or a dependent entry naming nothing (ignored).
+   */
+  private async forgetDisk(id: string, source: VolumeSource | undefined): Promise<void> {
+    await removeDurably(this.layout.diskMeta(id));
+    await removeDurably(this.layout.diskImage(id));
+    if (source?.kind === 'snapshot') {
+      await this.updateSnapshot(source.snapshotId, (s) => {
+        if (!s) return undefined;
+        s.dependents = s.dependents.filter((d) => d !== id);
+        return s;
+      });
+    }
+  }
+
+  async getVolume(volumeId: string): Promise<Volume | undefined> {
+    if (!isKnownIdShape(volumeId)) return undefined;
+    const record = await this.readDisk(volumeId);
+    return record?.state === 'ready' ? toVolume(record, this.topology) : undefined;
+  }
+
+  async listVolumes(options: ListOptions): Promise<Page<Volume>> {
+    const records = await this.readAll<DiskRecord>(this.layout.disks, (id) => this.readDisk(id));
+    const ready = records.filter((r) => r.state === 'ready').map((r) => toVolume(r, this.topology));
+    return paginate(ready, (v) => v.id, options);
+  }
+
+  async expandVolume(request: ExpandVolumeRequest): Promise<ExpandVolumeResult> {
+    const record = isKnownIdShape(request.volumeId)
+      ? await this.readDisk(request.volumeId)
+      : undefined;
+    if (!record || record.state !== 'ready')
+      throw notFound(`volume ${request.volumeId} does not exist`);
+    const nodeExpansionRequired = request.capability?.access.type !== 'block';
+    if (record.capacityBytes >= request.requiredBytes) {
+      return { capacityBytes: record.capacityBytes, nodeExpansionRequired };
+    }
+    const target = Math.ceil(request.requiredBytes / diskAlignmentBytes) * diskAlignmentBytes;
+    if (request.limitBytes > 0 && target > request.limitBytes) {
+      throw outOfRange(`cannot grow to ${target} bytes within limit_bytes ${request.limitBytes}`);
+    }
+    await this.mutex.with('capacity', async () => {
+      const available = await this.availableBytes(record.id);
+      if (target > available) {
+        throw resourceExhausted(
+          `growing volume ${record.id} to ${target} bytes exceeds this node's capacity (${available} bytes left)`,
+        );
+      }
+      // Image first: a crash in between leaves a larger image than recorded, which the
+      // retried expansion records; the reverse would report space the image does not have.
+      await truncate(this.layout.diskImage(record.id), target);
+      await this.writeDisk({ ...record, capacityBytes: target });
+    });
+    this.logger.info('volume expanded', { volume: record.id, capacityBytes: target });
+    return { capacityBytes: target, nodeExpansionRequired };
+  }
+
+  async getCapacity(): Promise<Capacity> {
+    const availableBytes = await this.availableBytes();
+    return { availableBytes, maximumVolumeSizeBytes: availableBytes };
+  }
+
+  /** Capacity minus what the recorded disks (except `excluding`) are provisioned with. */
+  private async availableBytes(excluding?: string): Promise<number> {
+    const capacity = this.config.capacityBytes ?? (await this.rootBytes());
+    const records = await this.readAll<DiskRecord>(this.layout.disks, (id) => this.readDisk(id));
+    const provisioned = records
+      .filter((r) => r.id !== excluding)
+      .reduce((sum, r) => sum + r.capacityBytes, 0);
+    return Math.max(0, capacity - provisioned);
+  }
+
+  private async rootBytes(): Promise<number> {
+    const fs = await statfs(this.layout.root);
+    return fs.blocks * fs.bsize;
+  }
+
+  // ---- snapshots ----
+
+  async createSnapshot(request: CreateSnapshotRequest): Promise<Snapshot> {
+    const id = checkName('snapshot', request.name);
+    rejectParameters('snapshot class', request.parameters);
+
+    const existing = await this.readSnapshot(id);
+    if (existing) {
+      checkExistingSnapshot(existing, request.sourceVolumeId);
+      if (existing.state === 'ready') return toSnapshot(existing);
+    }
+    const volume = isKnownIdShape(request.sourceVolumeId)
+      ? await this.readDisk(request.sourceVolumeId)
+      : undefined;
+    if (!volume || volume.state !== 'ready') {
+      throw notFound(`source volume ${request.sourceVolumeId} does not exist`);
+    }
+    const sourceImage = this.layout.diskImage(volume.id);
+    const mountPoint = await this.mountPointOf(sourceImage);
+    const record: SnapshotRecord = {
+      id,
+      sourceVolumeId: volume.id,
+      sizeBytes: volume.capacityBytes,
+      state: 'creating',
+      forceDelete: request.forceDelete,
+      creationTime: this.clock.now().toISOString(),
+      dependents: [],
+      ...(mountPoint && { frozenMount: mountPoint }),
+    };
+    await this.writeSnapshot(record);
+
+    const tmp = this.layout.tmpFile('snapshot', id);
+    let copied;
+    try {
+      if (mountPoint) await this.run('fsfreeze', ['--freeze', mountPoint]);
+      try {
+        copied = await copySparse(this.run, sourceImage, tmp);
+      } finally {
+        if (mountPoint) await this.thaw(mountPoint);
+      }
+      await renameDurably(tmp, this.layout.snapshotImage(id));
+    } catch (error) {
+      await rm(tmp, { force: true });
+      await removeDurably(this.layout.snapshotMeta(id));
+      throw error;
+    }
+    const ready: SnapshotRecord = {
+      ...record,
+      state: 'ready',
+      checksum: copied.checksum,
+      dataBytes: copied.dataBytes,
+    };
+    delete ready.frozenMount;
+    await this.writeSnapshot(ready);
+    this.logger.info('snapshot created', {
+      snapshot: id,
+      volume: volume.id,
+      dataBytes: copied.dataBytes,
+      frozen: mountPoint ?? null,
+      forceDelete: request.forceDelete,
+    });
+    return toSnapshot(ready);
+  }
+
+  async deleteSnapshot(snapshotId: string): Promise<void> {
+    if (!isKnownIdShape(snapshotId)) return;
+    await this.mutex.with(`snapshot/${snapshotId}`, async () => {
+      const record = await this.readSnapshot(snapshotId);
+      if (!record) return;
+      const dependents = await this.liveDependents(record);
+      const blocker = snapshotDeletionBlocker(snapshotId, record.forceDelete, dependents);
+      if (blocker) throw failedPrecondition(blocker);
+      await removeDurably(this.layout.snapshotMeta(snapshotId));
+      await removeDurably(this.layout.snapshotImage(snapshotId));
+      this.logger.info('snapshot deleted', {
+        snapshot: snapshotId,
+        forceDelete: record.forceDelete,
+        dependents: dependents.map((d) => d.id),
+      });
+    });
+  }
+
+  /** The recorded dependents that still exist, and whether each is still being filled. */
+  private async liveDependents(record: SnapshotRecord): Promise<DependentDisk[]> {
+    const live: DependentDisk[] = [];
+    for (const id of record.dependents) {
+      const disk = await this.readDisk(id);
+      const fromThis = disk?.source?.kind === 'snapshot' && disk.source.snapshotId === record.id;
+      if (disk && fromThis) live.push({ id, creating: disk.state === 'creating' });
+    }
+    return live;
+  }
+
+  async getSnapshot(snapshotId: string): Promise<Snapshot | undefined> {
+    if (!isKnownIdShape(snapshotId)) return undefined;
+    const record = await this.readSnapshot(snapshotId);
+    return record?.state === 'ready' ? toSnapshot(record) : undefined;
+  }
+
+  async listSnapshots(options: SnapshotListOptions): Promise<Page<Snapshot>> {
+    const records = await this.readAll<SnapshotRecord>(this.layout.snapshots, (id) =>
+      this.readSnapshot(id),
+    );
+    const snapshots = records
+      .filter((r) => r.state === 'ready')
+      .filter(
+        (r) => options.sourceVolumeId === undefined || r.sourceVolumeId === options.sourceVolumeId,
+      )
+      .map(toSnapshot);
+    return paginate(snapshots, (s) => s.id, options);
+  }
+
+  // ---- freezing ----
+
+  /** Where the file system on `image` is mounted on this node (its first mount), if it is. */
+  private async mountPointOf(image: string): Promise<string | undefined> {
+    const devices = await loopDevicesOf(this.run, image);
+    if (devices.length === 0) return undefined;
+    const mounts = await readMounts();
+    return mounts.find((m) => devices.includes(m.source) && m.root === '/')?.mountPoint;
+  }
+
+  private async thaw(mountPoint: string): Promise<void> {
+    try {
+      await this.run('fsfreeze', ['--unfreeze', mountPoint]);
+    } catch (error) {
+      // "Invalid argument" means it was not frozen (any more): nothing to undo.
+      this.logger.debug('thaw skipped', { mountPoint, error: errorMessage(error) });
+    }
+  }
+
+  // ---- records ----
+
+  private readDisk(id: string): Promise<DiskRecord | undefined> {
+    return readJson<DiskRecord>(this.layout.diskMeta(id));
+  }
+
+  private writeDisk(record: DiskRecord): Promise<void> {
+    return writeFileAtomic(this.layout.diskMeta(record.id), `${JSON.stringify(record, null, 2)}\n`);
+  }
+
+  private readSnapshot(id: string): Promise<SnapshotRecord | undefined> {
+    return readJson<SnapshotRecord>(this.layout.snapshotMeta(id));
+  }
+
+  private writeSnapshot(record: SnapshotRecord): Promise<void> {
+    return writeFileAtomic(
+      this.layout.snapshotMeta(record.id),
+      `${JSON.stringify(record, null, 2)}\n`,
+    );
+  }
+
+  /** Read-modify-write of a snapshot record under its mutex; `change` may throw to abort. */
+  private async updateSnapshot(
+    id: string,
+    change: (record: SnapshotRecord | undefined) => SnapshotRecord | undefined,
+  ): Promise<void> {
+    await this.mutex.with(`snapshot/${id}`, async () => {
+      const updated = change(await this.readSnapshot(id));
+      if (updated) await this.writeSnapshot(updated);
+    });
+  }
+
+  private async readAll<T>(
+    dir: string,
+    read: (id: string) => Promise<T | undefined>,
+  ): Promise<T[]> {
+    const records: T[] = [];
+    for (const id of await metaIds(dir)) {
+      const record = await read(id);
+      if (record) records.push(record);
+    }
+    return records;
+  }
+}

@@ -1,0 +1,47 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { DiskBackend } from '../../backend.js';
+import type { BackendOptions } from '../registry.js';
+import { LocalBackend } from './backend.js';
+import { CAP_SYS_RESOURCE, hasCapability, runCommand } from './system.js';
+
+function packageVersion(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      return (
+        JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }
+      ).version;
+    } catch {
+      const parent = path.dirname(dir);
+      if (parent === dir) return 'unknown';
+      dir = parent;
+    }
+  }
+}
+
+/** `--backend=local`: needs --node-id and --root; --capacity-bytes is optional. */
+export async function createLocalBackend(options: BackendOptions): Promise<DiskBackend> {
+  const root = options.flags.root;
+  if (!root) throw new Error('the local backend needs --root=<directory for disk images>');
+  if (!options.nodeId) throw new Error("the local backend needs --node-id=<this node's name>");
+  let capacityBytes: number | undefined;
+  const capacity = options.flags['capacity-bytes'];
+  if (capacity !== undefined) {
+    capacityBytes = Number(capacity);
+    if (!Number.isSafeInteger(capacityBytes) || capacityBytes <= 0) {
+      throw new Error(`--capacity-bytes must be a positive number of bytes (got "${capacity}")`);
+    }
+  }
+  return LocalBackend.open({
+    root,
+    nodeId: options.nodeId,
+    capacityBytes,
+    onlineResize: hasCapability(CAP_SYS_RESOURCE),
+    vendorVersion: packageVersion(),
+    run: runCommand,
+    logger: options.logger,
+  });
+}

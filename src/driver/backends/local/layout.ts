@@ -1,0 +1,82 @@
+import path from 'node:path';
+
+import { invalidArgument } from '../../errors.js';
+
+/** CSI asks drivers to accept names of at least 128 bytes; longer ones are refused. */
+export const maxNameBytes = 128;
+
+/**
+ * Names become file names under the root, so only a conservative alphabet is accepted: it has
+ * no separators and cannot start with a dot, so no name can reach outside its directory.
+ */
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export function nameProblem(name: string): string | undefined {
+  if (Buffer.byteLength(name) > maxNameBytes) {
+    return `is ${Buffer.byteLength(name)} bytes long; at most ${maxNameBytes} are allowed`;
+  }
+  if (!namePattern.test(name)) {
+    return 'may only hold letters, digits, ".", "_" and "-", and must start with a letter or digit';
+  }
+  return undefined;
+}
+
+/** The name as an id, or INVALID_ARGUMENT saying what is wrong with it. */
+export function checkName(kind: 'volume' | 'snapshot', name: string): string {
+  const problem = nameProblem(name);
+  if (problem) throw invalidArgument(`${kind} name "${truncate(name)}" ${problem}`);
+  return name;
+}
+
+/** Ids are names; an id no name could produce names nothing that exists. */
+export const isKnownIdShape = (id: string): boolean => nameProblem(id) === undefined;
+
+const truncate = (s: string): string => (s.length > 80 ? `${s.slice(0, 80)}...` : s);
+
+/**
+ * Where everything lives under the root:
+ *   disks/<id>.img, disks/<id>.json          a disk image and its metadata
+ *   snapshots/<id>.img, snapshots/<id>.json  a snapshot copy and its metadata
+ *   tmp/                                      copies in progress (removed at start-up)
+ */
+export class Layout {
+  readonly root: string;
+  readonly disks: string;
+  readonly snapshots: string;
+  readonly tmp: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.disks = path.join(this.root, 'disks');
+    this.snapshots = path.join(this.root, 'snapshots');
+    this.tmp = path.join(this.root, 'tmp');
+  }
+
+  diskImage(id: string): string {
+    return this.inside(this.disks, `${id}.img`);
+  }
+
+  diskMeta(id: string): string {
+    return this.inside(this.disks, `${id}.json`);
+  }
+
+  snapshotImage(id: string): string {
+    return this.inside(this.snapshots, `${id}.img`);
+  }
+
+  snapshotMeta(id: string): string {
+    return this.inside(this.snapshots, `${id}.json`);
+  }
+
+  /** A fresh file name for a copy in progress. */
+  tmpFile(kind: 'disk' | 'snapshot', id: string): string {
+    return this.inside(this.tmp, `${kind}-${id}-${process.pid}-${Date.now()}.img`);
+  }
+
+  /** The last line of defence: a path built from an id must stay in its directory. */
+  private inside(dir: string, file: string): string {
+    const full = path.resolve(dir, file);
+    if (path.dirname(full) !== dir) throw invalidArgument(`"${file}" is not a valid name`);
+    return full;
+  }
+}

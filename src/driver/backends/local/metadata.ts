@@ -1,0 +1,149 @@
+/**
+ * What the local backend records about each disk and snapshot, and the pure decisions made
+ * from it. A record in state "creating" is a copy that has not finished (possibly cut short
+ * by a crash); it is never reported as a volume or a ready snapshot, and a retried create
+ * with the same name starts it again.
+ */
+import type { CreateVolumeRequest, Snapshot, Volume, VolumeSource } from '../../backend.js';
+import { alreadyExists, invalidArgument, outOfRange } from '../../errors.js';
+
+export const diskAlignmentBytes = 4096;
+/** Smaller images cannot hold a useful ext4 file system (journal, lost+found). */
+export const minimumDiskBytes = 16 * 1024 * 1024;
+/** The size of a blank disk when the request leaves it open. */
+export const defaultDiskBytes = 1024 * 1024 * 1024;
+
+export interface DiskRecord {
+  id: string;
+  capacityBytes: number;
+  state: 'creating' | 'ready';
+  source?: VolumeSource;
+  createdAt: string;
+  /** Set while a cloned source's file system is frozen for the copy, so a restart can thaw it. */
+  frozenMount?: string;
+}
+
+export interface SnapshotRecord {
+  id: string;
+  sourceVolumeId: string;
+  /** The source disk's capacity when the snapshot was cut: the smallest restore. */
+  sizeBytes: number;
+  state: 'creating' | 'ready';
+  /** The class parameter forceDelete, recorded because DeleteSnapshot carries no parameters. */
+  forceDelete: boolean;
+  /** Content checksum (see copy.ts), verified on every restore. */
+  checksum?: string;
+  /** Bytes of data the snapshot holds (its allocated size). */
+  dataBytes?: number;
+  creationTime: string;
+  /**
+   * Disks created from this snapshot. Ids are added before a restore starts and removed after
+   * the disk is deleted, so after a crash the list may name a disk that no longer exists
+   * (checked on use), never miss one that does.
+   */
+  dependents: string[];
+  /** Set while the source's file system is frozen for the copy, so a restart can thaw it. */
+  frozenMount?: string;
+}
+
+const roundUp = (bytes: number, unit: number): number => Math.ceil(bytes / unit) * unit;
+
+/**
+ * The size of a new disk: the request's required bytes (or the source's size, or the
+ * default), at least the minimum, aligned; OUT_OF_RANGE when that cannot fit the request.
+ */
+export function plannedDiskBytes(
+  request: Pick<CreateVolumeRequest, 'requiredBytes' | 'limitBytes'>,
+  sourceBytes?: number,
+): number {
+  const { requiredBytes, limitBytes } = request;
+  if (sourceBytes !== undefined) {
+    if (requiredBytes > 0 && requiredBytes < sourceBytes) {
+      throw outOfRange(
+        `required_bytes ${requiredBytes} is below the source's size ${sourceBytes}; a restored disk must be at least as large as its source`,
+      );
+    }
+    if (limitBytes > 0 && limitBytes < sourceBytes) {
+      throw outOfRange(`limit_bytes ${limitBytes} is below the source's size ${sourceBytes}`);
+    }
+  }
+  const wanted =
+    requiredBytes > 0
+      ? requiredBytes
+      : (sourceBytes ??
+        (limitBytes > 0 ? Math.min(defaultDiskBytes, limitBytes) : defaultDiskBytes));
+  const size = roundUp(Math.max(wanted, minimumDiskBytes, sourceBytes ?? 0), diskAlignmentBytes);
+  if (limitBytes > 0 && size > limitBytes) {
+    throw outOfRange(
+      `the smallest disk this backend makes for the request is ${size} bytes, above limit_bytes ${limitBytes} (minimum ${minimumDiskBytes}, multiples of ${diskAlignmentBytes})`,
+    );
+  }
+  return size;
+}
+
+const sameSource = (a?: VolumeSource, b?: VolumeSource): boolean =>
+  a?.kind === b?.kind &&
+  (a?.kind !== 'snapshot' || a.snapshotId === (b as typeof a).snapshotId) &&
+  (a?.kind !== 'volume' || a.volumeId === (b as typeof a).volumeId);
+
+/**
+ * CreateVolume for a name that is already recorded: the existing disk answers the request
+ * when its source matches and its size is within the requested range; otherwise the name is
+ * taken (ALREADY_EXISTS).
+ */
+export function checkExistingDisk(
+  existing: DiskRecord,
+  request: Pick<CreateVolumeRequest, 'requiredBytes' | 'limitBytes' | 'source'>,
+): void {
+  const fits =
+    existing.capacityBytes >= request.requiredBytes &&
+    (request.limitBytes === 0 || existing.capacityBytes <= request.limitBytes);
+  if (!sameSource(existing.source, request.source)) {
+    throw alreadyExists(`volume ${existing.id} exists with a different content source`);
+  }
+  if (!fits) {
+    throw alreadyExists(
+      `volume ${existing.id} exists with ${existing.capacityBytes} bytes, outside the requested range ` +
+        `(required ${request.requiredBytes}, limit ${request.limitBytes || 'none'})`,
+    );
+  }
+}
+
+export function checkExistingSnapshot(existing: SnapshotRecord, sourceVolumeId: string): void {
+  if (existing.sourceVolumeId !== sourceVolumeId) {
+    throw alreadyExists(
+      `snapshot ${existing.id} exists for volume ${existing.sourceVolumeId}, not ${sourceVolumeId}`,
+    );
+  }
+}
+
+/** The local backend takes no StorageClass or snapshot class parameters of its own. */
+export function rejectParameters(kind: string, parameters: Record<string, string>): void {
+  const keys = Object.keys(parameters);
+  if (keys.length > 0) {
+    throw invalidArgument(
+      `unknown ${kind} parameter${keys.length > 1 ? 's' : ''} ${keys.join(', ')}: the local backend takes none` +
+        (kind === 'snapshot class' ? ' besides forceDelete' : ''),
+    );
+  }
+}
+
+export function toVolume(record: DiskRecord, topology: Record<string, string>): Volume {
+  return {
+    id: record.id,
+    capacityBytes: record.capacityBytes,
+    context: {},
+    ...(record.source && { source: record.source }),
+    accessibleTopology: [topology],
+  };
+}
+
+export function toSnapshot(record: SnapshotRecord): Snapshot {
+  return {
+    id: record.id,
+    sourceVolumeId: record.sourceVolumeId,
+    sizeBytes: record.sizeBytes,
+    creationTime: new Date(record.creationTime),
+    readyToUse: record.state === 'ready',
+  };
+}

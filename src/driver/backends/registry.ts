@@ -1,0 +1,51 @@
+import type { Logger } from '../../observability/logger.js';
+import type { DiskBackend } from '../backend.js';
+import { alicloudFlags } from './alicloud/config.js';
+
+/** What `snapback driver` hands to the backend named by `--backend`. */
+export interface BackendOptions {
+  /** `--node-id`; backends with a node side need it, controller-only ones may ignore it. */
+  nodeId: string | undefined;
+  /**
+   * The backend's own flags, without the leading dashes: `--root=/var/lib/x` becomes
+   * { root: '/var/lib/x' }. Only names listed in the factory's `flags` arrive here.
+   */
+  flags: Readonly<Record<string, string>>;
+  env: NodeJS.ProcessEnv;
+  logger: Logger;
+}
+
+export interface BackendFactory {
+  summary: string;
+  /** Flag name (without dashes) -> help text. The CLI rejects any other flag. */
+  flags: Readonly<Record<string, string>>;
+  /** Throws an Error whose message says which flag or variable to fix. */
+  create(options: BackendOptions): Promise<DiskBackend>;
+}
+
+/**
+ * Backends by `--backend` name. Each module is imported only when chosen, so the local
+ * backend never loads a cloud SDK.
+ */
+export const backendFactories: Record<string, BackendFactory> = {
+  local: {
+    summary: 'sparse disk images under --root, ext4 on loop devices (driver local.snapback.dev)',
+    flags: {
+      root: 'directory holding the disk and snapshot images (required)',
+      'capacity-bytes':
+        'bytes all disks together may be provisioned with (default: size of the file system of --root)',
+    },
+    async create(options) {
+      const { createLocalBackend } = await import('./local/index.js');
+      return createLocalBackend(options);
+    },
+  },
+  alicloud: {
+    summary: 'Alibaba Cloud ECS disks and snapshots (driver diskplugin.csi.alibabacloud.com)',
+    flags: alicloudFlags,
+    async create(options) {
+      const { createAlicloudBackend } = await import('./alicloud/index.js');
+      return createAlicloudBackend(options);
+    },
+  },
+};

@@ -1,0 +1,488 @@
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { CAP_SYS_RESOURCE, hasCapability } from '../../../src/driver/backends/local/system.js';
+import {
+  cleanupScratch,
+  codeOf,
+  detailsOf,
+  GiB,
+  MiB,
+  mountCapability,
+  scratchDir,
+  sha256Of,
+  stageAndPublish,
+  startLocalDriver,
+  unpublishAndUnstage,
+  writeRandomFile,
+  type InProcessDriver,
+} from './local-support.js';
+
+const createVolume = (
+  driver: InProcessDriver,
+  name: string,
+  bytes: number,
+  extra: Record<string, unknown> = {},
+) =>
+  driver.client.controller.createVolume({
+    name,
+    capacity_range: { required_bytes: String(bytes) },
+    volume_capabilities: [mountCapability],
+    ...extra,
+  });
+
+const fromSnapshot = (snapshotId: string) => ({
+  volume_content_source: { snapshot: { snapshot_id: snapshotId } },
+});
+
+function commandExists(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Bytes the file occupies on disk (not its apparent size). */
+const allocatedBytes = (file: string): number => statSync(file).blocks * 512;
+
+describe('local backend: disks, snapshots and restores (driver in this process)', function () {
+  this.timeout(300_000);
+  let dir: string;
+  let driver: InProcessDriver;
+
+  beforeEach(async function () {
+    dir = scratchDir('local');
+    driver = await startLocalDriver(dir);
+  });
+
+  afterEach(async function () {
+    await driver?.stop();
+    cleanupScratch(dir);
+  });
+
+  it('keeps data byte for byte through snapshot -> restore -> publish of a 1 GiB sparse disk, and grows the restored file system', async function () {
+    const { client, backend } = driver;
+    const created = await createVolume(driver, 'source', GiB);
+    expect(created.volume?.capacity_bytes).to.equal(String(GiB));
+    expect(created.volume?.accessible_topology).to.deep.equal([
+      { segments: { 'topology.local.snapback.dev/node': 'test-node' } },
+    ]);
+    const image = backend.layout.diskImage('source');
+    expect(statSync(image).size).to.equal(GiB);
+    expect(allocatedBytes(image)).to.be.below(MiB);
+
+    const target = await stageAndPublish(client, dir, 'source');
+    expect(existsSync(path.join(target, 'lost+found'))).to.equal(true);
+    writeFileSync(path.join(target, 'test'), 'written before the backup\n');
+    const bigSum = await writeRandomFile(path.join(target, 'big.bin'), 200 * MiB);
+
+    // Staged and published: the snapshot is taken with the file system frozen.
+    const snap = await client.controller.createSnapshot({
+      name: 'snap',
+      source_volume_id: 'source',
+    });
+    expect(snap.snapshot).to.deep.include({
+      snapshot_id: 'snap',
+      source_volume_id: 'source',
+      size_bytes: String(GiB),
+      ready_to_use: true,
+    });
+    const snapshotImage = backend.layout.snapshotImage('snap');
+    expect(allocatedBytes(snapshotImage)).to.be.above(200 * MiB);
+    expect(allocatedBytes(snapshotImage)).to.be.below(400 * MiB);
+    // The source stays writable after the freeze.
+    writeFileSync(path.join(target, 'after'), 'written after the snapshot\n');
+
+    const restored = await createVolume(driver, 'restored', 2 * GiB, fromSnapshot('snap'));
+    expect(restored.volume).to.deep.include({
+      volume_id: 'restored',
+      capacity_bytes: String(2 * GiB),
+    });
+    expect(restored.volume?.content_source?.snapshot?.snapshot_id).to.equal('snap');
+    const restoredTarget = await stageAndPublish(client, dir, 'restored');
+    expect(await sha256Of(path.join(restoredTarget, 'big.bin'))).to.equal(bigSum);
+    expect(await sha256Of(path.join(restoredTarget, 'test'))).to.equal(
+      await sha256Of(path.join(target, 'test')),
+    );
+    expect(existsSync(path.join(restoredTarget, 'after'))).to.equal(false);
+    const sourceFs = statfsSync(target);
+    const restoredFs = statfsSync(restoredTarget);
+    expect(restoredFs.blocks * restoredFs.bsize).to.be.above(
+      1.8 * sourceFs.blocks * sourceFs.bsize,
+    );
+
+    await unpublishAndUnstage(client, dir, 'restored');
+    await unpublishAndUnstage(client, dir, 'source');
+  });
+
+  it('expands offline: ControllerExpandVolume on an unstaged disk, the file system grows at the next stage', async function () {
+    const { client } = driver;
+    await createVolume(driver, 'grow', 256 * MiB);
+    let target = await stageAndPublish(client, dir, 'grow');
+    const sum = await writeRandomFile(path.join(target, 'data'), 16 * MiB);
+    const before = statfsSync(target);
+    await unpublishAndUnstage(client, dir, 'grow');
+    const expanded = await client.controller.controllerExpandVolume({
+      volume_id: 'grow',
+      capacity_range: { required_bytes: String(512 * MiB) },
+      volume_capability: mountCapability,
+    });
+    expect(expanded).to.deep.include({
+      capacity_bytes: String(512 * MiB),
+      node_expansion_required: true,
+    });
+    target = await stageAndPublish(client, dir, 'grow');
+    const node = await client.node.nodeExpandVolume({
+      volume_id: 'grow',
+      volume_path: target,
+      staging_target_path: path.join(dir, 'staging', 'grow'),
+      capacity_range: { required_bytes: String(512 * MiB) },
+    });
+    expect(node.capacity_bytes).to.equal(String(512 * MiB));
+    const after = statfsSync(target);
+    expect(after.blocks * after.bsize).to.be.above(1.8 * before.blocks * before.bsize);
+    expect(await sha256Of(path.join(target, 'data'))).to.equal(sum);
+    const stats = await client.node.nodeGetVolumeStats({ volume_id: 'grow', volume_path: target });
+    expect(Number(stats.usage.find((u) => u.unit === 'BYTES')?.total)).to.equal(
+      after.blocks * after.bsize,
+    );
+    expect(stats.volume_condition?.abnormal).to.equal(false);
+    await unpublishAndUnstage(client, dir, 'grow');
+  });
+
+  it('without CAP_SYS_RESOURCE: advertises OFFLINE expansion and refuses to grow a mounted file system with FAILED_PRECONDITION', async function () {
+    await driver.stop();
+    driver = await startLocalDriver(dir, { onlineResize: false });
+    const { client } = driver;
+    const plugin = await client.identity.getPluginCapabilities({});
+    expect(plugin.capabilities.map((c) => c.volume_expansion?.type).filter(Boolean)).to.deep.equal([
+      'OFFLINE',
+    ]);
+    await createVolume(driver, 'grow', 256 * MiB);
+    const target = await stageAndPublish(client, dir, 'grow');
+    await client.controller.controllerExpandVolume({
+      volume_id: 'grow',
+      capacity_range: { required_bytes: String(512 * MiB) },
+    });
+    const call = client.node.nodeExpandVolume({ volume_id: 'grow', volume_path: target });
+    expect(await detailsOf(call)).to.match(/lacks CAP_SYS_RESOURCE/);
+    expect(
+      await codeOf(client.node.nodeExpandVolume({ volume_id: 'grow', volume_path: target })),
+    ).to.equal('FAILED_PRECONDITION');
+    await unpublishAndUnstage(client, dir, 'grow');
+  });
+
+  it('with CAP_SYS_RESOURCE: grows a published volume online', async function () {
+    if (!hasCapability(CAP_SYS_RESOURCE)) {
+      // ext4 online resize needs CAP_SYS_RESOURCE, which this test process does not hold.
+      this.skip();
+    }
+    const { client } = driver;
+    await createVolume(driver, 'online', 256 * MiB);
+    const target = await stageAndPublish(client, dir, 'online');
+    const before = statfsSync(target);
+    await client.controller.controllerExpandVolume({
+      volume_id: 'online',
+      capacity_range: { required_bytes: String(512 * MiB) },
+    });
+    await client.node.nodeExpandVolume({ volume_id: 'online', volume_path: target });
+    const after = statfsSync(target);
+    expect(after.blocks * after.bsize).to.be.above(1.8 * before.blocks * before.bsize);
+    await unpublishAndUnstage(client, dir, 'online');
+  });
+
+  it('clones a published volume (frozen for the copy) with its data', async function () {
+    const { client } = driver;
+    await createVolume(driver, 'original', 256 * MiB);
+    const target = await stageAndPublish(client, dir, 'original');
+    const sum = await writeRandomFile(path.join(target, 'data'), 32 * MiB);
+    const clone = await createVolume(driver, 'clone', 256 * MiB, {
+      volume_content_source: { volume: { volume_id: 'original' } },
+    });
+    expect(clone.volume?.content_source?.volume?.volume_id).to.equal('original');
+    writeFileSync(path.join(target, 'after'), 'the original is writable again');
+    const cloneTarget = await stageAndPublish(client, dir, 'clone');
+    expect(await sha256Of(path.join(cloneTarget, 'data'))).to.equal(sum);
+    await unpublishAndUnstage(client, dir, 'clone');
+    await unpublishAndUnstage(client, dir, 'original');
+  });
+
+  it('on a file system with reflinks (XFS), snapshots and restores share extents instead of copying', async function () {
+    if (!commandExists('mkfs.xfs')) {
+      // xfsprogs is not installed on this machine: there is no reflink file system to try.
+      this.skip();
+    }
+    await driver.stop();
+    const rootImage = path.join(dir, 'xfs-root.img');
+    const xfsRoot = path.join(dir, 'xfs-root');
+    execFileSync('truncate', ['-s', `${1536 * MiB}`, rootImage]);
+    execFileSync('mkfs.xfs', ['-q', '-m', 'reflink=1', rootImage]);
+    mkdirSync(xfsRoot);
+    execFileSync('mount', ['-o', 'loop', rootImage, xfsRoot]);
+    driver = await startLocalDriver(dir, { root: xfsRoot, capacityBytes: 10 * GiB });
+    const { client, backend } = driver;
+    await createVolume(driver, 'vol', GiB);
+    const target = await stageAndPublish(client, dir, 'vol');
+    const sum = await writeRandomFile(path.join(target, 'data'), 300 * MiB);
+    const used = () => {
+      const fs = statfsSync(xfsRoot);
+      return (fs.blocks - fs.bfree) * fs.bsize;
+    };
+    const before = used();
+    await client.controller.createSnapshot({ name: 'shared', source_volume_id: 'vol' });
+    await createVolume(driver, 'restored', GiB, fromSnapshot('shared'));
+    // Two more copies of 300 MiB of data would need 600 MiB; shared extents need almost none.
+    expect(used() - before).to.be.below(50 * MiB);
+    const extents = execFileSync('filefrag', ['-v', backend.layout.snapshotImage('shared')], {
+      encoding: 'utf8',
+    });
+    expect(extents).to.match(/shared/);
+    const restoredTarget = await stageAndPublish(client, dir, 'restored');
+    expect(await sha256Of(path.join(restoredTarget, 'data'))).to.equal(sum);
+    await unpublishAndUnstage(client, dir, 'restored');
+    await unpublishAndUnstage(client, dir, 'vol');
+  });
+
+  it('publishes read-only when asked', async function () {
+    const { client } = driver;
+    await createVolume(driver, 'ro', 64 * MiB);
+    const target = await stageAndPublish(client, dir, 'ro', true);
+    expect(() => writeFileSync(path.join(target, 'x'), 'x')).to.throw(/EROFS/);
+    await unpublishAndUnstage(client, dir, 'ro');
+  });
+
+  describe('forceDelete', function () {
+    it('false: DeleteSnapshot is refused with FAILED_PRECONDITION naming the dependent disk until it is gone', async function () {
+      const { client, backend } = driver;
+      await createVolume(driver, 'vol', 64 * MiB);
+      await client.controller.createSnapshot({
+        name: 'keep',
+        source_volume_id: 'vol',
+        parameters: { forceDelete: 'false' },
+      });
+      await createVolume(driver, 'child', 64 * MiB, fromSnapshot('keep'));
+      const refused = client.controller.deleteSnapshot({ snapshot_id: 'keep' });
+      expect(await detailsOf(refused)).to.match(/dependent disks child/);
+      expect(await codeOf(client.controller.deleteSnapshot({ snapshot_id: 'keep' }))).to.equal(
+        'FAILED_PRECONDITION',
+      );
+      expect(existsSync(backend.layout.snapshotImage('keep'))).to.equal(true);
+      await client.controller.deleteVolume({ volume_id: 'child' });
+      await client.controller.deleteSnapshot({ snapshot_id: 'keep' });
+      expect(existsSync(backend.layout.snapshotImage('keep'))).to.equal(false);
+    });
+
+    it('true: DeleteSnapshot goes ahead with a ready dependent, which keeps its data', async function () {
+      const { client } = driver;
+      await createVolume(driver, 'vol', 64 * MiB);
+      const target = await stageAndPublish(client, dir, 'vol');
+      const sum = await writeRandomFile(path.join(target, 'data'), 8 * MiB);
+      await client.controller.createSnapshot({
+        name: 'go',
+        source_volume_id: 'vol',
+        parameters: { forceDelete: 'true' },
+      });
+      await createVolume(driver, 'child', 64 * MiB, fromSnapshot('go'));
+      await client.controller.deleteSnapshot({ snapshot_id: 'go' });
+      const listed = await client.controller.listSnapshots({});
+      expect(listed.entries.map((e) => e.snapshot?.snapshot_id)).not.to.include('go');
+      const childTarget = await stageAndPublish(client, dir, 'child');
+      expect(await sha256Of(path.join(childTarget, 'data'))).to.equal(sum);
+      await unpublishAndUnstage(client, dir, 'child');
+      await unpublishAndUnstage(client, dir, 'vol');
+    });
+
+    it('true: a disk still being created from the snapshot blocks its deletion', async function () {
+      const { client, backend } = driver;
+      await createVolume(driver, 'vol', GiB);
+      const target = await stageAndPublish(client, dir, 'vol');
+      await writeRandomFile(path.join(target, 'data'), 400 * MiB);
+      await unpublishAndUnstage(client, dir, 'vol');
+      await client.controller.createSnapshot({
+        name: 'busy',
+        source_volume_id: 'vol',
+        parameters: { forceDelete: 'true' },
+      });
+      const restoring = createVolume(driver, 'filling', GiB, fromSnapshot('busy'));
+      const tmp = backend.layout.tmp;
+      while (!readdirSync(tmp).some((f) => f.startsWith('disk-filling-'))) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const refused = client.controller.deleteSnapshot({ snapshot_id: 'busy' });
+      expect(await detailsOf(refused)).to.match(/being created from it: filling/);
+      await restoring;
+      await client.controller.deleteSnapshot({ snapshot_id: 'busy' });
+    });
+  });
+
+  describe('idempotency', function () {
+    it('repeating CreateVolume, CreateSnapshot, node calls and deletes changes nothing', async function () {
+      const { client, backend } = driver;
+      const first = await createVolume(driver, 'same', 128 * MiB);
+      const again = await createVolume(driver, 'same', 128 * MiB);
+      expect(again.volume).to.deep.equal(first.volume);
+      const s1 = await client.controller.createSnapshot({ name: 'snap', source_volume_id: 'same' });
+      const s2 = await client.controller.createSnapshot({ name: 'snap', source_volume_id: 'same' });
+      expect(s2.snapshot).to.deep.equal(s1.snapshot);
+      const r1 = await createVolume(driver, 'copy', 128 * MiB, fromSnapshot('snap'));
+      const r2 = await createVolume(driver, 'copy', 128 * MiB, fromSnapshot('snap'));
+      expect(r2.volume).to.deep.equal(r1.volume);
+      expect(readdirSync(backend.layout.disks).filter((f) => f.endsWith('.img'))).to.have.members([
+        'same.img',
+        'copy.img',
+      ]);
+
+      await stageAndPublish(client, dir, 'same');
+      await stageAndPublish(client, dir, 'same');
+      await unpublishAndUnstage(client, dir, 'same');
+      await unpublishAndUnstage(client, dir, 'same');
+
+      await client.controller.deleteVolume({ volume_id: 'copy' });
+      await client.controller.deleteVolume({ volume_id: 'copy' });
+      await client.controller.deleteSnapshot({ snapshot_id: 'snap' });
+      await client.controller.deleteSnapshot({ snapshot_id: 'snap' });
+      const volumes = await client.controller.listVolumes({});
+      expect(volumes.entries.map((e) => e.volume?.volume_id)).to.deep.equal(['same']);
+    });
+
+    it('answers CreateVolume with the same name and a different size with ALREADY_EXISTS, leaving the disk alone', async function () {
+      const { client, backend } = driver;
+      await createVolume(driver, 'taken', 128 * MiB);
+      const image = backend.layout.diskImage('taken');
+      const conflict = createVolume(driver, 'taken', 256 * MiB);
+      expect(await codeOf(conflict)).to.equal('ALREADY_EXISTS');
+      expect(statSync(image).size).to.equal(128 * MiB);
+      const got = await client.controller.controllerGetVolume({ volume_id: 'taken' });
+      expect(got.volume?.capacity_bytes).to.equal(String(128 * MiB));
+    });
+  });
+
+  describe('bad input: the CSI code, a message, and nothing existing touched', function () {
+    const snapshotOf = async (name: string) => {
+      await createVolume(driver, `${name}-src`, 64 * MiB);
+      await driver.client.controller.createSnapshot({ name, source_volume_id: `${name}-src` });
+    };
+
+    const state = () => ({
+      disks: readdirSync(driver.backend.layout.disks).sort(),
+      snapshots: readdirSync(driver.backend.layout.snapshots).sort(),
+      tmp: readdirSync(driver.backend.layout.tmp),
+    });
+
+    it('unknown StorageClass or snapshot class parameters: INVALID_ARGUMENT', async function () {
+      await snapshotOf('base');
+      const before = state();
+      const volume = createVolume(driver, 'v', 64 * MiB, { parameters: { type: 'ssd' } });
+      expect(await detailsOf(volume)).to.match(/unknown StorageClass parameter type/);
+      expect(
+        await codeOf(createVolume(driver, 'v', 64 * MiB, { parameters: { type: 'ssd' } })),
+      ).to.equal('INVALID_ARGUMENT');
+      const snapshot = driver.client.controller.createSnapshot({
+        name: 's',
+        source_volume_id: 'base-src',
+        parameters: { retentionDays: '3' },
+      });
+      expect(await codeOf(snapshot)).to.equal('INVALID_ARGUMENT');
+      expect(state()).to.deep.equal(before);
+    });
+
+    it("a size below the snapshot's: OUT_OF_RANGE", async function () {
+      await snapshotOf('base');
+      const before = state();
+      const call = createVolume(driver, 'small', 32 * MiB, fromSnapshot('base'));
+      expect(await detailsOf(call)).to.match(/below the source's size/);
+      expect(await codeOf(createVolume(driver, 'small', 32 * MiB, fromSnapshot('base')))).to.equal(
+        'OUT_OF_RANGE',
+      );
+      expect(state()).to.deep.equal(before);
+    });
+
+    it('a snapshot id that does not exist: NOT_FOUND', async function () {
+      const before = state();
+      expect(
+        await codeOf(createVolume(driver, 'v', 64 * MiB, fromSnapshot('no-such-snapshot'))),
+      ).to.equal('NOT_FOUND');
+      expect(await codeOf(createVolume(driver, 'v', 64 * MiB, fromSnapshot('../../etc')))).to.equal(
+        'NOT_FOUND',
+      );
+      expect(state()).to.deep.equal(before);
+    });
+
+    it('path-like or oversized names: INVALID_ARGUMENT, and ids that point outside touch nothing', async function () {
+      await createVolume(driver, 'victim', 64 * MiB);
+      const before = state();
+      for (const name of ['../escape', '../../tmp/escape', 'a/b', '.hidden', 'x'.repeat(129)]) {
+        expect(await codeOf(createVolume(driver, name, 64 * MiB)), name).to.equal(
+          'INVALID_ARGUMENT',
+        );
+        expect(
+          await codeOf(
+            driver.client.controller.createSnapshot({ name, source_volume_id: 'victim' }),
+          ),
+          name,
+        ).to.equal('INVALID_ARGUMENT');
+      }
+      expect(existsSync(path.join(driver.backend.layout.root, 'escape.img'))).to.equal(false);
+      expect(existsSync(path.join(dir, 'escape.img'))).to.equal(false);
+      // Deleting an id that names something outside the directory is a no-op, not a delete.
+      await driver.client.controller.deleteVolume({ volume_id: '../disks/victim' });
+      await driver.client.controller.deleteSnapshot({ snapshot_id: '../disks/victim' });
+      expect(
+        await codeOf(
+          driver.client.node.nodeStageVolume({
+            volume_id: '../disks/victim',
+            staging_target_path: path.join(dir, 'staging', 'x'),
+            volume_capability: mountCapability,
+          }),
+        ),
+      ).to.equal('NOT_FOUND');
+      expect(state()).to.deep.equal(before);
+    });
+
+    it('a full disk under the root: RESOURCE_EXHAUSTED, the partial copy removed, the source intact and thawed', async function () {
+      await driver.stop();
+      // The root on its own small file system, so a snapshot copy runs out of space.
+      const rootImage = path.join(dir, 'small-root.img');
+      const smallRoot = path.join(dir, 'small-root');
+      execFileSync('truncate', ['-s', `${96 * MiB}`, rootImage]);
+      execFileSync('mkfs.ext4', ['-q', '-F', rootImage]);
+      mkdirSync(smallRoot);
+      execFileSync('mount', ['-o', 'loop', rootImage, smallRoot]);
+      driver = await startLocalDriver(dir, { root: smallRoot, capacityBytes: 10 * GiB });
+      const { client } = driver;
+      await createVolume(driver, 'full', 256 * MiB);
+      const target = await stageAndPublish(client, dir, 'full');
+      const sum = await writeRandomFile(path.join(target, 'data'), 52 * MiB);
+      const before = state();
+      const call = client.controller.createSnapshot({ name: 'nospace', source_volume_id: 'full' });
+      expect(await detailsOf(call)).to.match(/no space left/);
+      expect(
+        await codeOf(
+          client.controller.createSnapshot({ name: 'nospace', source_volume_id: 'full' }),
+        ),
+      ).to.equal('RESOURCE_EXHAUSTED');
+      expect(state()).to.deep.equal(before);
+      expect((await client.controller.listSnapshots({})).entries).to.deep.equal([]);
+      writeFileSync(path.join(target, 'still-writable'), 'yes');
+      expect(await sha256Of(path.join(target, 'data'))).to.equal(sum);
+      await unpublishAndUnstage(client, dir, 'full');
+    });
+
+    it('no capacity left: RESOURCE_EXHAUSTED', async function () {
+      await driver.stop();
+      driver = await startLocalDriver(dir, { capacityBytes: 3 * GiB });
+      await createVolume(driver, 'fits', 2 * GiB);
+      const before = state();
+      const call = createVolume(driver, 'too-big', 2 * GiB);
+      expect(await detailsOf(call)).to.match(/only \d+ are left/);
+      expect(await codeOf(createVolume(driver, 'too-big', 2 * GiB))).to.equal('RESOURCE_EXHAUSTED');
+      expect(state()).to.deep.equal(before);
+      const capacity = await driver.client.controller.getCapacity({});
+      expect(capacity.available_capacity).to.equal(String(GiB));
+    });
+  });
+});

@@ -1,0 +1,49 @@
+import { expect } from 'chai';
+
+import { driverOptions, parseFlags } from '../../../src/cli/driver.js';
+
+describe('cli: snapback driver flags', function () {
+  it('reads --name=value, --name value and bare --name', function () {
+    expect(parseFlags(['--backend=local', '--root', '/r', '--verbose'])).to.deep.equal({
+      backend: 'local',
+      root: '/r',
+      verbose: 'true',
+    });
+    expect(() => parseFlags(['local'])).to.throw(/unexpected argument "local"/);
+  });
+
+  it("splits driver flags from the backend's own", function () {
+    const options = driverOptions({
+      backend: 'local',
+      endpoint: 'unix:///tmp/csi.sock',
+      'node-id': 'n1',
+      root: '/var/lib/snapback',
+    });
+    expect(options).to.deep.include({
+      backendName: 'local',
+      endpoint: 'unix:///tmp/csi.sock',
+      nodeId: 'n1',
+      backendFlags: { root: '/var/lib/snapback' },
+    });
+    expect(options.services).to.deep.equal({ controller: true, node: undefined });
+  });
+
+  it('says what is missing or unknown', function () {
+    expect(() => driverOptions({ endpoint: 'unix:///x' })).to.throw(/--backend is required/);
+    expect(() => driverOptions({ backend: 'nfs', endpoint: 'unix:///x' })).to.throw(
+      /unknown backend "nfs" \(known: local/,
+    );
+    expect(() => driverOptions({ backend: 'local' })).to.throw(/--endpoint is required/);
+    expect(() => driverOptions({ backend: 'local', endpoint: 'unix:///x', rooot: '/r' })).to.throw(
+      /unknown flag --rooot/,
+    );
+    expect(() =>
+      driverOptions({ backend: 'local', endpoint: 'unix:///x', services: 'identity' }),
+    ).to.throw(/--services takes controller, node or both/);
+  });
+
+  it('serves only the services asked for', function () {
+    const options = driverOptions({ backend: 'local', endpoint: 'unix:///x', services: 'node' });
+    expect(options.services).to.deep.equal({ controller: false, node: true });
+  });
+});

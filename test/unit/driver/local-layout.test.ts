@@ -1,0 +1,42 @@
+import { expect } from 'chai';
+
+import { DiskError } from '../../../src/driver/errors.js';
+import { checkName, Layout, nameProblem } from '../../../src/driver/backends/local/layout.js';
+
+describe('local backend: names and paths', function () {
+  it('accepts the names Kubernetes and csi-sanity use', function () {
+    for (const name of [
+      'pvc-1b2c3d4e-0000-4000-8000-000000000000',
+      'snapshot-abc',
+      'sanity-Node-1.2_x',
+    ]) {
+      expect(nameProblem(name), name).to.equal(undefined);
+    }
+  });
+
+  it('refuses path-like names with INVALID_ARGUMENT', function () {
+    for (const name of ['../etc', '..', '.hidden', 'a/b', '/abs', 'a\\b', 'a b', '', 'ä']) {
+      let error: unknown;
+      try {
+        checkName('volume', name);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, name).to.be.instanceOf(DiskError);
+      expect((error as DiskError).code, name).to.equal('INVALID_ARGUMENT');
+    }
+  });
+
+  it('refuses names over 128 bytes and says so', function () {
+    expect(nameProblem('a'.repeat(128))).to.equal(undefined);
+    expect(() => checkName('snapshot', 'a'.repeat(129))).to.throw(/129 bytes long/);
+  });
+
+  it('keeps every file inside its directory under the root', function () {
+    const layout = new Layout('/var/lib/snapback');
+    expect(layout.diskImage('pvc-1')).to.equal('/var/lib/snapback/disks/pvc-1.img');
+    expect(layout.snapshotMeta('s')).to.equal('/var/lib/snapback/snapshots/s.json');
+    expect(() => layout.diskImage('../../etc/passwd')).to.throw(/not a valid name/);
+    expect(() => layout.diskMeta('x/../../y')).to.throw(/not a valid name/);
+  });
+});
