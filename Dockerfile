@@ -29,10 +29,8 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY tools/build.sh tools/build.sh
 COPY tools/csi-spec/go.mod tools/csi-spec/go.sum tools/csi-spec/
 COPY src ./src
-# The driver and the sidecars load csi.proto at run time from dist/.
-RUN make build \
-  && cp "$(bash tools/build.sh paths | sed -n 's/^CSI_PROTO=//p')" dist/csi.proto \
-  && test -f dist/src/cli/main.js
+# make build places csi.proto in dist/, where the driver and the sidecars load it at run time.
+RUN make build && test -f dist/csi.proto && test -f dist/src/cli/main.js
 
 FROM node:24-bookworm-slim
 # The local backend formats and mounts disk images (mkfs.ext4, losetup, mount, fsfreeze).
