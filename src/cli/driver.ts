@@ -1,4 +1,6 @@
+import { startHealthServer, ReadinessGate } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
+import { createMetrics } from '../observability/metrics.js';
 import { csiProtoEnv } from '../csi/proto.js';
 import { backendFactories } from '../driver/backends/registry.js';
 import { startDriver } from '../driver/driver.js';
@@ -9,6 +11,7 @@ const driverFlags: Record<string, string> = {
   'node-id': "this node's name, reported by NodeGetInfo (required to serve the Node service)",
   services: 'which CSI services to serve: controller,node (default: all the backend offers)',
   'csi-proto': `path of csi.proto (default: $${csiProtoEnv}, else dist/csi.proto)`,
+  'http-endpoint': 'host:port serving /healthz, /readyz and /metrics (default: none)',
 };
 
 /** `--name=value` and `--name value` pairs; a bare `--name` is "true". */
@@ -35,6 +38,7 @@ export interface DriverCommandOptions {
   nodeId: string | undefined;
   services: { controller: boolean; node: boolean | undefined };
   csiProto: string | undefined;
+  httpEndpoint: string | undefined;
   backendFlags: Record<string, string>;
 }
 
@@ -75,6 +79,7 @@ export function driverOptions(flags: Record<string, string>): DriverCommandOptio
     nodeId: flags['node-id'],
     services,
     csiProto: flags['csi-proto'],
+    httpEndpoint: flags['http-endpoint'],
     backendFlags,
   };
 }
@@ -97,7 +102,6 @@ export function driverUsage(): string {
 
 /** `snapback driver`: serves one backend as a CSI driver until SIGTERM or SIGINT. */
 export const driverCommand = {
-  summary: 'run the CSI disk driver (backend local or alicloud)',
   async run(args: string[]): Promise<number> {
     if (args.includes('--help') || args.includes('-h')) {
       console.log(driverUsage());
@@ -105,11 +109,22 @@ export const driverCommand = {
     }
     const options = driverOptions(parseFlags(args));
     const logger = createLogger({ controller: 'driver' });
+    const metrics = options.httpEndpoint ? createMetrics() : undefined;
+    const serving = new ReadinessGate('csi-socket', 'the CSI socket is not served yet');
+    const health = options.httpEndpoint
+      ? await startHealthServer({
+          address: options.httpEndpoint,
+          registry: metrics?.registry,
+          readiness: [serving],
+          logger,
+        })
+      : undefined;
     const backend = await backendFactories[options.backendName]!.create({
       nodeId: options.nodeId,
       flags: options.backendFlags,
       env: process.env,
       logger,
+      metrics,
     });
     const driver = await startDriver({
       backend,
@@ -120,12 +135,14 @@ export const driverCommand = {
       node: options.services.node,
       logger,
     });
+    serving.markReady(options.endpoint);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
     });
     logger.info('stopping on signal', { signal });
     await driver.stop();
+    await health?.close();
     return 0;
   },
 };

@@ -1,4 +1,5 @@
 import type { Logger } from '../../observability/logger.js';
+import type { SnapbackMetrics } from '../../observability/metrics.js';
 import type { DiskBackend } from '../backend.js';
 import { alicloudFlags } from './alicloud/config.js';
 
@@ -13,6 +14,8 @@ export interface BackendOptions {
   flags: Readonly<Record<string, string>>;
   env: NodeJS.ProcessEnv;
   logger: Logger;
+  /** Where the backend counts its cloud API calls; absent when nothing serves /metrics. */
+  metrics?: SnapbackMetrics;
 }
 
 export interface BackendFactory {

@@ -182,6 +182,24 @@ describe('ECS flow control', function () {
       expect(calls.map((t) => t - start)).to.deep.equal([0, 10_000, 20_000, 30_000]);
     });
 
+    it('reports each attempt as success, throttled or error to the metrics hook', async function () {
+      const outcomes: string[] = [];
+      const api = new RateLimitedEcsApi(scriptedApi([throttling(1000), serverError(), 'ok'], []), {
+        retry: policy,
+        logger: silentLogger(),
+        random: () => 0,
+        onCall: (action, outcome) => outcomes.push(`${action}:${outcome}`),
+      });
+      const done = api.deleteSnapshot({ snapshotId: 's-1', force: false });
+      await clock.tickAsync(10_000);
+      await done;
+      expect(outcomes).to.deep.equal([
+        'DeleteSnapshot:throttled',
+        'DeleteSnapshot:error',
+        'DeleteSnapshot:success',
+      ]);
+    });
+
     it('does not retry an error that will not change', async function () {
       const calls: number[] = [];
       const api = limited(

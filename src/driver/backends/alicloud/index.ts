@@ -1,20 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { BackendOptions } from '../registry.js';
 import { AlicloudBackend } from './backend.js';
 import { parseAlicloudConfig } from './config.js';
 import { checkCredential, credentialFor } from './credentials.js';
 import { SdkEcsApi } from './sdk-client.js';
 import { RateLimitedEcsApi } from './throttle.js';
-
-/** package.json sits above both the sources (run by tsx) and dist/ (compiled). */
-function packageVersion(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
-  return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string })
-    .version;
-}
+import { packageVersion } from '../../../util/package.js';
 
 /**
  * `snapback driver --backend=alicloud`: validates the flags, resolves credentials, checks
@@ -34,7 +24,11 @@ export async function createAlicloudBackend(options: BackendOptions): Promise<Al
       credential,
       requestTimeoutMs: config.requestTimeoutMs,
     }),
-    { limits: config.rateLimits, logger },
+    {
+      limits: config.rateLimits,
+      logger,
+      onCall: (api, outcome) => options.metrics?.ecsApiRequests.inc({ api, outcome }),
+    },
   );
   const backend = new AlicloudBackend({
     api,

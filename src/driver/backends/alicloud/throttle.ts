@@ -1,4 +1,5 @@
 import type { Logger } from '../../../observability/logger.js';
+import type { EcsOutcome } from '../../../observability/metrics.js';
 import {
   EcsError,
   ecsActions,
@@ -132,6 +133,8 @@ export interface RateLimitOptions {
   logger: Logger;
   random?: () => number;
   now?: () => number;
+  /** Told of every attempt's outcome (for the ECS API metrics). */
+  onCall?: (action: EcsAction, outcome: EcsOutcome) => void;
 }
 
 /** EcsApi with a token bucket per API and retries for transient failures. */
@@ -141,6 +144,7 @@ export class RateLimitedEcsApi implements EcsApi {
   private readonly random: () => number;
   private readonly now: () => number;
   private readonly logger: Logger;
+  private readonly onCall: (action: EcsAction, outcome: EcsOutcome) => void;
 
   constructor(
     private readonly inner: EcsApi,
@@ -150,6 +154,7 @@ export class RateLimitedEcsApi implements EcsApi {
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
     this.logger = options.logger;
+    this.onCall = options.onCall ?? (() => undefined);
     const limits = { ...defaultRateLimits, ...options.limits };
     this.buckets = Object.fromEntries(
       ecsActions.map((action) => [action, new TokenBucket(limits[action], undefined, this.now)]),
@@ -166,8 +171,14 @@ export class RateLimitedEcsApi implements EcsApi {
     for (let attempt = 0; ; attempt++) {
       await bucket.take();
       try {
-        return await call();
+        const result = await call();
+        this.onCall(action, 'success');
+        return result;
       } catch (error) {
+        this.onCall(
+          action,
+          error instanceof EcsError && isThrottling(error) ? 'throttled' : 'error',
+        );
         if (!(error instanceof EcsError) || !isTransient(error)) throw error;
         const delay = backoffDelay(attempt, this.retry, error.retryAfterMs, this.random);
         if (isThrottling(error)) bucket.pauseUntil(this.now() + delay);
