@@ -2,32 +2,40 @@
 /**
  * The snapback binary: one process image, several roles chosen by subcommand.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageVersion } from '../util/package.js';
 
 interface Command {
   summary: string;
   run(args: string[]): Promise<number | void>;
 }
 
-/** package.json sits above both src/cli (run by tsx) and dist/src/cli (compiled). */
-const version = (): string => {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
-  const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-};
+/**
+ * Each role's module is imported only when that role runs: the driver alone does not load the
+ * Kubernetes client and the controllers, which keeps a node plugin's memory small.
+ */
+function lazy(summary: string, load: () => Promise<Pick<Command, 'run'>>): Command {
+  return { summary, run: async (args) => (await load()).run(args) };
+}
 
 const commands: Record<string, Command> = {
   version: {
     summary: 'print the version',
     async run() {
-      console.log(version());
+      console.log(packageVersion());
     },
   },
+  driver: lazy('run the CSI disk driver (backend local or alicloud)', async () => {
+    return (await import('./driver.js')).driverCommand;
+  }),
+  controller: lazy(
+    'run the controllers (and the embedded snapshot stack) against a cluster',
+    async () => {
+      return (await import('./controller.js')).controllerCommand;
+    },
+  ),
+  'all-in-one': lazy('run the disk driver and every controller in one process', async () => {
+    return (await import('./all-in-one.js')).allInOneCommand;
+  }),
 };
 
 function usage(): string {

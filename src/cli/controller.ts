@@ -1,0 +1,476 @@
+/**
+ * `snapback controller`: the controllers of one snapback deployment, leader-elected as one
+ * unit. The embedded snapshot stack (snapshot controller, CSI snapshotter, CSI provisioner)
+ * runs beside them unless switched off; the sidecar and the provisioner drive the CSI driver
+ * at --csi-address. `snapback all-in-one` (./all-in-one.ts) adds the driver itself.
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import * as k8s from '@kubernetes/client-node';
+import { connectCsi, type CallOptions, type CsiClient } from '../csi/client.js';
+import type { ControllerGetCapabilitiesRequest } from '../gen/csi/csi/v1/ControllerGetCapabilitiesRequest.js';
+import type { ControllerGetCapabilitiesResponse__Output } from '../gen/csi/csi/v1/ControllerGetCapabilitiesResponse.js';
+import type { GetPluginCapabilitiesRequest } from '../gen/csi/csi/v1/GetPluginCapabilitiesRequest.js';
+import type { GetPluginCapabilitiesResponse__Output } from '../gen/csi/csi/v1/GetPluginCapabilitiesResponse.js';
+import type { GetPluginInfoRequest } from '../gen/csi/csi/v1/GetPluginInfoRequest.js';
+import type { GetPluginInfoResponse__Output } from '../gen/csi/csi/v1/GetPluginInfoResponse.js';
+import type { ProbeRequest } from '../gen/csi/csi/v1/ProbeRequest.js';
+import type { ProbeResponse__Output } from '../gen/csi/csi/v1/ProbeResponse.js';
+import { resolveCsiProto } from '../csi/proto.js';
+import { SNAPSHOT_GROUP } from '../api/snapshot.js';
+import {
+  HttpKubeClient,
+  KubeEventRecorder,
+  Manager,
+  type KubeClient,
+  type ManagerExit,
+  type ManagerLeaderElection,
+  type ResourceType,
+} from '../kube/index.js';
+import { startHealthServer, type HealthServer } from '../observability/health.js';
+import { createLogger, errorMessage, type Logger } from '../observability/logger.js';
+import { createMetrics } from '../observability/metrics.js';
+import { addPolicyControllers } from '../policy/controllers.js';
+import { createProvisioner } from '../provisioner/controller.js';
+import { createSnapshotController } from '../snapshot/controller/index.js';
+import { DEFAULT_PROVISIONER_SETTINGS, type DriverCapabilities } from '../provisioner/plan.js';
+import { createSidecar } from '../snapshot/sidecar/controller.js';
+import { DEFAULT_SIDECAR_SETTINGS } from '../snapshot/sidecar/plan.js';
+import { parseFlags } from './driver.js';
+
+/** Which parts of the control plane this process runs. */
+export interface Parts {
+  /** BackupPolicy and RestoreJob controllers. */
+  policy: boolean;
+  snapshotController: boolean;
+  snapshotter: boolean;
+  provisioner: boolean;
+}
+
+export interface StackOptions {
+  kubeConfig: k8s.KubeConfig;
+  parts: Parts;
+  /** The CSI driver the sidecar and the provisioner drive; required when either runs. */
+  csiEndpoint?: string;
+  csiProto?: string;
+  /** Without it, every part starts at once (a single replica). */
+  leaderElection?: ManagerLeaderElection;
+  qps: number;
+  burst: number;
+  workers: number;
+  /** Deadline of each CSI call. */
+  timeoutMs: number;
+  retryIntervalStartMs: number;
+  retryIntervalMaxMs: number;
+  /** Replays every cached object this often (upstream `--resync-period`). */
+  resyncPeriodMs: number;
+  extraCreateMetadata: boolean;
+  /** host:port serving /healthz, /readyz and /metrics. */
+  httpEndpoint?: string;
+  logger: Logger;
+}
+
+export interface Stack {
+  /** Resolves when the stack ends: `stopped` after stop(), `lost` when leadership was lost. */
+  readonly exit: Promise<ManagerExit>;
+  stop(): Promise<void>;
+}
+
+/** What the driver said about itself at startup, as upstream's sidecars ask it. */
+export interface DriverInfo {
+  name: string;
+  capabilities: DriverCapabilities;
+  listSnapshots: boolean;
+}
+
+/** The calls driver discovery makes (a CsiClient provides them). */
+export interface DiscoveryCsi {
+  identity: {
+    probe(request: ProbeRequest, options?: CallOptions): Promise<ProbeResponse__Output>;
+    getPluginInfo(
+      request: GetPluginInfoRequest,
+      options?: CallOptions,
+    ): Promise<GetPluginInfoResponse__Output>;
+    getPluginCapabilities(
+      request: GetPluginCapabilitiesRequest,
+      options?: CallOptions,
+    ): Promise<GetPluginCapabilitiesResponse__Output>;
+  };
+  controller: {
+    controllerGetCapabilities(
+      request: ControllerGetCapabilitiesRequest,
+      options?: CallOptions,
+    ): Promise<ControllerGetCapabilitiesResponse__Output>;
+  };
+  waitForReady(timeoutMs: number): Promise<void>;
+}
+
+/**
+ * Waits for the driver (Probe until ready, as csi-lib-utils' ProbeForever), then reads its
+ * name and capabilities.
+ */
+export async function discoverDriver(
+  csi: DiscoveryCsi,
+  timeoutMs: number,
+  logger: Logger,
+): Promise<DriverInfo> {
+  const deadline = Date.now() + Math.max(timeoutMs, 60_000);
+  for (;;) {
+    try {
+      await csi.waitForReady(Math.min(timeoutMs, 10_000));
+      const probe = await csi.identity.probe({}, { timeoutMs });
+      if (probe.ready?.value !== false) break;
+      logger.info('CSI driver not ready yet');
+    } catch (error) {
+      if (Date.now() > deadline) {
+        throw new Error(`the CSI driver did not answer Probe: ${errorMessage(error)}`, {
+          cause: error,
+        });
+      }
+      logger.info('waiting for the CSI driver', { error: errorMessage(error) });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+  const info = await csi.identity.getPluginInfo({}, { timeoutMs });
+  const plugin = await csi.identity.getPluginCapabilities({}, { timeoutMs });
+  const pluginCaps = new Set(plugin.capabilities.map((c) => c.service?.type));
+  const controller = await csi.controller.controllerGetCapabilities({}, { timeoutMs });
+  const caps = new Set(controller.capabilities.map((c) => c.rpc?.type));
+  return {
+    name: info.name,
+    listSnapshots: caps.has('LIST_SNAPSHOTS'),
+    capabilities: {
+      createDeleteVolume: pluginCaps.has('CONTROLLER_SERVICE') && caps.has('CREATE_DELETE_VOLUME'),
+      createDeleteSnapshot: caps.has('CREATE_DELETE_SNAPSHOT'),
+      topology: pluginCaps.has('VOLUME_ACCESSIBILITY_CONSTRAINTS'),
+      singleNodeMultiWriter: caps.has('SINGLE_NODE_MULTI_WRITER'),
+    },
+  };
+}
+
+/**
+ * A client that sends snapshot.storage.k8s.io requests through one client and everything else
+ * (PVCs, PVs, Events, Secrets) through another. Upstream's snapshot-controller and
+ * csi-snapshotter hold one clientset per API family, each with its own --kube-api-qps and
+ * --kube-api-burst; this gives our parts the same budget for the same settings.
+ */
+export function clientPerApiFamily(core: KubeClient, snapshots: KubeClient): KubeClient {
+  const pick = (type: ResourceType): KubeClient =>
+    type.group === SNAPSHOT_GROUP ? snapshots : core;
+  return {
+    get: (type, name, namespace) => pick(type).get(type, name, namespace),
+    list: (type, options) => pick(type).list(type, options),
+    create: (type, obj, options) => pick(type).create(type, obj, options),
+    replace: (type, obj, options) => pick(type).replace(type, obj, options),
+    patch: (type, name, namespace, patchType, patch, options) =>
+      pick(type).patch(type, name, namespace, patchType, patch, options),
+    delete: (type, name, namespace, options) => pick(type).delete(type, name, namespace, options),
+    watch: (type, options, onEvent, onDone) => pick(type).watch(type, options, onEvent, onDone),
+  };
+}
+
+/** Starts the chosen parts; the returned stack runs until stopped or leadership is lost. */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const { logger, parts } = options;
+  const httpClient = (userAgent: string) =>
+    new HttpKubeClient(options.kubeConfig, {
+      qps: options.qps,
+      burst: options.burst,
+      userAgent,
+    });
+  // the writes of each embedded part get the rate limits its upstream counterpart has; the
+  // caches, the lease and the policy layer share the manager's client
+  const clientFor = (userAgent: string) =>
+    clientPerApiFamily(httpClient(userAgent), httpClient(userAgent));
+  const client = httpClient('snapback-controller');
+  const manager = new Manager({
+    client,
+    leaderElection: options.leaderElection,
+    informers: { resyncPeriodMs: options.resyncPeriodMs },
+    logger,
+  });
+  const host = options.leaderElection?.identity ?? os.hostname();
+  const recorder = (component: string, writer: KubeClient = client) =>
+    new KubeEventRecorder({ client: writer, component, host, logger });
+
+  if (parts.policy) {
+    addPolicyControllers(manager, {
+      events: recorder('snapback-policy-controller'),
+      workers: options.workers,
+      logger,
+    });
+  }
+  if (parts.snapshotController) {
+    const writer = clientFor('snapback-snapshot-controller');
+    manager.add(
+      createSnapshotController({
+        client: writer,
+        informers: manager.informers,
+        recorder: recorder('snapshot-controller', writer),
+        workers: options.workers,
+        retryIntervalStartMs: options.retryIntervalStartMs,
+        retryIntervalMaxMs: options.retryIntervalMaxMs,
+        logger,
+      }),
+    );
+  }
+
+  let csi: CsiClient | undefined;
+  if (parts.snapshotter || parts.provisioner) {
+    if (!options.csiEndpoint) {
+      throw new Error(
+        '--csi-address is required for the CSI snapshotter and provisioner (or switch them off ' +
+          'with --csi-snapshotter=false --csi-provisioner=false)',
+      );
+    }
+    csi = connectCsi(options.csiEndpoint, { protoPath: resolveCsiProto(options.csiProto) });
+    const driver = await discoverDriver(csi, options.timeoutMs, logger);
+    logger.info('CSI driver found', { driver: driver.name, endpoint: options.csiEndpoint });
+    if (parts.snapshotter) {
+      if (!driver.capabilities.createDeleteSnapshot) {
+        throw new Error(
+          `CSI driver ${driver.name} does not report CREATE_DELETE_SNAPSHOT; run without the ` +
+            'snapshotter (--csi-snapshotter=false)',
+        );
+      }
+      const writer = clientFor('snapback-csi-snapshotter');
+      manager.add(
+        createSidecar({
+          client: writer,
+          informers: manager.informers,
+          csi: csi.controller,
+          listSnapshots: driver.listSnapshots,
+          events: recorder(`csi-snapshotter ${driver.name}`, writer),
+          settings: {
+            ...DEFAULT_SIDECAR_SETTINGS,
+            driverName: driver.name,
+            extraCreateMetadata: options.extraCreateMetadata,
+          },
+          timeoutMs: options.timeoutMs,
+          workers: options.workers,
+          retryIntervalStartMs: options.retryIntervalStartMs,
+          retryIntervalMaxMs: options.retryIntervalMaxMs,
+          logger,
+        }),
+      );
+    }
+    if (parts.provisioner) {
+      const writer = clientFor('snapback-csi-provisioner');
+      manager.add(
+        createProvisioner({
+          client: writer,
+          informers: manager.informers,
+          csi: csi.controller,
+          capabilities: driver.capabilities,
+          events: recorder('external-provisioner', writer),
+          settings: {
+            ...DEFAULT_PROVISIONER_SETTINGS,
+            driverName: driver.name,
+            identity: `${Date.now()}-${Math.floor(Math.random() * 10_000)}-${driver.name}`,
+            extraCreateMetadata: options.extraCreateMetadata,
+          },
+          timeoutMs: options.timeoutMs,
+          workers: options.workers,
+          retryIntervalStartMs: options.retryIntervalStartMs,
+          retryIntervalMaxMs: options.retryIntervalMaxMs,
+          logger,
+        }),
+      );
+    }
+  }
+
+  let health: HealthServer | undefined;
+  if (options.httpEndpoint) {
+    health = await startHealthServer({
+      address: options.httpEndpoint,
+      registry: createMetrics().registry,
+      logger,
+    });
+    logger.info('serving health checks', { url: health.url });
+  }
+
+  const exit = manager.run();
+  let stopping: Promise<void> | undefined;
+  return {
+    exit,
+    stop() {
+      stopping ??= (async () => {
+        await manager.stop();
+        await exit;
+        await health?.close();
+        csi?.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+const flagHelp: Record<string, string> = {
+  kubeconfig: 'kubeconfig file (default: $KUBECONFIG, else in-cluster)',
+  'csi-address': 'CSI driver socket for the snapshotter and provisioner, unix:///path/csi.sock',
+  policy: 'run the BackupPolicy and RestoreJob controllers (default true)',
+  'snapshot-controller': 'run the embedded snapshot controller (default true)',
+  'csi-snapshotter': 'run the embedded CSI snapshotter (default: true with --csi-address)',
+  'csi-provisioner': 'run the embedded CSI provisioner (default: true with --csi-address)',
+  'leader-election': 'elect one active replica through a Lease (default true)',
+  'leader-election-namespace': 'namespace of the Lease (default: $POD_NAMESPACE, else default)',
+  'leader-election-name': 'name of the Lease (default snapback-controller)',
+  'leader-election-identity': "this replica's identity (default: hostname_<random>)",
+  'leader-election-lease-duration': 'lease duration (default 15s)',
+  'leader-election-renew-deadline': 'renew deadline (default 10s)',
+  'leader-election-retry-period': 'retry period (default 2s)',
+  'kube-api-qps': 'client-side request rate to the API server, per part (default 50)',
+  'kube-api-burst': 'client-side burst, per part (default 100)',
+  'worker-threads': 'concurrent reconciles per controller (default 10)',
+  timeout: 'deadline of each CSI call (default 1m)',
+  'retry-interval-start': 'first retry delay after a failure (default 1s)',
+  'retry-interval-max': 'longest retry delay (default 5m)',
+  'resync-period': 'how often every cached object is reconciled again (default 15m)',
+  'extra-create-metadata': 'pass object names to CreateSnapshot/CreateVolume (default false)',
+  'http-endpoint': 'host:port serving /healthz, /readyz and /metrics (default: none)',
+  'csi-proto': 'path of csi.proto (default: $SNAPBACK_CSI_PROTO, else dist/csi.proto)',
+};
+
+export function stackUsage(
+  command: string,
+  extra: Record<string, string> = {},
+  omit: string[] = [],
+): string {
+  const lines = [`usage: snapback ${command} [flags]`, ''];
+  for (const [name, help] of Object.entries({ ...extra, ...flagHelp })) {
+    if (omit.includes(name)) continue;
+    lines.push(`  --${name.padEnd(32)} ${help}`);
+  }
+  return lines.join('\n');
+}
+
+/** Go-style durations as the upstream flags take them: 500ms, 15s, 1m, 1h30m. */
+export function parseDuration(text: string, flag: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) {
+    throw new Error(`--${flag}: "${text}" is not a duration (e.g. 500ms, 15s, 1m)`);
+  }
+  return parts.reduce((sum, [, value, unit]) => sum + Number(value) * units[unit!]!, 0);
+}
+
+function parseBoolean(flags: Record<string, string>, name: string, fallback: boolean): boolean {
+  const value = flags[name];
+  if (value === undefined) return fallback;
+  if (value === 'true' || value === 'false') return value === 'true';
+  throw new Error(`--${name} takes true or false (got "${value}")`);
+}
+
+function parseNumber(flags: Record<string, string>, name: string, fallback: number): number {
+  const value = flags[name];
+  if (value === undefined) return fallback;
+  const number = Number(value);
+  if (!Number.isFinite(number) || number <= 0) {
+    throw new Error(`--${name} takes a positive number (got "${value}")`);
+  }
+  return number;
+}
+
+/**
+ * StackOptions from flags. `defaults` lets `all-in-one` point the CSI parts at its own driver.
+ * Unknown flags are an error naming the known ones.
+ */
+export function stackOptions(
+  flags: Record<string, string>,
+  defaults: { csiEndpoint?: string; extraFlags?: string[] },
+  logger: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): StackOptions {
+  const known = new Set([...Object.keys(flagHelp), ...(defaults.extraFlags ?? [])]);
+  for (const name of Object.keys(flags)) {
+    if (!known.has(name)) {
+      throw new Error(`unknown flag --${name} (known: --${[...known].join(', --')})`);
+    }
+  }
+  const csiEndpoint = flags['csi-address'] ?? defaults.csiEndpoint;
+  const parts: Parts = {
+    policy: parseBoolean(flags, 'policy', true),
+    snapshotController: parseBoolean(flags, 'snapshot-controller', true),
+    snapshotter: parseBoolean(flags, 'csi-snapshotter', csiEndpoint !== undefined),
+    provisioner: parseBoolean(flags, 'csi-provisioner', csiEndpoint !== undefined),
+  };
+  const kubeConfig = new k8s.KubeConfig();
+  if (flags.kubeconfig) kubeConfig.loadFromFile(flags.kubeconfig);
+  else kubeConfig.loadFromDefault();
+
+  const duration = (name: string, fallback: string) => parseDuration(flags[name] ?? fallback, name);
+  let leaderElection: ManagerLeaderElection | undefined;
+  if (parseBoolean(flags, 'leader-election', true)) {
+    leaderElection = {
+      namespace: flags['leader-election-namespace'] ?? env.POD_NAMESPACE ?? 'default',
+      name: flags['leader-election-name'] ?? 'snapback-controller',
+      identity: flags['leader-election-identity'] ?? `${os.hostname()}_${randomUUID()}`,
+      leaseDurationMs: duration('leader-election-lease-duration', '15s'),
+      renewDeadlineMs: duration('leader-election-renew-deadline', '10s'),
+      retryPeriodMs: duration('leader-election-retry-period', '2s'),
+      releaseOnCancel: true,
+    };
+  }
+  return {
+    kubeConfig,
+    parts,
+    csiEndpoint,
+    csiProto: flags['csi-proto'],
+    leaderElection,
+    qps: parseNumber(flags, 'kube-api-qps', 50),
+    burst: parseNumber(flags, 'kube-api-burst', 100),
+    workers: parseNumber(flags, 'worker-threads', 10),
+    timeoutMs: duration('timeout', '1m'),
+    retryIntervalStartMs: duration('retry-interval-start', '1s'),
+    retryIntervalMaxMs: duration('retry-interval-max', '5m'),
+    resyncPeriodMs: duration('resync-period', '15m'),
+    extraCreateMetadata: parseBoolean(flags, 'extra-create-metadata', false),
+    httpEndpoint: flags['http-endpoint'],
+    logger,
+  };
+}
+
+/**
+ * Runs until SIGTERM/SIGINT (exit 0, after the reconciles in flight finish and the lease is
+ * handed over) or until leadership is lost (exit 1, so the pod restarts as a candidate).
+ */
+export async function runUntilSignal(
+  stack: { exit: Promise<ManagerExit>; stop(): Promise<void> },
+  logger: Logger,
+  cleanup: () => Promise<void> = async () => undefined,
+): Promise<number> {
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const outcome = await Promise.race([
+    signal.then((name) => ({ signal: name })),
+    stack.exit.then((exit) => ({ exit })),
+  ]);
+  if ('signal' in outcome) logger.info('stopping on signal', { signal: outcome.signal });
+  else logger.error('leadership lost; exiting so that a new candidate takes over');
+  await stack.stop();
+  await cleanup();
+  return 'signal' in outcome ? 0 : 1;
+}
+
+export const controllerCommand = {
+  summary: 'run the controllers (and the embedded snapshot stack) against a cluster',
+  async run(args: string[]): Promise<number> {
+    if (args.includes('--help') || args.includes('-h')) {
+      console.log(stackUsage('controller'));
+      return 0;
+    }
+    const logger = createLogger({ controller: 'snapback' });
+    const options = stackOptions(parseFlags(args), {}, logger);
+    const stack = await startStack(options);
+    logger.info('snapback controller started', {
+      parts: Object.entries(options.parts)
+        .filter(([, on]) => on)
+        .map(([part]) => part)
+        .join(','),
+      leaderElection: options.leaderElection?.identity ?? 'off',
+    });
+    return runUntilSignal(stack, logger);
+  },
+};

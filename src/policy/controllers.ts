@@ -1,0 +1,515 @@
+/**
+ * The BackupPolicy and RestoreJob reconcilers: thin glue between the informer caches, the
+ * pure planners (backup-policy.ts, restore-job.ts) and the API server.
+ *
+ * Status writes carry the resourceVersion the plan was made from, so a plan made from a stale
+ * cache fails with a conflict and is made again instead of, say, counting a missed run twice.
+ * Object creation is idempotent by name, so such a retry never creates anything twice.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import type {
+  BackupPolicy,
+  RestoreJob,
+  VolumeSnapshot,
+  VolumeSnapshotClass,
+  VolumeSnapshotContent,
+} from '../api/index.js';
+import { CONDITION_DEGRADED } from '../api/index.js';
+import type {
+  EventRecorder,
+  Informer,
+  KubeClient,
+  KubeObject,
+  ManagerExit,
+  ManagerLeaderElection,
+  ResourceType,
+} from '../kube/index.js';
+import {
+  Controller,
+  type ReconcileResult,
+  HttpKubeClient,
+  KubeEventRecorder,
+  Manager,
+  PersistentVolumeClaims,
+  PersistentVolumes,
+  StorageClasses,
+  createMergePatch,
+  createOrPatch,
+  deepEqual,
+  isAlreadyExists,
+  isNotFound,
+  makeKey,
+  setCondition,
+  splitKey,
+} from '../kube/index.js';
+import { errorMessage, silentLogger, type Logger } from '../observability/logger.js';
+import { timeReconcile, type SnapbackMetrics } from '../observability/metrics.js';
+import {
+  VolumeSnapshotClasses,
+  VolumeSnapshotContents,
+  VolumeSnapshots,
+} from '../snapshot/sidecar/resources.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import type { PlannedEvent } from './backup-policy.js';
+import { classesToDelete, LABEL_POLICY_NAMESPACE, planBackupPolicy } from './backup-policy.js';
+import { ANNOTATION_POLICY_NAME, LABEL_POLICY, LABEL_RESTORE_JOB, labelValue } from './naming.js';
+import type { Pv, Pvc, StorageClass } from './objects.js';
+import { BackupPolicies, RestoreJobs, isTerminal } from './objects.js';
+import { planRestoreJob } from './restore-job.js';
+
+const INDEX_POLICY = 'snapback.policy/by-policy';
+const INDEX_CLASS = 'snapback.policy/by-class';
+const INDEX_NAME = 'snapback.policy/by-name';
+
+const FIELD_MANAGER = 'snapback-policy-controller';
+
+export interface PolicyControllerOptions {
+  clock?: Clock;
+  logger?: Logger;
+  events?: EventRecorder;
+  /** Concurrent reconciles per controller. */
+  workers?: number;
+  /** How long a RestoreJob waits for a named snapshot to appear before failing. */
+  restoreSourceWaitMs?: number;
+  /** Prometheus series to update (from `createMetrics()`); none when absent. */
+  metrics?: PolicyMetrics;
+}
+
+export type PolicyMetrics = Pick<
+  SnapbackMetrics,
+  | 'snapshotsCreated'
+  | 'snapshotsFailed'
+  | 'snapshotsPruned'
+  | 'restores'
+  | 'policyLastSuccess'
+  | 'reconcileDuration'
+>;
+
+export interface PolicyControllers {
+  backupPolicies: Controller;
+  restoreJobs: Controller;
+}
+
+/** The policy a snapshot or owned class belongs to, as a work-queue key. */
+function policyKeyOf(obj: KubeObject): string | undefined {
+  const labels = obj.metadata?.labels ?? {};
+  const annotation = obj.metadata?.annotations?.[ANNOTATION_POLICY_NAME];
+  if (!labels[LABEL_POLICY] || !annotation) return undefined;
+  // Owned classes are cluster-scoped and name `namespace/policy`; snapshots name the policy.
+  if (annotation.includes('/')) return annotation;
+  return obj.metadata?.namespace ? makeKey(annotation, obj.metadata.namespace) : undefined;
+}
+
+function eventsFor(
+  recorder: EventRecorder,
+  obj: KubeObject,
+  events: readonly PlannedEvent[],
+): void {
+  for (const e of events) recorder.event(obj, e.type, e.reason, e.message);
+}
+
+/**
+ * Adds both controllers (and the informers they need) to a manager, so they share caches
+ * with anything else the process runs, such as the embedded snapshot stack.
+ */
+export function addPolicyControllers(
+  manager: Manager,
+  options: PolicyControllerOptions = {},
+): PolicyControllers {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger();
+  const client = manager.client;
+  const recorder =
+    options.events ?? new KubeEventRecorder({ client, component: FIELD_MANAGER, clock, logger });
+  const metrics = options.metrics;
+  const timed = (controller: string, reconcile: () => Promise<ReconcileResult>) =>
+    metrics
+      ? timeReconcile(metrics, controller, reconcile, (r) =>
+          r?.requeueAfter !== undefined ? 'requeue' : 'success',
+        )
+      : reconcile();
+  const informers = manager.informers;
+  const policies = informers.informer<BackupPolicy>(BackupPolicies);
+  const restoreJobs = informers.informer<RestoreJob>(RestoreJobs);
+  const pvcs = informers.informer<Pvc>(PersistentVolumeClaims, {
+    indexers: { [INDEX_NAME]: (p) => [p.metadata.name!] },
+  });
+  const pvs = informers.informer<Pv>(PersistentVolumes);
+  const storageClasses = informers.informer<StorageClass>(StorageClasses);
+  const snapshotClasses = informers.informer<VolumeSnapshotClass>(VolumeSnapshotClasses);
+  const contents = informers.informer<VolumeSnapshotContent>(VolumeSnapshotContents);
+  const snapshots = informers.informer<VolumeSnapshot>(VolumeSnapshots, {
+    indexers: {
+      [INDEX_POLICY]: (s) => {
+        const key = policyKeyOf(s);
+        return key ? [key] : [];
+      },
+      [INDEX_CLASS]: (s) =>
+        s.spec?.volumeSnapshotClassName ? [s.spec.volumeSnapshotClassName] : [],
+      [INDEX_NAME]: (s) => [s.metadata.name!],
+    },
+  });
+
+  const namespacesOf = <T extends KubeObject>(informer: Informer<T>, name: string) =>
+    informer.byIndex(INDEX_NAME, name).map((o) => o.metadata!.namespace!);
+
+  const policyLog = logger.child({ controller: 'backuppolicy' });
+  const backupPolicies = new Controller({
+    name: 'backuppolicy',
+    workers: options.workers ?? 4,
+    logger,
+    reconcile: (key) =>
+      timed('backuppolicy', async () => {
+        const { namespace, name } = splitKey(key);
+        const policy = policies.get(name, namespace);
+        if (!policy) {
+          await deleteUnusedClasses(namespace!, name, undefined);
+          return;
+        }
+        const plan = planBackupPolicy({
+          policy,
+          pvcs: pvcs.list({ namespace: namespace! }),
+          volume: (pvName) => pvs.get(pvName),
+          snapshotClasses: snapshotClasses.list(),
+          snapshots: snapshots.byIndex(INDEX_POLICY, key),
+          restoreJobs: restoreJobs.list({ namespace: namespace! }),
+          namespacesWithPvc: (pvcName) => namespacesOf(pvcs, pvcName),
+          now: clock.now(),
+        });
+        const log = policyLog.child({ namespace, name });
+        const labels = { namespace: namespace!, policy: name };
+
+        if (
+          plan.ownedClass &&
+          !classInSync(snapshotClasses.get(plan.ownedClass.metadata.name!), plan.ownedClass)
+        ) {
+          const desired = plan.ownedClass;
+          await createOrPatch<VolumeSnapshotClass>(
+            client,
+            VolumeSnapshotClasses,
+            desired,
+            (cls) => {
+              cls.metadata.labels = { ...cls.metadata.labels, ...desired.metadata.labels };
+              cls.metadata.annotations = {
+                ...cls.metadata.annotations,
+                ...desired.metadata.annotations,
+              };
+              cls.driver = desired.driver;
+              cls.deletionPolicy = desired.deletionPolicy;
+              cls.parameters = { ...desired.parameters };
+            },
+          );
+        }
+
+        const failures: string[] = [];
+        for (const snapshot of plan.create) {
+          try {
+            await client.create(VolumeSnapshots, snapshot, { fieldManager: FIELD_MANAGER });
+            metrics?.snapshotsCreated.inc(labels);
+          } catch (error) {
+            if (isAlreadyExists(error)) continue;
+            metrics?.snapshotsFailed.inc(labels);
+            failures.push(`${snapshot.metadata.name}: ${errorMessage(error)}`);
+          }
+        }
+        if (failures.length > 0) {
+          // The run is not recorded as done: the next attempt retries the same names.
+          const message = `could not create ${failures.length} snapshot(s): ${failures.join('; ')}`;
+          const conditions = setCondition(
+            policy.status?.conditions,
+            { type: CONDITION_DEGRADED, status: 'True', reason: 'SnapshotCreateFailed', message },
+            clock.now(),
+          );
+          await writeStatus(client, BackupPolicies, policy, { ...policy.status, conditions });
+          recorder.event(policy, 'Warning', 'SnapshotCreateFailed', message);
+          throw new Error(message);
+        }
+
+        for (const prune of plan.prune) {
+          const snapshot = snapshots.get(prune.name, namespace);
+          try {
+            await client.delete(VolumeSnapshots, prune.name, namespace, {
+              ...(snapshot?.metadata.uid ? { preconditions: { uid: snapshot.metadata.uid } } : {}),
+            });
+            recorder.event(
+              policy,
+              'Normal',
+              'Pruned',
+              `deleted snapshot ${prune.name} of PVC ${prune.pvc}: ${prune.message}`,
+            );
+            metrics?.snapshotsPruned.inc(labels);
+            log.info('pruned a snapshot', { snapshot: prune.name, pvc: prune.pvc });
+          } catch (error) {
+            if (isNotFound(error)) continue;
+            recorder.event(
+              policy,
+              'Warning',
+              'PruneFailed',
+              `could not delete snapshot ${prune.name}: ${errorMessage(error)}`,
+            );
+            log.warn('could not prune a snapshot', {
+              snapshot: prune.name,
+              error: errorMessage(error),
+            });
+          }
+        }
+
+        await writeStatus(client, BackupPolicies, policy, plan.status);
+        eventsFor(recorder, policy, plan.events);
+        const newlyFailed = plan.events.filter((e) => e.reason === 'SnapshotFailed').length;
+        if (newlyFailed > 0) metrics?.snapshotsFailed.inc(labels, newlyFailed);
+        const lastSuccess = plan.status.lastSuccessfulTime;
+        if (lastSuccess) metrics?.policyLastSuccess.set(labels, Date.parse(lastSuccess) / 1000);
+        if (plan.create.length > 0) log.info('started a run', { snapshots: plan.create.length });
+        if (!plan.blockedBy)
+          await deleteUnusedClasses(namespace!, name, plan.ownedClass?.metadata.name);
+        return plan.requeueAfterMs !== undefined
+          ? { requeueAfter: plan.requeueAfterMs }
+          : undefined;
+      }),
+  });
+
+  async function deleteUnusedClasses(
+    namespace: string,
+    policy: string,
+    wanted: string | undefined,
+  ): Promise<void> {
+    const owned = snapshotClasses.list({
+      labelSelector: {
+        matchLabels: { [LABEL_POLICY]: labelValue(policy), [LABEL_POLICY_NAMESPACE]: namespace },
+      },
+    });
+    const stale = classesToDelete(
+      namespace,
+      policy,
+      wanted,
+      owned,
+      (cls) => snapshots.byIndex(INDEX_CLASS, cls).length,
+    );
+    for (const name of stale) {
+      try {
+        await client.delete(VolumeSnapshotClasses, name);
+        policyLog.info('deleted an owned VolumeSnapshotClass no snapshot uses', {
+          namespace,
+          policy,
+          class: name,
+        });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
+  }
+
+  const policiesInNamespace = (obj: KubeObject) =>
+    policies
+      .list({ namespace: obj.metadata?.namespace ?? '' })
+      .map((p) => makeKey(p.metadata.name!, p.metadata.namespace));
+  backupPolicies
+    .watch(policies, { updatePredicate: specOrAnnotationsChanged })
+    .watch(snapshots, { toKeys: policyKeyOf })
+    .watch(snapshotClasses, { toKeys: policyKeyOf })
+    .watch(pvcs, { toKeys: policiesInNamespace, updatePredicate: selectionFactsChanged })
+    .watch(restoreJobs, { toKeys: policiesInNamespace, updatePredicate: restoreUseChanged });
+
+  const restoreLog = logger.child({ controller: 'restorejob' });
+  const restores = new Controller({
+    name: 'restorejob',
+    workers: options.workers ?? 4,
+    logger,
+    reconcile: (key) =>
+      timed('restorejob', async () => {
+        const { namespace, name } = splitKey(key);
+        const job = restoreJobs.get(name, namespace);
+        if (!job || job.metadata.deletionTimestamp || isTerminal(job)) return;
+        // The cache may not show a PVC created a moment ago; the target is read live so that a
+        // restore in progress is never mistaken for one whose PVC vanished.
+        const targetName = job.spec?.target?.pvcName;
+        const liveTarget = targetName
+          ? await client.get<Pvc>(PersistentVolumeClaims, targetName, namespace)
+          : undefined;
+        const cached = pvcs
+          .list({ namespace: namespace! })
+          .filter((p) => p.metadata.name !== targetName);
+        const plan = planRestoreJob({
+          job,
+          snapshots: snapshots.list({ namespace: namespace! }),
+          pvcs: liveTarget ? [...cached, liveTarget] : cached,
+          storageClasses: storageClasses.list(),
+          snapshotClasses: snapshotClasses.list(),
+          content: (contentName) => contents.get(contentName),
+          namespacesWithSnapshot: (snapshotName) => namespacesOf(snapshots, snapshotName),
+          now: clock.now(),
+          ...(options.restoreSourceWaitMs !== undefined
+            ? { sourceWaitMs: options.restoreSourceWaitMs }
+            : {}),
+        });
+        if (plan.createPvc) {
+          try {
+            await client.create(PersistentVolumeClaims, plan.createPvc, {
+              fieldManager: FIELD_MANAGER,
+            });
+            restoreLog.info('created the restore target', { namespace, name, pvc: targetName });
+          } catch (error) {
+            // Someone else took the name in between: look again, and fail as TargetExists.
+            if (isAlreadyExists(error))
+              throw new Error(`PVC ${targetName} appeared while being created`, { cause: error });
+            throw error;
+          }
+        }
+        if (plan.status) await writeStatus(client, RestoreJobs, job, plan.status);
+        eventsFor(recorder, job, plan.events);
+        const phase = plan.status?.phase;
+        if ((phase === 'Succeeded' || phase === 'Failed') && job.status?.phase !== phase) {
+          metrics?.restores.inc({
+            namespace: namespace!,
+            result: phase === 'Succeeded' ? 'succeeded' : 'failed',
+          });
+        }
+        return plan.requeueAfterMs !== undefined
+          ? { requeueAfter: plan.requeueAfterMs }
+          : undefined;
+      }),
+  });
+  const jobKeyOfPvc = (pvc: Pvc) => {
+    const job = pvc.metadata.labels?.[LABEL_RESTORE_JOB];
+    return job ? makeKey(job, pvc.metadata.namespace) : undefined;
+  };
+  const activeJobsInNamespace = (obj: KubeObject) =>
+    restoreJobs
+      .list({ namespace: obj.metadata?.namespace ?? '' })
+      .filter((j) => !isTerminal(j))
+      .map((j) => makeKey(j.metadata.name!, j.metadata.namespace));
+  restores
+    .watch(restoreJobs)
+    .watch(pvcs, { toKeys: jobKeyOfPvc })
+    .watch(snapshots, { toKeys: activeJobsInNamespace });
+
+  manager.add(backupPolicies).add(restores);
+  return { backupPolicies, restoreJobs: restores };
+}
+
+/** A resync (same object twice) always passes: it is the safety net of level-based control. */
+const isResync = (a: KubeObject, b: KubeObject) =>
+  a.metadata?.resourceVersion === b.metadata?.resourceVersion;
+
+/** The policy's own status writes need no new look; spec, annotations (run-now) and deletion do. */
+function specOrAnnotationsChanged(a: BackupPolicy, b: BackupPolicy): boolean {
+  return (
+    isResync(a, b) ||
+    a.metadata.generation !== b.metadata.generation ||
+    !deepEqual(a.metadata.annotations ?? {}, b.metadata.annotations ?? {}) ||
+    a.metadata.deletionTimestamp !== b.metadata.deletionTimestamp
+  );
+}
+
+/**
+ * What a policy reads from a PVC: labels (selection), phase and volume (Bound, driver),
+ * dataSource (in use), deletion. Finalizer churn from the snapshot controller is ignored.
+ */
+function selectionFactsChanged(a: Pvc, b: Pvc): boolean {
+  return (
+    isResync(a, b) ||
+    !deepEqual(a.metadata.labels ?? {}, b.metadata.labels ?? {}) ||
+    a.status?.phase !== b.status?.phase ||
+    a.spec?.volumeName !== b.spec?.volumeName ||
+    a.metadata.deletionTimestamp !== b.metadata.deletionTimestamp
+  );
+}
+
+/** What a policy reads from a RestoreJob: whether, and which snapshot, it still uses. */
+function restoreUseChanged(a: RestoreJob, b: RestoreJob): boolean {
+  return (
+    isResync(a, b) ||
+    a.status?.phase !== b.status?.phase ||
+    a.status?.snapshotName !== b.status?.snapshotName
+  );
+}
+
+function classInSync(
+  current: VolumeSnapshotClass | undefined,
+  desired: VolumeSnapshotClass,
+): boolean {
+  if (!current) return false;
+  const labels = desired.metadata.labels ?? {};
+  return (
+    current.driver === desired.driver &&
+    current.deletionPolicy === desired.deletionPolicy &&
+    deepEqual(current.parameters ?? {}, desired.parameters ?? {}) &&
+    Object.entries(labels).every(([k, v]) => current.metadata.labels?.[k] === v)
+  );
+}
+
+/** Merge-patches status with the difference, guarded by the resourceVersion the plan saw. */
+async function writeStatus<
+  T extends {
+    metadata: { name?: string; namespace?: string; resourceVersion?: string };
+    status?: object;
+  },
+>(client: KubeClient, type: ResourceType, obj: T, status: object): Promise<void> {
+  const diff = createMergePatch(obj.status ?? {}, status);
+  if (!diff) return;
+  await client.patch(
+    type,
+    obj.metadata.name!,
+    obj.metadata.namespace,
+    'merge',
+    { metadata: { resourceVersion: obj.metadata.resourceVersion }, status: diff },
+    { subresource: 'status', fieldManager: FIELD_MANAGER },
+  );
+}
+
+export interface StartPolicyControllersOptions extends PolicyControllerOptions {
+  kubeConfig: KubeConfig;
+  /** Without it, the controllers act at once (a single replica). */
+  leaderElection?: ManagerLeaderElection;
+  /** Client-side request rate limit. */
+  qps?: number;
+  burst?: number;
+}
+
+export interface RunningPolicyControllers extends PolicyControllers {
+  manager: Manager;
+  client: HttpKubeClient;
+  /** Resolves when the manager ends (stopped, or leadership lost). */
+  done: Promise<ManagerExit>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs the BackupPolicy and RestoreJob controllers in this process, as `snapback controller`
+ * does, and returns once their caches have synced.
+ */
+export async function startPolicyControllers(
+  options: StartPolicyControllersOptions,
+): Promise<RunningPolicyControllers> {
+  const client = new HttpKubeClient(options.kubeConfig, {
+    ...(options.qps !== undefined ? { qps: options.qps } : {}),
+    ...(options.burst !== undefined ? { burst: options.burst } : {}),
+    userAgent: FIELD_MANAGER,
+  });
+  const manager = new Manager({
+    client,
+    ...(options.leaderElection ? { leaderElection: options.leaderElection } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+  const recorder = new KubeEventRecorder({
+    client,
+    component: FIELD_MANAGER,
+    clock: options.clock ?? systemClock,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+  const controllers = addPolicyControllers(manager, { events: recorder, ...options });
+  const done = manager.run();
+  await manager.informers.waitForSync();
+  return {
+    ...controllers,
+    manager,
+    client,
+    done,
+    async stop() {
+      await manager.stop();
+      await done;
+      await recorder.flush();
+    },
+  };
+}

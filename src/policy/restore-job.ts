@@ -1,0 +1,448 @@
+/**
+ * What a RestoreJob wants done, from what is observed: a pure function the reconciler wraps.
+ *
+ * Phases: Pending (resolving and waiting for a ready snapshot) -> Restoring (the target PVC
+ * exists with the snapshot as dataSource) -> Succeeded (the PVC is Bound) | Failed (with a
+ * reason). The target PVC carries labels and annotations linking it to the job but no
+ * ownerReference, so deleting the job never deletes the restored data; a PVC that exists and
+ * was not created for this job is never touched.
+ */
+import { z } from 'zod';
+import type {
+  RestoreJob,
+  RestoreJobSpec,
+  RestoreJobStatus,
+  VolumeSnapshot,
+  VolumeSnapshotClass,
+  VolumeSnapshotContent,
+} from '../api/index.js';
+import {
+  AT_LATEST,
+  CONDITION_READY,
+  RestoreJobSpecSchema,
+  SNAPSHOT_GROUP,
+  restoreSourceSummary,
+} from '../api/index.js';
+import { rfc3339, setCondition } from '../kube/index.js';
+import { formatBytes, parseQuantity } from '../provisioner/quantity.js';
+import type { PlannedEvent } from './backup-policy.js';
+import {
+  ANNOTATION_PVC_NAME,
+  LABEL_POLICY,
+  LABEL_PVC,
+  LABEL_RESTORE_JOB,
+  labelValue,
+} from './naming.js';
+import type { Pvc, StorageClass } from './objects.js';
+import {
+  ANN_DEFAULT_STORAGE_CLASS,
+  hasFailed,
+  isDeleting,
+  isReady,
+  snapshotTime,
+  time,
+} from './objects.js';
+
+/** On a restored PVC: the uid of the RestoreJob that created it. */
+export const ANNOTATION_RESTORE_JOB_UID = 'snapback.dev/restore-job-uid';
+/** On a restored PVC: the VolumeSnapshot it was restored from. */
+export const ANNOTATION_RESTORED_FROM = 'snapback.dev/restored-from';
+
+/** How long a RestoreJob waits for a named snapshot to appear before failing. */
+export const DEFAULT_SOURCE_WAIT_MS = 60_000;
+/** While waiting on something no watch reports (the grace period), look again this often. */
+const RECHECK_MS = 5_000;
+
+export interface RestoreJobObservation {
+  job: RestoreJob;
+  /** VolumeSnapshots of the job's namespace. */
+  snapshots: readonly VolumeSnapshot[];
+  /** PVCs of the job's namespace. */
+  pvcs: readonly Pvc[];
+  storageClasses: readonly StorageClass[];
+  snapshotClasses: readonly VolumeSnapshotClass[];
+  content(name: string): VolumeSnapshotContent | undefined;
+  /** Other namespaces holding a VolumeSnapshot of this name. */
+  namespacesWithSnapshot(name: string): string[];
+  now: Date;
+  sourceWaitMs?: number;
+}
+
+export interface RestoreJobPlan {
+  createPvc?: Pvc;
+  /** The status to write, or undefined when nothing changes (a finished job). */
+  status?: RestoreJobStatus;
+  events: PlannedEvent[];
+  requeueAfterMs?: number;
+}
+
+type Outcome =
+  | { phase: 'Pending'; reason: string; message: string; snapshot?: string; recheck?: boolean }
+  | { phase: 'Failed'; reason: string; message: string; snapshot?: string }
+  | { phase: 'Restoring'; reason: string; message: string; snapshot: string; create?: Pvc }
+  | { phase: 'Succeeded'; reason: string; message: string; snapshot: string };
+
+const sameName = (name: string) => (o: { metadata: { name?: string } }) => o.metadata.name === name;
+
+function resolveByName(observed: RestoreJobObservation, name: string): VolumeSnapshot | Outcome {
+  const snapshot = observed.snapshots.find(sameName(name));
+  if (snapshot) return snapshot;
+  const namespace = observed.job.metadata.namespace!;
+  const elsewhere = observed.namespacesWithSnapshot(name).filter((ns) => ns !== namespace);
+  if (elsewhere.length > 0) {
+    return {
+      phase: 'Failed',
+      reason: 'SourceInOtherNamespace',
+      message: `VolumeSnapshot ${name} is in namespace ${elsewhere.join(', ')}, not ${namespace}; a RestoreJob restores snapshots of its own namespace only (create the RestoreJob there)`,
+    };
+  }
+  const created = time(observed.job.metadata.creationTimestamp) ?? observed.now;
+  const waited = observed.now.getTime() - created.getTime();
+  if (waited < (observed.sourceWaitMs ?? DEFAULT_SOURCE_WAIT_MS)) {
+    return {
+      phase: 'Pending',
+      reason: 'SnapshotNotFound',
+      message: `waiting for VolumeSnapshot ${name} to exist in namespace ${namespace}`,
+      recheck: true,
+    };
+  }
+  return {
+    phase: 'Failed',
+    reason: 'SnapshotNotFound',
+    message: `VolumeSnapshot ${name} not found in namespace ${namespace}`,
+  };
+}
+
+function resolveByPolicy(
+  observed: RestoreJobObservation,
+  source: NonNullable<RestoreJobSpec['source']['backupPolicy']>,
+): VolumeSnapshot | Outcome {
+  const candidates = observed.snapshots
+    .filter(
+      (s) =>
+        s.metadata.labels?.[LABEL_POLICY] === labelValue(source.name) &&
+        s.metadata.labels?.[LABEL_PVC] === labelValue(source.pvcName) &&
+        (s.metadata.annotations?.[ANNOTATION_PVC_NAME] ?? source.pvcName) === source.pvcName &&
+        !isDeleting(s),
+    )
+    .sort((a, b) => snapshotTime(b).getTime() - snapshotTime(a).getTime());
+  const what = `BackupPolicy ${source.name} has no snapshot of PVC ${source.pvcName}`;
+  if (candidates.length === 0) {
+    return {
+      phase: 'Failed',
+      reason: 'NoSnapshots',
+      message: `${what} in namespace ${observed.job.metadata.namespace}`,
+    };
+  }
+  const at = source.at === AT_LATEST ? undefined : new Date(source.at);
+  const eligible = at
+    ? candidates.filter((s) => snapshotTime(s).getTime() <= at.getTime())
+    : candidates;
+  const readyOne = eligible.find(isReady);
+  if (readyOne) return readyOne;
+  const when = at ? ` taken at or before ${source.at}` : '';
+  if (eligible.some((s) => !hasFailed(s))) {
+    return {
+      phase: 'Pending',
+      reason: 'SnapshotNotReady',
+      message: `waiting for a snapshot of PVC ${source.pvcName}${when} to become ready`,
+    };
+  }
+  if (eligible.length > 0) {
+    return {
+      phase: 'Failed',
+      reason: 'SnapshotFailed',
+      message: `every snapshot of PVC ${source.pvcName}${when} failed`,
+    };
+  }
+  const oldestReady = [...candidates].reverse().find(isReady);
+  return {
+    phase: 'Failed',
+    reason: 'NoSnapshotBefore',
+    message: `${what} taken at or before ${source.at}${oldestReady ? `; the oldest ready one is from ${rfc3339(snapshotTime(oldestReady))}` : ''}`,
+  };
+}
+
+function snapshotDriver(
+  observed: RestoreJobObservation,
+  snapshot: VolumeSnapshot,
+): string | undefined {
+  const contentName = snapshot.status?.boundVolumeSnapshotContentName;
+  const fromContent = contentName ? observed.content(contentName)?.spec.driver : undefined;
+  if (fromContent) return fromContent;
+  const className = snapshot.spec.volumeSnapshotClassName;
+  return className ? observed.snapshotClasses.find(sameName(className))?.driver : undefined;
+}
+
+function buildTarget(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  snapshot: VolumeSnapshot,
+): Pvc | Outcome {
+  const { job } = observed;
+  const target = spec.target;
+  const snapshotLabel = `VolumeSnapshot ${snapshot.metadata.name}`;
+  const sourcePvcName =
+    spec.source.backupPolicy?.pvcName ?? snapshot.spec.source.persistentVolumeClaimName;
+  const sourcePvc = sourcePvcName ? observed.pvcs.find(sameName(sourcePvcName)) : undefined;
+
+  const restoreSize = snapshot.status?.restoreSize;
+  const sourceSize = sourcePvc?.spec?.resources?.requests?.storage;
+  let bytes: number;
+  try {
+    const restoreBytes = restoreSize !== undefined ? parseQuantity(restoreSize) : undefined;
+    if (target.size !== undefined) {
+      bytes = parseQuantity(target.size);
+      if (restoreBytes !== undefined && bytes < restoreBytes) {
+        return {
+          phase: 'Failed',
+          reason: 'SizeTooSmall',
+          message: `target.size ${target.size} is smaller than the restore size ${restoreSize} of ${snapshotLabel}; use at least ${restoreSize}`,
+        };
+      }
+    } else {
+      const candidates = [
+        restoreBytes,
+        sourceSize !== undefined ? parseQuantity(sourceSize) : undefined,
+      ].filter((n): n is number => n !== undefined);
+      if (candidates.length === 0) {
+        return {
+          phase: 'Failed',
+          reason: 'SizeUnknown',
+          message: `${snapshotLabel} reports no restore size and the source PVC is gone; set target.size`,
+        };
+      }
+      bytes = Math.max(...candidates);
+    }
+  } catch (error) {
+    return { phase: 'Failed', reason: 'InvalidSize', message: (error as Error).message };
+  }
+
+  const className = target.storageClassName ?? sourcePvc?.spec?.storageClassName ?? undefined;
+  let storageClass: StorageClass | undefined;
+  if (className !== undefined && className !== '') {
+    storageClass = observed.storageClasses.find(sameName(className));
+    if (!storageClass) {
+      return {
+        phase: 'Failed',
+        reason: 'StorageClassNotFound',
+        message: `StorageClass ${className} not found${target.storageClassName ? '' : ' (taken from the source PVC)'}; set target.storageClassName`,
+      };
+    }
+  } else {
+    const defaults = observed.storageClasses.filter(
+      (c) => c.metadata.annotations?.[ANN_DEFAULT_STORAGE_CLASS] === 'true',
+    );
+    if (defaults.length === 0) {
+      return {
+        phase: 'Failed',
+        reason: 'NoStorageClass',
+        message:
+          'target.storageClassName is not set, the source PVC is gone and the cluster has no default StorageClass; set target.storageClassName',
+      };
+    }
+    storageClass = defaults[0];
+  }
+  const driver = snapshotDriver(observed, snapshot);
+  if (driver && storageClass && storageClass.provisioner !== driver) {
+    return {
+      phase: 'Failed',
+      reason: 'DriverMismatch',
+      message: `StorageClass ${storageClass.metadata.name} provisions with ${storageClass.provisioner}, but ${snapshotLabel} was taken by ${driver}; choose a StorageClass of ${driver}`,
+    };
+  }
+
+  const accessModes = target.accessModes ?? sourcePvc?.spec?.accessModes ?? ['ReadWriteOnce'];
+  const volumeMode = sourcePvc?.spec?.volumeMode;
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: {
+      name: target.pvcName,
+      namespace: job.metadata.namespace!,
+      labels: { ...target.labels, [LABEL_RESTORE_JOB]: labelValue(job.metadata.name!) },
+      annotations: {
+        ...target.annotations,
+        [ANNOTATION_RESTORE_JOB_UID]: job.metadata.uid ?? '',
+        [ANNOTATION_RESTORED_FROM]: snapshot.metadata.name!,
+      },
+    },
+    spec: {
+      accessModes: [...accessModes],
+      resources: { requests: { storage: formatBytes(bytes) } },
+      ...(className ? { storageClassName: className } : {}),
+      ...(volumeMode ? { volumeMode } : {}),
+      dataSource: {
+        apiGroup: SNAPSHOT_GROUP,
+        kind: 'VolumeSnapshot',
+        name: snapshot.metadata.name!,
+      },
+    },
+  };
+}
+
+function isOutcome(value: unknown): value is Outcome {
+  return typeof value === 'object' && value !== null && 'phase' in value;
+}
+
+/** Whether an existing PVC was created by this job. */
+export function createdByJob(pvc: Pvc, job: RestoreJob): boolean {
+  return (
+    pvc.metadata.labels?.[LABEL_RESTORE_JOB] === labelValue(job.metadata.name!) &&
+    pvc.metadata.annotations?.[ANNOTATION_RESTORE_JOB_UID] === job.metadata.uid
+  );
+}
+
+function decide(observed: RestoreJobObservation): Outcome {
+  const { job } = observed;
+  const parsed = RestoreJobSpecSchema.safeParse(job.spec);
+  if (!parsed.success) {
+    return {
+      phase: 'Failed',
+      reason: 'InvalidSpec',
+      message: `spec is invalid: ${z.prettifyError(parsed.error)}`,
+    };
+  }
+  const spec = parsed.data;
+  const targetName = spec.target.pvcName;
+  const existing = observed.pvcs.find(sameName(targetName));
+  const resolved = job.status?.snapshotName;
+
+  if (existing) {
+    if (!createdByJob(existing, job)) {
+      return {
+        phase: 'Failed',
+        reason: 'TargetExists',
+        message: `PVC ${targetName} already exists and was not created by this RestoreJob; a restore never overwrites a volume: choose another target.pvcName`,
+      };
+    }
+    const snapshot = existing.metadata.annotations?.[ANNOTATION_RESTORED_FROM] ?? resolved ?? '';
+    switch (existing.status?.phase) {
+      case 'Bound':
+        return {
+          phase: 'Succeeded',
+          reason: 'Restored',
+          message: `PVC ${targetName} is Bound to ${existing.spec?.volumeName ?? 'its volume'}, restored from VolumeSnapshot ${snapshot}`,
+          snapshot,
+        };
+      case 'Lost':
+        return {
+          phase: 'Failed',
+          reason: 'VolumeLost',
+          message: `PVC ${targetName} lost its volume`,
+          snapshot,
+        };
+      default:
+        return {
+          phase: 'Restoring',
+          reason: 'Provisioning',
+          message: `waiting for PVC ${targetName} to be provisioned from VolumeSnapshot ${snapshot} and Bound`,
+          snapshot,
+        };
+    }
+  }
+  if (job.status?.phase === 'Restoring') {
+    return {
+      phase: 'Failed',
+      reason: 'TargetDeleted',
+      message: `PVC ${targetName} was deleted before it was Bound`,
+      ...(resolved ? { snapshot: resolved } : {}),
+    };
+  }
+
+  // Resolve the source once; later reconciles keep the snapshot first chosen.
+  const found = resolved
+    ? resolveByName(observed, resolved)
+    : spec.source.volumeSnapshotName !== undefined
+      ? resolveByName(observed, spec.source.volumeSnapshotName)
+      : resolveByPolicy(observed, spec.source.backupPolicy!);
+  if (isOutcome(found)) return found;
+  const snapshot = found;
+  const name = snapshot.metadata.name!;
+  if (isDeleting(snapshot)) {
+    return {
+      phase: 'Failed',
+      reason: 'SnapshotDeleting',
+      message: `VolumeSnapshot ${name} is being deleted`,
+      snapshot: name,
+    };
+  }
+  if (hasFailed(snapshot)) {
+    return {
+      phase: 'Failed',
+      reason: 'SnapshotFailed',
+      message: `VolumeSnapshot ${name} failed: ${snapshot.status?.error?.message ?? 'no message'}`,
+      snapshot: name,
+    };
+  }
+  if (!isReady(snapshot)) {
+    return {
+      phase: 'Pending',
+      reason: 'SnapshotNotReady',
+      message: `waiting for VolumeSnapshot ${name} to be ready`,
+      snapshot: name,
+    };
+  }
+  const pvc = buildTarget(observed, spec, snapshot);
+  if (isOutcome(pvc)) return { ...pvc, snapshot: name } as Outcome;
+  return {
+    phase: 'Restoring',
+    reason: 'Provisioning',
+    message: `creating PVC ${targetName} from VolumeSnapshot ${name}`,
+    snapshot: name,
+    create: pvc,
+  };
+}
+
+export function planRestoreJob(observed: RestoreJobObservation): RestoreJobPlan {
+  const { job, now } = observed;
+  const previous = job.status;
+  if (previous?.phase === 'Succeeded' || previous?.phase === 'Failed') return { events: [] };
+
+  const outcome = decide(observed);
+  const status: RestoreJobStatus = structuredClone(previous ?? {});
+  const generation = job.metadata.generation;
+  if (generation !== undefined) status.observedGeneration = generation;
+  status.phase = outcome.phase;
+  status.message = outcome.message;
+  try {
+    status.source = restoreSourceSummary(job.spec.source);
+  } catch {
+    delete status.source;
+  }
+  status.startTime ??= rfc3339(now);
+  if (outcome.snapshot) status.snapshotName = outcome.snapshot;
+  if (outcome.phase === 'Restoring' || outcome.phase === 'Succeeded')
+    status.pvcName = job.spec.target.pvcName;
+  if (outcome.phase === 'Succeeded' || outcome.phase === 'Failed')
+    status.completionTime = rfc3339(now);
+  status.conditions = setCondition(
+    status.conditions,
+    {
+      type: CONDITION_READY,
+      status: outcome.phase === 'Succeeded' ? 'True' : 'False',
+      reason: outcome.reason,
+      message: outcome.message,
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    },
+    now,
+  );
+
+  const events: PlannedEvent[] = [];
+  const messageChanged = previous?.phase !== outcome.phase || previous?.message !== outcome.message;
+  if (messageChanged) {
+    if (outcome.phase === 'Failed')
+      events.push({ type: 'Warning', reason: outcome.reason, message: outcome.message });
+    else if (outcome.phase === 'Succeeded')
+      events.push({ type: 'Normal', reason: 'RestoreSucceeded', message: outcome.message });
+    else if (outcome.phase === 'Restoring' && 'create' in outcome && outcome.create) {
+      events.push({ type: 'Normal', reason: 'RestoreStarted', message: outcome.message });
+    } else if (outcome.phase === 'Pending')
+      events.push({ type: 'Normal', reason: outcome.reason, message: outcome.message });
+  }
+
+  const plan: RestoreJobPlan = { status, events };
+  if (outcome.phase === 'Restoring' && outcome.create) plan.createPvc = outcome.create;
+  if (outcome.phase === 'Pending' && outcome.recheck) plan.requeueAfterMs = RECHECK_MS;
+  return plan;
+}

@@ -1,0 +1,900 @@
+/**
+ * The snapshot controller's decisions as pure functions of what the caches hold: for one
+ * VolumeSnapshot, one VolumeSnapshotContent or one source PVC, the ordered writes that move
+ * it towards the state upstream's common snapshot-controller (external-snapshotter v8) would
+ * reach. ./controller.ts only carries these plans out.
+ */
+import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
+import {
+  ANN_DELETION_SECRET_NAME,
+  ANN_DELETION_SECRET_NAMESPACE,
+  ANN_IS_DEFAULT_CLASS,
+  ANN_VOLUME_SNAPSHOT_BEING_DELETED,
+  FINALIZER_PVC_AS_SOURCE,
+  FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE,
+  FINALIZER_VOLUME_SNAPSHOT_BOUND,
+  FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
+  PARAM_SNAPSHOTTER_SECRET_NAME,
+  PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
+  SNAPSHOT_API_VERSION,
+  SNAPSHOT_GROUP,
+  VOLUME_SNAPSHOT_CONTENT_KIND,
+  VOLUME_SNAPSHOT_KIND,
+  volumeSnapshotContentNameFor,
+  type SnapshotError,
+  type VolumeSnapshot,
+  type VolumeSnapshotClass,
+  type VolumeSnapshotContent,
+  type VolumeSnapshotStatus,
+} from '../../api/snapshot.js';
+import { formatBytes, parseQuantity } from '../../provisioner/quantity.js';
+
+export type PersistentVolumeClaim = V1PersistentVolumeClaim;
+export type PersistentVolume = V1PersistentVolume;
+
+/** Event reasons as upstream emits them, so alerts written for upstream keep matching. */
+export const Reasons = {
+  creatingSnapshot: 'CreatingSnapshot',
+  snapshotCreated: 'SnapshotCreated',
+  snapshotReady: 'SnapshotReady',
+  getClassFailed: 'GetSnapshotClassFailed',
+  setDefaultClassFailed: 'SetDefaultSnapshotClassFailed',
+  validationError: 'SnapshotValidationError',
+  finalizerError: 'SnapshotFinalizerError',
+  contentMissing: 'SnapshotContentMissing',
+  contentMismatch: 'SnapshotContentMismatch',
+  contentMisbound: 'SnapshotContentMisbound',
+  misbound: 'SnapshotMisbound',
+  bindFailed: 'SnapshotBindFailed',
+  statusUpdateFailed: 'SnapshotStatusUpdateFailed',
+  handleSet: 'SnapshotHandleSet',
+  contentCreationFailed: 'SnapshotContentCreationFailed',
+  deletePending: 'SnapshotDeletePending',
+  contentDeleteError: 'SnapshotContentObjectDeleteError',
+  contentValidationError: 'ContentValidationError',
+} as const;
+
+export type EventType = 'Normal' | 'Warning';
+
+/** How a failed write is reported (upstream's updateSnapshotErrorStatusWithEvent, or an event). */
+export interface FailureReport {
+  reason: string;
+  /** Prefix of the message; the write's error follows it. */
+  message: string;
+  /** Also record the message in `status.error` (and readyToUse=false) of the snapshot. */
+  toStatus: boolean;
+}
+
+export type SnapshotAction =
+  /** Merge-patch `spec.volumeSnapshotClassName` (the default class was chosen). */
+  | { type: 'setSnapshotClass'; className: string; onFailure: FailureReport }
+  | { type: 'updateSnapshotFinalizers'; add: string[]; remove: string[]; onFailure?: FailureReport }
+  | { type: 'addPvcFinalizer'; pvcName: string; onFailure: FailureReport }
+  /** Create the content; AlreadyExists counts as success. */
+  | { type: 'createContent'; content: VolumeSnapshotContent; onFailure: FailureReport }
+  /** Fill the uid (and class) into a pre-provisioned content's ref. */
+  | {
+      type: 'bindContent';
+      contentName: string;
+      uid: string;
+      className?: string;
+      onFailure: FailureReport;
+    }
+  | { type: 'annotateContentBeingDeleted'; contentName: string }
+  | { type: 'deleteContent'; contentName: string; onFailure: FailureReport }
+  /** Merge patch of `status` (null removes a field). */
+  | { type: 'patchSnapshotStatus'; status: Record<string, unknown>; onFailure?: FailureReport }
+  | { type: 'event'; eventType: EventType; reason: string; message: string };
+
+export interface Plan<A> {
+  actions: A[];
+  /** After the actions, fail the reconcile (retry with backoff) with this message. */
+  retry?: string;
+}
+
+export interface ControllerSettings {
+  /** `--prevent-volume-mode-conversion`: record the source volume mode on new contents. */
+  preventVolumeModeConversion: boolean;
+}
+
+export const DEFAULT_CONTROLLER_SETTINGS: ControllerSettings = {
+  preventVolumeModeConversion: true,
+};
+
+export interface SnapshotObservation {
+  snapshot: VolumeSnapshot;
+  /** A content from the cache by name. */
+  content(name: string): VolumeSnapshotContent | undefined;
+  /** The source PVC (`spec.source.persistentVolumeClaimName`), if it exists. */
+  pvc?: PersistentVolumeClaim;
+  /** The PV the source PVC is bound to, if it exists. */
+  pv?: PersistentVolume;
+  classes: VolumeSnapshotClass[];
+  /** PVCs in the snapshot's namespace whose data source is this snapshot. */
+  restoringPvcs: PersistentVolumeClaim[];
+  now: Date;
+  settings: ControllerSettings;
+}
+
+const isReady = (snapshot: VolumeSnapshot) => snapshot.status?.readyToUse === true;
+const boundName = (snapshot: VolumeSnapshot) =>
+  snapshot.status?.boundVolumeSnapshotContentName || undefined;
+const has = (list: string[] | undefined, item: string) => list?.includes(item) ?? false;
+const snapshotKey = (snapshot: VolumeSnapshot) =>
+  `${snapshot.metadata.namespace}/${snapshot.metadata.name}`;
+
+/** The content points back at exactly this snapshot (name, namespace and uid). */
+export function isBoundTo(content: VolumeSnapshotContent, snapshot: VolumeSnapshot): boolean {
+  const ref = content.spec.volumeSnapshotRef;
+  return (
+    ref.name === snapshot.metadata.name &&
+    ref.namespace === snapshot.metadata.namespace &&
+    !!ref.uid &&
+    ref.uid === snapshot.metadata.uid
+  );
+}
+
+/** Deleting, and still holding one of our finalizers (so it waits for us). */
+export function isDeletionCandidate(snapshot: VolumeSnapshot): boolean {
+  return (
+    !!snapshot.metadata.deletionTimestamp &&
+    (has(snapshot.metadata.finalizers, FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE) ||
+      has(snapshot.metadata.finalizers, FINALIZER_VOLUME_SNAPSHOT_BOUND))
+  );
+}
+
+/** A Pending PVC whose data source (or data source ref) is this snapshot: a restore in progress. */
+export function isRestoringFrom(pvc: PersistentVolumeClaim, snapshot: VolumeSnapshot): boolean {
+  if (pvc.metadata?.namespace !== snapshot.metadata.namespace || pvc.status?.phase !== 'Pending')
+    return false;
+  return [pvc.spec?.dataSource, pvc.spec?.dataSourceRef].some(
+    (source) =>
+      source?.kind === VOLUME_SNAPSHOT_KIND &&
+      source.apiGroup === SNAPSHOT_GROUP &&
+      source.name === snapshot.metadata.name &&
+      (!('namespace' in source) ||
+        !source.namespace ||
+        source.namespace === snapshot.metadata.namespace),
+  );
+}
+
+/** The snapshot names (`namespace/name`) a PVC restores from; the PVC index of the controller. */
+export function restoreSourcesOf(pvc: PersistentVolumeClaim): string[] {
+  const namespace = pvc.metadata?.namespace ?? '';
+  const sources = new Set<string>();
+  for (const source of [pvc.spec?.dataSource, pvc.spec?.dataSourceRef]) {
+    if (source?.kind === VOLUME_SNAPSHOT_KIND && source.apiGroup === SNAPSHOT_GROUP) {
+      const sourceNamespace = ('namespace' in source && source.namespace) || namespace;
+      sources.add(`${sourceNamespace}/${source.name}`);
+    }
+  }
+  return [...sources];
+}
+
+/**
+ * The default class for a driver: exactly one class of that driver must carry the
+ * is-default-class annotation.
+ */
+export function chooseDefaultClass(
+  classes: VolumeSnapshotClass[],
+  driver: string,
+): { class: VolumeSnapshotClass } | { error: string } {
+  const defaults = classes.filter(
+    (candidate) =>
+      candidate.metadata.annotations?.[ANN_IS_DEFAULT_CLASS] === 'true' &&
+      candidate.driver === driver,
+  );
+  if (defaults.length === 0)
+    return { error: `cannot find default snapshot class for driver ${driver}` };
+  if (defaults.length > 1) {
+    const names = defaults.map((candidate) => candidate.metadata.name).sort();
+    return {
+      error: `${defaults.length} default snapshot classes were found for driver ${driver}: ${names.join(', ')}`,
+    };
+  }
+  return { class: defaults[0]! };
+}
+
+/** The source PV of a dynamic snapshot, checked as upstream does before taking a snapshot. */
+function sourceVolume(obs: SnapshotObservation): { pv: PersistentVolume } | { error: string } {
+  const { snapshot, pvc, pv } = obs;
+  const pvcName = snapshot.spec.source.persistentVolumeClaimName;
+  if (!pvc) return { error: `PVC ${snapshot.metadata.namespace}/${pvcName} not found` };
+  if (pvc.status?.phase !== 'Bound') {
+    return {
+      error: `the PVC ${pvcName} is not yet bound to a PV, will not attempt to take a snapshot`,
+    };
+  }
+  if (!pv) return { error: `PV ${pvc.spec?.volumeName} of PVC ${pvcName} not found` };
+  const claim = pv.spec?.claimRef;
+  if (
+    !claim ||
+    claim.name !== pvc.metadata?.name ||
+    claim.namespace !== pvc.metadata?.namespace ||
+    (!!claim.uid && claim.uid !== pvc.metadata?.uid)
+  ) {
+    return { error: `the binding between PV ${pv.metadata?.name} and PVC ${pvcName} is broken` };
+  }
+  if (!pv.spec?.csi)
+    return {
+      error: `PV ${pv.metadata?.name} is not a CSI volume; only CSI volumes can be snapshotted`,
+    };
+  return { pv };
+}
+
+/**
+ * The deletion Secret of a new content from the class's snapshotter-secret parameters, with
+ * the templates upstream allows: `${volumesnapshotcontent.name}`, `${volumesnapshot.namespace}`
+ * and, in the name only, `${volumesnapshot.name}`.
+ */
+export function snapshotterSecretRef(
+  parameters: Record<string, string> | undefined,
+  contentName: string,
+  snapshot: VolumeSnapshot,
+): { ref?: { name: string; namespace: string } } | { error: string } {
+  const nameTemplate = parameters?.[PARAM_SNAPSHOTTER_SECRET_NAME];
+  const namespaceTemplate = parameters?.[PARAM_SNAPSHOTTER_SECRET_NAMESPACE];
+  if (nameTemplate === undefined && namespaceTemplate === undefined) return {};
+  if (nameTemplate === undefined || namespaceTemplate === undefined) {
+    return {
+      error: `${PARAM_SNAPSHOTTER_SECRET_NAME} and ${PARAM_SNAPSHOTTER_SECRET_NAMESPACE} must be set together`,
+    };
+  }
+  const common = {
+    'volumesnapshotcontent.name': contentName,
+    'volumesnapshot.namespace': snapshot.metadata.namespace ?? '',
+  };
+  const namespace = resolveTemplate(namespaceTemplate, common);
+  const name = resolveTemplate(nameTemplate, {
+    ...common,
+    'volumesnapshot.name': snapshot.metadata.name ?? '',
+  });
+  if ('error' in namespace)
+    return { error: `${PARAM_SNAPSHOTTER_SECRET_NAMESPACE}: ${namespace.error}` };
+  if ('error' in name) return { error: `${PARAM_SNAPSHOTTER_SECRET_NAME}: ${name.error}` };
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace.value) || namespace.value.length > 63) {
+    return {
+      error: `${PARAM_SNAPSHOTTER_SECRET_NAMESPACE} resolves to "${namespace.value}", not a namespace name`,
+    };
+  }
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name.value) || name.value.length > 253) {
+    return {
+      error: `${PARAM_SNAPSHOTTER_SECRET_NAME} resolves to "${name.value}", not a Secret name`,
+    };
+  }
+  return { ref: { name: name.value, namespace: namespace.value } };
+}
+
+function resolveTemplate(
+  template: string,
+  values: Record<string, string>,
+): { value: string } | { error: string } {
+  const unknown: string[] = [];
+  const value = template.replace(/\$\{([^}]*)\}/g, (_token, key: string) => {
+    if (Object.hasOwn(values, key)) return values[key]!;
+    unknown.push(key);
+    return '';
+  });
+  if (unknown.length > 0) {
+    return {
+      error: `"${template}" uses ${unknown.map((key) => `\${${key}}`).join(', ')}; allowed: ${Object.keys(
+        values,
+      )
+        .map((key) => `\${${key}}`)
+        .join(', ')}`,
+    };
+  }
+  return { value };
+}
+
+/** The content a dynamic snapshot gets: `snapcontent-<uid>`, bound to it from the start. */
+export function desiredContent(
+  snapshot: VolumeSnapshot,
+  snapshotClass: VolumeSnapshotClass,
+  pv: PersistentVolume,
+  secret: { name: string; namespace: string } | undefined,
+  settings: ControllerSettings,
+): VolumeSnapshotContent {
+  const name = volumeSnapshotContentNameFor(snapshot.metadata.uid!);
+  const content: VolumeSnapshotContent = {
+    apiVersion: SNAPSHOT_API_VERSION,
+    kind: VOLUME_SNAPSHOT_CONTENT_KIND,
+    metadata: {
+      name,
+      ...(secret
+        ? {
+            annotations: {
+              [ANN_DELETION_SECRET_NAME]: secret.name,
+              [ANN_DELETION_SECRET_NAMESPACE]: secret.namespace,
+            },
+          }
+        : {}),
+    },
+    spec: {
+      volumeSnapshotRef: {
+        apiVersion: SNAPSHOT_API_VERSION,
+        kind: VOLUME_SNAPSHOT_KIND,
+        name: snapshot.metadata.name,
+        namespace: snapshot.metadata.namespace,
+        uid: snapshot.metadata.uid,
+        resourceVersion: snapshot.metadata.resourceVersion,
+      },
+      source: { volumeHandle: pv.spec!.csi!.volumeHandle },
+      volumeSnapshotClassName: snapshotClass.metadata.name,
+      deletionPolicy: snapshotClass.deletionPolicy,
+      driver: snapshotClass.driver,
+    },
+  };
+  if (settings.preventVolumeModeConversion) {
+    content.spec.sourceVolumeMode = pv.spec?.volumeMode === 'Block' ? 'Block' : 'Filesystem';
+  }
+  return content;
+}
+
+/** RFC 3339 (second precision) of a content's creationTime in nanoseconds. */
+function creationTimeOf(nanoseconds: number): string {
+  return new Date(Math.floor(nanoseconds / 1e6)).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function isZeroQuantity(quantity: string | undefined): boolean {
+  if (quantity === undefined) return false;
+  try {
+    return parseQuantity(quantity) === 0;
+  } catch {
+    return false;
+  }
+}
+
+function sameError(a: SnapshotError | undefined, b: SnapshotError | undefined): boolean {
+  return (
+    (a?.message ?? undefined) === (b?.message ?? undefined) &&
+    (a?.time ?? undefined) === (b?.time ?? undefined)
+  );
+}
+
+/**
+ * What the snapshot's status should gain from its bound content: the binding, readyToUse,
+ * creationTime (once), restoreSize (only to fill an empty or zero value) and the content's
+ * error (cleared with it, and once ready). Events mark the first creation and readiness.
+ */
+export function statusFromContent(
+  snapshot: VolumeSnapshot,
+  content: VolumeSnapshotContent,
+): { patch?: Record<string, unknown>; events: SnapshotAction[] } {
+  const current: VolumeSnapshotStatus = snapshot.status ?? {};
+  const source = content.status ?? {};
+  const ready = source.readyToUse === true;
+  const patch: Record<string, unknown> = {};
+  if (current.boundVolumeSnapshotContentName !== content.metadata.name) {
+    patch.boundVolumeSnapshotContentName = content.metadata.name;
+  }
+  if (current.readyToUse !== ready) patch.readyToUse = ready;
+  const createdAt =
+    source.creationTime !== undefined ? creationTimeOf(source.creationTime) : undefined;
+  if (!current.creationTime && createdAt) patch.creationTime = createdAt;
+  if (
+    source.restoreSize !== undefined &&
+    (current.restoreSize === undefined ||
+      (isZeroQuantity(current.restoreSize) && source.restoreSize > 0))
+  ) {
+    patch.restoreSize = formatBytes(source.restoreSize);
+  }
+  const wantedError = ready ? undefined : source.error;
+  if (!sameError(current.error, wantedError)) patch.error = wantedError ?? null;
+
+  const events: SnapshotAction[] = [];
+  const key = snapshotKey(snapshot);
+  if (!current.creationTime && createdAt) {
+    events.push({
+      type: 'event',
+      eventType: 'Normal',
+      reason: Reasons.snapshotCreated,
+      message: `Snapshot ${key} was successfully created by the CSI driver.`,
+    });
+  }
+  if (ready && current.readyToUse !== true) {
+    events.push({
+      type: 'event',
+      eventType: 'Normal',
+      reason: Reasons.snapshotReady,
+      message: `Snapshot ${key} is ready to use.`,
+    });
+  }
+  return { patch: Object.keys(patch).length > 0 ? patch : undefined, events };
+}
+
+/**
+ * Records an error on the snapshot with a Warning event, unless the same message is already
+ * recorded (so a retry loop writes once, as upstream's updateSnapshotErrorStatusWithEvent).
+ */
+export function reportError(
+  snapshot: VolumeSnapshot,
+  reason: string,
+  message: string,
+  now: Date,
+  setReadyFalse = true,
+): SnapshotAction[] {
+  if (snapshot.status?.error?.message === message) return [];
+  const status: Record<string, unknown> = {
+    error: { time: now.toISOString().replace(/\.\d{3}Z$/, 'Z'), message },
+  };
+  if (setReadyFalse) status.readyToUse = false;
+  return [
+    { type: 'patchSnapshotStatus', status },
+    { type: 'event', eventType: 'Warning', reason, message },
+  ];
+}
+
+function fail(
+  snapshot: VolumeSnapshot,
+  reason: string,
+  message: string,
+  now: Date,
+  setReadyFalse = true,
+): Plan<SnapshotAction> {
+  return { actions: reportError(snapshot, reason, message, now, setReadyFalse), retry: message };
+}
+
+/**
+ * A pre-provisioned snapshot's content, checked: it must be pre-provisioned (snapshotHandle)
+ * and point back to this snapshot (by name and namespace; by uid once bound).
+ */
+function preprovisionedContent(
+  obs: SnapshotObservation,
+): { content?: VolumeSnapshotContent } | { failure: Plan<SnapshotAction> } {
+  const { snapshot, now } = obs;
+  const name = snapshot.spec.source.volumeSnapshotContentName!;
+  const content = obs.content(name);
+  if (!content) return {};
+  if (!content.spec.source.snapshotHandle) {
+    return {
+      failure: fail(
+        snapshot,
+        Reasons.contentMismatch,
+        `VolumeSnapshotContent ${name} is dynamically provisioned while expecting a pre-provisioned one`,
+        now,
+      ),
+    };
+  }
+  const ref = content.spec.volumeSnapshotRef;
+  if (
+    ref.name !== snapshot.metadata.name ||
+    ref.namespace !== snapshot.metadata.namespace ||
+    (!!ref.uid && ref.uid !== snapshot.metadata.uid)
+  ) {
+    return {
+      failure: fail(
+        snapshot,
+        Reasons.contentMisbound,
+        `VolumeSnapshotContent [${name}] is bound to a different snapshot`,
+        now,
+      ),
+    };
+  }
+  return { content };
+}
+
+/** A dynamic snapshot's `snapcontent-<uid>`, checked: dynamic (volumeHandle) and bound to it. */
+function dynamicContent(
+  obs: SnapshotObservation,
+): { content?: VolumeSnapshotContent } | { failure: Plan<SnapshotAction> } {
+  const { snapshot, now } = obs;
+  const name = volumeSnapshotContentNameFor(snapshot.metadata.uid!);
+  const content = obs.content(name);
+  if (!content) return {};
+  if (!content.spec.source.volumeHandle) {
+    return {
+      failure: fail(
+        snapshot,
+        Reasons.contentMismatch,
+        `VolumeSnapshotContent ${name} is pre-provisioned while expecting a dynamically provisioned one`,
+        now,
+      ),
+    };
+  }
+  if (!isBoundTo(content, snapshot)) {
+    return {
+      failure: fail(
+        snapshot,
+        Reasons.contentMisbound,
+        `VolumeSnapshotContent [${name}] is bound to a different snapshot`,
+        now,
+      ),
+    };
+  }
+  return { content };
+}
+
+/** The next steps for one VolumeSnapshot (upstream's syncSnapshotByKey and syncSnapshot). */
+export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
+  const { snapshot, now } = obs;
+  const deleting = !!snapshot.metadata.deletionTimestamp;
+  const actions: SnapshotAction[] = [];
+  let className = snapshot.spec.volumeSnapshotClassName;
+  let snapshotClass: VolumeSnapshotClass | undefined;
+
+  // A class problem never blocks deletion: the snapshot may be deleted because of it.
+  if (!deleting) {
+    if (className !== undefined) {
+      snapshotClass = obs.classes.find((candidate) => candidate.metadata.name === className);
+      if (!snapshotClass) {
+        return fail(
+          snapshot,
+          Reasons.getClassFailed,
+          `Failed to get snapshot class with error volumesnapshotclass.snapshot.storage.k8s.io "${className}" not found`,
+          now,
+          false,
+        );
+      }
+    } else if (snapshot.spec.source.persistentVolumeClaimName !== undefined) {
+      const volume = sourceVolume(obs);
+      const choice =
+        'error' in volume ? volume : chooseDefaultClass(obs.classes, volume.pv.spec!.csi!.driver);
+      if ('error' in choice) {
+        return fail(
+          snapshot,
+          Reasons.setDefaultClassFailed,
+          `Failed to set default snapshot class with error ${choice.error}`,
+          now,
+          false,
+        );
+      }
+      snapshotClass = choice.class;
+      className = snapshotClass.metadata.name;
+      actions.push({
+        type: 'setSnapshotClass',
+        className: className!,
+        onFailure: {
+          reason: Reasons.setDefaultClassFailed,
+          message: 'Failed to set default snapshot class with error',
+          toStatus: false,
+        },
+      });
+    }
+  }
+
+  if (deleting) {
+    // A snapshot deleted while it is still being taken from a protected PVC first finishes
+    // (as upstream does), unless nothing was created for it yet.
+    const stillBeingTaken =
+      !isReady(snapshot) &&
+      has(obs.pvc?.metadata?.finalizers, FINALIZER_PVC_AS_SOURCE) &&
+      (!!boundName(snapshot) ||
+        !!obs.content(volumeSnapshotContentNameFor(snapshot.metadata.uid!)));
+    if (!stillBeingTaken) return planDeletion(obs);
+  }
+
+  const { persistentVolumeClaimName, volumeSnapshotContentName } = snapshot.spec.source;
+  if ((persistentVolumeClaimName === undefined) === (volumeSnapshotContentName === undefined)) {
+    return fail(
+      snapshot,
+      Reasons.validationError,
+      'Exactly one of PersistentVolumeClaimName and VolumeSnapshotContentName should be specified',
+      now,
+    );
+  }
+  const preprovisioned = volumeSnapshotContentName !== undefined;
+  const found = preprovisioned ? preprovisionedContent(obs) : dynamicContent(obs);
+  const binding: Plan<SnapshotAction> =
+    'failure' in found
+      ? found.failure
+      : isReady(snapshot) && boundName(snapshot)
+        ? planReadySnapshot(obs)
+        : preprovisioned
+          ? planPreprovisionedBinding(obs, found.content, className)
+          : planDynamicBinding(obs, found.content, snapshotClass);
+
+  // finalizers first: as-source always (until deletion), bound-protection once the snapshot
+  // is bound, or about to be, to a content whose policy is Delete
+  const finalizers = snapshot.metadata.finalizers ?? [];
+  const add: string[] = [];
+  if (!deleting && !finalizers.includes(FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE)) {
+    add.push(FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE);
+  }
+  const created = binding.actions.find((action) => action.type === 'createContent');
+  const boundContent = 'failure' in found ? undefined : (found.content ?? created?.content);
+  if (
+    !deleting &&
+    !finalizers.includes(FINALIZER_VOLUME_SNAPSHOT_BOUND) &&
+    boundContent?.spec.deletionPolicy === 'Delete'
+  ) {
+    add.push(FINALIZER_VOLUME_SNAPSHOT_BOUND);
+  }
+  if (add.length > 0) {
+    actions.push({
+      type: 'updateSnapshotFinalizers',
+      add,
+      remove: [],
+      onFailure: {
+        reason: Reasons.finalizerError,
+        message: 'Failed to check and update snapshot:',
+        toStatus: false,
+      },
+    });
+  }
+  return { actions: [...actions, ...binding.actions], retry: binding.retry };
+}
+
+/** Binds a pre-provisioned content (fills its ref's uid and class) and mirrors its status. */
+function planPreprovisionedBinding(
+  obs: SnapshotObservation,
+  found: VolumeSnapshotContent | undefined,
+  className: string | undefined,
+): Plan<SnapshotAction> {
+  const { snapshot, now } = obs;
+  if (!found) {
+    return {
+      actions: reportError(
+        snapshot,
+        Reasons.contentMissing,
+        'VolumeSnapshotContent is missing',
+        now,
+      ),
+      retry: `snapshot ${snapshotKey(snapshot)} requests a non-existing content ${snapshot.spec.source.volumeSnapshotContentName}`,
+    };
+  }
+  let content = found;
+  const actions: SnapshotAction[] = [];
+  const ref = content.spec.volumeSnapshotRef;
+  const fillClass = className !== undefined && content.spec.volumeSnapshotClassName === undefined;
+  if (!ref.uid || fillClass) {
+    actions.push({
+      type: 'bindContent',
+      contentName: content.metadata.name!,
+      uid: snapshot.metadata.uid!,
+      ...(fillClass ? { className } : {}),
+      onFailure: {
+        reason: Reasons.bindFailed,
+        message: 'Snapshot failed to bind VolumeSnapshotContent,',
+        toStatus: true,
+      },
+    });
+    content = {
+      ...content,
+      spec: {
+        ...content.spec,
+        volumeSnapshotRef: { ...ref, uid: snapshot.metadata.uid },
+        ...(fillClass ? { volumeSnapshotClassName: className } : {}),
+      },
+    };
+  }
+  return { actions: [...actions, ...statusActions(snapshot, content)] };
+}
+
+/** Binds a dynamic snapshot to `snapcontent-<uid>`, creating it (and protecting the PVC) first. */
+function planDynamicBinding(
+  obs: SnapshotObservation,
+  content: VolumeSnapshotContent | undefined,
+  snapshotClass: VolumeSnapshotClass | undefined,
+): Plan<SnapshotAction> {
+  const { snapshot, now } = obs;
+  if (content) {
+    if (content.spec.source.snapshotHandle) {
+      return fail(
+        snapshot,
+        Reasons.handleSet,
+        `Snapshot handle should not be set in content ${content.metadata.name} for dynamic provisioning`,
+        now,
+      );
+    }
+    return { actions: statusActions(snapshot, content) };
+  }
+  const creationFailed = (detail: string) =>
+    fail(
+      snapshot,
+      Reasons.contentCreationFailed,
+      `Failed to create snapshot content with error ${detail}`,
+      now,
+    );
+  const pvcName = snapshot.spec.source.persistentVolumeClaimName!;
+  if (!snapshotClass) {
+    return creationFailed(
+      `failed to take snapshot ${snapshotKey(snapshot)} without a snapshot class`,
+    );
+  }
+  const pvc = obs.pvc;
+  if (!pvc) return creationFailed(`PVC ${snapshot.metadata.namespace}/${pvcName} not found`);
+  if (pvc.metadata?.deletionTimestamp) {
+    return creationFailed(`cannot add finalizer on claim ${pvcName} because it is being deleted`);
+  }
+  const volume = sourceVolume(obs);
+  if ('error' in volume) return creationFailed(volume.error);
+  const contentName = volumeSnapshotContentNameFor(snapshot.metadata.uid!);
+  const secret = snapshotterSecretRef(snapshotClass.parameters, contentName, snapshot);
+  if ('error' in secret) return creationFailed(secret.error);
+
+  const onFailure: FailureReport = {
+    reason: Reasons.contentCreationFailed,
+    message: 'Failed to create snapshot content with error',
+    toStatus: true,
+  };
+  const actions: SnapshotAction[] = [];
+  if (!has(pvc.metadata?.finalizers, FINALIZER_PVC_AS_SOURCE)) {
+    actions.push({ type: 'addPvcFinalizer', pvcName, onFailure });
+  }
+  const created = desiredContent(snapshot, snapshotClass, volume.pv, secret.ref, obs.settings);
+  actions.push({ type: 'createContent', content: created, onFailure });
+  actions.push({
+    type: 'event',
+    eventType: 'Normal',
+    reason: Reasons.creatingSnapshot,
+    message: `Waiting for a snapshot ${snapshotKey(snapshot)} to be created by the CSI driver.`,
+  });
+  return { actions: [...actions, ...statusActions(snapshot, created)] };
+}
+
+function statusActions(snapshot: VolumeSnapshot, content: VolumeSnapshotContent): SnapshotAction[] {
+  const { patch, events } = statusFromContent(snapshot, content);
+  if (!patch) return events;
+  return [
+    {
+      type: 'patchSnapshotStatus',
+      status: patch,
+      onFailure: {
+        reason: Reasons.statusUpdateFailed,
+        message: 'Snapshot status update failed,',
+        toStatus: true,
+      },
+    },
+    ...events,
+  ];
+}
+
+/** A ready, bound snapshot: only checks that the binding still holds. */
+function planReadySnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
+  const { snapshot, now } = obs;
+  const content = obs.content(boundName(snapshot)!);
+  if (!content)
+    return {
+      actions: reportError(
+        snapshot,
+        Reasons.contentMissing,
+        'VolumeSnapshotContent is missing',
+        now,
+      ),
+    };
+  if (!isBoundTo(content, snapshot)) {
+    return {
+      actions: reportError(
+        snapshot,
+        Reasons.misbound,
+        'VolumeSnapshotContent is not bound to the VolumeSnapshot correctly',
+        now,
+      ),
+    };
+  }
+  return { actions: [] };
+}
+
+/**
+ * A snapshot being deleted: refused while a PVC is being restored from it; otherwise the bound
+ * content is marked being-deleted and, with policy Delete, deleted (the snapshot keeps its
+ * bound finalizer until the content is gone); with Retain, the content stays and both
+ * finalizers go. A content that does not point back at the snapshot is never touched.
+ */
+function planDeletion(obs: SnapshotObservation): Plan<SnapshotAction> {
+  const { snapshot } = obs;
+  if (!isDeletionCandidate(snapshot)) return { actions: [] };
+  const contentName =
+    boundName(snapshot) ??
+    snapshot.spec.source.volumeSnapshotContentName ??
+    (snapshot.spec.source.persistentVolumeClaimName !== undefined
+      ? volumeSnapshotContentNameFor(snapshot.metadata.uid!)
+      : undefined);
+  const candidate = contentName ? obs.content(contentName) : undefined;
+  const content = candidate && isBoundTo(candidate, snapshot) ? candidate : undefined;
+
+  const restores = obs.restoringPvcs.filter((pvc) => isRestoringFrom(pvc, snapshot));
+  if (restores.length > 0) {
+    const names = restores.map((pvc) => pvc.metadata?.name).sort();
+    return {
+      actions: [
+        {
+          type: 'event',
+          eventType: 'Warning',
+          reason: Reasons.deletePending,
+          message: `Snapshot is being used to restore a PVC (${names.join(', ')})`,
+        },
+      ],
+      retry: `snapshot ${snapshotKey(snapshot)} is being used to restore PVC ${names.join(', ')}`,
+    };
+  }
+
+  const actions: SnapshotAction[] = [];
+  const deleteContent = content?.spec.deletionPolicy === 'Delete';
+  if (content && content.metadata.annotations?.[ANN_VOLUME_SNAPSHOT_BEING_DELETED] !== 'yes') {
+    actions.push({ type: 'annotateContentBeingDeleted', contentName: content.metadata.name! });
+  }
+  if (content && deleteContent && !content.metadata.deletionTimestamp) {
+    actions.push({
+      type: 'deleteContent',
+      contentName: content.metadata.name!,
+      onFailure: {
+        reason: Reasons.contentDeleteError,
+        message: 'Failed to delete snapshot content API object:',
+        toStatus: false,
+      },
+    });
+  }
+  const remove = [FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE];
+  if (!(content && deleteContent)) remove.push(FINALIZER_VOLUME_SNAPSHOT_BOUND);
+  const present = remove.filter((finalizer) => has(snapshot.metadata.finalizers, finalizer));
+  if (present.length > 0)
+    actions.push({ type: 'updateSnapshotFinalizers', add: [], remove: present });
+  return { actions };
+}
+
+export type ContentAction =
+  | { type: 'addContentFinalizer' }
+  | { type: 'annotateContentBeingDeleted' }
+  | { type: 'event'; eventType: EventType; reason: string; message: string };
+
+export interface ContentObservation {
+  content: VolumeSnapshotContent;
+  /** The snapshot the content's ref names, if it exists. */
+  snapshot?: VolumeSnapshot;
+}
+
+/** The next steps for one VolumeSnapshotContent (upstream's syncContent). */
+export function planContent({ content, snapshot }: ContentObservation): Plan<ContentAction> {
+  const { volumeHandle, snapshotHandle } = content.spec.source;
+  if ((volumeHandle === undefined) === (snapshotHandle === undefined)) {
+    const message = 'Exactly one of VolumeHandle and SnapshotHandle should be specified';
+    return {
+      actions: [
+        { type: 'event', eventType: 'Warning', reason: Reasons.contentValidationError, message },
+      ],
+      retry: message,
+    };
+  }
+  // pre-bound: waits for its snapshot to bind it
+  if (!content.spec.volumeSnapshotRef.uid) return { actions: [] };
+  const actions: ContentAction[] = [];
+  if (
+    !content.metadata.deletionTimestamp &&
+    !has(content.metadata.finalizers, FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND)
+  ) {
+    actions.push({ type: 'addContentFinalizer' });
+  }
+  // a snapshot of the same name but another uid is a new object: this content's is gone,
+  // and a content whose snapshot is gone is never deleted here (that could lose data)
+  const own =
+    snapshot && snapshot.metadata.uid === content.spec.volumeSnapshotRef.uid ? snapshot : undefined;
+  if (
+    own &&
+    isDeletionCandidate(own) &&
+    content.metadata.annotations?.[ANN_VOLUME_SNAPSHOT_BEING_DELETED] !== 'yes'
+  ) {
+    actions.push({ type: 'annotateContentBeingDeleted' });
+  }
+  return { actions };
+}
+
+export interface PvcObservation {
+  pvc: PersistentVolumeClaim;
+  /** Snapshots in the PVC's namespace. */
+  snapshots: VolumeSnapshot[];
+}
+
+/**
+ * Whether the PVC's source-protection finalizer can go: no snapshot of it is still being
+ * taken (readyToUse not true). Run for the PVC itself, so the finalizer also goes when the
+ * last such snapshot was deleted before it became ready.
+ */
+export function planPvcFinalizer({ pvc, snapshots }: PvcObservation): {
+  removeFinalizer: boolean;
+  usedBy: string[];
+} {
+  if (!has(pvc.metadata?.finalizers, FINALIZER_PVC_AS_SOURCE))
+    return { removeFinalizer: false, usedBy: [] };
+  const usedBy = snapshots
+    .filter(
+      (snapshot) =>
+        snapshot.metadata.namespace === pvc.metadata?.namespace &&
+        snapshot.spec.source.persistentVolumeClaimName === pvc.metadata?.name &&
+        !isReady(snapshot),
+    )
+    .map((snapshot) => snapshot.metadata.name!)
+    .sort();
+  return { removeFinalizer: usedBy.length === 0, usedBy };
+}

@@ -1,0 +1,455 @@
+/**
+ * The CSI snapshotter sidecar: watches VolumeSnapshotContents (and their classes) and carries
+ * out ./plan.ts against one CSI driver. It only ever writes VolumeSnapshotContents (status,
+ * the being-created annotation, the bound-protection finalizer) and Events.
+ */
+import {
+  ANN_VOLUME_SNAPSHOT_BEING_CREATED,
+  FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
+  SNAPSHOT_API_VERSION,
+  VOLUME_SNAPSHOT_KIND,
+  type VolumeSnapshotClass,
+  type VolumeSnapshotContent,
+  type VolumeSnapshotContentStatus,
+} from '../../api/snapshot.js';
+import type { CallOptions } from '../../csi/client.js';
+import type { CreateSnapshotRequest } from '../../gen/csi/csi/v1/CreateSnapshotRequest.js';
+import type { CreateSnapshotResponse__Output } from '../../gen/csi/csi/v1/CreateSnapshotResponse.js';
+import type { DeleteSnapshotRequest } from '../../gen/csi/csi/v1/DeleteSnapshotRequest.js';
+import type { ListSnapshotsRequest } from '../../gen/csi/csi/v1/ListSnapshotsRequest.js';
+import type { ListSnapshotsResponse__Output } from '../../gen/csi/csi/v1/ListSnapshotsResponse.js';
+import type { Snapshot__Output } from '../../gen/csi/csi/v1/Snapshot.js';
+import {
+  Controller,
+  ItemExponentialRateLimiter,
+  Secrets,
+  createMergePatch,
+  hasAnnotation,
+  removeFinalizer,
+  type EventRecorder,
+  type InformerFactory,
+  type KubeClient,
+  type KubeObject,
+  type ReconcileResult,
+} from '../../kube/index.js';
+import { errorMessage, silentLogger, type Logger } from '../../observability/logger.js';
+import { systemClock, type Clock } from '../../util/clock.js';
+import {
+  REASON_CHECK_FAILED,
+  REASON_DELETE_ERROR,
+  createFailedMessage,
+  failedToDelete,
+  failureMessage,
+  isFinalCsiError,
+  messageOf,
+  planContent,
+  shouldEnqueueContentChange,
+  statusAfterDelete,
+  statusAfterReport,
+  statusWithError,
+  type ContentPlan,
+  type SecretRef,
+  type SidecarSettings,
+  type SnapshotReport,
+} from './plan.js';
+import { VolumeSnapshotClasses, VolumeSnapshotContents } from './resources.js';
+
+/** The CSI Controller calls the sidecar makes (a CsiClient's `controller` provides them). */
+export interface SnapshotterCsi {
+  createSnapshot(
+    request: CreateSnapshotRequest,
+    options?: CallOptions,
+  ): Promise<CreateSnapshotResponse__Output>;
+  deleteSnapshot(request: DeleteSnapshotRequest, options?: CallOptions): Promise<unknown>;
+  listSnapshots(
+    request: ListSnapshotsRequest,
+    options?: CallOptions,
+  ): Promise<ListSnapshotsResponse__Output>;
+}
+
+export interface SidecarOptions {
+  client: KubeClient;
+  informers: InformerFactory;
+  csi: SnapshotterCsi;
+  /** Whether the driver reported LIST_SNAPSHOTS; without it a pre-provisioned one is ready. */
+  listSnapshots: boolean;
+  events: EventRecorder;
+  settings: SidecarSettings;
+  /** `--timeout`: the deadline of each CSI call (upstream default 1 min). */
+  timeoutMs?: number;
+  /** `--worker-threads` (upstream default 10). */
+  workers?: number;
+  /** `--retry-interval-start` / `--retry-interval-max` (upstream 1 s .. 5 min). */
+  retryIntervalStartMs?: number;
+  retryIntervalMaxMs?: number;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** Builds the sidecar; the caller starts it (directly or through a Manager). */
+export function createSidecar(options: SidecarOptions): Controller {
+  return new Sidecar(options).controller;
+}
+
+class Sidecar {
+  readonly controller: Controller;
+  private readonly options: SidecarOptions;
+  private readonly contents;
+  private readonly classes;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly timeoutMs: number;
+  /** Backoff between polls of a snapshot that is not ready, as upstream's AddRateLimited. */
+  private readonly polls: ItemExponentialRateLimiter;
+  /**
+   * The last version of each content this sidecar wrote: a reconcile that runs before the
+   * watch delivers our own write must not act on the older cached copy (upstream keeps its
+   * own store for the same reason).
+   */
+  private readonly written = new Map<string, VolumeSnapshotContent>();
+
+  constructor(options: SidecarOptions) {
+    this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.logger = (options.logger ?? silentLogger()).child({ controller: 'csi-snapshotter' });
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    const start = options.retryIntervalStartMs ?? 1_000;
+    const max = options.retryIntervalMaxMs ?? 300_000;
+    this.polls = new ItemExponentialRateLimiter(start, max);
+    this.contents = options.informers.informer<VolumeSnapshotContent>(VolumeSnapshotContents);
+    this.classes = options.informers.informer<VolumeSnapshotClass>(VolumeSnapshotClasses);
+    this.controller = new Controller({
+      name: 'csi-snapshotter',
+      reconcile: (key) => this.reconcile(key),
+      workers: options.workers ?? 10,
+      rateLimiter: new ItemExponentialRateLimiter(start, max),
+      logger: options.logger,
+    });
+    this.controller.watch(this.contents, {
+      updatePredicate: (previous, next) =>
+        previous.metadata?.resourceVersion === next.metadata?.resourceVersion ||
+        shouldEnqueueContentChange(previous, next),
+    });
+    this.contents.on({ delete: (content) => this.written.delete(content.metadata?.name ?? '') });
+  }
+
+  /** The newer of the cached content and the one this sidecar last wrote. */
+  private latest(key: string): VolumeSnapshotContent | undefined {
+    const cached = this.contents.getByKey(key);
+    const mine = this.written.get(key);
+    if (cached && mine) {
+      if (Number(mine.metadata.resourceVersion) > Number(cached.metadata.resourceVersion)) {
+        return mine;
+      }
+      this.written.delete(key);
+    }
+    return cached;
+  }
+
+  private remember(content: VolumeSnapshotContent): VolumeSnapshotContent {
+    this.written.set(content.metadata.name!, content);
+    return content;
+  }
+
+  private async reconcile(key: string): Promise<ReconcileResult> {
+    const content = this.latest(key);
+    if (!content) {
+      this.polls.forget(key);
+      this.written.delete(key);
+      return;
+    }
+    const className = content.spec?.volumeSnapshotClassName;
+    const snapshotClass = className ? this.classes.get(className) : undefined;
+    const plan = planContent(content, snapshotClass, this.options.settings);
+    if (plan.action !== 'notOurs' && plan.action !== 'upToDate') {
+      this.logger.debug('syncing content', { name: key, action: plan.action });
+    }
+    switch (plan.action) {
+      case 'notOurs':
+      case 'upToDate':
+        this.polls.forget(key);
+        return;
+      case 'removeBeingCreated':
+        await this.removeBeingCreated(content);
+        this.polls.forget(key);
+        return;
+      case 'createSnapshot':
+        return this.createSnapshot(key, content, plan);
+      case 'checkSnapshot':
+        return this.checkSnapshot(key, content, plan);
+      case 'deleteSnapshot':
+        await this.deleteSnapshot(content, plan);
+        return;
+      case 'removeFinalizer':
+        this.remember(
+          await removeFinalizer(
+            this.options.client,
+            VolumeSnapshotContents,
+            content,
+            FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
+          ),
+        );
+        this.logger.info('released content', { name: key, policy: content.spec.deletionPolicy });
+        return;
+      case 'fail':
+        if (plan.reason === REASON_DELETE_ERROR)
+          this.events.event(content, 'Warning', plan.reason, plan.message);
+        else await this.recordFailure(content, plan.reason, plan.message);
+        throw new Error(plan.message);
+    }
+  }
+
+  private get events(): EventRecorder {
+    return this.options.events;
+  }
+
+  private async createSnapshot(
+    key: string,
+    content: VolumeSnapshotContent,
+    plan: Extract<ContentPlan, { action: 'createSnapshot' }>,
+  ): Promise<ReconcileResult> {
+    let secrets: Record<string, string>;
+    try {
+      secrets = await this.readSecret(plan.call.secretRef, content);
+    } catch (error) {
+      const message = failureMessage(
+        plan.failureReason,
+        `failed to get input parameters to create snapshot for content ${content.metadata?.name}: ${errorMessage(error)}`,
+      );
+      await this.recordFailure(content, plan.failureReason, message);
+      throw new Error(message, { cause: error });
+    }
+
+    // a timed-out call may still cut a snapshot: the annotation keeps the content from being
+    // deleted (and the snapshot from leaking) until the driver has answered for sure
+    let current = content;
+    if (!hasAnnotation(current, ANN_VOLUME_SNAPSHOT_BEING_CREATED)) {
+      current = await this.patchContent(current, {
+        metadata: { annotations: { [ANN_VOLUME_SNAPSHOT_BEING_CREATED]: 'yes' } },
+      });
+    }
+
+    let snapshot: Snapshot__Output | null;
+    try {
+      const response = await this.options.csi.createSnapshot(
+        {
+          name: plan.call.name,
+          source_volume_id: plan.call.sourceVolumeId,
+          parameters: plan.call.parameters,
+          secrets,
+        },
+        { timeoutMs: this.timeoutMs },
+      );
+      snapshot = response.snapshot;
+      if (!snapshot?.snapshot_id) throw new Error('CreateSnapshot returned no snapshot id');
+    } catch (error) {
+      if (isFinalCsiError(error)) current = await this.removeBeingCreated(current);
+      const message = createFailedMessage(plan.failureReason, current, error);
+      await this.recordFailure(current, plan.failureReason, message);
+      throw new Error(message, { cause: error });
+    }
+
+    const report = reportOf(snapshot);
+    current = await this.writeStatus(
+      current,
+      statusAfterReport(current.status, report, this.clock.now()),
+    );
+    await this.removeBeingCreated(current);
+    this.logger.info('snapshot cut', {
+      name: key,
+      snapshot: report.snapshotId,
+      readyToUse: report.readyToUse,
+    });
+    return this.afterReport(key, report);
+  }
+
+  private async checkSnapshot(
+    key: string,
+    content: VolumeSnapshotContent,
+    plan: Extract<ContentPlan, { action: 'checkSnapshot' }>,
+  ): Promise<ReconcileResult> {
+    let report: SnapshotReport;
+    if (!this.options.listSnapshots) {
+      report = { snapshotId: plan.snapshotId, readyToUse: true, sizeBytes: 0 };
+    } else {
+      try {
+        const secrets = await this.readSecret(plan.secretRef, content);
+        const response = await this.options.csi.listSnapshots(
+          { snapshot_id: plan.snapshotId, secrets },
+          { timeoutMs: this.timeoutMs },
+        );
+        const found = response.entries.find((entry) => entry.snapshot)?.snapshot;
+        if (!found) throw new Error(`can not find snapshot for snapshotID ${plan.snapshotId}`);
+        report = reportOf(found);
+      } catch (error) {
+        const message = failureMessage(REASON_CHECK_FAILED, messageOf(error));
+        await this.recordFailure(content, REASON_CHECK_FAILED, message);
+        throw new Error(message, { cause: error });
+      }
+    }
+    await this.writeStatus(content, statusAfterReport(content.status, report, this.clock.now()));
+    return this.afterReport(key, report);
+  }
+
+  private afterReport(key: string, report: SnapshotReport): ReconcileResult {
+    if (report.readyToUse) {
+      this.polls.forget(key);
+      return;
+    }
+    return { requeueAfter: this.polls.when(key) };
+  }
+
+  private async deleteSnapshot(
+    content: VolumeSnapshotContent,
+    plan: Extract<ContentPlan, { action: 'deleteSnapshot' }>,
+  ): Promise<void> {
+    let secrets: Record<string, string>;
+    try {
+      secrets = await this.readSecret(plan.secretRef, content);
+    } catch (error) {
+      this.events.event(
+        content,
+        'Warning',
+        REASON_DELETE_ERROR,
+        'Failed to get snapshot credentials',
+      );
+      throw error;
+    }
+    try {
+      await this.options.csi.deleteSnapshot(
+        { snapshot_id: plan.snapshotId, secrets },
+        { timeoutMs: this.timeoutMs },
+      );
+    } catch (error) {
+      // e.g. FAILED_PRECONDITION from forceDelete=false with dependent disks: the finalizer
+      // stays, and the driver's reason goes where users look (both objects)
+      const message = failedToDelete(error);
+      const recorded = await this.recordFailure(content, REASON_DELETE_ERROR, message, {
+        keepReadyToUse: true,
+      });
+      if (recorded) this.events.event(snapshotOf(content), 'Warning', REASON_DELETE_ERROR, message);
+      throw new Error(message, { cause: error });
+    }
+    const cleared = await this.writeStatus(content, statusAfterDelete(content.status));
+    this.logger.info('snapshot deleted', {
+      name: content.metadata?.name,
+      snapshot: plan.snapshotId,
+    });
+    this.remember(
+      await removeFinalizer(
+        this.options.client,
+        VolumeSnapshotContents,
+        cleared,
+        FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
+      ),
+    );
+  }
+
+  /**
+   * Writes the error to the content's status and emits the Event, once per distinct message
+   * (as upstream). Returns whether it was new.
+   */
+  private async recordFailure(
+    content: VolumeSnapshotContent,
+    reason: string,
+    message: string,
+    options: { keepReadyToUse?: boolean } = {},
+  ): Promise<boolean> {
+    const status = statusWithError(content.status, message, this.clock.now(), options);
+    if (!status) return false;
+    this.events.event(content, 'Warning', reason, message);
+    try {
+      await this.writeStatus(content, status);
+    } catch (error) {
+      this.logger.warn('could not record the failure on the content', {
+        name: content.metadata?.name,
+        error: errorMessage(error),
+      });
+    }
+    return true;
+  }
+
+  private async writeStatus(
+    content: VolumeSnapshotContent,
+    next: VolumeSnapshotContentStatus | undefined,
+  ): Promise<VolumeSnapshotContent> {
+    if (!next) return content;
+    const patch = createMergePatch(content.status ?? {}, next);
+    if (!patch) return content;
+    return this.remember(
+      await this.options.client.patch<VolumeSnapshotContent>(
+        VolumeSnapshotContents,
+        content.metadata!.name!,
+        undefined,
+        'merge',
+        { status: patch },
+        { subresource: 'status' },
+      ),
+    );
+  }
+
+  private async removeBeingCreated(content: VolumeSnapshotContent): Promise<VolumeSnapshotContent> {
+    if (!hasAnnotation(content, ANN_VOLUME_SNAPSHOT_BEING_CREATED)) return content;
+    return this.patchContent(content, {
+      metadata: { annotations: { [ANN_VOLUME_SNAPSHOT_BEING_CREATED]: null } },
+    });
+  }
+
+  private async patchContent(
+    content: VolumeSnapshotContent,
+    patch: unknown,
+  ): Promise<VolumeSnapshotContent> {
+    return this.remember(
+      await this.options.client.patch<VolumeSnapshotContent>(
+        VolumeSnapshotContents,
+        content.metadata!.name!,
+        undefined,
+        'merge',
+        patch,
+      ),
+    );
+  }
+
+  private async readSecret(
+    ref: SecretRef | undefined,
+    content: VolumeSnapshotContent,
+  ): Promise<Record<string, string>> {
+    if (!ref) return {};
+    const secret = await this.options.client
+      .get<KubeObject & { data?: Record<string, string> }>(Secrets, ref.name, ref.namespace)
+      .catch(() => undefined);
+    if (!secret) {
+      throw new Error(
+        `cannot get credentials for snapshot content ${content.metadata?.name}: ` +
+          `secret ${ref.namespace}/${ref.name} could not be read`,
+      );
+    }
+    return Object.fromEntries(
+      Object.entries(secret.data ?? {}).map(([k, v]) => [
+        k,
+        Buffer.from(v, 'base64').toString('utf8'),
+      ]),
+    );
+  }
+}
+
+function reportOf(snapshot: Snapshot__Output): SnapshotReport {
+  const seconds = Number(snapshot.creation_time?.seconds ?? 0);
+  const nanos = snapshot.creation_time?.nanos ?? 0;
+  return {
+    snapshotId: snapshot.snapshot_id,
+    readyToUse: snapshot.ready_to_use,
+    creationTime: seconds || nanos ? new Date(seconds * 1000 + Math.floor(nanos / 1e6)) : undefined,
+    sizeBytes: Number(snapshot.size_bytes ?? 0),
+  };
+}
+
+/** The VolumeSnapshot a content is bound to, as an Event's involved object. */
+function snapshotOf(content: VolumeSnapshotContent): KubeObject {
+  const ref = content.spec.volumeSnapshotRef;
+  return {
+    apiVersion: SNAPSHOT_API_VERSION,
+    kind: VOLUME_SNAPSHOT_KIND,
+    metadata: { name: ref?.name, namespace: ref?.namespace, uid: ref?.uid },
+  };
+}

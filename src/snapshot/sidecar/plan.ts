@@ -1,0 +1,474 @@
+/**
+ * The CSI snapshotter sidecar's decisions, as pure functions: what to do with one
+ * VolumeSnapshotContent (create, poll, delete, release, nothing), how a CSI answer changes
+ * the content's status, and which gRPC failures are final. The controller in ./controller.ts
+ * only carries these decisions out. Semantics follow upstream csi-snapshotter v8
+ * (see docs: reference/external-snapshotter.md §3).
+ */
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import {
+  ANN_DELETION_SECRET_NAME,
+  ANN_DELETION_SECRET_NAMESPACE,
+  ANN_VOLUME_SNAPSHOT_BEING_CREATED,
+  ANN_VOLUME_SNAPSHOT_BEING_DELETED,
+  CSI_PARAMETER_PREFIX,
+  FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
+  PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
+  PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
+  PARAM_SNAPSHOTTER_SECRET_NAME,
+  PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
+  type VolumeSnapshotClass,
+  type VolumeSnapshotContent,
+  type VolumeSnapshotContentStatus,
+} from '../../api/snapshot.js';
+import { deepEqual } from '../../kube/objects.js';
+
+export interface SidecarSettings {
+  /** The CSI driver this sidecar serves (GetPluginInfo's name). */
+  driverName: string;
+  /** `--snapshot-name-prefix`: CreateSnapshot names are `<prefix>-<VolumeSnapshot UID>`. */
+  snapshotNamePrefix: string;
+  /** `--snapshot-name-uuid-length`: -1 keeps the whole UID, else dashes go and it is cut. */
+  snapshotNameUuidLength: number;
+  /** `--extra-create-metadata`: pass the VolumeSnapshot and content names as parameters. */
+  extraCreateMetadata: boolean;
+}
+
+export const DEFAULT_SIDECAR_SETTINGS: Omit<SidecarSettings, 'driverName'> = {
+  snapshotNamePrefix: 'snapshot',
+  snapshotNameUuidLength: -1,
+  extraCreateMetadata: false,
+};
+
+/** Parameters `--extra-create-metadata` adds to CreateSnapshot. */
+export const PARAM_VOLUME_SNAPSHOT_NAME = 'csi.storage.k8s.io/volumesnapshot/name';
+export const PARAM_VOLUME_SNAPSHOT_NAMESPACE = 'csi.storage.k8s.io/volumesnapshot/namespace';
+export const PARAM_VOLUME_SNAPSHOT_CONTENT_NAME = 'csi.storage.k8s.io/volumesnapshotcontent/name';
+
+/** Event reasons, as upstream emits them, so alerts written for upstream keep matching. */
+export const REASON_CREATION_FAILED = 'SnapshotCreationFailed';
+export const REASON_CHECK_FAILED = 'SnapshotContentCheckandUpdateFailed';
+export const REASON_DELETE_ERROR = 'SnapshotDeleteError';
+
+export interface SecretRef {
+  name: string;
+  namespace: string;
+}
+
+export interface CreateSnapshotCall {
+  name: string;
+  sourceVolumeId: string;
+  /** Class parameters without the `csi.storage.k8s.io/` keys (plus extra metadata if asked). */
+  parameters: Record<string, string>;
+  /** The Secret whose data goes into the request's `secrets`. */
+  secretRef?: SecretRef;
+}
+
+export type ContentPlan =
+  /** Another driver's content, or one without a source: not ours to touch. */
+  | { action: 'notOurs'; why: string }
+  /** Ready, nothing to call. */
+  | { action: 'upToDate' }
+  /** Ready, but the being-created annotation outlived the call that set it. */
+  | { action: 'removeBeingCreated' }
+  /**
+   * CreateSnapshot, the first time or again with the same name to poll a snapshot that is
+   * not ready yet. `failureReason` is the Event reason a failure is reported under.
+   */
+  | { action: 'createSnapshot'; call: CreateSnapshotCall; failureReason: string }
+  /** A pre-provisioned content that is not ready yet: ListSnapshots by its handle. */
+  | { action: 'checkSnapshot'; snapshotId: string; secretRef?: SecretRef }
+  /** Being deleted with policy Delete: DeleteSnapshot, then release the content. */
+  | { action: 'deleteSnapshot'; snapshotId: string; secretRef?: SecretRef }
+  /** Being deleted, nothing (more) to delete on the backend: drop our finalizer. */
+  | { action: 'removeFinalizer' }
+  /** The content cannot be acted on as it is; reported like a failed call, then retried. */
+  | { action: 'fail'; reason: string; message: string };
+
+/** Whether a content is this sidecar's (upstream isDriverMatch). */
+export function isDriverMatch(
+  content: VolumeSnapshotContent,
+  snapshotClass: VolumeSnapshotClass | undefined,
+  driverName: string,
+): boolean {
+  const source = content.spec?.source ?? {};
+  if (!source.volumeHandle && !source.snapshotHandle) return false;
+  if (content.spec.driver !== driverName) return false;
+  return !snapshotClass || snapshotClass.driver === driverName;
+}
+
+export function contentIsReady(content: VolumeSnapshotContent): boolean {
+  return content.status?.readyToUse === true;
+}
+
+const hasAnnotation = (content: VolumeSnapshotContent, key: string): boolean =>
+  content.metadata?.annotations?.[key] !== undefined;
+
+/**
+ * Whether the backend snapshot may be released now (upstream shouldDelete): the content is
+ * being deleted and either it is an unbound pre-provisioned one, or its VolumeSnapshot is being
+ * deleted and no CreateSnapshot call may still be in flight.
+ */
+export function shouldDelete(content: VolumeSnapshotContent): boolean {
+  if (!content.metadata?.deletionTimestamp) return false;
+  if (content.spec.source.snapshotHandle && !content.spec.volumeSnapshotRef?.uid) return true;
+  if (hasAnnotation(content, ANN_VOLUME_SNAPSHOT_BEING_CREATED)) return false;
+  return hasAnnotation(content, ANN_VOLUME_SNAPSHOT_BEING_DELETED);
+}
+
+/** The CreateSnapshot name for a VolumeSnapshot UID (upstream makeSnapshotName). */
+export function snapshotName(uid: string | undefined, settings: SidecarSettings): string {
+  if (!uid) throw new Error('corrupted snapshot object, it is missing UID');
+  if (settings.snapshotNameUuidLength === -1) return `${settings.snapshotNamePrefix}-${uid}`;
+  const compact = uid.replaceAll('-', '').slice(0, settings.snapshotNameUuidLength);
+  return `${settings.snapshotNamePrefix}-${compact}`;
+}
+
+const RESERVED_SNAPSHOT_PARAMETERS = new Set([
+  PARAM_SNAPSHOTTER_SECRET_NAME,
+  PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
+  PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
+  PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
+]);
+
+/** Class parameters minus the sidecar's own keys; an unknown reserved key is an error. */
+export function driverParameters(parameters: Record<string, string> = {}): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parameters)) {
+    if (!key.startsWith(CSI_PARAMETER_PREFIX)) {
+      result[key] = value;
+    } else if (!RESERVED_SNAPSHOT_PARAMETERS.has(key)) {
+      throw new Error(
+        `found unknown parameter key "${key}" with reserved namespace ${CSI_PARAMETER_PREFIX}`,
+      );
+    }
+  }
+  return result;
+}
+
+/** The Secret named by the content's deletion-secret annotations (upstream reads both). */
+export function deletionSecretRef(content: VolumeSnapshotContent): SecretRef | undefined {
+  const annotations = content.metadata?.annotations ?? {};
+  const name = annotations[ANN_DELETION_SECRET_NAME];
+  const namespace = annotations[ANN_DELETION_SECRET_NAMESPACE];
+  if (name === undefined || namespace === undefined) return undefined;
+  if (!name || !namespace) {
+    throw new Error(
+      `cannot retrieve secrets for snapshot content ${content.metadata?.name}: ` +
+        `secret name or namespace not specified`,
+    );
+  }
+  return { name, namespace };
+}
+
+/**
+ * The list secret a class names for pre-provisioned contents. Only the content name can be
+ * templated here: there is no VolumeSnapshot in this call, as upstream.
+ */
+export function listSecretRef(
+  snapshotClass: VolumeSnapshotClass | undefined,
+  contentName: string,
+): SecretRef | undefined {
+  const parameters = snapshotClass?.parameters ?? {};
+  const name = parameters[PARAM_SNAPSHOTTER_LIST_SECRET_NAME];
+  const namespace = parameters[PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE];
+  if (name === undefined && namespace === undefined) return undefined;
+  if (!name || !namespace) {
+    throw new Error(
+      `${PARAM_SNAPSHOTTER_LIST_SECRET_NAME} and ${PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE} ` +
+        `must be set together`,
+    );
+  }
+  const resolve = (template: string, field: string): string => {
+    const resolved = template.replaceAll('${volumesnapshotcontent.name}', contentName);
+    if (resolved.includes('${')) {
+      throw new Error(
+        `${field} "${template}" uses a token that cannot be resolved here; only ` +
+          '${volumesnapshotcontent.name} is available',
+      );
+    }
+    return resolved;
+  };
+  return {
+    name: resolve(name, PARAM_SNAPSHOTTER_LIST_SECRET_NAME),
+    namespace: resolve(namespace, PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE),
+  };
+}
+
+/**
+ * What the sidecar does with a content. `snapshotClass` is the class the content names, or
+ * undefined when it names none or that class does not exist.
+ */
+export function planContent(
+  content: VolumeSnapshotContent,
+  snapshotClass: VolumeSnapshotClass | undefined,
+  settings: SidecarSettings,
+): ContentPlan {
+  const contentName = content.metadata?.name ?? '';
+  if (!isDriverMatch(content, snapshotClass, settings.driverName)) {
+    return {
+      action: 'notOurs',
+      why: `driver ${content.spec?.driver} is not ${settings.driverName}`,
+    };
+  }
+
+  if (shouldDelete(content)) {
+    const handle = content.status?.snapshotHandle;
+    const hasFinalizer = content.metadata?.finalizers?.includes(
+      FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
+    );
+    if (
+      content.spec.deletionPolicy === 'Delete' &&
+      handle &&
+      !content.status?.volumeGroupSnapshotHandle
+    ) {
+      try {
+        return {
+          action: 'deleteSnapshot',
+          snapshotId: handle,
+          secretRef: deletionSecretRef(content),
+        };
+      } catch (error) {
+        return { action: 'fail', reason: REASON_DELETE_ERROR, message: failedToDelete(error) };
+      }
+    }
+    return hasFinalizer ? { action: 'removeFinalizer' } : { action: 'upToDate' };
+  }
+
+  const firstAttempt = !content.status;
+  if (contentIsReady(content)) {
+    return hasAnnotation(content, ANN_VOLUME_SNAPSHOT_BEING_CREATED)
+      ? { action: 'removeBeingCreated' }
+      : { action: 'upToDate' };
+  }
+
+  const preProvisioned = content.spec.source.snapshotHandle;
+  if (preProvisioned) {
+    try {
+      return {
+        action: 'checkSnapshot',
+        snapshotId: preProvisioned,
+        secretRef: listSecretRef(snapshotClass, contentName),
+      };
+    } catch (error) {
+      return { action: 'fail', reason: REASON_CHECK_FAILED, message: failedToCheck(error) };
+    }
+  }
+
+  const failureReason = firstAttempt ? REASON_CREATION_FAILED : REASON_CHECK_FAILED;
+  const inputError = (error: unknown): ContentPlan => ({
+    action: 'fail',
+    reason: failureReason,
+    message: failureMessage(
+      failureReason,
+      `failed to get input parameters to create snapshot for content ${contentName}: ${messageOf(error)}`,
+    ),
+  });
+  const className = content.spec.volumeSnapshotClassName;
+  if (!className) {
+    return inputError(`failed to take snapshot ${contentName} without a snapshot class`);
+  }
+  if (!snapshotClass) {
+    return inputError(`volumesnapshotclass.snapshot.storage.k8s.io "${className}" not found`);
+  }
+  try {
+    const parameters = driverParameters(snapshotClass.parameters);
+    const ref = content.spec.volumeSnapshotRef;
+    if (settings.extraCreateMetadata) {
+      parameters[PARAM_VOLUME_SNAPSHOT_NAME] = ref?.name ?? '';
+      parameters[PARAM_VOLUME_SNAPSHOT_NAMESPACE] = ref?.namespace ?? '';
+      parameters[PARAM_VOLUME_SNAPSHOT_CONTENT_NAME] = contentName;
+    }
+    return {
+      action: 'createSnapshot',
+      failureReason,
+      call: {
+        name: snapshotName(ref?.uid, settings),
+        sourceVolumeId: content.spec.source.volumeHandle!,
+        parameters,
+        secretRef: deletionSecretRef(content),
+      },
+    };
+  } catch (error) {
+    return inputError(error);
+  }
+}
+
+/** What a CreateSnapshot or ListSnapshots call reported. */
+export interface SnapshotReport {
+  snapshotId: string;
+  readyToUse: boolean;
+  /** Absent when the driver did not say; the sidecar then uses the time it was told. */
+  creationTime?: Date;
+  /** 0 when unknown. */
+  sizeBytes: number;
+}
+
+/**
+ * The content status after a successful call (upstream updateSnapshotContentStatus): fields
+ * already set are kept, except readyToUse, whose move to true also clears the error. Returns
+ * undefined when nothing changes, so no write is needed.
+ */
+export function statusAfterReport(
+  current: VolumeSnapshotContentStatus | undefined,
+  report: SnapshotReport,
+  now: Date,
+): VolumeSnapshotContentStatus | undefined {
+  const createdAt = nanoseconds(report.creationTime ?? now);
+  if (!current) {
+    const status: VolumeSnapshotContentStatus = {
+      snapshotHandle: report.snapshotId,
+      readyToUse: report.readyToUse,
+      creationTime: createdAt,
+    };
+    if (report.sizeBytes > 0) status.restoreSize = report.sizeBytes;
+    return status;
+  }
+  const next: VolumeSnapshotContentStatus = { ...current };
+  let changed = false;
+  if (!next.snapshotHandle) {
+    next.snapshotHandle = report.snapshotId;
+    changed = true;
+  }
+  if (next.readyToUse !== report.readyToUse) {
+    next.readyToUse = report.readyToUse;
+    if (report.readyToUse) delete next.error;
+    changed = true;
+  }
+  if (next.creationTime === undefined || next.creationTime === null) {
+    next.creationTime = createdAt;
+    changed = true;
+  }
+  if ((next.restoreSize === undefined || next.restoreSize === null) && report.sizeBytes > 0) {
+    next.restoreSize = report.sizeBytes;
+    changed = true;
+  }
+  return changed ? next : undefined;
+}
+
+/**
+ * The status that records a failure: `readyToUse: false` and the error, unless the same
+ * message is already there (no write, no new Event, as upstream).
+ */
+export function statusWithError(
+  current: VolumeSnapshotContentStatus | undefined,
+  message: string,
+  now: Date,
+  options: { keepReadyToUse?: boolean } = {},
+): VolumeSnapshotContentStatus | undefined {
+  if (current?.error?.message === message) return undefined;
+  const next: VolumeSnapshotContentStatus = { ...current };
+  next.error = { time: now.toISOString(), message };
+  if (!options.keepReadyToUse) next.readyToUse = false;
+  return next;
+}
+
+/**
+ * The status once the backend snapshot is gone: nothing left that refers to it. The error of
+ * a previously refused deletion goes too, since it no longer holds.
+ */
+export function statusAfterDelete(
+  current: VolumeSnapshotContentStatus | undefined,
+): VolumeSnapshotContentStatus | undefined {
+  if (!current) return undefined;
+  const next: VolumeSnapshotContentStatus = { ...current };
+  delete next.snapshotHandle;
+  delete next.readyToUse;
+  delete next.creationTime;
+  delete next.restoreSize;
+  delete next.error;
+  return next;
+}
+
+/**
+ * Whether a gRPC failure is final: the call surely did not start or surely failed, so no
+ * snapshot can be in the making. Unknown (non-gRPC) errors are not final: a CreateSnapshot
+ * might still be running, so the being-created annotation must stay.
+ */
+export function isFinalCsiError(error: unknown): boolean {
+  const code = grpcCodeOf(error);
+  if (code === undefined) return false;
+  return ![
+    GrpcStatus.CANCELLED,
+    GrpcStatus.DEADLINE_EXCEEDED,
+    GrpcStatus.UNAVAILABLE,
+    GrpcStatus.RESOURCE_EXHAUSTED,
+    GrpcStatus.ABORTED,
+  ].includes(code);
+}
+
+/** The gRPC status code of an error from a CSI call, or undefined for any other error. */
+export function grpcCodeOf(error: unknown): GrpcStatus | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  if (typeof code !== 'number' || !Number.isInteger(code)) return undefined;
+  return code >= GrpcStatus.OK && code <= GrpcStatus.UNAUTHENTICATED ? code : undefined;
+}
+
+/** The part of an error a user can act on: gRPC `details` rather than "9 FAILED_PRECONDITION: ...". */
+export function messageOf(error: unknown): string {
+  const details = (error as { details?: unknown } | null | undefined)?.details;
+  if (typeof details === 'string' && details) {
+    const code = grpcCodeOf(error);
+    return code === undefined ? details : `${GrpcStatus[code]}: ${details}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function failureMessage(reason: string, detail: string): string {
+  return reason === REASON_CREATION_FAILED
+    ? `Failed to create snapshot: ${detail}`
+    : `Failed to check and update snapshot content: ${detail}`;
+}
+
+export function failedToDelete(error: unknown): string {
+  return `Failed to delete snapshot: ${messageOf(error)}`;
+}
+
+function failedToCheck(error: unknown): string {
+  return failureMessage(REASON_CHECK_FAILED, messageOf(error));
+}
+
+/** The message a failed CreateSnapshot call is recorded with. */
+export function createFailedMessage(
+  reason: string,
+  content: VolumeSnapshotContent,
+  error: unknown,
+): string {
+  return failureMessage(
+    reason,
+    `failed to take snapshot of the volume ${content.spec.source.volumeHandle}: ${messageOf(error)}`,
+  );
+}
+
+/**
+ * Whether an informer update can need a sync (upstream ShouldEnqueueContentChange): changes
+ * to status, finalizers, managed fields or the being-created annotation are the sidecar's
+ * own and are ignored, except a status turning ready.
+ */
+export function shouldEnqueueContentChange(
+  previous: VolumeSnapshotContent,
+  next: VolumeSnapshotContent,
+): boolean {
+  if (previous.status?.readyToUse !== true && next.status?.readyToUse === true) return true;
+  return !deepEqual(comparable(previous), comparable(next));
+}
+
+/** The content without what the sidecar itself changes or what changes on every write. */
+function comparable(content: VolumeSnapshotContent): Record<string, unknown> {
+  const metadata: Record<string, unknown> = { ...content.metadata };
+  delete metadata.resourceVersion;
+  delete metadata.managedFields;
+  delete metadata.finalizers;
+  const annotations = { ...content.metadata?.annotations };
+  delete annotations[ANN_VOLUME_SNAPSHOT_BEING_CREATED];
+  if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
+  else delete metadata.annotations;
+  const copy: Record<string, unknown> = { ...content, metadata };
+  delete copy.status;
+  return copy;
+}
+
+function nanoseconds(time: Date): number {
+  // creationTime is int64 nanoseconds on the wire; a JS number keeps milliseconds exactly
+  return time.getTime() * 1_000_000;
+}

@@ -1,0 +1,315 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { VolumeSnapshot, VolumeSnapshotContent } from '../../../src/api/snapshot.js';
+import {
+  PersistentVolumeClaims,
+  PersistentVolumes,
+  type HttpKubeClient,
+} from '../../../src/kube/index.js';
+import {
+  VolumeSnapshotContents,
+  VolumeSnapshots,
+} from '../../../src/snapshot/sidecar/resources.js';
+import type { ControlPlane } from '../../support/control-plane.js';
+import {
+  createTestNamespace,
+  deleteTestNamespace,
+  kubeConfigFor,
+  sharedControlPlane,
+} from '../../support/cluster.js';
+import { waitFor } from '../../support/processes.js';
+import {
+  claim,
+  createClasses,
+  deleteClasses,
+  observe,
+  playRecipe,
+  type Observation,
+  type RecipeResult,
+} from './recipe.js';
+import {
+  Kubelet,
+  LOCAL_DRIVER,
+  apiClient,
+  eventsFor,
+  installCrds,
+  startSnapback,
+  startUpstream,
+  waitForSocket,
+  type Claim,
+  type Started,
+  type Volume,
+} from './support.js';
+
+/** One stack under test: a namespace, cluster-scoped classes, its processes and a kubelet. */
+class Rig {
+  readonly dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-stack-'));
+  readonly socket = path.join(this.dir, 'csi.sock');
+  readonly processes: Started[] = [];
+  namespace = '';
+  kubelet: Kubelet | undefined;
+
+  constructor(
+    readonly controlPlane: ControlPlane,
+    readonly client: HttpKubeClient,
+  ) {}
+
+  async setUp(prefix: string, allInOneArgs: string[]): Promise<void> {
+    this.namespace = await createTestNamespace(kubeConfigFor(this.controlPlane), prefix);
+    await createClasses(this.client, this.namespace, { forceDelete: false });
+    const aio = startSnapback(
+      this.controlPlane,
+      [
+        'all-in-one',
+        '--backend=local',
+        `--root=${path.join(this.dir, 'disks')}`,
+        '--node-id=node-a',
+        `--endpoint=unix://${this.socket}`,
+        `--leader-election-namespace=${this.namespace}`,
+        '--retry-interval-max=2s',
+        ...allInOneArgs,
+      ],
+      path.join(this.dir, 'all-in-one.log'),
+    );
+    this.processes.push(aio);
+    await waitForSocket(this.socket, aio);
+    this.kubelet = new Kubelet(this.socket, path.join(this.dir, 'kubelet'));
+  }
+
+  /** Unmounts, deletes what the tests made while the stack still runs, then stops it. */
+  async tearDown(): Promise<void> {
+    await this.kubelet?.cleanup().catch(() => undefined);
+    if (this.namespace) {
+      const pvs = async () =>
+        (await this.client.list<Volume>(PersistentVolumes)).items.filter(
+          (pv) => pv.spec?.storageClassName === this.namespace,
+        );
+      await deleteTestNamespace(kubeConfigFor(this.controlPlane), this.namespace);
+      await waitFor(
+        async () => (await pvs()).length === 0,
+        120_000,
+        'the test PVs to be deleted',
+        async () =>
+          JSON.stringify((await pvs()).map((pv) => [pv.metadata?.name, pv.status?.phase])),
+      ).catch(() => undefined);
+      await deleteClasses(this.client, this.namespace);
+    }
+    for (const process of this.processes.reverse()) await process.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  logs(): string {
+    return this.processes.map((p) => `--- ${p.logFile}\n${p.log().slice(-4000)}`).join('\n');
+  }
+}
+
+let ours: Observation | undefined;
+
+describe('snapshot stack: the recipe on snapback all-in-one (local backend, real control plane)', function () {
+  this.timeout(600_000);
+  let rig: Rig;
+  let result: RecipeResult;
+
+  before(async function () {
+    const controlPlane = await sharedControlPlane();
+    await installCrds(controlPlane);
+    rig = new Rig(controlPlane, apiClient(controlPlane));
+    await rig.setUp('stack', []);
+  });
+
+  after(async function () {
+    if (this.currentTest?.state === 'failed') console.log(rig?.logs());
+    await rig?.tearDown();
+  });
+
+  it('provisions a PVC, snapshots it through snapcontent-<uid>, and restores lost+found and test with the same content', async function () {
+    const { client, namespace } = rig;
+    result = await playRecipe(client, rig.kubelet!, namespace, namespace);
+
+    // provisioned: kube-controller-manager named our driver, the provisioner made the PV
+    const { pvc, pv } = result.source;
+    expect(pvc.metadata?.annotations?.['volume.kubernetes.io/storage-provisioner']).to.equal(
+      LOCAL_DRIVER,
+    );
+    expect(pv.metadata?.name).to.equal(`pvc-${pvc.metadata?.uid}`);
+    expect(pv.metadata?.annotations?.['pv.kubernetes.io/provisioned-by']).to.equal(LOCAL_DRIVER);
+    expect(pv.spec?.claimRef).to.include({ namespace, name: 'data', uid: pvc.metadata?.uid });
+    expect(pv.spec?.persistentVolumeReclaimPolicy).to.equal('Delete');
+    expect(pv.spec?.nodeAffinity?.required?.nodeSelectorTerms).to.deep.equal([
+      {
+        matchExpressions: [
+          { key: 'topology.local.snapback.dev/node', operator: 'In', values: ['node-a'] },
+        ],
+      },
+    ]);
+
+    // snapshotted: bound both ways through snapcontent-<uid>, handle from CreateSnapshot
+    const { snapshot, content } = result;
+    expect(snapshot.status?.boundVolumeSnapshotContentName).to.equal(
+      `snapcontent-${snapshot.metadata.uid}`,
+    );
+    expect(content.spec.volumeSnapshotRef).to.include({
+      name: 'snap',
+      namespace,
+      uid: snapshot.metadata.uid,
+    });
+    expect(content.spec.source.volumeHandle).to.equal(pv.spec?.csi?.volumeHandle);
+    expect(content.status?.readyToUse).to.equal(true);
+    expect(content.status?.snapshotHandle).to.be.a('string').and.not.equal('');
+
+    // restored: from the snapshot, with the file written before the backup
+    expect(result.restored.pv.spec?.csi?.volumeHandle).to.not.equal(pv.spec?.csi?.volumeHandle);
+    expect(result.restoredEntries).to.deep.equal(['lost+found', 'test']);
+    expect(result.restoredText).to.equal(result.written);
+
+    ours = await observe(client, result);
+  });
+
+  it('refuses a restore smaller than the snapshot’s restoreSize with a ProvisioningFailed Event', async function () {
+    if (!result) this.skip();
+    const { client, namespace } = rig;
+    await client.create(PersistentVolumeClaims, {
+      ...claim('too-small', namespace, {
+        dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 'snap' },
+        resources: { requests: { storage: '16Mi' } },
+      }),
+      metadata: { name: 'too-small', namespace },
+    });
+    try {
+      const failure = await waitFor(
+        async () =>
+          (await eventsFor(client, namespace, 'PersistentVolumeClaim', 'too-small')).find(
+            (e) => e.reason === 'ProvisioningFailed',
+          ),
+        60_000,
+        'a ProvisioningFailed event on the PVC',
+        async () =>
+          JSON.stringify(await eventsFor(client, namespace, 'PersistentVolumeClaim', 'too-small')),
+      );
+      expect(failure.type).to.equal('Warning');
+      expect(failure.message).to.contain(
+        `requested volume size ${16 * 2 ** 20} is less than the size ${64 * 2 ** 20} for the source snapshot snap: request at least 64Mi`,
+      );
+      const pvc = await client.get<Claim>(PersistentVolumeClaims, 'too-small', namespace);
+      expect(pvc?.status?.phase).to.equal('Pending');
+    } finally {
+      // a Pending restore would (rightly) hold the snapshot's deletion in the next test
+      await client.delete(PersistentVolumeClaims, 'too-small', namespace);
+      await waitFor(
+        async () => !(await client.get(PersistentVolumeClaims, 'too-small', namespace)),
+        60_000,
+        'the too-small PVC to be gone',
+      );
+    }
+  });
+
+  it('keeps the content of a snapshot with a dependent disk (forceDelete=false), showing why, until the disk is gone', async function () {
+    if (!result) this.skip();
+    const { client, namespace } = rig;
+    const contentName = result.content.metadata.name!;
+    await client.delete(VolumeSnapshots, 'snap', namespace);
+
+    const refused = await waitFor(
+      async () => {
+        const content = await client.get<VolumeSnapshotContent>(
+          VolumeSnapshotContents,
+          contentName,
+        );
+        return content?.metadata.deletionTimestamp && content.status?.error ? content : undefined;
+      },
+      120_000,
+      'the deletion to be refused',
+      async () => JSON.stringify(await client.get(VolumeSnapshotContents, contentName)),
+    );
+    expect(refused.metadata.finalizers).to.include(
+      'snapshot.storage.kubernetes.io/volumesnapshotcontent-bound-protection',
+    );
+    expect(refused.status?.error?.message).to.match(
+      /^Failed to delete snapshot: FAILED_PRECONDITION: .*forceDelete/,
+    );
+    const reason = refused.status!.error!.message!;
+    expect(reason).to.contain(result.restored.pv.spec!.csi!.volumeHandle);
+
+    const vs = await client.get<VolumeSnapshot>(VolumeSnapshots, 'snap', namespace);
+    expect(vs?.metadata.deletionTimestamp, 'the VolumeSnapshot waits for its content').to.be.a(
+      'string',
+    );
+    // Events are written in the background: wait for both, with the driver's reason
+    const deleteErrors = async (ns: string, kind: string, name: string) =>
+      (await eventsFor(client, ns, kind, name))
+        .filter((e) => e.reason === 'SnapshotDeleteError' && e.type === 'Warning')
+        .map((e) => e.message);
+    await waitFor(
+      async () =>
+        (await deleteErrors(namespace, 'VolumeSnapshot', 'snap')).includes(reason) &&
+        (await deleteErrors('default', 'VolumeSnapshotContent', contentName)).includes(reason),
+      30_000,
+      'SnapshotDeleteError events on the VolumeSnapshot and its content',
+      async () =>
+        JSON.stringify({
+          snapshot: await eventsFor(client, namespace, 'VolumeSnapshot', 'snap'),
+          content: await eventsFor(client, 'default', 'VolumeSnapshotContent', contentName),
+        }),
+    );
+
+    // still refused after retries: the content is kept, not dropped after a few attempts
+    const retriedAt = Date.now();
+    await waitFor(async () => Date.now() - retriedAt > 5_000, 10_000, 'a few retries');
+    expect(await client.get(VolumeSnapshotContents, contentName)).to.not.equal(undefined);
+
+    // the dependent disk goes: the snapshot, its content and the VolumeSnapshot follow
+    await rig.kubelet!.unmount(result.restored.pv.spec!.csi!.volumeHandle);
+    await client.delete(PersistentVolumeClaims, 'restored', namespace);
+    await waitFor(
+      async () =>
+        !(await client.get(VolumeSnapshotContents, contentName)) &&
+        !(await client.get(VolumeSnapshots, 'snap', namespace)),
+      180_000,
+      'the content and the snapshot to be deleted once the disk is gone',
+      async () => JSON.stringify(await client.get(VolumeSnapshotContents, contentName)),
+    );
+  });
+});
+
+describe('snapshot stack interop: upstream snapshot-controller + csi-snapshotter driving our driver', function () {
+  this.timeout(600_000);
+  let rig: Rig;
+
+  before(async function () {
+    const controlPlane = await sharedControlPlane();
+    await installCrds(controlPlane);
+    rig = new Rig(controlPlane, apiClient(controlPlane));
+    // our driver and provisioner; upstream does the snapshot controller and the sidecar
+    await rig.setUp('interop', ['--snapshot-controller=false', '--csi-snapshotter=false']);
+    const common = [
+      `--kubeconfig=${controlPlane.kubeconfig}`,
+      '--leader-election=false',
+      '--retry-interval-max=2s',
+    ];
+    rig.processes.push(
+      startUpstream('SNAPSHOT_CONTROLLER', common, path.join(rig.dir, 'snapshot-controller.log')),
+      startUpstream(
+        'CSI_SNAPSHOTTER',
+        [...common, `--csi-address=${rig.socket}`],
+        path.join(rig.dir, 'csi-snapshotter.log'),
+      ),
+    );
+  });
+
+  after(async function () {
+    if (this.currentTest?.state === 'failed') console.log(rig?.logs());
+    await rig?.tearDown();
+  });
+
+  it('plays the same recipe and leaves the same objects as snapback’s embedded stack', async function () {
+    const { client, namespace } = rig;
+    const result = await playRecipe(client, rig.kubelet!, namespace, namespace);
+    expect(result.restoredEntries).to.deep.equal(['lost+found', 'test']);
+    expect(result.restoredText).to.equal(result.written);
+    const upstream = await observe(client, result);
+    if (!ours) this.skip();
+    expect(ours).to.deep.equal(upstream);
+  });
+});

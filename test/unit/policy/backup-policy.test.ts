@@ -1,0 +1,565 @@
+import { expect } from 'chai';
+import type { BackupPolicyStatus } from '../../../src/api/index.js';
+import {
+  CONDITION_SUSPENDED,
+  classesToDelete,
+  planBackupPolicy,
+} from '../../../src/policy/backup-policy.js';
+import {
+  LABEL_POLICY,
+  LABEL_PVC,
+  ownedSnapshotClassName,
+  snapshotName,
+} from '../../../src/policy/naming.js';
+import {
+  NS,
+  policy,
+  policyObservation,
+  pv,
+  pvc,
+  restoreJob,
+  snapshotClass,
+  volumeSnapshot,
+} from './fixtures.js';
+
+const at = (s: string) => new Date(s);
+const cond = (status: BackupPolicyStatus, type: string) =>
+  status.conditions?.find((c) => c.type === type);
+const scheduledName = (pvcName: string, t: string, policyName = 'nightly') =>
+  snapshotName(policyName, pvcName, { kind: 'scheduled', scheduledTime: at(t) });
+
+describe('BackupPolicy planning: runs', function () {
+  it('before the first scheduled time creates nothing and reports the next time', function () {
+    const plan = planBackupPolicy(policyObservation(policy({})));
+    expect(plan.create).to.deep.equal([]);
+    expect(plan.status.nextScheduleTime).to.equal('2026-01-01T01:00:00Z');
+    expect(plan.status.lastScheduleTime).to.equal(undefined);
+    expect(plan.status.readyOverTotal).to.equal('0/0');
+    expect(cond(plan.status, 'Ready')).to.include({ status: 'True', reason: 'Scheduled' });
+    expect(plan.requeueAfterMs).to.equal(30 * 60_000);
+  });
+
+  it('at the scheduled time snapshots each selected Bound PVC, labelled and annotated', function () {
+    const p = policy({ pvcNames: ['data', 'logs'] });
+    const plan = planBackupPolicy(
+      policyObservation(p, {
+        pvcs: [pvc('data'), pvc('logs'), pvc('other')],
+        now: at('2026-01-01T01:00:07Z'),
+      }),
+    );
+    expect(plan.create.map((s) => s.metadata.name)).to.deep.equal([
+      scheduledName('data', '2026-01-01T01:00:00Z'),
+      scheduledName('logs', '2026-01-01T01:00:00Z'),
+    ]);
+    const [first] = plan.create;
+    expect(first!.metadata.namespace).to.equal(NS);
+    expect(first!.metadata.labels).to.deep.equal({
+      [LABEL_POLICY]: 'nightly',
+      [LABEL_PVC]: 'data',
+    });
+    expect(first!.metadata.annotations?.['snapback.dev/run-time']).to.equal('2026-01-01T01:00:00Z');
+    expect(first!.metadata.ownerReferences).to.equal(undefined);
+    expect(first!.spec).to.deep.equal({ source: { persistentVolumeClaimName: 'data' } });
+    expect(plan.status.lastScheduleTime).to.equal('2026-01-01T01:00:00Z');
+    expect(plan.status.nextScheduleTime).to.equal('2026-01-01T02:00:00Z');
+    expect(plan.events.map((e) => e.reason)).to.deep.equal(['RunStarted']);
+    expect(plan.events[0]!.message).to.contain('scheduled run 2026-01-01T01:00:00Z');
+  });
+
+  it('a retried run creates no second snapshot', function () {
+    const name = scheduledName('data', '2026-01-01T01:00:00Z');
+    const plan = planBackupPolicy(
+      policyObservation(policy({}), {
+        snapshots: [volumeSnapshot(name, { runTime: '2026-01-01T01:00:00Z', ready: false })],
+        now: at('2026-01-01T01:00:30Z'),
+      }),
+    );
+    expect(plan.create).to.deep.equal([]);
+    expect(plan.status.lastScheduleTime).to.equal('2026-01-01T01:00:00Z');
+  });
+
+  it('a handled time does not run again', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({}, { status: { lastScheduleTime: '2026-01-01T01:00:00Z' } }), {
+        now: at('2026-01-01T01:30:00Z'),
+      }),
+    );
+    expect(plan.create).to.deep.equal([]);
+    expect(plan.events).to.deep.equal([]);
+  });
+
+  it('selects by label, only Bound PVCs, and picks up a PVC that appears later', function () {
+    const p = policy({ pvcNames: undefined, selector: { matchLabels: { backup: 'yes' } } });
+    const labels = { backup: 'yes' };
+    const now = at('2026-01-01T01:00:05Z');
+    const plan = planBackupPolicy(
+      policyObservation(p, {
+        pvcs: [
+          pvc('a', { labels }),
+          pvc('b', { labels, phase: 'Pending' }),
+          pvc('c', { labels: { backup: 'no' } }),
+        ],
+        now,
+      }),
+    );
+    expect(plan.create.map((s) => s.spec.source.persistentVolumeClaimName)).to.deep.equal(['a']);
+    expect(plan.status.pvcs?.map((x) => x.pvcName)).to.deep.equal(['a', 'b']);
+    expect(plan.status.pvcs?.[1]?.message).to.match(/PVC b is Pending, not Bound/);
+    expect(cond(plan.status, 'Degraded')).to.include({ status: 'True', reason: 'PVCNotBound' });
+
+    const later = planBackupPolicy(
+      policyObservation(policy(p.spec, { status: plan.status }), {
+        pvcs: [pvc('a', { labels }), pvc('b', { labels }), pvc('d', { labels })],
+        now: at('2026-01-01T02:00:05Z'),
+      }),
+    );
+    expect(later.create.map((s) => s.spec.source.persistentVolumeClaimName)).to.deep.equal([
+      'a',
+      'b',
+      'd',
+    ]);
+  });
+
+  it('a missing named PVC is a condition and an Event, and the others still run', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({ pvcNames: ['data', 'gone'] }), {
+        now: at('2026-01-01T01:00:05Z'),
+        namespacesWithPvc: (name) => (name === 'gone' ? ['team-b'] : []),
+      }),
+    );
+    expect(plan.create).to.have.length(1);
+    const degraded = cond(plan.status, 'Degraded');
+    expect(degraded).to.include({ status: 'True', reason: 'PVCNotFound' });
+    expect(degraded!.message).to.contain('PVC gone not found in namespace team-a');
+    expect(degraded!.message).to.contain('exists in namespace team-b');
+    expect(plan.events.map((e) => `${e.type} ${e.reason}`)).to.include('Warning PVCNotFound');
+  });
+
+  it('does not repeat a PVC problem Event on every reconcile', function () {
+    const observe = (status?: BackupPolicyStatus) =>
+      planBackupPolicy(
+        policyObservation(policy({ pvcNames: ['gone'] }, status ? { status } : {}), {
+          pvcs: [],
+        }),
+      );
+    const first = observe();
+    expect(first.events.map((e) => e.reason)).to.include('PVCNotFound');
+    const second = observe(first.status);
+    expect(second.events.map((e) => e.reason)).not.to.include('PVCNotFound');
+  });
+
+  it('run-now runs once per new token, named after the token', function () {
+    const p = policy({}, { annotations: { 'snapback.dev/run-now': 'before-upgrade' } });
+    const plan = planBackupPolicy(policyObservation(p));
+    expect(plan.create.map((s) => s.metadata.name)).to.deep.equal([
+      snapshotName('nightly', 'data', { kind: 'run-now', token: 'before-upgrade' }),
+    ]);
+    expect(plan.create[0]!.metadata.annotations?.['snapback.dev/run-now-token']).to.equal(
+      'before-upgrade',
+    );
+    expect(plan.status.lastRunNowToken).to.equal('before-upgrade');
+    const again = planBackupPolicy(
+      policyObservation(
+        policy(
+          {},
+          { annotations: { 'snapback.dev/run-now': 'before-upgrade' }, status: plan.status },
+        ),
+      ),
+    );
+    expect(again.create).to.deep.equal([]);
+  });
+
+  it('counts missed runs past the deadline, reports them, and takes one catch-up at most', function () {
+    const plan = planBackupPolicy(
+      policyObservation(
+        policy(
+          { startingDeadlineSeconds: 60 },
+          { status: { lastScheduleTime: '2026-01-01T01:00:00Z', missedRuns: 2 } },
+        ),
+        { now: at('2026-01-01T05:30:00Z') },
+      ),
+    );
+    expect(plan.create).to.deep.equal([]);
+    expect(plan.status.missedRuns).to.equal(6); // 2 before + 02:00, 03:00, 04:00, 05:00
+    expect(plan.status.lastScheduleTime).to.equal('2026-01-01T05:00:00Z');
+    const event = plan.events.find((e) => e.reason === 'MissedRuns');
+    expect(event?.type).to.equal('Warning');
+    expect(event?.message).to.contain(
+      '4 scheduled run(s) missed, the latest at 2026-01-01T05:00:00Z',
+    );
+  });
+
+  it('records lastSuccessfulTime once every snapshot of a run is ready', function () {
+    const t1 = '2026-01-01T01:00:00Z';
+    const t2 = '2026-01-01T02:00:00Z';
+    const p = policy({ pvcNames: ['data', 'logs'] }, { status: { lastScheduleTime: t2 } });
+    const plan = planBackupPolicy(
+      policyObservation(p, {
+        pvcs: [pvc('data'), pvc('logs')],
+        snapshots: [
+          volumeSnapshot('d1', { runTime: t1 }),
+          volumeSnapshot('l1', { runTime: t1, pvc: 'logs' }),
+          volumeSnapshot('d2', { runTime: t2 }),
+          volumeSnapshot('l2', { runTime: t2, pvc: 'logs', ready: false }),
+        ],
+        now: at('2026-01-01T02:10:00Z'),
+      }),
+    );
+    expect(plan.status.lastSuccessfulTime).to.equal(t1);
+    expect(plan.status.readyOverTotal).to.equal('3/4');
+    expect(plan.status.pvcs).to.deep.equal([
+      {
+        pvcName: 'data',
+        readySnapshots: 2,
+        totalSnapshots: 2,
+        lastSnapshotName: 'd2',
+        lastReadyTime: t2,
+      },
+      {
+        pvcName: 'logs',
+        readySnapshots: 1,
+        totalSnapshots: 2,
+        lastSnapshotName: 'l2',
+        lastReadyTime: t1,
+      },
+    ]);
+  });
+});
+
+describe('BackupPolicy planning: snapshot class', function () {
+  it('uses a named class as is', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({ snapshotClass: { name: 'fast' } }), {
+        snapshotClasses: [snapshotClass('fast')],
+        now: at('2026-01-01T01:00:05Z'),
+      }),
+    );
+    expect(plan.create[0]!.spec.volumeSnapshotClassName).to.equal('fast');
+    expect(plan.ownedClass).to.equal(undefined);
+  });
+
+  it('builds an owned class from the template, forceDelete as a parameter', function () {
+    const p = policy({
+      snapshotClass: {
+        template: { driver: 'local.snapback.dev', forceDelete: true, parameters: { tier: 'gold' } },
+      },
+    });
+    const plan = planBackupPolicy(policyObservation(p, { now: at('2026-01-01T01:00:05Z') }));
+    const name = ownedSnapshotClassName(NS, 'nightly');
+    expect(plan.ownedClass).to.deep.include({
+      driver: 'local.snapback.dev',
+      deletionPolicy: 'Delete',
+      parameters: { tier: 'gold', forceDelete: 'true' },
+    });
+    expect(plan.ownedClass!.metadata.name).to.equal(name);
+    expect(plan.ownedClass!.metadata.labels).to.deep.equal({
+      [LABEL_POLICY]: 'nightly',
+      'snapback.dev/policy-namespace': NS,
+    });
+    expect(plan.create[0]!.spec.volumeSnapshotClassName).to.equal(name);
+  });
+
+  it('refuses to take over a class of the same name it did not create', function () {
+    const p = policy({ snapshotClass: { template: { driver: 'local.snapback.dev' } } });
+    const plan = planBackupPolicy(
+      policyObservation(p, {
+        snapshotClasses: [snapshotClass(ownedSnapshotClassName(NS, 'nightly'))],
+        now: at('2026-01-01T01:00:05Z'),
+      }),
+    );
+    expect(plan.create).to.deep.equal([]);
+    expect(plan.ownedClass).to.equal(undefined);
+    expect(cond(plan.status, 'Ready')).to.include({
+      status: 'False',
+      reason: 'SnapshotClassConflict',
+    });
+  });
+
+  it('deletes owned classes the policy no longer wants once no snapshot uses them', function () {
+    const owned = { [LABEL_POLICY]: 'nightly', 'snapback.dev/policy-namespace': NS };
+    const classes = [
+      snapshotClass('old-unused', { labels: owned }),
+      snapshotClass('old-used', { labels: owned }),
+      snapshotClass('current', { labels: owned }),
+      snapshotClass('someone-elses', {
+        labels: { [LABEL_POLICY]: 'nightly', 'snapback.dev/policy-namespace': 'team-b' },
+      }),
+    ];
+    const used = (name: string) => (name === 'old-used' ? 3 : 0);
+    expect(classesToDelete(NS, 'nightly', 'current', classes, used)).to.deep.equal(['old-unused']);
+    expect(classesToDelete(NS, 'nightly', undefined, classes, used)).to.deep.equal([
+      'old-unused',
+      'current',
+    ]);
+  });
+});
+
+describe('BackupPolicy planning: retention', function () {
+  const hours = ['01', '02', '03', '04'].map((h) => `2026-01-01T${h}:00:00Z`);
+  const fourReady = () => hours.map((t, i) => volumeSnapshot(`s${i + 1}`, { runTime: t }));
+
+  it('keepLast 2 after 4 runs prunes the 2 oldest, with a message', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({ retention: { keepLast: 2 } }), {
+        snapshots: fourReady(),
+        now: at('2026-01-01T04:10:00Z'),
+      }),
+    );
+    expect(plan.prune.map((p) => p.name)).to.deep.equal(['s1', 's2']);
+    expect(plan.prune[0]!.message).to.contain('keepLast 2');
+  });
+
+  it('never prunes a snapshot a RestoreJob or a Pending PVC is restoring from', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({ retention: { keepLast: 1 } }), {
+        snapshots: fourReady(),
+        pvcs: [pvc('data'), pvc('restored', { phase: 'Pending', dataSource: 's2' })],
+        restoreJobs: [
+          restoreJob(
+            { source: { volumeSnapshotName: 's1' }, target: { pvcName: 'r' } },
+            { status: { phase: 'Pending' } },
+          ),
+          restoreJob(
+            { source: { volumeSnapshotName: 's3' }, target: { pvcName: 'r2' } },
+            { status: { phase: 'Succeeded' } },
+          ),
+        ],
+        now: at('2026-01-01T04:10:00Z'),
+      }),
+    );
+    expect(plan.prune.map((p) => p.name)).to.deep.equal(['s3']);
+  });
+
+  it('pauses pruning while the latest run failed, and says so once', function () {
+    const snapshots = [
+      ...fourReady(),
+      volumeSnapshot('s5', { runTime: '2026-01-01T05:00:00Z', ready: false, error: 'disk full' }),
+    ];
+    const observe = (status?: BackupPolicyStatus) =>
+      planBackupPolicy(
+        policyObservation(policy({ retention: { keepLast: 1 } }, status ? { status } : {}), {
+          snapshots,
+          now: at('2026-01-01T05:10:00Z'),
+        }),
+      );
+    const plan = observe();
+    expect(plan.prune).to.deep.equal([]);
+    const degraded = cond(plan.status, 'Degraded');
+    expect(degraded).to.include({ status: 'True', reason: 'SnapshotFailed' });
+    expect(degraded!.message).to.contain('snapshot s5 of PVC data failed: disk full');
+    expect(degraded!.message).to.contain('pruning of PVC data is paused');
+    expect(plan.events.filter((e) => e.reason === 'SnapshotFailed')).to.have.length(1);
+    expect(observe(plan.status).events.filter((e) => e.reason === 'SnapshotFailed')).to.deep.equal(
+      [],
+    );
+  });
+
+  it('pauses pruning of a PVC that cannot be snapshotted', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({ retention: { keepLast: 1 }, snapshotClass: { name: 'other' } }), {
+        snapshots: fourReady(),
+        snapshotClasses: [snapshotClass('other', { driver: 'ebs.csi.aws.com' })],
+        now: at('2026-01-01T04:10:00Z'),
+      }),
+    );
+    expect(plan.prune).to.deep.equal([]);
+    expect(cond(plan.status, 'Degraded')!.message).to.contain(
+      'pruning of PVC data is paused until it can be snapshotted again',
+    );
+  });
+
+  it('never prunes snapshots of a PVC the policy no longer selects', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({ pvcNames: ['data'], retention: { keepLast: 1 } }), {
+        snapshots: hours.map((t, i) => volumeSnapshot(`old${i}`, { runTime: t, pvc: 'retired' })),
+        now: at('2026-01-01T04:10:00Z'),
+      }),
+    );
+    expect(plan.prune).to.deep.equal([]);
+  });
+
+  it('while suspended: no run, no pruning, no next time, a Suspended condition', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({ suspend: true, retention: { keepLast: 1 } }), {
+        snapshots: fourReady(),
+        now: at('2026-01-01T05:00:05Z'),
+      }),
+    );
+    expect(plan.create).to.deep.equal([]);
+    expect(plan.prune).to.deep.equal([]);
+    expect(plan.status.nextScheduleTime).to.equal(undefined);
+    expect(plan.requeueAfterMs).to.equal(undefined);
+    expect(cond(plan.status, CONDITION_SUSPENDED)).to.include({ status: 'True' });
+    expect(cond(plan.status, 'Ready')).to.include({ reason: 'Suspended' });
+  });
+
+  it('on resume neither catches up nor counts the suspended period as missed', function () {
+    const suspended = planBackupPolicy(
+      policyObservation(
+        policy(
+          { suspend: true, startingDeadlineSeconds: 60 },
+          { status: { lastScheduleTime: '2026-01-01T01:00:00Z' } },
+        ),
+        { now: at('2026-01-01T02:00:00Z') },
+      ),
+    );
+    const resumed = planBackupPolicy(
+      policyObservation(policy({ suspend: false }, { status: suspended.status }), {
+        now: at('2026-01-01T06:30:00Z'),
+      }),
+    );
+    expect(resumed.create).to.deep.equal([]);
+    expect(resumed.status.missedRuns).to.equal(undefined);
+    expect(cond(resumed.status, CONDITION_SUSPENDED)).to.include({
+      status: 'False',
+      reason: 'Resumed',
+    });
+    // The next hour runs normally.
+    const next = planBackupPolicy(
+      policyObservation(policy({ suspend: false }, { status: resumed.status }), {
+        now: at('2026-01-01T07:00:03Z'),
+      }),
+    );
+    expect(next.create).to.have.length(1);
+    expect(next.status.missedRuns).to.equal(undefined);
+  });
+});
+
+describe('BackupPolicy planning: bad input ends as a condition and an Event, nothing created or deleted', function () {
+  const snapshots = ['01', '02', '03'].map((h, i) =>
+    volumeSnapshot(`s${i}`, { runTime: `2026-01-01T${h}:00:00Z` }),
+  );
+  const cases: Array<{
+    title: string;
+    spec: Parameters<typeof policy>[0];
+    reason: string;
+    message: RegExp;
+    parts?: Parameters<typeof policyObservation>[1];
+  }> = [
+    {
+      title: 'a schedule that never fires',
+      spec: { schedule: '0 0 30 2 *' },
+      reason: 'InvalidSchedule',
+      message: /never fires/,
+    },
+    {
+      title: 'a backwards range',
+      spec: { schedule: '0 5-1 * * *' },
+      reason: 'InvalidSchedule',
+      message: /runs backwards/,
+    },
+    {
+      title: 'an unknown time zone',
+      spec: { timeZone: 'Mars/Olympus_Mons' },
+      reason: 'InvalidTimeZone',
+      message: /unknown time zone "Mars\/Olympus_Mons"/,
+    },
+    {
+      title: 'an unknown snapshot class',
+      spec: { snapshotClass: { name: 'nope' } },
+      reason: 'SnapshotClassNotFound',
+      message: /VolumeSnapshotClass nope not found/,
+    },
+  ];
+  for (const c of cases) {
+    it(c.title, function () {
+      const plan = planBackupPolicy(
+        policyObservation(policy({ ...c.spec, retention: { keepLast: 1 } }), {
+          snapshots,
+          now: at('2026-01-01T04:00:05Z'),
+          ...c.parts,
+        }),
+      );
+      expect(plan.create).to.deep.equal([]);
+      expect(plan.prune).to.deep.equal([]);
+      expect(plan.ownedClass).to.equal(undefined);
+      expect(plan.blockedBy).to.equal(c.reason);
+      const ready = cond(plan.status, 'Ready');
+      expect(ready).to.include({ status: 'False', reason: c.reason });
+      expect(ready!.message).to.match(c.message);
+      expect(plan.events).to.deep.include({
+        type: 'Warning',
+        reason: c.reason,
+        message: ready!.message,
+      });
+    });
+  }
+
+  const pvcCases: Array<{
+    title: string;
+    spec?: Parameters<typeof policy>[0];
+    parts: Parameters<typeof policyObservation>[1];
+    reason: string;
+    message: RegExp;
+  }> = [
+    {
+      title: 'a class for another driver',
+      spec: { snapshotClass: { name: 'other' } },
+      parts: { snapshotClasses: [snapshotClass('other', { driver: 'ebs.csi.aws.com' })] },
+      reason: 'DriverMismatch',
+      message: /is for driver ebs\.csi\.aws\.com, but PVC data uses local\.snapback\.dev/,
+    },
+    {
+      title: 'a template for another driver',
+      spec: { snapshotClass: { template: { driver: 'ebs.csi.aws.com' } } },
+      parts: {},
+      reason: 'DriverMismatch',
+      message: /template\.driver is ebs\.csi\.aws\.com/,
+    },
+    {
+      title: 'no default class for the driver',
+      parts: { snapshotClasses: [] },
+      reason: 'NoDefaultSnapshotClass',
+      message: /no VolumeSnapshotClass for driver local\.snapback\.dev is marked default/,
+    },
+    {
+      title: 'two default classes for the driver',
+      parts: {
+        snapshotClasses: [
+          snapshotClass('a', { isDefault: true }),
+          snapshotClass('b', { isDefault: true }),
+        ],
+      },
+      reason: 'NoDefaultSnapshotClass',
+      message: /2 VolumeSnapshotClasses .* are marked default \(a, b\)/,
+    },
+    {
+      title: 'a volume that is not CSI',
+      parts: { pvs: [pv('pv-data', null)] },
+      reason: 'VolumeNotCSI',
+      message: /not a CSI volume/,
+    },
+  ];
+  for (const c of pvcCases) {
+    it(c.title, function () {
+      const plan = planBackupPolicy(
+        policyObservation(policy({ ...c.spec, retention: { keepLast: 1 } }), {
+          snapshots,
+          now: at('2026-01-01T04:00:05Z'),
+          ...c.parts,
+        }),
+      );
+      expect(plan.create).to.deep.equal([]);
+      const degraded = cond(plan.status, 'Degraded');
+      expect(degraded).to.include({ status: 'True', reason: c.reason });
+      expect(degraded!.message).to.match(c.message);
+      expect(plan.events.map((e) => `${e.type} ${e.reason}`)).to.include(`Warning ${c.reason}`);
+    });
+  }
+
+  it('a selector that matches nothing', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({ pvcNames: undefined, selector: { matchLabels: { x: 'y' } } })),
+    );
+    expect(cond(plan.status, 'Ready')).to.include({ status: 'False', reason: 'NoPVCsSelected' });
+    expect(plan.events.map((e) => e.reason)).to.include('NoPVCsSelected');
+  });
+
+  it('a spec the schema rejects (as a controller meeting an old object would)', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({ retention: { keepLast: -1 } } as never), { snapshots }),
+    );
+    expect(plan.prune).to.deep.equal([]);
+    expect(cond(plan.status, 'Ready')).to.include({ status: 'False', reason: 'InvalidSpec' });
+  });
+});

@@ -1,0 +1,242 @@
+/** Small builders for the objects the policy planners read. */
+import type {
+  BackupPolicy,
+  BackupPolicySpecInput,
+  RestoreJob,
+  RestoreJobSpecInput,
+  VolumeSnapshot,
+  VolumeSnapshotClass,
+  VolumeSnapshotContent,
+} from '../../../src/api/index.js';
+import type { BackupPolicyObservation } from '../../../src/policy/backup-policy.js';
+import {
+  ANNOTATION_PVC_NAME,
+  ANNOTATION_RUN_TIME,
+  LABEL_POLICY,
+  LABEL_PVC,
+} from '../../../src/policy/naming.js';
+import type { Pv, Pvc, StorageClass } from '../../../src/policy/objects.js';
+import type { RestoreJobObservation } from '../../../src/policy/restore-job.js';
+
+export const NS = 'team-a';
+export const DRIVER = 'local.snapback.dev';
+
+export function policy(
+  spec: Partial<BackupPolicySpecInput>,
+  extra: { annotations?: Record<string, string>; status?: BackupPolicy['status'] } = {},
+): BackupPolicy {
+  return {
+    apiVersion: 'snapback.dev/v1alpha1',
+    kind: 'BackupPolicy',
+    metadata: {
+      name: 'nightly',
+      namespace: NS,
+      uid: 'policy-uid',
+      generation: 1,
+      creationTimestamp: '2026-01-01T00:00:00Z',
+      ...(extra.annotations ? { annotations: extra.annotations } : {}),
+    },
+    spec: { schedule: '@hourly', pvcNames: ['data'], ...spec } as BackupPolicy['spec'],
+    ...(extra.status ? { status: extra.status } : {}),
+  };
+}
+
+export function pvc(
+  name: string,
+  opts: {
+    phase?: string;
+    labels?: Record<string, string>;
+    namespace?: string;
+    volumeName?: string;
+    storageClassName?: string;
+    size?: string;
+    dataSource?: string;
+  } = {},
+): Pvc {
+  const phase = opts.phase ?? 'Bound';
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: {
+      name,
+      namespace: opts.namespace ?? NS,
+      labels: opts.labels ?? {},
+      uid: `uid-${name}`,
+    },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: opts.size ?? '1Gi' } },
+      storageClassName: opts.storageClassName ?? 'local',
+      ...(phase === 'Bound' ? { volumeName: opts.volumeName ?? `pv-${name}` } : {}),
+      ...(opts.dataSource
+        ? {
+            dataSource: {
+              apiGroup: 'snapshot.storage.k8s.io',
+              kind: 'VolumeSnapshot',
+              name: opts.dataSource,
+            },
+          }
+        : {}),
+    },
+    status: { phase },
+  };
+}
+
+export function pv(name: string, driver: string | null = DRIVER): Pv {
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolume',
+    metadata: { name },
+    spec: driver
+      ? { csi: { driver, volumeHandle: `vol-${name}` } }
+      : { hostPath: { path: '/tmp/x' } },
+  };
+}
+
+export function snapshotClass(
+  name: string,
+  opts: { driver?: string; isDefault?: boolean; labels?: Record<string, string> } = {},
+): VolumeSnapshotClass {
+  return {
+    apiVersion: 'snapshot.storage.k8s.io/v1',
+    kind: 'VolumeSnapshotClass',
+    metadata: {
+      name,
+      ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.isDefault
+        ? { annotations: { 'snapshot.storage.kubernetes.io/is-default-class': 'true' } }
+        : {}),
+    },
+    driver: opts.driver ?? DRIVER,
+    deletionPolicy: 'Delete',
+  };
+}
+
+export function storageClass(
+  name: string,
+  opts: { provisioner?: string; isDefault?: boolean } = {},
+): StorageClass {
+  return {
+    apiVersion: 'storage.k8s.io/v1',
+    kind: 'StorageClass',
+    metadata: {
+      name,
+      ...(opts.isDefault
+        ? { annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } }
+        : {}),
+    },
+    provisioner: opts.provisioner ?? DRIVER,
+  };
+}
+
+export function volumeSnapshot(
+  name: string,
+  opts: {
+    pvc?: string;
+    policy?: string;
+    runTime?: string;
+    ready?: boolean;
+    error?: string;
+    restoreSize?: string;
+    deleting?: boolean;
+    className?: string;
+    content?: string;
+  } = {},
+): VolumeSnapshot {
+  const pvcName = opts.pvc ?? 'data';
+  return {
+    apiVersion: 'snapshot.storage.k8s.io/v1',
+    kind: 'VolumeSnapshot',
+    metadata: {
+      name,
+      namespace: NS,
+      labels: { [LABEL_POLICY]: opts.policy ?? 'nightly', [LABEL_PVC]: pvcName },
+      annotations: {
+        [ANNOTATION_RUN_TIME]: opts.runTime ?? '2026-01-01T10:00:00Z',
+        [ANNOTATION_PVC_NAME]: pvcName,
+      },
+      ...(opts.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+    },
+    spec: {
+      source: { persistentVolumeClaimName: pvcName },
+      ...(opts.className ? { volumeSnapshotClassName: opts.className } : {}),
+    },
+    status: {
+      readyToUse: opts.ready ?? true,
+      restoreSize: opts.restoreSize ?? '1Gi',
+      ...(opts.content ? { boundVolumeSnapshotContentName: opts.content } : {}),
+      ...(opts.error ? { error: { message: opts.error } } : {}),
+    },
+  };
+}
+
+export function content(name: string, driver = DRIVER): VolumeSnapshotContent {
+  return {
+    apiVersion: 'snapshot.storage.k8s.io/v1',
+    kind: 'VolumeSnapshotContent',
+    metadata: { name },
+    spec: {
+      volumeSnapshotRef: { name: 'x', namespace: NS },
+      deletionPolicy: 'Delete',
+      driver,
+      source: { volumeHandle: 'h' },
+    },
+  };
+}
+
+export function restoreJob(
+  spec: RestoreJobSpecInput,
+  extra: { status?: RestoreJob['status']; created?: string } = {},
+): RestoreJob {
+  return {
+    apiVersion: 'snapback.dev/v1alpha1',
+    kind: 'RestoreJob',
+    metadata: {
+      name: 'restore-1',
+      namespace: NS,
+      uid: 'job-uid',
+      generation: 1,
+      creationTimestamp: extra.created ?? '2026-01-01T12:00:00Z',
+    },
+    spec: spec as RestoreJob['spec'],
+    ...(extra.status ? { status: extra.status } : {}),
+  };
+}
+
+export function policyObservation(
+  p: BackupPolicy,
+  parts: Partial<Omit<BackupPolicyObservation, 'policy' | 'volume'>> & { pvs?: Pv[] } = {},
+): BackupPolicyObservation {
+  const pvcs = parts.pvcs ?? [pvc('data')];
+  const pvs = parts.pvs ?? pvcs.map((c) => pv(c.spec?.volumeName ?? `pv-${c.metadata.name}`));
+  return {
+    policy: p,
+    pvcs,
+    volume: (name) => pvs.find((v) => v.metadata.name === name),
+    snapshotClasses: parts.snapshotClasses ?? [snapshotClass('default', { isDefault: true })],
+    snapshots: parts.snapshots ?? [],
+    restoreJobs: parts.restoreJobs ?? [],
+    namespacesWithPvc: parts.namespacesWithPvc ?? (() => []),
+    now: parts.now ?? new Date('2026-01-01T00:30:00Z'),
+  };
+}
+
+export function restoreObservation(
+  job: RestoreJob,
+  parts: Partial<Omit<RestoreJobObservation, 'job' | 'content'>> & {
+    contents?: VolumeSnapshotContent[];
+  } = {},
+): RestoreJobObservation {
+  const contents = parts.contents ?? [];
+  return {
+    job,
+    snapshots: parts.snapshots ?? [],
+    pvcs: parts.pvcs ?? [],
+    storageClasses: parts.storageClasses ?? [storageClass('local', { isDefault: true })],
+    snapshotClasses: parts.snapshotClasses ?? [snapshotClass('default', { isDefault: true })],
+    content: (name) => contents.find((c) => c.metadata.name === name),
+    namespacesWithSnapshot: parts.namespacesWithSnapshot ?? (() => []),
+    now: parts.now ?? new Date('2026-01-01T12:00:10Z'),
+    ...(parts.sourceWaitMs !== undefined ? { sourceWaitMs: parts.sourceWaitMs } : {}),
+  };
+}

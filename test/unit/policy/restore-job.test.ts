@@ -1,0 +1,323 @@
+import { expect } from 'chai';
+import type { RestoreJobStatus } from '../../../src/api/index.js';
+import {
+  ANNOTATION_RESTORED_FROM,
+  ANNOTATION_RESTORE_JOB_UID,
+  planRestoreJob,
+} from '../../../src/policy/restore-job.js';
+import { LABEL_RESTORE_JOB } from '../../../src/policy/naming.js';
+import type { Pvc } from '../../../src/policy/objects.js';
+import {
+  content,
+  pvc,
+  restoreJob,
+  restoreObservation,
+  storageClass,
+  volumeSnapshot,
+} from './fixtures.js';
+
+const ready = (status: RestoreJobStatus | undefined) =>
+  status?.conditions?.find((c) => c.type === 'Ready');
+
+const byPolicy = (at = 'latest', target: Record<string, unknown> = {}) =>
+  restoreJob({
+    source: { backupPolicy: { name: 'nightly', pvcName: 'data', at } },
+    target: { pvcName: 'restored', ...target },
+  });
+
+const policySnapshots = () => [
+  volumeSnapshot('s1', { runTime: '2026-01-01T01:00:00Z' }),
+  volumeSnapshot('s2', { runTime: '2026-01-01T02:00:00Z' }),
+  volumeSnapshot('s3', { runTime: '2026-01-01T03:00:00Z' }),
+  volumeSnapshot('s4', { runTime: '2026-01-01T04:00:00Z', ready: false }),
+];
+
+/** The PVC as the API server would hold it after the planner created it. */
+function asCreated(created: Pvc, phase: string): Pvc {
+  return { ...created, status: { phase } };
+}
+
+describe('RestoreJob planning: resolving the source', function () {
+  it('at: latest takes the newest ready snapshot of the policy and PVC', function () {
+    const plan = planRestoreJob(
+      restoreObservation(byPolicy(), { snapshots: policySnapshots(), pvcs: [pvc('data')] }),
+    );
+    expect(plan.status?.phase).to.equal('Restoring');
+    expect(plan.status?.snapshotName).to.equal('s3');
+    expect(plan.createPvc?.spec?.dataSource).to.deep.equal({
+      apiGroup: 'snapshot.storage.k8s.io',
+      kind: 'VolumeSnapshot',
+      name: 's3',
+    });
+  });
+
+  it('at: a time takes the newest ready one taken at or before it', function () {
+    const plan = planRestoreJob(
+      restoreObservation(byPolicy('2026-01-01T02:30:00+00:00'), { snapshots: policySnapshots() }),
+    );
+    expect(plan.status?.snapshotName).to.equal('s2');
+    const exact = planRestoreJob(
+      restoreObservation(byPolicy('2026-01-01T02:00:00Z'), { snapshots: policySnapshots() }),
+    );
+    expect(exact.status?.snapshotName).to.equal('s2');
+  });
+
+  it('ignores snapshots of other PVCs and policies', function () {
+    const plan = planRestoreJob(
+      restoreObservation(byPolicy(), {
+        snapshots: [
+          volumeSnapshot('mine', { runTime: '2026-01-01T01:00:00Z' }),
+          volumeSnapshot('other-pvc', { runTime: '2026-01-01T05:00:00Z', pvc: 'logs' }),
+          volumeSnapshot('other-policy', { runTime: '2026-01-01T05:00:00Z', policy: 'weekly' }),
+        ],
+      }),
+    );
+    expect(plan.status?.snapshotName).to.equal('mine');
+  });
+
+  it('keeps the snapshot first resolved even when a newer one appears', function () {
+    const plan = planRestoreJob(
+      restoreObservation(
+        restoreJob(
+          {
+            source: { backupPolicy: { name: 'nightly', pvcName: 'data', at: 'latest' } },
+            target: { pvcName: 'restored' },
+          },
+          { status: { phase: 'Pending', snapshotName: 's1' } },
+        ),
+        { snapshots: policySnapshots() },
+      ),
+    );
+    expect(plan.createPvc?.spec?.dataSource?.name).to.equal('s1');
+  });
+
+  it('waits (Pending) while the only candidate is not ready yet', function () {
+    const plan = planRestoreJob(
+      restoreObservation(byPolicy(), {
+        snapshots: [volumeSnapshot('s1', { ready: false })],
+      }),
+    );
+    expect(plan.status?.phase).to.equal('Pending');
+    expect(plan.createPvc).to.equal(undefined);
+    expect(ready(plan.status)).to.include({ status: 'False', reason: 'SnapshotNotReady' });
+  });
+
+  it('waits for a named snapshot to appear, then fails after the grace period', function () {
+    const job = restoreJob({ source: { volumeSnapshotName: 'later' }, target: { pvcName: 'r' } });
+    const waiting = planRestoreJob(
+      restoreObservation(job, { now: new Date('2026-01-01T12:00:10Z') }),
+    );
+    expect(waiting.status?.phase).to.equal('Pending');
+    expect(waiting.requeueAfterMs).to.be.a('number');
+    const failed = planRestoreJob(
+      restoreObservation(job, { now: new Date('2026-01-01T12:01:01Z') }),
+    );
+    expect(failed.status?.phase).to.equal('Failed');
+    expect(failed.status?.message).to.equal('VolumeSnapshot later not found in namespace team-a');
+  });
+});
+
+describe('RestoreJob planning: the target PVC', function () {
+  it('builds the PVC with dataSource, links to the job, no ownerReference', function () {
+    const job = byPolicy('latest', { labels: { app: 'web' }, annotations: { note: 'x' } });
+    const plan = planRestoreJob(
+      restoreObservation(job, { snapshots: policySnapshots(), pvcs: [pvc('data')] }),
+    );
+    const created = plan.createPvc!;
+    expect(created.metadata.name).to.equal('restored');
+    expect(created.metadata.ownerReferences).to.equal(undefined);
+    expect(created.metadata.labels).to.deep.equal({ app: 'web', [LABEL_RESTORE_JOB]: 'restore-1' });
+    expect(created.metadata.annotations).to.deep.equal({
+      note: 'x',
+      [ANNOTATION_RESTORE_JOB_UID]: 'job-uid',
+      [ANNOTATION_RESTORED_FROM]: 's3',
+    });
+    expect(created.spec).to.deep.include({
+      accessModes: ['ReadWriteOnce'],
+      storageClassName: 'local',
+      resources: { requests: { storage: '1Gi' } },
+    });
+    expect(plan.status).to.include({ phase: 'Restoring', pvcName: 'restored' });
+    expect(plan.status?.startTime).to.equal('2026-01-01T12:00:10Z');
+    expect(plan.events.map((e) => e.reason)).to.deep.equal(['RestoreStarted']);
+  });
+
+  it('defaults the size to the larger of restoreSize and the source PVC', function () {
+    const plan = planRestoreJob(
+      restoreObservation(byPolicy(), {
+        snapshots: policySnapshots(),
+        pvcs: [pvc('data', { size: '5Gi' })],
+      }),
+    );
+    expect(plan.createPvc?.spec?.resources?.requests?.storage).to.equal('5Gi');
+  });
+
+  it('accepts a size at or above restoreSize', function () {
+    const plan = planRestoreJob(
+      restoreObservation(byPolicy('latest', { size: '2Gi' }), { snapshots: policySnapshots() }),
+    );
+    expect(plan.createPvc?.spec?.resources?.requests?.storage).to.equal('2Gi');
+  });
+
+  it('goes Restoring -> Succeeded when its PVC is Bound', function () {
+    const job = byPolicy();
+    const first = planRestoreJob(restoreObservation(job, { snapshots: policySnapshots() }));
+    const running = { ...job, status: first.status! };
+    const pending = planRestoreJob(
+      restoreObservation(running, {
+        snapshots: policySnapshots(),
+        pvcs: [asCreated(first.createPvc!, 'Pending')],
+      }),
+    );
+    expect(pending.createPvc).to.equal(undefined);
+    expect(pending.status?.phase).to.equal('Restoring');
+    const done = planRestoreJob(
+      restoreObservation(
+        { ...job, status: pending.status! },
+        {
+          snapshots: policySnapshots(),
+          pvcs: [asCreated(first.createPvc!, 'Bound')],
+          now: new Date('2026-01-01T12:05:00Z'),
+        },
+      ),
+    );
+    expect(done.status).to.include({ phase: 'Succeeded', completionTime: '2026-01-01T12:05:00Z' });
+    expect(ready(done.status)).to.include({ status: 'True', reason: 'Restored' });
+    expect(done.events.map((e) => e.reason)).to.deep.equal(['RestoreSucceeded']);
+    // A finished job is left alone.
+    const after = planRestoreJob(
+      restoreObservation({ ...job, status: done.status! }, { pvcs: [] }),
+    );
+    expect(after).to.deep.equal({ events: [] });
+  });
+
+  it('never touches an existing PVC it did not create: Failed with a clear reason', function () {
+    const plan = planRestoreJob(
+      restoreObservation(byPolicy('latest', { pvcName: 'data' }), {
+        snapshots: policySnapshots(),
+        pvcs: [pvc('data')],
+      }),
+    );
+    expect(plan.createPvc).to.equal(undefined);
+    expect(plan.status?.phase).to.equal('Failed');
+    expect(ready(plan.status)).to.include({ reason: 'TargetExists' });
+    expect(plan.status?.message).to.contain('PVC data already exists');
+    expect(plan.status?.message).to.contain('never overwrites');
+  });
+
+  it('fails when its PVC is deleted before it is Bound', function () {
+    const plan = planRestoreJob(
+      restoreObservation(
+        restoreJob(
+          { source: { volumeSnapshotName: 's1' }, target: { pvcName: 'r' } },
+          { status: { phase: 'Restoring', snapshotName: 's1', pvcName: 'r' } },
+        ),
+        { snapshots: policySnapshots() },
+      ),
+    );
+    expect(plan.status?.phase).to.equal('Failed');
+    expect(ready(plan.status)).to.include({ reason: 'TargetDeleted' });
+    expect(plan.createPvc).to.equal(undefined);
+  });
+});
+
+describe('RestoreJob planning: bad input fails with a clear condition and an Event', function () {
+  const cases: Array<{
+    title: string;
+    job: ReturnType<typeof restoreJob>;
+    parts?: Parameters<typeof restoreObservation>[1];
+    reason: string;
+    message: RegExp;
+  }> = [
+    {
+      title: 'size below restoreSize',
+      job: byPolicy('latest', { size: '512Mi' }),
+      reason: 'SizeTooSmall',
+      message: /target\.size 512Mi is smaller than the restore size 1Gi of VolumeSnapshot s3/,
+    },
+    {
+      title: '`at` before any snapshot',
+      job: byPolicy('2025-12-31T00:00:00Z'),
+      reason: 'NoSnapshotBefore',
+      message:
+        /taken at or before 2025-12-31T00:00:00Z; the oldest ready one is from 2026-01-01T01:00:00Z/,
+    },
+    {
+      title: 'a policy without snapshots of that PVC',
+      job: restoreJob({
+        source: { backupPolicy: { name: 'nightly', pvcName: 'nope' } },
+        target: { pvcName: 'r' },
+      }),
+      reason: 'NoSnapshots',
+      message: /BackupPolicy nightly has no snapshot of PVC nope/,
+    },
+    {
+      title: 'a snapshot in another namespace',
+      job: restoreJob({ source: { volumeSnapshotName: 'theirs' }, target: { pvcName: 'r' } }),
+      parts: { namespacesWithSnapshot: (name) => (name === 'theirs' ? ['team-b'] : []) },
+      reason: 'SourceInOtherNamespace',
+      message: /VolumeSnapshot theirs is in namespace team-b, not team-a/,
+    },
+    {
+      title: 'an unknown StorageClass',
+      job: byPolicy('latest', { storageClassName: 'gold' }),
+      reason: 'StorageClassNotFound',
+      message: /StorageClass gold not found/,
+    },
+    {
+      title: 'a StorageClass of another driver',
+      job: byPolicy('latest', { storageClassName: 'ebs' }),
+      parts: {
+        storageClasses: [storageClass('ebs', { provisioner: 'ebs.csi.aws.com' })],
+        snapshotClasses: [],
+        contents: [content('content-s3')],
+      },
+      reason: 'DriverMismatch',
+      message:
+        /provisions with ebs\.csi\.aws\.com, but VolumeSnapshot s3 was taken by local\.snapback\.dev/,
+    },
+    {
+      title: 'no StorageClass at all',
+      job: byPolicy(),
+      parts: { storageClasses: [] },
+      reason: 'NoStorageClass',
+      message: /no default StorageClass/,
+    },
+    {
+      title: 'a failed snapshot',
+      job: restoreJob({ source: { volumeSnapshotName: 'bad' }, target: { pvcName: 'r' } }),
+      parts: { snapshots: [volumeSnapshot('bad', { ready: false, error: 'backend exploded' })] },
+      reason: 'SnapshotFailed',
+      message: /VolumeSnapshot bad failed: backend exploded/,
+    },
+    {
+      title: 'a snapshot being deleted',
+      job: restoreJob({ source: { volumeSnapshotName: 'going' }, target: { pvcName: 'r' } }),
+      parts: { snapshots: [volumeSnapshot('going', { deleting: true })] },
+      reason: 'SnapshotDeleting',
+      message: /being deleted/,
+    },
+    {
+      title: 'an existing target PVC',
+      job: byPolicy('latest', { pvcName: 'taken' }),
+      parts: { pvcs: [pvc('taken')] },
+      reason: 'TargetExists',
+      message: /PVC taken already exists/,
+    },
+  ];
+  for (const c of cases) {
+    it(c.title, function () {
+      const snapshots = policySnapshots();
+      snapshots[2]!.status!.boundVolumeSnapshotContentName = 'content-s3';
+      const plan = planRestoreJob(restoreObservation(c.job, { snapshots, ...c.parts }));
+      expect(plan.createPvc).to.equal(undefined);
+      expect(plan.status?.phase).to.equal('Failed');
+      expect(plan.status?.completionTime).to.be.a('string');
+      expect(ready(plan.status)).to.include({ status: 'False', reason: c.reason });
+      expect(plan.status?.message).to.match(c.message);
+      expect(plan.events).to.deep.equal([
+        { type: 'Warning', reason: c.reason, message: plan.status!.message },
+      ]);
+    });
+  }
+});

@@ -1,0 +1,314 @@
+import { expect } from 'chai';
+import type {
+  V1PersistentVolume,
+  V1PersistentVolumeClaim,
+  V1StorageClass,
+} from '@kubernetes/client-node';
+import type { VolumeSnapshot, VolumeSnapshotContent } from '../../../src/api/snapshot.js';
+import type { CreateVolumeRequest } from '../../../src/gen/csi/csi/v1/CreateVolumeRequest.js';
+import type { CreateVolumeResponse__Output } from '../../../src/gen/csi/csi/v1/CreateVolumeResponse.js';
+import {
+  FakeEventRecorder,
+  FakeKubeClient,
+  Manager,
+  PersistentVolumeClaims,
+  PersistentVolumes,
+  StorageClasses,
+  type KubeObject,
+} from '../../../src/kube/index.js';
+import { createProvisioner, type ProvisionerCsi } from '../../../src/provisioner/controller.js';
+import {
+  ANN_PROVISIONED_BY,
+  ANN_STORAGE_PROVISIONER,
+  DEFAULT_PROVISIONER_SETTINGS,
+  FINALIZER_PV,
+  FINALIZER_SNAPSHOT_SOURCE,
+} from '../../../src/provisioner/plan.js';
+import {
+  VolumeSnapshotContents,
+  VolumeSnapshots,
+} from '../../../src/snapshot/sidecar/resources.js';
+import { waitFor } from '../../support/processes.js';
+
+const DRIVER = 'local.snapback.dev';
+const GI = 2 ** 30;
+
+class ScriptedCsi implements ProvisionerCsi {
+  readonly creates: CreateVolumeRequest[] = [];
+  readonly deletes: string[] = [];
+  /** Volume ids the "backend" holds. */
+  readonly volumes = new Set<string>();
+  seenFinalizer: boolean | undefined;
+  beforeCreate: (() => Promise<void>) | undefined;
+
+  async createVolume(request: CreateVolumeRequest): Promise<CreateVolumeResponse__Output> {
+    this.creates.push(request);
+    await this.beforeCreate?.();
+    const id = `vol-${request.name}`;
+    this.volumes.add(id);
+    return {
+      volume: {
+        volume_id: id,
+        capacity_bytes: String(request.capacity_range?.required_bytes ?? 0),
+        volume_context: { image: `/images/${id}` },
+        content_source: request.volume_content_source
+          ? { snapshot: { snapshot_id: 'snap-1' }, type: 'snapshot' }
+          : null,
+        accessible_topology: [{ segments: { 'topology.local.snapback.dev/node': 'node-a' } }],
+      },
+    };
+  }
+
+  async deleteVolume(request: { volume_id?: string }): Promise<unknown> {
+    this.deletes.push(request.volume_id ?? '');
+    this.volumes.delete(request.volume_id ?? '');
+    return {};
+  }
+}
+
+function storageClass(reclaimPolicy: 'Delete' | 'Retain' = 'Delete'): V1StorageClass & KubeObject {
+  return {
+    metadata: { name: 'local' },
+    provisioner: DRIVER,
+    reclaimPolicy,
+    volumeBindingMode: 'Immediate',
+  } as V1StorageClass & KubeObject;
+}
+
+function claim(name: string, extra: Partial<NonNullable<V1PersistentVolumeClaim['spec']>> = {}) {
+  return {
+    metadata: {
+      name,
+      namespace: 'ns',
+      uid: `uid-${name}`,
+      annotations: { [ANN_STORAGE_PROVISIONER]: DRIVER },
+    },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      storageClassName: 'local',
+      resources: { requests: { storage: '1Gi' } },
+      ...extra,
+    },
+  } as V1PersistentVolumeClaim & KubeObject;
+}
+
+describe('provisioner controller (fake API server, scripted CSI driver)', function () {
+  let client: FakeKubeClient;
+  let csi: ScriptedCsi;
+  let events: FakeEventRecorder;
+  let manager: Manager;
+  let running: Promise<unknown>;
+
+  beforeEach(function () {
+    client = new FakeKubeClient();
+    csi = new ScriptedCsi();
+    events = new FakeEventRecorder();
+  });
+
+  function start(): void {
+    manager = new Manager({ client });
+    manager.add(
+      createProvisioner({
+        client,
+        informers: manager.informers,
+        csi,
+        capabilities: {
+          createDeleteVolume: true,
+          createDeleteSnapshot: true,
+          topology: true,
+          singleNodeMultiWriter: false,
+        },
+        events,
+        settings: {
+          ...DEFAULT_PROVISIONER_SETTINGS,
+          driverName: DRIVER,
+          identity: 'test-identity',
+        },
+        retryIntervalStartMs: 20,
+        retryIntervalMaxMs: 100,
+      }),
+    );
+    running = manager.run();
+  }
+
+  afterEach(async function () {
+    await manager.stop();
+    await running;
+  });
+
+  const pv = (name: string) =>
+    client.peek<V1PersistentVolume & KubeObject>(PersistentVolumes, name);
+
+  it('provisions a blank volume: CreateVolume pvc-<uid>, a PV with claimRef and node affinity, Events', async function () {
+    client.seed(StorageClasses, storageClass());
+    client.seed(PersistentVolumeClaims, claim('data'));
+    start();
+    const created = await waitFor(() => pv('pvc-uid-data'), 5_000, 'the PV to be created');
+    expect(csi.creates).to.have.length(1);
+    expect(csi.creates[0]).to.deep.include({
+      name: 'pvc-uid-data',
+      capacity_range: { required_bytes: String(GI), limit_bytes: '0' },
+    });
+    expect(created.metadata?.annotations?.[ANN_PROVISIONED_BY]).to.equal(DRIVER);
+    expect(created.metadata?.finalizers).to.deep.equal([FINALIZER_PV]);
+    expect(created.spec?.claimRef).to.deep.include({
+      namespace: 'ns',
+      name: 'data',
+      uid: 'uid-data',
+    });
+    expect(created.spec?.csi?.volumeHandle).to.equal('vol-pvc-uid-data');
+    expect(created.spec?.persistentVolumeReclaimPolicy).to.equal('Delete');
+    expect(created.spec?.nodeAffinity?.required?.nodeSelectorTerms).to.deep.equal([
+      {
+        matchExpressions: [
+          { key: 'topology.local.snapback.dev/node', operator: 'In', values: ['node-a'] },
+        ],
+      },
+    ]);
+    await waitFor(() => events.events.length >= 2, 5_000, 'the events');
+    expect(events.lines).to.deep.equal([
+      'Normal Provisioning External provisioner is provisioning volume for claim "ns/data"',
+      'Normal ProvisioningSucceeded Successfully provisioned volume pvc-uid-data',
+    ]);
+  });
+
+  it('rejects a restore smaller than the snapshot with a clear Event, without calling the driver', async function () {
+    client.seed(StorageClasses, storageClass());
+    client.seed(VolumeSnapshots, {
+      metadata: { name: 'snap', namespace: 'ns', uid: 'snap-uid' },
+      spec: { source: { persistentVolumeClaimName: 'data' } },
+      status: {
+        boundVolumeSnapshotContentName: 'snapcontent-snap-uid',
+        readyToUse: true,
+        restoreSize: '2Gi',
+      },
+    } as VolumeSnapshot);
+    client.seed(VolumeSnapshotContents, {
+      metadata: { name: 'snapcontent-snap-uid' },
+      spec: {
+        driver: DRIVER,
+        deletionPolicy: 'Delete',
+        volumeSnapshotRef: { name: 'snap', namespace: 'ns', uid: 'snap-uid' },
+        source: { volumeHandle: 'vol-src' },
+      },
+      status: { snapshotHandle: 'snap-1', readyToUse: true, restoreSize: 2 * GI },
+    } as VolumeSnapshotContent);
+    client.seed(
+      PersistentVolumeClaims,
+      claim('restore', {
+        dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 'snap' },
+      }),
+    );
+    start();
+    const failure = await waitFor(
+      () => events.events.find((e) => e.reason === 'ProvisioningFailed'),
+      5_000,
+      'a ProvisioningFailed event',
+    );
+    expect(failure.object).to.equal('ns/restore');
+    expect(failure.message).to.equal(
+      'failed to provision volume with StorageClass "local": error getting handle for DataSource ' +
+        'Type VolumeSnapshot by Name snap: requested volume size 1073741824 is less than the size ' +
+        '2147483648 for the source snapshot snap: request at least 2Gi (spec.resources.requests.storage)',
+    );
+    expect(csi.creates).to.deep.equal([]);
+    expect(pv('pvc-uid-restore')).to.equal(undefined);
+  });
+
+  it('restores from a ready snapshot, guarding the snapshot with a finalizer meanwhile', async function () {
+    client.seed(StorageClasses, storageClass());
+    client.seed(VolumeSnapshots, {
+      metadata: { name: 'snap', namespace: 'ns', uid: 'snap-uid' },
+      spec: { source: { persistentVolumeClaimName: 'data' } },
+      status: {
+        boundVolumeSnapshotContentName: 'snapcontent-snap-uid',
+        readyToUse: true,
+        restoreSize: '1Gi',
+      },
+    } as VolumeSnapshot);
+    client.seed(VolumeSnapshotContents, {
+      metadata: { name: 'snapcontent-snap-uid' },
+      spec: {
+        driver: DRIVER,
+        deletionPolicy: 'Delete',
+        volumeSnapshotRef: { name: 'snap', namespace: 'ns', uid: 'snap-uid' },
+        source: { volumeHandle: 'vol-src' },
+      },
+      status: { snapshotHandle: 'snap-1', readyToUse: true },
+    } as VolumeSnapshotContent);
+    csi.beforeCreate = async () => {
+      const snapshot = client.peek<VolumeSnapshot>(VolumeSnapshots, 'snap', 'ns');
+      csi.seenFinalizer = snapshot?.metadata.finalizers?.includes(FINALIZER_SNAPSHOT_SOURCE);
+    };
+    client.seed(
+      PersistentVolumeClaims,
+      claim('restore', {
+        dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 'snap' },
+      }),
+    );
+    start();
+    await waitFor(() => pv('pvc-uid-restore'), 5_000, 'the restored PV');
+    expect(csi.creates[0]?.volume_content_source).to.deep.equal({
+      snapshot: { snapshot_id: 'snap-1' },
+    });
+    expect(csi.seenFinalizer).to.equal(true);
+    await waitFor(
+      () =>
+        !client
+          .peek<VolumeSnapshot>(VolumeSnapshots, 'snap', 'ns')
+          ?.metadata.finalizers?.includes(FINALIZER_SNAPSHOT_SOURCE),
+      5_000,
+      'the restore finalizer to be removed',
+    );
+  });
+
+  it('deletes the volume of a released Delete PV, and only then the PV', async function () {
+    csi.volumes.add('vol-1');
+    client.seed(PersistentVolumes, {
+      metadata: {
+        name: 'pvc-1',
+        annotations: { [ANN_PROVISIONED_BY]: DRIVER },
+        finalizers: ['kubernetes.io/pv-protection', FINALIZER_PV],
+      },
+      spec: {
+        persistentVolumeReclaimPolicy: 'Delete',
+        csi: { driver: DRIVER, volumeHandle: 'vol-1' },
+      },
+      status: { phase: 'Released' },
+    } as V1PersistentVolume & KubeObject);
+    start();
+    await waitFor(() => csi.deletes.includes('vol-1'), 5_000, 'DeleteVolume');
+    const remaining = await waitFor(
+      () => (pv('pvc-1')?.metadata?.deletionTimestamp ? pv('pvc-1') : undefined),
+      5_000,
+      'the PV to be deleted',
+    );
+    // pv-protection is kube-controller-manager's to remove; ours is gone
+    expect(remaining.metadata?.finalizers).to.deep.equal(['kubernetes.io/pv-protection']);
+  });
+
+  it('keeps a released Retain PV and its volume, dropping our finalizer', async function () {
+    client.seed(PersistentVolumes, {
+      metadata: {
+        name: 'pvc-2',
+        annotations: { [ANN_PROVISIONED_BY]: DRIVER },
+        finalizers: [FINALIZER_PV],
+      },
+      spec: {
+        persistentVolumeReclaimPolicy: 'Retain',
+        csi: { driver: DRIVER, volumeHandle: 'vol-2' },
+      },
+      status: { phase: 'Released' },
+    } as V1PersistentVolume & KubeObject);
+    start();
+    await waitFor(
+      () =>
+        pv('pvc-2')?.metadata?.finalizers === undefined ||
+        pv('pvc-2')?.metadata?.finalizers?.length === 0,
+      5_000,
+      'our finalizer to go',
+    );
+    expect(csi.deletes).to.deep.equal([]);
+    expect(pv('pvc-2')?.metadata?.deletionTimestamp).to.equal(undefined);
+  });
+});
