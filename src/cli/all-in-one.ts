@@ -56,7 +56,6 @@ export function allInOneOptions(flags: Record<string, string>): AllInOneOptions 
 }
 
 export const allInOneCommand = {
-  summary: 'run the disk driver and every controller in one process',
   async run(args: string[]): Promise<number> {
     if (args.includes('--help') || args.includes('-h')) {
       const backendHelp = Object.fromEntries(

@@ -455,7 +455,6 @@ export async function runUntilSignal(
 }
 
 export const controllerCommand = {
-  summary: 'run the controllers (and the embedded snapshot stack) against a cluster',
   async run(args: string[]): Promise<number> {
     if (args.includes('--help') || args.includes('-h')) {
       console.log(stackUsage('controller'));
