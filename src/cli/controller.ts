@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
-import { connectCsi, type CallOptions, type CsiClient } from '../csi/client.js';
+import { connectCsi, timedCsiClient, type CallOptions, type CsiClient } from '../csi/client.js';
 import type { ControllerGetCapabilitiesRequest } from '../gen/csi/csi/v1/ControllerGetCapabilitiesRequest.js';
 import type { ControllerGetCapabilitiesResponse__Output } from '../gen/csi/csi/v1/ControllerGetCapabilitiesResponse.js';
 import type { GetPluginCapabilitiesRequest } from '../gen/csi/csi/v1/GetPluginCapabilitiesRequest.js';
@@ -183,6 +183,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const clientFor = (userAgent: string) =>
     clientPerApiFamily(httpClient(userAgent), httpClient(userAgent));
   const client = httpClient('snapback-controller');
+  const metrics = createMetrics();
   const manager = new Manager({
     client,
     leaderElection: options.leaderElection,
@@ -196,6 +197,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   if (parts.policy) {
     addPolicyControllers(manager, {
       events: recorder('snapback-policy-controller'),
+      metrics,
       workers: options.workers,
       logger,
     });
@@ -226,6 +228,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     csi = connectCsi(options.csiEndpoint, { protoPath: resolveCsiProto(options.csiProto) });
     const driver = await discoverDriver(csi, options.timeoutMs, logger);
     logger.info('CSI driver found', { driver: driver.name, endpoint: options.csiEndpoint });
+    const controllerService = timedCsiClient(
+      csi.controller,
+      driver.name,
+      metrics.csiOperationDuration,
+    );
     if (parts.snapshotter) {
       if (!driver.capabilities.createDeleteSnapshot) {
         throw new Error(
@@ -238,7 +245,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         createSidecar({
           client: writer,
           informers: manager.informers,
-          csi: csi.controller,
+          csi: controllerService,
           listSnapshots: driver.listSnapshots,
           events: recorder(`csi-snapshotter ${driver.name}`, writer),
           settings: {
@@ -260,7 +267,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         createProvisioner({
           client: writer,
           informers: manager.informers,
-          csi: csi.controller,
+          csi: controllerService,
           capabilities: driver.capabilities,
           events: recorder('external-provisioner', writer),
           settings: {
@@ -283,7 +290,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   if (options.httpEndpoint) {
     health = await startHealthServer({
       address: options.httpEndpoint,
-      registry: createMetrics().registry,
+      registry: metrics.registry,
       logger,
     });
     logger.info('serving health checks', { url: health.url });

@@ -5,6 +5,7 @@ import type { IdentityDefinition } from '../gen/csi/csi/v1/Identity.js';
 import type { NodeDefinition } from '../gen/csi/csi/v1/Node.js';
 import { grpcAddress, socketPath } from './endpoint.js';
 import { loadCsi } from './proto.js';
+import { isGrpcError } from './status.js';
 
 export interface CallOptions {
   /** Milliseconds before the call fails with DEADLINE_EXCEEDED; the client's default if absent. */
@@ -65,6 +66,39 @@ export function connectCsi(endpoint: string, options: CsiClientOptions): CsiClie
       identity.close();
     },
   };
+}
+
+/** Where CSI call durations are observed (the csiOperationDuration histogram of our metrics). */
+export interface CallTimer {
+  startTimer(labels: { driver: string; method: string }): (labels: { code: string }) => void;
+}
+
+/**
+ * The same client with every call timed by method and gRPC status code name (OK,
+ * FAILED_PRECONDITION, ...), so /metrics shows what the sidecar and the provisioner asked of
+ * the driver and how it answered.
+ */
+export function timedCsiClient<T extends object>(client: T, driver: string, timer: CallTimer): T {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function' || typeof property !== 'string') return value;
+      return async (...args: unknown[]) => {
+        const end = timer.startTimer({ driver, method: property });
+        try {
+          const response: unknown = await (value as (...a: unknown[]) => unknown).apply(
+            target,
+            args,
+          );
+          end({ code: 'OK' });
+          return response;
+        } catch (error) {
+          end({ code: isGrpcError(error) ? grpc.status[error.code] : 'UNKNOWN' });
+          throw error;
+        }
+      };
+    },
+  });
 }
 
 type Callback = (error: grpc.ServiceError | null, response?: unknown) => void;
