@@ -68,7 +68,7 @@ describe('snapshot stack: two all-in-one replicas with leader election', functio
   let controlPlane: ControlPlane;
   let client: HttpKubeClient;
   let namespace: string;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-le-'));
+  let dir = '';
   const replicas: Replica[] = [];
 
   const holder = async () =>
@@ -81,6 +81,7 @@ describe('snapshot stack: two all-in-one replicas with leader election', functio
     )?.spec?.holderIdentity;
 
   before(async function () {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-le-'));
     controlPlane = await sharedControlPlane();
     client = apiClient(controlPlane);
     await installCrds(controlPlane);
@@ -127,7 +128,7 @@ describe('snapshot stack: two all-in-one replicas with leader election', functio
       await deleteClasses(client, namespace);
     }
     for (const r of replicas) await r.process.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('only the lease holder acts; after it stops, the other takes over, never both at once', async function () {
