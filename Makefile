@@ -17,11 +17,11 @@ endif
 
 DEPS := node_modules/.snapback-installed
 UNIT_TESTS := 'test/unit/**/*.test.ts'
-INTEGRATION_TESTS := 'test/integration/**/*.test.ts'
+INTEGRATION_TESTS := 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts'
 BIN := node_modules/.bin
 TSX := node --import tsx/esm
 
-.PHONY: help node deps tools generate build lint test test-unit test-integration up down clean
+.PHONY: help node deps tools generate build lint test test-unit test-integration up down clean demo
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,8 +51,10 @@ generate: $(DEPS) tools ## regenerate the generated files: CRDs in crds/, CSI ty
 	$(TSX) src/api/generate.ts
 	$(TSX) src/csi/generate.ts
 
-build: $(DEPS) ## compile the TypeScript sources into dist/
+build: $(DEPS) ## compile the TypeScript sources into dist/, with csi.proto from the pinned CSI spec
 	$(BIN)/tsc -p tsconfig.build.json
+	@bash tools/build.sh build csi-spec
+	@cp "$$(bash tools/build.sh paths | sed -n 's/^CSI_PROTO=//p')" dist/csi.proto
 
 lint: $(DEPS) ## type-check, ESLint and Prettier
 	$(BIN)/tsc --noEmit -p tsconfig.json
@@ -67,6 +69,9 @@ test-unit: $(DEPS) ## unit tests only (no processes)
 
 test-integration: $(DEPS) tools ## integration tests only
 	$(BIN)/mocha $(INTEGRATION_TESTS)
+
+demo: $(DEPS) tools ## the backup-and-restore recipe on a local control plane (root)
+	@$(TSX) test/e2e/demo.ts
 
 up: $(DEPS) tools ## start the test control plane on 127.0.0.1 and print its KUBECONFIG
 	@$(TSX) test/support/cluster-cli.ts up

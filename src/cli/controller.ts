@@ -190,6 +190,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     informers: { resyncPeriodMs: options.resyncPeriodMs },
     logger,
   });
+  metrics.observeQueueDepths(() => manager.queueDepths());
   const host = options.leaderElection?.identity ?? os.hostname();
   const recorder = (component: string, writer: KubeClient = client) =>
     new KubeEventRecorder({ client: writer, component, host, logger });

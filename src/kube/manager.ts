@@ -7,6 +7,9 @@ import { errorMessage, silentLogger, type Logger } from '../observability/logger
 export interface Runnable {
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Controllers name themselves and report their work queue's length (for metrics). */
+  readonly name?: string;
+  readonly queueDepth?: number;
 }
 
 export type ManagerLeaderElection = Omit<
@@ -55,6 +58,17 @@ export class Manager {
   add(runnable: Runnable): this {
     this.runnables.push(runnable);
     return this;
+  }
+
+  /** Keys waiting in each added controller's work queue, by controller name. */
+  queueDepths(): Record<string, number> {
+    const depths: Record<string, number> = {};
+    for (const runnable of this.runnables) {
+      if (runnable.name !== undefined && runnable.queueDepth !== undefined) {
+        depths[runnable.name] = (depths[runnable.name] ?? 0) + runnable.queueDepth;
+      }
+    }
+    return depths;
   }
 
   /** Whether the runnables are running (always true without leader election once started). */

@@ -37,6 +37,8 @@ export interface SnapbackMetrics {
   readonly reconcileDuration: Histogram<'controller' | 'result'>;
   readonly ecsApiRequests: Counter<'api' | 'outcome'>;
   readonly workQueueDepth: Gauge<'controller'>;
+  /** Adds a source the work queue depth gauge reads at each scrape. */
+  observeQueueDepths(source: () => Record<string, number>): void;
   /** Unix seconds of the policy's last run in which every selected PVC got a ready snapshot. */
   readonly policyLastSuccess: Gauge<keyof PolicyLabels>;
 }
@@ -60,8 +62,10 @@ export function createMetrics(options: MetricsOptions = {}): SnapbackMetrics {
   if (options.processMetrics ?? true) {
     collectDefaultMetrics({ register: registry });
   }
+  const queueSources: (() => Record<string, number>)[] = [];
   return {
     registry,
+    observeQueueDepths: (source) => queueSources.push(source),
     snapshotsCreated: new Counter({
       name: 'snapback_snapshots_created_total',
       help: 'VolumeSnapshots created by BackupPolicy runs.',
@@ -111,6 +115,13 @@ export function createMetrics(options: MetricsOptions = {}): SnapbackMetrics {
       help: 'Keys waiting in a controller work queue.',
       labelNames: ['controller'],
       registers,
+      collect() {
+        for (const source of queueSources) {
+          for (const [controller, depth] of Object.entries(source())) {
+            this.set({ controller }, depth);
+          }
+        }
+      },
     }),
     policyLastSuccess: new Gauge({
       name: 'snapback_policy_last_success_timestamp_seconds',

@@ -125,6 +125,7 @@ class FreshView<T extends KubeObject> {
 
 /** The three controllers of the snapshot controller, run and stopped together. */
 export class SnapshotController implements Runnable {
+  readonly name = 'snapshot-controller';
   readonly snapshots: Controller;
   readonly contents: Controller;
   readonly claims: Controller;
