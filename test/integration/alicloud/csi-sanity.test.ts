@@ -9,6 +9,7 @@ import { serveCsi, type CsiServer } from '../../../src/csi/server.js';
 import { notFound } from '../../../src/driver/errors.js';
 import type { IdentityHandlers } from '../../../src/gen/csi/csi/v1/Identity.js';
 import type { NodeHandlers } from '../../../src/gen/csi/csi/v1/Node.js';
+import { runCsiSanity } from '../../support/csi-sanity.js';
 import type { EcsEmulator } from '../../support/ecs-emulator/emulator.js';
 import { isAlive, startProcess, stopProcess, waitFor } from '../../support/processes.js';
 import { repoRoot, tool } from '../../support/tools.js';
@@ -140,9 +141,7 @@ describe('csi-sanity against the alicloud backend and the ECS emulator', functio
   it('passes the controller and snapshot specs with 0 failures', async function () {
     const parameters = path.join(dir, 'volume-parameters.yaml');
     writeFileSync(parameters, 'type: cloud_essd\nperformanceLevel: PL0\n');
-    const log = path.join(dir, 'csi-sanity.log');
-    const sanity = startProcess(
-      tool('CSI_SANITY'),
+    const result = await runCsiSanity(
       [
         `-csi.endpoint=${path.join(dir, 'node.sock')}`,
         `-csi.controllerendpoint=${path.join(dir, 'csi.sock')}`,
@@ -151,40 +150,17 @@ describe('csi-sanity against the alicloud backend and the ECS emulator', functio
         `-csi.testvolumeparameters=${parameters}`,
         `-csi.testvolumesize=${1024 ** 3}`,
         '-ginkgo.skip=Node Service',
-        '-ginkgo.v',
-        '-ginkgo.no-color',
       ],
-      { logFile: log, owned: true },
+      path.join(dir, 'csi-sanity.log'),
     );
-    const exitCode = new Promise<number | null>((resolve) => sanity.once('exit', resolve));
-    const pid = sanity.pid!;
-    try {
-      await waitFor(
-        () => !isAlive(pid),
-        840_000,
-        'csi-sanity to finish',
-        () => readFileSync(log, 'utf8').slice(-3000),
-      );
-    } finally {
-      if (isAlive(pid)) await stopProcess(pid);
-    }
-    const output = readFileSync(log, 'utf8');
-    const summary =
-      /Ran (\d+) of (\d+) Specs.*\n.*?(\d+) Passed \| (\d+) Failed \| (\d+) Pending \| (\d+) Skipped/.exec(
-        output,
-      );
-    expect(summary, `no csi-sanity summary in:\n${output.slice(-3000)}`).not.to.equal(null);
-    const [, ran, , passed, failed, , skipped] = summary!.map(Number);
+    const { ran, passed, failed, skipped, skipReasons } = result;
     console.log(
       `      csi-sanity: ran ${ran}, passed ${passed}, failed ${failed}, skipped ${skipped}`,
     );
-    expect(failed, output.slice(-6000)).to.equal(0);
+    expect(failed, result.output.slice(-6000)).to.equal(0);
     expect(passed).to.equal(ran);
     expect(ran).to.be.above(40);
-    expect(await exitCode).to.equal(0);
-    const skipReasons = new Set(
-      [...output.matchAll(/^\s+\[SKIPPED\] (?!in \[)(.+)$/gm)].map((m) => m[1]!.trim()),
-    );
+    expect(result.exitCode).to.equal(0);
     const unexpected = [...skipReasons].filter((r) => !allowedSkipReasons.has(r));
     expect(unexpected, 'specs skipped for a reason not listed above').to.deep.equal([]);
     // Everything csi-sanity created went through ECS and was cleaned up through ECS.

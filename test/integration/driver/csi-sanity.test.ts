@@ -1,9 +1,7 @@
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { isAlive, startProcess, stopProcess, waitFor } from '../../support/processes.js';
-import { tool } from '../../support/tools.js';
+import { runCsiSanity } from '../../support/csi-sanity.js';
 import {
   cleanupScratch,
   scratchDir,
@@ -45,44 +43,19 @@ describe('csi-sanity against the local backend', function () {
   });
 
   it('passes with 0 failures, skipping only specs of capabilities the driver does not offer', async function () {
-    const log = path.join(dir, 'csi-sanity.log');
-    const sanity = startProcess(
-      tool('CSI_SANITY'),
+    const result = await runCsiSanity(
       [
         `-csi.endpoint=${path.join(dir, 'csi.sock')}`,
         `-csi.mountdir=${path.join(dir, 'mount')}`,
         `-csi.stagingdir=${path.join(dir, 'staging')}`,
         `-csi.testvolumesize=${1024 ** 3}`,
-        '-ginkgo.v',
-        '-ginkgo.no-color',
       ],
-      { logFile: log, owned: true },
+      path.join(dir, 'csi-sanity.log'),
     );
-    const exitCode = new Promise<number | null>((resolve) => sanity.once('exit', resolve));
-    const pid = sanity.pid!;
-    try {
-      await waitFor(
-        () => !isAlive(pid),
-        840_000,
-        'csi-sanity to finish',
-        () => readFileSync(log, 'utf8').slice(-3000),
-      );
-    } finally {
-      if (isAlive(pid)) await stopProcess(pid);
-    }
-    const output = readFileSync(log, 'utf8');
-    const summary =
-      /Ran (\d+) of (\d+) Specs.*\n.*?(\d+) Passed \| (\d+) Failed \| (\d+) Pending \| (\d+) Skipped/.exec(
-        output,
-      );
-    expect(summary, `no csi-sanity summary in:\n${output.slice(-3000)}`).not.to.equal(null);
-    const [, ran, , passed, failed] = summary!.map(Number);
-    expect(failed, output.slice(-5000)).to.equal(0);
-    expect(passed).to.equal(ran);
-    expect(await exitCode).to.equal(0);
-    const skipReasons = new Set(
-      [...output.matchAll(/^\s+\[SKIPPED\] (?!in \[)(.+)$/gm)].map((m) => m[1]!.trim()),
-    );
+    expect(result.failed, result.output.slice(-5000)).to.equal(0);
+    expect(result.passed).to.equal(result.ran);
+    expect(result.exitCode).to.equal(0);
+    const { skipReasons } = result;
     expect(skipReasons.size, 'skip reasons parsed from the log').to.be.above(0);
     const unexpected = [...skipReasons].filter((r) => !allowedSkipReasons.has(r));
     expect(unexpected, 'specs skipped for a reason README.md does not list').to.deep.equal([]);
