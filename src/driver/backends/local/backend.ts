@@ -24,7 +24,7 @@ import {
 } from '../../backend.js';
 import { failedPrecondition, notFound, outOfRange, resourceExhausted } from '../../errors.js';
 import { paginate } from '../../pagination.js';
-import { copySparse } from './copy.js';
+import { type CopyResult, copyFigures, copySparse } from './copy.js';
 import { metaIds, readJson, removeDurably, renameDurably, writeFileAtomic } from './files.js';
 import { checkName, isKnownIdShape, Layout } from './layout.js';
 import {
@@ -231,11 +231,12 @@ export class LocalBackend implements DiskBackend {
     });
 
     const tmp = this.layout.tmpFile('disk', id);
+    let copied: CopyResult | undefined;
     try {
       if (sourceImage) {
         if (frozenMount) await this.run('fsfreeze', ['--freeze', frozenMount]);
         try {
-          await copySparse(this.run, sourceImage, tmp, {
+          copied = await copySparse(this.run, sourceImage, tmp, {
             targetBytes: capacityBytes,
             expectedChecksum,
           });
@@ -256,7 +257,12 @@ export class LocalBackend implements DiskBackend {
     const ready: DiskRecord = { ...record, state: 'ready' };
     delete ready.frozenMount;
     await this.writeDisk(ready);
-    this.logger.info('volume created', { volume: id, capacityBytes, source: source ?? null });
+    this.logger.info('volume created', {
+      volume: id,
+      capacityBytes,
+      source: source ?? null,
+      ...(copied && copyFigures(copied)),
+    });
     return toVolume(ready, this.topology);
   }
 
@@ -438,6 +444,7 @@ export class LocalBackend implements DiskBackend {
       dataBytes: copied.dataBytes,
       frozen: mountPoint ?? null,
       forceDelete: request.forceDelete,
+      ...copyFigures(copied),
     });
     return toSnapshot(ready);
   }

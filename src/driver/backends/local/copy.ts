@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, open, stat } from 'node:fs/promises';
+import { copyFile, type FileHandle, open, stat } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 
 import { DiskError, resourceExhausted } from '../../errors.js';
@@ -48,7 +48,18 @@ export interface CopyResult {
   sourceBytes: number;
   /** The copy shares the source's extents (no data was written). */
   reflinked: boolean;
+  /** Seconds spent copying (and checksumming), up to the final flush. */
+  copySeconds: number;
+  /** Seconds the final fsync of the copy took. */
+  syncSeconds: number;
 }
+
+/** A copy's timings, rounded for a log line. */
+export const copyFigures = (result: CopyResult): Record<string, number | boolean> => ({
+  copySeconds: Math.round(result.copySeconds * 1000) / 1000,
+  syncSeconds: Math.round(result.syncSeconds * 1000) / 1000,
+  reflinked: result.reflinked,
+});
 
 const zeros = Buffer.alloc(copyBlockBytes);
 
@@ -80,6 +91,7 @@ async function reflinkCopy(
   sourceBytes: number,
   options: CopyOptions,
 ): Promise<CopyResult | undefined> {
+  const started = performance.now();
   try {
     await copyFile(source, target, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
   } catch (error) {
@@ -91,13 +103,22 @@ async function reflinkCopy(
     throw corrupt(source, checksum, options.expectedChecksum);
   }
   const output = await open(target, 'r+');
+  let copied: number;
   try {
     await output.truncate(Math.max(options.targetBytes ?? sourceBytes, sourceBytes));
+    copied = performance.now();
     await output.sync();
   } finally {
     await output.close();
   }
-  return { checksum, dataBytes, sourceBytes, reflinked: true };
+  return {
+    checksum,
+    dataBytes,
+    sourceBytes,
+    reflinked: true,
+    copySeconds: (copied - started) / 1000,
+    syncSeconds: (performance.now() - copied) / 1000,
+  };
 }
 
 const corrupt = (source: string, actual: string, expected: string): DiskError =>
@@ -106,11 +127,103 @@ const corrupt = (source: string, actual: string, expected: string): DiskError =>
     `${source} is corrupt: its content checksum ${actual} differs from the recorded ${expected}`,
   );
 
+/** A run of consecutive 1 MiB blocks that holds data, read (and written) in one call. */
+export interface Chunk {
+  firstBlock: number;
+  blocks: number;
+}
+
+/** At most this many blocks per read: big enough to amortise a thread-pool round trip. */
+export const chunkBlocks = 4;
+/** Buffers in use: reads ahead in flight, one being checksummed, writes still in flight. */
+const pipelineDepth = 4;
+/**
+ * A copy is flushed (fdatasync, not awaited) every time this many bytes have been written
+ * since the last flush started, so the disk writes back while the copy goes on and the
+ * final fsync has little left to do.
+ */
+const flushEveryBytes = 128 * copyBlockBytes;
+
+/** Groups ascending block indexes into runs of consecutive blocks, at most `max` each. */
+export function chunksOf(blocks: number[], max: number): Chunk[] {
+  const chunks: Chunk[] = [];
+  for (const block of blocks) {
+    const last = chunks.at(-1);
+    if (last && last.firstBlock + last.blocks === block && last.blocks < max) last.blocks++;
+    else chunks.push({ firstBlock: block, blocks: 1 });
+  }
+  return chunks;
+}
+
+interface ReadChunk {
+  chunk: Chunk;
+  data: Buffer;
+  /** The buffer is reused for a later read once `done` settles (the chunk's writes). */
+  release(done: Promise<unknown>): void;
+}
+
+/**
+ * Reads `chunks` of `input` in order, keeping the next reads in flight while the caller
+ * works on the current one. A buffer is read into again only after the promise its previous
+ * chunk was released with has settled; a rejection of it fails the read that waits on it.
+ */
+async function* readAhead(
+  input: FileHandle,
+  sizeBytes: number,
+  chunks: Chunk[],
+): AsyncGenerator<ReadChunk> {
+  const buffers = Array.from({ length: pipelineDepth }, () =>
+    Buffer.allocUnsafe(chunkBlocks * copyBlockBytes),
+  );
+  const free: Promise<unknown>[] = buffers.map(() => Promise.resolve());
+  const reads = new Map<number, Promise<Buffer>>();
+  const startRead = (index: number): void => {
+    const slot = index % pipelineDepth;
+    const chunk = chunks[index]!;
+    const offset = chunk.firstBlock * copyBlockBytes;
+    const length = Math.min(chunk.blocks * copyBlockBytes, sizeBytes - offset);
+    const read = free[slot]!.then(async () => {
+      const { bytesRead } = await input.read(buffers[slot]!, 0, length, offset);
+      return buffers[slot]!.subarray(0, bytesRead);
+    });
+    // Settled by the loop below, or abandoned when the caller stops early.
+    read.catch(() => undefined);
+    reads.set(index, read);
+  };
+  for (let i = 0; i < Math.min(pipelineDepth - 1, chunks.length); i++) startRead(i);
+  for (let index = 0; index < chunks.length; index++) {
+    if (index + pipelineDepth - 1 < chunks.length) startRead(index + pipelineDepth - 1);
+    const data = await reads.get(index)!;
+    reads.delete(index);
+    let done: Promise<unknown> = Promise.resolve();
+    yield { chunk: chunks[index]!, data, release: (after) => (done = after) };
+    free[index % pipelineDepth] = done;
+  }
+}
+
+/**
+ * Feeds each 1 MiB block of a chunk that is not all zeros to the checksum and returns the
+ * runs of such blocks as [start, end) byte ranges of `data`.
+ */
+function dataRuns(chunk: Chunk, data: Buffer, checksum: ContentChecksum): Array<[number, number]> {
+  const runs: Array<[number, number]> = [];
+  for (let start = 0, i = 0; start < data.length; start += copyBlockBytes, i++) {
+    const block = data.subarray(start, start + copyBlockBytes);
+    if (block.equals(zeros.subarray(0, block.length))) continue;
+    checksum.add(chunk.firstBlock + i, block);
+    const last = runs.at(-1);
+    if (last && last[1] === start) last[1] = start + block.length;
+    else runs.push([start, start + block.length]);
+  }
+  return runs;
+}
+
 /**
  * Copies `source` into a new file `target`: a reflink where the file system has them,
  * otherwise reading only the source's data extents and writing only non-zero blocks, so the
- * copy is as sparse as the source (or sparser). The content checksum is computed on the way;
- * the target is fsynced before this resolves.
+ * copy is as sparse as the source (or sparser). Reads, checksumming and writes overlap, and
+ * the copy is flushed as it goes; the content checksum is computed on the way, and the
+ * target is fsynced before this resolves.
  */
 export async function copySparse(
   run: CommandRunner,
@@ -118,6 +231,7 @@ export async function copySparse(
   target: string,
   options: CopyOptions = {},
 ): Promise<CopyResult> {
+  const started = performance.now();
   const sourceBytes = (await stat(source)).size;
   const reflinked = await reflinkCopy(run, source, target, sourceBytes, options);
   if (reflinked) return reflinked;
@@ -125,7 +239,7 @@ export async function copySparse(
   const blocks = blocksOf(await dataExtents(run, source, sourceBytes), copyBlockBytes);
   const checksum = new ContentChecksum();
   const input = await open(source, 'r');
-  let output;
+  let output: FileHandle;
   try {
     output = await open(target, 'wx', 0o600);
   } catch (error) {
@@ -133,38 +247,56 @@ export async function copySparse(
     throw error;
   }
   let dataBytes = 0;
+  let unflushedBytes = 0;
+  let flushing: Promise<void> | undefined;
+  const writes: Promise<unknown>[] = [];
   try {
     await output.truncate(targetBytes);
-    // Two buffers: the next block is read while the previous one is being written.
-    const buffers = [Buffer.allocUnsafe(copyBlockBytes), Buffer.allocUnsafe(copyBlockBytes)];
-    let current = 0;
-    let writing: Promise<unknown> = Promise.resolve();
-    for (const block of blocks) {
-      const buffer = buffers[current]!;
-      const offset = block * copyBlockBytes;
-      const length = Math.min(copyBlockBytes, sourceBytes - offset);
-      const { bytesRead } = await input.read(buffer, 0, length, offset);
-      const data = buffer.subarray(0, bytesRead);
-      if (data.equals(zeros.subarray(0, bytesRead))) continue;
-      checksum.add(block, data);
-      await writing;
-      writing = output.write(data, 0, bytesRead, offset);
-      dataBytes += bytesRead;
-      current ^= 1;
+    for await (const { chunk, data, release } of readAhead(
+      input,
+      sourceBytes,
+      chunksOf(blocks, chunkBlocks),
+    )) {
+      const runs = dataRuns(chunk, data, checksum);
+      const offset = chunk.firstBlock * copyBlockBytes;
+      const written = Promise.all(
+        runs.map(([start, end]) => output.write(data, start, end - start, offset + start)),
+      );
+      written.catch(() => undefined);
+      release(written);
+      writes.push(written);
+      for (const [start, end] of runs) dataBytes += end - start;
+      unflushedBytes += data.length;
+      if (unflushedBytes >= flushEveryBytes && !flushing) {
+        unflushedBytes = 0;
+        flushing = output.datasync().finally(() => (flushing = undefined));
+        flushing.catch(() => undefined);
+      }
     }
-    await writing;
+    await Promise.all(writes);
     const value = checksum.value();
     if (options.expectedChecksum !== undefined && value !== options.expectedChecksum) {
       throw corrupt(source, value, options.expectedChecksum);
     }
+    const copied = performance.now();
+    await flushing;
     await output.sync();
-    return { checksum: value, dataBytes, sourceBytes, reflinked: false };
+    return {
+      checksum: value,
+      dataBytes,
+      sourceBytes,
+      reflinked: false,
+      copySeconds: (copied - started) / 1000,
+      syncSeconds: (performance.now() - copied) / 1000,
+    };
   } catch (error) {
     if (isENOSPC(error)) {
       throw resourceExhausted(`no space left to copy ${source}: ${(error as Error).message}`);
     }
     throw error;
   } finally {
+    // Settles what is still in flight after a failure before the handles close.
+    await Promise.allSettled([...writes, flushing]);
     await input.close();
     await output.close();
   }
@@ -181,15 +313,8 @@ export async function checksumOf(
   let dataBytes = 0;
   const input = await open(file, 'r');
   try {
-    const buffer = Buffer.allocUnsafe(copyBlockBytes);
-    for (const block of blocks) {
-      const offset = block * copyBlockBytes;
-      const length = Math.min(copyBlockBytes, size - offset);
-      const { bytesRead } = await input.read(buffer, 0, length, offset);
-      const data = buffer.subarray(0, bytesRead);
-      if (data.equals(zeros.subarray(0, bytesRead))) continue;
-      checksum.add(block, data);
-      dataBytes += bytesRead;
+    for await (const { chunk, data } of readAhead(input, size, chunksOf(blocks, chunkBlocks))) {
+      for (const [start, end] of dataRuns(chunk, data, checksum)) dataBytes += end - start;
     }
   } finally {
     await input.close();

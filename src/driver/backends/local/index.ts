@@ -1,26 +1,8 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
+import { packageVersion } from '../../../util/package.js';
 import type { DiskBackend } from '../../backend.js';
 import type { BackendOptions } from '../registry.js';
 import { LocalBackend } from './backend.js';
 import { CAP_SYS_RESOURCE, hasCapability, runCommand } from './system.js';
-
-function packageVersion(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    try {
-      return (
-        JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }
-      ).version;
-    } catch {
-      const parent = path.dirname(dir);
-      if (parent === dir) return 'unknown';
-      dir = parent;
-    }
-  }
-}
 
 /** `--backend=local`: needs --node-id and --root; --capacity-bytes is optional. */
 export async function createLocalBackend(options: BackendOptions): Promise<DiskBackend> {
