@@ -1,10 +1,11 @@
 /**
  * Snapshot and restore of a 4 GiB sparse disk holding 1 GiB of data by the local backend,
  * against `cp --sparse=always` of the same image in the same run. Prints per round the
- * seconds of each, the ratios, how much space each copy allocates, and the driver's peak RSS.
+ * seconds of each, the ratios, the driver's split of each operation (copy, then fsync), how
+ * much space each copy allocates, and the driver's peak RSS.
  *
  *   node --import tsx/esm bench/local-backend/run.ts [--rounds=6] [--data-mib=1024]
- *     [--disk-gib=4] [--json=<file>]
+ *     [--disk-gib=4] [--cold] [--json=<file>]
  *
  * Needs root (loop devices, mount) and `make tools` (csi.proto). Figures, not assertions.
  */
@@ -40,19 +41,27 @@ const mount = {
 const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
 const allocatedMiB = (file: string): number => (statSync(file).blocks * 512) / MiB;
 
+/** How many extents `filefrag` counts in a file. */
+const extentCount = (file: string): string =>
+  /(\d+) extents? found/.exec(execFileSync('filefrag', [file], { encoding: 'utf8' }))?.[1] ?? '?';
+
 function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
 }
 
+/** --cold: drop the page cache before each measured copy, so every copy reads from the disk. */
+const COLD = process.argv.includes('--cold');
+
 /**
  * Flushes every dirty page on the machine, so each measured copy starts without the previous
- * one's writeback still competing for the disk.
+ * one's writeback still competing for the disk; with --cold, also drops the clean pages, so
+ * no copy finds its source in memory.
  */
 const settle = (): void => {
   execFileSync('sync');
+  if (COLD) writeFileSync('/proc/sys/vm/drop_caches', '3\n');
 };
-
 /** `cp --sparse=always`, then fsync of the copy (the backend fsyncs its copies too). */
 function timedCp(source: string, target: string): { cp: number; cpSync: number } {
   settle();
@@ -95,10 +104,32 @@ async function fill(dir: string, mib: number): Promise<string> {
   return hash.digest('hex');
 }
 
+/**
+ * The driver's own split of an operation, from its log line ("snapshot created" or "volume
+ * created"): seconds copying and checksumming, then seconds of the final fsync.
+ */
+function phases(logFile: string, message: string, key: string, id: string): Phases {
+  for (const line of readFileSync(logFile, 'utf8').split('\n').reverse()) {
+    if (!line.startsWith('{')) continue;
+    const entry = JSON.parse(line) as Record<string, unknown>;
+    if (entry.message === message && entry[key] === id) {
+      return { copy: Number(entry.copySeconds), sync: Number(entry.syncSeconds) };
+    }
+  }
+  throw new Error(`the driver logged no "${message}" for ${id}`);
+}
+
+interface Phases {
+  copy: number;
+  sync: number;
+}
+
 interface Round {
   round: number;
   snapshotSeconds: number;
+  snapshotPhases: Phases;
   restoreSeconds: number;
+  restorePhases: Phases;
   cpSnapshotSeconds: number;
   cpSnapshotSyncSeconds: number;
   cpRestoreSeconds: number;
@@ -114,6 +145,7 @@ async function main(): Promise<void> {
   const root = path.join(dir, 'root');
   const socket = path.join(dir, 'csi.sock');
   const layout = new Layout(root);
+  const driverLog = path.join(dir, 'driver.log');
   const driver = startProcess(
     process.execPath,
     [
@@ -125,9 +157,9 @@ async function main(): Promise<void> {
       `--root=${root}`,
     ],
     {
-      logFile: path.join(dir, 'driver.log'),
+      logFile: driverLog,
       owned: true,
-      env: { ...process.env, SNAPBACK_CSI_PROTO: tool('CSI_PROTO'), SNAPBACK_LOG_LEVEL: 'warn' },
+      env: { ...process.env, SNAPBACK_CSI_PROTO: tool('CSI_PROTO'), SNAPBACK_LOG_LEVEL: 'info' },
     },
   );
   const pid = driver.pid!;
@@ -158,7 +190,8 @@ async function main(): Promise<void> {
     await client.node.nodeUnstageVolume({ volume_id: 'source', staging_target_path: staging });
     const image = layout.diskImage('source');
     console.log(
-      `source image: ${(statSync(image).size / GiB).toFixed(1)} GiB apparent, ${allocatedMiB(image).toFixed(0)} MiB allocated`,
+      `source image: ${(statSync(image).size / GiB).toFixed(1)} GiB apparent, ${allocatedMiB(image).toFixed(0)} MiB allocated, ` +
+        `${extentCount(image)} extents`,
     );
 
     for (let round = 1; round <= ROUNDS; round++) {
@@ -178,7 +211,13 @@ async function main(): Promise<void> {
           volume_capabilities: [mount],
           volume_content_source: { snapshot: { snapshot_id: `snap-${round}` } },
         });
-        return { snapshotSeconds, restoreSeconds: seconds(start) };
+        const restoreSeconds = seconds(start);
+        return {
+          snapshotSeconds,
+          snapshotPhases: phases(driverLog, 'snapshot created', 'snapshot', `snap-${round}`),
+          restoreSeconds,
+          restorePhases: phases(driverLog, 'volume created', 'volume', `restored-${round}`),
+        };
       };
       const peer = () => {
         const snapshotCopy = path.join(dir, `cp-snap-${round}.img`);
@@ -208,7 +247,7 @@ async function main(): Promise<void> {
       };
       rounds.push(result);
       console.log(
-        `round ${round}: snapshot ${result.snapshotSeconds.toFixed(2)} s vs cp ${result.cpSnapshotSeconds.toFixed(2)} s ` +
+        `round ${round} (${round % 2 === 1 ? 'driver' : 'cp'} first): snapshot ${result.snapshotSeconds.toFixed(2)} s vs cp ${result.cpSnapshotSeconds.toFixed(2)} s ` +
           `(cp+fsync ${result.cpSnapshotSyncSeconds.toFixed(2)} s); restore ${result.restoreSeconds.toFixed(2)} s vs cp ` +
           `${result.cpRestoreSeconds.toFixed(2)} s (cp+fsync ${result.cpRestoreSyncSeconds.toFixed(2)} s); allocated ` +
           `${result.snapshotAllocatedMiB.toFixed(0)} MiB vs cp ${result.cpAllocatedMiB.toFixed(0)} MiB`,
@@ -226,12 +265,17 @@ async function main(): Promise<void> {
     };
     const summary = {
       rounds: ROUNDS,
+      cold: COLD,
       diskGiB: DISK_GIB,
       dataMiB: DATA_MIB,
       snapshotSeconds: median((r) => r.snapshotSeconds),
       cpSeconds: median((r) => r.cpSnapshotSeconds),
       cpFsyncSeconds: median((r) => r.cpSnapshotSyncSeconds),
+      snapshotCopySeconds: median((r) => r.snapshotPhases.copy),
+      snapshotSyncSeconds: median((r) => r.snapshotPhases.sync),
       restoreSeconds: median((r) => r.restoreSeconds),
+      restoreCopySeconds: median((r) => r.restorePhases.copy),
+      restoreSyncSeconds: median((r) => r.restorePhases.sync),
       cpRestoreSeconds: median((r) => r.cpRestoreSeconds),
       cpRestoreFsyncSeconds: median((r) => r.cpRestoreSyncSeconds),
       driverPeakRssMiB: peakRssMiB(pid),
@@ -263,6 +307,11 @@ async function main(): Promise<void> {
       `per-round ratios (geometric mean): snapshot ${ratios.snapshotVsCp.toFixed(2)}x cp, ` +
         `${ratios.snapshotVsCpFsync.toFixed(2)}x cp+fsync; restore ${ratios.restoreVsCp.toFixed(2)}x cp, ` +
         `${ratios.restoreVsCpFsync.toFixed(2)}x cp+fsync`,
+    );
+    console.log(
+      `driver's split (medians): snapshot ${summary.snapshotCopySeconds.toFixed(2)} s copying and ` +
+        `checksumming + ${summary.snapshotSyncSeconds.toFixed(2)} s final fsync; restore ` +
+        `${summary.restoreCopySeconds.toFixed(2)} s + ${summary.restoreSyncSeconds.toFixed(2)} s`,
     );
     console.log(
       `driver peak RSS ${summary.driverPeakRssMiB.toFixed(0)} MiB (VmHWM of the snapback process)`,

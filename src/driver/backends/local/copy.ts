@@ -127,16 +127,13 @@ const corrupt = (source: string, actual: string, expected: string): DiskError =>
     `${source} is corrupt: its content checksum ${actual} differs from the recorded ${expected}`,
   );
 
-/** A run of consecutive 1 MiB blocks that holds data, read (and written) in one call. */
-export interface Chunk {
-  firstBlock: number;
-  blocks: number;
-}
-
-/** At most this many blocks per read: big enough to amortise a thread-pool round trip. */
-export const chunkBlocks = 4;
-/** Buffers in use: reads ahead in flight, one being checksummed, writes still in flight. */
-const pipelineDepth = 4;
+/**
+ * Blocks buffered at once: reads ahead in flight, the one being checksummed, and writes not
+ * yet done. One 1 MiB block per read, in order, keeps the kernel's own readahead working when
+ * the source is not in memory; measured on bench/local-backend, bigger or more concurrent
+ * reads made cold copies slower and warm ones no faster.
+ */
+export const bufferedBlocks = 4;
 /**
  * A copy is flushed (fdatasync, not awaited) every time this many bytes have been written
  * since the last flush started, so the disk writes back while the copy goes on and the
@@ -144,79 +141,50 @@ const pipelineDepth = 4;
  */
 const flushEveryBytes = 128 * copyBlockBytes;
 
-/** Groups ascending block indexes into runs of consecutive blocks, at most `max` each. */
-export function chunksOf(blocks: number[], max: number): Chunk[] {
-  const chunks: Chunk[] = [];
-  for (const block of blocks) {
-    const last = chunks.at(-1);
-    if (last && last.firstBlock + last.blocks === block && last.blocks < max) last.blocks++;
-    else chunks.push({ firstBlock: block, blocks: 1 });
-  }
-  return chunks;
-}
-
-interface ReadChunk {
-  chunk: Chunk;
+interface ReadBlock {
+  index: number;
   data: Buffer;
-  /** The buffer is reused for a later read once `done` settles (the chunk's writes). */
+  /** The buffer is read into again once `done` settles (the block's write). */
   release(done: Promise<unknown>): void;
 }
 
 /**
- * Reads `chunks` of `input` in order, keeping the next reads in flight while the caller
- * works on the current one. A buffer is read into again only after the promise its previous
- * chunk was released with has settled; a rejection of it fails the read that waits on it.
+ * Reads the given 1 MiB blocks of `input` in order, keeping the next reads in flight while
+ * the caller works on the current one. A buffer is reused only after the promise its previous
+ * block was released with has settled; a rejection of it fails the read waiting on it.
  */
 async function* readAhead(
   input: FileHandle,
   sizeBytes: number,
-  chunks: Chunk[],
-): AsyncGenerator<ReadChunk> {
-  const buffers = Array.from({ length: pipelineDepth }, () =>
-    Buffer.allocUnsafe(chunkBlocks * copyBlockBytes),
-  );
+  blocks: number[],
+): AsyncGenerator<ReadBlock> {
+  const buffers = Array.from({ length: bufferedBlocks }, () => Buffer.allocUnsafe(copyBlockBytes));
   const free: Promise<unknown>[] = buffers.map(() => Promise.resolve());
   const reads = new Map<number, Promise<Buffer>>();
-  const startRead = (index: number): void => {
-    const slot = index % pipelineDepth;
-    const chunk = chunks[index]!;
-    const offset = chunk.firstBlock * copyBlockBytes;
-    const length = Math.min(chunk.blocks * copyBlockBytes, sizeBytes - offset);
+  const startRead = (i: number): void => {
+    const slot = i % bufferedBlocks;
+    const offset = blocks[i]! * copyBlockBytes;
+    const length = Math.min(copyBlockBytes, sizeBytes - offset);
     const read = free[slot]!.then(async () => {
       const { bytesRead } = await input.read(buffers[slot]!, 0, length, offset);
       return buffers[slot]!.subarray(0, bytesRead);
     });
-    // Settled by the loop below, or abandoned when the caller stops early.
+    // Awaited below in turn, or abandoned when the caller stops early.
     read.catch(() => undefined);
-    reads.set(index, read);
+    reads.set(i, read);
   };
-  for (let i = 0; i < Math.min(pipelineDepth - 1, chunks.length); i++) startRead(i);
-  for (let index = 0; index < chunks.length; index++) {
-    if (index + pipelineDepth - 1 < chunks.length) startRead(index + pipelineDepth - 1);
-    const data = await reads.get(index)!;
-    reads.delete(index);
+  for (let i = 0; i < Math.min(bufferedBlocks - 1, blocks.length); i++) startRead(i);
+  for (let i = 0; i < blocks.length; i++) {
+    if (i + bufferedBlocks - 1 < blocks.length) startRead(i + bufferedBlocks - 1);
+    const data = await reads.get(i)!;
+    reads.delete(i);
     let done: Promise<unknown> = Promise.resolve();
-    yield { chunk: chunks[index]!, data, release: (after) => (done = after) };
-    free[index % pipelineDepth] = done;
+    yield { index: blocks[i]!, data, release: (after) => (done = after) };
+    free[i % bufferedBlocks] = done;
   }
 }
 
-/**
- * Feeds each 1 MiB block of a chunk that is not all zeros to the checksum and returns the
- * runs of such blocks as [start, end) byte ranges of `data`.
- */
-function dataRuns(chunk: Chunk, data: Buffer, checksum: ContentChecksum): Array<[number, number]> {
-  const runs: Array<[number, number]> = [];
-  for (let start = 0, i = 0; start < data.length; start += copyBlockBytes, i++) {
-    const block = data.subarray(start, start + copyBlockBytes);
-    if (block.equals(zeros.subarray(0, block.length))) continue;
-    checksum.add(chunk.firstBlock + i, block);
-    const last = runs.at(-1);
-    if (last && last[1] === start) last[1] = start + block.length;
-    else runs.push([start, start + block.length]);
-  }
-  return runs;
-}
+const isZero = (data: Buffer): boolean => data.equals(zeros.subarray(0, data.length));
 
 /**
  * Copies `source` into a new file `target`: a reflink where the file system has them,
@@ -250,22 +218,18 @@ export async function copySparse(
   let unflushedBytes = 0;
   let flushing: Promise<void> | undefined;
   const writes: Promise<unknown>[] = [];
+  let writeCount = 0;
   try {
     await output.truncate(targetBytes);
-    for await (const { chunk, data, release } of readAhead(
-      input,
-      sourceBytes,
-      chunksOf(blocks, chunkBlocks),
-    )) {
-      const runs = dataRuns(chunk, data, checksum);
-      const offset = chunk.firstBlock * copyBlockBytes;
-      const written = Promise.all(
-        runs.map(([start, end]) => output.write(data, start, end - start, offset + start)),
-      );
+    for await (const { index, data, release } of readAhead(input, sourceBytes, blocks)) {
+      if (isZero(data)) continue;
+      checksum.add(index, data);
+      const written = output.write(data, 0, data.length, index * copyBlockBytes);
       written.catch(() => undefined);
       release(written);
-      writes.push(written);
-      for (const [start, end] of runs) dataBytes += end - start;
+      // A write older than the last few has been awaited by the read that reused its buffer.
+      writes[writeCount++ % bufferedBlocks] = written;
+      dataBytes += data.length;
       unflushedBytes += data.length;
       if (unflushedBytes >= flushEveryBytes && !flushing) {
         unflushedBytes = 0;
@@ -313,8 +277,10 @@ export async function checksumOf(
   let dataBytes = 0;
   const input = await open(file, 'r');
   try {
-    for await (const { chunk, data } of readAhead(input, size, chunksOf(blocks, chunkBlocks))) {
-      for (const [start, end] of dataRuns(chunk, data, checksum)) dataBytes += end - start;
+    for await (const { index, data } of readAhead(input, size, blocks)) {
+      if (isZero(data)) continue;
+      checksum.add(index, data);
+      dataBytes += data.length;
     }
   } finally {
     await input.close();
