@@ -116,6 +116,10 @@ export function createProvisioner(options: ProvisionerOptions): Runnable {
     stop: async () => {
       await Promise.all([provisioner.claims.stop(), provisioner.volumes.stop()]);
     },
+    name: 'csi-provisioner',
+    get queueDepth() {
+      return provisioner.claims.queueDepth + provisioner.volumes.queueDepth;
+    },
   };
 }
 
