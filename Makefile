@@ -47,9 +47,10 @@ deps: $(DEPS) ## install the npm dependencies
 tools: ## build the test control plane and peer tools from tools/ (cached by version)
 	@bash tools/build.sh build
 
-generate: $(DEPS) tools ## regenerate the generated files: CRDs in crds/, CSI types in src/gen/
+generate: $(DEPS) tools ## regenerate the generated files: CRDs in crds/, CSI types in src/gen/, docs/api-reference.md
 	$(TSX) src/api/generate.ts
 	$(TSX) src/csi/generate.ts
+	$(TSX) docs/generate-api-reference.ts
 
 build: $(DEPS) ## compile the TypeScript sources into dist/, with csi.proto from the pinned CSI spec
 	$(BIN)/tsc -p tsconfig.build.json

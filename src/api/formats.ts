@@ -27,8 +27,35 @@ export const LABEL_VALUE_MAX_LENGTH = 63;
 export const TIME_ZONE_PATTERN = '^[A-Za-z][-A-Za-z0-9_+]*(/[-A-Za-z0-9_+]+)*$';
 export const TIME_ZONE_MAX_LENGTH = 64;
 
-/** The schedule macros the API accepts besides 5-field cron expressions. */
-export const SCHEDULE_MACROS = ['@hourly', '@daily', '@weekly', '@monthly'] as const;
+/** The schedule macros the API accepts besides 5-field cron expressions (as CronJob does). */
+export const SCHEDULE_MACROS = [
+  '@yearly',
+  '@annually',
+  '@monthly',
+  '@weekly',
+  '@daily',
+  '@midnight',
+  '@hourly',
+] as const;
+export type ScheduleMacro = (typeof SCHEDULE_MACROS)[number];
+
+/** Month names a schedule may use instead of 1-12 (any case). */
+export const MONTH_NAMES = [
+  'JAN',
+  'FEB',
+  'MAR',
+  'APR',
+  'MAY',
+  'JUN',
+  'JUL',
+  'AUG',
+  'SEP',
+  'OCT',
+  'NOV',
+  'DEC',
+] as const;
+/** Day names a schedule may use instead of 0-6 (any case); 7 is Sunday too. */
+export const DAY_NAMES = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'] as const;
 
 /** One cron field: a comma list of `*` or values or ranges, each with an optional `/step`. */
 function cronField(value: string): string {
@@ -36,16 +63,22 @@ function cronField(value: string): string {
   return `${term}(,${term})*`;
 }
 
+/** Alternatives matching each name in any case (the pattern has no case-insensitive flag). */
+const anyCase = (names: readonly string[]): string =>
+  names
+    .map((name) => [...name].map((c) => `[${c.toUpperCase()}${c.toLowerCase()}]`).join(''))
+    .join('|');
+
 /**
- * A schedule: a 5-field cron expression (minute hour day-of-month month day-of-week, numeric
- * values, Sunday is 0) or one of the macros.
+ * A schedule: a 5-field cron expression (minute hour day-of-month month day-of-week; months
+ * 1-12 or JAN-DEC, days 0-7 or SUN-SAT, Sunday is 0 or 7) or one of the macros.
  */
 export const CRON_PATTERN = `^(${SCHEDULE_MACROS.join('|')}|${[
   cronField('[0-5]?[0-9]'),
   cronField('[01]?[0-9]|2[0-3]'),
   cronField('0?[1-9]|[12][0-9]|3[01]'),
-  cronField('0?[1-9]|1[0-2]'),
-  cronField('[0-6]'),
+  cronField(`0?[1-9]|1[0-2]|${anyCase(MONTH_NAMES)}`),
+  cronField(`[0-7]|${anyCase(DAY_NAMES)}`),
 ].join(' +')})$`;
 export const SCHEDULE_MAX_LENGTH = 200;
 

@@ -22,6 +22,7 @@ import {
   OBJECT_NAME_PATTERN,
   QUANTITY_MAX_LENGTH,
   RFC3339_PATTERN,
+  SCHEDULE_MACROS,
   SCHEDULE_MAX_LENGTH,
   TIME_ZONE_MAX_LENGTH,
   TIME_ZONE_PATTERN,
@@ -360,10 +361,10 @@ export const BackupPolicySpecSchema = withRules(
     schedule: withRules(z.string().max(SCHEDULE_MAX_LENGTH), [
       matches(
         CRON_PATTERN,
-        'schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week) or one of @hourly, @daily, @weekly, @monthly',
+        `schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week) or one of ${SCHEDULE_MACROS.join(', ')}`,
       ),
     ]).describe(
-      'When to take snapshots: a 5-field cron expression (minute hour day-of-month month day-of-week, numbers only, Sunday is 0), e.g. "0 2 * * *" for 02:00 every day, or one of @hourly, @daily, @weekly, @monthly.',
+      `When to take snapshots, as a CronJob schedule: a 5-field cron expression (minute hour day-of-month month day-of-week; months 1-12 or JAN-DEC, days of the week 0-7 or SUN-SAT with Sunday 0 or 7), e.g. "0 2 * * *" for 02:00 every day or "30 1 * * MON-FRI", or one of ${SCHEDULE_MACROS.join(', ')}.`,
     ),
     timeZone: z
       .string()

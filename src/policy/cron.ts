@@ -16,6 +16,7 @@
  * - A wall-clock time that occurs twice (the repeated hour of fall-back) fires at its first
  *   occurrence only.
  */
+import { DAY_NAMES, MONTH_NAMES, SCHEDULE_MACROS, type ScheduleMacro } from '../api/formats.js';
 import { resolveLocal, toLocal, validateTimeZone } from './timezone.js';
 
 export class CronError extends Error {
@@ -37,22 +38,6 @@ interface FieldSpec {
   namesOffset?: number;
 }
 
-const MONTH_NAMES = [
-  'JAN',
-  'FEB',
-  'MAR',
-  'APR',
-  'MAY',
-  'JUN',
-  'JUL',
-  'AUG',
-  'SEP',
-  'OCT',
-  'NOV',
-  'DEC',
-] as const;
-const DAY_NAMES = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'] as const;
-
 const FIELDS: readonly FieldSpec[] = [
   { name: 'minute', min: 0, max: 59 },
   { name: 'hour', min: 0, max: 23 },
@@ -61,7 +46,7 @@ const FIELDS: readonly FieldSpec[] = [
   { name: 'day of week', min: 0, max: 7, names: DAY_NAMES, namesOffset: 0 },
 ];
 
-const DESCRIPTORS: Record<string, string> = {
+const DESCRIPTORS: Record<ScheduleMacro, string> = {
   '@yearly': '0 0 1 1 *',
   '@annually': '0 0 1 1 *',
   '@monthly': '0 0 1 * *',
@@ -148,19 +133,22 @@ function parseField(text: string, field: FieldSpec, expression: string): Set<num
 
 const DAYS_IN_MONTH_MAX = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
+const isMacro = (text: string): text is ScheduleMacro =>
+  (SCHEDULE_MACROS as readonly string[]).includes(text);
+
 export function parseCron(expression: string): CronSchedule {
   const trimmed = expression.trim();
   if (trimmed === '') throw new CronError(expression, 'the schedule is empty');
   let text = trimmed;
   if (trimmed.startsWith('@')) {
-    const expanded = DESCRIPTORS[trimmed.toLowerCase()];
-    if (!expanded) {
+    const descriptor = trimmed.toLowerCase();
+    if (!isMacro(descriptor)) {
       throw new CronError(
         expression,
-        `unknown descriptor "${trimmed}" (supported: ${Object.keys(DESCRIPTORS).join(', ')})`,
+        `unknown descriptor "${trimmed}" (supported: ${SCHEDULE_MACROS.join(', ')})`,
       );
     }
-    text = expanded;
+    text = DESCRIPTORS[descriptor];
   }
   const parts = text.split(/\s+/);
   if (parts.length !== 5) {

@@ -123,6 +123,9 @@ export const VALID_CASES: ManifestCase[] = [
   policy('@daily', { ...BASE_POLICY, schedule: '@daily' }, true),
   policy('every 15 minutes', { ...BASE_POLICY, schedule: '*/15 * * * *' }, true),
   policy('weekdays', { ...BASE_POLICY, schedule: '30 2 * * 1-5' }, true),
+  policy('weekday names', { ...BASE_POLICY, schedule: '30 2 * * MON-fri' }, true),
+  policy('month names and Sunday as 7', { ...BASE_POLICY, schedule: '0 3 1 jan,JUL 7' }, true),
+  policy('@yearly', { ...BASE_POLICY, schedule: '@yearly' }, true),
   policy('lists, ranges and steps', { ...BASE_POLICY, schedule: '5,35 */2 1-15/2 1,6,12 0' }, true),
   policy('a nested time zone', { ...BASE_POLICY, timeZone: 'America/Argentina/Salta' }, true),
   policy(
@@ -243,7 +246,9 @@ export const INVALID_CASES: ManifestCase[] = [
   policy('minute 60', { ...BASE_POLICY, schedule: '60 * * * *' }, false, 'spec.schedule'),
   policy('hour 24', { ...BASE_POLICY, schedule: '0 24 * * *' }, false, 'spec.schedule'),
   policy('a step of 0', { ...BASE_POLICY, schedule: '*/0 * * * *' }, false, 'spec.schedule'),
-  policy('an unsupported macro', { ...BASE_POLICY, schedule: '@yearly' }, false, 'spec.schedule'),
+  policy('an unsupported macro', { ...BASE_POLICY, schedule: '@reboot' }, false, 'spec.schedule'),
+  policy('a full day name', { ...BASE_POLICY, schedule: '0 2 * * MONDAY' }, false, 'spec.schedule'),
+  policy('day of week 8', { ...BASE_POLICY, schedule: '0 2 * * 8' }, false, 'spec.schedule'),
   policy(
     'words for a schedule',
     { ...BASE_POLICY, schedule: 'every night' },

@@ -223,7 +223,7 @@ describe('api: CRDs under crds/', function () {
       expect(rulesAt(bp, 'spec.snapshotClass')).to.include(
         '(has(self.name) ? 1 : 0) + (has(self.template) ? 1 : 0) == 1',
       );
-      expect(rulesAt(bp, 'spec.schedule').join()).to.match(/^self\.matches\('\^\(@hourly\|/);
+      expect(rulesAt(bp, 'spec.schedule').join()).to.match(/^self\.matches\('\^\(@yearly\|/);
       expect(rulesAt(rj, 'spec.source')).to.include(
         '(has(self.volumeSnapshotName) ? 1 : 0) + (has(self.backupPolicy) ? 1 : 0) == 1',
       );

@@ -58,13 +58,23 @@ const CRON_VALUES: readonly string[][] = [
   ['*', '*/5', '0', '30', '59', '0-30/10', '5,35', '60', '*/0'],
   ['*', '2', '23', '9-17', '*/6', '24', '0,12'],
   ['*', '1', '15', '31', '1-15/2', '32', '0'],
-  ['*', '1', '12', '6-8', '*/3', '13', '0'],
-  ['*', '0', '6', '1-5', '0,6', '7'],
+  ['*', '1', '12', '6-8', '*/3', '13', '0', 'JAN', 'dec', 'Mar-Sep', 'JUNE', 'jan-13'],
+  ['*', '0', '6', '1-5', '0,6', '7', '8', 'MON-FRI', 'sun', 'Sat,SUN', 'MONDAY', 'mon/2'],
 ];
 
 function schedule(next: () => number): string {
   if (next() < 0.1)
-    return pick(next, ['@hourly', '@daily', '@weekly', '@monthly', '@yearly', '@reboot']);
+    return pick(next, [
+      '@hourly',
+      '@daily',
+      '@midnight',
+      '@weekly',
+      '@monthly',
+      '@yearly',
+      '@annually',
+      '@reboot',
+      '@Daily',
+    ]);
   const fields = CRON_VALUES.map((values) => pick(next, values));
   if (next() < 0.1) fields.pop();
   return mutate(next, fields.join(' '), '0123456789*/-, ');

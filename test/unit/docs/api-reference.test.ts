@@ -7,10 +7,9 @@ describe('docs/api-reference.md', function () {
 
   it('is what docs/generate-api-reference.ts renders from the zod schemas (not stale)', function () {
     const committed = readFileSync(referencePath, 'utf8');
-    expect(
-      committed === rendered,
-      'docs/api-reference.md is stale: run `node --import tsx/esm docs/generate-api-reference.ts`',
-    ).to.equal(true);
+    expect(committed === rendered, 'docs/api-reference.md is stale: run `make generate`').to.equal(
+      true,
+    );
   });
 
   it('documents every field with its description, and the cross-field rules', function () {

@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+
+import { CRON_PATTERN, DAY_NAMES, MONTH_NAMES, SCHEDULE_MACROS } from '../../../src/api/formats.js';
 import type { CronSchedule } from '../../../src/policy/cron.js';
 import {
   CronError,
@@ -71,6 +73,24 @@ describe('cron: parsing', function () {
     same(parseCron('@daily'), parseCron('0 0 * * *'));
     same(parseCron('@midnight'), parseCron('0 0 * * *'));
     same(parseCron('@HOURLY'), parseCron('0 * * * *'));
+  });
+
+  it('parses every macro and name the API admits, and the API admits them all', function () {
+    const admitted = new RegExp(CRON_PATTERN);
+    const names = [
+      ...MONTH_NAMES.map((m) => `0 0 1 ${m} *`),
+      ...DAY_NAMES.map((d) => `0 0 * * ${d}`),
+    ];
+    for (const schedule of [
+      ...SCHEDULE_MACROS,
+      ...names,
+      ...names.map((n) => n.toLowerCase()),
+      '30 1 * JAN-jun MON-FRI',
+      '0 0 * * 7',
+    ]) {
+      expect(admitted.test(schedule), schedule).to.equal(true);
+      expect(() => parseCron(schedule), schedule).not.to.throw();
+    }
   });
 
   it('marks day fields as restricted unless they start with *', function () {
