@@ -20,16 +20,13 @@ import { connectCsi, type CsiClient } from '../../src/csi/client.js';
 import { Layout } from '../../src/driver/backends/local/layout.js';
 import { isAlive, startProcess, stopProcess, waitFor } from '../../test/support/processes.js';
 import { repoRoot, tool } from '../../test/support/tools.js';
+import { numberFlag as flag, peakRssMiB, stringFlag } from '../support.js';
 
-function flag(name: string, fallback: number): number {
-  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
-  return arg ? Number(arg.slice(name.length + 3)) : fallback;
-}
 /** Even, so that the driver goes first in as many rounds as cp does. */
 const ROUNDS = Math.max(2, Math.ceil(flag('rounds', 6) / 2) * 2);
 const DATA_MIB = flag('data-mib', 1024);
 const DISK_GIB = flag('disk-gib', 4);
-const JSON_OUT = process.argv.find((a) => a.startsWith('--json='))?.slice('--json='.length);
+const JSON_OUT = stringFlag('json');
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
@@ -44,11 +41,6 @@ const allocatedMiB = (file: string): number => (statSync(file).blocks * 512) / M
 /** How many extents `filefrag` counts in a file. */
 const extentCount = (file: string): string =>
   /(\d+) extents? found/.exec(execFileSync('filefrag', [file], { encoding: 'utf8' }))?.[1] ?? '?';
-
-function peakRssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
-}
 
 /** --cold: drop the page cache before each measured copy, so every copy reads from the disk. */
 const COLD = process.argv.includes('--cold');

@@ -14,97 +14,53 @@
  * Figures, not assertions.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import type { VolumeSnapshot } from '../../src/api/index.js';
-import {
-  HttpKubeClient,
-  PersistentVolumeClaims,
-  StorageClasses,
-  type KubeObject,
-} from '../../src/kube/index.js';
+import { HttpKubeClient, type KubeObject } from '../../src/kube/index.js';
 import { BackupPolicies } from '../../src/policy/objects.js';
-import {
-  VolumeSnapshotClasses,
-  VolumeSnapshotContents,
-  VolumeSnapshots,
-} from '../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotContents, VolumeSnapshots } from '../../src/snapshot/sidecar/resources.js';
 import { startControlPlane, type ControlPlane } from '../../test/support/control-plane.js';
 import { kubectl } from '../../test/support/cluster.js';
-import { startProcess, stopProcess, waitFor } from '../../test/support/processes.js';
+import { waitFor } from '../../test/support/processes.js';
 import { repoRoot, tool } from '../../test/support/tools.js';
+import {
+  apiRequestCounts,
+  BenchProcesses,
+  createLocalClasses,
+  inParallel,
+  numberFlag as flag,
+  peakRssMiB,
+  provisionPvcs,
+  stringFlag,
+  total,
+} from '../support.js';
 
-const DRIVER = 'local.snapback.dev';
 const NAMESPACE = 'bench';
 
-function flag(name: string, fallback: number): number {
-  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
-  return arg ? Number(arg.slice(name.length + 3)) : fallback;
-}
 const POLICIES = flag('policies', 100);
 const PVCS_PER_POLICY = flag('pvcs', 10);
 const QPS = flag('qps', 50);
 const BURST = flag('burst', 100);
-const JSON_OUT = process.argv.find((a) => a.startsWith('--json='))?.slice('--json='.length);
+const JSON_OUT = stringFlag('json');
 const TOTAL = POLICIES * PVCS_PER_POLICY;
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'snapback-bench-policy-'));
-const started: Array<{ name: string; pid: number; log: string }> = [];
+const processes = new BenchProcesses(work);
 
-function spawn(name: string, args: string[], env: NodeJS.ProcessEnv) {
-  const log = path.join(work, `${name}.log`);
-  const child = startProcess(
+/** Runs snapback (under tsx) with `args`. */
+const spawn = (name: string, args: string[], env: NodeJS.ProcessEnv) =>
+  processes.spawn(
+    name,
     process.execPath,
     ['--import', 'tsx/esm', path.join(repoRoot, 'src/cli/main.ts'), ...args],
-    { logFile: log, owned: true, env },
+    env,
   );
-  const proc = { name, pid: child.pid!, log };
-  started.push(proc);
-  return proc;
-}
-
-/** Peak resident set size so far (VmHWM), in MiB. */
-function peakRssMiB(pid: number): number {
-  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-  return Math.round((kb / 1024) * 10) / 10;
-}
 
 /** apiserver_request_total over every resource, summed. */
-async function apiRequests(controlPlane: ControlPlane): Promise<number> {
-  const ca = readFileSync(path.join(controlPlane.state.dir, 'certs', 'apiserver.crt'));
-  const body = await new Promise<string>((resolve, reject) => {
-    https
-      .get(
-        `${controlPlane.state.server}/metrics`,
-        { ca, headers: { Authorization: `Bearer ${controlPlane.state.token}` } },
-        (response) => {
-          let text = '';
-          response.setEncoding('utf8');
-          response.on('data', (chunk: string) => (text += chunk));
-          response.on('end', () => resolve(text));
-        },
-      )
-      .on('error', reject);
-  });
-  let total = 0;
-  for (const line of body.split('\n')) {
-    if (line.startsWith('apiserver_request_total{') && /resource="[^"]+"/.test(line)) {
-      total += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return total;
-}
-
-async function inParallel<T>(items: T[], limit: number, run: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < items.length) await run(items[next++]!);
-    }),
-  );
-}
+const apiRequests = async (controlPlane: ControlPlane): Promise<number> =>
+  total(await apiRequestCounts(controlPlane));
 
 const pvcName = (p: number, v: number) => `p${String(p).padStart(3, '0')}-v${v}`;
 
@@ -187,45 +143,16 @@ async function main(): Promise<void> {
       ],
       env,
     );
-    await client.create(StorageClasses, {
-      metadata: { name: 'local' },
-      provisioner: DRIVER,
-      reclaimPolicy: 'Delete',
-    } as KubeObject);
-    await client.create(VolumeSnapshotClasses, {
-      metadata: {
-        name: 'local',
-        annotations: { 'snapshot.storage.kubernetes.io/is-default-class': 'true' },
-      },
-      driver: DRIVER,
-      deletionPolicy: 'Delete',
-      parameters: { forceDelete: 'true' },
-    } as KubeObject);
+    await createLocalClasses(client, { defaultSnapshotClass: true });
 
     console.log(`provisioning ${TOTAL} PVCs (not measured) ...`);
     const names: string[] = [];
     for (let p = 0; p < POLICIES; p++)
       for (let v = 0; v < PVCS_PER_POLICY; v++) names.push(pvcName(p, v));
-    await inParallel(names, 20, async (name) => {
-      await client.create(PersistentVolumeClaims, {
-        metadata: { name, namespace: NAMESPACE, labels: { policy: name.slice(0, 4) } },
-        spec: {
-          accessModes: ['ReadWriteOnce'],
-          storageClassName: 'local',
-          resources: { requests: { storage: '16Mi' } },
-        },
-      } as KubeObject);
-    });
-    await waitFor(
-      async () => {
-        const { items } = await client.list<KubeObject & { status?: { phase?: string } }>(
-          PersistentVolumeClaims,
-          { namespace: NAMESPACE },
-        );
-        return items.filter((c) => c.status?.phase === 'Bound').length === TOTAL;
-      },
-      1_800_000,
-      `${TOTAL} PVCs to be Bound`,
+    await provisionPvcs(
+      client,
+      NAMESPACE,
+      names.map((name) => ({ name, labels: { policy: name.slice(0, 4) } })),
       () => readFileSync(stack.log, 'utf8').slice(-2000),
     );
 
@@ -308,7 +235,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(summary, null, 2));
     if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify(summary, null, 2));
   } finally {
-    for (const proc of [...started].reverse()) await stopProcess(proc.pid, 20_000);
+    await processes.stopAll();
     await controlPlane.stop();
     rmSync(work, { recursive: true, force: true });
   }

@@ -21,53 +21,43 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import type { VolumeSnapshot } from '../../src/api/snapshot.js';
-import {
-  HttpKubeClient,
-  PersistentVolumeClaims,
-  type KubeObject,
-  type WatchHandle,
-} from '../../src/kube/index.js';
-import {
-  VolumeSnapshotClasses,
-  VolumeSnapshotContents,
-  VolumeSnapshots,
-} from '../../src/snapshot/sidecar/resources.js';
+import { HttpKubeClient, type WatchHandle } from '../../src/kube/index.js';
+import { VolumeSnapshotContents, VolumeSnapshots } from '../../src/snapshot/sidecar/resources.js';
 import { startControlPlane, type ControlPlane } from '../../test/support/control-plane.js';
 import { kubectl } from '../../test/support/cluster.js';
-import { startProcess, stopProcess, waitFor } from '../../test/support/processes.js';
+import { waitFor } from '../../test/support/processes.js';
 import { repoRoot, tool } from '../../test/support/tools.js';
+import {
+  apiRequestCounts,
+  BenchProcesses,
+  type BenchProcess as Proc,
+  cpuSeconds,
+  createLocalClasses,
+  inParallel,
+  numberFlag as flag,
+  peakRssMiB,
+  provisionPvcs,
+  stringFlag,
+  total,
+} from '../support.js';
 
-const DRIVER = 'local.snapback.dev';
 const NAMESPACE = 'bench';
 
-function flag(name: string, fallback: number): number {
-  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
-  return arg ? Number(arg.slice(name.length + 3)) : fallback;
-}
 const COUNT = flag('count', 300);
 const ROUNDS = flag('rounds', 2);
 const QPS = flag('qps', 50);
 const BURST = flag('burst', 100);
-const JSON_OUT = process.argv.find((a) => a.startsWith('--json='))?.slice('--json='.length);
+const JSON_OUT = stringFlag('json');
 /** Where snapback's side writes V8 CPU profiles (node --cpu-prof), one per round. */
-const PROFILE_DIR = process.argv
-  .find((a) => a.startsWith('--profile='))
-  ?.slice('--profile='.length);
+const PROFILE_DIR = stringFlag('profile');
 /** Where to copy the processes' logs before the work directory goes (the driver logs each call). */
-const LOGS_OUT = process.argv.find((a) => a.startsWith('--logs='))?.slice('--logs='.length);
+const LOGS_OUT = stringFlag('logs');
 
 type Side = 'snapback' | 'upstream';
-
-interface Proc {
-  name: string;
-  pid: number;
-  log: string;
-}
 
 interface RoundResult {
   side: Side;
@@ -82,78 +72,23 @@ interface RoundResult {
 }
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'snapback-bench-'));
-const started: Proc[] = [];
+const processes = new BenchProcesses(work);
+const spawn = processes.spawn.bind(processes);
+const stop = processes.stop.bind(processes);
 
-function spawn(name: string, binary: string, args: string[], env?: NodeJS.ProcessEnv): Proc {
-  const log = path.join(work, `${name}.log`);
-  const child = startProcess(binary, args, { logFile: log, owned: true, env });
-  const proc = { name, pid: child.pid!, log };
-  started.push(proc);
-  return proc;
-}
-
-async function stop(proc: Proc): Promise<void> {
-  await stopProcess(proc.pid, 20_000);
-  started.splice(started.indexOf(proc), 1);
-}
-
-/** Peak resident set size so far, from /proc (VmHWM), in MiB. */
-function peakRssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
-  return Math.round((kb / 1024) * 10) / 10;
-}
-
-/** CPU time (user + system) a process has used so far, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[11] and [12] are utime and stime (the 14th and 15th of the whole line), in ticks
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-}
-
-/** apiserver_request_total summed per resource (snapshot, storage, event and lease kinds). */
-async function requestCounts(controlPlane: ControlPlane): Promise<Record<string, number>> {
-  const ca = readFileSync(path.join(controlPlane.state.dir, 'certs', 'apiserver.crt'));
-  const body = await new Promise<string>((resolve, reject) => {
-    https
-      .get(
-        `${controlPlane.state.server}/metrics`,
-        { ca, headers: { Authorization: `Bearer ${controlPlane.state.token}` } },
-        (response) => {
-          let text = '';
-          response.setEncoding('utf8');
-          response.on('data', (chunk: string) => (text += chunk));
-          response.on('end', () => resolve(text));
-        },
-      )
-      .on('error', reject);
-  });
-  const counted = new Set([
-    'volumesnapshots',
-    'volumesnapshotcontents',
-    'volumesnapshotclasses',
-    'persistentvolumeclaims',
-    'persistentvolumes',
-    'events',
-    'leases',
-  ]);
-  const totals: Record<string, number> = {};
-  for (const line of body.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const resource = /resource="([^"]*)"/.exec(line)?.[1] ?? '';
-    const subresource = /subresource="([^"]*)"/.exec(line)?.[1] ?? '';
-    if (!counted.has(resource)) continue;
-    const key = subresource ? `${resource}/${subresource}` : resource;
-    totals[key] = (totals[key] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return totals;
-}
+/** The snapshot, storage, event and lease kinds whose requests count. */
+const COUNTED = new Set([
+  'volumesnapshots',
+  'volumesnapshotcontents',
+  'volumesnapshotclasses',
+  'persistentvolumeclaims',
+  'persistentvolumes',
+  'events',
+  'leases',
+]);
+const requestCounts = (controlPlane: ControlPlane) => apiRequestCounts(controlPlane, COUNTED);
 
 async function settledRequestCounts(controlPlane: ControlPlane): Promise<Record<string, number>> {
-  const total = (counts: Record<string, number>) =>
-    Object.values(counts).reduce((a, b) => a + b, 0);
   let last = await requestCounts(controlPlane);
   let stableSince = Date.now();
   const deadline = Date.now() + 120_000;
@@ -208,15 +143,6 @@ async function allReady(client: HttpKubeClient, names: Set<string>): Promise<voi
   }
   throw new Error(
     `${pending.size} snapshots still not ready after 30 min: ${[...pending].slice(0, 5).join(', ')}`,
-  );
-}
-
-async function inParallel<T>(items: T[], limit: number, run: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < items.length) await run(items[next++]!);
-    }),
   );
 }
 
@@ -276,26 +202,7 @@ async function main(): Promise<void> {
     );
 
     // the source volumes, provisioned once by snapback's provisioner (not measured)
-    await client.create(
-      {
-        group: 'storage.k8s.io',
-        version: 'v1',
-        plural: 'storageclasses',
-        kind: 'StorageClass',
-        namespaced: false,
-      },
-      {
-        metadata: { name: 'local' },
-        provisioner: DRIVER,
-        reclaimPolicy: 'Delete',
-      } as KubeObject,
-    );
-    await client.create(VolumeSnapshotClasses, {
-      metadata: { name: 'local' },
-      driver: DRIVER,
-      deletionPolicy: 'Delete',
-      parameters: { forceDelete: 'true' },
-    } as KubeObject);
+    await createLocalClasses(client);
     const provisioner = spawn(
       'provisioner',
       process.execPath,
@@ -313,27 +220,11 @@ async function main(): Promise<void> {
     // one source volume per snapshot: the driver serialises operations on a volume (ABORTED for
     // a second one in flight), which would measure its backoff rather than the stacks
     const sources = Array.from({ length: COUNT + 1 }, (_, n) => sourceName(n));
-    await inParallel(sources, 20, async (name) => {
-      await client.create(PersistentVolumeClaims, {
-        metadata: { name, namespace: NAMESPACE },
-        spec: {
-          accessModes: ['ReadWriteOnce'],
-          storageClassName: 'local',
-          resources: { requests: { storage: '16Mi' } },
-        },
-      } as KubeObject);
-    });
-    const bound = async () =>
-      (
-        await client.list<KubeObject & { status?: { phase?: string } }>(PersistentVolumeClaims, {
-          namespace: NAMESPACE,
-        })
-      ).items.filter((pvc) => pvc.status?.phase === 'Bound').length;
-    await waitFor(
-      async () => (await bound()) === sources.length,
-      1_800_000,
-      `${sources.length} source PVCs to be bound`,
-      async () => `${await bound()} bound\n${readFileSync(provisioner.log, 'utf8').slice(-2000)}`,
+    await provisionPvcs(
+      client,
+      NAMESPACE,
+      sources.map((name) => ({ name })),
+      () => readFileSync(provisioner.log, 'utf8').slice(-2000),
     );
     await stop(provisioner);
 
@@ -432,7 +323,7 @@ async function main(): Promise<void> {
       );
       const own = client.requests - ownBefore;
       const byResource = difference(after, before);
-      const total = Object.values(byResource).reduce((a, b) => a + b, 0) - own;
+      const requests = total(byResource) - own;
       const peaks = Object.fromEntries(
         procs.map((p) => [p.name.replace(/-\d+$/, ''), peakRssMiB(p.pid)]),
       );
@@ -440,8 +331,8 @@ async function main(): Promise<void> {
         side,
         round,
         seconds: Math.round(seconds * 100) / 100,
-        requests: total,
-        requestsPerSnapshot: Math.round((total / COUNT) * 100) / 100,
+        requests,
+        requestsPerSnapshot: Math.round((requests / COUNT) * 100) / 100,
         requestsByResource: byResource,
         peakRssMiB: peaks,
         cpuSeconds: cpu,
@@ -464,7 +355,7 @@ async function main(): Promise<void> {
     await stop(driver);
     report(results);
   } finally {
-    for (const proc of [...started].reverse()) await stopProcess(proc.pid, 10_000);
+    await processes.stopAll(10_000);
     await controlPlane.stop();
     if (LOGS_OUT) {
       mkdirSync(LOGS_OUT, { recursive: true });
@@ -492,8 +383,7 @@ function report(results: RoundResult[]): void {
     const values = results.filter((r) => r.side === side).map(pick);
     return values.reduce((a, b) => a + b, 0) / values.length;
   };
-  const rss = (side: Side) =>
-    mean(side, (r) => Object.values(r.peakRssMiB).reduce((a, b) => a + b, 0));
+  const rss = (side: Side) => mean(side, (r) => total(r.peakRssMiB));
   const stackCpu = (r: RoundResult) =>
     Object.entries(r.cpuSeconds)
       .filter(([name]) => name !== 'driver')
