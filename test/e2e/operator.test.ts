@@ -14,6 +14,7 @@ import { freePort, type ControlPlane } from '../support/control-plane.js';
 import {
   createTestNamespace,
   deleteTestNamespace,
+  httpStatusOf,
   kubeConfigFor,
   sharedControlPlane,
 } from '../support/cluster.js';
@@ -53,26 +54,6 @@ class RecordingNarrator implements Narrator {
   shell(command: string, output: string): void {
     this.lines.push(`$ ${command}`, output.trimEnd());
   }
-}
-
-/**
- * 429 is API Priority and Fairness shedding load on a busy machine, not an answer about
- * permissions: ask again until the API server decides.
- */
-async function statusOf(request: () => Promise<unknown>): Promise<number> {
-  let last = 0;
-  return waitFor(
-    async () => {
-      last = await request().then(
-        () => 200,
-        (error: { code?: number }) => error.code ?? 0,
-      );
-      return last === 429 ? 0 : last;
-    },
-    30_000,
-    'an answer other than 429 Too Many Requests',
-    () => `HTTP ${last}`,
-  );
 }
 
 /**
@@ -269,18 +250,18 @@ describe('e2e: helm install, the operator as the chart’s ServiceAccount, the r
     operatorConfig.loadFromFile(operatorKubeconfig);
     const asOperator = new HttpKubeClient(operatorConfig, { qps: 20, burst: 40 });
     expect(
-      await statusOf(() => asOperator.get(Secrets, 'not-for-snapback', appNamespace)),
+      await httpStatusOf(() => asOperator.get(Secrets, 'not-for-snapback', appNamespace)),
     ).to.equal(403);
-    expect(await statusOf(() => asOperator.list(Secrets, { namespace: 'kube-system' }))).to.equal(
-      403,
-    );
     expect(
-      await statusOf(() => asOperator.list(Secrets, { namespace: releaseNamespace })),
+      await httpStatusOf(() => asOperator.list(Secrets, { namespace: 'kube-system' })),
+    ).to.equal(403);
+    expect(
+      await httpStatusOf(() => asOperator.list(Secrets, { namespace: releaseNamespace })),
     ).to.equal(403);
     // a control: the token itself is good, and what the rules allow is allowed
-    expect(await statusOf(() => asOperator.list(PersistentVolumes).then((l) => l.items))).to.equal(
-      200,
-    );
+    expect(
+      await httpStatusOf(() => asOperator.list(PersistentVolumes).then((l) => l.items)),
+    ).to.equal(200);
     // and the admin can read the secret, so the 403 is about the operator, not the object
     const secret = await client.get(Secrets, 'not-for-snapback', appNamespace);
     expect(secret?.metadata?.name).to.equal('not-for-snapback');

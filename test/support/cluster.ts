@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
+import { waitFor } from './processes.js';
 import { tool } from './tools.js';
 
 const execFileAsync = promisify(execFile);
@@ -66,4 +67,25 @@ export async function deleteTestNamespace(kc: k8s.KubeConfig, name: string): Pro
     .catch((error: unknown) => {
       if ((error as { code?: number }).code !== 404) throw error;
     });
+}
+
+/**
+ * The HTTP status a request gets (200 when it succeeds). 429 is API Priority and Fairness
+ * shedding load on a busy machine, not an answer about permissions: it asks again until the
+ * API server decides.
+ */
+export async function httpStatusOf(request: () => Promise<unknown>): Promise<number> {
+  let last = 0;
+  return waitFor(
+    async () => {
+      last = await request().then(
+        () => 200,
+        (error: { code?: number }) => error.code ?? 0,
+      );
+      return last === 429 ? 0 : last;
+    },
+    30_000,
+    'an answer other than 429 Too Many Requests',
+    () => `HTTP ${last}`,
+  );
 }

@@ -4,11 +4,11 @@ import type { ControlPlane } from '../../support/control-plane.js';
 import {
   createTestNamespace,
   deleteTestNamespace,
+  httpStatusOf,
   kubeConfigFor,
   kubectl,
   sharedControlPlane,
 } from '../../support/cluster.js';
-import { waitFor } from '../../support/processes.js';
 import { alicloudValues, chartDir, helm, helmOk, parseManifests, templateArgs } from './helm.js';
 
 const SNAPSHOT_CRDS = [
@@ -269,27 +269,10 @@ describe('Helm chart charts/snapback: install into a real API server', function 
       contexts: [{ name: 'c', cluster: 'c', user: 'snapback' }],
       currentContext: 'c',
     });
-    // 429 is API Priority and Fairness shedding load on a busy test machine, not an answer
-    // about permissions: ask again until the API server decides.
-    const status = async (request: () => Promise<unknown>): Promise<number> => {
-      let last = 0;
-      return waitFor(
-        async () => {
-          last = await request().then(
-            () => 200,
-            (error: { code?: number }) => error.code ?? 0,
-          );
-          return last === 429 ? 0 : last;
-        },
-        30_000,
-        'an answer other than 429 Too Many Requests',
-        () => `HTTP ${last}`,
-      );
-    };
     const custom = asOperator.makeApiClient(k8s.CustomObjectsApi);
     const operatorCore = asOperator.makeApiClient(k8s.CoreV1Api);
     expect(
-      await status(() =>
+      await httpStatusOf(() =>
         custom.listClusterCustomObject({
           group: 'snapshot.storage.k8s.io',
           version: 'v1',
@@ -297,13 +280,13 @@ describe('Helm chart charts/snapback: install into a real API server', function 
         }),
       ),
     ).to.equal(200);
-    expect(await status(() => operatorCore.listPersistentVolumeClaimForAllNamespaces())).to.equal(
-      200,
-    );
     expect(
-      await status(() => operatorCore.listNamespacedSecret({ namespace: 'kube-system' })),
+      await httpStatusOf(() => operatorCore.listPersistentVolumeClaimForAllNamespaces()),
+    ).to.equal(200);
+    expect(
+      await httpStatusOf(() => operatorCore.listNamespacedSecret({ namespace: 'kube-system' })),
     ).to.equal(403);
-    expect(await status(() => operatorCore.listNamespacedPod({ namespace }))).to.equal(403);
+    expect(await httpStatusOf(() => operatorCore.listNamespacedPod({ namespace }))).to.equal(403);
   });
 
   it('accepts the ACK values on the API server (server-side dry run)', async function () {
