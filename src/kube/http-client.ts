@@ -136,15 +136,7 @@ export class HttpKubeClient implements KubeClient {
   }
 
   create<T extends KubeObject>(type: ResourceType, obj: T, options: WriteOptions = {}): Promise<T> {
-    return this.request<T>(
-      'POST',
-      this.path(type, obj.metadata?.namespace, undefined, options.subresource),
-      {
-        body: JSON.stringify({ apiVersion: apiVersionOf(type), kind: type.kind, ...obj }),
-        contentType: 'application/json',
-        query: { fieldManager: options.fieldManager },
-      },
-    );
+    return this.write('POST', type, obj, undefined, options);
   }
 
   replace<T extends KubeObject>(
@@ -154,8 +146,19 @@ export class HttpKubeClient implements KubeClient {
   ): Promise<T> {
     const name = obj.metadata?.name;
     if (!name) throw new Error(`cannot replace a ${type.kind} without metadata.name`);
+    return this.write('PUT', type, obj, name, options);
+  }
+
+  /** POST (create, `name` undefined) or PUT (replace) of a whole object. */
+  private write<T extends KubeObject>(
+    method: 'POST' | 'PUT',
+    type: ResourceType,
+    obj: T,
+    name: string | undefined,
+    options: WriteOptions,
+  ): Promise<T> {
     return this.request<T>(
-      'PUT',
+      method,
       this.path(type, obj.metadata?.namespace, name, options.subresource),
       {
         body: JSON.stringify({ apiVersion: apiVersionOf(type), kind: type.kind, ...obj }),
