@@ -2,8 +2,15 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import winston from 'winston';
 
-import { CAP_SYS_RESOURCE, hasCapability } from '../../../src/driver/backends/local/system.js';
+import {
+  CAP_SYS_RESOURCE,
+  type CommandRunner,
+  hasCapability,
+  runCommand,
+} from '../../../src/driver/backends/local/system.js';
 import {
   cleanupScratch,
   codeOf,
@@ -209,6 +216,45 @@ describe('local backend: disks, snapshots and restores (driver in this process)'
     expect(await sha256Of(path.join(cloneTarget, 'data'))).to.equal(sum);
     await unpublishAndUnstage(client, dir, 'clone');
     await unpublishAndUnstage(client, dir, 'original');
+  });
+
+  it('freezes a mounted file system for the reading only: one freeze, one thaw, the time logged', async function () {
+    await driver.stop();
+    const fsfreeze: string[] = [];
+    const run: CommandRunner = (program, args) => {
+      if (program === 'fsfreeze') fsfreeze.push(args.join(' '));
+      return runCommand(program, args);
+    };
+    const logged: Array<Record<string, unknown>> = [];
+    const logger = winston.createLogger({
+      format: winston.format.json(),
+      transports: [
+        new winston.transports.Stream({
+          stream: new Writable({
+            write(chunk: Buffer, _encoding, done) {
+              logged.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+              done();
+            },
+          }),
+        }),
+      ],
+    });
+    driver = await startLocalDriver(dir, { run, logger });
+    const { client } = driver;
+    await createVolume(driver, 'busy', 256 * MiB);
+    const target = await stageAndPublish(client, dir, 'busy');
+    await writeRandomFile(path.join(target, 'data'), 64 * MiB);
+
+    await client.controller.createSnapshot({ name: 'busy-snap', source_volume_id: 'busy' });
+    const mountPoint = fsfreeze[0]!.replace('--freeze ', '');
+    // The thaw once the image is read stands for the thaw when the copy ends: not twice.
+    expect(fsfreeze).to.deep.equal([`--freeze ${mountPoint}`, `--unfreeze ${mountPoint}`]);
+    const created = logged.find((l) => l.message === 'snapshot created')!;
+    expect(created.frozen).to.equal(mountPoint);
+    expect(created.frozenSeconds).to.be.a('number');
+    expect(created.syncSeconds).to.be.a('number');
+    writeFileSync(path.join(target, 'after'), 'writable again');
+    await unpublishAndUnstage(client, dir, 'busy');
   });
 
   it('on a file system with reflinks (XFS), snapshots and restores share extents instead of copying', async function () {

@@ -84,6 +84,17 @@ describe('local backend: sparse copy', function () {
     expect(result.syncSeconds).to.be.at.least(0);
   });
 
+  it('says when the source has been read, with every block already in the copy, once', async function () {
+    const target = path.join(dir, 'copy.img');
+    const seen: string[] = [];
+    await copySparse(runCommand, source, target, {
+      sourceRead: async () => {
+        seen.push(sha256(readFileSync(target)));
+      },
+    });
+    expect(seen).to.deep.equal([sha256(readFileSync(source))]);
+  });
+
   it('grows the copy to a larger target size, the tail reading as zeros', async function () {
     const target = path.join(dir, 'grown.img');
     const targetBytes = 64 * MiB;

@@ -10,11 +10,12 @@ import { connectCsi, type CsiClient } from '../../../src/csi/client.js';
 import { LocalBackend } from '../../../src/driver/backends/local/backend.js';
 import {
   CAP_SYS_RESOURCE,
+  type CommandRunner,
   hasCapability,
   runCommand,
 } from '../../../src/driver/backends/local/system.js';
 import { startDriver } from '../../../src/driver/driver.js';
-import { silentLogger } from '../../../src/observability/logger.js';
+import { type Logger, silentLogger } from '../../../src/observability/logger.js';
 import { parseMountinfo } from '../../../src/driver/backends/local/mounts.js';
 import {
   killQuietly,
@@ -252,7 +253,13 @@ export interface InProcessDriver {
 /** The local backend served by startDriver in this process (faster than a child process). */
 export async function startLocalDriver(
   dir: string,
-  options: { capacityBytes?: number; root?: string; onlineResize?: boolean } = {},
+  options: {
+    capacityBytes?: number;
+    root?: string;
+    onlineResize?: boolean;
+    run?: CommandRunner;
+    logger?: Logger;
+  } = {},
 ): Promise<InProcessDriver> {
   const backend = await LocalBackend.open({
     root: options.root ?? path.join(dir, 'root'),
@@ -260,8 +267,8 @@ export async function startLocalDriver(
     capacityBytes: options.capacityBytes,
     onlineResize: options.onlineResize ?? hasCapability(CAP_SYS_RESOURCE),
     vendorVersion: 'test',
-    run: runCommand,
-    logger: silentLogger(),
+    run: options.run ?? runCommand,
+    logger: options.logger ?? silentLogger(),
   });
   const socket = path.join(dir, 'csi.sock');
   const driver = await startDriver({

@@ -24,7 +24,7 @@ import {
 } from '../../backend.js';
 import { failedPrecondition, notFound, outOfRange, resourceExhausted } from '../../errors.js';
 import { paginate } from '../../pagination.js';
-import { type CopyResult, copyFigures, copySparse } from './copy.js';
+import { type CopyOptions, type CopyResult, copyFigures, copySparse } from './copy.js';
 import { metaIds, readJson, removeDurably, renameDurably, writeFileAtomic } from './files.js';
 import { checkName, isKnownIdShape, Layout } from './layout.js';
 import {
@@ -42,6 +42,9 @@ import { loopDevicesOf, readMounts } from './mounts.js';
 import { KeyedMutex } from './mutex.js';
 import { LocalNode } from './node.js';
 import type { CommandRunner } from './system.js';
+
+/** A copy, and how long the file system it was read from was frozen (when it was mounted). */
+type FrozenCopy = CopyResult & { frozenSeconds?: number };
 
 export const localDriverName = 'local.snapback.dev';
 export const localTopologyKey = 'topology.local.snapback.dev/node';
@@ -231,18 +234,13 @@ export class LocalBackend implements DiskBackend {
     });
 
     const tmp = this.layout.tmpFile('disk', id);
-    let copied: CopyResult | undefined;
+    let copied: FrozenCopy | undefined;
     try {
       if (sourceImage) {
-        if (frozenMount) await this.run('fsfreeze', ['--freeze', frozenMount]);
-        try {
-          copied = await copySparse(this.run, sourceImage, tmp, {
-            targetBytes: capacityBytes,
-            expectedChecksum,
-          });
-        } finally {
-          if (frozenMount) await this.thaw(frozenMount);
-        }
+        copied = await this.copyFrozen(sourceImage, tmp, frozenMount, {
+          targetBytes: capacityBytes,
+          expectedChecksum,
+        });
       } else {
         await this.createSparseFile(tmp, capacityBytes);
       }
@@ -418,12 +416,7 @@ export class LocalBackend implements DiskBackend {
     const tmp = this.layout.tmpFile('snapshot', id);
     let copied;
     try {
-      if (mountPoint) await this.run('fsfreeze', ['--freeze', mountPoint]);
-      try {
-        copied = await copySparse(this.run, sourceImage, tmp);
-      } finally {
-        if (mountPoint) await this.thaw(mountPoint);
-      }
+      copied = await this.copyFrozen(sourceImage, tmp, mountPoint, {});
       await renameDurably(tmp, this.layout.snapshotImage(id));
     } catch (error) {
       await rm(tmp, { force: true });
@@ -498,6 +491,34 @@ export class LocalBackend implements DiskBackend {
   }
 
   // ---- freezing ----
+
+  /**
+   * Copies an image with the file system mounted from it (if any) frozen while it is read, so
+   * the copy is consistent: thawed as soon as the last block is read, before the copy is
+   * flushed, and in any case when the copy ends.
+   */
+  private async copyFrozen(
+    source: string,
+    target: string,
+    mountPoint: string | undefined,
+    options: CopyOptions,
+  ): Promise<FrozenCopy> {
+    if (!mountPoint) return copySparse(this.run, source, target, options);
+    await this.run('fsfreeze', ['--freeze', mountPoint]);
+    const frozenAt = performance.now();
+    let frozenSeconds: number | undefined;
+    const thaw = async (): Promise<void> => {
+      if (frozenSeconds !== undefined) return;
+      frozenSeconds = Math.round(performance.now() - frozenAt) / 1000;
+      await this.thaw(mountPoint);
+    };
+    try {
+      const copied = await copySparse(this.run, source, target, { ...options, sourceRead: thaw });
+      return { ...copied, frozenSeconds };
+    } finally {
+      await thaw();
+    }
+  }
 
   /** Where the file system on `image` is mounted on this node (its first mount), if it is. */
   private async mountPointOf(image: string): Promise<string | undefined> {

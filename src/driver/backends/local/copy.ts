@@ -39,6 +39,11 @@ export interface CopyOptions {
   targetBytes?: number;
   /** Fail (and leave the target incomplete) when the source's checksum differs. */
   expectedChecksum?: string;
+  /**
+   * Called once every block of the source has been read and its copy written, before the
+   * copy is flushed: the source may change from then on (a frozen file system can be thawed).
+   */
+  sourceRead?: () => Promise<void>;
 }
 
 export interface CopyResult {
@@ -55,9 +60,12 @@ export interface CopyResult {
 }
 
 /** A copy's timings, rounded for a log line. */
-export const copyFigures = (result: CopyResult): Record<string, number | boolean> => ({
+export const copyFigures = (
+  result: CopyResult & { frozenSeconds?: number },
+): Record<string, number | boolean> => ({
   copySeconds: Math.round(result.copySeconds * 1000) / 1000,
   syncSeconds: Math.round(result.syncSeconds * 1000) / 1000,
+  ...(result.frozenSeconds !== undefined && { frozenSeconds: result.frozenSeconds }),
   reflinked: result.reflinked,
 });
 
@@ -99,6 +107,7 @@ async function reflinkCopy(
     throw error;
   }
   const { checksum, dataBytes } = await checksumOf(run, source);
+  await options.sourceRead?.();
   if (options.expectedChecksum !== undefined && checksum !== options.expectedChecksum) {
     throw corrupt(source, checksum, options.expectedChecksum);
   }
@@ -238,6 +247,7 @@ export async function copySparse(
       }
     }
     await Promise.all(writes);
+    await options.sourceRead?.();
     const value = checksum.value();
     if (options.expectedChecksum !== undefined && value !== options.expectedChecksum) {
       throw corrupt(source, value, options.expectedChecksum);
