@@ -139,6 +139,33 @@ describe('provisioner controller (fake API server, scripted CSI driver)', functi
   const pv = (name: string) =>
     client.peek<V1PersistentVolume & KubeObject>(PersistentVolumes, name);
 
+  /** A ready VolumeSnapshot ns/snap of PVC data, bound to its ready content. */
+  function seedReadySnapshot(restoreSize: string, contentRestoreBytes?: number): void {
+    client.seed(VolumeSnapshots, {
+      metadata: { name: 'snap', namespace: 'ns', uid: 'snap-uid' },
+      spec: { source: { persistentVolumeClaimName: 'data' } },
+      status: {
+        boundVolumeSnapshotContentName: 'snapcontent-snap-uid',
+        readyToUse: true,
+        restoreSize,
+      },
+    } as VolumeSnapshot);
+    client.seed(VolumeSnapshotContents, {
+      metadata: { name: 'snapcontent-snap-uid' },
+      spec: {
+        driver: DRIVER,
+        deletionPolicy: 'Delete',
+        volumeSnapshotRef: { name: 'snap', namespace: 'ns', uid: 'snap-uid' },
+        source: { volumeHandle: 'vol-src' },
+      },
+      status: {
+        snapshotHandle: 'snap-1',
+        readyToUse: true,
+        ...(contentRestoreBytes !== undefined && { restoreSize: contentRestoreBytes }),
+      },
+    } as VolumeSnapshotContent);
+  }
+
   it('provisions a blank volume: CreateVolume pvc-<uid>, a PV with claimRef and node affinity, Events', async function () {
     client.seed(StorageClasses, storageClass());
     client.seed(PersistentVolumeClaims, claim('data'));
@@ -174,25 +201,7 @@ describe('provisioner controller (fake API server, scripted CSI driver)', functi
 
   it('rejects a restore smaller than the snapshot with a clear Event, without calling the driver', async function () {
     client.seed(StorageClasses, storageClass());
-    client.seed(VolumeSnapshots, {
-      metadata: { name: 'snap', namespace: 'ns', uid: 'snap-uid' },
-      spec: { source: { persistentVolumeClaimName: 'data' } },
-      status: {
-        boundVolumeSnapshotContentName: 'snapcontent-snap-uid',
-        readyToUse: true,
-        restoreSize: '2Gi',
-      },
-    } as VolumeSnapshot);
-    client.seed(VolumeSnapshotContents, {
-      metadata: { name: 'snapcontent-snap-uid' },
-      spec: {
-        driver: DRIVER,
-        deletionPolicy: 'Delete',
-        volumeSnapshotRef: { name: 'snap', namespace: 'ns', uid: 'snap-uid' },
-        source: { volumeHandle: 'vol-src' },
-      },
-      status: { snapshotHandle: 'snap-1', readyToUse: true, restoreSize: 2 * GI },
-    } as VolumeSnapshotContent);
+    seedReadySnapshot('2Gi', 2 * GI);
     client.seed(
       PersistentVolumeClaims,
       claim('restore', {
@@ -217,25 +226,7 @@ describe('provisioner controller (fake API server, scripted CSI driver)', functi
 
   it('restores from a ready snapshot, guarding the snapshot with a finalizer meanwhile', async function () {
     client.seed(StorageClasses, storageClass());
-    client.seed(VolumeSnapshots, {
-      metadata: { name: 'snap', namespace: 'ns', uid: 'snap-uid' },
-      spec: { source: { persistentVolumeClaimName: 'data' } },
-      status: {
-        boundVolumeSnapshotContentName: 'snapcontent-snap-uid',
-        readyToUse: true,
-        restoreSize: '1Gi',
-      },
-    } as VolumeSnapshot);
-    client.seed(VolumeSnapshotContents, {
-      metadata: { name: 'snapcontent-snap-uid' },
-      spec: {
-        driver: DRIVER,
-        deletionPolicy: 'Delete',
-        volumeSnapshotRef: { name: 'snap', namespace: 'ns', uid: 'snap-uid' },
-        source: { volumeHandle: 'vol-src' },
-      },
-      status: { snapshotHandle: 'snap-1', readyToUse: true },
-    } as VolumeSnapshotContent);
+    seedReadySnapshot('1Gi');
     csi.beforeCreate = async () => {
       const snapshot = client.peek<VolumeSnapshot>(VolumeSnapshots, 'snap', 'ns');
       csi.seenFinalizer = snapshot?.metadata.finalizers?.includes(FINALIZER_SNAPSHOT_SOURCE);
