@@ -21,7 +21,7 @@ INTEGRATION_TESTS := 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts'
 BIN := node_modules/.bin
 TSX := node --import tsx/esm
 
-.PHONY: help node deps tools generate build lint test test-unit test-integration up down clean demo
+.PHONY: help node deps tools node-deps generate build lint test test-unit test-integration up down clean demo
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,6 +46,18 @@ deps: $(DEPS) ## install the npm dependencies
 
 tools: ## build the test control plane and peer tools from tools/ (cached by version)
 	@bash tools/build.sh build
+
+# Debian's packages the test node needs (docs/decisions/0001-test-node-runtime.md).
+NODE_PACKAGES := containerd runc containernetworking-plugins iptables
+node-deps: ## install the test node's container runtime and CNI plugins from Debian's packages (root)
+	@missing=$$(for p in $(NODE_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  [ "$$(id -u)" = 0 ] || { echo "make node-deps: installing $$missing needs root (apt-get)" >&2; exit 1; }; \
+	  echo "installing $$missing from Debian's packages"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing >/dev/null \
+	    || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing >/dev/null; } \
+	    || { echo "make node-deps: apt-get could not install $$missing" >&2; exit 1; }; \
+	fi
 
 generate: $(DEPS) tools ## regenerate the generated files: CRDs in crds/, CSI types in src/gen/, docs/api-reference.md
 	$(TSX) src/api/generate.ts

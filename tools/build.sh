@@ -11,7 +11,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${SNAPBACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/snapback}
 bin=$cache/bin
-all_tools=(kube etcd helm csi-test snapshotter csi-spec)
+all_tools=(kube etcd helm csi-test snapshotter csi-spec kubelet-api pause)
+# the Kubernetes commands built from tools/kube: the control plane, kubectl, and a node
+kube_commands=(kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy)
 
 die() { echo "make tools: $*" >&2; exit 1; }
 
@@ -30,27 +32,41 @@ tool_dir() {
     csi-test) version=$(module_version csi-test github.com/kubernetes-csi/csi-test/v5) ;;
     snapshotter) version=$(module_version snapshotter github.com/kubernetes-csi/external-snapshotter/v8) ;;
     csi-spec) version=$(module_version csi-spec github.com/container-storage-interface/spec) ;;
+    kubelet-api) version=$(module_version kubelet-api k8s.io/kubelet) ;;
+    pause) version=$(sed -n 's/^const version = "\(.*\)"/\1/p' "$here/pause/main.go") ;;
     *) die "unknown tool '$tool' (known: ${all_tools[*]})" ;;
   esac
   [ -n "$version" ] || die "cannot read the $tool version from tools/$tool/go.mod"
-  sum=$(cat "$here/$tool/go.mod" "$here/$tool/go.sum" | sha256sum | cut -c1-10)
+  sum=$({
+    cat "$here/$tool/go.mod" "$here/$tool/go.sum"
+    case $tool in
+      kube) echo "${kube_commands[*]}" ;;
+      pause) cat "$here/pause/main.go" ;;
+    esac
+  } | sha256sum | cut -c1-10)
   echo "$bin/$tool-$version-$sum"
 }
 
 paths() {
-  local k e h c s p
+  local k e h c s p r a
   k=$(tool_dir kube); e=$(tool_dir etcd); h=$(tool_dir helm)
   c=$(tool_dir csi-test); s=$(tool_dir snapshotter); p=$(tool_dir csi-spec)
+  r=$(tool_dir kubelet-api); a=$(tool_dir pause)
   cat <<EOF
 KUBE_APISERVER=$k/kube-apiserver
 KUBE_CONTROLLER_MANAGER=$k/kube-controller-manager
 KUBECTL=$k/kubectl
+KUBE_SCHEDULER=$k/kube-scheduler
+KUBELET=$k/kubelet
+KUBE_PROXY=$k/kube-proxy
 ETCD=$e/etcd
 HELM=$h/helm
 CSI_SANITY=$c/csi-sanity
 SNAPSHOT_CONTROLLER=$s/snapshot-controller
 CSI_SNAPSHOTTER=$s/csi-snapshotter
 CSI_PROTO=$p/csi.proto
+PLUGIN_REGISTRATION_PROTO=$r/pluginregistration.proto
+PAUSE=$a/pause
 EOF
 }
 
@@ -79,8 +95,7 @@ build_one() {
         ld="$ld -X $p.buildDate=1970-01-01T00:00:00Z"
       done
       GO_TAGS=selinux,notest,grpcnotrace gobuild kube "$tmp" "$ld" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-        k8s.io/kubernetes/cmd/kubectl
+        "${kube_commands[@]/#/k8s.io/kubernetes/cmd/}"
       ;;
     etcd) gobuild etcd "$tmp" "" go.etcd.io/etcd/server/v3 && mv "$tmp"/server "$tmp/etcd" ;;
     helm) gobuild helm "$tmp" "-X helm.sh/helm/v3/internal/version.version=$version" helm.sh/helm/v3/cmd/helm ;;
@@ -96,6 +111,15 @@ build_one() {
         sed -n 's/.*"Dir": "\(.*\)",/\1/p')
       [ -f "$src/csi.proto" ] && cp "$src/csi.proto" "$tmp/csi.proto"
       ;;
+    kubelet-api)
+      # kubelet's plugin registration API, which snapback's node registrar serves
+      local src
+      src=$(cd "$here/kubelet-api" && GOWORK=off go mod download -json k8s.io/kubelet |
+        sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+      [ -f "$src/pkg/apis/pluginregistration/v1/api.proto" ] &&
+        cp "$src/pkg/apis/pluginregistration/v1/api.proto" "$tmp/pluginregistration.proto"
+      ;;
+    pause) gobuild pause "$tmp" "" . ;;
   esac >"$log" 2>&1; then
     rm -rf "$tmp"
     die "building $tool failed: $(grep -v '^go: downloading' "$log" | tail -n 1) (full log: $log)"

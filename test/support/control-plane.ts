@@ -38,6 +38,8 @@ export interface ControlPlaneState {
   kubeconfig: string;
   server: string;
   token: string;
+  /** Credentials of the node's kubelet, when the control plane serves a node. */
+  nodeToken?: string;
   /** PIDs by component. */
   pids: { etcd: number; apiserver: number; controllerManager: number };
   /** The process that owns the control plane, or null when it outlives its starter (`make up`). */
@@ -53,6 +55,21 @@ export interface StartControlPlaneOptions {
   /** Base directory for the control plane's state (default: the OS temp dir). */
   baseDir?: string;
   readyTimeoutMs?: number;
+  /** Serve a node (see NodeNetwork in node.ts) instead of API clients alone. */
+  node?: ControlPlaneNodeOptions;
+}
+
+/**
+ * A control plane for a real node: the API server listens on the node's bridge address (pods
+ * reach it there, through the `kubernetes` Service), admits ServiceAccount tokens, authorizes
+ * kubelets as nodes and reaches them by InternalIP; kube-controller-manager runs every default
+ * controller (Deployments, StatefulSets, DaemonSets, Jobs, EndpointSlices, attach-detach...).
+ */
+export interface ControlPlaneNodeOptions {
+  /** The node's address, on the harness's bridge. */
+  address: string;
+  nodeName: string;
+  serviceCidr: string;
 }
 
 export class ControlPlane {
@@ -217,16 +234,21 @@ export async function startControlPlane(
   const peerPort = await freePort();
   const apiserverPort = options.apiserverPort ?? (await freePort());
   const token = randomBytes(24).toString('hex');
-  const server = `https://127.0.0.1:${apiserverPort}`;
+  const node = options.node;
+  const nodeToken = node ? randomBytes(24).toString('hex') : undefined;
+  const host = node?.address ?? '127.0.0.1';
+  const server = `https://${host}:${apiserverPort}`;
   const logs = {
     etcd: path.join(dir, 'etcd.log'),
     apiserver: path.join(dir, 'kube-apiserver.log'),
     controllerManager: path.join(dir, 'kube-controller-manager.log'),
   };
 
-  writeFileSync(path.join(dir, 'tokens.csv'), `${token},admin,admin,system:masters\n`, {
-    mode: 0o600,
-  });
+  const tokens = [`${token},admin,admin,system:masters`];
+  if (node && nodeToken) {
+    tokens.push(`${nodeToken},system:node:${node.nodeName},kubelet,system:nodes`);
+  }
+  writeFileSync(path.join(dir, 'tokens.csv'), `${tokens.join('\n')}\n`, { mode: 0o600 });
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const saKey = path.join(dir, 'sa.key');
   writeFileSync(saKey, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
@@ -237,6 +259,7 @@ export async function startControlPlane(
     kubeconfig: path.join(dir, 'kubeconfig'),
     server,
     token,
+    ...(nodeToken ? { nodeToken } : {}),
     pids: started as ControlPlaneState['pids'],
     owner: owned ? process.pid : null,
   });
@@ -298,22 +321,28 @@ export async function startControlPlane(
       '--etcd-servers',
       `http://127.0.0.1:${etcdPort}`,
       '--bind-address',
-      '127.0.0.1',
+      host,
       '--advertise-address',
-      '127.0.0.1',
+      host,
       '--secure-port',
       String(apiserverPort),
       '--cert-dir',
       path.join(dir, 'certs'),
       '--token-auth-file',
       path.join(dir, 'tokens.csv'),
-      '--authorization-mode',
-      'RBAC',
-      '--service-cluster-ip-range',
-      '10.0.0.0/24',
       '--allow-privileged=true',
-      '--disable-admission-plugins',
-      'ServiceAccount',
+      ...(node
+        ? [
+            '--authorization-mode=Node,RBAC',
+            `--service-cluster-ip-range=${node.serviceCidr}`,
+            '--kubelet-preferred-address-types=InternalIP',
+          ]
+        : [
+            '--authorization-mode=RBAC',
+            '--service-cluster-ip-range=10.0.0.0/24',
+            // no kubelet mounts tokens into pods here; pods are API objects only
+            '--disable-admission-plugins=ServiceAccount',
+          ]),
       '--service-account-issuer',
       server,
       '--service-account-key-file',
@@ -355,7 +384,15 @@ export async function startControlPlane(
       '--leader-elect=false',
       '--secure-port=0',
       '--controllers',
-      CONTROLLERS.join(','),
+      node ? '*' : CONTROLLERS.join(','),
+      ...(node
+        ? [
+            // publishes kube-root-ca.crt, which pods' ServiceAccount volumes carry
+            `--root-ca-file=${caFile}`,
+            `--service-account-private-key-file=${saKey}`,
+            `--service-cluster-ip-range=${node.serviceCidr}`,
+          ]
+        : []),
       '--pvclaimbinder-sync-period',
       '2s',
     ],

@@ -10,12 +10,17 @@ export interface ToolPaths {
   KUBE_APISERVER: string;
   KUBE_CONTROLLER_MANAGER: string;
   KUBECTL: string;
+  KUBE_SCHEDULER: string;
+  KUBELET: string;
+  KUBE_PROXY: string;
   ETCD: string;
   HELM: string;
   CSI_SANITY: string;
   SNAPSHOT_CONTROLLER: string;
   CSI_SNAPSHOTTER: string;
   CSI_PROTO: string;
+  PLUGIN_REGISTRATION_PROTO: string;
+  PAUSE: string;
 }
 
 let cached: ToolPaths | undefined;

@@ -1,0 +1,679 @@
+/**
+ * A real node for the test control plane: containerd + runc with the CNI bridge plugin,
+ * kubelet, kube-scheduler and kube-proxy, and a local OCI registry serving the images `make
+ * image` built. Everything runs on this machine: the node's address is on a bridge the harness
+ * creates, pods get addresses on that bridge and routes to it alone (no default route, IP
+ * forwarding stays off), and containerd pulls every registry name the tests use from the local
+ * registry on 127.0.0.1.
+ *
+ * Three facts of this sandbox shape the settings: cgroups are v1 (kubelet's failCgroupV1 off,
+ * the cgroupfs driver), lowering oom_score_adj is not allowed (containerd's
+ * restrict_oom_score_adj), and `/` has private mount propagation (the kubelet directory is made
+ * a shared mount, so the node plugin's Bidirectional mounts reach the pods).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { parseMountinfo } from '../../src/driver/backends/local/mounts.js';
+import {
+  freePort,
+  kubeconfigYaml,
+  startControlPlane,
+  type ControlPlane,
+  type ControlPlaneState,
+} from './control-plane.js';
+import { isAlive, killQuietly, startProcess, stopProcess, waitFor } from './processes.js';
+import { tool } from './tools.js';
+
+const execFileAsync = promisify(execFile);
+
+/** The node's network: a bridge of the harness's own, and the ranges routed to it. */
+export const NODE_NETWORK = {
+  bridge: 'snapback0',
+  nodeName: 'snapback-node',
+  address: '10.88.0.1',
+  podCidr: '10.88.0.0/16',
+  /** Pods get addresses from here on; below it stays free for the node. */
+  podRangeStart: '10.88.1.1',
+  serviceCidr: '10.96.0.0/24',
+} as const;
+
+/** Kubelet's directory: the chart's default `driver.local.kubeletDir`. */
+export const KUBELET_DIR = '/var/lib/kubelet';
+/** Where the chart's local driver keeps disk images (`driver.local.root`). */
+export const LOCAL_DRIVER_DIR = '/var/lib/snapback/local';
+
+/** Debian's packages that provide the runtime (installed by `make node-deps`). */
+const RUNTIME = {
+  containerd: '/usr/bin/containerd',
+  runc: '/usr/sbin/runc',
+  cniBin: '/usr/lib/cni',
+};
+
+export interface NodeState {
+  dir: string;
+  registry: { pid: number; port: number };
+  pids: { containerd?: number; kubelet?: number; scheduler?: number; proxy?: number };
+  /** Network namespaces, iptables rules and directories present before the node started. */
+  before: {
+    netns: string[];
+    iptables: string;
+    ip6tables: string;
+    kubeletDir: boolean;
+    localDriverDir: boolean;
+  };
+  containerdSocket: string;
+}
+
+export interface NodeClusterState {
+  controlPlane: ControlPlaneState;
+  node: NodeState;
+}
+
+/** The images the node runs, and the registry that serves them to containerd. */
+export interface NodeImages {
+  /** The OCI image layout `make image` wrote. */
+  layoutDir: string;
+  /** `repository:tag` of the pod sandbox image in that layout. */
+  pause: string;
+  /** Starts a registry process serving `layoutDir` on 127.0.0.1:`port`. */
+  startRegistry(options: {
+    layoutDir: string;
+    port: number;
+    logFile: string;
+    owned: boolean;
+  }): Promise<{ pid: number; port: number }>;
+}
+
+export interface StartNodeClusterOptions {
+  images: NodeImages;
+  /** false for `make up` and `make demo`: the processes outlive their starter. */
+  owned: boolean;
+  baseDir: string;
+  readyTimeoutMs?: number;
+  /** Called with the state as each component starts, so an interrupted start can be undone. */
+  onState?: (state: NodeClusterState) => void;
+}
+
+function sh(command: string, args: string[]): string {
+  return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function trySh(command: string, args: string[]): boolean {
+  try {
+    execFileSync(command, args, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+function netnsList(): string[] {
+  return existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+}
+
+/**
+ * Why containers cannot run on this machine, in one line, or undefined when they can.
+ * Checked before anything starts, so a machine without a runtime fails at once, not by timeout.
+ */
+export function nodePrerequisiteProblem(images: NodeImages): string | undefined {
+  if (process.getuid?.() !== 0) return 'the test node needs root (containerd, kubelet, mounts)';
+  for (const [name, file] of Object.entries({
+    containerd: RUNTIME.containerd,
+    runc: RUNTIME.runc,
+    'CNI bridge plugin': path.join(RUNTIME.cniBin, 'bridge'),
+  })) {
+    if (!existsSync(file)) {
+      return `${name} is missing (${file}): run \`make node-deps\` (Debian's containerd, runc, containernetworking-plugins)`;
+    }
+  }
+  for (const command of ['ip', 'iptables', 'iptables-save', 'iptables-restore', 'mount']) {
+    if (!trySh('sh', ['-c', `command -v ${command}`])) {
+      return `${command} is missing: run \`make node-deps\``;
+    }
+  }
+  if (!existsSync('/sys/fs/cgroup/memory') && !existsSync('/sys/fs/cgroup/cgroup.controllers')) {
+    return 'no cgroup file system is mounted at /sys/fs/cgroup: containers cannot run here';
+  }
+  if (!existsSync(images.layoutDir)) {
+    return `the node's images are not built (${images.layoutDir} is missing): run \`make image\``;
+  }
+  return undefined;
+}
+
+/** Creates the node's bridge with its address; fails if a node already runs on this machine. */
+function createBridge(): void {
+  const { bridge, address, podCidr } = NODE_NETWORK;
+  if (trySh('ip', ['link', 'show', bridge])) {
+    throw new Error(
+      `network interface ${bridge} exists: a test node is already running on this machine ` +
+        '(`make down` stops the one `make up` started)',
+    );
+  }
+  const prefix = podCidr.split('/')[1];
+  sh('ip', ['link', 'add', bridge, 'type', 'bridge']);
+  sh('ip', ['addr', 'add', `${address}/${prefix}`, 'dev', bridge]);
+  sh('ip', ['link', 'set', bridge, 'up']);
+}
+
+function containerdConfig(dir: string, registry: string, pause: string): string {
+  const cri = 'plugins."io.containerd.grpc.v1.cri"';
+  return `version = 2
+root = "${dir}/containerd/root"
+state = "${dir}/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+
+[grpc]
+  address = "${dir}/containerd/containerd.sock"
+
+[ttrpc]
+  address = "${dir}/containerd/containerd.sock.ttrpc"
+
+[${cri}]
+  sandbox_image = "${registry}/${pause}"
+  # lowering oom_score_adj needs CAP_SYS_RESOURCE, which this sandbox lacks
+  restrict_oom_score_adj = true
+  enable_selinux = false
+  [${cri}.containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [${cri}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [${cri}.containerd.runtimes.runc.options]
+        BinaryName = "${RUNTIME.runc}"
+        SystemdCgroup = false
+  [${cri}.cni]
+    bin_dir = "${RUNTIME.cniBin}"
+    conf_dir = "${dir}/cni/net.d"
+  [${cri}.registry]
+    config_path = "${dir}/containerd/certs.d"
+`;
+}
+
+/**
+ * Every registry name the chart and the recipe use is served by the local registry, and
+ * nothing falls through to the real host: `server` replaces the upstream endpoint.
+ */
+function writeRegistryHosts(dir: string, registry: string): void {
+  for (const host of ['docker.io', 'ghcr.io', 'registry.k8s.io', registry]) {
+    const hostDir = path.join(dir, 'containerd', 'certs.d', host);
+    mkdirSync(hostDir, { recursive: true });
+    writeFileSync(
+      path.join(hostDir, 'hosts.toml'),
+      `server = "http://${registry}"\n\n[host."http://${registry}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
+  }
+}
+
+function cniConfig(dir: string): string {
+  const { bridge, podCidr, podRangeStart, address, serviceCidr } = NODE_NETWORK;
+  return JSON.stringify(
+    {
+      cniVersion: '1.0.0',
+      name: 'snapback',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge,
+          // the harness gave the bridge its address; the plugin would also turn on forwarding
+          isGateway: false,
+          ipMasq: false,
+          hairpinMode: true,
+          ipam: {
+            type: 'host-local',
+            dataDir: path.join(dir, 'cni', 'ipam'),
+            ranges: [[{ subnet: podCidr, rangeStart: podRangeStart, gateway: address }]],
+            // Services are reached through the node (kube-proxy); nothing else is routed
+            routes: [{ dst: serviceCidr, gw: address }],
+          },
+        },
+        { type: 'portmap', capabilities: { portMappings: true } },
+      ],
+    },
+    null,
+    2,
+  );
+}
+
+function kubeletConfig(port: number, healthzPort: number, containerdSocket: string): string {
+  return `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: ${NODE_NETWORK.address}
+port: ${port}
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: ${healthzPort}
+authentication:
+  anonymous:
+    enabled: true
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+containerRuntimeEndpoint: unix://${containerdSocket}
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+protectKernelDefaults: false
+registerNode: true
+rotateCertificates: false
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: "1Mi"
+  nodefs.available: "1%"
+  nodefs.inodesFree: "1%"
+  imagefs.available: "1%"
+nodeStatusUpdateFrequency: 4s
+syncFrequency: 10s
+fileCheckFrequency: 10s
+resolvConf: /etc/resolv.conf
+clusterDomain: cluster.local
+`;
+}
+
+function kubeProxyConfig(kubeconfig: string, healthzPort: number, metricsPort: number): string {
+  return `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: ${kubeconfig}
+mode: iptables
+clusterCIDR: ${NODE_NETWORK.podCidr}
+hostnameOverride: ${NODE_NETWORK.nodeName}
+healthzBindAddress: 127.0.0.1:${healthzPort}
+metricsBindAddress: 127.0.0.1:${metricsPort}
+nodePortAddresses: ["${NODE_NETWORK.address}/32"]
+conntrack:
+  # 0: leave the kernel's conntrack settings as they are (sysctls are not writable here)
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+`;
+}
+
+/** Makes a directory a shared mount point of its own (once), for Bidirectional propagation. */
+function makeSharedMount(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const mounted = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).some(
+    (m) => m.mountPoint === dir,
+  );
+  if (!mounted) sh('mount', ['--bind', dir, dir]);
+  sh('mount', ['--make-rshared', dir]);
+}
+
+/** Unmounts everything at or under `dir`, deepest first. */
+function unmountUnder(dir: string): void {
+  const mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))
+    .map((m) => m.mountPoint)
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const mountPoint of mounts) {
+    if (!trySh('umount', [mountPoint])) trySh('umount', ['-l', mountPoint]);
+  }
+}
+
+function detachLoopsUnder(dirs: string[]): void {
+  let listing: string;
+  try {
+    listing = sh('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']);
+  } catch {
+    return;
+  }
+  for (const line of listing.split('\n')) {
+    const [device, ...file] = line.trim().split(/\s+/);
+    const backing = file.join(' ').replace(/ \(deleted\)$/, '');
+    if (device && dirs.some((dir) => backing.startsWith(`${dir}/`))) {
+      trySh('losetup', ['--detach', device]);
+    }
+  }
+}
+
+/** PIDs whose command line mentions `needle` (containerd's shims name their daemon's socket). */
+function processesMentioning(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.includes(needle)) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+/** The node's Ready condition, read with kubectl as admin. */
+async function nodeReady(kubeconfig: string): Promise<string> {
+  const { stdout } = await execFileAsync(tool('KUBECTL'), [
+    '--kubeconfig',
+    kubeconfig,
+    'get',
+    'node',
+    NODE_NETWORK.nodeName,
+    '-o',
+    'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].message}',
+  ]);
+  return stdout;
+}
+
+export class NodeCluster {
+  constructor(
+    readonly controlPlane: ControlPlane,
+    readonly node: NodeState,
+  ) {}
+
+  get state(): NodeClusterState {
+    return { controlPlane: this.controlPlane.state, node: this.node };
+  }
+
+  get kubeconfig(): string {
+    return this.controlPlane.kubeconfig;
+  }
+
+  /** Where the local registry serves the images: `<this>/<repository>:<tag>`. */
+  get registry(): string {
+    return `127.0.0.1:${this.node.registry.port}`;
+  }
+
+  logFile(
+    component: 'containerd' | 'kubelet' | 'kube-scheduler' | 'kube-proxy' | 'registry',
+  ): string {
+    return path.join(this.node.dir, `${component}.log`);
+  }
+
+  /** Stops the node, then the control plane; see stopNode. */
+  async stop(): Promise<void> {
+    await stopNode(this.node, this.controlPlane.kubeconfig);
+    await this.controlPlane.stop();
+  }
+}
+
+/**
+ * Lets the node's pods go before the node stops: the workloads are deleted first, so their
+ * controllers make no new pods, then every pod with a short grace period, and kubelet, still
+ * running, stops their containers, unpublishes and unstages their volumes and tears their
+ * sandboxes' networks down.
+ */
+async function drain(kubeconfig: string, timeoutMs: number): Promise<void> {
+  const kubectl = (args: string[]) =>
+    execFileAsync(tool('KUBECTL'), ['--kubeconfig', kubeconfig, ...args], { timeout: timeoutMs });
+  // the workloads first, so their controllers do not make new pods
+  await kubectl([
+    'delete',
+    'deployments,statefulsets,daemonsets,replicasets,jobs',
+    '--all',
+    '--all-namespaces',
+    '--wait=false',
+  ]).catch(() => undefined);
+  await kubectl([
+    'delete',
+    'pods',
+    '--all',
+    '--all-namespaces',
+    '--grace-period=1',
+    `--timeout=${Math.round(timeoutMs / 1000)}s`,
+  ]).catch(() => undefined);
+}
+
+/**
+ * Stops what startNodeCluster started on the node, by PID, and removes what it made: pods'
+ * containers and network namespaces, mounts under kubelet's directory, the local driver's loop
+ * devices, the iptables rules (restored to what they were before), the bridge and the files.
+ * Each step runs even if an earlier one failed; a node whose processes were killed outright
+ * is cleaned the same way.
+ */
+export async function stopNode(node: NodeState, kubeconfig?: string): Promise<void> {
+  const { pids } = node;
+  if (kubeconfig && pids.kubelet && isAlive(pids.kubelet) && pids.containerd) {
+    await drain(kubeconfig, 60_000).catch(() => undefined);
+  }
+  for (const pid of [pids.scheduler, pids.proxy, pids.kubelet]) {
+    if (pid) await stopProcess(pid, 5_000);
+  }
+  // containers the drain did not stop: their shims name this node's containerd socket
+  for (const pid of processesMentioning(node.containerdSocket)) {
+    if (pid !== pids.containerd) killQuietly(pid, 'SIGKILL');
+  }
+  if (pids.containerd) await stopProcess(pids.containerd, 5_000);
+  await waitFor(
+    () => processesMentioning(node.containerdSocket).length === 0,
+    10_000,
+    "the node's container processes to exit",
+  ).catch(() => undefined);
+  await stopProcess(node.registry.pid, 5_000);
+
+  for (const name of netnsList()) {
+    if (name.startsWith('cni-') && !node.before.netns.includes(name)) {
+      trySh('ip', ['netns', 'delete', name]);
+    }
+  }
+  unmountUnder(KUBELET_DIR);
+  unmountUnder(node.dir);
+  detachLoopsUnder([LOCAL_DRIVER_DIR, KUBELET_DIR, node.dir]);
+  // veths left on the bridge go with it
+  trySh('ip', ['link', 'delete', NODE_NETWORK.bridge]);
+  restoreRules('iptables-restore', node.before.iptables);
+  restoreRules('ip6tables-restore', node.before.ip6tables);
+  if (!node.before.kubeletDir) rmSync(KUBELET_DIR, { recursive: true, force: true });
+  if (!node.before.localDriverDir) rmSync(LOCAL_DRIVER_DIR, { recursive: true, force: true });
+  rmSync(node.dir, { recursive: true, force: true });
+}
+
+function saveRules(command: string): string {
+  try {
+    return sh(command, []);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Puts a family's rules back as they were saved. A table the saved state lacks is restored
+ * empty: iptables-restore flushes the chains of every table it is given and deletes the
+ * chains the section does not declare.
+ */
+function restoreRules(command: string, saved: string): void {
+  const sections = ['filter', 'nat', 'mangle', 'raw']
+    .filter((table) => !new RegExp(`^\\*${table}$`, 'm').test(saved))
+    .map((table) => `*${table}\nCOMMIT\n`);
+  try {
+    execFileSync(command, [], {
+      input: saved + sections.join(''),
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+  } catch {
+    // a family the machine lacks
+  }
+}
+
+/**
+ * Starts a control plane that serves a node, and the node: registry, containerd, kubelet,
+ * kube-scheduler, kube-proxy; returns once the Node is Ready. On failure everything already
+ * started is stopped and the error names the component and its log.
+ */
+export async function startNodeCluster(options: StartNodeClusterOptions): Promise<NodeCluster> {
+  const { images } = options;
+  const problem = nodePrerequisiteProblem(images);
+  if (problem) throw new Error(problem);
+  const timeout = options.readyTimeoutMs ?? 120_000;
+  mkdirSync(options.baseDir, { recursive: true });
+  const dir = mkdtempSync(path.join(options.baseDir, 'snapback-node-'));
+  const node: NodeState = {
+    dir,
+    registry: { pid: 0, port: 0 },
+    pids: {},
+    before: {
+      netns: netnsList(),
+      iptables: saveRules('iptables-save'),
+      ip6tables: saveRules('ip6tables-save'),
+      kubeletDir: existsSync(KUBELET_DIR),
+      localDriverDir: existsSync(LOCAL_DRIVER_DIR),
+    },
+    containerdSocket: path.join(dir, 'containerd', 'containerd.sock'),
+  };
+  createBridge();
+  let controlPlane: ControlPlane | undefined;
+  const report = () => {
+    if (controlPlane) options.onState?.({ controlPlane: controlPlane.state, node });
+  };
+  const fail = async (component: string, reason: string, log?: string): Promise<never> => {
+    const detail = log ? `\n--- ${component} (${log}) ---\n${tail(log)}` : '';
+    await stopNode(node).catch(() => undefined);
+    await controlPlane?.stop().catch(() => undefined);
+    throw new Error(`test node: ${component} ${reason}${log ? ` (log: ${log})` : ''}${detail}`);
+  };
+
+  try {
+    controlPlane = await startControlPlane({
+      owned: options.owned,
+      baseDir: options.baseDir,
+      readyTimeoutMs: timeout,
+      node: {
+        address: NODE_NETWORK.address,
+        nodeName: NODE_NETWORK.nodeName,
+        serviceCidr: NODE_NETWORK.serviceCidr,
+      },
+    });
+  } catch (error) {
+    return fail('control plane', (error as Error).message);
+  }
+  report();
+  const cp = controlPlane.state;
+  const log = (name: string) => path.join(dir, `${name}.log`);
+  const caFile = path.join(cp.dir, 'certs', 'apiserver.crt');
+
+  try {
+    node.registry = await images.startRegistry({
+      layoutDir: images.layoutDir,
+      port: await freePort(),
+      logFile: log('registry'),
+      owned: options.owned,
+    });
+  } catch (error) {
+    return fail('registry', (error as Error).message.split('\n')[0] ?? '', log('registry'));
+  }
+  report();
+  const registry = `127.0.0.1:${node.registry.port}`;
+
+  for (const sub of ['containerd', 'cni/net.d', 'kubelet-certs']) {
+    mkdirSync(path.join(dir, sub), { recursive: true });
+  }
+  writeFileSync(
+    path.join(dir, 'containerd', 'config.toml'),
+    containerdConfig(dir, registry, images.pause),
+  );
+  writeRegistryHosts(dir, registry);
+  writeFileSync(path.join(dir, 'cni', 'net.d', '10-snapback.conflist'), cniConfig(dir));
+  const containerd = startProcess(
+    RUNTIME.containerd,
+    ['--config', path.join(dir, 'containerd', 'config.toml')],
+    { logFile: log('containerd'), owned: options.owned },
+  );
+  node.pids.containerd = containerd.pid!;
+  report();
+  try {
+    await waitFor(
+      () => {
+        if (!isAlive(containerd.pid!)) throw new Error('exited');
+        return existsSync(node.containerdSocket);
+      },
+      timeout,
+      'containerd to serve its socket',
+    );
+  } catch (error) {
+    return fail('containerd', (error as Error).message, log('containerd'));
+  }
+
+  makeSharedMount(KUBELET_DIR);
+  const kubeletKubeconfig = path.join(dir, 'kubelet.kubeconfig');
+  writeFileSync(kubeletKubeconfig, kubeconfigYaml(cp.server, readFileSync(caFile), cp.nodeToken!), {
+    mode: 0o600,
+  });
+  const kubeletConfigFile = path.join(dir, 'kubelet-config.yaml');
+  writeFileSync(
+    kubeletConfigFile,
+    kubeletConfig(await freePort(), await freePort(), node.containerdSocket),
+  );
+  const kubelet = startProcess(
+    tool('KUBELET'),
+    [
+      `--config=${kubeletConfigFile}`,
+      `--kubeconfig=${kubeletKubeconfig}`,
+      `--root-dir=${KUBELET_DIR}`,
+      `--cert-dir=${path.join(dir, 'kubelet-certs')}`,
+      `--node-ip=${NODE_NETWORK.address}`,
+      `--hostname-override=${NODE_NETWORK.nodeName}`,
+      '--v=2',
+    ],
+    { logFile: log('kubelet'), owned: options.owned },
+  );
+  node.pids.kubelet = kubelet.pid!;
+  report();
+
+  const scheduler = startProcess(
+    tool('KUBE_SCHEDULER'),
+    [
+      `--kubeconfig=${cp.kubeconfig}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      `--secure-port=${await freePort()}`,
+    ],
+    { logFile: log('kube-scheduler'), owned: options.owned },
+  );
+  node.pids.scheduler = scheduler.pid!;
+  report();
+
+  const proxyConfig = path.join(dir, 'kube-proxy-config.yaml');
+  writeFileSync(proxyConfig, kubeProxyConfig(cp.kubeconfig, await freePort(), await freePort()));
+  const proxy = startProcess(tool('KUBE_PROXY'), [`--config=${proxyConfig}`], {
+    logFile: log('kube-proxy'),
+    owned: options.owned,
+  });
+  node.pids.proxy = proxy.pid!;
+  report();
+
+  let lastReady = '';
+  try {
+    await waitFor(
+      async () => {
+        for (const [name, pid] of Object.entries(node.pids)) {
+          if (pid && !isAlive(pid)) throw new Error(`${name} exited`);
+        }
+        lastReady = await nodeReady(cp.kubeconfig).catch((error: Error) => error.message);
+        return lastReady.startsWith('True');
+      },
+      timeout,
+      `Node ${NODE_NETWORK.nodeName} to be Ready`,
+      () => lastReady || 'not registered',
+    );
+  } catch (error) {
+    const message = (error as Error).message;
+    const exited = /(\w+) exited/.exec(message)?.[1];
+    const component =
+      exited === 'scheduler' ? 'kube-scheduler' : exited === 'proxy' ? 'kube-proxy' : 'kubelet';
+    return fail(component, message, log(component === 'kubelet' ? 'kubelet' : component));
+  }
+  return new NodeCluster(controlPlane, node);
+}
