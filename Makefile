@@ -64,10 +64,11 @@ generate: $(DEPS) tools ## regenerate the generated files: CRDs in crds/, CSI ty
 	$(TSX) src/csi/generate.ts
 	$(TSX) docs/generate-api-reference.ts
 
-build: $(DEPS) ## compile the TypeScript sources into dist/, with csi.proto from the pinned CSI spec
+build: $(DEPS) ## compile the TypeScript sources into dist/, with csi.proto and kubelet's pluginregistration.proto
 	$(BIN)/tsc -p tsconfig.build.json
-	@bash tools/build.sh build csi-spec
+	@bash tools/build.sh build csi-spec kubelet-api
 	@cp "$$(bash tools/build.sh paths | sed -n 's/^CSI_PROTO=//p')" dist/csi.proto
+	@cp "$$(bash tools/build.sh paths | sed -n 's/^PLUGIN_REGISTRATION_PROTO=//p')" dist/pluginregistration.proto
 
 lint: $(DEPS) ## type-check, ESLint and Prettier
 	$(BIN)/tsc --noEmit -p tsconfig.json

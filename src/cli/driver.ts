@@ -4,6 +4,9 @@ import { createMetrics } from '../observability/metrics.js';
 import { csiProtoEnv } from '../csi/proto.js';
 import { backendFactories } from '../driver/backends/registry.js';
 import { startDriver } from '../driver/driver.js';
+import { parseFlags } from './flags.js';
+
+export { parseFlags };
 
 const driverFlags: Record<string, string> = {
   backend: `disk backend: ${Object.keys(backendFactories).join(' | ')} (required)`,
@@ -13,24 +16,6 @@ const driverFlags: Record<string, string> = {
   'csi-proto': `path of csi.proto (default: $${csiProtoEnv}, else dist/csi.proto)`,
   'http-endpoint': 'host:port serving /healthz, /readyz and /metrics (default: none)',
 };
-
-/** `--name=value` and `--name value` pairs; a bare `--name` is "true". */
-export function parseFlags(args: string[]): Record<string, string> {
-  const flags: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (!arg.startsWith('--') || arg === '--') throw new Error(`unexpected argument "${arg}"`);
-    const eq = arg.indexOf('=');
-    if (eq !== -1) {
-      flags[arg.slice(2, eq)] = arg.slice(eq + 1);
-    } else if (i + 1 < args.length && !args[i + 1]!.startsWith('--')) {
-      flags[arg.slice(2)] = args[++i]!;
-    } else {
-      flags[arg.slice(2)] = 'true';
-    }
-  }
-  return flags;
-}
 
 export interface DriverCommandOptions {
   backendName: string;

@@ -27,6 +27,12 @@ const commands: Record<string, Command> = {
   driver: lazy('run the CSI disk driver (backend local or alicloud)', async () => {
     return (await import('./driver.js')).driverCommand;
   }),
+  registrar: lazy(
+    "register the node plugin with kubelet (node-driver-registrar's job)",
+    async () => {
+      return (await import('./registrar.js')).registrarCommand;
+    },
+  ),
   controller: lazy(
     'run the controllers (and the embedded snapshot stack) against a cluster',
     async () => {

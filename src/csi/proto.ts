@@ -29,7 +29,7 @@ export const csiProtoEnv = 'SNAPBACK_CSI_PROTO';
  * the pinned Go module github.com/container-storage-interface/spec, never from this repository.
  */
 export function resolveCsiProto(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  const candidates = [explicit, env[csiProtoEnv], packagedProto()].filter(
+  const candidates = [explicit, env[csiProtoEnv], packagedFile('csi.proto')].filter(
     (p): p is string => typeof p === 'string' && p !== '',
   );
   const found = candidates.find((p) => existsSync(p));
@@ -42,13 +42,16 @@ export function resolveCsiProto(explicit?: string, env: NodeJS.ProcessEnv = proc
   );
 }
 
-/** dist/csi.proto, found from this module's location in dist/src/csi/ (or src/csi/ under tsx). */
-function packagedProto(): string {
+/**
+ * A file the build copies into dist/ (csi.proto, pluginregistration.proto), found from this
+ * module's location in dist/src/csi/ (or src/csi/ under tsx).
+ */
+export function packagedFile(name: string): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) {
     dir = path.dirname(dir);
   }
-  return path.join(dir, 'dist', 'csi.proto');
+  return path.join(dir, 'dist', name);
 }
 
 const loaded = new Map<string, ProtoGrpcType>();

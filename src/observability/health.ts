@@ -5,8 +5,8 @@ import type { Logger } from './logger.js';
 import { errorMessage, silentLogger } from './logger.js';
 
 /**
- * The HTTP endpoints a kubelet and Prometheus poll: `/healthz` (the process answers),
- * `/readyz` (every readiness check passes) and `/metrics`.
+ * The HTTP endpoints a kubelet and Prometheus poll: `/healthz` (the process answers, and every
+ * liveness check passes), `/readyz` (every readiness check passes) and `/metrics`.
  */
 
 export interface CheckResult {
@@ -74,6 +74,11 @@ export interface HealthServerOptions {
   /** Served on /metrics; without it /metrics answers 404. */
   registry?: Registry;
   readiness?: readonly ReadinessCheck[];
+  /**
+   * What /healthz and /livez require beyond the process answering. Only for conditions a
+   * restart of the container can cure: a failing liveness probe gets the container killed.
+   */
+  liveness?: readonly ReadinessCheck[];
   /** A check that takes longer counts as not ready; kubelet's probe timeout is 1 s by default. */
   checkTimeoutMs?: number;
   logger?: Logger;
@@ -107,17 +112,18 @@ async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<Check
   }
 }
 
-/** The /readyz body lists every check, so `kubectl describe pod` shows which one failed. */
+/** The body lists every check, so `kubectl describe pod` shows which one failed. */
 export async function evaluateReadiness(
   checks: readonly ReadinessCheck[],
   timeoutMs: number,
+  endpoint = 'readyz',
 ): Promise<{ ready: boolean; body: string }> {
   const results = await Promise.all(checks.map((check) => runCheck(check, timeoutMs)));
   const lines = results.map(
     (result, i) => `[${result.ready ? '+' : '-'}]${checks[i]!.name} ${result.message}`,
   );
   const ready = results.every((result) => result.ready);
-  lines.push(ready ? 'readyz check passed' : 'readyz check failed');
+  lines.push(`${endpoint} check ${ready ? 'passed' : 'failed'}`);
   return { ready, body: `${lines.join('\n')}\n` };
 }
 
@@ -131,6 +137,7 @@ function localHost(host: string | undefined): string {
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
   const { host, port } = parseListenAddress(options.address);
   const readiness = options.readiness ?? [];
+  const liveness = options.liveness ?? [];
   const timeoutMs = options.checkTimeoutMs ?? 1000;
   const logger = options.logger ?? silentLogger();
 
@@ -154,9 +161,15 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
     const handle = async () => {
       switch (path) {
         case '/healthz':
-        case '/livez':
-          reply(res, 200, 'ok\n');
+        case '/livez': {
+          if (liveness.length === 0) {
+            reply(res, 200, 'ok\n');
+            return;
+          }
+          const { ready, body } = await evaluateReadiness(liveness, timeoutMs, path.slice(1));
+          reply(res, ready ? 200 : 503, body);
           return;
+        }
         case '/readyz': {
           const { ready, body } = await evaluateReadiness(readiness, timeoutMs);
           reply(res, ready ? 200 : 503, body);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { stackOptions } from '../../../src/cli/controller.js';
 import { driverOptions, parseFlags } from '../../../src/cli/driver.js';
+import { registrarOptions } from '../../../src/cli/registrar.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { alicloudValues, renderChart, type KubeManifest } from './helm.js';
 
@@ -20,7 +21,7 @@ function snapbackContainers(manifests: KubeManifest[]): { where: string; args: s
       (
         m as unknown as { spec: { template: { spec: { containers: Container[] } } } }
       ).spec.template.spec.containers
-        .filter((c) => c.args?.[0] === 'controller' || c.args?.[0] === 'driver')
+        .filter((c) => ['controller', 'driver', 'registrar'].includes(c.args?.[0] ?? ''))
         .map((c) => ({
           where: `${m.kind}/${m.metadata.name} container ${c.name}`,
           // kubelet expands $(VAR) from the container's env
@@ -55,15 +56,23 @@ describe('Helm chart charts/snapback: arguments the snapback command accepts', f
     ['ACK values (alicloud backend)', ['-f', alicloudValues]],
     ['backend none', ['--set', 'driver.backend=none']],
   ] as const) {
-    it(`parses every controller and driver command line of the ${label}`, async function () {
+    it(`parses every controller, driver and registrar command line of the ${label}`, async function () {
       const containers = snapbackContainers(await renderChart([...args]));
       expect(containers.length).to.be.greaterThan(0);
+      if (label.includes('local backend')) {
+        expect(containers.map((c) => c.where)).to.include(
+          'DaemonSet/snapback-node container node-driver-registrar',
+        );
+      }
       for (const { where, args: commandLine } of containers) {
         const [command, ...flags] = commandLine;
         try {
           if (command === 'controller') {
             const options = stackOptions({ ...parseFlags(flags), kubeconfig }, {}, silentLogger());
             expect(options.httpEndpoint, where).to.match(/^:\d+$/);
+          } else if (command === 'registrar') {
+            const options = registrarOptions(parseFlags(flags));
+            expect(options.pluginRegistrationPath, where).to.equal('/registration');
           } else {
             driverOptions(parseFlags(flags));
           }

@@ -12,6 +12,8 @@ import {
 
 interface Container {
   name: string;
+  image?: string;
+  imagePullPolicy?: string;
   args?: string[];
   env?: {
     name: string;
@@ -183,10 +185,6 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         mountPath: '/var/lib/kubelet/pods',
         mountPropagation: 'Bidirectional',
       });
-      const registrar = container(spec, 'node-driver-registrar');
-      expect(registrar.args).to.include(
-        '--kubelet-registration-path=/var/lib/kubelet/plugins/local.snapback.dev/csi.sock',
-      );
       expect(spec.volumes?.find((v) => v.name === 'registration-dir')?.hostPath?.path).to.equal(
         '/var/lib/kubelet/plugins_registry',
       );
@@ -194,6 +192,43 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         spec: { attachRequired: boolean };
       };
       expect(csiDriver.spec.attachRequired).to.equal(false);
+    });
+
+    it("registers the plugin with kubelet by `snapback registrar` from the chart's own image", function () {
+      const spec = podSpec(findOne(manifests, 'DaemonSet', 'snapback-node'));
+      const registrar = container(spec, 'node-driver-registrar');
+      expect(registrar.image).to.equal(container(spec, 'driver').image);
+      expect(registrar.image).to.equal('ghcr.io/snapback-dev/snapback:0.1.0');
+      expect(registrar.imagePullPolicy).to.equal('IfNotPresent');
+      expect(registrar.args).to.deep.equal([
+        'registrar',
+        '--csi-address=/csi/csi.sock',
+        '--kubelet-registration-path=/var/lib/kubelet/plugins/local.snapback.dev/csi.sock',
+        '--http-endpoint=:9809',
+      ]);
+      expect(registrar.env).to.deep.include({ name: 'SNAPBACK_LOG_LEVEL', value: 'info' });
+      expect(registrar.livenessProbe?.httpGet).to.deep.equal({
+        path: '/healthz',
+        port: 'http-registrar',
+      });
+      expect(registrar.ports).to.deep.include({
+        name: 'http-registrar',
+        containerPort: 9809,
+        protocol: 'TCP',
+      });
+      // root, to create its socket in the root-owned plugins_registry, but nothing more
+      expect(registrar.securityContext).to.deep.equal({
+        runAsUser: 0,
+        runAsGroup: 0,
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(registrar.resources?.limits?.memory).to.equal('192Mi');
+      expect(registrar.volumeMounts).to.deep.equal([
+        { name: 'socket-dir', mountPath: '/csi' },
+        { name: 'registration-dir', mountPath: '/registration' },
+      ]);
     });
 
     it('creates the example classes for the local driver, forceDelete explicit', function () {
@@ -448,6 +483,54 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
       expect(rule).to.contain('snapback_policy_last_success_timestamp_seconds) > 172800');
       expect(rule).to.contain('{{ $labels.namespace }}/{{ $labels.policy }}');
       expect(rule).to.contain('snapback_ecs_api_requests_total{outcome=\\"throttled\\"}');
+    });
+
+    it('runs the upstream node-driver-registrar instead when its image is named', async function () {
+      const upstream = 'registry.k8s.io/sig-storage/csi-node-driver-registrar';
+      const registrarOf = async (args: string[]) =>
+        container(
+          podSpec(findOne(await renderChart(args), 'DaemonSet', 'snapback-node')),
+          'node-driver-registrar',
+        );
+      const registrar = await registrarOf([
+        '--set',
+        `driver.local.registrar.image.repository=${upstream}`,
+        '--set',
+        'driver.local.registrar.image.pullPolicy=Always',
+        '--set',
+        'image.pullPolicy=Never',
+      ]);
+      expect(registrar.image).to.equal(`${upstream}:v2.13.0`);
+      expect(registrar.imagePullPolicy).to.equal('Always');
+      // the same flags, without snapback's subcommand; no snapback environment
+      expect(registrar.args).to.deep.equal([
+        '--csi-address=/csi/csi.sock',
+        '--kubelet-registration-path=/var/lib/kubelet/plugins/local.snapback.dev/csi.sock',
+        '--http-endpoint=:9809',
+      ]);
+      expect(registrar.env).to.equal(undefined);
+      expect(registrar.securityContext?.capabilities).to.deep.equal({ drop: ['ALL'] });
+
+      const pinned = await registrarOf([
+        '--set',
+        `driver.local.registrar.image.repository=${upstream}@sha256:${'0'.repeat(64)}`,
+        '--set',
+        'driver.local.registrar.image.tag=',
+      ]);
+      expect(pinned.image).to.equal(`${upstream}@sha256:${'0'.repeat(64)}`);
+
+      // with no repository, its tag and pullPolicy do not leak onto the snapback image
+      const own = await registrarOf([
+        '--set',
+        'driver.local.registrar.image.tag=v9',
+        '--set',
+        'driver.local.registrar.image.pullPolicy=Always',
+        '--set',
+        'image.tag=1.2.3',
+      ]);
+      expect(own.image).to.equal('ghcr.io/snapback-dev/snapback:1.2.3');
+      expect(own.imagePullPolicy).to.equal('IfNotPresent');
+      expect(own.args?.[0]).to.equal('registrar');
     });
 
     it('drops the PodDisruptionBudget for a single replica', async function () {

@@ -41,6 +41,24 @@ describe('observability/health', function () {
       expect(await res.text()).to.equal('ok\n');
     });
 
+    it('answers /healthz and /livez from the liveness checks when there are some', async function () {
+      const socket = new ReadinessGate('registration-socket', 'socket missing');
+      server = await startHealthServer({ address: '127.0.0.1:0', liveness: [socket] });
+      for (const path of ['/healthz', '/livez']) {
+        const res = await fetch(`${server.url}${path}`);
+        expect(res.status, path).to.equal(503);
+        expect(await res.text(), path).to.equal(
+          `[-]registration-socket socket missing\n${path.slice(1)} check failed\n`,
+        );
+      }
+      // liveness is not readiness: /readyz has no checks of its own here
+      expect((await fetch(`${server.url}/readyz`)).status).to.equal(200);
+      socket.markReady('/registration/x-reg.sock');
+      const res = await fetch(`${server.url}/healthz`);
+      expect(res.status).to.equal(200);
+      expect(await res.text()).to.contain('[+]registration-socket /registration/x-reg.sock');
+    });
+
     it('turns /readyz from 503 to 200 when every check passes, naming the failing one', async function () {
       const caches = new ReadinessGate('informers', 'waiting for caches to sync');
       const leader = new ReadinessGate('leader-election', 'not started');
