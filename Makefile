@@ -70,6 +70,14 @@ build: $(DEPS) ## compile the TypeScript sources into dist/, with csi.proto and 
 	@cp "$$(bash tools/build.sh paths | sed -n 's/^CSI_PROTO=//p')" dist/csi.proto
 	@cp "$$(bash tools/build.sh paths | sed -n 's/^PLUGIN_REGISTRATION_PROTO=//p')" dist/pluginregistration.proto
 
+image: build ## build the OCI images the test node runs (snapback, pause, nginx) without Docker
+	@command -v debootstrap >/dev/null || PATH="$$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] || { echo "make image: debootstrap is missing; as root: apt-get install debootstrap" >&2; exit 1; }; \
+	       echo "installing debootstrap"; \
+	       apt-get install -y --no-install-recommends debootstrap || { apt-get update && apt-get install -y --no-install-recommends debootstrap; }; } \
+	  || { echo "make image: apt-get install debootstrap failed" >&2; exit 1; }
+	@$(TSX) tools/image/build.ts
+
 lint: $(DEPS) ## type-check, ESLint and Prettier
 	$(BIN)/tsc --noEmit -p tsconfig.json
 	$(BIN)/eslint .
