@@ -83,7 +83,7 @@ lint: $(DEPS) ## type-check, ESLint and Prettier
 	$(BIN)/eslint .
 	$(BIN)/prettier --check .
 
-test: $(DEPS) tools ## unit and integration tests against a real control plane (the CI command)
+test: $(DEPS) tools node-deps image ## unit, integration and node tests against a real control plane and node (the CI command)
 	$(BIN)/c8 $(BIN)/mocha $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
 test-unit: $(DEPS) ## unit tests only (no processes)
