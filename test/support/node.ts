@@ -24,13 +24,7 @@ import {
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseMountinfo } from '../../src/driver/backends/local/mounts.js';
-import {
-  freePort,
-  kubeconfigYaml,
-  startControlPlane,
-  type ControlPlane,
-  type ControlPlaneState,
-} from './control-plane.js';
+import { freePort, kubeconfigYaml, startControlPlane, type ControlPlane } from './control-plane.js';
 import { isAlive, killQuietly, startProcess, stopProcess, waitFor } from './processes.js';
 import { tool } from './tools.js';
 
@@ -74,11 +68,6 @@ export interface NodeState {
   containerdSocket: string;
 }
 
-export interface NodeClusterState {
-  controlPlane: ControlPlaneState;
-  node: NodeState;
-}
-
 /** The images the node runs, and the registry that serves them to containerd. */
 export interface NodeImages {
   /** The OCI image layout `make image` wrote. */
@@ -100,8 +89,6 @@ export interface StartNodeClusterOptions {
   owned: boolean;
   baseDir: string;
   readyTimeoutMs?: number;
-  /** Called with the state as each component starts, so an interrupted start can be undone. */
-  onState?: (state: NodeClusterState) => void;
 }
 
 function sh(command: string, args: string[]): string {
@@ -384,23 +371,8 @@ export class NodeCluster {
     readonly node: NodeState,
   ) {}
 
-  get state(): NodeClusterState {
-    return { controlPlane: this.controlPlane.state, node: this.node };
-  }
-
   get kubeconfig(): string {
     return this.controlPlane.kubeconfig;
-  }
-
-  /** Where the local registry serves the images: `<this>/<repository>:<tag>`. */
-  get registry(): string {
-    return `127.0.0.1:${this.node.registry.port}`;
-  }
-
-  logFile(
-    component: 'containerd' | 'kubelet' | 'kube-scheduler' | 'kube-proxy' | 'registry',
-  ): string {
-    return path.join(this.node.dir, `${component}.log`);
   }
 
   /** Stops the node, then the control plane; see stopNode. */
@@ -535,9 +507,6 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
   };
   createBridge();
   let controlPlane: ControlPlane | undefined;
-  const report = () => {
-    if (controlPlane) options.onState?.({ controlPlane: controlPlane.state, node });
-  };
   const fail = async (component: string, reason: string, log?: string): Promise<never> => {
     const detail = log ? `\n--- ${component} (${log}) ---\n${tail(log)}` : '';
     await stopNode(node).catch(() => undefined);
@@ -559,7 +528,6 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
   } catch (error) {
     return fail('control plane', (error as Error).message);
   }
-  report();
   const cp = controlPlane.state;
   const log = (name: string) => path.join(dir, `${name}.log`);
   const caFile = path.join(cp.dir, 'certs', 'apiserver.crt');
@@ -574,7 +542,6 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
   } catch (error) {
     return fail('registry', (error as Error).message.split('\n')[0] ?? '', log('registry'));
   }
-  report();
   const registry = `127.0.0.1:${node.registry.port}`;
 
   for (const sub of ['containerd', 'cni/net.d', 'kubelet-certs']) {
@@ -592,7 +559,6 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
     { logFile: log('containerd'), owned: options.owned },
   );
   node.pids.containerd = containerd.pid!;
-  report();
   try {
     await waitFor(
       () => {
@@ -630,7 +596,6 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
     { logFile: log('kubelet'), owned: options.owned },
   );
   node.pids.kubelet = kubelet.pid!;
-  report();
 
   const scheduler = startProcess(
     tool('KUBE_SCHEDULER'),
@@ -643,7 +608,6 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
     { logFile: log('kube-scheduler'), owned: options.owned },
   );
   node.pids.scheduler = scheduler.pid!;
-  report();
 
   const proxyConfig = path.join(dir, 'kube-proxy-config.yaml');
   writeFileSync(proxyConfig, kubeProxyConfig(cp.kubeconfig, await freePort(), await freePort()));
@@ -652,7 +616,6 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
     owned: options.owned,
   });
   node.pids.proxy = proxy.pid!;
-  report();
 
   let lastReady = '';
   try {
