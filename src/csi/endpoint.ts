@@ -1,4 +1,5 @@
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import type * as grpc from '@grpc/grpc-js';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -66,4 +67,26 @@ export async function removeSocket(socket: string): Promise<void> {
   await unlink(socket).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'ENOENT') throw error;
   });
+}
+
+/**
+ * Stops a gRPC server on a unix socket: in-flight calls may finish for `graceMs`, then the rest
+ * are cut off; the socket is unlinked either way.
+ */
+export async function shutdownServer(
+  server: grpc.Server,
+  socket: string,
+  graceMs: number,
+): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+  await removeSocket(socket);
 }

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-import { grpcAddress, prepareSocket, removeSocket, restrictSocket } from './endpoint.js';
+import { grpcAddress, prepareSocket, restrictSocket, shutdownServer } from './endpoint.js';
 import { packagedFile, protoLoaderOptions } from './proto.js';
 
 /**
@@ -125,19 +125,7 @@ export async function serveRegistration(
   return {
     socket: options.socket,
     stop(graceMs = 2_000) {
-      stopped ??= (async () => {
-        await new Promise<void>((resolve) => {
-          const force = setTimeout(() => {
-            server.forceShutdown();
-            resolve();
-          }, graceMs);
-          server.tryShutdown(() => {
-            clearTimeout(force);
-            resolve();
-          });
-        });
-        await removeSocket(options.socket);
-      })();
+      stopped ??= shutdownServer(server, options.socket, graceMs);
       return stopped;
     },
   };

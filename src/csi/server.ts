@@ -6,8 +6,8 @@ import type { NodeHandlers } from '../gen/csi/csi/v1/Node.js';
 import {
   grpcAddress,
   prepareSocket,
-  removeSocket,
   restrictSocket,
+  shutdownServer,
   socketPath,
 } from './endpoint.js';
 import { loadCsi } from './proto.js';
@@ -57,19 +57,7 @@ export async function serveCsi(options: CsiServerOptions): Promise<CsiServer> {
   return {
     socket,
     stop(graceMs = 5_000) {
-      stopped ??= (async () => {
-        await new Promise<void>((resolve) => {
-          const force = setTimeout(() => {
-            server.forceShutdown();
-            resolve();
-          }, graceMs);
-          server.tryShutdown(() => {
-            clearTimeout(force);
-            resolve();
-          });
-        });
-        await removeSocket(socket);
-      })();
+      stopped ??= shutdownServer(server, socket, graceMs);
       return stopped;
     },
   };

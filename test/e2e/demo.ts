@@ -6,7 +6,6 @@
  * RestoreJob and lists the restored disk. Everything it starts is stopped by PID and unmounted
  * at the end, on failure and on Ctrl-C too; a run killed outright is cleaned up by the next.
  */
-import { execFileSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -20,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { HttpKubeClient, Leases, type KubeObject } from '../../src/kube/index.js';
-import { parseMountinfo } from '../../src/driver/backends/local/mounts.js';
+import { detachLoopsUnder, unmountUnder } from '../support/mounts.js';
 import {
   freePort,
   runRegistryDir,
@@ -73,31 +72,12 @@ function saveState(state: DemoState): void {
 }
 
 /**
- * Unmounts whatever is still mounted under the run directory (deepest first) and detaches the
- * loop devices of its disk images: what a driver stopped mid-way, or killed, leaves behind.
- * Synchronous, so a second Ctrl-C can still run it before exiting.
+ * Unmounts whatever is still mounted under the run directory and detaches the loop devices of
+ * its disk images: what a driver stopped mid-way, or killed, leaves behind.
  */
 function scrubMounts(): void {
-  const mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))
-    .map((m) => m.mountPoint)
-    .filter((m) => m.startsWith(`${runDir}/`))
-    .sort((a, b) => b.length - a.length);
-  for (const mountPoint of mounts) {
-    try {
-      execFileSync('umount', [mountPoint], { stdio: 'ignore' });
-    } catch {
-      execFileSync('umount', ['-l', mountPoint], { stdio: 'ignore' });
-    }
-  }
-  const loops = execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'], {
-    encoding: 'utf8',
-  });
-  for (const line of loops.split('\n')) {
-    const [device, ...file] = line.trim().split(/\s+/);
-    if (device && file.join(' ').startsWith(`${runDir}/`)) {
-      execFileSync('losetup', ['--detach', device], { stdio: 'ignore' });
-    }
-  }
+  unmountUnder(runDir);
+  detachLoopsUnder([runDir]);
 }
 
 /** A previous run killed outright (SIGKILL, a closed terminal) left processes and mounts. */

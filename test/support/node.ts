@@ -24,6 +24,7 @@ import {
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseMountinfo } from '../../src/driver/backends/local/mounts.js';
+import { detachLoopsUnder, unmountUnder } from './mounts.js';
 import { freePort, kubeconfigYaml, startControlPlane, type ControlPlane } from './control-plane.js';
 import { isAlive, killQuietly, startProcess, stopProcess, waitFor } from './processes.js';
 import { tool } from './tools.js';
@@ -307,33 +308,6 @@ function makeSharedMount(dir: string): void {
   );
   if (!mounted) sh('mount', ['--bind', dir, dir]);
   sh('mount', ['--make-rshared', dir]);
-}
-
-/** Unmounts everything at or under `dir`, deepest first. */
-function unmountUnder(dir: string): void {
-  const mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))
-    .map((m) => m.mountPoint)
-    .filter((m) => m === dir || m.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
-  for (const mountPoint of mounts) {
-    if (!trySh('umount', [mountPoint])) trySh('umount', ['-l', mountPoint]);
-  }
-}
-
-function detachLoopsUnder(dirs: string[]): void {
-  let listing: string;
-  try {
-    listing = sh('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']);
-  } catch {
-    return;
-  }
-  for (const line of listing.split('\n')) {
-    const [device, ...file] = line.trim().split(/\s+/);
-    const backing = file.join(' ').replace(/ \(deleted\)$/, '');
-    if (device && dirs.some((dir) => backing.startsWith(`${dir}/`))) {
-      trySh('losetup', ['--detach', device]);
-    }
-  }
 }
 
 /** PIDs whose command line mentions `needle` (containerd's shims name their daemon's socket). */

@@ -63,15 +63,22 @@ interface Registrar {
   healthUrl(): Promise<string>;
 }
 
-function startRegistrar(dir: string, registrationDir: string, wrapper: string[] = []): Registrar {
-  const log = path.join(dir, 'registrar.log');
-  const args = [
+/** node's arguments for `snapback registrar` against the driver socket in `dir`. */
+function registrarCommand(dir: string): string[] {
+  return [
     '--import',
     'tsx/esm',
     main,
     'registrar',
     `--csi-address=${path.join(dir, 'csi.sock')}`,
     `--kubelet-registration-path=${kubeletPath}`,
+  ];
+}
+
+function startRegistrar(dir: string, registrationDir: string, wrapper: string[] = []): Registrar {
+  const log = path.join(dir, 'registrar.log');
+  const args = [
+    ...registrarCommand(dir),
     `--plugin-registration-path=${registrationDir}`,
     '--http-endpoint=127.0.0.1:0',
     '--timeout=1s',
@@ -349,15 +356,7 @@ describe('snapback registrar: kubelet plugin registration for the node plugin', 
     const missing = path.join(dir, 'missing.proto');
     const result = await execFileAsync(
       process.execPath,
-      [
-        '--import',
-        'tsx/esm',
-        main,
-        'registrar',
-        `--csi-address=${path.join(dir, 'csi.sock')}`,
-        `--kubelet-registration-path=${kubeletPath}`,
-        `--registration-proto=${missing}`,
-      ],
+      [...registrarCommand(dir), `--registration-proto=${missing}`],
       { env: { ...process.env, SNAPBACK_CSI_PROTO: tool('CSI_PROTO') } },
     ).then(
       () => ({ code: 0, stderr: '' }),
