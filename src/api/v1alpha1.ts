@@ -59,7 +59,10 @@ export const RESTORE_JOB_SHORT_NAME = 'rj';
 export const LABEL_POLICY = `${GROUP}/policy`;
 /** On every VolumeSnapshot a BackupPolicy creates: the name of the PVC it is a snapshot of. */
 export const LABEL_PVC = `${GROUP}/pvc`;
-/** On a BackupPolicy: a new value asks for one run now (each distinct value runs once). */
+/**
+ * On a BackupPolicy: a new value asks for one run now. New means other than the value last
+ * acted on (status.lastRunNowToken), so A, then B, then A again takes three runs.
+ */
 export const ANN_RUN_NOW = `${GROUP}/run-now`;
 
 /** Condition types both kinds report. */
@@ -447,7 +450,16 @@ export const BackupPolicyStatusSchema = z
       .string()
       .max(1024)
       .optional()
-      .describe('The value of the snapback.dev/run-now annotation that was last acted on.'),
+      .describe(
+        'The value of the snapback.dev/run-now annotation that was last acted on. A run is taken whenever the annotation holds another value, even one used before.',
+      ),
+    runNowCount: z
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        'How many on-demand (run-now) runs the policy has taken; with the token, it names the snapshots of the next one.',
+      ),
     readySnapshots: z.int().min(0).optional().describe('Ready snapshots over all selected PVCs.'),
     totalSnapshots: z
       .int()

@@ -488,8 +488,11 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
       time: schedulePlan.run,
     });
   const token = policy.metadata.annotations?.[ANN_RUN_NOW];
+  // A new value is one other than the last acted on, even a value used before that.
   const runNowDue = token !== undefined && token !== '' && token !== status.lastRunNowToken;
-  if (runNowDue) runs.push({ identity: { kind: 'run-now', token }, time: now });
+  const runNowSequence = (status.runNowCount ?? 0) + 1;
+  if (runNowDue)
+    runs.push({ identity: { kind: 'run-now', token, sequence: runNowSequence }, time: now });
 
   const existingNames = new Set(observed.snapshots.map((s) => s.metadata.name));
   const create: VolumeSnapshot[] = [];
@@ -520,7 +523,10 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
     );
   }
   if (schedulePlan.handledThrough) status.lastScheduleTime = rfc3339(schedulePlan.handledThrough);
-  if (runNowDue) status.lastRunNowToken = token;
+  if (runNowDue) {
+    status.lastRunNowToken = token;
+    status.runNowCount = runNowSequence;
+  }
   if (schedulePlan.missed > 0) {
     status.missedRuns = (status.missedRuns ?? 0) + schedulePlan.missed;
     const deadline =

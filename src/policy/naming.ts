@@ -19,15 +19,20 @@ export const ANNOTATION_RUN_NOW_TOKEN = `${GROUP}/run-now-token`;
 /** Full names, for when a label value had to be shortened. */
 export const ANNOTATION_PVC_NAME = `${GROUP}/pvc-name`;
 export const ANNOTATION_POLICY_NAME = `${GROUP}/policy-name`;
-/** On a BackupPolicy: each new value triggers one on-demand run. */
+/** On a BackupPolicy: each value other than the last acted on triggers one on-demand run. */
 export const ANNOTATION_RUN_NOW = `${GROUP}/run-now`;
 
 /** DNS-1123 label length; also the limit for label values. */
 export const MAX_NAME_LENGTH = 63;
 const HASH_LENGTH = 8;
 
+/**
+ * A run-now run is its token and its place among the policy's run-now runs (1, 2, ...), so a
+ * token used before (A, then B, then A again) names a new run, while a retry of the same run
+ * (its number not yet recorded in status) finds the snapshots it already made.
+ */
 export type RunIdentity =
-  { kind: 'scheduled'; scheduledTime: Date } | { kind: 'run-now'; token: string };
+  { kind: 'scheduled'; scheduledTime: Date } | { kind: 'run-now'; token: string; sequence: number };
 
 export function shortHash(...parts: string[]): string {
   const hash = createHash('sha256');
@@ -57,7 +62,7 @@ function runLabel(run: RunIdentity): string {
 function runKey(run: RunIdentity): string {
   return run.kind === 'scheduled'
     ? `scheduled:${run.scheduledTime.toISOString()}`
-    : `run-now:${run.token}`;
+    : `run-now:${run.sequence}:${run.token}`;
 }
 
 /**

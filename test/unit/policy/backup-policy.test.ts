@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { BackupPolicyStatus } from '../../../src/api/index.js';
+import type { BackupPolicyStatus, VolumeSnapshot } from '../../../src/api/index.js';
 import {
   CONDITION_SUSPENDED,
   classesToDelete,
@@ -152,7 +152,7 @@ describe('BackupPolicy planning: runs', function () {
     const p = policy({}, { annotations: { 'snapback.dev/run-now': 'before-upgrade' } });
     const plan = planBackupPolicy(policyObservation(p));
     expect(plan.create.map((s) => s.metadata.name)).to.deep.equal([
-      snapshotName('nightly', 'data', { kind: 'run-now', token: 'before-upgrade' }),
+      snapshotName('nightly', 'data', { kind: 'run-now', token: 'before-upgrade', sequence: 1 }),
     ]);
     expect(plan.create[0]!.metadata.annotations?.['snapback.dev/run-now-token']).to.equal(
       'before-upgrade',
@@ -167,6 +167,40 @@ describe('BackupPolicy planning: runs', function () {
       ),
     );
     expect(again.create).to.deep.equal([]);
+  });
+
+  it('run-now takes a new run for every value other than the last acted on: A, B, A is three runs', function () {
+    let status: BackupPolicyStatus | undefined;
+    const snapshots: VolumeSnapshot[] = [];
+    const created: string[] = [];
+    for (const [i, token] of ['A', 'B', 'A'].entries()) {
+      const plan = planBackupPolicy(
+        policyObservation(
+          policy(
+            {},
+            { annotations: { 'snapback.dev/run-now': token }, ...(status ? { status } : {}) },
+          ),
+          { snapshots, now: at(`2026-01-01T00:3${i}:00Z`) },
+        ),
+      );
+      expect(plan.create, `run ${i + 1} (${token})`).to.have.length(1);
+      created.push(plan.create[0]!.metadata.name!);
+      snapshots.push(...plan.create);
+      status = plan.status;
+    }
+    expect(new Set(created).size).to.equal(3);
+    expect(status?.lastRunNowToken).to.equal('A');
+    expect(status?.runNowCount).to.equal(3);
+  });
+
+  it('a retried run-now (its run not yet recorded in status) creates no second snapshot', function () {
+    const p = policy({}, { annotations: { 'snapback.dev/run-now': 'A' } });
+    const first = planBackupPolicy(policyObservation(p));
+    const retry = planBackupPolicy(
+      policyObservation(p, { snapshots: first.create, now: at('2026-01-01T00:31:00Z') }),
+    );
+    expect(retry.create).to.deep.equal([]);
+    expect(retry.status.runNowCount).to.equal(1);
   });
 
   it('counts missed runs past the deadline, reports them, and takes one catch-up at most', function () {

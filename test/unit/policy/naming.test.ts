@@ -10,7 +10,7 @@ import {
 } from '../../../src/policy/naming.js';
 
 const scheduled = (t: string): RunIdentity => ({ kind: 'scheduled', scheduledTime: new Date(t) });
-const runNow = (token: string): RunIdentity => ({ kind: 'run-now', token });
+const runNow = (token: string, sequence = 1): RunIdentity => ({ kind: 'run-now', token, sequence });
 
 describe('naming', function () {
   it('builds a readable name from PVC, policy and the scheduled time in UTC, plus a hash', function () {
@@ -38,6 +38,8 @@ describe('naming', function () {
       snapshotName('p', 'data', scheduled('2026-01-01T10:01:00Z')),
       snapshotName('p', 'data', runNow('1')),
       snapshotName('p', 'data', runNow('2')),
+      // A token used again later is another run.
+      snapshotName('p', 'data', runNow('1', 3)),
       // Tokens that sanitize alike stay apart.
       snapshotName('p', 'data', runNow('A')),
       snapshotName('p', 'data', runNow('a')),
