@@ -143,6 +143,14 @@ export function isDeletionCandidate(snapshot: VolumeSnapshot): boolean {
   );
 }
 
+/** Being deleted, and its deletion went ahead: nothing of it is still taken from its PVC. */
+function isReleased(snapshot: VolumeSnapshot): boolean {
+  return (
+    !!snapshot.metadata.deletionTimestamp &&
+    !has(snapshot.metadata.finalizers, FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE)
+  );
+}
+
 /** A Pending PVC whose data source (or data source ref) is this snapshot: a restore in progress. */
 export function isRestoringFrom(pvc: PersistentVolumeClaim, snapshot: VolumeSnapshot): boolean {
   if (pvc.metadata?.namespace !== snapshot.metadata.namespace || pvc.status?.phase !== 'Pending')
@@ -553,16 +561,11 @@ export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
     }
   }
 
-  if (deleting) {
-    // A snapshot deleted while it is still being taken from a protected PVC first finishes
-    // (as upstream does), unless nothing was created for it yet.
-    const stillBeingTaken =
-      !isReady(snapshot) &&
-      has(obs.pvc?.metadata?.finalizers, FINALIZER_PVC_AS_SOURCE) &&
-      (!!boundName(snapshot) ||
-        !!obs.content(volumeSnapshotContentNameFor(snapshot.metadata.uid!)));
-    if (!stillBeingTaken) return planDeletion(obs);
-  }
+  // Deletion proceeds whatever state creation is in (upstream's
+  // processSnapshotWithDeletionTimestamp): a snapshot whose creation failed for good must not
+  // wait for a readiness that never comes. A CreateSnapshot still in flight is waited for by
+  // the sidecar, which keeps the content while it carries the being-created annotation.
+  if (deleting) return planDeletion(obs);
 
   const { persistentVolumeClaimName, volumeSnapshotContentName } = snapshot.spec.source;
   if ((persistentVolumeClaimName === undefined) === (volumeSnapshotContentName === undefined)) {
@@ -879,7 +882,11 @@ export interface PvcObservation {
 /**
  * Whether the PVC's source-protection finalizer can go: no snapshot of it is still being
  * taken (readyToUse not true). Run for the PVC itself, so the finalizer also goes when the
- * last such snapshot was deleted before it became ready.
+ * last such snapshot was deleted before it became ready. A snapshot being deleted stops
+ * counting once its deletion went ahead (its as-source finalizer is gone), as upstream's
+ * checkandRemovePVCFinalizer skips the snapshot whose finalizers it is removing
+ * (isPVCBeingUsed with skipCurrentSnapshot); otherwise a snapshot that never became ready
+ * would keep its PVC forever.
  */
 export function planPvcFinalizer({ pvc, snapshots }: PvcObservation): {
   removeFinalizer: boolean;
@@ -892,7 +899,8 @@ export function planPvcFinalizer({ pvc, snapshots }: PvcObservation): {
       (snapshot) =>
         snapshot.metadata.namespace === pvc.metadata?.namespace &&
         snapshot.spec.source.persistentVolumeClaimName === pvc.metadata?.name &&
-        !isReady(snapshot),
+        !isReady(snapshot) &&
+        !isReleased(snapshot),
     )
     .map((snapshot) => snapshot.metadata.name!)
     .sort();

@@ -455,6 +455,63 @@ describe('snapshot controller (real control plane; the test plays the CSI snapsh
     expect((await snapshot('protecting'))!.status?.readyToUse).to.equal(true);
   });
 
+  it('deletes a snapshot whose creation failed for good, and its PVC can go', async function () {
+    const driver = driverFor('refused');
+    const className = await createClass('refused', { driver, policy: 'Delete' });
+    await boundClaim('refused-data', driver);
+    await createSnapshot('refused', { pvc: 'refused-data' }, className);
+    const contentName = await boundContentOf('refused');
+    await waitFor(
+      async () =>
+        (await claim('refused-data'))?.metadata?.finalizers?.includes(FINALIZER_PVC_AS_SOURCE),
+      TIMEOUT,
+      'the PVC finalizer',
+    );
+    // the sidecar's part: the driver refused the class with a final error
+    const refusal = 'Failed to create snapshot: INVALID_ARGUMENT: unknown parameter "tier"';
+    await client.patch(
+      VolumeSnapshotContents,
+      contentName,
+      undefined,
+      'merge',
+      {
+        status: { readyToUse: false, error: { time: new Date().toISOString(), message: refusal } },
+      },
+      { subresource: 'status' },
+    );
+    await waitFor(
+      async () => (await snapshot('refused'))?.status?.error?.message === refusal,
+      TIMEOUT,
+      'the refusal on the snapshot',
+      show('refused'),
+    );
+
+    await client.delete(VolumeSnapshots, 'refused', namespace);
+    await client.delete(PersistentVolumeClaims, 'refused-data', namespace);
+    await waitFor(
+      async () => !!(await content(contentName))?.metadata.deletionTimestamp,
+      TIMEOUT,
+      'the content to be deleted',
+      async () => JSON.stringify(await content(contentName)),
+    );
+    // the sidecar: nothing was created on the backend, so it releases the content at once
+    await client.patch(VolumeSnapshotContents, contentName, undefined, 'merge', {
+      metadata: { finalizers: null },
+    });
+    await waitFor(
+      async () => (await snapshot('refused')) === undefined,
+      TIMEOUT,
+      'the snapshot to be gone',
+      show('refused'),
+    );
+    await waitFor(
+      async () => (await claim('refused-data')) === undefined,
+      TIMEOUT,
+      'the PVC to be released and deleted',
+      async () => JSON.stringify((await claim('refused-data'))?.metadata),
+    );
+  });
+
   it('refuses to delete a snapshot a Pending PVC restores from (SnapshotDeletePending)', async function () {
     const driver = driverFor('restore');
     const className = await createClass('restore', { driver, policy: 'Retain' });

@@ -220,6 +220,34 @@ describe('SnapshotController (fake API server)', function () {
     await eventually(() => vs('snap') === undefined, state);
   });
 
+  it('deletes a snapshot whose creation failed for good, and lets its PVC go', async function () {
+    const created = await createSnapshot('snap');
+    const contentName = `snapcontent-${created.metadata.uid}`;
+    await eventually(() => vsc(contentName) !== undefined, state);
+    // the sidecar's part: the driver refused the class with a final error
+    const refusal = 'Failed to create snapshot: INVALID_ARGUMENT: unknown parameter "tier"';
+    await client.patch(
+      VolumeSnapshotContents,
+      contentName,
+      undefined,
+      'merge',
+      { status: { readyToUse: false, error: { time: '2026-03-01T12:00:00Z', message: refusal } } },
+      { subresource: 'status' },
+    );
+    await eventually(() => vs('snap')?.status?.error?.message === refusal, state);
+    expect(claim('data')!.metadata?.finalizers).to.include(FINALIZER_PVC_AS_SOURCE);
+
+    await client.delete(VolumeSnapshots, 'snap', NS);
+    await client.delete(PersistentVolumeClaims, 'data', NS);
+    await eventually(() => !!vsc(contentName)?.metadata.deletionTimestamp, state);
+    // the sidecar: nothing on the backend to delete, so it releases the content
+    await client.patch(VolumeSnapshotContents, contentName, undefined, 'merge', {
+      metadata: { finalizers: null },
+    });
+    await eventually(() => vs('snap') === undefined, state);
+    await eventually(() => claim('data') === undefined, state);
+  });
+
   it('binds a pre-provisioned content', async function () {
     await client.create<VolumeSnapshotContent>(VolumeSnapshotContents, {
       apiVersion: 'snapshot.storage.k8s.io/v1',

@@ -7,6 +7,7 @@ import {
   FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE as AS_SOURCE,
   FINALIZER_VOLUME_SNAPSHOT_BOUND as BOUND,
   FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
+  type VolumeSnapshot,
   type VolumeSnapshotContent,
 } from '../../../../src/api/snapshot.js';
 import {
@@ -519,7 +520,10 @@ describe('planSnapshot', function () {
 
   describe('deletion', function () {
     const deleting = (
-      status = { boundVolumeSnapshotContentName: 'snapcontent-uid-snap', readyToUse: true },
+      status: VolumeSnapshot['status'] = {
+        boundVolumeSnapshotContentName: 'snapcontent-uid-snap',
+        readyToUse: true,
+      },
     ) =>
       snapshot('snap', {
         pvc: 'data',
@@ -608,7 +612,31 @@ describe('planSnapshot', function () {
         expected: ['annotate-being-deleted snapcontent-uid-snap', 'finalizers -as-source -bound'],
       },
       {
-        name: 'still being taken from a protected PVC: finishes binding first',
+        name: 'creation failed for good (driver refused the class): deleted all the same',
+        obs: {
+          snapshot: deleting({
+            boundVolumeSnapshotContentName: 'snapcontent-uid-snap',
+            readyToUse: false,
+            error: { message: 'Failed to create snapshot: INVALID_ARGUMENT: bad class' },
+          }),
+          pvc: pvc('data', { volumeName: 'pv-1', finalizers: [FINALIZER_PVC_AS_SOURCE] }),
+          contents: [
+            bound({
+              status: {
+                readyToUse: false,
+                error: { message: 'Failed to create snapshot: INVALID_ARGUMENT: bad class' },
+              },
+            }),
+          ],
+        },
+        expected: [
+          'annotate-being-deleted snapcontent-uid-snap',
+          'delete snapcontent-uid-snap',
+          'finalizers -as-source',
+        ],
+      },
+      {
+        name: 'still being taken from a protected PVC: deleted at once (the sidecar waits for the call)',
         obs: {
           snapshot: deleting({
             boundVolumeSnapshotContentName: 'snapcontent-uid-snap',
@@ -618,8 +646,27 @@ describe('planSnapshot', function () {
           contents: [bound({ status: { readyToUse: true } })],
         },
         expected: [
-          'status {"readyToUse":true}',
-          'Normal SnapshotReady: Snapshot ns/snap is ready to use.',
+          'annotate-being-deleted snapcontent-uid-snap',
+          'delete snapcontent-uid-snap',
+          'finalizers -as-source',
+        ],
+      },
+      {
+        name: 'status not written yet: snapcontent-<uid> is found by name and deleted',
+        obs: {
+          snapshot: snapshot('snap', {
+            pvc: 'data',
+            className: 'gold',
+            finalizers: [AS_SOURCE],
+            deleting: true,
+          }),
+          pvc: pvc('data', { volumeName: 'pv-1', finalizers: [FINALIZER_PVC_AS_SOURCE] }),
+          contents: [bound()],
+        },
+        expected: [
+          'annotate-being-deleted snapcontent-uid-snap',
+          'delete snapcontent-uid-snap',
+          'finalizers -as-source',
         ],
       },
       {
@@ -813,6 +860,54 @@ describe('planPvcFinalizer', function () {
     });
     expect(result).to.deep.equal({ removeFinalizer: false, usedBy: ['b'] });
   });
+
+  const cases: Array<{ name: string; snapshots: VolumeSnapshot[]; usedBy: string[] }> = [
+    {
+      name: 'a snapshot that never became ready stops counting once its deletion went ahead',
+      snapshots: [
+        snapshot('failed', {
+          pvc: 'data',
+          deleting: true,
+          finalizers: [BOUND],
+          status: { readyToUse: false, error: { message: 'INVALID_ARGUMENT' } },
+        }),
+      ],
+      usedBy: [],
+    },
+    {
+      name: 'a deleted snapshot that never got our finalizers does not count',
+      snapshots: [snapshot('failed', { pvc: 'data', deleting: true, finalizers: ['other/f'] })],
+      usedBy: [],
+    },
+    {
+      name: 'a snapshot whose deletion is held (still as-source) still counts',
+      snapshots: [
+        snapshot('held', {
+          pvc: 'data',
+          deleting: true,
+          finalizers: [AS_SOURCE, BOUND],
+          status: { readyToUse: false },
+        }),
+      ],
+      usedBy: ['held'],
+    },
+    {
+      name: 'another snapshot still being taken keeps it',
+      snapshots: [
+        snapshot('failed', { pvc: 'data', deleting: true, finalizers: [BOUND] }),
+        snapshot('taking', { pvc: 'data', finalizers: [AS_SOURCE] }),
+      ],
+      usedBy: ['taking'],
+    },
+  ];
+  for (const { name, snapshots, usedBy } of cases) {
+    it(name, function () {
+      expect(planPvcFinalizer({ pvc: protectedPvc, snapshots })).to.deep.equal({
+        removeFinalizer: usedBy.length === 0,
+        usedBy,
+      });
+    });
+  }
 
   it('removes it when every snapshot of it is ready or gone', function () {
     expect(
