@@ -778,9 +778,12 @@ function planReadySnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
 function planDeletion(obs: SnapshotObservation): Plan<SnapshotAction> {
   const { snapshot } = obs;
   if (!isDeletionCandidate(snapshot)) return { actions: [] };
+  // As upstream's processSnapshotWithDeletionTimestamp: the content is the one the status
+  // names or, for a dynamic snapshot whose status was not written yet, snapcontent-<uid>.
+  // A pre-provisioned content the status does not name yet is never touched: the admin's
+  // backend snapshot stays, whatever its deletion policy.
   const contentName =
     boundName(snapshot) ??
-    snapshot.spec.source.volumeSnapshotContentName ??
     (snapshot.spec.source.persistentVolumeClaimName !== undefined
       ? volumeSnapshotContentNameFor(snapshot.metadata.uid!)
       : undefined);

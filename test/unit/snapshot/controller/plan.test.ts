@@ -683,6 +683,49 @@ describe('planSnapshot', function () {
         expected: ['finalizers -as-source'],
       },
       {
+        name: 'pre-provisioned, status not written yet: its content is neither marked nor deleted',
+        obs: {
+          snapshot: snapshot('snap', {
+            content: 'pre',
+            finalizers: [AS_SOURCE, BOUND],
+            deleting: true,
+          }),
+          pvc: undefined,
+          pv: undefined,
+          contents: [
+            content('pre', {
+              snapshotHandle: 'backend-1',
+              snapshotUid: 'uid-snap',
+              policy: 'Delete',
+              finalizers: [FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND],
+            }),
+          ],
+        },
+        expected: ['finalizers -as-source -bound'],
+      },
+      {
+        name: 'pre-provisioned and bound in status: handled by its deletion policy',
+        obs: {
+          snapshot: snapshot('snap', {
+            content: 'pre',
+            finalizers: [AS_SOURCE, BOUND],
+            deleting: true,
+            status: { boundVolumeSnapshotContentName: 'pre', readyToUse: true },
+          }),
+          pvc: undefined,
+          pv: undefined,
+          contents: [
+            content('pre', {
+              snapshotHandle: 'backend-1',
+              snapshotUid: 'uid-snap',
+              policy: 'Delete',
+              finalizers: [FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND],
+            }),
+          ],
+        },
+        expected: ['annotate-being-deleted pre', 'delete pre', 'finalizers -as-source'],
+      },
+      {
         name: 'without our finalizers there is nothing to do',
         obs: {
           snapshot: snapshot('snap', {
