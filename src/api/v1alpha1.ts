@@ -64,6 +64,12 @@ export const LABEL_PVC = `${GROUP}/pvc`;
  * acted on (status.lastRunNowToken), so A, then B, then A again takes three runs.
  */
 export const ANN_RUN_NOW = `${GROUP}/run-now`;
+/** The longest run-now value acted on; a longer one is reported (Degraded, an Event), not run. */
+export const MAX_RUN_NOW_TOKEN_LENGTH = 253;
+/** status.pvcs lists at most this many PVCs, so the status of a large policy stays writable. */
+export const MAX_STATUS_PVCS = 100;
+/** The longest message snapback writes into a condition, a status field or an Event. */
+export const MAX_MESSAGE_LENGTH = 1024;
 
 /** Condition types both kinds report. */
 export const CONDITION_READY = 'Ready';
@@ -419,9 +425,11 @@ export const PvcBackupStatusSchema = z
       .describe('When the newest ready snapshot of this PVC was taken.'),
     message: z
       .string()
-      .max(32768)
+      .max(MAX_MESSAGE_LENGTH)
       .optional()
-      .describe('Why the last run failed for this PVC; absent when it succeeded.'),
+      .describe(
+        `Why the last run failed for this PVC, at most ${MAX_MESSAGE_LENGTH} characters; absent when it succeeded.`,
+      ),
   })
   .describe('The snapshots of one selected PVC.');
 export type PvcBackupStatus = z.infer<typeof PvcBackupStatusSchema>;
@@ -448,10 +456,10 @@ export const BackupPolicyStatusSchema = z
       .describe('How many scheduled runs were skipped because they could not start in time.'),
     lastRunNowToken: z
       .string()
-      .max(1024)
+      .max(MAX_RUN_NOW_TOKEN_LENGTH)
       .optional()
       .describe(
-        'The value of the snapback.dev/run-now annotation that was last acted on. A run is taken whenever the annotation holds another value, even one used before.',
+        `The value of the snapback.dev/run-now annotation that was last acted on. A run is taken whenever the annotation holds another value, even one used before; a value longer than ${MAX_RUN_NOW_TOKEN_LENGTH} characters is not run but reported in the Degraded condition and an Event.`,
       ),
     runNowCount: z
       .int()
@@ -471,9 +479,12 @@ export const BackupPolicyStatusSchema = z
       .max(64)
       .optional()
       .describe('readySnapshots/totalSnapshots as text, e.g. 6/7, for kubectl get.'),
-    pvcs: mapListOf(PvcBackupStatusSchema, 'pvcName', 1000, 'pvcs')
+    selectedPvcs: z.int().min(0).optional().describe('How many PVCs the policy selects.'),
+    pvcs: mapListOf(PvcBackupStatusSchema, 'pvcName', MAX_STATUS_PVCS, 'pvcs')
       .optional()
-      .describe('One entry per PVC the policy selects.'),
+      .describe(
+        `One entry per PVC the policy selects, at most ${MAX_STATUS_PVCS}: when it selects more, those with a problem are listed first and the others are counted in selectedPvcs, readySnapshots and totalSnapshots only.`,
+      ),
   })
   .describe('The observed state of the policy, written by snapback.');
 export type BackupPolicyStatus = z.infer<typeof BackupPolicyStatusSchema>;
@@ -611,9 +622,11 @@ export const RestoreJobStatusSchema = z
     completionTime: dateTime().optional().describe('When the restore succeeded or failed.'),
     message: z
       .string()
-      .max(32768)
+      .max(MAX_MESSAGE_LENGTH)
       .optional()
-      .describe('What the restore is waiting for, or why it failed.'),
+      .describe(
+        `What the restore is waiting for, or why it failed, at most ${MAX_MESSAGE_LENGTH} characters.`,
+      ),
   })
   .describe('The observed state of the restore, written by snapback.');
 export type RestoreJobStatus = z.infer<typeof RestoreJobStatusSchema>;

@@ -25,6 +25,8 @@ import {
   BackupPolicySpecSchema,
   CONDITION_DEGRADED,
   CONDITION_READY,
+  MAX_RUN_NOW_TOKEN_LENGTH,
+  MAX_STATUS_PVCS,
   PARAM_FORCE_DELETE,
   SNAPSHOT_API_VERSION,
   VOLUME_SNAPSHOT_CLASS_KIND,
@@ -48,6 +50,7 @@ import type { Pv, Pvc } from './objects.js';
 import { hasFailed, isDeleting, isReady, snapshotTime, snapshotsInUse, time } from './objects.js';
 import type { RetentionRules } from './retention.js';
 import { parseDuration, planRetention } from './retention.js';
+import { capMessage, summariseProblems } from './messages.js';
 import { compileSchedule, planSchedule, resolvedTimeZone } from './schedule.js';
 import { TimeZoneError } from './timezone.js';
 
@@ -56,6 +59,7 @@ export const LABEL_POLICY_NAMESPACE = 'snapback.dev/policy-namespace';
 /** Condition type recording suspension; its transition back to False marks the resume time. */
 export const CONDITION_SUSPENDED = 'Suspended';
 export const REASON_RESUMED = 'Resumed';
+export const REASON_INVALID_RUN_NOW_TOKEN = 'InvalidRunNowToken';
 
 export interface BackupPolicyObservation {
   policy: BackupPolicy;
@@ -393,7 +397,7 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   const setCond = (type: string, value: 'True' | 'False', reason: string, message: string) => {
     status.conditions = setCondition(
       status.conditions,
-      { type, status: value, reason, message, ...conditionBase },
+      { type, status: value, reason, message: capMessage(message), ...conditionBase },
       now,
     );
   };
@@ -401,7 +405,10 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   const changed = (type: string, value: string, reason: string, message: string) => {
     const before = previousConditions?.find((c) => c.type === type);
     return (
-      !before || before.status !== value || before.reason !== reason || before.message !== message
+      !before ||
+      before.status !== value ||
+      before.reason !== reason ||
+      before.message !== capMessage(message)
     );
   };
   if (generation !== undefined) status.observedGeneration = generation;
@@ -426,7 +433,7 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
       'no snapshot is taken or pruned until this is fixed',
     );
     delete status.nextScheduleTime;
-    return { create: [], prune: [], status, events, blockedBy: problem.reason };
+    return { create: [], prune: [], status, events: capEvents(events), blockedBy: problem.reason };
   }
 
   const namespace = policy.metadata.namespace!;
@@ -488,8 +495,20 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
       time: schedulePlan.run,
     });
   const token = policy.metadata.annotations?.[ANN_RUN_NOW];
+  const degraded: Array<{ reason: string; message: string }> = [];
   // A new value is one other than the last acted on, even a value used before that.
-  const runNowDue = token !== undefined && token !== '' && token !== status.lastRunNowToken;
+  const runNowNew = token !== undefined && token !== '' && token !== status.lastRunNowToken;
+  const runNowTooLong = runNowNew && token.length > MAX_RUN_NOW_TOKEN_LENGTH;
+  const runNowDue = runNowNew && !runNowTooLong;
+  if (runNowTooLong) {
+    const message = `annotation ${ANN_RUN_NOW} is ${token.length} characters long, at most ${MAX_RUN_NOW_TOKEN_LENGTH} are allowed: no run-now run is taken; set a shorter value, such as a timestamp`;
+    degraded.push({ reason: REASON_INVALID_RUN_NOW_TOKEN, message });
+    // Listed first in the Degraded message, so that message shows whether this was reported.
+    const before = previousConditions?.find((c) => c.type === CONDITION_DEGRADED);
+    if (!(before?.reason === REASON_INVALID_RUN_NOW_TOKEN && before.message.includes(message))) {
+      events.push({ type: 'Warning', reason: REASON_INVALID_RUN_NOW_TOKEN, message });
+    }
+  }
   const runNowSequence = (status.runNowCount ?? 0) + 1;
   if (runNowDue)
     runs.push({ identity: { kind: 'run-now', token, sequence: runNowSequence }, time: now });
@@ -549,7 +568,10 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   const prune: PlannedPrune[] = [];
   const pvcStatuses: PvcBackupStatus[] = [];
   const previousPvcs = new Map((policy.status?.pvcs ?? []).map((p) => [p.pvcName, p]));
-  const degraded: Array<{ reason: string; message: string }> = [];
+  const summaries: Array<{
+    entry: PvcBackupStatus;
+    problem?: { reason: string; message: string };
+  }> = [];
   let ready = 0;
   let total = 0;
   for (const plan of pvcPlans) {
@@ -574,13 +596,11 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
       };
     }
     if (problem) {
+      problem = { reason: problem.reason, message: capMessage(problem.message) };
       entry.message = problem.message;
       degraded.push(problem);
-      if (previousPvcs.get(plan.name)?.message !== problem.message) {
-        events.push({ type: 'Warning', reason: problem.reason, message: problem.message });
-      }
     }
-    pvcStatuses.push(entry);
+    summaries.push(problem ? { entry, problem } : { entry });
 
     if (!rules || !plan.pvc) continue;
     if (plan.problem) {
@@ -621,7 +641,16 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
       });
     }
   }
+  // Only a listed PVC's Event can be told apart from a repeat; the others are summarised in
+  // the Degraded condition.
+  for (const { entry, problem } of boundedPvcSummaries(summaries, MAX_STATUS_PVCS)) {
+    pvcStatuses.push(entry);
+    if (problem && previousPvcs.get(entry.pvcName)?.message !== problem.message) {
+      events.push({ type: 'Warning', reason: problem.reason, message: problem.message });
+    }
+  }
   status.pvcs = pvcStatuses;
+  status.selectedPvcs = pvcPlans.length;
   status.readySnapshots = ready;
   status.totalSnapshots = total;
   status.readyOverTotal = `${ready}/${total}`;
@@ -652,7 +681,10 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
       CONDITION_DEGRADED,
       'True',
       degraded[0]!.reason,
-      degraded.map((d) => d.message).join('; '),
+      summariseProblems(
+        degraded.map((d) => d.message),
+        'see status.pvcs and the Events of this policy',
+      ),
     );
   } else {
     setCond(
@@ -675,12 +707,28 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
     setCond(CONDITION_SUSPENDED, 'False', 'NotSuspended', 'the schedule is active');
   }
 
-  const plan: BackupPolicyPlan = { create, prune, status, events };
+  const plan: BackupPolicyPlan = { create, prune, status, events: capEvents(events) };
   if (ownedClass) plan.ownedClass = ownedClass;
   if (schedulePlan.nextScheduleTime) {
     plan.requeueAfterMs = Math.max(0, schedulePlan.nextScheduleTime.getTime() - now.getTime());
   }
   return plan;
+}
+
+function capEvents(events: readonly PlannedEvent[]): PlannedEvent[] {
+  return events.map((e) => ({ ...e, message: capMessage(e.message) }));
+}
+
+/**
+ * The PVCs status.pvcs lists when there are more than `max`: those with a problem first (what
+ * a user needs to read), then the others, in selection order.
+ */
+function boundedPvcSummaries<T extends { problem?: unknown }>(all: readonly T[], max: number): T[] {
+  if (all.length <= max) return [...all];
+  const listed = new Set(
+    [...all.filter((s) => s.problem), ...all.filter((s) => !s.problem)].slice(0, max),
+  );
+  return all.filter((s) => listed.has(s));
 }
 
 function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {

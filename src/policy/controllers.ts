@@ -52,6 +52,7 @@ import {
 import { systemClock, type Clock } from '../util/clock.js';
 import type { PlannedEvent } from './backup-policy.js';
 import { classesToDelete, LABEL_POLICY_NAMESPACE, planBackupPolicy } from './backup-policy.js';
+import { summariseProblems } from './messages.js';
 import { ANNOTATION_POLICY_NAME, LABEL_POLICY, LABEL_RESTORE_JOB, labelValue } from './naming.js';
 import type { Pv, Pvc, StorageClass } from './objects.js';
 import { BackupPolicies, RestoreJobs, isTerminal } from './objects.js';
@@ -210,11 +211,15 @@ export function addPolicyControllers(
             if (isAlreadyExists(error)) continue;
             metrics?.snapshotsFailed.inc(labels);
             failures.push(`${snapshot.metadata.name}: ${errorMessage(error)}`);
+            log.warn('could not create a snapshot', {
+              snapshot: snapshot.metadata.name,
+              error: errorMessage(error),
+            });
           }
         }
         if (failures.length > 0) {
           // The run is not recorded as done: the next attempt retries the same names.
-          const message = `could not create ${failures.length} snapshot(s): ${failures.join('; ')}`;
+          const message = `could not create ${failures.length} snapshot(s): ${summariseProblems(failures, 'see the controller log')}`;
           const conditions = setCondition(
             policy.status?.conditions,
             { type: CONDITION_DEGRADED, status: 'True', reason: 'SnapshotCreateFailed', message },

@@ -33,6 +33,7 @@ import {
   LABEL_RESTORE_JOB,
   labelValue,
 } from './naming.js';
+import { capMessage } from './messages.js';
 import type { Pvc, StorageClass } from './objects.js';
 import {
   ANN_DEFAULT_STORAGE_CLASS,
@@ -399,7 +400,8 @@ export function planRestoreJob(observed: RestoreJobObservation): RestoreJobPlan 
   const previous = job.status;
   if (previous?.phase === 'Succeeded' || previous?.phase === 'Failed') return { events: [] };
 
-  const outcome = decide(observed);
+  const decided = decide(observed);
+  const outcome = { ...decided, message: capMessage(decided.message) } as Outcome;
   const status: RestoreJobStatus = structuredClone(previous ?? {});
   const generation = job.metadata.generation;
   if (generation !== undefined) status.observedGeneration = generation;

@@ -1,6 +1,12 @@
 import { expect } from 'chai';
 import type { BackupPolicyStatus, VolumeSnapshot } from '../../../src/api/index.js';
 import {
+  BackupPolicyStatusSchema,
+  MAX_MESSAGE_LENGTH,
+  MAX_RUN_NOW_TOKEN_LENGTH,
+  MAX_STATUS_PVCS,
+} from '../../../src/api/index.js';
+import {
   CONDITION_SUSPENDED,
   classesToDelete,
   planBackupPolicy,
@@ -595,5 +601,95 @@ describe('BackupPolicy planning: bad input ends as a condition and an Event, not
     );
     expect(plan.prune).to.deep.equal([]);
     expect(cond(plan.status, 'Ready')).to.include({ status: 'False', reason: 'InvalidSpec' });
+  });
+});
+
+describe('BackupPolicy planning: status stays writable at scale', function () {
+  const writable = (status: BackupPolicyStatus) => {
+    const parsed = BackupPolicyStatusSchema.safeParse(status);
+    expect(parsed.success, parsed.success ? '' : parsed.error.message).to.equal(true);
+  };
+
+  it('summarises and caps the Degraded message and bounds status.pvcs, problems first', function () {
+    const names = Array.from({ length: 500 }, (_, i) => `pvc-${String(i).padStart(3, '0')}`);
+    const labels = { backup: 'yes' };
+    const p = policy({ pvcNames: undefined, selector: { matchLabels: labels } });
+    // 400 healthy PVCs and 100 that are not Bound, the unbound ones last by name.
+    const pvcs = names.map((name, i) =>
+      pvc(name, { labels, ...(i >= 400 ? { phase: 'Pending' } : {}) }),
+    );
+    const plan = planBackupPolicy(policyObservation(p, { pvcs }));
+    writable(plan.status);
+    const degraded = cond(plan.status, 'Degraded')!;
+    expect(degraded).to.include({ status: 'True', reason: 'PVCNotBound' });
+    expect(degraded.message.length).to.be.at.most(MAX_MESSAGE_LENGTH);
+    expect(degraded.message).to.match(/^100 problems: PVC pvc-400 is Pending/);
+    expect(degraded.message).to.contain('and 97 more (see status.pvcs');
+    expect(plan.status.selectedPvcs).to.equal(500);
+    expect(plan.status.pvcs).to.have.length(MAX_STATUS_PVCS);
+    expect(plan.status.pvcs!.every((e) => e.message !== undefined)).to.equal(true);
+    expect(plan.events.filter((e) => e.reason === 'PVCNotBound')).to.have.length(100);
+  });
+
+  it('caps a long snapshot error in status.pvcs, the condition and the Event', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({}, { status: { lastScheduleTime: '2026-01-01T00:00:00Z' } }), {
+        snapshots: [
+          volumeSnapshot('s1', { ready: false, error: 'backend says: ' + 'x'.repeat(50_000) }),
+        ],
+      }),
+    );
+    writable(plan.status);
+    expect(plan.status.pvcs![0]!.message!.length).to.equal(MAX_MESSAGE_LENGTH);
+    expect(plan.status.pvcs![0]!.message).to.match(
+      /^snapshot s1 of PVC data failed: backend says: x+…$/,
+    );
+    expect(cond(plan.status, 'Degraded')!.message.length).to.be.at.most(MAX_MESSAGE_LENGTH);
+    const event = plan.events.find((e) => e.reason === 'SnapshotFailed');
+    expect(event?.message.length).to.equal(MAX_MESSAGE_LENGTH);
+  });
+
+  it('does not run an over-long run-now token: Degraded and one Event name the limit', function () {
+    const token = 't'.repeat(MAX_RUN_NOW_TOKEN_LENGTH + 1);
+    const observe = (status?: BackupPolicyStatus) =>
+      planBackupPolicy(
+        policyObservation(
+          policy(
+            {},
+            { annotations: { 'snapback.dev/run-now': token }, ...(status ? { status } : {}) },
+          ),
+        ),
+      );
+    const first = observe();
+    expect(first.create).to.deep.equal([]);
+    expect(first.prune).to.deep.equal([]);
+    writable(first.status);
+    expect(first.status.lastRunNowToken).to.equal(undefined);
+    const degraded = cond(first.status, 'Degraded')!;
+    expect(degraded).to.include({ status: 'True', reason: 'InvalidRunNowToken' });
+    expect(degraded.message).to.contain(
+      `annotation snapback.dev/run-now is ${MAX_RUN_NOW_TOKEN_LENGTH + 1} characters long, at most ${MAX_RUN_NOW_TOKEN_LENGTH}`,
+    );
+    expect(first.events.filter((e) => e.reason === 'InvalidRunNowToken')).to.have.length(1);
+    expect(first.events[0]).to.include({ type: 'Warning' });
+    // Reported once, not on every reconcile; the schedule still runs.
+    const second = observe(first.status);
+    expect(second.events.map((e) => e.reason)).not.to.include('InvalidRunNowToken');
+    expect(cond(second.status, 'Degraded')).to.include({ reason: 'InvalidRunNowToken' });
+    // A token at the limit runs.
+    const ok = planBackupPolicy(
+      policyObservation(
+        policy(
+          {},
+          {
+            annotations: { 'snapback.dev/run-now': token.slice(1) },
+            status: second.status,
+          },
+        ),
+      ),
+    );
+    expect(ok.create).to.have.length(1);
+    expect(cond(ok.status, 'Degraded')).to.include({ status: 'False' });
+    writable(ok.status);
   });
 });

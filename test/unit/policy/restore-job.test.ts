@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type { RestoreJobStatus } from '../../../src/api/index.js';
+import { MAX_MESSAGE_LENGTH, RestoreJobStatusSchema } from '../../../src/api/index.js';
 import {
   ANNOTATION_RESTORED_FROM,
   ANNOTATION_RESTORE_JOB_UID,
@@ -320,4 +321,21 @@ describe('RestoreJob planning: bad input fails with a clear condition and an Eve
       ]);
     });
   }
+});
+
+describe('RestoreJob planning: status stays writable', function () {
+  it('caps a long snapshot error in the message, the condition and the Event', function () {
+    const job = restoreJob({ source: { volumeSnapshotName: 'bad' }, target: { pvcName: 'r' } });
+    const plan = planRestoreJob(
+      restoreObservation(job, {
+        snapshots: [volumeSnapshot('bad', { ready: false, error: 'y'.repeat(40_000) })],
+      }),
+    );
+    const parsed = RestoreJobStatusSchema.safeParse(plan.status);
+    expect(parsed.success, parsed.success ? '' : parsed.error.message).to.equal(true);
+    expect(plan.status?.message).to.have.length(MAX_MESSAGE_LENGTH);
+    expect(plan.status?.message).to.match(/^VolumeSnapshot bad .*y+…$/);
+    expect(ready(plan.status)?.message).to.equal(plan.status?.message);
+    expect(plan.events[0]?.message).to.equal(plan.status?.message);
+  });
 });
