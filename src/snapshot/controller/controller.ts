@@ -48,6 +48,7 @@ import {
 } from '../sidecar/resources.js';
 import {
   DEFAULT_CONTROLLER_SETTINGS,
+  Reasons,
   planContent,
   planPvcFinalizer,
   planSnapshot,
@@ -413,6 +414,15 @@ export class SnapshotController implements Runnable {
   ): Promise<void> {
     // conflicts are routine (a newer version exists) and retried at once by the next sync
     if (isConflict(error) || isNotFound(error)) return;
+    if (report.precededBy) {
+      const { reason, message, suffix = '' } = report.precededBy;
+      this.recorder.event(
+        snapshot,
+        'Warning',
+        reason,
+        `${message} ${errorMessage(error)}${suffix}`,
+      );
+    }
     const message = `${report.message} ${errorMessage(error)}`;
     if (!report.toStatus) {
       this.recorder.event(snapshot, 'Warning', report.reason, message);
@@ -506,12 +516,33 @@ export class SnapshotController implements Runnable {
       .byIndex(INDEX_SNAPSHOTS_BY_SOURCE_PVC, key)
       .map((snapshot) => this.snapshotView.get(keyOf(snapshot)) ?? snapshot);
     const { removeFinalizer: remove } = planPvcFinalizer({ pvc, snapshots });
-    if (remove)
+    if (!remove) return;
+    try {
       this.pvcView.remember(
         await removeFinalizer(this.client, PersistentVolumeClaims, pvc, FINALIZER_PVC_AS_SOURCE),
       );
+    } catch (error) {
+      // upstream reports this on the snapshots that released the PVC (checkandRemovePVCFinalizer)
+      if (!isConflict(error) && !isNotFound(error)) {
+        for (const snapshot of snapshots) {
+          this.recorder.event(
+            snapshot,
+            'Warning',
+            PVC_FINALIZER_ERROR.reason,
+            PVC_FINALIZER_ERROR.message,
+          );
+        }
+      }
+      throw error;
+    }
   }
 }
+
+/** Upstream's event for a PVC finalizer that could not be removed. */
+const PVC_FINALIZER_ERROR = {
+  reason: Reasons.pvcFinalizerError,
+  message: 'Error check and remove PVC Finalizer for VolumeSnapshot',
+};
 
 /** Actions that write the snapshot itself. */
 const snapshotWrites = new Set<SnapshotAction['type']>([

@@ -49,6 +49,8 @@ export const Reasons = {
   statusUpdateFailed: 'SnapshotStatusUpdateFailed',
   handleSet: 'SnapshotHandleSet',
   contentCreationFailed: 'SnapshotContentCreationFailed',
+  createContentFailed: 'CreateSnapshotContentFailed',
+  pvcFinalizerError: 'ErrorPVCFinalizer',
   deletePending: 'SnapshotDeletePending',
   contentDeleteError: 'SnapshotContentObjectDeleteError',
   contentValidationError: 'ContentValidationError',
@@ -63,6 +65,11 @@ export interface FailureReport {
   message: string;
   /** Also record the message in `status.error` (and readyToUse=false) of the snapshot. */
   toStatus: boolean;
+  /**
+   * A Warning event of its own before the report, where upstream emits two for one failure;
+   * its message is `message` + the write's error + `suffix`.
+   */
+  precededBy?: { reason: string; message: string; suffix?: string };
 }
 
 export type SnapshotAction =
@@ -192,28 +199,41 @@ export function chooseDefaultClass(
       candidate.metadata.annotations?.[ANN_IS_DEFAULT_CLASS] === 'true' &&
       candidate.driver === driver,
   );
-  if (defaults.length === 0)
-    return { error: `cannot find default snapshot class for driver ${driver}` };
+  // upstream's SetDefaultSnapshotClass texts, word for word
+  if (defaults.length === 0) return { error: 'cannot find default snapshot class' };
   if (defaults.length > 1) {
-    const names = defaults.map((candidate) => candidate.metadata.name).sort();
-    return {
-      error: `${defaults.length} default snapshot classes were found for driver ${driver}: ${names.join(', ')}`,
-    };
+    return { error: `${defaults.length} default snapshot classes were found` };
   }
   return { class: defaults[0]! };
 }
 
-/** The source PV of a dynamic snapshot, checked as upstream does before taking a snapshot. */
+/** Go's `%q` of a string, which upstream uses to nest one error in another. */
+const quoted = (text: string) => JSON.stringify(text);
+
+/**
+ * The source PV of a dynamic snapshot, checked as upstream's getVolumeFromVolumeSnapshot does
+ * before taking a snapshot, with its error texts (users and alerts know them). Whether the PV
+ * is a CSI volume is left to the caller: upstream words that differently per caller.
+ */
 function sourceVolume(obs: SnapshotObservation): { pv: PersistentVolume } | { error: string } {
   const { snapshot, pvc, pv } = obs;
   const pvcName = snapshot.spec.source.persistentVolumeClaimName;
-  if (!pvc) return { error: `PVC ${snapshot.metadata.namespace}/${pvcName} not found` };
+  if (!pvc) {
+    return {
+      error: `failed to retrieve PVC ${pvcName} from the lister: ${quoted(`persistentvolumeclaim "${pvcName}" not found`)}`,
+    };
+  }
   if (pvc.status?.phase !== 'Bound') {
     return {
       error: `the PVC ${pvcName} is not yet bound to a PV, will not attempt to take a snapshot`,
     };
   }
-  if (!pv) return { error: `PV ${pvc.spec?.volumeName} of PVC ${pvcName} not found` };
+  const pvName = pvc.spec?.volumeName ?? '';
+  if (!pv) {
+    return {
+      error: `failed to retrieve PV ${pvName} from the API server: ${quoted(`persistentvolumes "${pvName}" not found`)}`,
+    };
+  }
   const claim = pv.spec?.claimRef;
   if (
     !claim ||
@@ -221,14 +241,14 @@ function sourceVolume(obs: SnapshotObservation): { pv: PersistentVolume } | { er
     claim.namespace !== pvc.metadata?.namespace ||
     (!!claim.uid && claim.uid !== pvc.metadata?.uid)
   ) {
-    return { error: `the binding between PV ${pv.metadata?.name} and PVC ${pvcName} is broken` };
+    return { error: 'claim in dataSource not bound or invalid' };
   }
-  if (!pv.spec?.csi)
-    return {
-      error: `PV ${pv.metadata?.name} is not a CSI volume; only CSI volumes can be snapshotted`,
-    };
   return { pv };
 }
+
+/** The failure upstream's controllerUpdateError words: a write to `name` failed. */
+const updateFailed = (name: string, detail: string) =>
+  `snapshot controller failed to update ${name} on API server: ${detail}`;
 
 /**
  * The deletion Secret of a new content from the class's snapshotter-secret parameters, with
@@ -333,8 +353,13 @@ export function desiredContent(
       driver: snapshotClass.driver,
     },
   };
-  if (settings.preventVolumeModeConversion) {
-    content.spec.sourceVolumeMode = pv.spec?.volumeMode === 'Block' ? 'Block' : 'Filesystem';
+  // as upstream's createSnapshotContent: recorded only when the PV states its mode
+  const volumeMode = pv.spec?.volumeMode;
+  if (
+    settings.preventVolumeModeConversion &&
+    (volumeMode === 'Block' || volumeMode === 'Filesystem')
+  ) {
+    content.spec.sourceVolumeMode = volumeMode;
   }
   return content;
 }
@@ -459,7 +484,7 @@ function preprovisionedContent(
       failure: fail(
         snapshot,
         Reasons.contentMismatch,
-        `VolumeSnapshotContent ${name} is dynamically provisioned while expecting a pre-provisioned one`,
+        'VolumeSnapshotContent is dynamically provisioned while expecting a pre-provisioned one',
         now,
       ),
     };
@@ -537,7 +562,13 @@ export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
     } else if (snapshot.spec.source.persistentVolumeClaimName !== undefined) {
       const volume = sourceVolume(obs);
       const choice =
-        'error' in volume ? volume : chooseDefaultClass(obs.classes, volume.pv.spec!.csi!.driver);
+        'error' in volume
+          ? volume
+          : !volume.pv.spec?.csi
+            ? {
+                error: `snapshotting non-CSI volumes is not supported, snapshot:${snapshotKey(snapshot)}`,
+              }
+            : chooseDefaultClass(obs.classes, volume.pv.spec.csi.driver);
       if ('error' in choice) {
         return fail(
           snapshot,
@@ -594,8 +625,9 @@ export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
   if (!deleting && !finalizers.includes(FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE)) {
     add.push(FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE);
   }
-  const created = binding.actions.find((action) => action.type === 'createContent');
-  const boundContent = 'failure' in found ? undefined : (found.content ?? created?.content);
+  // bound-protection waits for the binding to be recorded in the status (upstream's
+  // NeedToAddSnapshotBoundFinalizer), so it is added on the sync after the binding
+  const boundContent = 'failure' in found || !boundName(snapshot) ? undefined : found.content;
   if (
     !deleting &&
     !finalizers.includes(FINALIZER_VOLUME_SNAPSHOT_BOUND) &&
@@ -639,8 +671,13 @@ function planPreprovisionedBinding(
   let content = found;
   const actions: SnapshotAction[] = [];
   const ref = content.spec.volumeSnapshotRef;
-  const fillClass = className !== undefined && content.spec.volumeSnapshotClassName === undefined;
-  if (!ref.uid || fillClass) {
+  // upstream's checkandBindSnapshotContent: a content bound by uid that names a class is left
+  // alone; otherwise the uid is filled and the snapshot's class, if it names one, replaces
+  // the content's
+  const bound = !!ref.uid && content.spec.volumeSnapshotClassName !== undefined;
+  const copyClass = className !== undefined && content.spec.volumeSnapshotClassName !== className;
+  if (!bound && (!ref.uid || copyClass)) {
+    const fillClass = className !== undefined;
     actions.push({
       type: 'bindContent',
       contentName: content.metadata.name!,
@@ -657,7 +694,7 @@ function planPreprovisionedBinding(
       spec: {
         ...content.spec,
         volumeSnapshotRef: { ...ref, uid: snapshot.metadata.uid },
-        ...(fillClass ? { volumeSnapshotClassName: className } : {}),
+        ...(className !== undefined ? { volumeSnapshotClassName: className } : {}),
       },
     };
   }
@@ -676,12 +713,14 @@ function planDynamicBinding(
       return fail(
         snapshot,
         Reasons.handleSet,
-        `Snapshot handle should not be set in content ${content.metadata.name} for dynamic provisioning`,
+        `Snapshot handle should not be set in content ${snapshotKey(snapshot)} for dynamic provisioning`,
         now,
       );
     }
     return { actions: statusActions(snapshot, content) };
   }
+  // the checks and texts of upstream's createSnapshotContent, in its order: the PVC
+  // (ensurePVCFinalizer), then the input (getCreateSnapshotInput), then the CSI source
   const creationFailed = (detail: string) =>
     fail(
       snapshot,
@@ -689,34 +728,64 @@ function planDynamicBinding(
       `Failed to create snapshot content with error ${detail}`,
       now,
     );
+  const inputFailed = (detail: string) =>
+    creationFailed(
+      `failed to get input parameters to create snapshot ${snapshot.metadata.name}: ${quoted(detail)}`,
+    );
   const pvcName = snapshot.spec.source.persistentVolumeClaimName!;
-  if (!snapshotClass) {
+  const pvc = obs.pvc;
+  if (!pvc)
+    return creationFailed(updateFailed(snapshot.metadata.name!, 'cannot get claim from snapshot'));
+  const protectedPvc = has(pvc.metadata?.finalizers, FINALIZER_PVC_AS_SOURCE);
+  // a PVC being deleted can still be snapshotted while it is protected: it cannot go away
+  if (pvc.metadata?.deletionTimestamp && !protectedPvc) {
     return creationFailed(
-      `failed to take snapshot ${snapshotKey(snapshot)} without a snapshot class`,
+      updateFailed(pvcName, 'cannot add finalizer on claim because it is being deleted'),
     );
   }
-  const pvc = obs.pvc;
-  if (!pvc) return creationFailed(`PVC ${snapshot.metadata.namespace}/${pvcName} not found`);
-  if (pvc.metadata?.deletionTimestamp) {
-    return creationFailed(`cannot add finalizer on claim ${pvcName} because it is being deleted`);
+  if (!snapshotClass) {
+    return inputFailed(
+      `failed to take snapshot ${snapshot.metadata.name} without a snapshot class`,
+    );
   }
   const volume = sourceVolume(obs);
-  if ('error' in volume) return creationFailed(volume.error);
+  if ('error' in volume) return inputFailed(volume.error);
   const contentName = volumeSnapshotContentNameFor(snapshot.metadata.uid!);
   const secret = snapshotterSecretRef(snapshotClass.parameters, contentName, snapshot);
-  if ('error' in secret) return creationFailed(secret.error);
+  if ('error' in secret) return inputFailed(secret.error);
+  if (!volume.pv.spec?.csi) {
+    return creationFailed(
+      `cannot find CSI PersistentVolumeSource for volume ${volume.pv.metadata?.name}`,
+    );
+  }
 
-  const onFailure: FailureReport = {
-    reason: Reasons.contentCreationFailed,
-    message: 'Failed to create snapshot content with error',
-    toStatus: true,
-  };
   const actions: SnapshotAction[] = [];
-  if (!has(pvc.metadata?.finalizers, FINALIZER_PVC_AS_SOURCE)) {
-    actions.push({ type: 'addPvcFinalizer', pvcName, onFailure });
+  if (!protectedPvc) {
+    actions.push({
+      type: 'addPvcFinalizer',
+      pvcName,
+      onFailure: {
+        reason: Reasons.contentCreationFailed,
+        message: `Failed to create snapshot content with error snapshot controller failed to update ${pvcName} on API server:`,
+        toStatus: true,
+      },
+    });
   }
   const created = desiredContent(snapshot, snapshotClass, volume.pv, secret.ref, obs.settings);
-  actions.push({ type: 'createContent', content: created, onFailure });
+  actions.push({
+    type: 'createContent',
+    content: created,
+    onFailure: {
+      reason: Reasons.contentCreationFailed,
+      message: `Failed to create snapshot content with error snapshot controller failed to update ${snapshotKey(snapshot)} on API server:`,
+      toStatus: true,
+      precededBy: {
+        reason: Reasons.createContentFailed,
+        message: `Error creating volume snapshot content object for snapshot ${snapshotKey(snapshot)}:`,
+        suffix: '.',
+      },
+    },
+  });
   actions.push({
     type: 'event',
     eventType: 'Normal',

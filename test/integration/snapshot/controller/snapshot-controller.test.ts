@@ -322,7 +322,7 @@ describe('snapshot controller (real control plane; the test plays the CSI snapsh
         show('none'),
       );
       expect(error).to.equal(
-        `Failed to set default snapshot class with error cannot find default snapshot class for driver ${driver}`,
+        'Failed to set default snapshot class with error cannot find default snapshot class',
       );
       await waitFor(
         async () =>

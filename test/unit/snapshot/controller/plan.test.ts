@@ -88,7 +88,7 @@ describe('planSnapshot', function () {
         name: 'creates snapcontent-<uid>, protects the PVC and binds (class with Delete)',
         obs: {},
         expected: [
-          'finalizers +as-source +bound',
+          'finalizers +as-source',
           'pvc-finalizer data',
           'create snapcontent-uid-snap',
           'Normal CreatingSnapshot: Waiting for a snapshot ns/snap to be created by the CSI driver.',
@@ -127,9 +127,9 @@ describe('planSnapshot', function () {
         obs: { pvc: pvc('data', { phase: 'Pending' }), pv: undefined },
         expected: [
           'finalizers +as-source',
-          'status {"error":{"time":"2026-03-01T12:00:00Z","message":"Failed to create snapshot content with error the PVC data is not yet bound to a PV, will not attempt to take a snapshot"},"readyToUse":false}',
-          'Warning SnapshotContentCreationFailed: Failed to create snapshot content with error the PVC data is not yet bound to a PV, will not attempt to take a snapshot',
-          'retry: Failed to create snapshot content with error the PVC data is not yet bound to a PV, will not attempt to take a snapshot',
+          'status {"error":{"time":"2026-03-01T12:00:00Z","message":"Failed to create snapshot content with error failed to get input parameters to create snapshot snap: \\"the PVC data is not yet bound to a PV, will not attempt to take a snapshot\\""},"readyToUse":false}',
+          'Warning SnapshotContentCreationFailed: Failed to create snapshot content with error failed to get input parameters to create snapshot snap: "the PVC data is not yet bound to a PV, will not attempt to take a snapshot"',
+          'retry: Failed to create snapshot content with error failed to get input parameters to create snapshot snap: "the PVC data is not yet bound to a PV, will not attempt to take a snapshot"',
         ],
       },
       {
@@ -142,23 +142,26 @@ describe('planSnapshot', function () {
             status: {
               readyToUse: false,
               error: {
-                message: 'Failed to create snapshot content with error PVC ns/data not found',
+                message:
+                  'Failed to create snapshot content with error snapshot controller failed to update snap on API server: cannot get claim from snapshot',
               },
             },
           }),
           pvc: undefined,
           pv: undefined,
         },
-        expected: ['retry: Failed to create snapshot content with error PVC ns/data not found'],
+        expected: [
+          'retry: Failed to create snapshot content with error snapshot controller failed to update snap on API server: cannot get claim from snapshot',
+        ],
       },
       {
         name: 'refuses a PVC that is being deleted',
         obs: { pvc: pvc('data', { volumeName: 'pv-1', deleting: true }) },
         expected: [
           'finalizers +as-source',
-          'status {"error":{"time":"2026-03-01T12:00:00Z","message":"Failed to create snapshot content with error cannot add finalizer on claim data because it is being deleted"},"readyToUse":false}',
-          'Warning SnapshotContentCreationFailed: Failed to create snapshot content with error cannot add finalizer on claim data because it is being deleted',
-          'retry: Failed to create snapshot content with error cannot add finalizer on claim data because it is being deleted',
+          'status {"error":{"time":"2026-03-01T12:00:00Z","message":"Failed to create snapshot content with error snapshot controller failed to update data on API server: cannot add finalizer on claim because it is being deleted"},"readyToUse":false}',
+          'Warning SnapshotContentCreationFailed: Failed to create snapshot content with error snapshot controller failed to update data on API server: cannot add finalizer on claim because it is being deleted',
+          'retry: Failed to create snapshot content with error snapshot controller failed to update data on API server: cannot add finalizer on claim because it is being deleted',
         ],
       },
       {
@@ -166,9 +169,9 @@ describe('planSnapshot', function () {
         obs: { pv: pv('pv-1', { claim: 'data', csi: false }) },
         expected: [
           'finalizers +as-source',
-          'status {"error":{"time":"2026-03-01T12:00:00Z","message":"Failed to create snapshot content with error PV pv-1 is not a CSI volume; only CSI volumes can be snapshotted"},"readyToUse":false}',
-          'Warning SnapshotContentCreationFailed: Failed to create snapshot content with error PV pv-1 is not a CSI volume; only CSI volumes can be snapshotted',
-          'retry: Failed to create snapshot content with error PV pv-1 is not a CSI volume; only CSI volumes can be snapshotted',
+          'status {"error":{"time":"2026-03-01T12:00:00Z","message":"Failed to create snapshot content with error cannot find CSI PersistentVolumeSource for volume pv-1"},"readyToUse":false}',
+          'Warning SnapshotContentCreationFailed: Failed to create snapshot content with error cannot find CSI PersistentVolumeSource for volume pv-1',
+          'retry: Failed to create snapshot content with error cannot find CSI PersistentVolumeSource for volume pv-1',
         ],
       },
       {
@@ -176,9 +179,55 @@ describe('planSnapshot', function () {
         obs: { pv: pv('pv-1', { claim: 'other' }) },
         expected: [
           'finalizers +as-source',
-          'status {"error":{"time":"2026-03-01T12:00:00Z","message":"Failed to create snapshot content with error the binding between PV pv-1 and PVC data is broken"},"readyToUse":false}',
-          'Warning SnapshotContentCreationFailed: Failed to create snapshot content with error the binding between PV pv-1 and PVC data is broken',
-          'retry: Failed to create snapshot content with error the binding between PV pv-1 and PVC data is broken',
+          'status {"error":{"time":"2026-03-01T12:00:00Z","message":"Failed to create snapshot content with error failed to get input parameters to create snapshot snap: \\"claim in dataSource not bound or invalid\\""},"readyToUse":false}',
+          'Warning SnapshotContentCreationFailed: Failed to create snapshot content with error failed to get input parameters to create snapshot snap: "claim in dataSource not bound or invalid"',
+          'retry: Failed to create snapshot content with error failed to get input parameters to create snapshot snap: "claim in dataSource not bound or invalid"',
+        ],
+      },
+      {
+        name: 'a PVC being deleted that is already protected can still be snapshotted',
+        obs: {
+          snapshot: snapshot('snap', {
+            pvc: 'data',
+            className: 'gold',
+            finalizers: [AS_SOURCE],
+          }),
+          pvc: pvc('data', {
+            volumeName: 'pv-1',
+            deleting: true,
+            finalizers: [FINALIZER_PVC_AS_SOURCE],
+          }),
+        },
+        expected: [
+          'create snapcontent-uid-snap',
+          'Normal CreatingSnapshot: Waiting for a snapshot ns/snap to be created by the CSI driver.',
+          'status {"boundVolumeSnapshotContentName":"snapcontent-uid-snap","readyToUse":false}',
+        ],
+      },
+      {
+        name: 'bound-protection is added once the status names the content (Delete)',
+        obs: {
+          snapshot: snapshot('snap', {
+            pvc: 'data',
+            className: 'gold',
+            finalizers: [AS_SOURCE],
+            status: { boundVolumeSnapshotContentName: 'snapcontent-uid-snap', readyToUse: false },
+          }),
+          contents: [content('snapcontent-uid-snap', { snapshotUid: 'uid-snap' })],
+        },
+        expected: ['finalizers +bound'],
+      },
+      {
+        name: 'a missing PVC is reported in upstream words',
+        obs: {
+          snapshot: snapshot('snap', { pvc: 'data', className: 'gold', finalizers: [AS_SOURCE] }),
+          pvc: undefined,
+          pv: undefined,
+        },
+        expected: [
+          'status {"error":{"time":"2026-03-01T12:00:00Z","message":"Failed to create snapshot content with error snapshot controller failed to update snap on API server: cannot get claim from snapshot"},"readyToUse":false}',
+          'Warning SnapshotContentCreationFailed: Failed to create snapshot content with error snapshot controller failed to update snap on API server: cannot get claim from snapshot',
+          'retry: Failed to create snapshot content with error snapshot controller failed to update snap on API server: cannot get claim from snapshot',
         ],
       },
       {
@@ -308,6 +357,36 @@ describe('planSnapshot', function () {
       });
     }
 
+    it('nests the PV error as upstream does (Go %q)', function () {
+      const plan = planSnapshot(
+        observe({
+          snapshot: snapshot('snap', { pvc: 'data', className: 'gold', finalizers: [AS_SOURCE] }),
+          pv: undefined,
+        }),
+      );
+      const status = plan.actions.find((action) => action.type === 'patchSnapshotStatus');
+      expect(status?.type === 'patchSnapshotStatus' && status.status.error).to.deep.equal({
+        time: '2026-03-01T12:00:00Z',
+        message:
+          'Failed to create snapshot content with error failed to get input parameters to create snapshot snap: ' +
+          String.raw`"failed to retrieve PV pv-1 from the API server: \"persistentvolumes \\\"pv-1\\\" not found\""`,
+      });
+    });
+
+    it('records the source volume mode only when the PV states it', function () {
+      const modeOf = (volume: ReturnType<typeof pv>) => {
+        const create = planSnapshot(observe({ pv: volume })).actions.find(
+          (action) => action.type === 'createContent',
+        );
+        return create?.type === 'createContent' ? create.content.spec : undefined;
+      };
+      expect(modeOf(pv('pv-1', { claim: 'data' }))).to.not.have.property('sourceVolumeMode');
+      expect(modeOf(pv('pv-1', { claim: 'data', volumeMode: 'Filesystem' }))).to.have.property(
+        'sourceVolumeMode',
+        'Filesystem',
+      );
+    });
+
     it('builds the content upstream builds', function () {
       const plan = planSnapshot(
         observe({ pv: pv('pv-1', { claim: 'data', volumeMode: 'Block' }) }),
@@ -362,7 +441,8 @@ describe('planSnapshot', function () {
       {
         name: 'no default class: fails with a reason, without touching readyToUse',
         classes: [GOLD],
-        expected: /cannot find default snapshot class for driver local.snapback.dev/,
+        expected:
+          /^Failed to set default snapshot class with error cannot find default snapshot class$/,
       },
       {
         name: 'only another driver has a default: same failure',
@@ -372,7 +452,8 @@ describe('planSnapshot', function () {
       {
         name: 'two defaults for the driver: refuses to guess',
         classes: [snapshotClass('a', { isDefault: true }), snapshotClass('b', { isDefault: true })],
-        expected: /2 default snapshot classes were found for driver local.snapback.dev: a, b/,
+        expected:
+          /^Failed to set default snapshot class with error 2 default snapshot classes were found$/,
       },
     ];
     for (const { name, classes, expected } of cases) {
@@ -440,11 +521,59 @@ describe('planSnapshot', function () {
           ],
         },
         expected: [
-          'finalizers +as-source +bound',
+          'finalizers +as-source',
           'bind pre uid=uid-snap class=gold',
           'status {"boundVolumeSnapshotContentName":"pre","readyToUse":true,"restoreSize":"5Mi"}',
           'Normal SnapshotReady: Snapshot ns/snap is ready to use.',
         ],
+      },
+      {
+        name: "the snapshot's class replaces the one an unbound content names",
+        obs: {
+          snapshot: pre({ className: 'gold', finalizers: [AS_SOURCE] }),
+          contents: [content('pre', { snapshotHandle: 'h', className: 'silver' })],
+        },
+        expected: [
+          'bind pre uid=uid-snap class=gold',
+          'status {"boundVolumeSnapshotContentName":"pre","readyToUse":false}',
+        ],
+      },
+      {
+        name: 'a content bound by uid that names no class gets the snapshot class',
+        obs: {
+          snapshot: pre({
+            className: 'gold',
+            finalizers: [AS_SOURCE, BOUND],
+            status: { boundVolumeSnapshotContentName: 'pre', readyToUse: false },
+          }),
+          contents: [content('pre', { snapshotHandle: 'h', snapshotUid: 'uid-snap' })],
+        },
+        expected: ['bind pre uid=uid-snap class=gold'],
+      },
+      {
+        name: 'a content bound by uid that names a class is left alone',
+        obs: {
+          snapshot: pre({
+            className: 'gold',
+            finalizers: [AS_SOURCE, BOUND],
+            status: { boundVolumeSnapshotContentName: 'pre', readyToUse: false },
+          }),
+          contents: [
+            content('pre', { snapshotHandle: 'h', snapshotUid: 'uid-snap', className: 'silver' }),
+          ],
+        },
+        expected: [],
+      },
+      {
+        name: 'bound-protection follows once the status names the content',
+        obs: {
+          snapshot: pre({
+            finalizers: [AS_SOURCE],
+            status: { boundVolumeSnapshotContentName: 'pre', readyToUse: false },
+          }),
+          contents: [content('pre', { snapshotHandle: 'h', snapshotUid: 'uid-snap' })],
+        },
+        expected: ['finalizers +bound'],
       },
       {
         name: 'without a class, binds by uid only; Retain gets no bound finalizer',
@@ -486,9 +615,9 @@ describe('planSnapshot', function () {
           contents: [content('pre', { volumeHandle: 'v' })],
         },
         expected: [
-          'status {"error":{"time":"2026-03-01T12:00:00Z","message":"VolumeSnapshotContent pre is dynamically provisioned while expecting a pre-provisioned one"},"readyToUse":false}',
-          'Warning SnapshotContentMismatch: VolumeSnapshotContent pre is dynamically provisioned while expecting a pre-provisioned one',
-          'retry: VolumeSnapshotContent pre is dynamically provisioned while expecting a pre-provisioned one',
+          'status {"error":{"time":"2026-03-01T12:00:00Z","message":"VolumeSnapshotContent is dynamically provisioned while expecting a pre-provisioned one"},"readyToUse":false}',
+          'Warning SnapshotContentMismatch: VolumeSnapshotContent is dynamically provisioned while expecting a pre-provisioned one',
+          'retry: VolumeSnapshotContent is dynamically provisioned while expecting a pre-provisioned one',
         ],
       },
       {
