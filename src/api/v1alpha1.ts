@@ -71,6 +71,11 @@ export const MAX_STATUS_PVCS = 100;
 /** The longest message snapback writes into a condition, a status field or an Event. */
 export const MAX_MESSAGE_LENGTH = 1024;
 
+/** What a scheduled run does while an earlier run's snapshots are not ready yet. */
+export const CONCURRENCY_POLICIES = ['Forbid', 'Allow'] as const;
+export type ConcurrencyPolicy = (typeof CONCURRENCY_POLICIES)[number];
+export const DEFAULT_READY_DEADLINE_SECONDS = 3600;
+
 /** Condition types both kinds report. */
 export const CONDITION_READY = 'Ready';
 export const CONDITION_DEGRADED = 'Degraded';
@@ -399,6 +404,19 @@ export const BackupPolicySpecSchema = withRules(
       .describe(
         'Pause the schedule: while suspended no scheduled run happens, none counts as missed, and no snapshot is pruned. Resuming does not catch up on the paused period.',
       ),
+    concurrencyPolicy: z
+      .enum(CONCURRENCY_POLICIES)
+      .default('Forbid')
+      .describe(
+        'What a scheduled run does while snapshots of an earlier run are still not ready to use (and not past readyDeadlineSeconds), as in a CronJob: Forbid (the default) skips the run, counts it in status.skippedRuns and records a RunSkipped Event; Allow takes it anyway. A run-now run is always taken.',
+      ),
+    readyDeadlineSeconds: z
+      .int()
+      .min(1)
+      .default(DEFAULT_READY_DEADLINE_SECONDS)
+      .describe(
+        `How long a snapshot may take to become ready to use, in seconds from its creation; default ${DEFAULT_READY_DEADLINE_SECONDS} (1 hour). A snapshot still not ready after it is reported as failed (status.pvcs, the Degraded condition with reason SnapshotTimedOut, a Warning Event), no longer holds back scheduled runs, and pauses pruning of its PVC like a failed one. It is not deleted, and counts again once it becomes ready.`,
+      ),
     snapshotClass: SnapshotClassRefSchema.optional(),
     retention: RetentionSchema.optional(),
   }),
@@ -454,6 +472,13 @@ export const BackupPolicyStatusSchema = z
       .min(0)
       .optional()
       .describe('How many scheduled runs were skipped because they could not start in time.'),
+    skippedRuns: z
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        'How many scheduled runs concurrencyPolicy Forbid skipped because snapshots of an earlier run were not ready yet.',
+      ),
     lastRunNowToken: z
       .string()
       .max(MAX_RUN_NOW_TOKEN_LENGTH)

@@ -513,6 +513,30 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   if (runNowDue)
     runs.push({ identity: { kind: 'run-now', token, sequence: runNowSequence }, time: now });
 
+  // Forbid: a scheduled run waits for no one; it is skipped while an earlier one is unfinished.
+  const readyDeadlineMs = spec.readyDeadlineSeconds * 1000;
+  const inProgress = observed.snapshots.filter(
+    (s) => !isDeleting(s) && !isReady(s) && !hasFailed(s) && !timedOut(s, readyDeadlineMs, now),
+  );
+  const scheduled = runs[0]?.identity.kind === 'scheduled' ? runs[0] : undefined;
+  if (scheduled && spec.concurrencyPolicy === 'Forbid') {
+    // A retry of this very run (its snapshots made, its status not yet written) goes on.
+    const ownNames = new Set(
+      runnable.map((pvc) => snapshotName(policyName, pvc.name, scheduled.identity)),
+    );
+    const earlier = inProgress.filter((s) => !ownNames.has(s.metadata.name!));
+    if (earlier.length > 0) {
+      const skipped = runs.shift()!;
+      status.skippedRuns = (status.skippedRuns ?? 0) + 1;
+      const names = earlier.map((s) => s.metadata.name!).sort();
+      events.push({
+        type: 'Warning',
+        reason: 'RunSkipped',
+        message: `scheduled run ${rfc3339(skipped.time)} skipped (concurrencyPolicy Forbid): ${names.length} snapshot(s) of an earlier run are not ready yet: ${summariseProblems(names, `each becomes ready or times out after readyDeadlineSeconds ${spec.readyDeadlineSeconds}`)}`,
+      });
+    }
+  }
+
   const existingNames = new Set(observed.snapshots.map((s) => s.metadata.name));
   const create: VolumeSnapshot[] = [];
   for (const run of runs) {
@@ -595,6 +619,12 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
         message: `snapshot ${newest.metadata.name} of PVC ${plan.name} failed: ${newest.status?.error?.message ?? 'no message'}`,
       };
     }
+    if (!problem && newest && timedOut(newest, readyDeadlineMs, now)) {
+      problem = {
+        reason: 'SnapshotTimedOut',
+        message: `snapshot ${newest.metadata.name} of PVC ${plan.name} is not ready ${spec.readyDeadlineSeconds}s after it was created (spec.readyDeadlineSeconds); it is kept, and counts once it becomes ready${newest.status?.error?.message ? `; its last error: ${newest.status.error.message}` : ''}`,
+      };
+    }
     if (problem) {
       problem = { reason: problem.reason, message: capMessage(problem.message) };
       entry.message = problem.message;
@@ -618,7 +648,7 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
         name: s.metadata.name!,
         time: snapshotTime(s),
         ready: isReady(s),
-        failed: hasFailed(s),
+        failed: hasFailed(s) || timedOut(s, readyDeadlineMs, now),
         deleting: false,
         inUse: inUse.has(s.metadata.name!),
       })),
@@ -709,10 +739,25 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
 
   const plan: BackupPolicyPlan = { create, prune, status, events: capEvents(events) };
   if (ownedClass) plan.ownedClass = ownedClass;
-  if (schedulePlan.nextScheduleTime) {
-    plan.requeueAfterMs = Math.max(0, schedulePlan.nextScheduleTime.getTime() - now.getTime());
+  // Look again at the next scheduled time, or when a snapshot in progress times out.
+  const wakeUps = [
+    ...(schedulePlan.nextScheduleTime ? [schedulePlan.nextScheduleTime.getTime()] : []),
+    ...inProgress.map((s) => createdAt(s).getTime() + readyDeadlineMs + 1000),
+  ];
+  if (wakeUps.length > 0) {
+    plan.requeueAfterMs = Math.max(0, Math.min(...wakeUps) - now.getTime());
   }
   return plan;
+}
+
+/** When a snapshot object was created: the start of its readyDeadlineSeconds. */
+function createdAt(snapshot: VolumeSnapshot): Date {
+  return time(snapshot.metadata.creationTimestamp) ?? snapshotTime(snapshot);
+}
+
+/** Not ready (or failed) within the deadline: reported as failed from then on. */
+function timedOut(snapshot: VolumeSnapshot, deadlineMs: number, now: Date): boolean {
+  return !isReady(snapshot) && now.getTime() - createdAt(snapshot).getTime() > deadlineMs;
 }
 
 function capEvents(events: readonly PlannedEvent[]): PlannedEvent[] {

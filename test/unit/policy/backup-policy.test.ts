@@ -693,3 +693,109 @@ describe('BackupPolicy planning: status stays writable at scale', function () {
     writable(ok.status);
   });
 });
+
+describe('BackupPolicy planning: runs cannot pile up', function () {
+  const t1 = '2026-01-01T01:00:00Z';
+  const previousRun = (ready: boolean, extra: Parameters<typeof volumeSnapshot>[1] = {}) =>
+    volumeSnapshot(scheduledName('data', t1), { runTime: t1, ready, ...extra });
+  const atTwo = (spec: Parameters<typeof policy>[0], snapshots = [previousRun(false)]) =>
+    planBackupPolicy(
+      policyObservation(policy(spec, { status: { lastScheduleTime: t1 } }), {
+        snapshots,
+        now: at('2026-01-01T02:00:05Z'),
+      }),
+    );
+
+  it('Forbid (the default) skips a scheduled run while the previous one is not ready, counted and reported', function () {
+    const plan = atTwo({ readyDeadlineSeconds: 7200 });
+    expect(plan.create).to.deep.equal([]);
+    expect(plan.status.skippedRuns).to.equal(1);
+    expect(plan.status.lastScheduleTime).to.equal('2026-01-01T02:00:00Z');
+    const event = plan.events.find((e) => e.reason === 'RunSkipped');
+    expect(event?.type).to.equal('Warning');
+    expect(event?.message).to.contain(
+      `scheduled run 2026-01-01T02:00:00Z skipped (concurrencyPolicy Forbid): 1 snapshot(s) of an earlier run are not ready yet: ${scheduledName('data', t1)}`,
+    );
+    // The skipped time is handled: the next reconcile neither runs it nor counts it again.
+    const again = planBackupPolicy(
+      policyObservation(policy({ readyDeadlineSeconds: 7200 }, { status: plan.status }), {
+        snapshots: [previousRun(false)],
+        now: at('2026-01-01T02:00:30Z'),
+      }),
+    );
+    expect(again.create).to.deep.equal([]);
+    expect(again.status.skippedRuns).to.equal(1);
+    expect(again.events.map((e) => e.reason)).not.to.include('RunSkipped');
+  });
+
+  it('Forbid runs once the previous run is ready, and Allow runs regardless', function () {
+    expect(atTwo({}, [previousRun(true)]).create).to.have.length(1);
+    const allowed = atTwo({ concurrencyPolicy: 'Allow', readyDeadlineSeconds: 7200 });
+    expect(allowed.create.map((s) => s.metadata.name)).to.deep.equal([
+      scheduledName('data', '2026-01-01T02:00:00Z'),
+    ]);
+    expect(allowed.status.skippedRuns).to.equal(undefined);
+  });
+
+  it('Forbid does not skip a retry of the same run, nor a run-now run', function () {
+    const t2 = '2026-01-01T02:00:00Z';
+    const retry = planBackupPolicy(
+      policyObservation(policy({}, { status: { lastScheduleTime: t1 } }), {
+        snapshots: [volumeSnapshot(scheduledName('data', t2), { runTime: t2, ready: false })],
+        now: at('2026-01-01T02:00:30Z'),
+      }),
+    );
+    expect(retry.status.skippedRuns).to.equal(undefined);
+    expect(retry.status.lastScheduleTime).to.equal(t2);
+    const runNow = planBackupPolicy(
+      policyObservation(
+        policy(
+          {},
+          { annotations: { 'snapback.dev/run-now': 'x' }, status: { lastScheduleTime: t1 } },
+        ),
+        { snapshots: [previousRun(false)], now: at('2026-01-01T01:20:00Z') },
+      ),
+    );
+    expect(runNow.create).to.have.length(1);
+  });
+
+  it('a snapshot not ready within readyDeadlineSeconds is reported failed and no longer holds runs back', function () {
+    const spec = { readyDeadlineSeconds: 600, retention: { keepLast: 1 } };
+    const older = volumeSnapshot('older', { runTime: '2026-01-01T00:00:00Z' });
+    const waiting = planBackupPolicy(
+      policyObservation(policy(spec, { status: { lastScheduleTime: t1 } }), {
+        snapshots: [older, previousRun(false)],
+        now: at('2026-01-01T01:05:00Z'),
+      }),
+    );
+    expect(cond(waiting.status, 'Degraded')).to.include({ status: 'False' });
+    // It looks again when the deadline passes, well before the next scheduled time.
+    expect(waiting.requeueAfterMs).to.equal(5 * 60_000 + 1000);
+
+    const late = planBackupPolicy(
+      policyObservation(policy(spec, { status: waiting.status }), {
+        snapshots: [older, previousRun(false)],
+        now: at('2026-01-01T01:10:02Z'),
+      }),
+    );
+    const degraded = cond(late.status, 'Degraded')!;
+    expect(degraded).to.include({ status: 'True', reason: 'SnapshotTimedOut' });
+    expect(degraded.message).to.contain(
+      `snapshot ${scheduledName('data', t1)} of PVC data is not ready 600s after it was created (spec.readyDeadlineSeconds)`,
+    );
+    expect(degraded.message).to.contain(late.status.pvcs![0]!.message!);
+    expect(degraded.message).to.contain('pruning of PVC data is paused');
+    expect(late.events.map((e) => `${e.type} ${e.reason}`)).to.include('Warning SnapshotTimedOut');
+    // Nothing is deleted: not the late snapshot, and not the older ready one either.
+    expect(late.prune).to.deep.equal([]);
+    // The next scheduled run goes ahead under Forbid.
+    const next = planBackupPolicy(
+      policyObservation(policy(spec, { status: late.status }), {
+        snapshots: [older, previousRun(false)],
+        now: at('2026-01-01T02:00:05Z'),
+      }),
+    );
+    expect(next.create).to.have.length(1);
+    expect(next.status.skippedRuns).to.equal(undefined);
+  });
+});
