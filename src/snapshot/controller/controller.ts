@@ -40,6 +40,7 @@ import {
   type Runnable,
 } from '../../kube/index.js';
 import { errorMessage, silentLogger, type Logger } from '../../observability/logger.js';
+import { GROUP_SNAPSHOT_VERSIONS, volumeGroupSnapshots } from '../group.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import {
   VolumeSnapshotClasses,
@@ -279,11 +280,31 @@ export class SnapshotController implements Runnable {
       pv,
       classes: this.classInformer.list(),
       restoringPvcs: this.pvcInformer.byIndex(INDEX_PVCS_BY_RESTORE_SOURCE, key),
+      groupSnapshotExists: await this.groupSnapshotExistsFor(snapshot),
       now: this.clock.now(),
       settings: this.settings,
     });
     await this.executeSnapshotPlan(snapshot, plan.actions);
     if (plan.retry) throw new Error(plan.retry);
+  }
+
+  /**
+   * For a snapshot being deleted that names its group: whether that VolumeGroupSnapshot
+   * exists, in any served version (a version or a CRD that is not served answers 404). Read
+   * from the API server: the group's CRDs may not be installed, so there is no informer.
+   */
+  private async groupSnapshotExistsFor(snapshot: VolumeSnapshot): Promise<boolean | undefined> {
+    const groupName = snapshot.status?.volumeGroupSnapshotName;
+    if (!snapshot.metadata.deletionTimestamp || !groupName) return undefined;
+    for (const version of GROUP_SNAPSHOT_VERSIONS) {
+      const group = await this.client.get(
+        volumeGroupSnapshots(version),
+        groupName,
+        snapshot.metadata.namespace,
+      );
+      if (group) return true;
+    }
+    return false;
   }
 
   private async executeSnapshotPlan(

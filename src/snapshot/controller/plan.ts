@@ -14,6 +14,7 @@ import {
   FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE,
   FINALIZER_VOLUME_SNAPSHOT_BOUND,
   FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
+  FINALIZER_VOLUME_SNAPSHOT_IN_GROUP,
   PARAM_SNAPSHOTTER_SECRET_NAME,
   PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
   SNAPSHOT_API_VERSION,
@@ -28,6 +29,7 @@ import {
   type VolumeSnapshotStatus,
 } from '../../api/snapshot.js';
 import { formatBytes, parseQuantity } from '../../provisioner/quantity.js';
+import { isGroupSnapshotMember } from '../group.js';
 
 export type PersistentVolumeClaim = V1PersistentVolumeClaim;
 export type PersistentVolume = V1PersistentVolume;
@@ -119,6 +121,11 @@ export interface SnapshotObservation {
   classes: VolumeSnapshotClass[];
   /** PVCs in the snapshot's namespace whose data source is this snapshot. */
   restoringPvcs: PersistentVolumeClaim[];
+  /**
+   * Whether the VolumeGroupSnapshot that `status.volumeGroupSnapshotName` names exists;
+   * looked up for a snapshot being deleted that names one (unknown counts as existing).
+   */
+  groupSnapshotExists?: boolean;
   now: Date;
   settings: ControllerSettings;
 }
@@ -559,7 +566,11 @@ export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
           false,
         );
       }
-    } else if (snapshot.spec.source.persistentVolumeClaimName !== undefined) {
+    } else if (
+      snapshot.spec.source.persistentVolumeClaimName !== undefined &&
+      // a group member is made by its group, class and all (upstream's SetDefaultSnapshotClass)
+      !isGroupSnapshotMember(snapshot)
+    ) {
       const volume = sourceVolume(obs);
       const choice =
         'error' in volume
@@ -608,7 +619,13 @@ export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
     );
   }
   const preprovisioned = volumeSnapshotContentName !== undefined;
-  const found = preprovisioned ? preprovisionedContent(obs) : dynamicContent(obs);
+  // a dynamic group member's content is made and named by its group, never snapcontent-<uid>
+  const groupMember = !preprovisioned && isGroupSnapshotMember(snapshot);
+  const found = preprovisioned
+    ? preprovisionedContent(obs)
+    : groupMember
+      ? {}
+      : dynamicContent(obs);
   const binding: Plan<SnapshotAction> =
     'failure' in found
       ? found.failure
@@ -616,7 +633,9 @@ export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
         ? planReadySnapshot(obs)
         : preprovisioned
           ? planPreprovisionedBinding(obs, found.content, className)
-          : planDynamicBinding(obs, found.content, snapshotClass);
+          : groupMember
+            ? planGroupMemberStatus(obs)
+            : planDynamicBinding(obs, found.content, snapshotClass);
 
   // finalizers first: as-source always (until deletion), bound-protection once the snapshot
   // is bound, or about to be, to a content whose policy is Delete
@@ -699,6 +718,29 @@ function planPreprovisionedBinding(
     };
   }
   return { actions: [...actions, ...statusActions(snapshot, content)] };
+}
+
+/**
+ * A member of a dynamic group snapshot (upstream's syncUnreadySnapshot for members): its
+ * group binds it, so it only mirrors the content its status names, and waits until it does.
+ */
+function planGroupMemberStatus(obs: SnapshotObservation): Plan<SnapshotAction> {
+  const { snapshot } = obs;
+  const name = boundName(snapshot);
+  if (!name) {
+    return {
+      actions: [],
+      retry: `detected group snapshot member ${snapshotKey(snapshot)} with no content, retrying`,
+    };
+  }
+  const content = obs.content(name);
+  if (!content) {
+    return {
+      actions: [],
+      retry: `group snapshot member ${snapshotKey(snapshot)} requests an non-existing content ${name}`,
+    };
+  }
+  return { actions: statusActions(snapshot, content) };
 }
 
 /** Binds a dynamic snapshot to `snapcontent-<uid>`, creating it (and protecting the PVC) first. */
@@ -875,6 +917,18 @@ function planDeletion(obs: SnapshotObservation): Plan<SnapshotAction> {
     };
   }
 
+  // a member of a group that still exists goes with its group (upstream's
+  // checkandRemoveSnapshotFinalizersAndCheckandDeleteContent); once the group is gone the
+  // in-group finalizer goes with ours
+  const groupName = snapshot.status?.volumeGroupSnapshotName;
+  if (groupName && obs.groupSnapshotExists !== false) {
+    const message = `deletion of the individual volume snapshot ${snapshotKey(snapshot)} is not allowed as it belongs to group snapshot ${snapshot.metadata.namespace}/${groupName}. Deleting the group snapshot will trigger the deletion of all the individual volume snapshots that are part of the group.`;
+    return {
+      actions: [{ type: 'event', eventType: 'Warning', reason: Reasons.deletePending, message }],
+      retry: message,
+    };
+  }
+
   const actions: SnapshotAction[] = [];
   const deleteContent = content?.spec.deletionPolicy === 'Delete';
   if (content && content.metadata.annotations?.[ANN_VOLUME_SNAPSHOT_BEING_DELETED] !== 'yes') {
@@ -893,6 +947,7 @@ function planDeletion(obs: SnapshotObservation): Plan<SnapshotAction> {
   }
   const remove = [FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE];
   if (!(content && deleteContent)) remove.push(FINALIZER_VOLUME_SNAPSHOT_BOUND);
+  if (groupName) remove.push(FINALIZER_VOLUME_SNAPSHOT_IN_GROUP);
   const present = remove.filter((finalizer) => has(snapshot.metadata.finalizers, finalizer));
   if (present.length > 0)
     actions.push({ type: 'updateSnapshotFinalizers', add: [], remove: present });

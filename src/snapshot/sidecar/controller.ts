@@ -161,12 +161,13 @@ class Sidecar {
     const className = content.spec?.volumeSnapshotClassName;
     const snapshotClass = className ? this.classes.get(className) : undefined;
     const plan = planContent(content, snapshotClass, this.options.settings);
-    if (plan.action !== 'notOurs' && plan.action !== 'upToDate') {
+    if (plan.action !== 'notOurs' && plan.action !== 'upToDate' && plan.action !== 'leftToGroup') {
       this.logger.debug('syncing content', { name: key, action: plan.action });
     }
     switch (plan.action) {
       case 'notOurs':
       case 'upToDate':
+      case 'leftToGroup':
         this.polls.forget(key);
         return;
       case 'removeBeingCreated':

@@ -22,6 +22,7 @@ import {
   type VolumeSnapshotContentStatus,
 } from '../../api/snapshot.js';
 import { deepEqual } from '../../kube/objects.js';
+import { isGroupSnapshotMemberContent } from '../group.js';
 
 export interface SidecarSettings {
   /** The CSI driver this sidecar serves (GetPluginInfo's name). */
@@ -69,6 +70,8 @@ export type ContentPlan =
   | { action: 'notOurs'; why: string }
   /** Ready, nothing to call. */
   | { action: 'upToDate' }
+  /** A member of a group snapshot not cut yet: the group's call takes it, not ours. */
+  | { action: 'leftToGroup' }
   /** Ready, but the being-created annotation outlived the call that set it. */
   | { action: 'removeBeingCreated' }
   /**
@@ -76,7 +79,10 @@ export type ContentPlan =
    * not ready yet. `failureReason` is the Event reason a failure is reported under.
    */
   | { action: 'createSnapshot'; call: CreateSnapshotCall; failureReason: string }
-  /** A pre-provisioned content that is not ready yet: ListSnapshots by its handle. */
+  /**
+   * A pre-provisioned content, or a group member the group's call has cut, that is not ready
+   * yet: ListSnapshots by its handle.
+   */
   | { action: 'checkSnapshot'; snapshotId: string; secretRef?: SecretRef }
   /** Being deleted with policy Delete: DeleteSnapshot, then release the content. */
   | { action: 'deleteSnapshot'; snapshotId: string; secretRef?: SecretRef }
@@ -254,6 +260,25 @@ export function planContent(
       return { action: 'fail', reason: REASON_CHECK_FAILED, message: failedToCheck(error) };
     }
   }
+
+  // Group members, as upstream's syncContent and checkandUpdateContentStatusOperation: once
+  // the group's call has cut one (status has both handles) its readiness is listed with the
+  // credentials its annotations name (members carry no class); until then, and for any
+  // content marked as a member, no CreateSnapshot of its own is ever made.
+  const groupHandle = content.status?.volumeGroupSnapshotHandle;
+  const memberHandle = content.status?.snapshotHandle;
+  if (groupHandle && memberHandle) {
+    try {
+      return {
+        action: 'checkSnapshot',
+        snapshotId: memberHandle,
+        secretRef: deletionSecretRef(content),
+      };
+    } catch (error) {
+      return { action: 'fail', reason: REASON_CHECK_FAILED, message: failedToCheck(error) };
+    }
+  }
+  if (isGroupSnapshotMemberContent(content)) return { action: 'leftToGroup' };
 
   const failureReason = firstAttempt ? REASON_CREATION_FAILED : REASON_CHECK_FAILED;
   const inputError = (error: unknown): ContentPlan => ({

@@ -5,6 +5,7 @@ import {
   FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE,
   FINALIZER_VOLUME_SNAPSHOT_BOUND,
   FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
+  FINALIZER_VOLUME_SNAPSHOT_IN_GROUP,
   type VolumeSnapshot,
   type VolumeSnapshotContent,
 } from '../../../../src/api/snapshot.js';
@@ -26,6 +27,7 @@ import {
   VolumeSnapshotContents,
   VolumeSnapshots,
 } from '../../../../src/snapshot/sidecar/resources.js';
+import { volumeGroupSnapshots } from '../../../../src/snapshot/group.js';
 import { eventually } from '../../kube/eventually.js';
 import { NS, pv, pvc, snapshotClass } from './fixtures.js';
 
@@ -249,6 +251,87 @@ describe('SnapshotController (fake API server)', function () {
     });
     await eventually(() => vs('snap') === undefined, state);
     await eventually(() => claim('data') === undefined, state);
+  });
+
+  it('leaves a group member to its group, and deletes it only once the group is gone', async function () {
+    const group = volumeGroupSnapshots('v1beta2');
+    await client.create(group, {
+      apiVersion: 'groupsnapshot.storage.k8s.io/v1beta2',
+      kind: 'VolumeGroupSnapshot',
+      metadata: { name: 'group-1', namespace: NS },
+    });
+    const member = await client.create<VolumeSnapshot>(VolumeSnapshots, {
+      apiVersion: 'snapshot.storage.k8s.io/v1',
+      kind: 'VolumeSnapshot',
+      metadata: {
+        name: 'member',
+        namespace: NS,
+        finalizers: [FINALIZER_VOLUME_SNAPSHOT_IN_GROUP],
+        ownerReferences: [
+          {
+            apiVersion: 'groupsnapshot.storage.k8s.io/v1beta2',
+            kind: 'VolumeGroupSnapshot',
+            name: 'group-1',
+            uid: 'uid-group-1',
+          },
+        ],
+      },
+      spec: { source: { persistentVolumeClaimName: 'data' } },
+    });
+    await eventually(
+      () => !!vs('member')?.metadata.finalizers?.includes(FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE),
+      state,
+    );
+    // what the group controller does: the member content and the binding
+    await client.create<VolumeSnapshotContent>(VolumeSnapshotContents, {
+      apiVersion: 'snapshot.storage.k8s.io/v1',
+      kind: 'VolumeSnapshotContent',
+      metadata: {
+        name: 'snapcontent-5e1f',
+        annotations: { 'groupsnapshot.storage.k8s.io/volumeGroupSnapshotHandle': 'g-1' },
+      },
+      spec: {
+        volumeSnapshotRef: { name: 'member', namespace: NS, uid: member.metadata.uid },
+        deletionPolicy: 'Retain',
+        driver: 'local.snapback.dev',
+        source: { volumeHandle: 'handle-pv-1' },
+      },
+    });
+    await client.patch(
+      VolumeSnapshots,
+      'member',
+      NS,
+      'merge',
+      {
+        status: {
+          boundVolumeSnapshotContentName: 'snapcontent-5e1f',
+          volumeGroupSnapshotName: 'group-1',
+          readyToUse: false,
+        },
+      },
+      { subresource: 'status' },
+    );
+    await client.delete(VolumeSnapshots, 'member', NS);
+    await eventually(
+      () =>
+        recorder.lines.some((line) =>
+          line.startsWith(
+            'Warning SnapshotDeletePending deletion of the individual volume snapshot ns/member is not allowed as it belongs to group snapshot ns/group-1.',
+          ),
+        ),
+      state,
+    );
+    const held = vs('member')!;
+    expect(held.spec.volumeSnapshotClassName, 'no default class for a member').to.equal(undefined);
+    expect(vsc(`snapcontent-${member.metadata.uid}`), 'no content of its own').to.equal(undefined);
+    expect(claim('data')!.metadata?.finalizers ?? []).to.not.include(FINALIZER_PVC_AS_SOURCE);
+    expect(held.metadata.finalizers).to.include(FINALIZER_VOLUME_SNAPSHOT_IN_GROUP);
+
+    await client.delete(group, 'group-1', NS);
+    await eventually(() => vs('member') === undefined, state);
+    expect(vsc('snapcontent-5e1f')!.metadata.annotations).to.include({
+      'snapshot.storage.kubernetes.io/volumesnapshot-being-deleted': 'yes',
+    });
   });
 
   it('binds a pre-provisioned content', async function () {

@@ -24,6 +24,8 @@ export function snapshot(
     finalizers?: string[];
     deleting?: boolean;
     status?: VolumeSnapshot['status'];
+    /** The VolumeGroupSnapshot that owns it (a group member). */
+    group?: string;
   } = {},
 ): VolumeSnapshot {
   return {
@@ -36,6 +38,18 @@ export function snapshot(
       resourceVersion: '10',
       ...(options.finalizers ? { finalizers: options.finalizers } : {}),
       ...(options.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+      ...(options.group !== undefined
+        ? {
+            ownerReferences: [
+              {
+                apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+                kind: 'VolumeGroupSnapshot',
+                name: options.group,
+                uid: `uid-${options.group}`,
+              },
+            ],
+          }
+        : {}),
     },
     spec: {
       source: {

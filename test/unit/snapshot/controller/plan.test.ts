@@ -7,6 +7,7 @@ import {
   FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE as AS_SOURCE,
   FINALIZER_VOLUME_SNAPSHOT_BOUND as BOUND,
   FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
+  FINALIZER_VOLUME_SNAPSHOT_IN_GROUP as IN_GROUP,
   type VolumeSnapshot,
   type VolumeSnapshotContent,
 } from '../../../../src/api/snapshot.js';
@@ -75,7 +76,13 @@ function summary(plan: Plan<SnapshotAction>): string[] {
 }
 
 const short = (finalizer: string) =>
-  finalizer === AS_SOURCE ? 'as-source' : finalizer === BOUND ? 'bound' : finalizer;
+  finalizer === AS_SOURCE
+    ? 'as-source'
+    : finalizer === BOUND
+      ? 'bound'
+      : finalizer === IN_GROUP
+        ? 'in-group'
+        : finalizer;
 
 describe('planSnapshot', function () {
   describe('dynamic snapshots', function () {
@@ -882,6 +889,123 @@ describe('planSnapshot', function () {
       );
       expect(summary(plan)).to.deep.equal(['finalizers -as-source']);
     });
+  });
+
+  describe('group snapshot members', function () {
+    const member = (options: Parameters<typeof snapshot>[1] = {}) =>
+      snapshot('snap', { pvc: 'data', group: 'group-1', ...options });
+    const memberContent = (options: Parameters<typeof content>[1] = {}) =>
+      content('snapcontent-5e1f', {
+        snapshotUid: 'uid-snap',
+        className: undefined,
+        annotations: { 'groupsnapshot.storage.k8s.io/volumeGroupSnapshotHandle': 'g-1' },
+        ...options,
+      });
+    const cases: Array<{
+      name: string;
+      obs: Partial<SnapshotObservation> & { contents?: VolumeSnapshotContent[] };
+      expected: string[];
+    }> = [
+      {
+        name: 'no default class is set on a member, and none is looked for',
+        obs: { snapshot: member(), classes: [] },
+        expected: [
+          'finalizers +as-source',
+          'retry: detected group snapshot member ns/snap with no content, retrying',
+        ],
+      },
+      {
+        name: 'a member is never given a content of its own, nor protects its PVC',
+        obs: { snapshot: member({ className: 'gold', finalizers: [AS_SOURCE] }) },
+        expected: ['retry: detected group snapshot member ns/snap with no content, retrying'],
+      },
+      {
+        name: 'a member whose content is not there yet waits',
+        obs: {
+          snapshot: member({
+            finalizers: [AS_SOURCE],
+            status: { boundVolumeSnapshotContentName: 'snapcontent-5e1f', readyToUse: false },
+          }),
+        },
+        expected: [
+          'retry: group snapshot member ns/snap requests an non-existing content snapcontent-5e1f',
+        ],
+      },
+      {
+        name: 'a member mirrors the content its group bound it to, without bound-protection',
+        obs: {
+          snapshot: member({
+            finalizers: [AS_SOURCE],
+            status: { boundVolumeSnapshotContentName: 'snapcontent-5e1f', readyToUse: false },
+          }),
+          contents: [
+            memberContent({
+              status: { readyToUse: true, snapshotHandle: 'm-1', volumeGroupSnapshotHandle: 'g-1' },
+            }),
+          ],
+        },
+        expected: [
+          'status {"readyToUse":true}',
+          'Normal SnapshotReady: Snapshot ns/snap is ready to use.',
+        ],
+      },
+      {
+        name: 'deleting a member of a group that exists is refused',
+        obs: {
+          snapshot: member({
+            finalizers: [AS_SOURCE, IN_GROUP],
+            deleting: true,
+            status: {
+              boundVolumeSnapshotContentName: 'snapcontent-5e1f',
+              readyToUse: true,
+              volumeGroupSnapshotName: 'group-1',
+            },
+          }),
+          contents: [memberContent()],
+          groupSnapshotExists: true,
+        },
+        expected: [
+          'Warning SnapshotDeletePending: deletion of the individual volume snapshot ns/snap is not allowed as it belongs to group snapshot ns/group-1. Deleting the group snapshot will trigger the deletion of all the individual volume snapshots that are part of the group.',
+          'retry: deletion of the individual volume snapshot ns/snap is not allowed as it belongs to group snapshot ns/group-1. Deleting the group snapshot will trigger the deletion of all the individual volume snapshots that are part of the group.',
+        ],
+      },
+      {
+        name: 'a member whose group was not looked up is not deleted either',
+        obs: {
+          snapshot: member({
+            finalizers: [AS_SOURCE, IN_GROUP],
+            deleting: true,
+            status: { readyToUse: true, volumeGroupSnapshotName: 'group-1' },
+          }),
+        },
+        expected: [
+          'Warning SnapshotDeletePending: deletion of the individual volume snapshot ns/snap is not allowed as it belongs to group snapshot ns/group-1. Deleting the group snapshot will trigger the deletion of all the individual volume snapshots that are part of the group.',
+          'retry: deletion of the individual volume snapshot ns/snap is not allowed as it belongs to group snapshot ns/group-1. Deleting the group snapshot will trigger the deletion of all the individual volume snapshots that are part of the group.',
+        ],
+      },
+      {
+        name: 'once its group is gone, a member goes, in-group finalizer and all',
+        obs: {
+          snapshot: member({
+            finalizers: [AS_SOURCE, IN_GROUP],
+            deleting: true,
+            status: {
+              boundVolumeSnapshotContentName: 'snapcontent-5e1f',
+              readyToUse: true,
+              volumeGroupSnapshotName: 'group-1',
+            },
+          }),
+          contents: [memberContent({ policy: 'Retain' })],
+          groupSnapshotExists: false,
+        },
+        expected: ['annotate-being-deleted snapcontent-5e1f', 'finalizers -as-source -in-group'],
+      },
+    ];
+    for (const { name, obs, expected } of cases) {
+      it(name, function () {
+        expect(summary(planSnapshot(observe(obs)))).to.deep.equal(expected);
+      });
+    }
   });
 
   it('rejects a snapshot naming both sources', function () {

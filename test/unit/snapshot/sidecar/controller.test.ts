@@ -17,6 +17,7 @@ import {
   VolumeSnapshotClasses,
   VolumeSnapshotContents,
 } from '../../../../src/snapshot/sidecar/resources.js';
+import { ANN_VOLUME_GROUP_SNAPSHOT_HANDLE } from '../../../../src/snapshot/group.js';
 import { waitFor } from '../../../support/processes.js';
 
 const DRIVER = 'local.snapback.dev';
@@ -296,6 +297,49 @@ describe('sidecar controller (fake API server, scripted CSI driver)', function (
     start();
     await waitFor(() => stored() === undefined, 5_000, 'the content to be released');
     expect(csi.calls).to.deep.equal([]);
+  });
+
+  it('never calls CreateSnapshot for a group member; lists it once the group cut it', async function () {
+    const member = content();
+    member.metadata.annotations = { [ANN_VOLUME_GROUP_SNAPSHOT_HANDLE]: 'group-1' };
+    delete member.spec.volumeSnapshotClassName;
+    client.seed(VolumeSnapshotContents, member);
+    start();
+    await manager.informers.waitForSync();
+    // a content of ours created afterwards is handled, so the queue did run past the member
+    const ours = content();
+    ours.metadata.name = 'snapcontent-ours';
+    csi.creates = [{ snapshot: { id: 'snap-ours', ready: true } }];
+    await client.create(VolumeSnapshotContents, ours);
+    await waitFor(
+      () =>
+        client.peek<VolumeSnapshotContent>(VolumeSnapshotContents, 'snapcontent-ours')?.status
+          ?.readyToUse,
+      5_000,
+      'our content to be handled',
+    );
+    expect(csi.count('CreateSnapshot')).to.equal(1);
+    expect(stored()?.status, 'no failure recorded on the member').to.equal(undefined);
+
+    // the group's call cut it: its readiness is listed by the member handle
+    await client.patch(
+      VolumeSnapshotContents,
+      NAME,
+      undefined,
+      'merge',
+      {
+        status: { snapshotHandle: 'member-1', volumeGroupSnapshotHandle: 'g-1', readyToUse: false },
+      },
+      { subresource: 'status' },
+    );
+    await client.patch(VolumeSnapshotContents, NAME, undefined, 'merge', {
+      metadata: { labels: { touched: 'yes' } },
+    });
+    await waitFor(() => csi.count('ListSnapshots') > 0, 5_000, 'a ListSnapshots call');
+    expect(csi.calls.find((call) => call.method === 'ListSnapshots')?.request).to.deep.include({
+      snapshot_id: 'member-1',
+    });
+    expect(csi.count('CreateSnapshot')).to.equal(1);
   });
 
   it('leaves another driver’s content alone', async function () {

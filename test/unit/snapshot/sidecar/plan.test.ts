@@ -29,6 +29,7 @@ import {
   type ContentPlan,
   type SidecarSettings,
 } from '../../../../src/snapshot/sidecar/plan.js';
+import { ANN_VOLUME_GROUP_SNAPSHOT_HANDLE } from '../../../../src/snapshot/group.js';
 
 const DRIVER = 'local.snapback.dev';
 const settings: SidecarSettings = { ...DEFAULT_SIDECAR_SETTINGS, driverName: DRIVER };
@@ -87,6 +88,7 @@ function content(shape: ContentShape = {}): VolumeSnapshotContent {
 
 const beingDeleted = { [ANN_VOLUME_SNAPSHOT_BEING_DELETED]: 'yes' };
 const beingCreated = { [ANN_VOLUME_SNAPSHOT_BEING_CREATED]: 'yes' };
+const groupMember = { [ANN_VOLUME_GROUP_SNAPSHOT_HANDLE]: 'group-1' };
 const readyStatus = { snapshotHandle: 'snap-1', readyToUse: true, creationTime: 1, restoreSize: 5 };
 
 describe('sidecar plan', function () {
@@ -280,6 +282,60 @@ describe('sidecar plan', function () {
         }),
         class: snapshotClass(),
         expect: { action: 'fail', reason: REASON_DELETE_ERROR },
+      },
+      {
+        name: 'group member not cut yet: no CreateSnapshot of its own, even without a class',
+        content: content({ className: null, annotations: groupMember }),
+        expect: { action: 'leftToGroup' },
+      },
+      {
+        name: 'group member the group recorded without a member handle: still left to the group',
+        content: content({
+          className: null,
+          annotations: groupMember,
+          status: { volumeGroupSnapshotHandle: 'group-1', readyToUse: false },
+        }),
+        expect: { action: 'leftToGroup' },
+      },
+      {
+        name: 'group member cut by the group, not ready: listed by its handle, annotated credentials',
+        content: content({
+          className: null,
+          annotations: {
+            ...groupMember,
+            [ANN_DELETION_SECRET_NAME]: 'creds',
+            [ANN_DELETION_SECRET_NAMESPACE]: 'kube-system',
+          },
+          status: {
+            volumeGroupSnapshotHandle: 'group-1',
+            snapshotHandle: 'm-1',
+            readyToUse: false,
+          },
+        }),
+        expect: {
+          action: 'checkSnapshot',
+          snapshotId: 'm-1',
+          secretRef: { name: 'creds', namespace: 'kube-system' },
+        },
+      },
+      {
+        name: 'group member ready: nothing to call',
+        content: content({
+          className: null,
+          annotations: groupMember,
+          status: { volumeGroupSnapshotHandle: 'group-1', snapshotHandle: 'm-1', readyToUse: true },
+        }),
+        expect: { action: 'upToDate' },
+      },
+      {
+        name: 'group member being deleted with policy Delete: released without DeleteSnapshot',
+        content: content({
+          className: null,
+          deleting: true,
+          annotations: { ...groupMember, ...beingDeleted },
+          status: { volumeGroupSnapshotHandle: 'group-1', snapshotHandle: 'm-1', readyToUse: true },
+        }),
+        expect: { action: 'removeFinalizer' },
       },
     ];
 
