@@ -75,6 +75,13 @@ export const MAX_MESSAGE_LENGTH = 1024;
 export const CONCURRENCY_POLICIES = ['Forbid', 'Allow'] as const;
 export type ConcurrencyPolicy = (typeof CONCURRENCY_POLICIES)[number];
 export const DEFAULT_READY_DEADLINE_SECONDS = 3600;
+/** How long a RestoreJob waits, by default, for its snapshot to become ready. */
+export const DEFAULT_PENDING_DEADLINE_SECONDS = 3600;
+/**
+ * On a VolumeSnapshot a RestoreJob has chosen: this prefix and the job's uid, until the job
+ * finishes or is deleted. Retention never prunes a snapshot that carries one.
+ */
+export const FINALIZER_RESTORE_SOURCE_PREFIX = `restorejob.${GROUP}/`;
 
 /** Condition types both kinds report. */
 export const CONDITION_READY = 'Ready';
@@ -614,7 +621,17 @@ export const RestoreTargetSchema = z
 export type RestoreTarget = z.infer<typeof RestoreTargetSchema>;
 
 export const RestoreJobSpecSchema = withRules(
-  z.strictObject({ source: RestoreSourceSchema, target: RestoreTargetSchema }),
+  z.strictObject({
+    source: RestoreSourceSchema,
+    target: RestoreTargetSchema,
+    pendingDeadlineSeconds: z
+      .int()
+      .min(1)
+      .default(DEFAULT_PENDING_DEADLINE_SECONDS)
+      .describe(
+        `How long the RestoreJob may stay Pending, in seconds from its creation, waiting for its snapshot to become ready to use, including while the snapshot reports an error the snapshot controller may still recover from; default ${DEFAULT_PENDING_DEADLINE_SECONDS} (1 hour). Past it the RestoreJob fails, naming the snapshot and its last error.`,
+      ),
+  }),
   [
     immutable(
       'spec is immutable: to restore something else, create another RestoreJob (deleting this one never deletes data)',
@@ -635,7 +652,7 @@ export const RestoreJobStatusSchema = z
       .enum(RESTORE_JOB_PHASES)
       .optional()
       .describe(
-        'Pending (waiting for a ready snapshot), Restoring (the PVC exists and is being provisioned), Succeeded (the PVC is Bound) or Failed (see message).',
+        'Pending (waiting for a ready snapshot; the Ready condition says why), Restoring (the PVC exists and is being provisioned), Succeeded (the PVC is Bound) or Failed (see message).',
       ),
     source: z.string().max(1024).optional().describe('The source in one line, for kubectl get.'),
     snapshotName: objectName('snapshotName')

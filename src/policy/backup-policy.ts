@@ -47,7 +47,15 @@ import {
   type RunIdentity,
 } from './naming.js';
 import type { Pv, Pvc } from './objects.js';
-import { hasFailed, isDeleting, isReady, snapshotTime, snapshotsInUse, time } from './objects.js';
+import {
+  hasFailed,
+  isDeleting,
+  isHeldForRestore,
+  isReady,
+  snapshotTime,
+  snapshotsInUse,
+  time,
+} from './objects.js';
 import type { RetentionRules } from './retention.js';
 import { parseDuration, planRetention } from './retention.js';
 import { capMessage, summariseProblems } from './messages.js';
@@ -650,7 +658,7 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
         ready: isReady(s),
         failed: hasFailed(s) || timedOut(s, readyDeadlineMs, now),
         deleting: false,
-        inUse: inUse.has(s.metadata.name!),
+        inUse: inUse.has(s.metadata.name!) || isHeldForRestore(s),
       })),
       rules,
       timeZone: zone,

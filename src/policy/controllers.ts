@@ -37,6 +37,7 @@ import {
   createOrPatch,
   deepEqual,
   isAlreadyExists,
+  isConflict,
   isNotFound,
   makeKey,
   setCondition,
@@ -55,8 +56,14 @@ import { classesToDelete, LABEL_POLICY_NAMESPACE, planBackupPolicy } from './bac
 import { summariseProblems } from './messages.js';
 import { ANNOTATION_POLICY_NAME, LABEL_POLICY, LABEL_RESTORE_JOB, labelValue } from './naming.js';
 import type { Pv, Pvc, StorageClass } from './objects.js';
-import { BackupPolicies, RestoreJobs, isTerminal } from './objects.js';
-import { planRestoreJob } from './restore-job.js';
+import {
+  BackupPolicies,
+  RestoreJobs,
+  isDeleting,
+  isHeldForRestore,
+  isTerminal,
+} from './objects.js';
+import { planRestoreJob, staleRestoreHolds } from './restore-job.js';
 
 const INDEX_POLICY = 'snapback.policy/by-policy';
 const INDEX_CLASS = 'snapback.policy/by-class';
@@ -231,10 +238,26 @@ export function addPolicyControllers(
         }
 
         for (const prune of plan.prune) {
-          const snapshot = snapshots.get(prune.name, namespace);
           try {
+            // Read live and delete only that version: a RestoreJob holding it (a finalizer it
+            // adds before using it) either shows here or makes the delete fail as a conflict.
+            const snapshot = await client.get<VolumeSnapshot>(
+              VolumeSnapshots,
+              prune.name,
+              namespace,
+            );
+            if (!snapshot || isDeleting(snapshot)) continue;
+            if (isHeldForRestore(snapshot)) {
+              log.info('not pruning a snapshot a restore is using', { snapshot: prune.name });
+              continue;
+            }
             await client.delete(VolumeSnapshots, prune.name, namespace, {
-              ...(snapshot?.metadata.uid ? { preconditions: { uid: snapshot.metadata.uid } } : {}),
+              preconditions: {
+                ...(snapshot.metadata.uid ? { uid: snapshot.metadata.uid } : {}),
+                ...(snapshot.metadata.resourceVersion
+                  ? { resourceVersion: snapshot.metadata.resourceVersion }
+                  : {}),
+              },
             });
             recorder.event(
               policy,
@@ -246,6 +269,11 @@ export function addPolicyControllers(
             log.info('pruned a snapshot', { snapshot: prune.name, pvc: prune.pvc });
           } catch (error) {
             if (isNotFound(error)) continue;
+            if (isConflict(error)) {
+              // It changed since it was read (say, a restore now holds it): decided next time.
+              log.info('a snapshot changed before it was pruned', { snapshot: prune.name });
+              continue;
+            }
             recorder.event(
               policy,
               'Warning',
@@ -324,6 +352,10 @@ export function addPolicyControllers(
     reconcile: (key) =>
       timed('restorejob', async () => {
         const { namespace, name } = splitKey(key);
+        const namespaceSnapshots = snapshots.list({ namespace: namespace! });
+        // Level-based: every reconcile of a namespace lets go of the holds of RestoreJobs that
+        // finished, are being deleted or are gone, whichever job the key names.
+        await releaseStaleHolds(namespaceSnapshots, restoreJobs.list({ namespace: namespace! }));
         const job = restoreJobs.get(name, namespace);
         if (!job || job.metadata.deletionTimestamp || isTerminal(job)) return;
         // The cache may not show a PVC created a moment ago; the target is read live so that a
@@ -337,7 +369,7 @@ export function addPolicyControllers(
           .filter((p) => p.metadata.name !== targetName);
         const plan = planRestoreJob({
           job,
-          snapshots: snapshots.list({ namespace: namespace! }),
+          snapshots: namespaceSnapshots,
           pvcs: liveTarget ? [...cached, liveTarget] : cached,
           storageClasses: storageClasses.list(),
           snapshotClasses: snapshotClasses.list(),
@@ -348,6 +380,22 @@ export function addPolicyControllers(
             ? { sourceWaitMs: options.restoreSourceWaitMs }
             : {}),
         });
+        if (plan.hold && plan.holdFinalizer) {
+          // Guarded by the resourceVersion the plan saw: a prune that got there first (or any
+          // other change) makes this fail, and the job is planned again from what is there now.
+          const held = plan.hold;
+          await client.patch(VolumeSnapshots, held.metadata.name!, namespace, 'merge', {
+            metadata: {
+              resourceVersion: held.metadata.resourceVersion,
+              finalizers: [...(held.metadata.finalizers ?? []), plan.holdFinalizer],
+            },
+          });
+          restoreLog.info('holding the restore source', {
+            namespace,
+            name,
+            snapshot: held.metadata.name,
+          });
+        }
         if (plan.createPvc) {
           try {
             await client.create(PersistentVolumeClaims, plan.createPvc, {
@@ -375,6 +423,36 @@ export function addPolicyControllers(
           : undefined;
       }),
   });
+  async function releaseStaleHolds(
+    namespaceSnapshots: readonly VolumeSnapshot[],
+    jobs: readonly RestoreJob[],
+  ): Promise<void> {
+    for (const { snapshot, finalizers } of staleRestoreHolds(namespaceSnapshots, jobs)) {
+      try {
+        await client.patch(
+          VolumeSnapshots,
+          snapshot.metadata.name!,
+          snapshot.metadata.namespace,
+          'merge',
+          { metadata: { resourceVersion: snapshot.metadata.resourceVersion, finalizers } },
+        );
+        restoreLog.info('released a restore source', {
+          namespace: snapshot.metadata.namespace,
+          snapshot: snapshot.metadata.name,
+        });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
+  }
+  /** A snapshot still held by a job that is gone has no job to queue: it is queued by name. */
+  const restoreKeysOfSnapshot = (snapshot: VolumeSnapshot) => {
+    const keys = activeJobsInNamespace(snapshot);
+    const jobs = restoreJobs.list({ namespace: snapshot.metadata.namespace ?? '' });
+    if (staleRestoreHolds([snapshot], jobs).length > 0)
+      keys.push(makeKey(snapshot.metadata.name!, snapshot.metadata.namespace));
+    return keys;
+  };
   const jobKeyOfPvc = (pvc: Pvc) => {
     const job = pvc.metadata.labels?.[LABEL_RESTORE_JOB];
     return job ? makeKey(job, pvc.metadata.namespace) : undefined;
@@ -387,7 +465,7 @@ export function addPolicyControllers(
   restores
     .watch(restoreJobs)
     .watch(pvcs, { toKeys: jobKeyOfPvc })
-    .watch(snapshots, { toKeys: activeJobsInNamespace });
+    .watch(snapshots, { toKeys: restoreKeysOfSnapshot });
 
   manager.add(backupPolicies).add(restores);
   return { backupPolicies, restoreJobs: restores };

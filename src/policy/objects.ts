@@ -11,6 +11,7 @@ import type { ApiObjectMeta, RestoreJob, VolumeSnapshot } from '../api/index.js'
 import {
   API_VERSION,
   BACKUP_POLICY_KIND,
+  FINALIZER_RESTORE_SOURCE_PREFIX,
   BACKUP_POLICY_PLURAL,
   GROUP as API_GROUP,
   RESTORE_JOB_KIND,
@@ -75,6 +76,23 @@ export function isDeleting(obj: { metadata: ApiObjectMeta }): boolean {
 
 export function isTerminal(job: RestoreJob): boolean {
   return job.status?.phase === 'Succeeded' || job.status?.phase === 'Failed';
+}
+
+/** The finalizer with which a RestoreJob holds the snapshot it has chosen. */
+export function restoreSourceFinalizer(jobUid: string): string {
+  return `${FINALIZER_RESTORE_SOURCE_PREFIX}${jobUid}`;
+}
+
+/** The uids of the RestoreJobs holding a snapshot as their source. */
+export function restoreHolders(snapshot: VolumeSnapshot): string[] {
+  return (snapshot.metadata.finalizers ?? [])
+    .filter((f) => f.startsWith(FINALIZER_RESTORE_SOURCE_PREFIX))
+    .map((f) => f.slice(FINALIZER_RESTORE_SOURCE_PREFIX.length));
+}
+
+/** A RestoreJob has chosen this snapshot and not finished: it must not be pruned. */
+export function isHeldForRestore(snapshot: VolumeSnapshot): boolean {
+  return restoreHolders(snapshot).length > 0;
 }
 
 /** The VolumeSnapshot a PVC is being created from, if any. */

@@ -40,6 +40,9 @@ import {
   hasFailed,
   isDeleting,
   isReady,
+  isTerminal,
+  restoreHolders,
+  restoreSourceFinalizer,
   snapshotTime,
   time,
 } from './objects.js';
@@ -70,6 +73,12 @@ export interface RestoreJobObservation {
 }
 
 export interface RestoreJobPlan {
+  /**
+   * The snapshot chosen, to hold with `holdFinalizer` before anything else is written, so that
+   * retention cannot prune it from the moment it is chosen; absent when it holds it already.
+   */
+  hold?: VolumeSnapshot;
+  holdFinalizer?: string;
   createPvc?: Pvc;
   /** The status to write, or undefined when nothing changes (a finished job). */
   status?: RestoreJobStatus;
@@ -78,7 +87,15 @@ export interface RestoreJobPlan {
 }
 
 type Outcome =
-  | { phase: 'Pending'; reason: string; message: string; snapshot?: string; recheck?: boolean }
+  | {
+      phase: 'Pending';
+      reason: string;
+      message: string;
+      snapshot?: string;
+      recheck?: boolean;
+      /** Look again then: the pending deadline. */
+      wakeAt?: Date;
+    }
   | { phase: 'Failed'; reason: string; message: string; snapshot?: string }
   | { phase: 'Restoring'; reason: string; message: string; snapshot: string; create?: Pvc }
   | { phase: 'Succeeded'; reason: string; message: string; snapshot: string };
@@ -114,8 +131,41 @@ function resolveByName(observed: RestoreJobObservation, name: string): VolumeSna
   };
 }
 
+/** Waiting on a snapshot ends here: the job's creation plus spec.pendingDeadlineSeconds. */
+function pendingDeadline(observed: RestoreJobObservation, spec: RestoreJobSpec): Date {
+  const created = time(observed.job.metadata.creationTimestamp) ?? observed.now;
+  return new Date(created.getTime() + spec.pendingDeadlineSeconds * 1000);
+}
+
+/** Pending until the deadline, then Failed: waiting on a snapshot never lasts for ever. */
+function waitOrFail(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  waiting: { reason: string; message: string; snapshot?: string },
+  failed: { reason: string; message: string },
+): Outcome {
+  const deadline = pendingDeadline(observed, spec);
+  const snapshot = waiting.snapshot !== undefined ? { snapshot: waiting.snapshot } : {};
+  if (observed.now.getTime() < deadline.getTime()) {
+    return {
+      phase: 'Pending',
+      reason: waiting.reason,
+      message: `${waiting.message}; waiting until ${rfc3339(deadline)} (spec.pendingDeadlineSeconds)`,
+      wakeAt: deadline,
+      ...snapshot,
+    };
+  }
+  return {
+    phase: 'Failed',
+    reason: failed.reason,
+    message: `${failed.message}, ${spec.pendingDeadlineSeconds}s after the RestoreJob was created (spec.pendingDeadlineSeconds)`,
+    ...snapshot,
+  };
+}
+
 function resolveByPolicy(
   observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
   source: NonNullable<RestoreJobSpec['source']['backupPolicy']>,
 ): VolumeSnapshot | Outcome {
   const candidates = observed.snapshots
@@ -143,18 +193,34 @@ function resolveByPolicy(
   if (readyOne) return readyOne;
   const when = at ? ` taken at or before ${source.at}` : '';
   if (eligible.some((s) => !hasFailed(s))) {
-    return {
-      phase: 'Pending',
-      reason: 'SnapshotNotReady',
-      message: `waiting for a snapshot of PVC ${source.pvcName}${when} to become ready`,
-    };
+    return waitOrFail(
+      observed,
+      spec,
+      {
+        reason: 'SnapshotNotReady',
+        message: `waiting for a snapshot of PVC ${source.pvcName}${when} to become ready`,
+      },
+      {
+        reason: 'SnapshotNotReady',
+        message: `no snapshot of PVC ${source.pvcName}${when} became ready`,
+      },
+    );
   }
   if (eligible.length > 0) {
-    return {
-      phase: 'Failed',
-      reason: 'SnapshotFailed',
-      message: `every snapshot of PVC ${source.pvcName}${when} failed`,
-    };
+    // Snapshot errors are often transient (the snapshot controller retries), so wait a while.
+    const error = eligible[0]!.status?.error?.message ?? 'no message';
+    return waitOrFail(
+      observed,
+      spec,
+      {
+        reason: 'SnapshotError',
+        message: `every snapshot of PVC ${source.pvcName}${when} reports an error (the newest, ${eligible[0]!.metadata.name}: ${error})`,
+      },
+      {
+        reason: 'SnapshotFailed',
+        message: `every snapshot of PVC ${source.pvcName}${when} still reports an error (the newest, ${eligible[0]!.metadata.name}: ${error})`,
+      },
+    );
   }
   const oldestReady = [...candidates].reverse().find(isReady);
   return {
@@ -356,7 +422,7 @@ function decide(observed: RestoreJobObservation): Outcome {
     ? resolveByName(observed, resolved)
     : spec.source.volumeSnapshotName !== undefined
       ? resolveByName(observed, spec.source.volumeSnapshotName)
-      : resolveByPolicy(observed, spec.source.backupPolicy!);
+      : resolveByPolicy(observed, spec, spec.source.backupPolicy!);
   if (isOutcome(found)) return found;
   const snapshot = found;
   const name = snapshot.metadata.name!;
@@ -369,20 +435,33 @@ function decide(observed: RestoreJobObservation): Outcome {
     };
   }
   if (hasFailed(snapshot)) {
-    return {
-      phase: 'Failed',
-      reason: 'SnapshotFailed',
-      message: `VolumeSnapshot ${name} failed: ${snapshot.status?.error?.message ?? 'no message'}`,
-      snapshot: name,
-    };
+    // Snapshot errors are often transient (the snapshot controller retries), so wait a while.
+    const error = snapshot.status?.error?.message ?? 'no message';
+    return waitOrFail(
+      observed,
+      spec,
+      {
+        reason: 'SnapshotError',
+        message: `VolumeSnapshot ${name} reports an error: ${error}`,
+        snapshot: name,
+      },
+      {
+        reason: 'SnapshotFailed',
+        message: `VolumeSnapshot ${name} still reports an error: ${error}`,
+      },
+    );
   }
   if (!isReady(snapshot)) {
-    return {
-      phase: 'Pending',
-      reason: 'SnapshotNotReady',
-      message: `waiting for VolumeSnapshot ${name} to be ready`,
-      snapshot: name,
-    };
+    return waitOrFail(
+      observed,
+      spec,
+      {
+        reason: 'SnapshotNotReady',
+        message: `waiting for VolumeSnapshot ${name} to be ready`,
+        snapshot: name,
+      },
+      { reason: 'SnapshotNotReady', message: `VolumeSnapshot ${name} did not become ready` },
+    );
   }
   const pvc = buildTarget(observed, spec, snapshot);
   if (isOutcome(pvc)) return { ...pvc, snapshot: name } as Outcome;
@@ -444,7 +523,44 @@ export function planRestoreJob(observed: RestoreJobObservation): RestoreJobPlan 
   }
 
   const plan: RestoreJobPlan = { status, events };
+  const chosen =
+    (outcome.phase === 'Pending' || outcome.phase === 'Restoring') && outcome.snapshot
+      ? observed.snapshots.find(sameName(outcome.snapshot))
+      : undefined;
+  const uid = job.metadata.uid;
+  if (chosen && uid && !isDeleting(chosen) && !restoreHolders(chosen).includes(uid)) {
+    plan.hold = chosen;
+    plan.holdFinalizer = restoreSourceFinalizer(uid);
+  }
   if (outcome.phase === 'Restoring' && outcome.create) plan.createPvc = outcome.create;
-  if (outcome.phase === 'Pending' && outcome.recheck) plan.requeueAfterMs = RECHECK_MS;
+  if (outcome.phase === 'Pending') {
+    const waits = [
+      ...(outcome.recheck ? [RECHECK_MS] : []),
+      ...(outcome.wakeAt ? [outcome.wakeAt.getTime() - now.getTime() + 1000] : []),
+    ];
+    if (waits.length > 0) plan.requeueAfterMs = Math.max(0, Math.min(...waits));
+  }
   return plan;
+}
+
+/**
+ * Restore holds to let go of: finalizers of RestoreJobs that finished, are being deleted or
+ * are gone. Returns each snapshot concerned with the finalizers it should keep.
+ */
+export function staleRestoreHolds(
+  snapshots: readonly VolumeSnapshot[],
+  jobs: readonly RestoreJob[],
+): Array<{ snapshot: VolumeSnapshot; finalizers: string[] }> {
+  const active = new Set(
+    jobs.filter((j) => !isTerminal(j) && !isDeleting(j)).map((j) => j.metadata.uid),
+  );
+  const stale: Array<{ snapshot: VolumeSnapshot; finalizers: string[] }> = [];
+  for (const snapshot of snapshots) {
+    const holders = restoreHolders(snapshot);
+    if (holders.every((uid) => active.has(uid))) continue;
+    const gone = new Set(holders.filter((uid) => !active.has(uid)).map(restoreSourceFinalizer));
+    const finalizers = (snapshot.metadata.finalizers ?? []).filter((f) => !gone.has(f));
+    stale.push({ snapshot, finalizers });
+  }
+  return stale;
 }

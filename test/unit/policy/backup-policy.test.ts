@@ -370,6 +370,20 @@ describe('BackupPolicy planning: retention', function () {
     expect(plan.prune.map((p) => p.name)).to.deep.equal(['s3']);
   });
 
+  it('never prunes a snapshot a RestoreJob holds with its finalizer, even one not in the cache yet', function () {
+    const snapshots = ['01', '02', '03', '04'].map((h, i) =>
+      volumeSnapshot(`s${i}`, { runTime: `2026-01-01T${h}:00:00Z` }),
+    );
+    snapshots[0]!.metadata.finalizers = ['restorejob.snapback.dev/some-job-uid'];
+    const plan = planBackupPolicy(
+      policyObservation(policy({ retention: { keepLast: 1 } }), {
+        snapshots,
+        now: at('2026-01-01T04:10:00Z'),
+      }),
+    );
+    expect(plan.prune.map((p) => p.name)).to.deep.equal(['s1', 's2']);
+  });
+
   it('pauses pruning while the latest run failed, and says so once', function () {
     const snapshots = [
       ...fourReady(),

@@ -212,7 +212,7 @@ describe('policy controllers (glue, in-memory API server)', function () {
       spec: {
         source: { backupPolicy: { name: 'nightly', pvcName: 'data', at: 'latest' } },
         target: { pvcName: 'data-restored' },
-      },
+      } as RestoreJob['spec'],
     });
     const target = await waitFor(
       () => client.peek<Pvc>(PersistentVolumeClaims, 'data-restored', NS),
@@ -242,6 +242,83 @@ describe('policy controllers (glue, in-memory API server)', function () {
     expect(recorder.lines.some((l) => l.startsWith('Normal RestoreSucceeded'))).to.equal(true);
   });
 
+  it('a RestoreJob holds its snapshot against pruning until it finishes or is deleted', async function () {
+    await createPolicy({ retention: { keepLast: 1 } }, { 'snapback.dev/run-now': 'first' });
+    await waitFor(() => snapshotsOf().length === 2, 10_000, 'two snapshots');
+    await markAllReady();
+    const [firstData] = snapshotsOf().filter(
+      (s) => s.spec.source.persistentVolumeClaimName === 'data',
+    );
+    const createRestore = (name: string, target: string) =>
+      client.create<RestoreJob>(RestoreJobs, {
+        apiVersion: 'snapback.dev/v1alpha1',
+        kind: 'RestoreJob',
+        metadata: { name, namespace: NS },
+        spec: {
+          source: { backupPolicy: { name: 'nightly', pvcName: 'data', at: 'latest' } },
+          target: { pvcName: target },
+        } as RestoreJob['spec'],
+      });
+    const job = await createRestore('restore-data', 'data-restored');
+    const hold = `restorejob.snapback.dev/${job.metadata.uid}`;
+    const finalizersOf = (name: string) =>
+      client.peek<VolumeSnapshot>(VolumeSnapshots, name, NS)?.metadata.finalizers ?? [];
+    await waitFor(
+      () => finalizersOf(firstData!.metadata.name!).includes(hold),
+      10_000,
+      'the hold on the chosen snapshot',
+      () => JSON.stringify(finalizersOf(firstData!.metadata.name!)),
+    );
+
+    // A second run: keepLast 1 prunes the first logs snapshot, but not the held data one.
+    clock.set('2026-01-01T00:40:00Z');
+    await runNow('second');
+    await waitFor(() => snapshotsOf().length === 4, 10_000, 'four snapshots');
+    await markAllReady();
+    await waitFor(
+      () => snapshotsOf().length === 3,
+      10_000,
+      'the first logs snapshot pruned',
+      () => JSON.stringify(snapshotsOf().map((s) => s.metadata.name)),
+    );
+    expect(client.peek(VolumeSnapshots, firstData!.metadata.name!, NS)).not.to.equal(undefined);
+
+    // The restore succeeds: the hold goes, and retention prunes the snapshot after all.
+    await client.patch(
+      PersistentVolumeClaims,
+      'data-restored',
+      NS,
+      'merge',
+      { status: { phase: 'Bound' } },
+      { subresource: 'status' },
+    );
+    await waitFor(
+      () => client.peek(VolumeSnapshots, firstData!.metadata.name!, NS) === undefined,
+      10_000,
+      'the released snapshot pruned',
+      () => JSON.stringify(client.peek(VolumeSnapshots, firstData!.metadata.name!, NS)?.metadata),
+    );
+
+    // A RestoreJob deleted before it finishes lets go of its snapshot too.
+    const [latestData] = snapshotsOf().filter(
+      (s) => s.spec.source.persistentVolumeClaimName === 'data',
+    );
+    const second = await createRestore('restore-again', 'data-restored-2');
+    const secondHold = `restorejob.snapback.dev/${second.metadata.uid}`;
+    await waitFor(
+      () => finalizersOf(latestData!.metadata.name!).includes(secondHold),
+      10_000,
+      'the second hold',
+    );
+    await client.delete(RestoreJobs, 'restore-again', NS);
+    await waitFor(
+      () => !finalizersOf(latestData!.metadata.name!).includes(secondHold),
+      10_000,
+      'the second hold released',
+      () => JSON.stringify(finalizersOf(latestData!.metadata.name!)),
+    );
+  });
+
   it('a RestoreJob onto an existing PVC fails and leaves the PVC untouched', async function () {
     await createPolicy({}, { 'snapback.dev/run-now': 'first' });
     await waitFor(() => snapshotsOf().length === 2, 10_000, 'two snapshots');
@@ -255,7 +332,7 @@ describe('policy controllers (glue, in-memory API server)', function () {
       spec: {
         source: { backupPolicy: { name: 'nightly', pvcName: 'data', at: 'latest' } },
         target: { pvcName: 'other' },
-      },
+      } as RestoreJob['spec'],
     });
     const job = await waitFor(
       () => {

@@ -5,6 +5,7 @@ import {
   ANNOTATION_RESTORED_FROM,
   ANNOTATION_RESTORE_JOB_UID,
   planRestoreJob,
+  staleRestoreHolds,
 } from '../../../src/policy/restore-job.js';
 import { LABEL_RESTORE_JOB } from '../../../src/policy/naming.js';
 import type { Pvc } from '../../../src/policy/objects.js';
@@ -285,11 +286,15 @@ describe('RestoreJob planning: bad input fails with a clear condition and an Eve
       message: /no default StorageClass/,
     },
     {
-      title: 'a failed snapshot',
+      title: 'a snapshot still in error past spec.pendingDeadlineSeconds',
       job: restoreJob({ source: { volumeSnapshotName: 'bad' }, target: { pvcName: 'r' } }),
-      parts: { snapshots: [volumeSnapshot('bad', { ready: false, error: 'backend exploded' })] },
+      parts: {
+        snapshots: [volumeSnapshot('bad', { ready: false, error: 'backend exploded' })],
+        now: new Date('2026-01-01T13:00:00Z'),
+      },
       reason: 'SnapshotFailed',
-      message: /VolumeSnapshot bad failed: backend exploded/,
+      message:
+        /VolumeSnapshot bad still reports an error: backend exploded, 3600s after the RestoreJob was created \(spec.pendingDeadlineSeconds\)/,
     },
     {
       title: 'a snapshot being deleted',
@@ -337,5 +342,124 @@ describe('RestoreJob planning: status stays writable', function () {
     expect(plan.status?.message).to.match(/^VolumeSnapshot bad .*y+…$/);
     expect(ready(plan.status)?.message).to.equal(plan.status?.message);
     expect(plan.events[0]?.message).to.equal(plan.status?.message);
+  });
+});
+
+describe('RestoreJob planning: transient snapshot errors and holding the source', function () {
+  const named = (extra: Record<string, unknown> = {}) =>
+    restoreJob({ source: { volumeSnapshotName: 'flaky' }, target: { pvcName: 'r' }, ...extra });
+
+  it('waits (Pending, with a deadline and a condition saying why) on a snapshot error, then fails', function () {
+    const flaky = volumeSnapshot('flaky', { ready: false, error: 'rate limited, retrying' });
+    const waiting = planRestoreJob(restoreObservation(named(), { snapshots: [flaky] }));
+    expect(waiting.status?.phase).to.equal('Pending');
+    expect(waiting.status?.completionTime).to.equal(undefined);
+    expect(ready(waiting.status)).to.include({ status: 'False', reason: 'SnapshotError' });
+    expect(waiting.status?.message).to.equal(
+      'VolumeSnapshot flaky reports an error: rate limited, retrying; waiting until 2026-01-01T13:00:00Z (spec.pendingDeadlineSeconds)',
+    );
+    expect(waiting.events).to.deep.equal([
+      { type: 'Normal', reason: 'SnapshotError', message: waiting.status!.message },
+    ]);
+    // It looks again at the deadline (created 12:00:00, now 12:00:10, deadline 13:00:00).
+    expect(waiting.requeueAfterMs).to.equal(3590_000 + 1000);
+
+    // The error clears: the restore goes on.
+    const recovered = planRestoreJob(
+      restoreObservation(named({}), {
+        snapshots: [volumeSnapshot('flaky')],
+        now: new Date('2026-01-01T12:30:00Z'),
+      }),
+    );
+    expect(recovered.status?.phase).to.equal('Restoring');
+
+    // A shorter deadline of its own.
+    const short = named({ pendingDeadlineSeconds: 60 });
+    const failed = planRestoreJob(
+      restoreObservation(short, { snapshots: [flaky], now: new Date('2026-01-01T12:01:00Z') }),
+    );
+    expect(failed.status?.phase).to.equal('Failed');
+    expect(ready(failed.status)).to.include({ reason: 'SnapshotFailed' });
+    expect(failed.status?.message).to.contain('rate limited, retrying, 60s after the RestoreJob');
+  });
+
+  it('from a policy: waits while every candidate reports an error, then fails', function () {
+    const snapshots = [
+      volumeSnapshot('s1', { runTime: '2026-01-01T01:00:00Z', ready: false, error: 'quota' }),
+      volumeSnapshot('s2', { runTime: '2026-01-01T02:00:00Z', ready: false, error: 'timeout' }),
+    ];
+    const waiting = planRestoreJob(restoreObservation(byPolicy(), { snapshots }));
+    expect(waiting.status?.phase).to.equal('Pending');
+    expect(ready(waiting.status)).to.include({ reason: 'SnapshotError' });
+    expect(waiting.status?.message).to.contain('(the newest, s2: timeout)');
+    const failed = planRestoreJob(
+      restoreObservation(byPolicy(), { snapshots, now: new Date('2026-01-01T13:00:01Z') }),
+    );
+    expect(failed.status?.phase).to.equal('Failed');
+    expect(ready(failed.status)).to.include({ reason: 'SnapshotFailed' });
+  });
+
+  it('holds the snapshot it chooses with its own finalizer, from the moment it is chosen', function () {
+    const pending = planRestoreJob(
+      restoreObservation(named(), { snapshots: [volumeSnapshot('flaky', { ready: false })] }),
+    );
+    expect(pending.hold?.metadata.name).to.equal('flaky');
+    expect(pending.holdFinalizer).to.equal('restorejob.snapback.dev/job-uid');
+
+    const chosen = planRestoreJob(restoreObservation(byPolicy(), { snapshots: policySnapshots() }));
+    expect(chosen.hold?.metadata.name).to.equal('s3');
+    expect(chosen.createPvc).not.to.equal(undefined);
+
+    const held = policySnapshots();
+    held[2]!.metadata.finalizers = ['restorejob.snapback.dev/job-uid'];
+    const again = planRestoreJob(restoreObservation(byPolicy(), { snapshots: held }));
+    expect(again.hold).to.equal(undefined);
+    expect(again.createPvc).not.to.equal(undefined);
+
+    // Nothing to hold while no snapshot is chosen yet, or once the job has failed.
+    const none = planRestoreJob(
+      restoreObservation(byPolicy(), { snapshots: [volumeSnapshot('s9', { ready: false })] }),
+    );
+    expect(none.hold).to.equal(undefined);
+    const gone = planRestoreJob(
+      restoreObservation(byPolicy('latest', { pvcName: 'taken' }), {
+        snapshots: policySnapshots(),
+        pvcs: [pvc('taken')],
+      }),
+    );
+    expect(gone.status?.phase).to.equal('Failed');
+    expect(gone.hold).to.equal(undefined);
+  });
+
+  it('lets go of the holds of jobs that finished, are being deleted or are gone', function () {
+    const job = (uid: string, phase?: 'Pending' | 'Succeeded' | 'Failed', deleting = false) => {
+      const j = named({});
+      j.metadata.uid = uid;
+      if (phase) j.status = { phase };
+      if (deleting) j.metadata.deletionTimestamp = '2026-01-01T12:00:00Z';
+      return j;
+    };
+    const hold = (uid: string) => `restorejob.snapback.dev/${uid}`;
+    const other = 'snapshot.storage.kubernetes.io/volumesnapshot-as-source-protection';
+    const snap = (name: string, finalizers: string[]) => {
+      const s = volumeSnapshot(name);
+      s.metadata.finalizers = finalizers;
+      return s;
+    };
+    const stale = staleRestoreHolds(
+      [
+        snap('active', [other, hold('a')]),
+        snap('mixed', [hold('a'), hold('done'), other]),
+        snap('deleted-job', [hold('gone')]),
+        snap('deleting-job', [hold('d')]),
+        snap('unheld', [other]),
+      ],
+      [job('a', 'Pending'), job('done', 'Succeeded'), job('d', 'Pending', true)],
+    );
+    expect(stale.map((x) => [x.snapshot.metadata.name, x.finalizers])).to.deep.equal([
+      ['mixed', [hold('a'), other]],
+      ['deleted-job', []],
+      ['deleting-job', []],
+    ]);
   });
 });
