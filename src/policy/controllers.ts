@@ -238,6 +238,14 @@ export function addPolicyControllers(
         }
 
         for (const prune of plan.prune) {
+          // Deleting is the one step that cannot be undone, so it is never taken on the word
+          // of the cache: the policy is read live before each deletion, and pruning stops when
+          // it changed since the plan was made (a new plan follows) or is suspended.
+          const stopped = await pruneStoppedBy(policy);
+          if (stopped) {
+            log.info('pruning stopped', { reason: stopped, remaining: plan.prune.length });
+            break;
+          }
           try {
             // Read live and delete only that version: a RestoreJob holding it (a finalizer it
             // adds before using it) either shows here or makes the delete fail as a conflict.
@@ -301,6 +309,23 @@ export function addPolicyControllers(
           : undefined;
       }),
   });
+
+  /** Why pruning must stop now, from the policy as the API server has it; undefined: go on. */
+  async function pruneStoppedBy(planned: BackupPolicy): Promise<string | undefined> {
+    const live = await client.get<BackupPolicy>(
+      BackupPolicies,
+      planned.metadata.name!,
+      planned.metadata.namespace,
+    );
+    if (!live) return 'the policy was deleted';
+    if (live.metadata.deletionTimestamp) return 'the policy is being deleted';
+    if (live.metadata.uid !== planned.metadata.uid) return 'the policy was replaced';
+    if (live.metadata.generation !== planned.metadata.generation) {
+      return `the spec changed (generation ${planned.metadata.generation} -> ${live.metadata.generation}) since the plan was made`;
+    }
+    if (live.spec?.suspend) return 'the policy is suspended';
+    return undefined;
+  }
 
   async function deleteUnusedClasses(
     namespace: string,

@@ -5,6 +5,13 @@ import type {
   VolumeSnapshot,
   VolumeSnapshotClass,
 } from '../../../src/api/index.js';
+import type {
+  KubeClient,
+  KubeObject,
+  ResourceType,
+  WatchEvent,
+  WatchOptions,
+} from '../../../src/kube/index.js';
 import {
   FakeEventRecorder,
   FakeKubeClient,
@@ -24,12 +31,60 @@ import { waitFor } from '../../support/processes.js';
 import { NS, pv, pvc, snapshotClass, storageClass } from './fixtures.js';
 
 /**
+ * The API server as the controllers see it, with a switch that holds back watch events of one
+ * resource: the informer cache of that resource then lags behind, as a real one can.
+ */
+class LaggingWatches {
+  private held: Array<() => void> | undefined;
+  constructor(
+    readonly inner: FakeKubeClient,
+    private readonly plural: string,
+  ) {}
+
+  hold(): void {
+    this.held = [];
+  }
+
+  release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const deliver of held) deliver();
+  }
+
+  readonly client: KubeClient = {
+    get: (type, name, namespace) => this.inner.get(type, name, namespace),
+    list: (type, options) => this.inner.list(type, options),
+    create: (type, obj, options) => this.inner.create(type, obj, options),
+    replace: (type, obj, options) => this.inner.replace(type, obj, options),
+    patch: (type, name, namespace, patchType, patch, options) =>
+      this.inner.patch(type, name, namespace, patchType, patch, options),
+    delete: (type, name, namespace, options) => this.inner.delete(type, name, namespace, options),
+    watch: <T extends KubeObject>(
+      type: ResourceType,
+      options: WatchOptions,
+      onEvent: (event: WatchEvent<T>) => void,
+      onDone: (error?: unknown) => void,
+    ) =>
+      this.inner.watch<T>(
+        type,
+        options,
+        (event) => {
+          if (this.held && type.plural === this.plural) this.held.push(() => onEvent(event));
+          else onEvent(event);
+        },
+        onDone,
+      ),
+  };
+}
+
+/**
  * The reconcilers against the in-memory API server: the snapshot stack and the provisioner are
  * played by the test (readyToUse, Bound), everything else is the real glue.
  */
 describe('policy controllers (glue, in-memory API server)', function () {
   this.timeout(30_000);
   let client: FakeKubeClient;
+  let policyWatch: LaggingWatches;
   let manager: Manager;
   let recorder: FakeEventRecorder;
   let clock: FakeClock;
@@ -49,7 +104,8 @@ describe('policy controllers (glue, in-memory API server)', function () {
     client.seed(StorageClasses, storageClass('local', { isDefault: true }));
     clock = new FakeClock('2026-01-01T00:30:00Z');
     recorder = new FakeEventRecorder();
-    manager = new Manager({ client });
+    policyWatch = new LaggingWatches(client, BackupPolicies.plural);
+    manager = new Manager({ client: policyWatch.client });
     metrics = createMetrics({ processMetrics: false });
     controllers = addPolicyControllers(manager, { clock, events: recorder, workers: 2, metrics });
     void manager.run();
@@ -144,6 +200,46 @@ describe('policy controllers (glue, in-memory API server)', function () {
       )?.value;
     expect(await value('snapback_snapshots_created_total')).to.equal(8);
     expect(await value('snapback_snapshots_pruned_total')).to.equal(4);
+  });
+
+  it('pruning re-reads the policy live and stops when it changed or was suspended since the cache saw it', async function () {
+    await createPolicy({ retention: { keepLast: 1 } });
+    for (const [i, token] of ['r1', 'r2'].entries()) {
+      clock.set(`2026-01-01T00:3${i}:00Z`);
+      await runNow(token);
+      await waitFor(() => policyNow().status?.lastRunNowToken === token, 10_000, `run ${token}`);
+      if (i === 0) await markAllReady();
+    }
+    // r1 ready, r2 not: nothing to prune yet.
+    expect(snapshotsOf()).to.have.length(4);
+
+    // The policy is suspended, but the controller's cache does not see it yet.
+    policyWatch.hold();
+    await client.patch(BackupPolicies, 'nightly', NS, 'merge', { spec: { suspend: true } });
+    client.clearActions();
+    // r2 becomes ready: from its cache, the controller would now prune r1.
+    await markAllReady();
+    await waitFor(
+      () => client.actions.some((a) => a.verb === 'get' && a.resource === 'backuppolicies'),
+      10_000,
+      'a live read of the policy before pruning',
+      () => JSON.stringify(client.actions.map((a) => `${a.verb} ${a.resource}`)),
+    );
+    expect(client.actions.filter((a) => a.verb === 'delete')).to.deep.equal([]);
+    expect(snapshotsOf()).to.have.length(4);
+
+    // Once the cache catches up, the suspended policy prunes nothing either.
+    policyWatch.release();
+    await waitFor(
+      () =>
+        policyNow().status?.conditions?.some((c) => c.type === 'Suspended' && c.status === 'True'),
+      10_000,
+      'the policy reported suspended',
+      () => JSON.stringify(policyNow().status?.conditions),
+    );
+    expect(client.actions.filter((a) => a.verb === 'delete')).to.deep.equal([]);
+    expect(snapshotsOf()).to.have.length(4);
+    expect(recorder.lines.filter((l) => l.includes(' Pruned '))).to.deep.equal([]);
   });
 
   it('creates the owned class from a template and removes it when the policy is gone and no snapshot uses it', async function () {
