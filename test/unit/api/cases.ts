@@ -133,6 +133,12 @@ export const VALID_CASES: ManifestCase[] = [
     { ...BASE_POLICY, startingDeadlineSeconds: 60, suspend: true },
     true,
   ),
+  policy(
+    'concurrency Allow and a ready deadline',
+    { ...BASE_POLICY, concurrencyPolicy: 'Allow', readyDeadlineSeconds: 7200 },
+    true,
+  ),
+  policy('concurrency Forbid', { ...BASE_POLICY, concurrencyPolicy: 'Forbid' }, true),
   policy('an existing class', { ...BASE_POLICY, snapshotClass: { name: 'csi-snapclass' } }, true),
   policy(
     'a class template with parameters',
@@ -160,6 +166,7 @@ export const VALID_CASES: ManifestCase[] = [
   policy('no retention (keep every snapshot)', without(BASE_POLICY, 'retention'), true),
   policy('keepLast 0 with maxAge', retention({ keepLast: 0, maxAge: '30d' }), true),
   restore('a VolumeSnapshot source', BASE_RESTORE, true),
+  restore('a pending deadline', { ...BASE_RESTORE, pendingDeadlineSeconds: 60 }, true),
   restore('a policy source at latest by default', fromPolicy({}), true),
   restore('a policy source at a UTC time', fromPolicy({ at: '2025-06-01T02:00:00Z' }), true),
   restore(
@@ -275,6 +282,18 @@ export const INVALID_CASES: ManifestCase[] = [
     'spec.startingDeadlineSeconds',
   ),
   policy('suspend as text', { ...BASE_POLICY, suspend: 'yes' }, false, 'spec.suspend'),
+  policy(
+    'concurrency Replace (it would delete a run in progress)',
+    { ...BASE_POLICY, concurrencyPolicy: 'Replace' },
+    false,
+    'spec.concurrencyPolicy',
+  ),
+  policy(
+    'a zero ready deadline',
+    { ...BASE_POLICY, readyDeadlineSeconds: 0 },
+    false,
+    'spec.readyDeadlineSeconds',
+  ),
   // BackupPolicy: snapshot class
   policy(
     'an empty snapshotClass',
@@ -381,6 +400,12 @@ export const INVALID_CASES: ManifestCase[] = [
     fromPolicy({ at: '2025-06-01' }),
     false,
     'spec.source.backupPolicy.at',
+  ),
+  restore(
+    'a zero pending deadline',
+    { ...BASE_RESTORE, pendingDeadlineSeconds: 0 },
+    false,
+    'spec.pendingDeadlineSeconds',
   ),
   // RestoreJob: target
   restore('no target', without(BASE_RESTORE, 'target'), false, 'spec.target'),

@@ -55,6 +55,8 @@ describe('api: zod schemas of BackupPolicy and RestoreJob', function () {
     expect(policy.timeZone).to.equal('UTC');
     expect(policy.suspend).to.equal(false);
     expect(policy.retention?.minReady).to.equal(1);
+    expect(policy.concurrencyPolicy).to.equal('Forbid');
+    expect(policy.readyDeadlineSeconds).to.equal(3600);
     expect(policy.snapshotClass?.template).to.deep.equal({
       driver: 'local.snapback.dev',
       deletionPolicy: 'Delete',
@@ -65,6 +67,7 @@ describe('api: zod schemas of BackupPolicy and RestoreJob', function () {
       target: { pvcName: 'restored', size: 1073741824 },
     });
     expect(restore.source.backupPolicy?.at).to.equal('latest');
+    expect(restore.pendingDeadlineSeconds).to.equal(3600);
     expect(restore.target.size, 'an integer size becomes a quantity string').to.equal('1073741824');
   });
 
