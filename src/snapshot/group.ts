@@ -41,8 +41,12 @@ export function isGroupSnapshotMember(snapshot: VolumeSnapshot): boolean {
 
 /**
  * A content a group snapshot made: the group controller marks it with the group handle
- * annotation; the group's CreateVolumeGroupSnapshot, not CreateSnapshot, takes it.
+ * annotation (upstream's check); a group handle in its status says the same, even where the
+ * annotation is missing. The group's CreateVolumeGroupSnapshot, not CreateSnapshot, takes it.
  */
 export function isGroupSnapshotMemberContent(content: VolumeSnapshotContent): boolean {
-  return content.metadata?.annotations?.[ANN_VOLUME_GROUP_SNAPSHOT_HANDLE] !== undefined;
+  return (
+    content.metadata?.annotations?.[ANN_VOLUME_GROUP_SNAPSHOT_HANDLE] !== undefined ||
+    !!content.status?.volumeGroupSnapshotHandle
+  );
 }

@@ -298,6 +298,14 @@ describe('sidecar plan', function () {
         expect: { action: 'leftToGroup' },
       },
       {
+        name: 'a group handle in the status alone also marks a member: no CreateSnapshot',
+        content: content({
+          status: { volumeGroupSnapshotHandle: 'group-1', readyToUse: false },
+        }),
+        class: snapshotClass(),
+        expect: { action: 'leftToGroup' },
+      },
+      {
         name: 'group member cut by the group, not ready: listed by its handle, annotated credentials',
         content: content({
           className: null,
