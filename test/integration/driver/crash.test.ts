@@ -9,6 +9,7 @@ import {
   cleanupScratch,
   codeOf,
   GiB,
+  idOf,
   MiB,
   mountCapability,
   scratchDir,
@@ -117,7 +118,7 @@ describe('local backend: kill -9 of the driver mid-operation, then restart', fun
 
     const retried = await d.client.controller.createSnapshot(request);
     expect(retried.snapshot?.ready_to_use).to.equal(true);
-    expect(await snapshotIds(d)).to.deep.equal(['snap']);
+    expect(await snapshotIds(d)).to.deep.equal([idOf('snap')]);
     await d.client.controller.createVolume({
       name: 'restored',
       volume_capabilities: [mountCapability],
@@ -150,7 +151,7 @@ describe('local backend: kill -9 of the driver mid-operation, then restart', fun
     await pending;
 
     d = await start();
-    expect(await volumeIds(d)).to.deep.equal(['source']);
+    expect(await volumeIds(d)).to.deep.equal([idOf('source')]);
     expect(
       await codeOf(d.client.controller.controllerGetVolume({ volume_id: 'restored' })),
     ).to.equal('NOT_FOUND');
@@ -170,7 +171,7 @@ describe('local backend: kill -9 of the driver mid-operation, then restart', fun
 
     const retried = await d.client.controller.createVolume(request);
     expect(retried.volume?.capacity_bytes).to.equal(String(2 * GiB));
-    expect(await volumeIds(d)).to.deep.equal(['restored', 'source']);
+    expect(await volumeIds(d)).to.deep.equal([idOf('restored'), idOf('source')]);
     const target = await stageAndPublish(d.client, dir, 'restored');
     expect(await sha256Of(path.join(target, 'data.bin'))).to.equal(sum);
     await unpublishAndUnstage(d.client, dir, 'restored');

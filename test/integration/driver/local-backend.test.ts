@@ -16,8 +16,10 @@ import {
   codeOf,
   detailsOf,
   GiB,
+  idOf,
   MiB,
   mountCapability,
+  outcomeOf,
   scratchDir,
   sha256Of,
   stageAndPublish,
@@ -93,8 +95,8 @@ describe('local backend: disks, snapshots and restores (driver in this process)'
       source_volume_id: 'source',
     });
     expect(snap.snapshot).to.deep.include({
-      snapshot_id: 'snap',
-      source_volume_id: 'source',
+      snapshot_id: idOf('snap'),
+      source_volume_id: idOf('source'),
       size_bytes: String(GiB),
       ready_to_use: true,
     });
@@ -106,10 +108,10 @@ describe('local backend: disks, snapshots and restores (driver in this process)'
 
     const restored = await createVolume(driver, 'restored', 2 * GiB, fromSnapshot('snap'));
     expect(restored.volume).to.deep.include({
-      volume_id: 'restored',
+      volume_id: idOf('restored'),
       capacity_bytes: String(2 * GiB),
     });
-    expect(restored.volume?.content_source?.snapshot?.snapshot_id).to.equal('snap');
+    expect(restored.volume?.content_source?.snapshot?.snapshot_id).to.equal(idOf('snap'));
     const restoredTarget = await stageAndPublish(client, dir, 'restored');
     expect(await sha256Of(path.join(restoredTarget, 'big.bin'))).to.equal(bigSum);
     expect(await sha256Of(path.join(restoredTarget, 'test'))).to.equal(
@@ -210,7 +212,7 @@ describe('local backend: disks, snapshots and restores (driver in this process)'
     const clone = await createVolume(driver, 'clone', 256 * MiB, {
       volume_content_source: { volume: { volume_id: 'original' } },
     });
-    expect(clone.volume?.content_source?.volume?.volume_id).to.equal('original');
+    expect(clone.volume?.content_source?.volume?.volume_id).to.equal(idOf('original'));
     writeFileSync(path.join(target, 'after'), 'the original is writable again');
     const cloneTarget = await stageAndPublish(client, dir, 'clone');
     expect(await sha256Of(path.join(cloneTarget, 'data'))).to.equal(sum);
@@ -335,7 +337,7 @@ describe('local backend: disks, snapshots and restores (driver in this process)'
       await createVolume(driver, 'child', 64 * MiB, fromSnapshot('go'));
       await client.controller.deleteSnapshot({ snapshot_id: 'go' });
       const listed = await client.controller.listSnapshots({});
-      expect(listed.entries.map((e) => e.snapshot?.snapshot_id)).not.to.include('go');
+      expect(listed.entries.map((e) => e.snapshot?.snapshot_id)).to.deep.equal([]);
       const childTarget = await stageAndPublish(client, dir, 'child');
       expect(await sha256Of(path.join(childTarget, 'data'))).to.equal(sum);
       await unpublishAndUnstage(client, dir, 'child');
@@ -392,7 +394,7 @@ describe('local backend: disks, snapshots and restores (driver in this process)'
       await client.controller.deleteSnapshot({ snapshot_id: 'snap' });
       await client.controller.deleteSnapshot({ snapshot_id: 'snap' });
       const volumes = await client.controller.listVolumes({});
-      expect(volumes.entries.map((e) => e.volume?.volume_id)).to.deep.equal(['same']);
+      expect(volumes.entries.map((e) => e.volume?.volume_id)).to.deep.equal([idOf('same')]);
     });
 
     it('answers CreateVolume with the same name and a different size with ALREADY_EXISTS, leaving the disk alone', async function () {
@@ -404,6 +406,170 @@ describe('local backend: disks, snapshots and restores (driver in this process)'
       expect(statSync(image).size).to.equal(128 * MiB);
       const got = await client.controller.controllerGetVolume({ volume_id: 'taken' });
       expect(got.volume?.capacity_bytes).to.equal(String(128 * MiB));
+    });
+  });
+
+  describe('ids of another node: refused naming that node, never answered "deleted"', function () {
+    let otherDir: string;
+    let other: InProcessDriver | undefined;
+
+    beforeEach(async function () {
+      otherDir = scratchDir('other-node');
+      other = await startLocalDriver(otherDir, { nodeId: 'other-node' });
+    });
+
+    afterEach(async function () {
+      await other?.stop();
+      other = undefined;
+      cleanupScratch(otherDir);
+    });
+
+    it('every controller and node call on a volume or snapshot of another node fails with a code the CSI spec allows, and nothing changes on either node', async function () {
+      const made = await createVolume(other!, 'shared-name', 64 * MiB);
+      const volumeId = made.volume!.volume_id;
+      expect(volumeId).to.equal('shared-name@other-node');
+      const snapshot = await other!.client.controller.createSnapshot({
+        name: 'shared-snap',
+        source_volume_id: volumeId,
+      });
+      const snapshotId = snapshot.snapshot!.snapshot_id;
+      expect(snapshotId).to.equal('shared-snap@other-node');
+      // The same names exist on this node: only the node in the id tells them apart.
+      await createVolume(driver, 'shared-name', 64 * MiB);
+      await driver.client.controller.createSnapshot({
+        name: 'shared-snap',
+        source_volume_id: idOf('shared-name'),
+      });
+      const state = () => ({
+        here: [
+          readdirSync(driver.backend.layout.disks).sort(),
+          readdirSync(driver.backend.layout.snapshots).sort(),
+        ],
+        there: [
+          readdirSync(other!.backend.layout.disks).sort(),
+          readdirSync(other!.backend.layout.snapshots).sort(),
+        ],
+      });
+      const before = state();
+
+      const { controller, node } = driver.client;
+      const staging = path.join(dir, 'staging', 'shared-name');
+      const target = path.join(dir, 'target', 'shared-name');
+      const calls: Array<[string, () => Promise<unknown>, string]> = [
+        [
+          'DeleteVolume',
+          () => controller.deleteVolume({ volume_id: volumeId }),
+          'FAILED_PRECONDITION',
+        ],
+        [
+          'DeleteSnapshot',
+          () => controller.deleteSnapshot({ snapshot_id: snapshotId }),
+          'FAILED_PRECONDITION',
+        ],
+        [
+          'ControllerGetVolume',
+          () => controller.controllerGetVolume({ volume_id: volumeId }),
+          'FAILED_PRECONDITION',
+        ],
+        [
+          'ValidateVolumeCapabilities',
+          () =>
+            controller.validateVolumeCapabilities({
+              volume_id: volumeId,
+              volume_capabilities: [mountCapability],
+            }),
+          'FAILED_PRECONDITION',
+        ],
+        [
+          'ControllerExpandVolume',
+          () =>
+            controller.controllerExpandVolume({
+              volume_id: volumeId,
+              capacity_range: { required_bytes: String(128 * MiB) },
+            }),
+          'FAILED_PRECONDITION',
+        ],
+        [
+          'CreateSnapshot',
+          () => controller.createSnapshot({ name: 'from-elsewhere', source_volume_id: volumeId }),
+          'FAILED_PRECONDITION',
+        ],
+        [
+          'ListSnapshots by id',
+          () => controller.listSnapshots({ snapshot_id: snapshotId }),
+          'FAILED_PRECONDITION',
+        ],
+        // The restore or clone could only be made on the source's node, as for a requisite
+        // topology this node is not in.
+        [
+          'CreateVolume from its snapshot',
+          () => createVolume(driver, 'restore', 64 * MiB, fromSnapshot(snapshotId)),
+          'RESOURCE_EXHAUSTED',
+        ],
+        [
+          'CreateVolume as a clone',
+          () =>
+            createVolume(driver, 'clone', 64 * MiB, {
+              volume_content_source: { volume: { volume_id: volumeId } },
+            }),
+          'RESOURCE_EXHAUSTED',
+        ],
+        [
+          'NodeStageVolume',
+          () =>
+            node.nodeStageVolume({
+              volume_id: volumeId,
+              staging_target_path: staging,
+              volume_capability: mountCapability,
+            }),
+          'FAILED_PRECONDITION',
+        ],
+        [
+          'NodePublishVolume',
+          () =>
+            node.nodePublishVolume({
+              volume_id: volumeId,
+              staging_target_path: staging,
+              target_path: target,
+              volume_capability: mountCapability,
+            }),
+          'FAILED_PRECONDITION',
+        ],
+        [
+          'NodeUnpublishVolume',
+          () => node.nodeUnpublishVolume({ volume_id: volumeId, target_path: target }),
+          'FAILED_PRECONDITION',
+        ],
+        [
+          'NodeUnstageVolume',
+          () => node.nodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }),
+          'FAILED_PRECONDITION',
+        ],
+        [
+          'NodeGetVolumeStats',
+          () => node.nodeGetVolumeStats({ volume_id: volumeId, volume_path: target }),
+          'FAILED_PRECONDITION',
+        ],
+        [
+          'NodeExpandVolume',
+          () => node.nodeExpandVolume({ volume_id: volumeId, volume_path: target }),
+          'FAILED_PRECONDITION',
+        ],
+      ];
+      for (const [rpc, call, expected] of calls) {
+        const { code, details } = await outcomeOf(call());
+        expect(code, rpc).to.equal(expected);
+        expect(details, rpc).to.match(/lives on node other-node, not on node test-node/);
+      }
+      expect(state()).to.deep.equal(before);
+      // Both objects are still there, and their own node still serves them.
+      const still = await other!.client.controller.controllerGetVolume({ volume_id: volumeId });
+      expect(still.volume?.volume_id).to.equal(volumeId);
+      const listed = await other!.client.controller.listSnapshots({ snapshot_id: snapshotId });
+      expect(listed.entries.map((e) => e.snapshot?.snapshot_id)).to.deep.equal([snapshotId]);
+      await other!.client.controller.deleteSnapshot({ snapshot_id: snapshotId });
+      await other!.client.controller.deleteVolume({ volume_id: volumeId });
+      expect((await other!.client.controller.listVolumes({})).entries).to.deep.equal([]);
     });
   });
 

@@ -29,6 +29,12 @@ import { repoRoot, tool } from '../../support/tools.js';
 export const GiB = 1024 ** 3;
 export const MiB = 1024 ** 2;
 
+/** The node the tests' drivers serve. */
+export const testNode = 'test-node';
+
+/** The CSI id the test driver gives the volume or snapshot `name`. */
+export const idOf = (name: string): string => `${name}@${testNode}`;
+
 export const mountCapability = {
   mount: { fs_type: 'ext4', mount_flags: [] },
   access_mode: { mode: 'SINGLE_NODE_WRITER' as const },
@@ -168,7 +174,7 @@ export async function spawnLocalDriver(options: {
       'driver',
       '--backend=local',
       `--endpoint=unix://${options.socket}`,
-      `--node-id=${options.nodeId ?? 'test-node'}`,
+      `--node-id=${options.nodeId ?? testNode}`,
       `--root=${options.root}`,
       ...(options.extraFlags ?? []),
     ],
@@ -256,6 +262,7 @@ export async function startLocalDriver(
   options: {
     capacityBytes?: number;
     root?: string;
+    nodeId?: string;
     onlineResize?: boolean;
     run?: CommandRunner;
     logger?: Logger;
@@ -263,7 +270,7 @@ export async function startLocalDriver(
 ): Promise<InProcessDriver> {
   const backend = await LocalBackend.open({
     root: options.root ?? path.join(dir, 'root'),
-    nodeId: 'test-node',
+    nodeId: options.nodeId ?? testNode,
     capacityBytes: options.capacityBytes,
     onlineResize: options.onlineResize ?? hasCapability(CAP_SYS_RESOURCE),
     vendorVersion: 'test',
@@ -274,7 +281,7 @@ export async function startLocalDriver(
   const driver = await startDriver({
     backend,
     endpoint: `unix://${socket}`,
-    nodeId: 'test-node',
+    nodeId: options.nodeId ?? testNode,
     protoPath: tool('CSI_PROTO'),
   });
   const client = connectCsi(`unix://${socket}`, {
@@ -301,6 +308,22 @@ export async function codeOf(call: Promise<unknown>): Promise<string> {
     throw error;
   }
   return 'OK';
+}
+
+/** The gRPC status name and message a call ends with (code 'OK' and '' when it succeeds). */
+export async function outcomeOf(
+  call: Promise<unknown>,
+): Promise<{ code: string; details: string }> {
+  try {
+    await call;
+  } catch (error) {
+    const { code, details } = error as { code?: unknown; details?: string };
+    if (typeof code === 'number') {
+      return { code: grpcStatus[code] ?? String(code), details: details ?? '' };
+    }
+    throw error;
+  }
+  return { code: 'OK', details: '' };
 }
 
 /** The message of a failed call. */

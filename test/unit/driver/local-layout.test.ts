@@ -1,7 +1,14 @@
 import { expect } from 'chai';
 
 import { DiskError } from '../../../src/driver/errors.js';
-import { checkName, Layout, nameProblem } from '../../../src/driver/backends/local/layout.js';
+import {
+  checkName,
+  Layout,
+  locateId,
+  nameProblem,
+  ownName,
+  qualifiedId,
+} from '../../../src/driver/backends/local/layout.js';
 
 describe('local backend: names and paths', function () {
   it('accepts the names Kubernetes and csi-sanity use', function () {
@@ -38,5 +45,36 @@ describe('local backend: names and paths', function () {
     expect(layout.snapshotMeta('s')).to.equal('/var/lib/snapback/snapshots/s.json');
     expect(() => layout.diskImage('../../etc/passwd')).to.throw(/not a valid name/);
     expect(() => layout.diskMeta('x/../../y')).to.throw(/not a valid name/);
+  });
+
+  it('reads the node an id names: here, another node, or no object at all', function () {
+    expect(qualifiedId('pvc-1', 'node-a')).to.equal('pvc-1@node-a');
+    expect(locateId('pvc-1@node-a', 'node-a')).to.deep.equal({ where: 'here', name: 'pvc-1' });
+    expect(locateId('pvc-1@node-b', 'node-a')).to.deep.equal({
+      where: 'elsewhere',
+      node: 'node-b',
+    });
+    // An id issued before ids named their node is this node's.
+    expect(locateId('pvc-1', 'node-a')).to.deep.equal({ where: 'here', name: 'pvc-1' });
+    for (const id of ['a@b@c', '../x@node-a', 'x@../node-a', 'x@', '@node-a', '']) {
+      expect(locateId(id, 'node-a'), id).to.deep.equal({ where: 'nowhere' });
+    }
+  });
+
+  it("refuses another node's object with the code asked for, naming both nodes", function () {
+    expect(ownName('volume', 'v@node-a', 'node-a', 'FAILED_PRECONDITION', 'delete')).to.equal('v');
+    expect(ownName('volume', 'a/b', 'node-a', 'FAILED_PRECONDITION', 'delete')).to.equal(undefined);
+    let error: unknown;
+    try {
+      ownName('snapshot', 's@node-b', 'node-a', 'FAILED_PRECONDITION', 'delete');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).to.be.instanceOf(DiskError);
+    expect((error as DiskError).code).to.equal('FAILED_PRECONDITION');
+    expect((error as DiskError).message).to.equal(
+      'snapshot s@node-b lives on node node-b, not on node node-a that this driver serves: ' +
+        'only the driver on node node-b can delete it',
+    );
   });
 });

@@ -22,11 +22,17 @@ import {
   type Volume,
   type VolumeSource,
 } from '../../backend.js';
-import { failedPrecondition, notFound, outOfRange, resourceExhausted } from '../../errors.js';
+import {
+  failedPrecondition,
+  notFound,
+  outOfRange,
+  resourceExhausted,
+  type DiskErrorCode,
+} from '../../errors.js';
 import { paginate } from '../../pagination.js';
 import { type CopyOptions, type CopyResult, copyFigures, copySparse } from './copy.js';
 import { metaIds, readJson, removeDurably, renameDurably, writeFileAtomic } from './files.js';
-import { checkName, isKnownIdShape, Layout } from './layout.js';
+import { checkName, Layout, locateId, nodeIdProblem, ownName, qualifiedId } from './layout.js';
 import {
   checkExistingDisk,
   checkExistingSnapshot,
@@ -83,8 +89,12 @@ export class LocalBackend implements DiskBackend {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly mutex = new KeyedMutex();
+  private readonly nodeId: string;
 
   private constructor(private readonly config: LocalBackendConfig) {
+    const problem = nodeIdProblem(config.nodeId);
+    if (problem) throw new Error(`the node id "${config.nodeId}" ${problem}`);
+    this.nodeId = config.nodeId;
     this.layout = new Layout(config.root);
     this.vendorVersion = config.vendorVersion;
     this.capabilities = {
@@ -103,6 +113,7 @@ export class LocalBackend implements DiskBackend {
       topology: this.topology,
       run: this.run,
       logger: this.logger,
+      nodeId: config.nodeId,
       readDisk: (id) => this.readDisk(id),
       onlineResize: config.onlineResize,
     });
@@ -163,33 +174,55 @@ export class LocalBackend implements DiskBackend {
     const id = checkName('volume', request.name);
     rejectParameters('StorageClass', request.parameters);
     this.checkTopology(request);
+    const source = this.localSource(request.source);
+    return this.mutex.with(`create-delete/disk/${id}`, () => this.createDisk(id, request, source));
+  }
 
+  /**
+   * The content source with the names its objects have under the root. A source on another
+   * node is RESOURCE_EXHAUSTED: the new disk could only be made there, as a requisite
+   * topology that excludes this node is.
+   */
+  private localSource(source: VolumeSource | undefined): VolumeSource | undefined {
+    if (source?.kind === 'snapshot') {
+      const name = this.own('snapshot', source.snapshotId, 'RESOURCE_EXHAUSTED', 'restore');
+      if (name === undefined) throw notFound(`snapshot ${source.snapshotId} does not exist`);
+      return { kind: 'snapshot', snapshotId: name };
+    }
+    if (source?.kind === 'volume') {
+      const name = this.own('volume', source.volumeId, 'RESOURCE_EXHAUSTED', 'clone');
+      if (name === undefined) throw notFound(`source volume ${source.volumeId} does not exist`);
+      return { kind: 'volume', volumeId: name };
+    }
+    return undefined;
+  }
+
+  private async createDisk(
+    id: string,
+    request: CreateVolumeRequest,
+    source: VolumeSource | undefined,
+  ): Promise<Volume> {
     const existing = await this.readDisk(id);
     if (existing) {
-      checkExistingDisk(existing, request);
-      if (existing.state === 'ready') return toVolume(existing, this.topology);
+      checkExistingDisk(existing, { ...request, source });
+      if (existing.state === 'ready') return this.toVolume(existing);
     }
 
-    const source = request.source;
     let sourceImage: string | undefined;
     let sourceBytes: number | undefined;
     let expectedChecksum: string | undefined;
     if (source?.kind === 'snapshot') {
-      const snapshot = isKnownIdShape(source.snapshotId)
-        ? await this.readSnapshot(source.snapshotId)
-        : undefined;
+      const snapshot = await this.readSnapshot(source.snapshotId);
       if (!snapshot || snapshot.state !== 'ready') {
-        throw notFound(`snapshot ${source.snapshotId} does not exist`);
+        throw notFound(`snapshot ${this.idOf(source.snapshotId)} does not exist`);
       }
       sourceImage = this.layout.snapshotImage(snapshot.id);
       sourceBytes = snapshot.sizeBytes;
       expectedChecksum = snapshot.checksum;
     } else if (source?.kind === 'volume') {
-      const volume = isKnownIdShape(source.volumeId)
-        ? await this.readDisk(source.volumeId)
-        : undefined;
+      const volume = await this.readDisk(source.volumeId);
       if (!volume || volume.state !== 'ready') {
-        throw notFound(`source volume ${source.volumeId} does not exist`);
+        throw notFound(`source volume ${this.idOf(source.volumeId)} does not exist`);
       }
       sourceImage = this.layout.diskImage(volume.id);
       sourceBytes = volume.capacityBytes;
@@ -261,7 +294,7 @@ export class LocalBackend implements DiskBackend {
       source: source ?? null,
       ...(copied && copyFigures(copied)),
     });
-    return toVolume(ready, this.topology);
+    return this.toVolume(ready);
   }
 
   private checkTopology(request: CreateVolumeRequest): void {
@@ -289,18 +322,21 @@ export class LocalBackend implements DiskBackend {
   }
 
   async deleteVolume(volumeId: string): Promise<void> {
-    if (!isKnownIdShape(volumeId)) return;
-    const record = await this.readDisk(volumeId);
-    if (!record) return;
-    const image = this.layout.diskImage(volumeId);
-    const attached = await loopDevicesOf(this.run, image).catch(() => []);
-    if (attached.length > 0) {
-      throw failedPrecondition(
-        `volume ${volumeId} is still attached on this node (${attached.join(', ')}); unstage it first`,
-      );
-    }
-    await this.forgetDisk(volumeId, record.source);
-    this.logger.info('volume deleted', { volume: volumeId });
+    const name = this.own('volume', volumeId, 'FAILED_PRECONDITION', 'delete');
+    if (name === undefined) return;
+    await this.mutex.with(`create-delete/disk/${name}`, async () => {
+      const record = await this.readDisk(name);
+      if (!record) return;
+      const image = this.layout.diskImage(name);
+      const attached = await loopDevicesOf(this.run, image).catch(() => []);
+      if (attached.length > 0) {
+        throw failedPrecondition(
+          `volume ${volumeId} is still attached on this node (${attached.join(', ')}); unstage it first`,
+        );
+      }
+      await this.forgetDisk(name, record.source);
+      this.logger.info('volume deleted', { volume: name });
+    });
   }
 
   /**
@@ -321,21 +357,21 @@ export class LocalBackend implements DiskBackend {
   }
 
   async getVolume(volumeId: string): Promise<Volume | undefined> {
-    if (!isKnownIdShape(volumeId)) return undefined;
-    const record = await this.readDisk(volumeId);
-    return record?.state === 'ready' ? toVolume(record, this.topology) : undefined;
+    const name = this.own('volume', volumeId, 'FAILED_PRECONDITION', 'describe');
+    if (name === undefined) return undefined;
+    const record = await this.readDisk(name);
+    return record?.state === 'ready' ? this.toVolume(record) : undefined;
   }
 
   async listVolumes(options: ListOptions): Promise<Page<Volume>> {
     const records = await this.readAll<DiskRecord>(this.layout.disks, (id) => this.readDisk(id));
-    const ready = records.filter((r) => r.state === 'ready').map((r) => toVolume(r, this.topology));
+    const ready = records.filter((r) => r.state === 'ready').map((r) => this.toVolume(r));
     return paginate(ready, (v) => v.id, options);
   }
 
   async expandVolume(request: ExpandVolumeRequest): Promise<ExpandVolumeResult> {
-    const record = isKnownIdShape(request.volumeId)
-      ? await this.readDisk(request.volumeId)
-      : undefined;
+    const name = this.own('volume', request.volumeId, 'FAILED_PRECONDITION', 'expand');
+    const record = name === undefined ? undefined : await this.readDisk(name);
     if (!record || record.state !== 'ready')
       throw notFound(`volume ${request.volumeId} does not exist`);
     const nodeExpansionRequired = request.capability?.access.type !== 'block';
@@ -387,15 +423,28 @@ export class LocalBackend implements DiskBackend {
   async createSnapshot(request: CreateSnapshotRequest): Promise<Snapshot> {
     const id = checkName('snapshot', request.name);
     rejectParameters('snapshot class', request.parameters);
+    const sourceName = this.own(
+      'volume',
+      request.sourceVolumeId,
+      'FAILED_PRECONDITION',
+      'snapshot',
+    );
+    return this.mutex.with(`create-delete/snapshot/${id}`, () =>
+      this.createSnapshotCopy(id, request, sourceName),
+    );
+  }
 
+  private async createSnapshotCopy(
+    id: string,
+    request: CreateSnapshotRequest,
+    sourceName: string | undefined,
+  ): Promise<Snapshot> {
     const existing = await this.readSnapshot(id);
     if (existing) {
-      checkExistingSnapshot(existing, request.sourceVolumeId);
-      if (existing.state === 'ready') return toSnapshot(existing);
+      checkExistingSnapshot(existing, sourceName ?? request.sourceVolumeId);
+      if (existing.state === 'ready') return this.toSnapshot(existing);
     }
-    const volume = isKnownIdShape(request.sourceVolumeId)
-      ? await this.readDisk(request.sourceVolumeId)
-      : undefined;
+    const volume = sourceName === undefined ? undefined : await this.readDisk(sourceName);
     if (!volume || volume.state !== 'ready') {
       throw notFound(`source volume ${request.sourceVolumeId} does not exist`);
     }
@@ -439,25 +488,28 @@ export class LocalBackend implements DiskBackend {
       forceDelete: request.forceDelete,
       ...copyFigures(copied),
     });
-    return toSnapshot(ready);
+    return this.toSnapshot(ready);
   }
 
   async deleteSnapshot(snapshotId: string): Promise<void> {
-    if (!isKnownIdShape(snapshotId)) return;
-    await this.mutex.with(`snapshot/${snapshotId}`, async () => {
-      const record = await this.readSnapshot(snapshotId);
-      if (!record) return;
-      const dependents = await this.liveDependents(record);
-      const blocker = snapshotDeletionBlocker(snapshotId, record.forceDelete, dependents);
-      if (blocker) throw failedPrecondition(blocker);
-      await removeDurably(this.layout.snapshotMeta(snapshotId));
-      await removeDurably(this.layout.snapshotImage(snapshotId));
-      this.logger.info('snapshot deleted', {
-        snapshot: snapshotId,
-        forceDelete: record.forceDelete,
-        dependents: dependents.map((d) => d.id),
-      });
-    });
+    const name = this.own('snapshot', snapshotId, 'FAILED_PRECONDITION', 'delete');
+    if (name === undefined) return;
+    await this.mutex.with(`create-delete/snapshot/${name}`, () =>
+      this.mutex.with(`snapshot/${name}`, async () => {
+        const record = await this.readSnapshot(name);
+        if (!record) return;
+        const dependents = await this.liveDependents(record);
+        const blocker = snapshotDeletionBlocker(snapshotId, record.forceDelete, dependents);
+        if (blocker) throw failedPrecondition(blocker);
+        await removeDurably(this.layout.snapshotMeta(name));
+        await removeDurably(this.layout.snapshotImage(name));
+        this.logger.info('snapshot deleted', {
+          snapshot: name,
+          forceDelete: record.forceDelete,
+          dependents: dependents.map((d) => d.id),
+        });
+      }),
+    );
   }
 
   /** The recorded dependents that still exist, and whether each is still being filled. */
@@ -472,21 +524,29 @@ export class LocalBackend implements DiskBackend {
   }
 
   async getSnapshot(snapshotId: string): Promise<Snapshot | undefined> {
-    if (!isKnownIdShape(snapshotId)) return undefined;
-    const record = await this.readSnapshot(snapshotId);
-    return record?.state === 'ready' ? toSnapshot(record) : undefined;
+    const name = this.own('snapshot', snapshotId, 'FAILED_PRECONDITION', 'describe');
+    if (name === undefined) return undefined;
+    const record = await this.readSnapshot(name);
+    return record?.state === 'ready' ? this.toSnapshot(record) : undefined;
   }
 
   async listSnapshots(options: SnapshotListOptions): Promise<Page<Snapshot>> {
     const records = await this.readAll<SnapshotRecord>(this.layout.snapshots, (id) =>
       this.readSnapshot(id),
     );
+    // Snapshots of a volume of another node, or of an id no volume has: none here.
+    const location =
+      options.sourceVolumeId === undefined
+        ? undefined
+        : locateId(options.sourceVolumeId, this.nodeId);
     const snapshots = records
       .filter((r) => r.state === 'ready')
       .filter(
-        (r) => options.sourceVolumeId === undefined || r.sourceVolumeId === options.sourceVolumeId,
+        (r) =>
+          location === undefined ||
+          (location.where === 'here' && r.sourceVolumeId === location.name),
       )
-      .map(toSnapshot);
+      .map((r) => this.toSnapshot(r));
     return paginate(snapshots, (s) => s.id, options);
   }
 
@@ -535,6 +595,30 @@ export class LocalBackend implements DiskBackend {
       // "Invalid argument" means it was not frozen (any more): nothing to undo.
       this.logger.debug('thaw skipped', { mountPoint, error: errorMessage(error) });
     }
+  }
+
+  // ---- ids ----
+
+  private own(
+    kind: 'volume' | 'snapshot',
+    id: string,
+    code: DiskErrorCode,
+    action: string,
+  ): string | undefined {
+    return ownName(kind, id, this.nodeId, code, action);
+  }
+
+  /** The CSI id of this node's volume or snapshot `name`. */
+  private idOf(name: string): string {
+    return qualifiedId(name, this.nodeId);
+  }
+
+  private toVolume(record: DiskRecord): Volume {
+    return toVolume(record, this.nodeId, this.topology);
+  }
+
+  private toSnapshot(record: SnapshotRecord): Snapshot {
+    return toSnapshot(record, this.nodeId);
   }
 
   // ---- records ----

@@ -1,6 +1,6 @@
 import path from 'node:path';
 
-import { invalidArgument } from '../../errors.js';
+import { DiskError, invalidArgument, type DiskErrorCode } from '../../errors.js';
 
 /** CSI asks drivers to accept names of at least 128 bytes; longer ones are refused. */
 export const maxNameBytes = 128;
@@ -30,6 +30,63 @@ export function checkName(kind: 'volume' | 'snapshot', name: string): string {
 
 /** Ids are names; an id no name could produce names nothing that exists. */
 export const isKnownIdShape = (id: string): boolean => nameProblem(id) === undefined;
+
+/**
+ * CSI ids are `<name>@<node>`: a volume or snapshot lives on the node that created it, and
+ * only that node's driver may answer for it. Neither names nor Kubernetes node names hold an
+ * "@", so the split is unambiguous. An id without one was issued before ids named their node
+ * and names an object on this node.
+ */
+export const nodeSeparator = '@';
+
+/** Where an id says its object lives, seen from `thisNode`. */
+export type IdLocation =
+  | { where: 'here'; name: string }
+  | { where: 'elsewhere'; node: string }
+  /** No name could produce the id: no object has it. */
+  | { where: 'nowhere' };
+
+export function locateId(id: string, thisNode: string): IdLocation {
+  const parts = id.split(nodeSeparator);
+  if (parts.length > 2) return { where: 'nowhere' };
+  const [name, node = thisNode] = parts as [string, string?];
+  if (!isKnownIdShape(name) || nodeIdProblem(node) !== undefined) return { where: 'nowhere' };
+  return node === thisNode ? { where: 'here', name } : { where: 'elsewhere', node };
+}
+
+/**
+ * The name under the root of the object `id` refers to; undefined when no object can have that
+ * id. An object of another node is refused with `code`, naming that node: only its driver can
+ * act on it, and any answer from here (NOT_FOUND, or OK to a delete) would be false.
+ */
+export function ownName(
+  kind: 'volume' | 'snapshot',
+  id: string,
+  thisNode: string,
+  code: DiskErrorCode,
+  action: string,
+): string | undefined {
+  const location = locateId(id, thisNode);
+  if (location.where === 'here') return location.name;
+  if (location.where === 'nowhere') return undefined;
+  throw new DiskError(
+    code,
+    `${kind} ${id} lives on node ${location.node}, not on node ${thisNode} that this driver ` +
+      `serves: only the driver on node ${location.node} can ${action} it`,
+  );
+}
+
+/** The CSI id of the object `name` on `node`. */
+export const qualifiedId = (name: string, node: string): string => `${name}${nodeSeparator}${node}`;
+
+/** Kubernetes node names are DNS subdomains (at most 253 bytes): no "@", no "/". */
+export function nodeIdProblem(nodeId: string): string | undefined {
+  if (Buffer.byteLength(nodeId) > 253) return 'is longer than 253 bytes';
+  if (!namePattern.test(nodeId)) {
+    return 'may only hold letters, digits, ".", "_" and "-", and must start with a letter or digit';
+  }
+  return undefined;
+}
 
 const truncate = (s: string): string => (s.length > 80 ? `${s.slice(0, 80)}...` : s);
 

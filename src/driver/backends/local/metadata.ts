@@ -6,6 +6,7 @@
  */
 import type { CreateVolumeRequest, Snapshot, Volume, VolumeSource } from '../../backend.js';
 import { alreadyExists, invalidArgument, outOfRange } from '../../errors.js';
+import { qualifiedId } from './layout.js';
 
 export const diskAlignmentBytes = 4096;
 /** Smaller images cannot hold a useful ext4 file system (journal, lost+found). */
@@ -13,6 +14,7 @@ export const minimumDiskBytes = 16 * 1024 * 1024;
 /** The size of a blank disk when the request leaves it open. */
 export const defaultDiskBytes = 1024 * 1024 * 1024;
 
+/** Records name objects by their names under the root (`id`, sources), never by CSI ids. */
 export interface DiskRecord {
   id: string;
   capacityBytes: number;
@@ -109,6 +111,7 @@ export function checkExistingDisk(
   }
 }
 
+/** `sourceVolumeId` is the source's name under the root, as the record holds it. */
 export function checkExistingSnapshot(existing: SnapshotRecord, sourceVolumeId: string): void {
   if (existing.sourceVolumeId !== sourceVolumeId) {
     throw alreadyExists(
@@ -128,20 +131,32 @@ export function rejectParameters(kind: string, parameters: Record<string, string
   }
 }
 
-export function toVolume(record: DiskRecord, topology: Record<string, string>): Volume {
+/** A source as CSI sees it: records name objects under the root, CSI by their node's ids. */
+function qualifiedSource(source: VolumeSource, node: string): VolumeSource {
+  return source.kind === 'snapshot'
+    ? { kind: 'snapshot', snapshotId: qualifiedId(source.snapshotId, node) }
+    : { kind: 'volume', volumeId: qualifiedId(source.volumeId, node) };
+}
+
+/** The volume a record describes, on `node` (its id names the node). */
+export function toVolume(
+  record: DiskRecord,
+  node: string,
+  topology: Record<string, string>,
+): Volume {
   return {
-    id: record.id,
+    id: qualifiedId(record.id, node),
     capacityBytes: record.capacityBytes,
     context: {},
-    ...(record.source && { source: record.source }),
+    ...(record.source && { source: qualifiedSource(record.source, node) }),
     accessibleTopology: [topology],
   };
 }
 
-export function toSnapshot(record: SnapshotRecord): Snapshot {
+export function toSnapshot(record: SnapshotRecord, node: string): Snapshot {
   return {
-    id: record.id,
-    sourceVolumeId: record.sourceVolumeId,
+    id: qualifiedId(record.id, node),
+    sourceVolumeId: qualifiedId(record.sourceVolumeId, node),
     sizeBytes: record.sizeBytes,
     creationTime: new Date(record.creationTime),
     readyToUse: record.state === 'ready',

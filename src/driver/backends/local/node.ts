@@ -12,7 +12,7 @@ import type {
 } from '../../backend.js';
 import { alreadyExists, failedPrecondition, notFound } from '../../errors.js';
 import type { Layout } from './layout.js';
-import { isKnownIdShape } from './layout.js';
+import { ownName } from './layout.js';
 import type { DiskRecord } from './metadata.js';
 import { isReadOnly, loopDevicesOf, mountAt, readMounts, type MountEntry } from './mounts.js';
 import { CommandError, type CommandRunner } from './system.js';
@@ -20,6 +20,8 @@ import { CommandError, type CommandRunner } from './system.js';
 export interface LocalNodeConfig {
   layout: Layout;
   topology: Topology;
+  /** The node this driver serves: volume ids name the node that holds them. */
+  nodeId: string;
   run: CommandRunner;
   logger: Logger;
   readDisk(id: string): Promise<DiskRecord | undefined>;
@@ -52,6 +54,7 @@ export class LocalNode implements NodeBackend {
   readonly topology: Topology;
   readonly maxVolumesPerNode = 0;
   private readonly layout: Layout;
+  private readonly nodeId: string;
   private readonly run: CommandRunner;
   private readonly logger: Logger;
   private readonly readDisk: LocalNodeConfig['readDisk'];
@@ -60,14 +63,25 @@ export class LocalNode implements NodeBackend {
   constructor(config: LocalNodeConfig) {
     this.layout = config.layout;
     this.topology = config.topology;
+    this.nodeId = config.nodeId;
     this.run = config.run;
     this.logger = config.logger;
     this.readDisk = config.readDisk;
     this.onlineResize = config.onlineResize;
   }
 
-  private async readyDisk(volumeId: string): Promise<DiskRecord> {
-    const record = isKnownIdShape(volumeId) ? await this.readDisk(volumeId) : undefined;
+  /**
+   * The name under the root of a volume id, undefined when no volume can have it. A volume of
+   * another node cannot be attached here: FAILED_PRECONDITION, naming its node, rather than a
+   * NOT_FOUND that says it does not exist, or an OK that would act on whatever is mounted.
+   */
+  private own(volumeId: string, action: string): string | undefined {
+    return ownName('volume', volumeId, this.nodeId, 'FAILED_PRECONDITION', action);
+  }
+
+  private async readyDisk(volumeId: string, action: string): Promise<DiskRecord> {
+    const name = this.own(volumeId, action);
+    const record = name === undefined ? undefined : await this.readDisk(name);
     if (!record || record.state !== 'ready') throw notFound(`volume ${volumeId} does not exist`);
     return record;
   }
@@ -92,7 +106,7 @@ export class LocalNode implements NodeBackend {
   }
 
   async stageVolume(request: StageVolumeRequest): Promise<void> {
-    const record = await this.readyDisk(request.volumeId);
+    const record = await this.readyDisk(request.volumeId, 'stage');
     const { capability } = request;
     if (capability.access.type !== 'mount') {
       throw failedPrecondition('the local backend serves mount volumes only');
@@ -155,12 +169,13 @@ export class LocalNode implements NodeBackend {
   }
 
   async unstageVolume(request: { volumeId: string; stagingPath: string }): Promise<void> {
+    const name = this.own(request.volumeId, 'unstage');
     const stagingPath = await canonical(request.stagingPath);
     if (mountAt(await readMounts(), stagingPath)) {
       await this.run('umount', [stagingPath]);
     }
-    if (!isKnownIdShape(request.volumeId)) return;
-    const image = this.layout.diskImage(request.volumeId);
+    if (name === undefined) return;
+    const image = this.layout.diskImage(name);
     const mounts = await readMounts();
     for (const device of await loopDevicesOf(this.run, image).catch(() => [])) {
       const inUse = mounts.filter((m) => m.source === device);
@@ -184,7 +199,7 @@ export class LocalNode implements NodeBackend {
   }
 
   async publishVolume(request: PublishVolumeRequest): Promise<void> {
-    const record = await this.readyDisk(request.volumeId);
+    const record = await this.readyDisk(request.volumeId, 'publish');
     const staged = await this.stagedMount(record.id, request.stagingPath);
     const readOnly = request.readonly || readOnlyMode(request.capability);
     const published = mountAt(await readMounts(), await canonical(request.targetPath));
@@ -209,6 +224,7 @@ export class LocalNode implements NodeBackend {
   }
 
   async unpublishVolume(request: { volumeId: string; targetPath: string }): Promise<void> {
+    this.own(request.volumeId, 'unpublish');
     const targetPath = await canonical(request.targetPath);
     if (mountAt(await readMounts(), targetPath)) await this.run('umount', [targetPath]);
     // rmdir, not rm -r: should the unmount not have happened, the volume's files stay.
@@ -218,7 +234,7 @@ export class LocalNode implements NodeBackend {
   }
 
   async volumeStats(request: { volumeId: string; volumePath: string }): Promise<VolumeStats> {
-    await this.readyDisk(request.volumeId);
+    await this.readyDisk(request.volumeId, 'report on');
     try {
       await stat(request.volumePath);
     } catch {
@@ -238,7 +254,7 @@ export class LocalNode implements NodeBackend {
   }
 
   async expandVolume(request: NodeExpandRequest): Promise<{ capacityBytes: number }> {
-    const record = await this.readyDisk(request.volumeId);
+    const record = await this.readyDisk(request.volumeId, 'expand');
     const devices = await loopDevicesOf(this.run, this.layout.diskImage(record.id));
     const device = devices[0];
     if (!device) throw failedPrecondition(`volume ${record.id} is not staged on this node`);
