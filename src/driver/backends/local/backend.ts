@@ -45,6 +45,7 @@ import {
   type SnapshotRecord,
 } from './metadata.js';
 import { loopDevicesOf, readMounts } from './mounts.js';
+import { FileLock } from './lock.js';
 import { KeyedMutex } from './mutex.js';
 import { LocalNode } from './node.js';
 import type { CommandRunner } from './system.js';
@@ -90,6 +91,7 @@ export class LocalBackend implements DiskBackend {
   private readonly clock: Clock;
   private readonly mutex = new KeyedMutex();
   private readonly nodeId: string;
+  private lock: FileLock | undefined;
 
   private constructor(private readonly config: LocalBackendConfig) {
     const problem = nodeIdProblem(config.nodeId);
@@ -119,16 +121,36 @@ export class LocalBackend implements DiskBackend {
     });
   }
 
-  /** Opens (creating if needed) the root and cleans up what a crash left behind. */
+  /**
+   * Opens (creating if needed) the root, locks it for this process and cleans up what a crash
+   * left behind. Two drivers on one root would each take the other's copies in progress for
+   * leftovers and reuse each other's names, so the second is refused, naming the first.
+   */
   static async open(config: LocalBackendConfig): Promise<LocalBackend> {
     const backend = new LocalBackend(config);
-    await backend.recover();
+    await mkdir(backend.layout.root, { recursive: true, mode: 0o700 });
+    backend.lock = await FileLock.acquire(
+      backend.layout.lock,
+      `the root ${backend.layout.root} of the local backend`,
+      'two drivers on one root would corrupt its disks: stop the other driver or give this one another --root',
+    );
+    try {
+      await backend.recover();
+    } catch (error) {
+      await backend.close();
+      throw error;
+    }
     return backend;
+  }
+
+  async close(): Promise<void> {
+    await this.lock?.release();
+    this.lock = undefined;
   }
 
   private async recover(): Promise<void> {
     const { layout } = this;
-    for (const dir of [layout.root, layout.disks, layout.snapshots, layout.tmp]) {
+    for (const dir of [layout.disks, layout.snapshots, layout.tmp]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     }
     // Copies in progress when the last process died are restarted from scratch by the retry.

@@ -95,18 +95,21 @@ const truncate = (s: string): string => (s.length > 80 ? `${s.slice(0, 80)}...` 
  *   disks/<id>.img, disks/<id>.json          a disk image and its metadata
  *   snapshots/<id>.img, snapshots/<id>.json  a snapshot copy and its metadata
  *   tmp/                                      copies in progress (removed at start-up)
+ *   driver.lock                               flock(2)ed by the driver using the root
  */
 export class Layout {
   readonly root: string;
   readonly disks: string;
   readonly snapshots: string;
   readonly tmp: string;
+  readonly lock: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
     this.disks = path.join(this.root, 'disks');
     this.snapshots = path.join(this.root, 'snapshots');
     this.tmp = path.join(this.root, 'tmp');
+    this.lock = path.join(this.root, 'driver.lock');
   }
 
   diskImage(id: string): string {
