@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
@@ -682,6 +683,40 @@ describe('local backend: disks, snapshots and restores (driver in this process)'
       writeFileSync(path.join(target, 'still-writable'), 'yes');
       expect(await sha256Of(path.join(target, 'data'))).to.equal(sum);
       await unpublishAndUnstage(client, dir, 'full');
+    });
+
+    it('a disk that already holds a partition table: NodeStageVolume refuses to format it with FAILED_PRECONDITION, and not a byte changes', async function () {
+      const { client, backend } = driver;
+      await createVolume(driver, 'parted', 64 * MiB);
+      const image = backend.layout.diskImage('parted');
+      // A DOS partition table: one Linux partition from sector 2048 to the end of the disk.
+      const mbr = Buffer.alloc(512);
+      mbr[450] = 0x83;
+      mbr.writeUInt32LE(2048, 454);
+      mbr.writeUInt32LE((64 * MiB) / 512 - 2048, 458);
+      mbr[510] = 0x55;
+      mbr[511] = 0xaa;
+      const handle = await open(image, 'r+');
+      await handle.write(mbr, 0, mbr.length, 0);
+      await handle.close();
+      const sum = await sha256Of(image);
+
+      const stage = client.node.nodeStageVolume({
+        volume_id: idOf('parted'),
+        staging_target_path: path.join(dir, 'staging', 'parted'),
+        volume_capability: mountCapability,
+      });
+      const { code, details } = await outcomeOf(stage);
+      expect(code).to.equal('FAILED_PRECONDITION');
+      expect(details).to.match(
+        /^volume parted already holds dos partition-table at offset 0x1fe, not a lone ext4 file system; refusing to format or mount it/,
+      );
+      expect(await sha256Of(image)).to.equal(sum);
+      // Left detached as it was found, so the volume can still be deleted.
+      const loops = execFileSync('losetup', ['--associated', image], { encoding: 'utf8' });
+      expect(loops).to.equal('');
+      await client.controller.deleteVolume({ volume_id: idOf('parted') });
+      expect(existsSync(image)).to.equal(false);
     });
 
     it('no capacity left: RESOURCE_EXHAUSTED', async function () {

@@ -15,7 +15,7 @@ import type { Layout } from './layout.js';
 import { ownName } from './layout.js';
 import type { DiskRecord } from './metadata.js';
 import { isReadOnly, loopDevicesOf, mountAt, readMounts, type MountEntry } from './mounts.js';
-import { CommandError, type CommandRunner } from './system.js';
+import type { CommandRunner } from './system.js';
 
 export interface LocalNodeConfig {
   layout: Layout;
@@ -30,6 +30,14 @@ export interface LocalNodeConfig {
 }
 
 const defaultFsType = 'ext4';
+
+/** One line of `wipefs --json`. */
+interface Signature {
+  type: string;
+  offset: string;
+  /** filesystem, partition-table, raid, crypto... */
+  usage: string;
+}
 
 const readOnlyMode = (capability: VolumeCapability): boolean =>
   capability.accessMode === 'SINGLE_NODE_READER_ONLY' ||
@@ -87,22 +95,40 @@ export class LocalNode implements NodeBackend {
   }
 
   private async attach(image: string): Promise<string> {
-    const existing = await loopDevicesOf(this.run, image);
-    if (existing[0]) return existing[0];
     const device = (await this.run('losetup', ['--find', '--show', image])).trim();
     this.logger.info('loop device attached', { image, device });
     return device;
   }
 
-  private async fsTypeOf(device: string): Promise<string | undefined> {
-    try {
-      const type = (await this.run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', device])).trim();
-      return type === '' ? undefined : type;
-    } catch (error) {
-      // blkid exits 2 when it finds no file system signature.
-      if (error instanceof CommandError && error.exitCode === 2) return undefined;
-      throw error;
+  /** Every signature libblkid knows on `device`: file systems, partition tables, RAID, LUKS... */
+  private async signaturesOf(device: string): Promise<Signature[]> {
+    const out = await this.run('wipefs', ['--json', '--output', 'TYPE,OFFSET,USAGE', device]);
+    if (out.trim() === '') return [];
+    return (JSON.parse(out) as { signatures: Signature[] }).signatures;
+  }
+
+  /**
+   * The file system to mount from `device`: undefined when the device holds no signature at
+   * all (a new disk, to be formatted). Anything else that is not exactly one file system of
+   * the wanted type is refused, so mkfs never overwrites a partition table or data it was not
+   * asked to replace.
+   */
+  private async existingFileSystem(
+    volumeId: string,
+    device: string,
+    wanted: string,
+  ): Promise<string | undefined> {
+    const signatures = await this.signaturesOf(device);
+    if (signatures.length === 0) return undefined;
+    const [only] = signatures;
+    if (signatures.length === 1 && only?.usage === 'filesystem' && only.type === wanted) {
+      return only.type;
     }
+    const found = signatures.map((s) => `${s.type} ${s.usage} at offset ${s.offset}`).join(', ');
+    throw failedPrecondition(
+      `volume ${volumeId} already holds ${found}, not a lone ${wanted} file system; refusing ` +
+        `to format or mount it so nothing on it is lost (inspect it with wipefs, or delete the volume)`,
+    );
   }
 
   async stageVolume(request: StageVolumeRequest): Promise<void> {
@@ -112,7 +138,23 @@ export class LocalNode implements NodeBackend {
       throw failedPrecondition('the local backend serves mount volumes only');
     }
     const image = this.layout.diskImage(record.id);
-    const device = await this.attach(image);
+    const attached = await loopDevicesOf(this.run, image);
+    const device = attached[0] ?? (await this.attach(image));
+    try {
+      await this.stageDevice(record, request, capability.access, device);
+    } catch (error) {
+      // A refused stage leaves the disk as it found it: not attached, so it can be deleted.
+      if (attached.length === 0) await this.detach(record.id, device);
+      throw error;
+    }
+  }
+
+  private async stageDevice(
+    record: DiskRecord,
+    request: StageVolumeRequest,
+    access: { fsType: string; mountFlags: string[] },
+    device: string,
+  ): Promise<void> {
     const stagingPath = await canonical(request.stagingPath);
     const mounted = mountAt(await readMounts(), stagingPath);
     if (mounted) {
@@ -123,19 +165,17 @@ export class LocalNode implements NodeBackend {
       }
       return;
     }
-    const wanted = capability.access.fsType || defaultFsType;
-    const found = await this.fsTypeOf(device);
+    const wanted = access.fsType || defaultFsType;
+    const found = await this.existingFileSystem(record.id, device, wanted);
     if (!found) {
       await this.run('mkfs.ext4', ['-q', '-F', device]);
       this.logger.info('file system created', { volume: record.id, device, fsType: wanted });
-    } else if (found !== wanted) {
-      throw failedPrecondition(`volume ${record.id} holds a ${found} file system, not ${wanted}`);
     }
-    const readOnly = readOnlyMode(capability);
+    const readOnly = readOnlyMode(request.capability);
     // A disk restored into a larger size, or expanded while unstaged, has a file system
     // smaller than its device: grow it now, offline, before anything uses it.
     if (found && !readOnly) await this.growOffline(device);
-    const options = [...capability.access.mountFlags, ...(readOnly ? ['ro'] : [])];
+    const options = [...access.mountFlags, ...(readOnly ? ['ro'] : [])];
     await mkdir(request.stagingPath, { recursive: true });
     await this.run('mount', [
       '-t',
@@ -184,9 +224,13 @@ export class LocalNode implements NodeBackend {
           `volume ${request.volumeId} is still mounted at ${inUse.map((m) => m.mountPoint).join(', ')}; unpublish it first`,
         );
       }
-      await this.run('losetup', ['--detach', device]);
-      this.logger.info('loop device detached', { volume: request.volumeId, device });
+      await this.detach(request.volumeId, device);
     }
+  }
+
+  private async detach(volumeId: string, device: string): Promise<void> {
+    await this.run('losetup', ['--detach', device]);
+    this.logger.info('loop device detached', { volume: volumeId, device });
   }
 
   private async stagedMount(volumeId: string, stagingPath: string): Promise<MountEntry> {
