@@ -245,6 +245,11 @@ export interface NodeBackend {
   readonly topology: Topology;
   /** 0 for no limit. */
   readonly maxVolumesPerNode: number;
+  /**
+   * Kubelet's directory: the node service refuses a staging or target path that is not below
+   * it, since the driver mounts, unmounts and removes directories at those paths.
+   */
+  readonly kubeletDir: string;
 
   stageVolume(request: StageVolumeRequest): Promise<void>;
   unstageVolume(request: { volumeId: string; stagingPath: string }): Promise<void>;

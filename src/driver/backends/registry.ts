@@ -37,6 +37,8 @@ export const backendFactories: Record<string, BackendFactory> = {
       root: 'directory holding the disk and snapshot images (required)',
       'capacity-bytes':
         'bytes all disks together may be provisioned with (default: size of the file system of --root)',
+      'kubelet-dir':
+        "kubelet's directory; staging and target paths outside it are refused (default: /var/lib/kubelet)",
     },
     async create(options) {
       const { createLocalBackend } = await import('./local/index.js');

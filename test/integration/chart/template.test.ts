@@ -175,6 +175,7 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         '--endpoint=unix:///csi/csi.sock',
         '--node-id=$(NODE_NAME)',
         '--root=/var/lib/snapback/local',
+        '--kubelet-dir=/var/lib/kubelet',
         '--http-endpoint=:8081',
       ]);
       expect(driver.securityContext?.privileged).to.equal(true);

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { runCsiSanity } from '../../support/csi-sanity.js';
@@ -27,13 +28,19 @@ describe('csi-sanity against the local backend', function () {
   this.timeout(900_000);
   let dir: string;
   let driver: DriverProcess | undefined;
+  // csi-sanity's target and staging directories lie below it, as kubelet's do below its own.
+  let kubeletDir: string;
 
   before(async function () {
     dir = scratchDir('sanity');
+    kubeletDir = path.join(dir, 'kubelet');
+    // csi-sanity makes its directories with mkdir, not mkdir -p.
+    mkdirSync(kubeletDir);
     driver = await spawnLocalDriver({
       dir,
       root: path.join(dir, 'root'),
       socket: path.join(dir, 'csi.sock'),
+      kubeletDir,
     });
   });
 
@@ -46,8 +53,8 @@ describe('csi-sanity against the local backend', function () {
     const result = await runCsiSanity(
       [
         `-csi.endpoint=${path.join(dir, 'csi.sock')}`,
-        `-csi.mountdir=${path.join(dir, 'mount')}`,
-        `-csi.stagingdir=${path.join(dir, 'staging')}`,
+        `-csi.mountdir=${path.join(kubeletDir, 'mount')}`,
+        `-csi.stagingdir=${path.join(kubeletDir, 'staging')}`,
         `-csi.testvolumesize=${1024 ** 3}`,
       ],
       path.join(dir, 'csi-sanity.log'),

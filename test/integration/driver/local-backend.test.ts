@@ -1,6 +1,14 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  statSync,
+  statfsSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -408,6 +416,126 @@ describe('local backend: disks, snapshots and restores (driver in this process)'
       const got = await client.controller.controllerGetVolume({ volume_id: 'taken' });
       expect(got.volume?.capacity_bytes).to.equal(String(128 * MiB));
     });
+  });
+
+  it('confines staging and target paths below the kubelet directory: outside, "..", or a symlink out is INVALID_ARGUMENT naming both, and nothing there is touched', async function () {
+    await driver.stop();
+    const kubeletDir = path.join(dir, 'kubelet');
+    driver = await startLocalDriver(dir, { kubeletDir });
+    const { client } = driver;
+    await createVolume(driver, 'vol', 64 * MiB);
+    const volume_id = idOf('vol');
+    // An empty directory outside: NodeUnpublishVolume would remove it, NodeStageVolume mount on it.
+    const outside = path.join(dir, 'outside');
+    mkdirSync(outside);
+    mkdirSync(path.join(kubeletDir, 'pods'), { recursive: true });
+    symlinkSync(outside, path.join(kubeletDir, 'pods', 'link'));
+    const bad: Array<[string, RegExp]> = [
+      [outside, /is not below it/],
+      ['/etc/snapback-test', /is not below it/],
+      [`${kubeletDir}-other/x`, /is not below it/],
+      [kubeletDir, /is not below it/],
+      [path.join(kubeletDir, 'pods') + '/../../outside', /contains "\.\."/],
+      [path.join(kubeletDir, 'pods', 'link'), /leads to .*\/outside through a symbolic link/],
+      [path.join(kubeletDir, 'pods', 'link', 'mount'), /through a symbolic link/],
+      ['relative/path', /is not an absolute path/],
+    ];
+    const good = path.join(kubeletDir, 'plugins', 'staging', 'vol');
+    const target = path.join(kubeletDir, 'pods', 'uid', 'volumes', 'vol', 'mount');
+    for (const [where, why] of bad) {
+      const calls: Array<[string, () => Promise<unknown>]> = [
+        [
+          'NodeStageVolume',
+          () =>
+            client.node.nodeStageVolume({
+              volume_id,
+              staging_target_path: where,
+              volume_capability: mountCapability,
+            }),
+        ],
+        [
+          'NodePublishVolume target_path',
+          () =>
+            client.node.nodePublishVolume({
+              volume_id,
+              staging_target_path: good,
+              target_path: where,
+              volume_capability: mountCapability,
+            }),
+        ],
+        [
+          'NodePublishVolume staging_target_path',
+          () =>
+            client.node.nodePublishVolume({
+              volume_id,
+              staging_target_path: where,
+              target_path: target,
+              volume_capability: mountCapability,
+            }),
+        ],
+        [
+          'NodeUnpublishVolume',
+          () => client.node.nodeUnpublishVolume({ volume_id, target_path: where }),
+        ],
+        [
+          'NodeUnstageVolume',
+          () => client.node.nodeUnstageVolume({ volume_id, staging_target_path: where }),
+        ],
+      ];
+      if (path.isAbsolute(where)) {
+        calls.push(
+          [
+            'NodeGetVolumeStats',
+            () => client.node.nodeGetVolumeStats({ volume_id, volume_path: where }),
+          ],
+          [
+            'NodeExpandVolume',
+            () => client.node.nodeExpandVolume({ volume_id, volume_path: where }),
+          ],
+        );
+      }
+      for (const [rpc, call] of calls) {
+        const { code, details } = await outcomeOf(call());
+        expect(code, `${rpc} at ${where}`).to.equal('INVALID_ARGUMENT');
+        expect(details, `${rpc} at ${where}`).to.contain(`"${where}"`);
+        expect(details, `${rpc} at ${where}`).to.match(why);
+        expect(details, `${rpc} at ${where}`).to.contain(
+          `node paths must lie below the kubelet directory ${kubeletDir}`,
+        );
+      }
+    }
+    expect(readdirSync(outside), 'the directory outside').to.deep.equal([]);
+    expect(existsSync('/etc/snapback-test')).to.equal(false);
+    const loops = execFileSync(
+      'losetup',
+      ['--associated', driver.backend.layout.diskImage('vol')],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(loops, 'no loop device attached by a refused call').to.equal('');
+
+    // Below it, the same calls work; a relative volume path holds no volume.
+    await client.node.nodeStageVolume({
+      volume_id,
+      staging_target_path: good,
+      volume_capability: mountCapability,
+    });
+    await client.node.nodePublishVolume({
+      volume_id,
+      staging_target_path: good,
+      target_path: target,
+      volume_capability: mountCapability,
+    });
+    writeFileSync(path.join(target, 'data'), 'kept');
+    const stats = await client.node.nodeGetVolumeStats({ volume_id, volume_path: target });
+    expect(stats.volume_condition?.abnormal).to.equal(false);
+    expect(
+      await codeOf(client.node.nodeGetVolumeStats({ volume_id, volume_path: 'relative/path' })),
+    ).to.equal('NOT_FOUND');
+    await client.node.nodeUnpublishVolume({ volume_id, target_path: target });
+    await client.node.nodeUnstageVolume({ volume_id, staging_target_path: good });
+    expect(existsSync(target)).to.equal(false);
   });
 
   describe('ids of another node: refused naming that node, never answered "deleted"', function () {

@@ -163,6 +163,8 @@ export async function spawnLocalDriver(options: {
   root: string;
   socket: string;
   nodeId?: string;
+  /** Where staging and target paths may lie (default: `dir`). */
+  kubeletDir?: string;
   extraFlags?: string[];
 }): Promise<DriverProcess> {
   const child = startProcess(
@@ -176,6 +178,7 @@ export async function spawnLocalDriver(options: {
       `--endpoint=unix://${options.socket}`,
       `--node-id=${options.nodeId ?? testNode}`,
       `--root=${options.root}`,
+      `--kubelet-dir=${options.kubeletDir ?? options.dir}`,
       ...(options.extraFlags ?? []),
     ],
     {
@@ -263,6 +266,8 @@ export async function startLocalDriver(
     capacityBytes?: number;
     root?: string;
     nodeId?: string;
+    /** Where staging and target paths may lie (default: `dir`). */
+    kubeletDir?: string;
     onlineResize?: boolean;
     run?: CommandRunner;
     logger?: Logger;
@@ -272,6 +277,7 @@ export async function startLocalDriver(
     root: options.root ?? path.join(dir, 'root'),
     nodeId: options.nodeId ?? testNode,
     capacityBytes: options.capacityBytes,
+    kubeletDir: options.kubeletDir ?? dir,
     onlineResize: options.onlineResize ?? hasCapability(CAP_SYS_RESOURCE),
     vendorVersion: 'test',
     run: options.run ?? runCommand,

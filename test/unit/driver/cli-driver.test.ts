@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 
 import { driverOptions, parseFlags } from '../../../src/cli/driver.js';
+import { createLocalBackend } from '../../../src/driver/backends/local/index.js';
+import { silentLogger } from '../../../src/observability/logger.js';
 
 describe('cli: snapback driver flags', function () {
   it('reads --name=value, --name value and bare --name', function () {
@@ -18,12 +20,13 @@ describe('cli: snapback driver flags', function () {
       endpoint: 'unix:///tmp/csi.sock',
       'node-id': 'n1',
       root: '/var/lib/snapback',
+      'kubelet-dir': '/var/lib/k0s/kubelet',
     });
     expect(options).to.deep.include({
       backendName: 'local',
       endpoint: 'unix:///tmp/csi.sock',
       nodeId: 'n1',
-      backendFlags: { root: '/var/lib/snapback' },
+      backendFlags: { root: '/var/lib/snapback', 'kubelet-dir': '/var/lib/k0s/kubelet' },
     });
     expect(options.services).to.deep.equal({ controller: true, node: undefined });
   });
@@ -45,5 +48,22 @@ describe('cli: snapback driver flags', function () {
   it('serves only the services asked for', function () {
     const options = driverOptions({ backend: 'local', endpoint: 'unix:///x', services: 'node' });
     expect(options.services).to.deep.equal({ controller: false, node: true });
+  });
+
+  it('refuses a relative --kubelet-dir for the local backend, before touching --root', async function () {
+    let error: unknown;
+    try {
+      await createLocalBackend({
+        nodeId: 'n1',
+        flags: { root: '/nonexistent/snapback-root', 'kubelet-dir': 'var/lib/kubelet' },
+        env: {},
+        logger: silentLogger(),
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect((error as Error).message).to.equal(
+      '--kubelet-dir must be an absolute path (got "var/lib/kubelet")',
+    );
   });
 });

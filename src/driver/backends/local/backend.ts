@@ -55,6 +55,7 @@ type FrozenCopy = CopyResult & { frozenSeconds?: number };
 
 export const localDriverName = 'local.snapback.dev';
 export const localTopologyKey = 'topology.local.snapback.dev/node';
+export const defaultKubeletDir = '/var/lib/kubelet';
 
 export interface LocalBackendConfig {
   root: string;
@@ -66,6 +67,8 @@ export interface LocalBackendConfig {
    * volumes are expanded offline: the file system grows when the volume is next staged.
    */
   onlineResize: boolean;
+  /** Kubelet's directory, below which every staging and target path must lie (default /var/lib/kubelet). */
+  kubeletDir?: string;
   vendorVersion: string;
   run: CommandRunner;
   logger: Logger;
@@ -118,6 +121,7 @@ export class LocalBackend implements DiskBackend {
       nodeId: config.nodeId,
       readDisk: (id) => this.readDisk(id),
       onlineResize: config.onlineResize,
+      kubeletDir: path.resolve(config.kubeletDir ?? defaultKubeletDir),
     });
   }
 

@@ -1,3 +1,5 @@
+import path from 'node:path';
+
 import { packageVersion } from '../../../util/package.js';
 import type { DiskBackend } from '../../backend.js';
 import type { BackendOptions } from '../registry.js';
@@ -17,10 +19,15 @@ export async function createLocalBackend(options: BackendOptions): Promise<DiskB
       throw new Error(`--capacity-bytes must be a positive number of bytes (got "${capacity}")`);
     }
   }
+  const kubeletDir = options.flags['kubelet-dir'];
+  if (kubeletDir !== undefined && !path.isAbsolute(kubeletDir)) {
+    throw new Error(`--kubelet-dir must be an absolute path (got "${kubeletDir}")`);
+  }
   return LocalBackend.open({
     root,
     nodeId: options.nodeId,
     capacityBytes,
+    kubeletDir,
     onlineResize: hasCapability(CAP_SYS_RESOURCE),
     vendorVersion: packageVersion(),
     run: runCommand,

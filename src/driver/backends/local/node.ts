@@ -27,6 +27,8 @@ export interface LocalNodeConfig {
   readDisk(id: string): Promise<DiskRecord | undefined>;
   /** Whether resize2fs may grow a mounted ext4 (needs CAP_SYS_RESOURCE). */
   onlineResize: boolean;
+  /** Where kubelet keeps its staging and target paths. */
+  kubeletDir: string;
 }
 
 const defaultFsType = 'ext4';
@@ -61,6 +63,7 @@ async function canonical(path: string): Promise<string> {
 export class LocalNode implements NodeBackend {
   readonly topology: Topology;
   readonly maxVolumesPerNode = 0;
+  readonly kubeletDir: string;
   private readonly layout: Layout;
   private readonly nodeId: string;
   private readonly run: CommandRunner;
@@ -72,6 +75,7 @@ export class LocalNode implements NodeBackend {
     this.layout = config.layout;
     this.topology = config.topology;
     this.nodeId = config.nodeId;
+    this.kubeletDir = config.kubeletDir;
     this.run = config.run;
     this.logger = config.logger;
     this.readDisk = config.readDisk;
