@@ -78,8 +78,8 @@ export interface LocalBackendConfig {
 /**
  * Disks as sparse image files under a root directory on this node, snapshots as sparse
  * copies with a content checksum. Every state change is a metadata file replaced atomically,
- * so a crash at any point leaves either the old state or a "creating" record that a retry
- * completes.
+ * so a crash at any point leaves either the old state or a "creating" record, which the next
+ * start removes (with its partial image) for the CO's retry to start again.
  */
 export class LocalBackend implements DiskBackend {
   readonly driverName = localDriverName;
@@ -170,8 +170,39 @@ export class LocalBackend implements DiskBackend {
       const record = await this.readDisk(id);
       if (record?.state === 'creating' && record.frozenMount) await this.thaw(record.frozenMount);
     }
+    await this.reapHalfMade();
     await this.removeStrays(layout.disks);
     await this.removeStrays(layout.snapshots);
+  }
+
+  /**
+   * Records still "creating" at start-up were left by a process that died mid-copy (the root's
+   * lock rules out a live one): nothing will finish them, and a restore left so would block its
+   * snapshot's deletion for ever. They go, with whatever image they have; the CO's retry of the
+   * create starts afresh.
+   */
+  private async reapHalfMade(): Promise<void> {
+    for (const id of await metaIds(this.layout.snapshots)) {
+      const record = await this.readSnapshot(id);
+      if (record?.state !== 'creating') continue;
+      await removeDurably(this.layout.snapshotMeta(id));
+      await removeDurably(this.layout.snapshotImage(id));
+      this.logger.warn('removed a snapshot a crash left half-made', {
+        snapshot: id,
+        volume: record.sourceVolumeId,
+        since: record.creationTime,
+      });
+    }
+    for (const id of await metaIds(this.layout.disks)) {
+      const record = await this.readDisk(id);
+      if (record?.state !== 'creating') continue;
+      await this.forgetDisk(id, record.source);
+      this.logger.warn('removed a volume a crash left half-made', {
+        volume: id,
+        source: record.source ?? null,
+        since: record.createdAt,
+      });
+    }
   }
 
   /** Images with no metadata (a delete cut short) and half-written metadata temp files. */
@@ -306,7 +337,7 @@ export class LocalBackend implements DiskBackend {
       await renameDurably(tmp, this.layout.diskImage(id));
     } catch (error) {
       // A failure this process saw (no space, a corrupt snapshot) leaves nothing behind; only
-      // a crash leaves the "creating" record, for the retry to finish.
+      // a crash leaves the "creating" record, removed when the driver next starts.
       await rm(tmp, { force: true });
       await this.forgetDisk(id, source);
       throw error;

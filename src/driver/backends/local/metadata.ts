@@ -1,8 +1,8 @@
 /**
  * What the local backend records about each disk and snapshot, and the pure decisions made
  * from it. A record in state "creating" is a copy that has not finished (possibly cut short
- * by a crash); it is never reported as a volume or a ready snapshot, and a retried create
- * with the same name starts it again.
+ * by a crash, and then removed at the next start); it is never reported as a volume or a
+ * ready snapshot, and a retried create with the same name starts it again.
  */
 import type { CreateVolumeRequest, Snapshot, Volume, VolumeSource } from '../../backend.js';
 import { alreadyExists, invalidArgument, outOfRange } from '../../errors.js';
