@@ -284,6 +284,111 @@ describe('policy controllers on snapback all-in-one (local backend, real control
     expect(events.filter((e) => e.reason === 'Pruned')).to.have.length.of.at.least(2);
   });
 
+  it('run-now A, then B, then A again takes three runs', async function () {
+    await client.create(BackupPolicies, policyManifest('tokens', { pvcNames: ['data'] }));
+    try {
+      for (const [i, token] of ['A', 'B', 'A'].entries()) {
+        await runNow('tokens', token);
+        await waitFor(
+          async () => (await snapshotsOf('tokens')).length === i + 1,
+          180_000,
+          `run-now run ${i + 1} (${token}) to make a snapshot`,
+          async () => JSON.stringify((await getPolicy('tokens'))?.status),
+        );
+        await waitForPolicy(
+          'tokens',
+          `run-now run ${i + 1} (${token}) recorded`,
+          (p) => p.status?.lastRunNowToken === token,
+        );
+      }
+      expect((await getPolicy('tokens'))?.status?.runNowCount).to.equal(3);
+      const snaps = await snapshotsOf('tokens');
+      expect(
+        snaps.map((s) => s.metadata.annotations?.['snapback.dev/run-now-token']).sort(),
+      ).to.deep.equal(['A', 'A', 'B']);
+      expect(new Set(snaps.map((s) => s.metadata.name)).size).to.equal(3);
+    } finally {
+      await client.delete(BackupPolicies, 'tokens', namespace);
+    }
+  });
+
+  it('an over-long run-now value is not run: Degraded and a Warning Event name the limit', async function () {
+    const token = 'x'.repeat(2000);
+    await client.create(
+      BackupPolicies,
+      policyManifest('long-token', { pvcNames: ['data'] }, { 'snapback.dev/run-now': token }),
+    );
+    try {
+      const policy = await waitForPolicy('long-token', 'Degraded InvalidRunNowToken', (p) =>
+        (p.status?.conditions ?? []).some(
+          (c) => c.type === 'Degraded' && c.status === 'True' && c.reason === 'InvalidRunNowToken',
+        ),
+      );
+      const degraded = policy.status!.conditions!.find((c) => c.type === 'Degraded')!;
+      expect(degraded.message).to.contain('is 2000 characters long, at most 253');
+      expect(policy.status?.lastRunNowToken).to.equal(undefined);
+      expect(await snapshotsOf('long-token')).to.deep.equal([]);
+      const events = await eventsFor(client, namespace, 'BackupPolicy', 'long-token');
+      expect(events.map((e) => `${e.type} ${e.reason}`)).to.include('Warning InvalidRunNowToken');
+    } finally {
+      await client.delete(BackupPolicies, 'long-token', namespace);
+    }
+  });
+
+  it('a RestoreJob holds its snapshot with a finalizer while it restores, and lets go when deleted', async function () {
+    // A StorageClass that binds only for a pod: the restore stays Restoring as long as needed.
+    const waiting = `${namespace}-wait`;
+    await client.create(StorageClasses, {
+      metadata: { name: waiting },
+      provisioner: 'local.snapback.dev',
+      volumeBindingMode: 'WaitForFirstConsumer',
+    } as KubeObject);
+    await client.create(
+      BackupPolicies,
+      policyManifest('held', { pvcNames: ['logs'] }, { 'snapback.dev/run-now': 'h1' }),
+    );
+    try {
+      const [snapshot] = await waitFor(
+        async () => {
+          const s = await snapshotsOf('held');
+          return s.length === 1 && allReady(s) ? s : undefined;
+        },
+        180_000,
+        'a ready snapshot',
+      );
+      const name = snapshot!.metadata.name!;
+      await client.create(
+        RestoreJobs,
+        restoreManifest('held-restore', {
+          source: { volumeSnapshotName: name },
+          target: { pvcName: 'logs-held', storageClassName: waiting },
+        }),
+      );
+      const job = await waitForJob('held-restore', 'Restoring');
+      const hold = `restorejob.snapback.dev/${job.metadata.uid}`;
+      const finalizers = async () =>
+        (await client.get<VolumeSnapshot>(VolumeSnapshots, name, namespace))?.metadata.finalizers ??
+        [];
+      expect(await finalizers()).to.include(hold);
+
+      await client.delete(RestoreJobs, 'held-restore', namespace);
+      await waitFor(
+        async () => !(await finalizers()).includes(hold),
+        60_000,
+        'the hold released',
+        async () => JSON.stringify(await finalizers()),
+      );
+      // Letting go deletes nothing: the snapshot and the restored PVC stay.
+      const after = await client.get<VolumeSnapshot>(VolumeSnapshots, name, namespace);
+      expect(after?.metadata.deletionTimestamp).to.equal(undefined);
+      expect(await pvcNames()).to.include('logs-held');
+    } finally {
+      await client.delete(BackupPolicies, 'held', namespace).catch(() => undefined);
+      await client.delete(PersistentVolumeClaims, 'logs-held', namespace).catch(() => undefined);
+      await client.delete(StorageClasses, waiting).catch(() => undefined);
+    }
+  });
+
   it('a RestoreJob from at: latest restores the data, and kubectl get restorejobs shows Succeeded', async function () {
     const { pv } = await boundClaim(client, namespace, 'data');
     const mounted = await kubelet!.mount(pv);
