@@ -19,6 +19,7 @@ import {
   BackupPolicyStatusSchema,
   CATEGORY,
   GROUP,
+  MAX_RUN_NOW_TOKEN_LENGTH,
   RESTORE_JOB_KIND,
   RESTORE_JOB_PLURAL,
   RESTORE_JOB_SHORT_NAME,
@@ -146,8 +147,7 @@ export const BACKUP_POLICY_DEFINITION: KindDefinition = {
   plural: BACKUP_POLICY_PLURAL,
   singular: BACKUP_POLICY_SINGULAR,
   shortNames: [BACKUP_POLICY_SHORT_NAME],
-  description:
-    'BackupPolicy takes VolumeSnapshots of selected PVCs on a schedule and prunes them by a retention policy. Snapshots carry the labels snapback.dev/policy and snapback.dev/pvc; annotate the policy with snapback.dev/run-now=<any new value> for an extra run now.',
+  description: `BackupPolicy takes VolumeSnapshots of selected PVCs on a schedule and prunes them by a retention policy. Snapshots carry the labels snapback.dev/policy and snapback.dev/pvc; annotate the policy with snapback.dev/run-now=<a value other than the last one acted on, at most ${MAX_RUN_NOW_TOKEN_LENGTH} characters> for an extra run now.`,
   spec: BackupPolicySpecSchema,
   status: BackupPolicyStatusSchema,
   printerColumns: [
