@@ -147,6 +147,8 @@ async function main(): Promise<void> {
       `--endpoint=unix://${socket}`,
       '--node-id=bench',
       `--root=${root}`,
+      // the bench stages and publishes under its own directory, not kubelet's
+      `--kubelet-dir=${dir}`,
     ],
     {
       logFile: driverLog,

@@ -137,6 +137,7 @@ describe('policy controllers on snapback all-in-one (local backend, real control
         'all-in-one',
         '--backend=local',
         `--root=${path.join(dir, 'disks')}`,
+        `--kubelet-dir=${path.join(dir, 'kubelet')}`,
         '--node-id=node-a',
         `--endpoint=unix://${socket}`,
         `--leader-election-namespace=${namespace}`,

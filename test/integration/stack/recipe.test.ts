@@ -65,6 +65,7 @@ class Rig {
         'all-in-one',
         '--backend=local',
         `--root=${path.join(this.dir, 'disks')}`,
+        `--kubelet-dir=${path.join(this.dir, 'kubelet')}`,
         '--node-id=node-a',
         `--endpoint=unix://${this.socket}`,
         `--leader-election-namespace=${this.namespace}`,

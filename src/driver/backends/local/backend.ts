@@ -575,7 +575,10 @@ export class LocalBackend implements DiskBackend {
     for (const id of record.dependents) {
       const disk = await this.readDisk(id);
       const fromThis = disk?.source?.kind === 'snapshot' && disk.source.snapshotId === record.id;
-      if (disk && fromThis) live.push({ id, creating: disk.state === 'creating' });
+      // named by their CSI ids, as the PVs' volumeHandles show them to the user
+      if (disk && fromThis) {
+        live.push({ id: qualifiedId(id, this.nodeId), creating: disk.state === 'creating' });
+      }
     }
     return live;
   }
