@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -53,19 +52,6 @@ async function expectAllGone(pids: number[], what: string): Promise<void> {
   );
 }
 
-function runCli(args: string[], env: NodeJS.ProcessEnv) {
-  return spawnSync(
-    process.execPath,
-    [...tsx, path.join(repoRoot, 'test/support/cluster-cli.ts'), ...args],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, ...env },
-      encoding: 'utf8',
-      timeout: 180_000,
-    },
-  );
-}
-
 describe('test harness process hygiene', function () {
   it('stop() leaves none of the processes it started running', async function () {
     const controlPlane = await startControlPlane();
@@ -98,48 +84,6 @@ describe('test harness process hygiene', function () {
     expect(pids.every(isAlive), 'components outlive a SIGKILLed owner until reaped').to.equal(true);
     expect(reapOrphans()).to.include.members(pids);
     await expectAllGone(pids, 'orphaned components to be reaped');
-  });
-});
-
-describe('make up / make down', function () {
-  let upDir: string;
-  beforeEach(() => (upDir = mkdtempSync(path.join(os.tmpdir(), 'snapback-up-'))));
-  afterEach(() => {
-    runCli(['down'], { SNAPBACK_UP_DIR: upDir });
-    rmSync(upDir, { recursive: true, force: true });
-  });
-
-  it('prints export KUBECONFIG, refuses a second up with one line, and down stops it', async function () {
-    const first = runCli(['up'], { SNAPBACK_UP_DIR: upDir });
-    expect(first.status, first.stderr).to.equal(0);
-    expect(first.stdout).to.match(/^export KUBECONFIG=\/\S+kubeconfig\n$/);
-
-    const second = runCli(['up'], { SNAPBACK_UP_DIR: upDir });
-    expect(second.status).to.equal(1);
-    expect(second.stderr.trim().split('\n')).to.have.length(1);
-    expect(second.stderr).to.match(/already running.*make down/);
-
-    const state = (await import(path.join(upDir, 'state.json'), { with: { type: 'json' } }))
-      .default as ControlPlaneState;
-    expect(pidsOf(state).every(isAlive)).to.equal(true);
-    const down = runCli(['down'], { SNAPBACK_UP_DIR: upDir });
-    expect(down.status, down.stderr).to.equal(0);
-    await expectAllGone(pidsOf(state), 'make down to stop every component');
-  });
-
-  it('fails with one line when the API server port is in use, leaving nothing running', async function () {
-    const blocker = net.createServer();
-    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-    const { port } = blocker.address() as net.AddressInfo;
-    try {
-      const result = runCli(['up'], { SNAPBACK_UP_DIR: upDir, APISERVER_PORT: String(port) });
-      expect(result.status).to.equal(1);
-      expect(result.stderr.trim().split('\n')).to.have.length(1);
-      expect(result.stderr).to.include(`port ${port} on 127.0.0.1 (kube-apiserver) is in use`);
-      expect(readdirSync(upDir), 'no state and no half-started control plane').to.deep.equal([]);
-    } finally {
-      blocker.close();
-    }
   });
 });
 

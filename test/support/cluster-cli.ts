@@ -1,6 +1,8 @@
 /**
- * `make up` / `make down`: the test control plane for a person. `up` returns once the API
- * server is ready and prints `export KUBECONFIG=<path>`; `down` stops it by PID.
+ * `make up` / `make down`: the test cluster for a person. `up` starts the control plane and a
+ * Ready node (containerd, kubelet, kube-scheduler, kube-proxy, the local image registry) and
+ * prints `export KUBECONFIG=<path>`; `down` stops every process by PID and removes what the
+ * node made: mounts, loop devices, network namespaces, iptables rules, the bridge.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,17 +10,23 @@ import {
   ControlPlane,
   belongsTo,
   runRegistryDir,
-  startControlPlane,
   type ControlPlaneState,
 } from './control-plane.js';
+import { localNodeImages, startNodeCluster, stopNode, type NodeState } from './node.js';
 
 const upDir = process.env.SNAPBACK_UP_DIR ?? path.join(path.dirname(runRegistryDir()), 'up');
 const stateFile = path.join(upDir, 'state.json');
 
-function readState(): ControlPlaneState | undefined {
+interface UpState {
+  controlPlane: ControlPlaneState;
+  node: NodeState;
+}
+
+function readState(): UpState | undefined {
   if (!existsSync(stateFile)) return undefined;
   try {
-    return JSON.parse(readFileSync(stateFile, 'utf8')) as ControlPlaneState;
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as Partial<UpState>;
+    return state.controlPlane && state.node ? (state as UpState) : undefined;
   } catch {
     return undefined;
   }
@@ -34,45 +42,63 @@ function portOption(name: string): number | undefined {
   return port;
 }
 
+/** Stops what a state names, node first (it drains its pods through the API server). */
+async function stopAll(state: UpState): Promise<void> {
+  await stopNode(state.node, state.controlPlane.kubeconfig);
+  await new ControlPlane(state.controlPlane).stop();
+  rmSync(stateFile, { force: true });
+}
+
 async function up(): Promise<void> {
   const previous = readState();
   if (previous) {
-    if (Object.values(previous.pids).some((pid) => belongsTo(previous, pid))) {
+    const { controlPlane } = previous;
+    if (Object.values(controlPlane.pids).some((pid) => belongsTo(controlPlane, pid))) {
       throw new Error(
-        `a control plane is already running (KUBECONFIG=${previous.kubeconfig}); run \`make down\` first`,
+        `a cluster is already running (KUBECONFIG=${controlPlane.kubeconfig}); run \`make down\` first`,
       );
     }
-    await new ControlPlane(previous).stop();
-    rmSync(stateFile, { force: true });
+    // a previous `make up` whose processes were killed: clean up what they left
+    await stopAll(previous);
   }
   mkdirSync(upDir, { recursive: true });
-  let controlPlane: ControlPlane;
-  try {
-    controlPlane = await startControlPlane({
-      owned: false,
-      baseDir: upDir,
-      apiserverPort: portOption('APISERVER_PORT'),
-      etcdPort: portOption('ETCD_PORT'),
-    });
-  } catch (error) {
-    throw new Error((error as Error).message.split('\n')[0], { cause: error });
-  }
-  writeFileSync(stateFile, JSON.stringify(controlPlane.state, null, 2));
-  console.error(
-    `control plane ready at ${controlPlane.state.server} (logs in ${controlPlane.state.dir})`,
+  const cluster = await startNodeCluster({
+    owned: false,
+    baseDir: upDir,
+    images: localNodeImages(),
+    ports: { apiserverPort: portOption('APISERVER_PORT'), etcdPort: portOption('ETCD_PORT') },
+  }).catch((error: Error) => {
+    throw new Error(error.message.split('\n')[0], { cause: error });
+  });
+  writeFileSync(
+    stateFile,
+    JSON.stringify({ controlPlane: cluster.controlPlane.state, node: cluster.node }, null, 2),
   );
-  console.log(`export KUBECONFIG=${controlPlane.kubeconfig}`);
+  const { pids } = cluster.node;
+  console.error(
+    `control plane ready at ${cluster.controlPlane.state.server} (logs in ${cluster.controlPlane.state.dir})`,
+  );
+  console.error(
+    `node snapback-node Ready: containerd ${pids.containerd}, kubelet ${pids.kubelet}, ` +
+      `kube-scheduler ${pids.scheduler}, kube-proxy ${pids.proxy}, registry ` +
+      `127.0.0.1:${cluster.node.registry.port} (logs in ${cluster.node.dir})`,
+  );
+  console.log(`export KUBECONFIG=${cluster.kubeconfig}`);
 }
 
 async function down(): Promise<void> {
   const state = readState();
   if (!state) {
-    console.error('no control plane is running');
+    console.error('no cluster is running');
     return;
   }
-  await new ControlPlane(state).stop();
-  rmSync(stateFile, { force: true });
-  console.error(`stopped the control plane (pids ${Object.values(state.pids).join(' ')})`);
+  await stopAll(state);
+  const pids = [
+    ...Object.values(state.controlPlane.pids),
+    ...Object.values(state.node.pids),
+    state.node.registry.pid,
+  ];
+  console.error(`stopped the cluster (pids ${pids.join(' ')}) and removed what its node made`);
 }
 
 const command = process.argv[2];

@@ -52,6 +52,11 @@ export interface StartControlPlaneOptions {
   etcdPort?: number;
   /** false for `make up`: the processes outlive this process. Default true. */
   owned?: boolean;
+  /**
+   * The process whose death makes the control plane an orphan, reaped by the next start.
+   * Default: this process when owned, else none (`make up`).
+   */
+  owner?: number | null;
   /** Base directory for the control plane's state (default: the OS temp dir). */
   baseDir?: string;
   readyTimeoutMs?: number;
@@ -162,19 +167,19 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function ensurePortFree(port: number, what: string): Promise<void> {
+async function ensurePortFree(port: number, what: string, host = '127.0.0.1'): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const server = net.createServer();
     server.once('error', (error: NodeJS.ErrnoException) =>
       reject(
         new Error(
           error.code === 'EADDRINUSE'
-            ? `port ${port} on 127.0.0.1 (${what}) is in use`
-            : `port ${port} on 127.0.0.1 (${what}) cannot be used: ${error.message}`,
+            ? `port ${port} on ${host} (${what}) is in use`
+            : `port ${port} on ${host} (${what}) cannot be used: ${error.message}`,
         ),
       ),
     );
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+    server.listen(port, host, () => server.close(() => resolve()));
   });
 }
 
@@ -223,7 +228,9 @@ export async function startControlPlane(
     controllerManager: tool('KUBE_CONTROLLER_MANAGER'),
   };
   reapOrphans();
-  if (options.apiserverPort) await ensurePortFree(options.apiserverPort, 'kube-apiserver');
+  if (options.apiserverPort) {
+    await ensurePortFree(options.apiserverPort, 'kube-apiserver', options.node?.address);
+  }
   if (options.etcdPort) await ensurePortFree(options.etcdPort, 'etcd');
 
   const base = options.baseDir ?? os.tmpdir();
@@ -261,7 +268,7 @@ export async function startControlPlane(
     token,
     ...(nodeToken ? { nodeToken } : {}),
     pids: started as ControlPlaneState['pids'],
-    owner: owned ? process.pid : null,
+    owner: options.owner !== undefined ? options.owner : owned ? process.pid : null,
   });
   const failure = async (reason: string): Promise<never> => {
     for (const pid of [started.controllerManager, started.apiserver, started.etcd]) {

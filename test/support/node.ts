@@ -25,9 +25,25 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseMountinfo } from '../../src/driver/backends/local/mounts.js';
 import { detachLoopsUnder, unmountUnder } from './mounts.js';
-import { freePort, kubeconfigYaml, startControlPlane, type ControlPlane } from './control-plane.js';
-import { isAlive, killQuietly, startProcess, stopProcess, waitFor } from './processes.js';
+import {
+  freePort,
+  kubeconfigYaml,
+  runRegistryDir,
+  startControlPlane,
+  type ControlPlane,
+  type StartControlPlaneOptions,
+} from './control-plane.js';
+import {
+  commandLine,
+  isAlive,
+  killQuietly,
+  startProcess,
+  stopProcess,
+  waitFor,
+} from './processes.js';
+import { startRegistryProcess } from './registry.js';
 import { tool } from './tools.js';
+import { imageLayoutDir, imageRefs, snapbackCache } from '../../tools/image/layout.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -48,8 +64,9 @@ export const KUBELET_DIR = '/var/lib/kubelet';
 export const LOCAL_DRIVER_DIR = '/var/lib/snapback/local';
 
 /** Debian's packages that provide the runtime (installed by `make node-deps`). */
-const RUNTIME = {
+export const RUNTIME = {
   containerd: '/usr/bin/containerd',
+  ctr: '/usr/bin/ctr',
   runc: '/usr/sbin/runc',
   cniBin: '/usr/lib/cni',
 };
@@ -65,6 +82,8 @@ export interface NodeState {
     ip6tables: string;
     kubeletDir: boolean;
     localDriverDir: boolean;
+    /** Loop devices attached before the node started. */
+    loops: string[];
   };
   containerdSocket: string;
 }
@@ -84,12 +103,87 @@ export interface NodeImages {
   }): Promise<{ pid: number; port: number }>;
 }
 
+/** The images `make image` built, served by the registry process of test/support/registry.ts. */
+export function localNodeImages(): NodeImages {
+  return {
+    layoutDir: imageLayoutDir(),
+    pause: imageRefs().pause,
+    startRegistry: startRegistryProcess,
+  };
+}
+
 export interface StartNodeClusterOptions {
   images: NodeImages;
   /** false for `make up` and `make demo`: the processes outlive their starter. */
   owned: boolean;
+  /**
+   * The process answerable for the node: while it lives, no other run may start a node; once
+   * it is gone, the next run cleans up what it left. Default: this process when `owned`, else
+   * none (`make up`: the node lives until `make down`).
+   */
+  owner?: number | null;
   baseDir: string;
   readyTimeoutMs?: number;
+  /** Fixed control-plane ports (`make up APISERVER_PORT=...`). */
+  ports?: Pick<StartControlPlaneOptions, 'apiserverPort' | 'etcdPort'>;
+}
+
+/**
+ * One node runs on a machine at a time (its bridge and kubelet directory are fixed), so its
+ * state is recorded in one file: a run killed outright leaves it behind for the next run.
+ */
+interface NodeRecord {
+  owner: number | null;
+  node: NodeState;
+}
+
+const nodeRecordFile = (): string => path.join(runRegistryDir(), 'node.json');
+
+function readNodeRecord(): NodeRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(nodeRecordFile(), 'utf8')) as NodeRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeNodeRecord(record: NodeRecord): void {
+  mkdirSync(runRegistryDir(), { recursive: true });
+  writeFileSync(nodeRecordFile(), JSON.stringify(record, null, 2));
+}
+
+/** A PID that still runs one of the node's processes (not a recycled PID). */
+function runsForNode(node: NodeState, pid: number | undefined): boolean {
+  if (!pid || !isAlive(pid)) return false;
+  const cmd = commandLine(pid) ?? '';
+  return pid === node.registry.pid
+    ? cmd.includes(`--port ${node.registry.port}`)
+    : cmd.includes(node.dir);
+}
+
+/**
+ * Refuses to start beside a live node; cleans up a node whose owner died (a test run or demo
+ * killed with SIGKILL) or whose processes are all gone. Returns what it cleaned, for a log line.
+ */
+async function clearStaleNode(): Promise<string | undefined> {
+  const record = readNodeRecord();
+  if (!record) return undefined;
+  const { owner, node } = record;
+  if (owner !== null && owner !== process.pid && isAlive(owner)) {
+    throw new Error(
+      `a test node is already running on this machine for process ${owner} (${(commandLine(owner) ?? '').slice(0, 80)}); wait for it to end`,
+    );
+  }
+  const live = [...Object.values(node.pids), node.registry.pid].filter((pid) =>
+    runsForNode(node, pid),
+  );
+  if (owner === null && live.length > 0) {
+    throw new Error(
+      `a test node started by \`make up\` is running (PIDs ${live.join(' ')}): run \`make down\` first`,
+    );
+  }
+  await stopNode(node);
+  return `cleaned up the test node a killed run left in ${node.dir}`;
 }
 
 function sh(command: string, args: string[]): string {
@@ -121,12 +215,16 @@ function netnsList(): string[] {
  * Why containers cannot run on this machine, in one line, or undefined when they can.
  * Checked before anything starts, so a machine without a runtime fails at once, not by timeout.
  */
-export function nodePrerequisiteProblem(images: NodeImages): string | undefined {
+export function nodePrerequisiteProblem(
+  images: NodeImages,
+  runtime: typeof RUNTIME = RUNTIME,
+): string | undefined {
   if (process.getuid?.() !== 0) return 'the test node needs root (containerd, kubelet, mounts)';
   for (const [name, file] of Object.entries({
-    containerd: RUNTIME.containerd,
-    runc: RUNTIME.runc,
-    'CNI bridge plugin': path.join(RUNTIME.cniBin, 'bridge'),
+    containerd: runtime.containerd,
+    ctr: runtime.ctr,
+    runc: runtime.runc,
+    'CNI bridge plugin': path.join(runtime.cniBin, 'bridge'),
   })) {
     if (!existsSync(file)) {
       return `${name} is missing (${file}): run \`make node-deps\` (Debian's containerd, runc, containernetworking-plugins)`;
@@ -161,10 +259,53 @@ function createBridge(): void {
   sh('ip', ['link', 'set', bridge, 'up']);
 }
 
+/**
+ * containerd's root (its content store and image snapshots) outlives the node, in the cache,
+ * as a real node's disk does: a warm start pulls nothing it pulled before. Its state (sockets,
+ * the running containers' mounts) is the node's own.
+ */
+export function containerdRoot(): string {
+  return path.join(snapbackCache(), 'node', 'containerd');
+}
+
+/**
+ * What a previous node left in containerd's root and must not carry over: its containers and
+ * pod sandboxes (their pods are gone), and image names whose digest is no longer what the
+ * registry serves (an image `make image` rebuilt), which kubelet would otherwise run as present
+ * (pull policy IfNotPresent). Kubelet pulls those anew, fetching only the layers that changed.
+ * Returns the image names it dropped.
+ */
+function forgetPreviousNode(socket: string, layoutDir: string): string[] {
+  const ctr = (args: string[]) =>
+    sh(RUNTIME.ctr, ['--address', socket, '--namespace', 'k8s.io', ...args]);
+  const containers = ctr(['containers', 'list', '--quiet']).split('\n').filter(Boolean);
+  if (containers.length > 0) ctr(['containers', 'delete', ...containers]);
+  const served = new Map<string, string>();
+  const index = JSON.parse(readFileSync(path.join(layoutDir, 'index.json'), 'utf8')) as {
+    manifests: { digest: string; annotations?: Record<string, string> }[];
+  };
+  for (const m of index.manifests) {
+    const ref = m.annotations?.['org.opencontainers.image.ref.name'];
+    if (ref) served.set(ref, m.digest);
+  }
+  const stale: string[] = [];
+  for (const line of ctr(['images', 'list']).split('\n').slice(1)) {
+    const [name, , digest] = line.split(/\s+/);
+    if (!name || !digest || name.startsWith('sha256:')) continue;
+    // a registry host is the first component that has a dot or a port
+    const [first, ...rest] = name.split('/');
+    const repoTag = rest.length > 0 && /[.:]/.test(first!) ? rest.join('/') : name;
+    const current = served.get(repoTag);
+    if (current && current !== digest) stale.push(name);
+  }
+  if (stale.length > 0) ctr(['images', 'delete', ...stale]);
+  return stale;
+}
+
 function containerdConfig(dir: string, registry: string, pause: string): string {
   const cri = 'plugins."io.containerd.grpc.v1.cri"';
   return `version = 2
-root = "${dir}/containerd/root"
+root = "${containerdRoot()}"
 state = "${dir}/containerd/state"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
 
@@ -356,31 +497,92 @@ export class NodeCluster {
   }
 }
 
+/** Mounts kubelet made by staging CSI volumes (NodeStageVolume's global mount points). */
+function stagedVolumes(): string[] {
+  const csiPlugins = path.join(KUBELET_DIR, 'plugins', 'kubernetes.io', 'csi');
+  return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))
+    .map((m) => m.mountPoint)
+    .filter((m) => m.startsWith(`${csiPlugins}/`));
+}
+
 /**
- * Lets the node's pods go before the node stops: the workloads are deleted first, so their
- * controllers make no new pods, then every pod with a short grace period, and kubelet, still
- * running, stops their containers, unpublishes and unstages their volumes and tears their
- * sandboxes' networks down.
+ * Lets the node's pods go before the node stops, in the order a node drain takes: the
+ * workloads are deleted first, so their controllers make no new pods; then every pod but the
+ * DaemonSets' ones, and kubelet, still running, stops their containers and unpublishes and
+ * unstages their volumes through the node plugins, which still run; then the DaemonSets' pods.
  */
 async function drain(kubeconfig: string, timeoutMs: number): Promise<void> {
   const kubectl = (args: string[]) =>
     execFileAsync(tool('KUBECTL'), ['--kubeconfig', kubeconfig, ...args], { timeout: timeoutMs });
-  // the workloads first, so their controllers do not make new pods
+  const seconds = `--timeout=${Math.round(timeoutMs / 1000)}s`;
   await kubectl([
     'delete',
-    'deployments,statefulsets,daemonsets,replicasets,jobs',
+    'deployments,statefulsets,replicasets,jobs,cronjobs',
     '--all',
     '--all-namespaces',
     '--wait=false',
   ]).catch(() => undefined);
-  await kubectl([
-    'delete',
+  const { stdout } = await kubectl([
+    'get',
     'pods',
-    '--all',
     '--all-namespaces',
-    '--grace-period=1',
-    `--timeout=${Math.round(timeoutMs / 1000)}s`,
-  ]).catch(() => undefined);
+    '-o',
+    'jsonpath={range .items[*]}{.metadata.namespace} {.metadata.name} {.metadata.ownerReferences[0].kind}{"\\n"}{end}',
+  ]).catch(() => ({ stdout: '' }));
+  const workloadPods = stdout
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter(([namespace, name, owner]) => namespace && name && owner !== 'DaemonSet');
+  await Promise.all(
+    workloadPods.map(([namespace, name]) =>
+      kubectl(['-n', namespace!, 'delete', 'pod', name!, '--grace-period=1', seconds]).catch(
+        () => undefined,
+      ),
+    ),
+  );
+  // kubelet unstages a volume shortly after the last pod using it is gone
+  await waitFor(() => stagedVolumes().length === 0, 30_000, 'kubelet to unstage the volumes').catch(
+    () => undefined,
+  );
+  await kubectl(['delete', 'daemonsets', '--all', '--all-namespaces', '--wait=false']).catch(
+    () => undefined,
+  );
+  await kubectl(['delete', 'pods', '--all', '--all-namespaces', '--grace-period=1', seconds]).catch(
+    () => undefined,
+  );
+}
+
+/**
+ * Detaches the loop devices the node's pods left attached: those whose backing file lies
+ * under the node's directories, and those made after the node started whose backing file is
+ * no path on this machine. A loop device made in a container names its file relative to the
+ * container's mount of it (e.g. /disks/x.img), which the host cannot resolve; the host's own
+ * loop devices name host paths.
+ */
+function detachNodeLoops(node: NodeState): void {
+  detachLoopsUnder([LOCAL_DRIVER_DIR, KUBELET_DIR, node.dir]);
+  for (const { device, backing } of loopDevices()) {
+    if (!node.before.loops.includes(device) && !existsSync(backing)) {
+      trySh('losetup', ['--detach', device]);
+    }
+  }
+}
+
+function loopDevices(): { device: string; backing: string }[] {
+  let listing: string;
+  try {
+    listing = sh('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']);
+  } catch {
+    return [];
+  }
+  return listing
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([device]) => device)
+    .map(([device, ...file]) => ({
+      device: device!,
+      backing: file.join(' ').replace(/ \(deleted\)$/, ''),
+    }));
 }
 
 /**
@@ -396,19 +598,19 @@ export async function stopNode(node: NodeState, kubeconfig?: string): Promise<vo
     await drain(kubeconfig, 60_000).catch(() => undefined);
   }
   for (const pid of [pids.scheduler, pids.proxy, pids.kubelet]) {
-    if (pid) await stopProcess(pid, 5_000);
+    if (runsForNode(node, pid)) await stopProcess(pid!, 5_000);
   }
   // containers the drain did not stop: their shims name this node's containerd socket
   for (const pid of processesMentioning(node.containerdSocket)) {
     if (pid !== pids.containerd) killQuietly(pid, 'SIGKILL');
   }
-  if (pids.containerd) await stopProcess(pids.containerd, 5_000);
+  if (runsForNode(node, pids.containerd)) await stopProcess(pids.containerd!, 5_000);
   await waitFor(
     () => processesMentioning(node.containerdSocket).length === 0,
     10_000,
     "the node's container processes to exit",
   ).catch(() => undefined);
-  await stopProcess(node.registry.pid, 5_000);
+  if (runsForNode(node, node.registry.pid)) await stopProcess(node.registry.pid, 5_000);
 
   for (const name of netnsList()) {
     if (name.startsWith('cni-') && !node.before.netns.includes(name)) {
@@ -417,7 +619,7 @@ export async function stopNode(node: NodeState, kubeconfig?: string): Promise<vo
   }
   unmountUnder(KUBELET_DIR);
   unmountUnder(node.dir);
-  detachLoopsUnder([LOCAL_DRIVER_DIR, KUBELET_DIR, node.dir]);
+  detachNodeLoops(node);
   // veths left on the bridge go with it
   trySh('ip', ['link', 'delete', NODE_NETWORK.bridge]);
   restoreRules('iptables-restore', node.before.iptables);
@@ -425,6 +627,7 @@ export async function stopNode(node: NodeState, kubeconfig?: string): Promise<vo
   if (!node.before.kubeletDir) rmSync(KUBELET_DIR, { recursive: true, force: true });
   if (!node.before.localDriverDir) rmSync(LOCAL_DRIVER_DIR, { recursive: true, force: true });
   rmSync(node.dir, { recursive: true, force: true });
+  if (readNodeRecord()?.node.dir === node.dir) rmSync(nodeRecordFile(), { force: true });
 }
 
 function saveRules(command: string): string {
@@ -463,7 +666,10 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
   const { images } = options;
   const problem = nodePrerequisiteProblem(images);
   if (problem) throw new Error(problem);
+  const cleaned = await clearStaleNode();
+  if (cleaned) console.error(cleaned);
   const timeout = options.readyTimeoutMs ?? 120_000;
+  const owner = options.owner !== undefined ? options.owner : options.owned ? process.pid : null;
   mkdirSync(options.baseDir, { recursive: true });
   const dir = mkdtempSync(path.join(options.baseDir, 'snapback-node-'));
   const node: NodeState = {
@@ -476,10 +682,13 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
       ip6tables: saveRules('ip6tables-save'),
       kubeletDir: existsSync(KUBELET_DIR),
       localDriverDir: existsSync(LOCAL_DRIVER_DIR),
+      loops: loopDevices().map((l) => l.device),
     },
     containerdSocket: path.join(dir, 'containerd', 'containerd.sock'),
   };
   createBridge();
+  const record = () => writeNodeRecord({ owner, node });
+  record();
   let controlPlane: ControlPlane | undefined;
   const fail = async (component: string, reason: string, log?: string): Promise<never> => {
     const detail = log ? `\n--- ${component} (${log}) ---\n${tail(log)}` : '';
@@ -493,6 +702,8 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
       owned: options.owned,
       baseDir: options.baseDir,
       readyTimeoutMs: timeout,
+      owner,
+      ...options.ports,
       node: {
         address: NODE_NETWORK.address,
         nodeName: NODE_NETWORK.nodeName,
@@ -516,6 +727,7 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
   } catch (error) {
     return fail('registry', (error as Error).message.split('\n')[0] ?? '', log('registry'));
   }
+  record();
   const registry = `127.0.0.1:${node.registry.port}`;
 
   for (const sub of ['containerd', 'cni/net.d', 'kubelet-certs']) {
@@ -533,6 +745,7 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
     { logFile: log('containerd'), owned: options.owned },
   );
   node.pids.containerd = containerd.pid!;
+  record();
   try {
     await waitFor(
       () => {
@@ -544,6 +757,15 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
     );
   } catch (error) {
     return fail('containerd', (error as Error).message, log('containerd'));
+  }
+  try {
+    forgetPreviousNode(node.containerdSocket, images.layoutDir);
+  } catch (error) {
+    return fail(
+      'containerd',
+      `could not clear a previous node's containers and stale images: ${(error as Error).message.split('\n')[0]}`,
+      log('containerd'),
+    );
   }
 
   makeSharedMount(KUBELET_DIR);
@@ -570,11 +792,15 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
     { logFile: log('kubelet'), owned: options.owned },
   );
   node.pids.kubelet = kubelet.pid!;
+  record();
 
+  // its own copy of the admin kubeconfig, so its command line names the node's directory
+  const schedulerKubeconfig = path.join(dir, 'kube-scheduler.kubeconfig');
+  writeFileSync(schedulerKubeconfig, readFileSync(cp.kubeconfig), { mode: 0o600 });
   const scheduler = startProcess(
     tool('KUBE_SCHEDULER'),
     [
-      `--kubeconfig=${cp.kubeconfig}`,
+      `--kubeconfig=${schedulerKubeconfig}`,
       '--leader-elect=false',
       '--bind-address=127.0.0.1',
       `--secure-port=${await freePort()}`,
@@ -582,6 +808,7 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
     { logFile: log('kube-scheduler'), owned: options.owned },
   );
   node.pids.scheduler = scheduler.pid!;
+  record();
 
   const proxyConfig = path.join(dir, 'kube-proxy-config.yaml');
   writeFileSync(proxyConfig, kubeProxyConfig(cp.kubeconfig, await freePort(), await freePort()));
@@ -590,6 +817,7 @@ export async function startNodeCluster(options: StartNodeClusterOptions): Promis
     owned: options.owned,
   });
   node.pids.proxy = proxy.pid!;
+  record();
 
   let lastReady = '';
   try {
