@@ -1,22 +1,23 @@
 /**
- * The original ACK recipe, played through snapback's own objects: the `web` StatefulSet's
- * disk gets `/data/test` through a CSI node mount (kubelet's part), a BackupPolicy takes a
- * snapshot right now, a RestoreJob restores it into `disk-snapshot-restore`, and the restored
- * disk, mounted the same way, lists `lost+found  test` with the same text. Each step says what
- * a user would run and shows `kubectl get` as they would see it.
+ * The original ACK recipe, played with real pods through snapback's own objects: StatefulSet
+ * `web` (examples/recipe-2-statefulset-web.yaml) gets its disk from the chart's StorageClass,
+ * `kubectl exec web-0` writes /data/test, a BackupPolicy takes a snapshot right now, a
+ * RestoreJob restores it into `disk-snapshot-restore`, and StatefulSet `web-restore`
+ * (examples/recipe-5-statefulset-web-restore.yaml) mounts it: `kubectl exec web-restore-0 --
+ * ls /data` lists `lost+found  test`. Each step shows the command a user would run and what it
+ * printed.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parse, stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import type { BackupPolicy, RestoreJob, VolumeSnapshot } from '../../src/api/index.js';
 import type { HttpKubeClient } from '../../src/kube/index.js';
 import { BackupPolicies, RestoreJobs } from '../../src/policy/objects.js';
 import { VolumeSnapshots } from '../../src/snapshot/sidecar/resources.js';
 import { waitFor } from '../support/processes.js';
 import { repoRoot } from '../support/tools.js';
-import { boundClaim, type Claim, type Kubelet, type Volume } from '../integration/stack/support.js';
-import { writeDurably } from '../integration/stack/recipe.js';
+import { boundClaim, type Claim, type Volume } from '../integration/stack/support.js';
+import { whyNotReady, type Kubectl } from './support.js';
 
 /** The PVC StatefulSet `web`'s volumeClaimTemplate `disk-ssd` gives pod web-0. */
 export const WEB_PVC = 'disk-ssd-web-0';
@@ -37,8 +38,7 @@ export interface Narrator {
 export interface RecipeContext {
   /** Acts as the user (cluster admin), never as the operator. */
   client: HttpKubeClient;
-  kubectl(args: string[], input?: string): Promise<string>;
-  kubelet: Kubelet;
+  kubectl: Kubectl;
   namespace: string;
   /** The chart's StorageClass and VolumeSnapshotClass. */
   storageClass: string;
@@ -55,96 +55,133 @@ export interface RecipeOutcome {
   restoreJob: RestoreJob;
   restored: { pvc: Claim; pv: Volume };
   written: string;
+  /** `ls /data` in web-restore-0, one entry per line as kubectl exec prints it. */
   restoredEntries: string[];
   restoredText: string;
 }
 
-const example = (file: string): Record<string, unknown> =>
-  parse(readFileSync(path.join(repoRoot, 'examples', file), 'utf8')) as Record<string, unknown>;
+type Manifest = Record<string, unknown> & {
+  kind: string;
+  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+};
 
-/** `ls` as a terminal shows it: entries side by side, two spaces apart. */
-const listing = (dir: string): string => execFileSync('ls', ['-C', dir], { encoding: 'utf8' });
+/** The documents of a file in examples/. */
+export function examples(file: string): Manifest[] {
+  return parseAllDocuments(readFileSync(path.join(repoRoot, 'examples', file), 'utf8')).map(
+    (doc) => doc.toJS() as Manifest,
+  );
+}
+
+function example(file: string, kind: string, name: string): Manifest {
+  const found = examples(file).find((m) => m.kind === kind);
+  if (found?.metadata.name !== name) {
+    throw new Error(`examples/${file} no longer holds ${kind} ${name}`);
+  }
+  return found;
+}
+
+const nsArgs = (context: RecipeContext) =>
+  context.namespace === 'default' ? [] : ['-n', context.namespace];
 
 /** `kubectl <args>` as the user types it, run and shown. */
-async function show(context: RecipeContext, args: string[]): Promise<string> {
-  const ns = context.namespace === 'default' ? [] : ['-n', context.namespace];
-  const output = await context.kubectl([...ns, ...args]);
-  context.narrator.shell(['kubectl', ...ns, ...args].join(' '), output);
+export async function show(context: RecipeContext, args: string[]): Promise<string> {
+  const full = [...nsArgs(context), ...args];
+  const output = await context.kubectl(full);
+  context.narrator.shell(['kubectl', ...full].join(' '), output);
   return output;
 }
 
-async function apply(context: RecipeContext, manifest: object): Promise<void> {
-  const yaml = stringify(manifest);
-  const ns = context.namespace === 'default' ? [] : ['-n', context.namespace];
-  const output = await context.kubectl([...ns, 'apply', '-f', '-'], yaml);
-  context.narrator.shell(
-    `kubectl ${[...ns, 'apply', '-f', '-'].join(' ')} <<'EOF'\n${yaml.trimEnd()}\nEOF`,
-    output,
+/** `kubectl apply -f -` of manifests, shown as a heredoc. */
+export async function apply(context: RecipeContext, manifests: object[]): Promise<void> {
+  const yaml = manifests.map((m) => stringify(m)).join('---\n');
+  const args = [...nsArgs(context), 'apply', '-f', '-'];
+  const output = await context.kubectl(args, yaml);
+  context.narrator.shell(`kubectl ${args.join(' ')} <<'EOF'\n${yaml.trimEnd()}\nEOF`, output);
+}
+
+/** A shell quote for showing a command line. */
+const quote = (arg: string) =>
+  /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+
+/** `kubectl exec <pod> -- <command>`, run and shown. */
+export async function exec(
+  context: RecipeContext,
+  pod: string,
+  command: string[],
+): Promise<string> {
+  const args = [...nsArgs(context), 'exec', pod, '--', ...command];
+  const output = await context.kubectl(args);
+  context.narrator.shell(`kubectl ${args.map(quote).join(' ')}`, output);
+  return output;
+}
+
+/**
+ * Waits for a StatefulSet's pods to be Ready, as `kubectl rollout status` does; if they do not
+ * get Ready, says in one line which pod and container, why, and where its log is.
+ */
+export async function rolledOut(context: RecipeContext, name: string): Promise<void> {
+  const seconds = Math.round(context.timeoutMs / 1000);
+  await show(context, ['rollout', 'status', `statefulset/${name}`, `--timeout=${seconds}s`]).catch(
+    async (error: Error) => {
+      const why = await whyNotReady(context.kubectl, context.namespace, `app=${name}`).catch(
+        (e: Error) => e.message,
+      );
+      throw new Error(`StatefulSet ${name} is not Ready after ${seconds} s: ${why}`, {
+        cause: error,
+      });
+    },
   );
 }
 
 export async function playRecipe(context: RecipeContext): Promise<RecipeOutcome> {
-  const { client, kubelet, namespace, narrator, timeoutMs } = context;
+  const { client, namespace, narrator, timeoutMs } = context;
 
-  narrator.step(
-    `The disk of StatefulSet web: PVC ${WEB_PVC} of StorageClass ${context.storageClass}`,
-  );
+  narrator.step(`StatefulSet web with its disk disk-ssd (StorageClass ${context.storageClass})`);
+  const [service, web] = [
+    example('recipe-2-statefulset-web.yaml', 'Service', 'web'),
+    example('recipe-2-statefulset-web.yaml', 'StatefulSet', 'web'),
+  ] as [Manifest, Manifest & { spec: WebSpec }];
   narrator.note(
-    'examples/recipe-2-statefulset-web.yaml creates it from its volumeClaimTemplate; with no ' +
-      'StatefulSet controller here, the PVC is created as that controller would.',
+    `examples/recipe-2-statefulset-web.yaml with storageClassName ${context.storageClass} ` +
+      `and ${WEB_PVC_SIZE} instead of ACK's 20Gi SSD cloud disk.`,
   );
-  await apply(context, {
-    apiVersion: 'v1',
-    kind: 'PersistentVolumeClaim',
-    metadata: { name: WEB_PVC, namespace, labels: { app: 'web' } },
-    spec: {
-      accessModes: ['ReadWriteOnce'],
-      storageClassName: context.storageClass,
-      resources: { requests: { storage: WEB_PVC_SIZE } },
-    },
-  });
+  const template = web.spec.volumeClaimTemplates[0]!;
+  template.spec.storageClassName = context.storageClass;
+  template.spec.resources.requests.storage = WEB_PVC_SIZE;
+  await apply(context, [service, web]);
+  await rolledOut(context, 'web');
+  await show(context, ['get', 'pods,pvc', '-l', 'app=web', '-o', 'wide']);
   const source = await boundClaim(client, namespace, WEB_PVC, timeoutMs);
-  await show(context, ['get', 'pvc', WEB_PVC]);
-  await show(context, ['get', 'pv', source.pv.metadata!.name!]);
 
-  narrator.step('Write /data/test in web-0, through a CSI node mount as kubelet makes it');
-  const volumeHandle = source.pv.spec!.csi!.volumeHandle;
-  const mounted = await kubelet.mount(source.pv);
-  narrator.note(
-    `NodeStageVolume + NodePublishVolume of ${volumeHandle}: web-0's /data is ${mounted}`,
-  );
-  const written = `hello from web-0, written before the backup at ${new Date().toISOString()}\n`;
-  narrator.note(
-    `what \`kubectl exec web-0 -- sh -c 'echo hello > /data/test'\` does in the recipe:`,
-  );
-  writeDurably(path.join(mounted, 'test'), written);
-  narrator.shell(`echo '${written.trimEnd()}' > ${mounted}/test && sync`, '');
-  narrator.shell(`ls ${mounted}`, listing(mounted));
-  await kubelet.unmount(volumeHandle);
-  narrator.note('NodeUnpublishVolume + NodeUnstageVolume: the file system is clean on the disk.');
+  narrator.step('Write /data/test in web-0');
+  // what examples/recipe-2-statefulset-web.yaml says to run after applying it
+  const written = 'hello\n';
+  await exec(context, 'web-0', ['touch', '/data/test']);
+  await exec(context, 'web-0', ['sh', '-c', 'echo hello > /data/test']);
+  await exec(context, 'web-0', ['ls', '/data']);
 
   narrator.step(`Back it up: BackupPolicy ${POLICY}, run now`);
-  const policyManifest = example('backuppolicy-web.yaml') as {
-    metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
-    spec: Record<string, unknown>;
-  };
-  if (policyManifest.metadata.name !== POLICY) {
-    throw new Error(`examples/backuppolicy-web.yaml names ${policyManifest.metadata.name}`);
-  }
+  const policyManifest = example('backuppolicy-web.yaml', 'BackupPolicy', POLICY);
   const token = String(Math.floor(Date.now() / 1000));
   narrator.note(
     `examples/backuppolicy-web.yaml with the chart's VolumeSnapshotClass ${context.snapshotClass} ` +
-      'and the run-now annotation, so the first backup does not wait for 02:00.',
+      'and the run-now annotation, so the first backup does not wait for 02:00. The ' +
+      'snapshot is cut with web-0 running: the driver freezes its file system while it copies.',
   );
-  await apply(context, {
-    ...policyManifest,
-    metadata: {
-      ...policyManifest.metadata,
-      namespace,
-      annotations: { 'snapback.dev/run-now': token },
+  await apply(context, [
+    {
+      ...policyManifest,
+      metadata: {
+        ...policyManifest.metadata,
+        namespace,
+        annotations: { 'snapback.dev/run-now': token },
+      },
+      spec: {
+        ...(policyManifest.spec as object),
+        snapshotClass: { name: context.snapshotClass },
+      },
     },
-    spec: { ...policyManifest.spec, snapshotClass: { name: context.snapshotClass } },
-  });
+  ]);
   const snapshotsOf = async () =>
     (
       await client.list<VolumeSnapshot>(VolumeSnapshots, {
@@ -181,23 +218,14 @@ export async function playRecipe(context: RecipeContext): Promise<RecipeOutcome>
   ]);
 
   narrator.step(`Restore it: RestoreJob ${RESTORE_JOB} into PVC ${RESTORED_PVC}`);
-  const restoreManifest = example('restorejob-web.yaml') as {
-    metadata: { name: string; namespace?: string };
-    spec: { target: { pvcName: string } };
-  };
-  if (
-    restoreManifest.metadata.name !== RESTORE_JOB ||
-    restoreManifest.spec.target.pvcName !== RESTORED_PVC
-  ) {
-    throw new Error(
-      'examples/restorejob-web.yaml no longer restores web-restore into ' + RESTORED_PVC,
-    );
+  const restoreManifest = example('restorejob-web.yaml', 'RestoreJob', RESTORE_JOB);
+  if ((restoreManifest.spec as { target: { pvcName: string } }).target.pvcName !== RESTORED_PVC) {
+    throw new Error(`examples/restorejob-web.yaml no longer restores into ${RESTORED_PVC}`);
   }
   narrator.note('examples/restorejob-web.yaml as it is: the newest ready snapshot of the policy.');
-  await apply(context, {
-    ...restoreManifest,
-    metadata: { ...restoreManifest.metadata, namespace },
-  });
+  await apply(context, [
+    { ...restoreManifest, metadata: { ...restoreManifest.metadata, namespace } },
+  ]);
   const restoreJob = await waitFor(
     async () => {
       const job = await client.get<RestoreJob>(RestoreJobs, RESTORE_JOB, namespace);
@@ -216,20 +244,15 @@ export async function playRecipe(context: RecipeContext): Promise<RecipeOutcome>
   const restored = await boundClaim(client, namespace, RESTORED_PVC, timeoutMs);
   await show(context, ['get', 'pvc', RESTORED_PVC]);
 
-  narrator.step(`Mount ${RESTORED_PVC} as web-restore-0 would and look at /data`);
-  const restoredDir = await kubelet.mount(restored.pv);
-  narrator.note(
-    `NodeStageVolume + NodePublishVolume of ${restored.pv.spec!.csi!.volumeHandle}: ` +
-      `web-restore-0's /data is ${restoredDir}`,
-  );
-  narrator.note('what `kubectl exec web-restore-0 -- ls /data` and `cat /data/test` show:');
-  narrator.shell(`ls ${restoredDir}`, listing(restoredDir));
-  const restoredEntries = readdirSync(restoredDir).sort();
-  const restoredText = restoredEntries.includes('test')
-    ? readFileSync(path.join(restoredDir, 'test'), 'utf8')
-    : '';
-  narrator.shell(`cat ${restoredDir}/test`, restoredText);
-  await kubelet.unmount(restored.pv.spec!.csi!.volumeHandle);
+  narrator.step(`StatefulSet web-restore mounts ${RESTORED_PVC}`);
+  const webRestore = example('recipe-5-statefulset-web-restore.yaml', 'StatefulSet', 'web-restore');
+  narrator.note('examples/recipe-5-statefulset-web-restore.yaml as it is.');
+  await apply(context, [webRestore]);
+  await rolledOut(context, 'web-restore');
+  const restoredEntries = (await exec(context, 'web-restore-0', ['ls', '/data']))
+    .split('\n')
+    .filter((line) => line !== '');
+  const restoredText = await exec(context, 'web-restore-0', ['cat', '/data/test']);
 
   return {
     source,
@@ -241,6 +264,12 @@ export async function playRecipe(context: RecipeContext): Promise<RecipeOutcome>
     restoredEntries,
     restoredText,
   };
+}
+
+interface WebSpec {
+  volumeClaimTemplates: {
+    spec: { storageClassName?: string; resources: { requests: { storage: string } } };
+  }[];
 }
 
 /** The recipe's promise, checked: the restored disk holds exactly what was written. */

@@ -1,16 +1,14 @@
 /**
- * What `make demo` and the e2e test share: helm in a private home, the operator's identity
- * taken from the chart (its ServiceAccount and Lease), a kubeconfig holding that
- * ServiceAccount's token, `snapback all-in-one` started by PID, and reading /metrics.
+ * What `make demo` and the node e2e tests share: helm in a private home, the operator's
+ * identity taken from the chart (its ServiceAccount and Lease), a kubeconfig holding that
+ * ServiceAccount's token, the release's pods and their /metrics.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { startProcess, stopProcess, waitFor } from '../support/processes.js';
 import { repoRoot, tool } from '../support/tools.js';
-import type { Started } from '../integration/stack/support.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -48,9 +46,9 @@ export function helmIn(home: string): (args: string[]) => Promise<string> {
 }
 
 /** Runs the kubectl that tools/ built with a kubeconfig; rejects with its stderr. */
-export function kubectlWith(
-  kubeconfig: string,
-): (args: string[], input?: string) => Promise<string> {
+export type Kubectl = (args: string[], input?: string) => Promise<string>;
+
+export function kubectlWith(kubeconfig: string): Kubectl {
   return async (args, input) => {
     const child = execFileAsync(tool('KUBECTL'), ['--kubeconfig', kubeconfig, ...args], {
       maxBuffer: 16 * 1024 * 1024,
@@ -184,87 +182,162 @@ export async function serviceAccountKubeconfig(
   return token;
 }
 
-export interface OperatorOptions {
-  /** The kubeconfig the operator acts with. */
-  kubeconfig: string;
-  /** Holds the disk images, the CSI socket and the log. */
-  dir: string;
-  nodeId: string;
-  lease: { namespace: string; name: string };
-  /** 127.0.0.1 port of /healthz, /readyz and /metrics. */
-  httpPort: number;
-  /**
-   * Owned processes die with this one (tests); `make demo` starts its own in a session of its
-   * own, so Ctrl-C reaches only the demo, which then unmounts and stops them in order.
-   */
-  owned: boolean;
-  logLevel?: string;
+interface ContainerState {
+  waiting?: { reason?: string; message?: string };
+  terminated?: { reason?: string; exitCode?: number; message?: string };
 }
 
-export interface Operator extends Started {
-  socket: string;
-  root: string;
-  baseUrl: string;
-  args: string[];
+/** Pods as `kubectl get pods -o json` lists them (the fields the tests read). */
+export interface PodList {
+  items: {
+    metadata: { name: string; labels?: Record<string, string> };
+    spec: { nodeName?: string; serviceAccountName?: string };
+    status: {
+      phase?: string;
+      conditions?: { type: string; status: string; reason?: string; message?: string }[];
+      containerStatuses?: {
+        name: string;
+        ready: boolean;
+        restartCount?: number;
+        state?: ContainerState;
+        lastState?: ContainerState;
+      }[];
+    };
+  }[];
 }
 
-/** `snapback all-in-one --backend=local`, started by PID under tsx. */
-export function startOperator(options: OperatorOptions): Operator {
-  const socket = path.join(options.dir, 'csi.sock');
-  const root = path.join(options.dir, 'disks');
-  const logFile = path.join(options.dir, 'all-in-one.log');
+/**
+ * Why the pods a selector picks are not Ready, in one line: per pod its phase, an unmet
+ * scheduling condition, each unready container's waiting or last termination reason, and where
+ * its log is (`kubectl logs`). Empty when every pod is Ready.
+ */
+export async function whyNotReady(
+  kubectl: Kubectl,
+  namespace: string,
+  selector?: string,
+): Promise<string> {
+  const pods = await podsOf(kubectl, namespace, selector);
+  if (pods.items.length === 0)
+    return `no pods${selector ? ` match ${selector}` : ''} in ${namespace}`;
+  const reasons: string[] = [];
+  for (const pod of pods.items) {
+    const { name } = pod.metadata;
+    const unscheduled = pod.status.conditions?.find(
+      (c) => c.type === 'PodScheduled' && c.status !== 'True',
+    );
+    if (unscheduled) {
+      reasons.push(`pod ${name} is not scheduled: ${unscheduled.message ?? unscheduled.reason}`);
+      continue;
+    }
+    const containers = pod.status.containerStatuses ?? [];
+    if (containers.length === 0) {
+      reasons.push(`pod ${name} is ${pod.status.phase ?? 'Pending'}, no container started yet`);
+    }
+    for (const c of containers.filter((c) => !c.ready)) {
+      const waiting = c.state?.waiting;
+      const ended = c.state?.terminated ?? c.lastState?.terminated;
+      const why = waiting?.reason
+        ? `${waiting.reason}${waiting.message ? ` (${waiting.message})` : ''}`
+        : ended
+          ? `exited with ${ended.exitCode} (${ended.reason ?? 'no reason'})`
+          : 'running, not ready (its readiness probe fails)';
+      const restarts = c.restartCount ? `, ${c.restartCount} restarts` : '';
+      reasons.push(
+        `pod ${name} container ${c.name}: ${why}${restarts}; log: kubectl -n ${namespace} logs ${name} -c ${c.name}`,
+      );
+    }
+  }
+  return reasons.join('; ').replace(/\s*\n\s*/g, ' ');
+}
+
+export async function podsOf(
+  kubectl: Kubectl,
+  namespace: string,
+  selector?: string,
+): Promise<PodList> {
   const args = [
-    'all-in-one',
-    '--backend=local',
-    `--root=${root}`,
-    `--node-id=${options.nodeId}`,
-    `--endpoint=unix://${socket}`,
-    `--kubeconfig=${options.kubeconfig}`,
-    `--leader-election-namespace=${options.lease.namespace}`,
-    `--leader-election-name=${options.lease.name}`,
-    `--http-endpoint=127.0.0.1:${options.httpPort}`,
+    '-n',
+    namespace,
+    'get',
+    'pods',
+    '-o',
+    'json',
+    ...(selector ? ['-l', selector] : []),
   ];
-  const child = startProcess(
-    process.execPath,
-    ['--import', 'tsx/esm', path.join(repoRoot, 'src/cli/main.ts'), ...args],
-    {
-      logFile,
-      owned: options.owned,
-      env: {
-        ...process.env,
-        SNAPBACK_CSI_PROTO: tool('CSI_PROTO'),
-        SNAPBACK_LOG_LEVEL: options.logLevel ?? 'info',
-      },
-    },
-  );
-  return {
-    pid: child.pid!,
-    child,
-    logFile,
-    socket,
-    root,
-    baseUrl: `http://127.0.0.1:${options.httpPort}`,
-    args,
-    stop: () => stopProcess(child.pid!, 20_000),
-    log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
-  };
+  return JSON.parse(await kubectl(args)) as PodList;
 }
 
-/** Waits until the operator answers /healthz (and has not exited). */
-export async function waitForHealthz(operator: Operator, timeoutMs = 120_000): Promise<void> {
-  await waitFor(
-    async () => {
-      if (operator.child.exitCode !== null) {
-        throw new Error(
-          `snapback all-in-one (pid ${operator.pid}) exited with ${operator.child.exitCode}:\n${operator.log().slice(-3000)}`,
-        );
-      }
-      return (await fetch(`${operator.baseUrl}/healthz`)).ok;
-    },
-    timeoutMs,
-    `${operator.baseUrl}/healthz`,
-    () => operator.log().slice(-3000),
-  );
+/**
+ * `helm install <release> charts/snapback --wait` into `namespace`; when the release's pods do
+ * not get Ready, the error says in one line which pod and container, why, and where its log is.
+ */
+export async function installChart(options: {
+  helm: (args: string[]) => Promise<string>;
+  kubectl: Kubectl;
+  kubeconfig: string;
+  release: string;
+  namespace: string;
+  timeoutSeconds: number;
+}): Promise<{ args: string[]; output: string }> {
+  const args = [
+    'install',
+    options.release,
+    'charts/snapback',
+    '--namespace',
+    options.namespace,
+    '--create-namespace',
+    '--wait',
+    `--timeout=${options.timeoutSeconds}s`,
+  ];
+  try {
+    const output = await options.helm([
+      ...args.map((a) => (a === 'charts/snapback' ? chartDir : a)),
+      '--kubeconfig',
+      options.kubeconfig,
+    ]);
+    return { args, output };
+  } catch (error) {
+    const pods = await whyNotReady(
+      options.kubectl,
+      options.namespace,
+      `app.kubernetes.io/instance=${options.release}`,
+    ).catch((e: Error) => e.message);
+    const helmSaid = (error as Error).message.trim().split('\n').pop();
+    throw new Error(`the chart's pods did not get Ready: ${pods} (helm: ${helmSaid})`, {
+      cause: error,
+    });
+  }
+}
+
+/**
+ * The pod that leads the controllers: the holder of the chart's Lease, whose identity is
+ * `<pod name>_<uuid>` (unique per process, as upstream's leader election makes it).
+ */
+export async function leaderPod(kubectl: Kubectl, identity: ChartController): Promise<string> {
+  const holder = await kubectl([
+    '-n',
+    identity.leaseNamespace,
+    'get',
+    'lease',
+    identity.leaseName,
+    '-o',
+    'jsonpath={.spec.holderIdentity}',
+  ]);
+  return holder.split('_')[0] ?? '';
+}
+
+/** A pod's /metrics, fetched through the API server's pod proxy as `kubectl get --raw` does. */
+export async function podMetrics(
+  kubectl: Kubectl,
+  namespace: string,
+  pod: string,
+  port: number,
+): Promise<string> {
+  return kubectl([
+    'get',
+    '--raw',
+    `/api/v1/namespaces/${namespace}/pods/${pod}:${port}/proxy/metrics`,
+  ]);
 }
 
 /** One sample of the Prometheus text format. */
