@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The snapback image: one binary, the role chosen by its first argument
-# (`controller`, `driver --backend=local|alicloud`, `all-in-one`).
+# (`controller`, `driver --backend=local|alicloud`, `all-in-one`, `registrar`).
 #
 #   make build is run inside the image build; nothing from the host's dist/ is used.
 #   docker build -t snapback:dev .
@@ -14,13 +14,15 @@
 # final stage, so this file stays the one description of the image.
 
 # csi.proto comes from the Go module github.com/container-storage-interface/spec pinned in
-# tools/csi-spec, exactly as `make tools` fetches it; the Go toolchain stays in this stage.
-FROM golang:1.26-bookworm AS csi-spec
+# tools/csi-spec, and kubelet's pluginregistration.proto from k8s.io/kubelet pinned in
+# tools/kubelet-api, exactly as `make tools` fetches them; the Go toolchain stays in this stage.
+FROM golang:1.26-bookworm AS protos
 ENV SNAPBACK_CACHE=/cache
 WORKDIR /src
 COPY tools/build.sh tools/build.sh
 COPY tools/csi-spec tools/csi-spec
-RUN bash tools/build.sh build csi-spec
+COPY tools/kubelet-api tools/kubelet-api
+RUN bash tools/build.sh build csi-spec kubelet-api
 
 FROM node:24-bookworm-slim AS build
 ENV SNAPBACK_CACHE=/cache
@@ -31,14 +33,17 @@ WORKDIR /src
 # Dependencies first, so a source change does not reinstall them.
 COPY package.json package-lock.json .npmrc Makefile ./
 RUN make deps
-# The fetched csi.proto, at the cache path tools/build.sh computes from tools/csi-spec.
-COPY --from=csi-spec /cache /cache
+# The fetched protos, at the cache paths tools/build.sh computes from their go.mod files.
+COPY --from=protos /cache /cache
 COPY tsconfig.json tsconfig.build.json ./
 COPY tools/build.sh tools/build.sh
 COPY tools/csi-spec/go.mod tools/csi-spec/go.sum tools/csi-spec/
+COPY tools/kubelet-api/go.mod tools/kubelet-api/go.sum tools/kubelet-api/
 COPY src ./src
-# make build places csi.proto in dist/, where the driver and the sidecars load it at run time.
-RUN make build && test -f dist/csi.proto && test -f dist/src/cli/main.js
+# make build places the protos in dist/, where the driver, the sidecars and the registrar load
+# them at run time.
+RUN make build && test -f dist/csi.proto && test -f dist/pluginregistration.proto \
+  && test -f dist/src/cli/main.js
 
 FROM node:24-bookworm-slim
 # The local backend formats and mounts disk images (mkfs.ext4, losetup, mount, fsfreeze).

@@ -64,11 +64,13 @@ generate: $(DEPS) tools ## regenerate the generated files: CRDs in crds/, CSI ty
 	$(TSX) src/csi/generate.ts
 	$(TSX) docs/generate-api-reference.ts
 
+# Incremental: a build with nothing changed takes seconds; the build info stays out of dist/,
+# which the image copies.
 build: $(DEPS) ## compile the TypeScript sources into dist/, with csi.proto and kubelet's pluginregistration.proto
-	$(BIN)/tsc -p tsconfig.build.json
+	$(BIN)/tsc -p tsconfig.build.json --incremental --tsBuildInfoFile node_modules/.cache/snapback/build.tsbuildinfo
 	@bash tools/build.sh build csi-spec kubelet-api
-	@cp "$$(bash tools/build.sh paths | sed -n 's/^CSI_PROTO=//p')" dist/csi.proto
-	@cp "$$(bash tools/build.sh paths | sed -n 's/^PLUGIN_REGISTRATION_PROTO=//p')" dist/pluginregistration.proto
+	@install -m 644 "$$(bash tools/build.sh paths | sed -n 's/^CSI_PROTO=//p')" dist/csi.proto
+	@install -m 644 "$$(bash tools/build.sh paths | sed -n 's/^PLUGIN_REGISTRATION_PROTO=//p')" dist/pluginregistration.proto
 
 image: build ## build the OCI images the test node runs (snapback, pause, nginx) without Docker
 	@command -v debootstrap >/dev/null || PATH="$$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null \
@@ -92,13 +94,13 @@ test-unit: $(DEPS) ## unit tests only (no processes)
 test-integration: $(DEPS) tools ## integration tests only
 	$(BIN)/mocha $(INTEGRATION_TESTS)
 
-demo: $(DEPS) tools ## the backup-and-restore recipe on a local control plane (root)
+demo: $(DEPS) tools node-deps image ## the backup-and-restore recipe with real pods on a local node (root)
 	@$(TSX) test/e2e/demo.ts
 
-up: $(DEPS) tools ## start the test control plane on 127.0.0.1 and print its KUBECONFIG
+up: $(DEPS) tools node-deps image ## start the test control plane and a Ready node, and print its KUBECONFIG (root)
 	@$(TSX) test/support/cluster-cli.ts up
 
-down: $(DEPS) ## stop the control plane `make up` started
+down: $(DEPS) ## stop what `make up` started and remove what its node made
 	@$(TSX) test/support/cluster-cli.ts down
 
 clean: ## remove build output (the tools cache is kept)
