@@ -252,17 +252,20 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
 
     it('grants the controllers what they do and no access to Secrets', function () {
       const role = findOne(manifests, 'ClusterRole', 'snapback-controller');
-      expect(verbsOn(role, 'snapback.dev', 'backuppolicies')).to.deep.equal([
+      // the policy layer reads its own kinds and merge-patches their status, nothing more
+      for (const kind of ['backuppolicies', 'restorejobs']) {
+        expect(verbsOn(role, 'snapback.dev', kind), kind).to.deep.equal(['get', 'list', 'watch']);
+        expect(verbsOn(role, 'snapback.dev', `${kind}/status`), kind).to.deep.equal(['patch']);
+        // no ownerReference names them, so blockOwnerDeletion needs no update on finalizers
+        expect(verbsOn(role, 'snapback.dev', `${kind}/finalizers`), kind).to.deep.equal([]);
+      }
+      expect(
+        rulesOf(role).filter((r) => r.apiGroups.includes('snapback.dev')),
+        'snapback.dev rules',
+      ).to.have.length(2);
+      // the snapshot controller reads a deleted member's VolumeGroupSnapshot by name
+      expect(verbsOn(role, 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshots')).to.deep.equal([
         'get',
-        'list',
-        'patch',
-        'update',
-        'watch',
-      ]);
-      expect(verbsOn(role, 'snapback.dev', 'restorejobs/status')).to.deep.equal([
-        'get',
-        'patch',
-        'update',
       ]);
       expect(verbsOn(role, 'snapshot.storage.k8s.io', 'volumesnapshots')).to.deep.equal([
         'create',
@@ -447,6 +450,10 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         'watch',
       ]);
       expect(verbsOn(role, 'snapshot.storage.k8s.io', 'volumesnapshots/status')).to.deep.equal([]);
+      // without the embedded snapshot controller nothing reads VolumeGroupSnapshots
+      expect(verbsOn(role, 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshots')).to.deep.equal(
+        [],
+      );
     });
 
     it('grants snapshotter Secrets by name, one Role per namespace', async function () {
