@@ -181,19 +181,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     });
   // the writes of each embedded part get the rate limits its upstream counterpart has; the
   // caches, the lease and the policy layer share the manager's client
-  const clientFor = (userAgent: string) =>
-    clientPerApiFamily(httpClient(userAgent), httpClient(userAgent));
-  const client = httpClient('snapback-controller');
   const metrics = createMetrics();
   const manager = new Manager({
-    client,
+    client: httpClient('snapback-controller'),
     leaderElection: options.leaderElection,
     informers: { resyncPeriodMs: options.resyncPeriodMs },
     logger,
   });
+  // every write of a part is fenced by the lease: refused from the moment it is lost
+  const clientFor = (userAgent: string) =>
+    manager.fence(clientPerApiFamily(httpClient(userAgent), httpClient(userAgent)));
   metrics.observeQueueDepths(() => manager.queueDepths());
   const host = options.leaderElection?.identity ?? os.hostname();
-  const recorder = (component: string, writer: KubeClient = client) =>
+  const recorder = (component: string, writer: KubeClient = manager.client) =>
     new KubeEventRecorder({ client: writer, component, host, logger });
 
   if (parts.policy) {
@@ -230,10 +230,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     csi = connectCsi(options.csiEndpoint, { protoPath: resolveCsiProto(options.csiProto) });
     const driver = await discoverDriver(csi, options.timeoutMs, logger);
     logger.info('CSI driver found', { driver: driver.name, endpoint: options.csiEndpoint });
-    const controllerService = timedCsiClient(
-      csi.controller,
-      driver.name,
-      metrics.csiOperationDuration,
+    // CSI calls are cancelled when the lease is lost, as upstream's sidecars exit then
+    const controllerService = manager.fenceCalls(
+      timedCsiClient(csi.controller, driver.name, metrics.csiOperationDuration),
     );
     if (parts.snapshotter) {
       if (!driver.capabilities.createDeleteSnapshot) {

@@ -61,6 +61,8 @@ if (!command) {
 }
 try {
   const code = await command.run(rest);
+  // a failure (such as a lost lease) exits now: nothing left running may act any more
+  if (typeof code === 'number' && code !== 0) process.exit(code);
   if (typeof code === 'number') process.exitCode = code;
 } catch (error) {
   console.error(`snapback ${name}: ${(error as Error).message}`);

@@ -10,6 +10,8 @@ import { isGrpcError } from './status.js';
 export interface CallOptions {
   /** Milliseconds before the call fails with DEADLINE_EXCEEDED; the client's default if absent. */
   timeoutMs?: number;
+  /** Cancels the call (it fails with CANCELLED) when it aborts, e.g. once leadership is lost. */
+  signal?: AbortSignal;
 }
 
 /** A CSI service's RPCs as promise-returning methods: `CreateVolume` becomes `createVolume`. */
@@ -101,13 +103,23 @@ export function timedCsiClient<T extends object>(client: T, driver: string, time
   });
 }
 
+/** A call refused before it was sent: the same code a cancelled call fails with. */
+function cancelled(signal: AbortSignal): grpc.ServiceError {
+  const reason = signal.reason instanceof Error ? signal.reason.message : 'aborted';
+  return Object.assign(new Error(`1 CANCELLED: ${reason}`), {
+    code: grpc.status.CANCELLED,
+    details: reason,
+    metadata: new grpc.Metadata(),
+  });
+}
+
 type Callback = (error: grpc.ServiceError | null, response?: unknown) => void;
 type RawMethod = (
   request: unknown,
   metadata: grpc.Metadata,
   options: grpc.CallOptions,
   callback: Callback,
-) => void;
+) => grpc.ClientUnaryCall;
 
 function promisify<D>(
   client: grpc.Client,
@@ -124,9 +136,24 @@ function promisify<D>(
         const timeoutMs = options?.timeoutMs ?? defaultTimeoutMs;
         const callOptions: grpc.CallOptions =
           timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
-        method.call(client, request, new grpc.Metadata(), callOptions, (error, response) =>
-          error ? reject(error) : resolve(response),
+        const signal = options?.signal;
+        if (signal?.aborted) {
+          reject(cancelled(signal));
+          return;
+        }
+        const cancel = () => call.cancel();
+        const call = method.call(
+          client,
+          request,
+          new grpc.Metadata(),
+          callOptions,
+          (error, response) => {
+            signal?.removeEventListener('abort', cancel);
+            if (error) reject(error);
+            else resolve(response);
+          },
         );
+        signal?.addEventListener('abort', cancel, { once: true });
       });
   }
   return methods as PromiseClient<D>;

@@ -8,11 +8,20 @@ import { WorkQueue } from './workqueue.js';
 /** What a reconcile asks for: nothing (converged), or another look after `requeueAfter` ms. */
 export type ReconcileResult = { requeueAfter?: number } | void;
 
+/** What a reconcile is given besides its key. */
+export interface ReconcileContext {
+  /**
+   * Aborts when the controller must stop acting at once (its leadership was lost): pass it to
+   * long calls and stop writing when it fires. A clean stop does not abort it.
+   */
+  signal: AbortSignal;
+}
+
 /**
  * Converges the object named by `key` (`namespace/name` or `name`) from the current cached
  * state. Throwing retries the key with backoff; throwing a `TerminalError` does not.
  */
-export type Reconciler = (key: string) => Promise<ReconcileResult>;
+export type Reconciler = (key: string, context: ReconcileContext) => Promise<ReconcileResult>;
 
 /** Maps an object to the keys of this controller's work queue it should wake up. */
 export type KeyMapper<T> = (obj: T) => string | string[] | undefined;
@@ -48,6 +57,7 @@ export class Controller {
   private readonly unsubscribes: Array<() => void> = [];
   private running: Promise<void>[] = [];
   private startAbort: AbortController | undefined;
+  private readonly halted = new AbortController();
 
   constructor(options: ControllerOptions) {
     this.name = options.name;
@@ -99,10 +109,19 @@ export class Controller {
     return this.queue.processingLength;
   }
 
-  /** Waits for the watched informers to sync, then starts the workers. */
-  async start(): Promise<void> {
+  /**
+   * Waits for the watched informers to sync, then starts the workers. When `signal` aborts
+   * (leadership lost) no key is handed out any more and the reconciles in flight see their
+   * context's signal abort; `stop()` then only waits for them to return.
+   */
+  async start(signal?: AbortSignal): Promise<void> {
     if (this.running.length > 0 || this.startAbort) return;
     this.startAbort = new AbortController();
+    if (signal) {
+      const halt = () => this.halt(signal.reason);
+      if (signal.aborted) halt();
+      else signal.addEventListener('abort', halt, { once: true });
+    }
     await Promise.all(this.sources.map((source) => source.waitForSync(this.startAbort!.signal)));
     if (this.queue.isShuttingDown) return;
     this.logger.info('starting workers', { workers: this.workers });
@@ -118,6 +137,14 @@ export class Controller {
     this.running = [];
   }
 
+  private halt(reason: unknown): void {
+    if (this.halted.signal.aborted) return;
+    this.queue.shutDown();
+    this.startAbort?.abort();
+    this.halted.abort(reason);
+    this.logger.warn('stopped acting at once', { reason: errorMessage(reason) });
+  }
+
   private async worker(): Promise<void> {
     for (;;) {
       const key = await this.queue.get();
@@ -130,13 +157,15 @@ export class Controller {
     const { namespace, name } = splitKey(key);
     const log = this.logger.child(namespace ? { namespace, name } : { name });
     try {
-      const result = await this.reconcile(key);
+      const result = await this.reconcile(key, { signal: this.halted.signal });
       this.queue.forget(key);
       if (result?.requeueAfter !== undefined && result.requeueAfter >= 0) {
         this.queue.addAfter(key, result.requeueAfter);
       }
     } catch (error) {
-      if (error instanceof TerminalError) {
+      if (this.halted.signal.aborted) {
+        log.info('reconcile aborted', { error: errorMessage(error) });
+      } else if (error instanceof TerminalError) {
         this.queue.forget(key);
         log.error('reconcile failed permanently', { error: errorMessage(error) });
       } else {

@@ -242,9 +242,13 @@ export class SnapshotController implements Runnable {
       });
   }
 
-  async start(): Promise<void> {
+  async start(signal?: AbortSignal): Promise<void> {
     this.logger.info('starting');
-    await Promise.all([this.snapshots.start(), this.contents.start(), this.claims.start()]);
+    await Promise.all([
+      this.snapshots.start(signal),
+      this.contents.start(signal),
+      this.claims.start(signal),
+    ]);
   }
 
   async stop(): Promise<void> {
