@@ -320,6 +320,36 @@ describe('Helm chart charts/snapback: install into a real API server', function 
     );
   });
 
+  it('accepts the NetworkPolicies on the API server (server-side dry run)', async function () {
+    for (const backend of [[], ['-f', alicloudValues]]) {
+      const rendered = await helmOk([
+        'template',
+        `${release}-np`,
+        chartDir,
+        '--namespace',
+        namespace,
+        ...backend,
+        '--show-only',
+        'templates/networkpolicy.yaml',
+        '--set',
+        'networkPolicy.enabled=true',
+        '--set-json',
+        'networkPolicy.metrics.from=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]',
+        '--set-json',
+        'networkPolicy.apiServer.to=[{"ipBlock":{"cidr":"10.0.0.1/32"}}]',
+        ...templateArgs(),
+      ]);
+      const out = await kubectl(
+        controlPlane,
+        ['apply', '--dry-run=server', '-n', namespace, '-f', '-'],
+        rendered,
+      );
+      expect(out, backend.join(' ')).to.contain(
+        `networkpolicy.networking.k8s.io/${release}-np-controller created (server dry run)`,
+      );
+    }
+  });
+
   it('keeps the CRDs, and so every BackupPolicy, after helm uninstall', async function () {
     await helmOk(['uninstall', release, '--kubeconfig', controlPlane.kubeconfig, '-n', namespace]);
     const deployments = await kubectl(controlPlane, [

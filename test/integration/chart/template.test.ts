@@ -404,6 +404,256 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
     });
   });
 
+  describe('health and metrics endpoints', function () {
+    interface Service {
+      spec: { ports: { name: string; port: number; targetPort: string }[] };
+    }
+    interface ServiceMonitor {
+      spec: { endpoints: { port: string; path: string }[] };
+    }
+
+    /** Each container's --http-endpoint port must be the port its probes and ports name. */
+    function checkBindings(manifests: KubeManifest[]): Record<string, number> {
+      const bound: Record<string, number> = {};
+      for (const workload of manifests.filter((m) =>
+        ['Deployment', 'DaemonSet'].includes(m.kind),
+      )) {
+        for (const c of podSpec(workload).containers) {
+          const where = `${workload.kind}/${workload.metadata.name} container ${c.name}`;
+          const flag = c.args?.find((a) => a.startsWith('--http-endpoint='));
+          expect(flag, `${where} has no --http-endpoint`).to.be.a('string');
+          // ":port": every address of the pod, so kubelet and the Service reach it
+          const match = /^--http-endpoint=:(\d+)$/.exec(flag!);
+          expect(match, `${where}: ${flag}`).not.to.equal(null);
+          const port = Number(match![1]);
+          const probePorts = [c.livenessProbe, c.readinessProbe]
+            .map((p) => p?.httpGet?.port)
+            .filter((p): p is string => p !== undefined);
+          expect(probePorts, `${where} is not probed`).not.to.deep.equal([]);
+          for (const name of probePorts) {
+            expect(
+              c.ports?.find((p) => p.name === name)?.containerPort,
+              `${where}: probe port ${name}`,
+            ).to.equal(port);
+          }
+          bound[`${workload.kind}/${c.name}`] = port;
+        }
+      }
+      const service = manifests.find((m) => m.kind === 'Service') as
+        (KubeManifest & Service) | undefined;
+      const controllerPorts = podSpec(findOne(manifests, 'Deployment')).containers.flatMap(
+        (c) => c.ports ?? [],
+      );
+      for (const p of service?.spec.ports ?? []) {
+        const target = controllerPorts.find((cp) => cp.name === p.targetPort);
+        expect(target, `Service port ${p.name} targets ${p.targetPort}`).not.to.equal(undefined);
+        expect(p.port, `Service port ${p.name}`).to.equal(target!.containerPort);
+      }
+      const monitor = manifests.find((m) => m.kind === 'ServiceMonitor') as
+        (KubeManifest & ServiceMonitor) | undefined;
+      for (const e of monitor?.spec.endpoints ?? []) {
+        expect(
+          service?.spec.ports.map((p) => p.name),
+          `ServiceMonitor port ${e.port}`,
+        ).to.include(e.port);
+      }
+      return bound;
+    }
+
+    it('bind, with the default values, where the ports, probes and Service say', async function () {
+      expect(checkBindings(await renderChart())).to.deep.equal({
+        'Deployment/controller': 8080,
+        'DaemonSet/driver': 8081,
+        'DaemonSet/node-driver-registrar': 9809,
+      });
+      expect(
+        checkBindings(
+          await renderChart(['-f', alicloudValues, '--set', 'metrics.serviceMonitor.enabled=true']),
+        ),
+      ).to.deep.equal({ 'Deployment/controller': 8080, 'Deployment/driver': 8081 });
+    });
+
+    it('follow the port values, the registrar’s included', async function () {
+      const ports = [
+        '--set',
+        'controller.healthPort=9090',
+        '--set',
+        'driver.healthPort=9091',
+        '--set',
+        'driver.local.registrar.healthPort=9092',
+        '--set',
+        'metrics.serviceMonitor.enabled=true',
+      ];
+      expect(checkBindings(await renderChart(ports))).to.deep.equal({
+        'Deployment/controller': 9090,
+        'DaemonSet/driver': 9091,
+        'DaemonSet/node-driver-registrar': 9092,
+      });
+      expect(checkBindings(await renderChart(['-f', alicloudValues, ...ports]))).to.deep.equal({
+        'Deployment/controller': 9090,
+        'Deployment/driver': 9091,
+      });
+    });
+
+    it('refuse two containers of one pod on the same port, naming both values', async function () {
+      const clash = async (args: string[]) => {
+        const result = await helm(['template', 'snapback', chartDir, ...templateArgs(), ...args]);
+        expect(result.code, `helm template ${args.join(' ')} was accepted`).not.to.equal(0);
+        return result.stderr;
+      };
+      expect(await clash(['--set', 'driver.local.registrar.healthPort=8081'])).to.contain(
+        'driver.healthPort and driver.local.registrar.healthPort are both 8081',
+      );
+      expect(await clash(['-f', alicloudValues, '--set', 'driver.healthPort=8080'])).to.contain(
+        'controller.healthPort and driver.healthPort are both 8080',
+      );
+    });
+  });
+
+  describe('networkPolicy', function () {
+    interface PolicyPort {
+      port: number;
+      protocol: string;
+    }
+    interface PolicyRule {
+      from?: Record<string, unknown>[];
+      to?: Record<string, unknown>[];
+      ports?: PolicyPort[];
+    }
+    interface NetworkPolicySpec {
+      podSelector: { matchLabels: Record<string, string> };
+      policyTypes: string[];
+      ingress: PolicyRule[];
+      egress: PolicyRule[];
+    }
+    const specOf = (manifests: KubeManifest[], name: string): NetworkPolicySpec =>
+      (findOne(manifests, 'NetworkPolicy', name) as unknown as { spec: NetworkPolicySpec }).spec;
+    const prometheus = {
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+      podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+    };
+    const fromPrometheus = [
+      '--set',
+      'networkPolicy.enabled=true',
+      '--set-json',
+      `networkPolicy.metrics.from=${JSON.stringify([prometheus])}`,
+    ];
+    const tcp = (...ports: number[]) => ports.map((port) => ({ port, protocol: 'TCP' }));
+
+    it('is off by default', async function () {
+      expect(
+        kinds(await renderChart()).filter((k) => k.startsWith('NetworkPolicy/')),
+      ).to.deep.equal([]);
+    });
+
+    it('admits only the named peers, to the health and metrics ports of each pod', async function () {
+      const manifests = await renderChart([
+        ...fromPrometheus,
+        '--set',
+        'controller.healthPort=9090',
+      ]);
+      const controller = specOf(manifests, 'snapback-controller');
+      expect(controller.podSelector.matchLabels).to.deep.equal({
+        'app.kubernetes.io/name': 'snapback',
+        'app.kubernetes.io/instance': 'snapback',
+        'app.kubernetes.io/component': 'controller',
+      });
+      expect(controller.policyTypes).to.deep.equal(['Ingress', 'Egress']);
+      expect(controller.ingress).to.deep.equal([{ from: [prometheus], ports: tcp(9090) }]);
+      // the port the pod's probes use is the one admitted
+      const probed = container(podSpec(findOne(manifests, 'Deployment')), 'controller');
+      expect(probed.ports?.find((p) => p.name === 'http')?.containerPort).to.equal(9090);
+
+      const node = specOf(manifests, 'snapback-node');
+      expect(node.podSelector.matchLabels['app.kubernetes.io/component']).to.equal('node');
+      expect(node.ingress).to.deep.equal([{ from: [prometheus], ports: tcp(8081, 9809) }]);
+      // no token, unix sockets only: nothing leaves the node plugin pods
+      expect(node.policyTypes).to.deep.equal(['Ingress', 'Egress']);
+      expect(node.egress).to.deep.equal([]);
+
+      // without peers no one but kubelet (the pod's own node, always admitted) gets in
+      const closed = await renderChart(['--set', 'networkPolicy.enabled=true']);
+      expect(specOf(closed, 'snapback-controller').ingress).to.deep.equal([]);
+      expect(specOf(closed, 'snapback-node').ingress).to.deep.equal([]);
+    });
+
+    it('lets the controller reach the API server and DNS only, narrowed by the values', async function () {
+      const open = specOf(await renderChart(fromPrometheus), 'snapback-controller');
+      expect(open.egress).to.deep.equal([
+        { ports: tcp(443, 6443) },
+        {
+          ports: [
+            { port: 53, protocol: 'UDP' },
+            { port: 53, protocol: 'TCP' },
+          ],
+        },
+      ]);
+      const apiServer = [{ ipBlock: { cidr: '10.0.0.1/32' } }];
+      const dns = [
+        { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } },
+      ];
+      const proxy = { to: [{ ipBlock: { cidr: '10.1.0.0/24' } }], ports: tcp(3128) };
+      const narrowed = specOf(
+        await renderChart([
+          ...fromPrometheus,
+          '--set-json',
+          `networkPolicy.apiServer.to=${JSON.stringify(apiServer)}`,
+          '--set-json',
+          'networkPolicy.apiServer.ports=[6443]',
+          '--set-json',
+          `networkPolicy.dns.to=${JSON.stringify(dns)}`,
+          '--set-json',
+          `networkPolicy.extraEgress=${JSON.stringify([proxy])}`,
+        ]),
+        'snapback-controller',
+      );
+      expect(narrowed.egress).to.deep.equal([
+        { ports: tcp(6443), to: apiServer },
+        {
+          ports: [
+            { port: 53, protocol: 'UDP' },
+            { port: 53, protocol: 'TCP' },
+          ],
+          to: dns,
+        },
+        proxy,
+      ]);
+    });
+
+    it('with the alicloud backend admits the driver’s port and lets it reach ECS', async function () {
+      const manifests = await renderChart([
+        '-f',
+        alicloudValues,
+        ...fromPrometheus,
+        '--set',
+        'driver.alicloud.endpoint=ecs-vpc.cn-hangzhou.aliyuncs.com:8443',
+      ]);
+      expect(kinds(manifests).filter((k) => k.startsWith('NetworkPolicy/'))).to.deep.equal([
+        'NetworkPolicy/snapback-controller',
+      ]);
+      const controller = specOf(manifests, 'snapback-controller');
+      expect(controller.ingress).to.deep.equal([{ from: [prometheus], ports: tcp(8080, 8081) }]);
+      expect(controller.egress).to.deep.include({ ports: tcp(443, 8443) });
+      expect(controller.egress).to.deep.include({
+        to: [{ ipBlock: { cidr: '100.100.100.200/32' } }],
+        ports: tcp(80),
+      });
+    });
+
+    it('is checked by values.schema.json', async function () {
+      const result = await helm([
+        'template',
+        'snapback',
+        chartDir,
+        ...templateArgs(),
+        '--set',
+        'networkPolicy.metrics.form=x',
+      ]);
+      expect(result.code).not.to.equal(0);
+      expect(result.stderr).to.match(/form/);
+    });
+  });
+
   describe('options', function () {
     it('ships the snapshot.storage.k8s.io CRDs in crds/, for Helm to create only where absent', async function () {
       const withCrds = await renderChart(['--include-crds']);
