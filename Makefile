@@ -21,7 +21,7 @@ INTEGRATION_TESTS := 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts'
 BIN := node_modules/.bin
 TSX := node --import tsx/esm
 
-.PHONY: help node deps tools node-deps generate build lint test test-unit test-integration up down clean demo
+.PHONY: help node deps tools node-deps generate build lint test test-unit test-integration up down clean demo bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -105,3 +105,12 @@ down: $(DEPS) ## stop what `make up` started and remove what its node made
 
 clean: ## remove build output (the tools cache is kept)
 	rm -rf dist coverage
+
+# Benchmarks (bench/*/run.ts) run the compiled dist/ with the Node above; figures, not tests.
+BENCHES := $(patsubst bench/%/run.ts,%,$(wildcard bench/*/run.ts))
+bench: build tools ## run the benchmarks (root); one: make bench BENCH=snapshot-stack ARGS='--rounds=1'
+	@for b in $(or $(BENCH),$(BENCHES)); do \
+	  [ -f bench/$$b/run.ts ] || { echo "make bench: no bench/$$b/run.ts (known: $(BENCHES))" >&2; exit 1; }; \
+	  echo "=== bench/$$b ($$(node --version))"; \
+	  $(TSX) bench/$$b/run.ts $(ARGS) || exit 1; \
+	done

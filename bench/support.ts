@@ -4,7 +4,7 @@
  * the benches that run the snapshot stack against the local-backend driver.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 
@@ -17,9 +17,20 @@ import {
 import { VolumeSnapshotClasses } from '../src/snapshot/sidecar/resources.js';
 import type { ControlPlane } from '../test/support/control-plane.js';
 import { startProcess, stopProcess, waitFor } from '../test/support/processes.js';
+import { repoRoot } from '../test/support/tools.js';
 
 /** The local backend's driver name, which the benches' classes name. */
 export const LOCAL_DRIVER = 'local.snapback.dev';
+
+/**
+ * The compiled CLI, dist/src/cli/main.js, that `make bench` builds first: the benches measure
+ * what ships (no tsx loader in the figures).
+ */
+export function snapbackMain(): string {
+  const main = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: run the benches with make bench`);
+  return main;
+}
 
 /** `--name=<number>` on the command line, or `fallback`. */
 export function numberFlag(name: string, fallback: number): number {

@@ -4,14 +4,15 @@
  * seconds of each, the ratios, the driver's split of each operation (copy, then fsync), how
  * much space each copy allocates, and the driver's peak RSS.
  *
- *   node --import tsx/esm bench/local-backend/run.ts [--rounds=6] [--data-mib=1024]
- *     [--disk-gib=4] [--cold] [--json=<file>]
+ *   make bench BENCH=local-backend ARGS='[--rounds=6] [--data-mib=1024]
+ *     [--disk-gib=4] [--cold] [--json=<file>]'
  *
- * Needs root (loop devices, mount) and `make tools` (csi.proto). Figures, not assertions.
+ * Needs root (loop devices, mount); `make bench` builds dist/ and the tools (csi.proto) first.
+ * Figures, not assertions.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,8 +20,8 @@ import path from 'node:path';
 import { connectCsi, type CsiClient } from '../../src/csi/client.js';
 import { Layout } from '../../src/driver/backends/local/layout.js';
 import { isAlive, startProcess, stopProcess, waitFor } from '../../test/support/processes.js';
-import { repoRoot, tool } from '../../test/support/tools.js';
-import { numberFlag as flag, peakRssMiB, stringFlag } from '../support.js';
+import { tool } from '../../test/support/tools.js';
+import { numberFlag as flag, peakRssMiB, snapbackMain, stringFlag } from '../support.js';
 
 /** Even, so that the driver goes first in as many rounds as cp does. */
 const ROUNDS = Math.max(2, Math.ceil(flag('rounds', 6) / 2) * 2);
@@ -62,22 +63,6 @@ function timedCp(source: string, target: string): { cp: number; cpSync: number }
   const cp = seconds(start);
   execFileSync('sync', [target]);
   return { cp, cpSync: seconds(start) };
-}
-
-/** Compiles snapback with tsc, so the driver's RSS is not tsx's; type errors elsewhere are tolerated. */
-function build(): string {
-  const out = path.join(repoRoot, '.cache', 'bench-local-backend');
-  const result = spawnSync(
-    path.join(repoRoot, 'node_modules/.bin/tsc'),
-    ['-p', 'tsconfig.build.json', '--outDir', out],
-    { cwd: repoRoot, encoding: 'utf8' },
-  );
-  const main = path.join(out, 'src/cli/main.js');
-  if (!existsSync(main))
-    throw new Error(`tsc produced no ${main}:\n${result.stdout}${result.stderr}`);
-  if (result.status !== 0)
-    console.log('(tsc reported type errors; the emitted JavaScript is used)');
-  return main;
 }
 
 async function fill(dir: string, mib: number): Promise<string> {
@@ -132,7 +117,7 @@ interface Round {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the local backend needs root (loop devices)');
-  const main = build();
+  const main = snapbackMain();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-bench-local-'));
   const root = path.join(dir, 'root');
   const socket = path.join(dir, 'csi.sock');

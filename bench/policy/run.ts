@@ -5,12 +5,13 @@
  * snapshot stack: the same 1000 snapshots created directly by a client (20 in flight), as a
  * script applying the recipe by hand would. The policy layer's cost is the difference.
  *
- *   node --import tsx/esm bench/policy/run.ts [--policies=100] [--pvcs=10] [--qps=50]
- *     [--burst=100] [--json=<file>]
+ *   make bench BENCH=policy ARGS='[--policies=100] [--pvcs=10] [--qps=50]
+ *     [--burst=100] [--json=<file>]'
  *
  * Processes (each started and stopped by PID): the local-backend driver, the embedded stack
  * (`snapback controller --policy=false`), and the policy controllers alone (`snapback controller
- * --policy=true` with every other part off). Needs root (the local backend) and `make tools`.
+ * --policy=true` with every other part off). Needs root (the local backend); `make bench` builds
+ * dist/ and the tools first.
  * Figures, not assertions.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ import {
   numberFlag as flag,
   peakRssMiB,
   provisionPvcs,
+  snapbackMain,
   stringFlag,
   total,
 } from '../support.js';
@@ -49,14 +51,9 @@ const TOTAL = POLICIES * PVCS_PER_POLICY;
 const work = mkdtempSync(path.join(os.tmpdir(), 'snapback-bench-policy-'));
 const processes = new BenchProcesses(work);
 
-/** Runs snapback (under tsx) with `args`. */
+/** Runs the compiled snapback with `args`. */
 const spawn = (name: string, args: string[], env: NodeJS.ProcessEnv) =>
-  processes.spawn(
-    name,
-    process.execPath,
-    ['--import', 'tsx/esm', path.join(repoRoot, 'src/cli/main.ts'), ...args],
-    env,
-  );
+  processes.spawn(name, process.execPath, [snapbackMain(), ...args], env);
 
 /** apiserver_request_total over every resource, summed. */
 const apiRequests = async (controlPlane: ControlPlane): Promise<number> =>

@@ -6,12 +6,12 @@
  * requests per snapshot (apiserver_request_total deltas, minus this script's own requests) and
  * peak RSS (VmHWM) of each process.
  *
- *   node --import tsx/esm bench/snapshot-stack/run.ts [--count=300] [--rounds=2] [--qps=50]
- *     [--burst=100] [--json=<file>] [--logs=<dir>] [--profile=<dir>]
+ *   make bench BENCH=snapshot-stack ARGS='[--count=300] [--rounds=2] [--qps=50]
+ *     [--burst=100] [--json=<file>] [--logs=<dir>] [--profile=<dir>]'
  *
- * Needs root (loop devices) and `make tools`. Figures, not assertions: see the README.
+ * Needs root (loop devices); `make bench` builds dist/ and the tools first. Figures, not
+ * assertions: see the README.
  */
-import { execFileSync } from 'node:child_process';
 import {
   copyFileSync,
   mkdirSync,
@@ -41,6 +41,7 @@ import {
   numberFlag as flag,
   peakRssMiB,
   provisionPvcs,
+  snapbackMain,
   stringFlag,
   total,
 } from '../support.js';
@@ -148,14 +149,7 @@ async function allReady(client: HttpKubeClient, names: Set<string>): Promise<voi
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the local backend needs root (loop devices)');
-  console.log(`building snapback into .cache/bench-build ...`);
-  const build = path.join(repoRoot, '.cache', 'bench-build');
-  execFileSync(
-    path.join(repoRoot, 'node_modules/.bin/tsc'),
-    ['-p', 'tsconfig.build.json', '--outDir', build],
-    { cwd: repoRoot, stdio: 'inherit' },
-  );
-  const snapback = path.join(build, 'src/cli/main.js');
+  const snapback = snapbackMain();
 
   console.log('starting a control plane ...');
   const controlPlane = await startControlPlane();
