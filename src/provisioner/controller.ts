@@ -33,6 +33,7 @@ import {
   isAlreadyExists,
   isNotFound,
   removeFinalizer,
+  splitKey,
   type EventRecorder,
   type Informer,
   type InformerFactory,
@@ -56,8 +57,10 @@ import {
   REASON_PROVISIONING_SUCCEEDED,
   REASON_VOLUME_FAILED_DELETE,
   ANN_SELECTED_NODE,
+  abandonedProvisionings,
   buildPersistentVolume,
   checkCreatedVolume,
+  createVolumeOutcome,
   dataSourceOf,
   isRefusal,
   planProvision,
@@ -68,6 +71,7 @@ import {
   type CreateVolumeCall,
   type CreatedVolume,
   type DriverCapabilities,
+  type InFlightProvisioning,
   type ProvisionInput,
   type ProvisionerSettings,
 } from './plan.js';
@@ -106,6 +110,12 @@ export interface ProvisionerOptions {
   logger?: Logger;
 }
 
+/** A CreateVolume without a final answer yet: what is needed to repeat it if its PVC goes. */
+interface PendingCreate extends InFlightProvisioning {
+  request: CreateVolumeRequest;
+  protectSnapshot?: { namespace: string; name: string };
+}
+
 /** The claim and volume controllers, started and stopped together. */
 export function createProvisioner(options: ProvisionerOptions): Runnable {
   const provisioner = new Provisioner(options);
@@ -134,6 +144,8 @@ class Provisioner {
   private readonly classes: Informer<V1StorageClass & KubeObject>;
   private readonly nodes?: Informer<V1Node & KubeObject>;
   private readonly csiNodes?: Informer<V1CSINode & KubeObject>;
+  /** By PVC UID: CreateVolume calls that timed out or are running, until a final answer. */
+  private readonly inFlight = new Map<string, PendingCreate>();
 
   constructor(options: ProvisionerOptions) {
     this.options = options;
@@ -170,6 +182,7 @@ class Provisioner {
 
   private async reconcileClaim(key: string): Promise<ReconcileResult> {
     const pvc = this.pvcs.getByKey(key);
+    await this.finishAbandoned(key, pvc);
     if (!pvc) return;
     const className = pvc.spec?.storageClassName;
     const storageClass = className ? this.classes.get(className) : undefined;
@@ -183,7 +196,11 @@ class Provisioner {
       return;
     }
     const pvName = volumeName(pvc.metadata?.uid, this.options.settings);
-    if (this.pvs.get(pvName)) return;
+    const uid = pvc.metadata!.uid!;
+    if (this.pvs.get(pvName)) {
+      this.inFlight.delete(uid);
+      return;
+    }
 
     const log = this.logger.child({ namespace: pvc.metadata?.namespace, name: pvc.metadata?.name });
     const claimKey = `${pvc.metadata?.namespace}/${pvc.metadata?.name}`;
@@ -221,12 +238,18 @@ class Provisioner {
       plan.call.secretRef?.name,
       plan.call.secretRef?.namespace,
     );
+    const request = createVolumeRequest(plan.call, secrets);
+    this.inFlight.set(uid, {
+      uid,
+      claimKey: key,
+      request,
+      protectSnapshot: plan.protectSnapshot,
+    });
     let response: CreateVolumeResponse__Output;
     try {
-      response = await this.options.csi.createVolume(createVolumeRequest(plan.call, secrets), {
-        timeoutMs: this.timeoutMs,
-      });
+      response = await this.options.csi.createVolume(request, { timeoutMs: this.timeoutMs });
     } catch (error) {
+      if (createVolumeOutcome(error) === 'final') this.inFlight.delete(uid);
       throw failed(messageOf(error));
     }
     const volume = createdVolume(response);
@@ -238,10 +261,12 @@ class Provisioner {
           { timeoutMs: this.timeoutMs },
         );
       } catch (error) {
+        // kept in flight: if the PVC goes, the volume is still deleted
         throw failed(
           `${unusable}. Cleanup of volume ${pvName} failed, volume is orphaned: ${messageOf(error)}`,
         );
       }
+      this.inFlight.delete(uid);
       throw failed(unusable);
     }
 
@@ -251,6 +276,7 @@ class Provisioner {
     } catch (error) {
       if (!isAlreadyExists(error)) throw error;
     }
+    this.inFlight.delete(uid);
     this.events.event(
       claimOf(pvc),
       'Normal',
@@ -259,6 +285,62 @@ class Provisioner {
     );
     log.info('volume provisioned', { volume: pvName, handle: volume.volumeId });
     if (plan.protectSnapshot) await this.releaseSnapshot(plan.protectSnapshot, log);
+  }
+
+  /**
+   * Finishes the provisionings of `key` whose PVC is gone: repeats their CreateVolume (same
+   * name, so the driver answers for the volume it may have made) until it gives a final
+   * answer, then deletes the volume it returns. Throws, to be retried with backoff, while the
+   * driver still has not answered or the deletion fails.
+   */
+  private async finishAbandoned(
+    key: string,
+    pvc: V1PersistentVolumeClaim | undefined,
+  ): Promise<void> {
+    for (const entry of abandonedProvisionings(this.inFlight.values(), key, pvc)) {
+      const name = entry.request.name ?? '';
+      const log = this.logger.child({ ...splitKey(key), uid: entry.uid, volume: name });
+      if (this.pvs.get(name)) {
+        // a PV records the volume: its reclaim policy decides, as for any released PV
+        this.inFlight.delete(entry.uid);
+        continue;
+      }
+      const gone = `PVC ${key} (uid ${entry.uid}) was deleted while volume ${name} was being provisioned`;
+      let response: CreateVolumeResponse__Output;
+      try {
+        response = await this.options.csi.createVolume(entry.request, {
+          timeoutMs: this.timeoutMs,
+        });
+      } catch (error) {
+        if (createVolumeOutcome(error) === 'in-background') {
+          throw new Error(
+            `${gone}; repeating CreateVolume until the driver answers: ${messageOf(error)}`,
+            { cause: error },
+          );
+        }
+        this.inFlight.delete(entry.uid);
+        log.info('provisioning of a deleted PVC ended without a volume', {
+          error: messageOf(error),
+        });
+        continue;
+      }
+      const handle = response.volume?.volume_id;
+      if (handle) {
+        try {
+          await this.options.csi.deleteVolume(
+            { volume_id: handle, secrets: entry.request.secrets },
+            { timeoutMs: this.timeoutMs },
+          );
+        } catch (error) {
+          throw new Error(`${gone}; deleting volume ${handle}: ${messageOf(error)}`, {
+            cause: error,
+          });
+        }
+      }
+      this.inFlight.delete(entry.uid);
+      log.info('deleted the volume of a PVC deleted while it was being provisioned', { handle });
+      if (entry.protectSnapshot) await this.releaseSnapshot(entry.protectSnapshot, log);
+    }
   }
 
   /** Reads what the plan needs beyond the claim and its class. */

@@ -5,6 +5,7 @@
  * Semantics follow upstream external-provisioner and sig-storage-lib-external-provisioner:
  * the same annotations, finalizers, names, Event reasons and error messages.
  */
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import type {
   V1CSINode,
   V1Node,
@@ -21,6 +22,7 @@ import {
   type VolumeSnapshot,
   type VolumeSnapshotContent,
 } from '../api/snapshot.js';
+import { grpcCodeOf } from '../snapshot/sidecar/plan.js';
 import { formatBytes, parseQuantity } from './quantity.js';
 
 /** Set on a PVC by kube-controller-manager's PV binder: which provisioner should act. */
@@ -603,6 +605,50 @@ export function checkCreatedVolume(
   }
   if (call.snapshotId && !volume.hasContentSource) return 'volume content source missing';
   return undefined;
+}
+
+/**
+ * Whether a failed CreateVolume may still be running in the driver (upstream checkError):
+ * after a deadline, a cancelled call, a broken connection or ABORTED (an operation pending for
+ * that name) the volume may yet appear, so the call is repeated with the same name until the
+ * driver gives a final answer. Any other answer means nothing is being created. An error
+ * without a gRPC code failed before reaching the driver's answer; it is treated as running,
+ * to be safe.
+ */
+export function createVolumeOutcome(error: unknown): 'final' | 'in-background' {
+  const code = grpcCodeOf(error);
+  if (code === undefined) return 'in-background';
+  return [
+    GrpcStatus.CANCELLED,
+    GrpcStatus.DEADLINE_EXCEEDED,
+    GrpcStatus.UNAVAILABLE,
+    GrpcStatus.ABORTED,
+  ].includes(code)
+    ? 'in-background'
+    : 'final';
+}
+
+/** A CreateVolume that has not given a final answer yet, remembered by its PVC's UID. */
+export interface InFlightProvisioning {
+  /** The PVC's UID. */
+  uid: string;
+  /** The PVC's `namespace/name`, its work-queue key. */
+  claimKey: string;
+}
+
+/**
+ * The provisionings whose PVC is gone (deleted, being deleted, or replaced by a new PVC of
+ * the same name): they are finished with the same CreateVolume and the volume, if any, is
+ * deleted, so that no backend volume is left without a PV (upstream keeps provisioning a
+ * deleted claim that is "in background" until it gets a final answer).
+ */
+export function abandonedProvisionings<T extends InFlightProvisioning>(
+  inFlight: Iterable<T>,
+  claimKey: string,
+  pvc: V1PersistentVolumeClaim | undefined,
+): T[] {
+  const current = pvc?.metadata?.deletionTimestamp ? undefined : pvc?.metadata?.uid;
+  return [...inFlight].filter((entry) => entry.claimKey === claimKey && entry.uid !== current);
 }
 
 /** Node affinity for a volume's accessible topology: any one segment must match. */

@@ -5,6 +5,7 @@ import type {
   V1StorageClass,
 } from '@kubernetes/client-node';
 import type { VolumeSnapshot, VolumeSnapshotContent } from '../../../src/api/snapshot.js';
+import type { CallOptions } from '../../../src/csi/client.js';
 import type { CreateVolumeRequest } from '../../../src/gen/csi/csi/v1/CreateVolumeRequest.js';
 import type { CreateVolumeResponse__Output } from '../../../src/gen/csi/csi/v1/CreateVolumeResponse.js';
 import {
@@ -28,7 +29,7 @@ import {
   VolumeSnapshotContents,
   VolumeSnapshots,
 } from '../../../src/snapshot/sidecar/resources.js';
-import { waitFor } from '../../support/processes.js';
+import { sleep, waitFor } from '../../support/processes.js';
 
 const DRIVER = 'local.snapback.dev';
 const GI = 2 ** 30;
@@ -40,11 +41,28 @@ class ScriptedCsi implements ProvisionerCsi {
   readonly volumes = new Set<string>();
   seenFinalizer: boolean | undefined;
   beforeCreate: (() => Promise<void>) | undefined;
+  /**
+   * How many of the next CreateVolume calls outlive the caller's deadline: the backend makes
+   * the volume all the same, the caller gets DEADLINE_EXCEEDED, as from a slow cloud API.
+   */
+  timeouts = 0;
 
-  async createVolume(request: CreateVolumeRequest): Promise<CreateVolumeResponse__Output> {
+  async createVolume(
+    request: CreateVolumeRequest,
+    options?: CallOptions,
+  ): Promise<CreateVolumeResponse__Output> {
     this.creates.push(request);
     await this.beforeCreate?.();
     const id = `vol-${request.name}`;
+    if (this.timeouts > 0) {
+      this.timeouts--;
+      await sleep(options?.timeoutMs ?? 0);
+      this.volumes.add(id);
+      throw Object.assign(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded'), {
+        code: 4,
+        details: 'Deadline exceeded',
+      });
+    }
     this.volumes.add(id);
     return {
       volume: {
@@ -105,7 +123,7 @@ describe('provisioner controller (fake API server, scripted CSI driver)', functi
     events = new FakeEventRecorder();
   });
 
-  function start(): void {
+  function start(timeoutMs?: number): void {
     manager = new Manager({ client });
     manager.add(
       createProvisioner({
@@ -126,6 +144,7 @@ describe('provisioner controller (fake API server, scripted CSI driver)', functi
         },
         retryIntervalStartMs: 20,
         retryIntervalMaxMs: 100,
+        timeoutMs,
       }),
     );
     running = manager.run();
@@ -197,6 +216,47 @@ describe('provisioner controller (fake API server, scripted CSI driver)', functi
       'Normal Provisioning External provisioner is provisioning volume for claim "ns/data"',
       'Normal ProvisioningSucceeded Successfully provisioned volume pvc-uid-data',
     ]);
+  });
+
+  it('repeats a CreateVolume that timed out and creates the PV when it answers', async function () {
+    client.seed(StorageClasses, storageClass());
+    client.seed(PersistentVolumeClaims, claim('data'));
+    csi.timeouts = 1;
+    start(200);
+    const created = await waitFor(() => pv('pvc-uid-data'), 5_000, 'the PV to be created');
+    expect(csi.creates.map((r) => r.name)).to.deep.equal(['pvc-uid-data', 'pvc-uid-data']);
+    expect(created.spec?.csi?.volumeHandle).to.equal('vol-pvc-uid-data');
+    expect(csi.deletes).to.deep.equal([]);
+    expect([...csi.volumes]).to.deep.equal(['vol-pvc-uid-data']);
+    expect(events.lines).to.include(
+      'Warning ProvisioningFailed failed to provision volume with StorageClass "local": ' +
+        'DEADLINE_EXCEEDED: Deadline exceeded',
+    );
+  });
+
+  it('finishes a timed-out CreateVolume of a PVC deleted meanwhile, then deletes its volume', async function () {
+    client.seed(StorageClasses, storageClass());
+    client.seed(PersistentVolumeClaims, claim('data'));
+    csi.timeouts = 2;
+    start(200);
+    // deleted while the first call is still waiting for the driver
+    await waitFor(() => csi.creates.length === 1, 5_000, 'the first CreateVolume');
+    await client.delete(PersistentVolumeClaims, 'data', 'ns');
+    await waitFor(
+      () => csi.deletes.includes('vol-pvc-uid-data'),
+      5_000,
+      'DeleteVolume of the volume made for the deleted PVC',
+      () => JSON.stringify({ creates: csi.creates.length, deletes: csi.deletes }),
+    );
+    // two timed out, the third answered with the volume, which was then deleted
+    expect(csi.creates.map((r) => r.name)).to.deep.equal([
+      'pvc-uid-data',
+      'pvc-uid-data',
+      'pvc-uid-data',
+    ]);
+    expect(csi.deletes).to.deep.equal(['vol-pvc-uid-data']);
+    expect([...csi.volumes]).to.deep.equal([]);
+    expect(pv('pvc-uid-data')).to.equal(undefined);
   });
 
   it('rejects a restore smaller than the snapshot with a clear Event, without calling the driver', async function () {

@@ -16,9 +16,11 @@ import {
   FINALIZER_PV,
   FINALIZER_SNAPSHOT_SOURCE,
   PROVISIONER_IDENTITY_KEY,
+  abandonedProvisionings,
   accessibilityRequirements,
   buildPersistentVolume,
   checkCreatedVolume,
+  createVolumeOutcome,
   driverParameters,
   isRefusal,
   planProvision,
@@ -643,6 +645,50 @@ describe('provisioner plan', function () {
       expect(pvFinalizers(pv('Bound', 'Retain'), DRIVER)).to.deep.equal([]);
       expect(pvFinalizers(pv('Bound', 'Delete'), DRIVER)).to.equal(undefined);
     });
+  });
+
+  describe('a CreateVolume without a final answer', function () {
+    const grpcError = (code: number) => Object.assign(new Error(`${code}`), { code, details: 'x' });
+    const outcomes: Array<[string, unknown, 'final' | 'in-background']> = [
+      ['DEADLINE_EXCEEDED (the call timed out)', grpcError(4), 'in-background'],
+      ['CANCELLED', grpcError(1), 'in-background'],
+      ['UNAVAILABLE (the driver restarts)', grpcError(14), 'in-background'],
+      ['ABORTED (an operation pending for the name)', grpcError(10), 'in-background'],
+      ['an error without a gRPC code', new Error('socket hang up'), 'in-background'],
+      ['INVALID_ARGUMENT', grpcError(3), 'final'],
+      ['RESOURCE_EXHAUSTED (out of space)', grpcError(8), 'final'],
+      ['ALREADY_EXISTS (the name is taken by another volume)', grpcError(6), 'final'],
+      ['INTERNAL', grpcError(13), 'final'],
+    ];
+    for (const [name, error, expected] of outcomes) {
+      it(`${name}: ${expected}`, function () {
+        expect(createVolumeOutcome(error)).to.equal(expected);
+      });
+    }
+
+    const inFlight = [
+      { uid: 'uid-1', claimKey: 'ns/data', tag: 'first' },
+      { uid: 'uid-2', claimKey: 'ns/other', tag: 'other claim' },
+    ];
+    const withUid = (uid: string, deleting = false) => {
+      const claim = pvc();
+      claim.metadata!.uid = uid;
+      if (deleting) claim.metadata!.deletionTimestamp = new Date(0);
+      return claim;
+    };
+    const abandoned: Array<[string, V1PersistentVolumeClaim | undefined, string[]]> = [
+      ['the PVC is still there', withUid('uid-1'), []],
+      ['the PVC is gone', undefined, ['first']],
+      ['the PVC is being deleted', withUid('uid-1', true), ['first']],
+      ['a new PVC took the name', withUid('uid-3'), ['first']],
+    ];
+    for (const [name, claim, expected] of abandoned) {
+      it(`${name}: ${expected.length > 0 ? 'finish and delete the volume' : 'keep provisioning'}`, function () {
+        expect(
+          abandonedProvisionings(inFlight, 'ns/data', claim).map((entry) => entry.tag),
+        ).to.deep.equal(expected);
+      });
+    }
   });
 
   it('driverParameters keeps plain keys and drops known reserved ones', function () {
