@@ -23,6 +23,7 @@ import {
   type VolumeSnapshotContent,
 } from '../api/snapshot.js';
 import { grpcCodeOf } from '../snapshot/sidecar/plan.js';
+import { parseGoBool } from '../util/bool.js';
 import { formatBytes, parseQuantity } from './quantity.js';
 
 /** Set on a PVC by kube-controller-manager's PV binder: which provisioner should act. */
@@ -92,6 +93,12 @@ export interface ProvisionerSettings {
   extraCreateMetadata: boolean;
   /** Recorded in each volume's attributes (`storage.kubernetes.io/csiProvisionerIdentity`). */
   identity: string;
+  /**
+   * `--prevent-volume-mode-conversion`: refuse to restore a snapshot into a PVC whose
+   * volumeMode differs from the content's sourceVolumeMode, unless the content allows it
+   * (`snapshot.storage.kubernetes.io/allow-volume-mode-change`).
+   */
+  preventVolumeModeConversion: boolean;
 }
 
 export const DEFAULT_PROVISIONER_SETTINGS: Omit<ProvisionerSettings, 'driverName' | 'identity'> = {
@@ -99,6 +106,7 @@ export const DEFAULT_PROVISIONER_SETTINGS: Omit<ProvisionerSettings, 'driverName
   volumeNameUuidLength: -1,
   defaultFsType: '',
   extraCreateMetadata: false,
+  preventVolumeModeConversion: true,
 };
 
 /** What the driver can do, from GetPluginCapabilities / ControllerGetCapabilities. */
@@ -443,19 +451,50 @@ function snapshotSource(
       };
     }
   }
+  const modeChange = volumeModeChangeRefusal(input.settings, pvc, content);
+  if (modeChange) return { message: modeChange };
+  return handle;
+}
+
+/**
+ * Why a restore of `content` into `pvc` may not change the volume mode, if it may not
+ * (upstream's --prevent-volume-mode-conversion check in getSnapshotSource): only when both
+ * modes are known and differ, and the content does not allow it by an annotation that
+ * strconv.ParseBool reads as true.
+ */
+export function volumeModeChangeRefusal(
+  settings: Pick<ProvisionerSettings, 'preventVolumeModeConversion'>,
+  pvc: V1PersistentVolumeClaim,
+  content: VolumeSnapshotContent,
+): string | undefined {
+  if (!settings.preventVolumeModeConversion) return undefined;
   const sourceMode = content.spec.sourceVolumeMode;
   const targetMode = pvc.spec?.volumeMode;
-  if (sourceMode && targetMode && sourceMode !== targetMode) {
-    if (content.metadata?.annotations?.[ANN_ALLOW_VOLUME_MODE_CHANGE] !== 'true') {
-      return {
-        message:
-          `requested volume ${pvc.metadata?.namespace}/${pvc.metadata?.name} modifies the mode of ` +
-          `the source volume but does not have permission to do so. ${ANN_ALLOW_VOLUME_MODE_CHANGE} ` +
-          `annotation is not "true" on snapshotcontent ${content.metadata?.name}`,
-      };
-    }
+  if (!sourceMode || !targetMode || sourceMode === targetMode) return undefined;
+  const contentName = content.metadata?.name;
+  const refused =
+    `requested volume ${pvc.metadata?.namespace}/${pvc.metadata?.name} (volumeMode ` +
+    `${targetMode}) modifies the mode of the source volume (${sourceMode}) but does not have ` +
+    `permission to do so: `;
+  const allow = content.metadata?.annotations?.[ANN_ALLOW_VOLUME_MODE_CHANGE];
+  if (allow === undefined) {
+    return (
+      `${refused}the ${ANN_ALLOW_VOLUME_MODE_CHANGE} annotation is not present on ` +
+      `snapshotcontent ${contentName}; use volumeMode ${sourceMode}, or have an administrator ` +
+      `set it to "true"`
+    );
   }
-  return handle;
+  const allowed = parseGoBool(allow);
+  if (allowed === undefined) {
+    return (
+      `${refused}the ${ANN_ALLOW_VOLUME_MODE_CHANGE} annotation on snapshotcontent ` +
+      `${contentName} is "${allow}", not a boolean (true or false)`
+    );
+  }
+  if (!allowed) {
+    return `${refused}${ANN_ALLOW_VOLUME_MODE_CHANGE} is set to false on snapshotcontent ${contentName}`;
+  }
+  return undefined;
 }
 
 /** Topology keys each node registered for the driver (CSINode spec.drivers[].topologyKeys). */

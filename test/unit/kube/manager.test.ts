@@ -225,7 +225,7 @@ describe('Manager', function () {
       expect(reconciled).to.deep.equal(['ns/a']);
       const written = api.writes
         .filter((action) => action.resource === 'configmaps')
-        .map((action) => action.name ?? (action.body as KubeObject).metadata.name);
+        .map((action) => action.name ?? (action.body as KubeObject).metadata?.name);
       expect(written).to.deep.equal(['before-a', 'b']);
       await manager.stop();
     });

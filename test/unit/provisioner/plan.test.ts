@@ -438,6 +438,80 @@ describe('provisioner plan', function () {
       ]);
     });
 
+    describe('--prevent-volume-mode-conversion', function () {
+      const restore = (
+        options: { source?: 'Filesystem' | 'Block'; target?: string; allow?: string },
+        prevent = true,
+      ) => {
+        const vsc = content();
+        if (options.source) vsc.spec.sourceVolumeMode = options.source;
+        if (options.allow !== undefined) {
+          vsc.metadata!.annotations = {
+            'snapshot.storage.kubernetes.io/allow-volume-mode-change': options.allow,
+          };
+        }
+        return planProvision(
+          input({
+            pvc: pvc({
+              spec: { ...pvc().spec, dataSource: fromSnapshot, volumeMode: options.target },
+            }),
+            snapshot: snapshot(),
+            content: vsc,
+            settings: { ...settings, preventVolumeModeConversion: prevent },
+          }),
+        );
+      };
+      // the annotation is read as Go's strconv.ParseBool reads it
+      const cases: Array<[string, Parameters<typeof restore>, RegExp | undefined]> = [
+        ['same mode', [{ source: 'Filesystem', target: 'Filesystem' }], undefined],
+        ['no source mode recorded', [{ target: 'Block' }], undefined],
+        ['no target mode', [{ source: 'Block' }], undefined],
+        [
+          'a change without the annotation',
+          [{ source: 'Filesystem', target: 'Block' }],
+          /\(volumeMode Block\) modifies the mode of the source volume \(Filesystem\).*allow-volume-mode-change annotation is not present on snapshotcontent snapcontent-.*use volumeMode Filesystem/,
+        ],
+        ...['1', 't', 'T', 'TRUE', 'true', 'True'].map(
+          (allow): [string, Parameters<typeof restore>, RegExp | undefined] => [
+            `a change allowed by "${allow}"`,
+            [{ source: 'Filesystem', target: 'Block', allow }],
+            undefined,
+          ],
+        ),
+        ...['0', 'f', 'F', 'FALSE', 'false', 'False'].map(
+          (allow): [string, Parameters<typeof restore>, RegExp | undefined] => [
+            `a change refused by "${allow}"`,
+            [{ source: 'Block', target: 'Filesystem', allow }],
+            /allow-volume-mode-change is set to false on snapshotcontent/,
+          ],
+        ),
+        ...['yes', 'on', ' true', 'tRUE', ''].map(
+          (allow): [string, Parameters<typeof restore>, RegExp | undefined] => [
+            `a change with the non-boolean "${allow}"`,
+            [{ source: 'Block', target: 'Filesystem', allow }],
+            new RegExp(`annotation on snapshotcontent \\S+ is "${allow}", not a boolean`),
+          ],
+        ),
+        [
+          'a change with the check switched off',
+          [{ source: 'Filesystem', target: 'Block' }, false],
+          undefined,
+        ],
+      ];
+      for (const [title, args, refusal] of cases) {
+        it(`${refusal ? 'refuses' : 'restores'}: ${title}`, function () {
+          const plan = restore(...args);
+          if (refusal) {
+            expect(isRefusal(plan), JSON.stringify(plan)).to.equal(true);
+            expect((plan as { message: string }).message).to.match(refusal);
+          } else {
+            expect(isRefusal(plan), JSON.stringify(plan)).to.equal(false);
+            expect((plan as ProvisionPlan).call.snapshotId).to.equal('snap-1');
+          }
+        });
+      }
+    });
+
     it('adds the names with extra create metadata', function () {
       const plan = planProvision(
         input({ settings: { ...settings, extraCreateMetadata: true } }),
