@@ -36,6 +36,7 @@ import { createSnapshotController } from '../snapshot/controller/index.js';
 import { DEFAULT_PROVISIONER_SETTINGS, type DriverCapabilities } from '../provisioner/plan.js';
 import { createSidecar } from '../snapshot/sidecar/controller.js';
 import { DEFAULT_SIDECAR_SETTINGS } from '../snapshot/sidecar/plan.js';
+import { parseGoBool } from '../util/bool.js';
 import { parseDuration } from '../util/duration.js';
 import { parseFlags } from './driver.js';
 
@@ -59,8 +60,20 @@ export interface StackOptions {
   qps: number;
   burst: number;
   workers: number;
-  /** Deadline of each CSI call. */
+  /** Deadline of each CSI call made while discovering the driver (upstream `--timeout`). */
   timeoutMs: number;
+  /** Deadline of each CSI call of the snapshotter (csi-snapshotter's `--timeout`). */
+  snapshotterTimeoutMs: number;
+  /** Deadline of each CSI call of the provisioner (external-provisioner's `--timeout`). */
+  provisionerTimeoutMs: number;
+  /** CreateSnapshot names: `<prefix>-<VolumeSnapshot UID>`, the UID cut when length is not -1. */
+  snapshotNamePrefix: string;
+  snapshotNameUuidLength: number;
+  /** PV and CreateVolume names: `<prefix>-<PVC UID>`, the UID cut when length is not -1. */
+  volumeNamePrefix: string;
+  volumeNameUuidLength: number;
+  /** Snapshot controller and provisioner `--prevent-volume-mode-conversion`. */
+  preventVolumeModeConversion: boolean;
   retryIntervalStartMs: number;
   retryIntervalMaxMs: number;
   /** Replays every cached object this often (upstream `--resync-period`). */
@@ -211,6 +224,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         client: writer,
         informers: manager.informers,
         recorder: recorder('snapshot-controller', writer),
+        settings: { preventVolumeModeConversion: options.preventVolumeModeConversion },
         workers: options.workers,
         retryIntervalStartMs: options.retryIntervalStartMs,
         retryIntervalMaxMs: options.retryIntervalMaxMs,
@@ -252,9 +266,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           settings: {
             ...DEFAULT_SIDECAR_SETTINGS,
             driverName: driver.name,
+            snapshotNamePrefix: options.snapshotNamePrefix,
+            snapshotNameUuidLength: options.snapshotNameUuidLength,
             extraCreateMetadata: options.extraCreateMetadata,
           },
-          timeoutMs: options.timeoutMs,
+          timeoutMs: options.snapshotterTimeoutMs,
           workers: options.workers,
           retryIntervalStartMs: options.retryIntervalStartMs,
           retryIntervalMaxMs: options.retryIntervalMaxMs,
@@ -275,9 +291,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             ...DEFAULT_PROVISIONER_SETTINGS,
             driverName: driver.name,
             identity: `${Date.now()}-${Math.floor(Math.random() * 10_000)}-${driver.name}`,
+            volumeNamePrefix: options.volumeNamePrefix,
+            volumeNameUuidLength: options.volumeNameUuidLength,
             extraCreateMetadata: options.extraCreateMetadata,
+            preventVolumeModeConversion: options.preventVolumeModeConversion,
           },
-          timeoutMs: options.timeoutMs,
+          timeoutMs: options.provisionerTimeoutMs,
           workers: options.workers,
           retryIntervalStartMs: options.retryIntervalStartMs,
           retryIntervalMaxMs: options.retryIntervalMaxMs,
@@ -330,7 +349,19 @@ const flagHelp: Record<string, string> = {
   'kube-api-qps': 'client-side request rate to the API server, per part (default 50)',
   'kube-api-burst': 'client-side burst, per part (default 100)',
   'worker-threads': 'concurrent reconciles per controller (default 10)',
-  timeout: 'deadline of each CSI call (default 1m)',
+  timeout:
+    'deadline of CSI calls while finding the driver, and the default of both part timeouts (default 1m)',
+  'csi-snapshotter-timeout': "deadline of each of the snapshotter's CSI calls (default 1m)",
+  'csi-provisioner-timeout': "deadline of each of the provisioner's CSI calls (default 10s)",
+  'snapshot-name-prefix':
+    'CreateSnapshot names are <prefix>-<VolumeSnapshot UID> (default snapshot)',
+  'snapshot-name-uuid-length':
+    'cut that UID, dashes removed, to this many characters (1-32); -1 keeps it (default -1)',
+  'volume-name-prefix': 'PV and CreateVolume names are <prefix>-<PVC UID> (default pvc)',
+  'volume-name-uuid-length':
+    'cut that UID, dashes removed, to this many characters (1-32); -1 keeps it (default -1)',
+  'prevent-volume-mode-conversion':
+    'refuse restores into another volumeMode unless the content allows it (default true)',
   'retry-interval-start': 'first retry delay after a failure (default 1s)',
   'retry-interval-max': 'longest retry delay (default 5m)',
   'resync-period': 'how often every cached object is reconciled again (default 15m)',
@@ -352,11 +383,53 @@ export function stackUsage(
   return lines.join('\n');
 }
 
+/** A boolean flag, read as Go's flag package reads one (strconv.ParseBool). */
 function parseBoolean(flags: Record<string, string>, name: string, fallback: boolean): boolean {
   const value = flags[name];
   if (value === undefined) return fallback;
-  if (value === 'true' || value === 'false') return value === 'true';
-  throw new Error(`--${name} takes true or false (got "${value}")`);
+  const parsed = parseGoBool(value);
+  if (parsed === undefined) throw new Error(`--${name} takes true or false (got "${value}")`);
+  return parsed;
+}
+
+/** A UID without its dashes has 32 characters. */
+const UUID_CHARACTERS = 32;
+
+/** `--*-name-uuid-length`: -1 (the whole UID, dashes kept) or 1 to 32 characters. */
+function parseUuidLength(flags: Record<string, string>, name: string): number {
+  const value = flags[name];
+  if (value === undefined) return -1;
+  const length = Number(value);
+  if (
+    value.trim() === '' ||
+    !Number.isInteger(length) ||
+    (length !== -1 && (length < 1 || length > UUID_CHARACTERS))
+  ) {
+    throw new Error(
+      `--${name} takes -1 (the whole UID) or a length from 1 to ${UUID_CHARACTERS} (got "${value}")`,
+    );
+  }
+  return length;
+}
+
+/** A DNS-1123 subdomain, as the name of a PersistentVolume must be. */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+function parseNamePrefix(
+  flags: Record<string, string>,
+  name: string,
+  fallback: string,
+  objectName?: string,
+): string {
+  const prefix = flags[name] ?? fallback;
+  if (prefix === '') throw new Error(`--${name} cannot be empty`);
+  if (objectName && (!DNS_SUBDOMAIN.test(prefix) || prefix.length > 253 - 37)) {
+    throw new Error(
+      `--${name} "${prefix}" would make invalid ${objectName} names: use lower-case letters, ` +
+        'digits, "-" and "." (starting and ending with a letter or digit), at most 216 characters',
+    );
+  }
+  return prefix;
 }
 
 function parseNumber(flags: Record<string, string>, name: string, fallback: number): number {
@@ -397,6 +470,12 @@ export function stackOptions(
   else kubeConfig.loadFromDefault();
 
   const duration = (name: string, fallback: string) => parseDuration(flags[name] ?? fallback, name);
+  const deadline = (name: string, fallback: string) => {
+    const ms = duration(name, fallback);
+    if (ms <= 0)
+      throw new Error(`--${name} must be longer than 0 (got "${flags[name] ?? fallback}")`);
+    return ms;
+  };
   let leaderElection: ManagerLeaderElection | undefined;
   if (parseBoolean(flags, 'leader-election', true)) {
     leaderElection = {
@@ -418,7 +497,15 @@ export function stackOptions(
     qps: parseNumber(flags, 'kube-api-qps', 50),
     burst: parseNumber(flags, 'kube-api-burst', 100),
     workers: parseNumber(flags, 'worker-threads', 10),
-    timeoutMs: duration('timeout', '1m'),
+    timeoutMs: deadline('timeout', '1m'),
+    // upstream's defaults (1m and 10s), unless --timeout sets both
+    snapshotterTimeoutMs: deadline('csi-snapshotter-timeout', flags.timeout ?? '1m'),
+    provisionerTimeoutMs: deadline('csi-provisioner-timeout', flags.timeout ?? '10s'),
+    snapshotNamePrefix: parseNamePrefix(flags, 'snapshot-name-prefix', 'snapshot'),
+    snapshotNameUuidLength: parseUuidLength(flags, 'snapshot-name-uuid-length'),
+    volumeNamePrefix: parseNamePrefix(flags, 'volume-name-prefix', 'pvc', 'PersistentVolume'),
+    volumeNameUuidLength: parseUuidLength(flags, 'volume-name-uuid-length'),
+    preventVolumeModeConversion: parseBoolean(flags, 'prevent-volume-mode-conversion', true),
     retryIntervalStartMs: duration('retry-interval-start', '1s'),
     retryIntervalMaxMs: duration('retry-interval-max', '5m'),
     resyncPeriodMs: duration('resync-period', '15m'),
