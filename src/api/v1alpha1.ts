@@ -38,7 +38,7 @@ import {
   uniqueKeys,
   withRules,
 } from './rules.js';
-import { PARAM_FORCE_DELETE } from './snapshot.js';
+import { CSI_PARAMETER_PREFIX, PARAM_FORCE_DELETE } from './snapshot.js';
 
 export const GROUP = 'snapback.dev';
 export const VERSION = 'v1alpha1';
@@ -253,6 +253,39 @@ export const LabelSelectorSchema = z
   );
 export type LabelSelector = z.infer<typeof LabelSelectorSchema>;
 
+/** The Alibaba Cloud disk driver (ACK's, and snapback's alicloud backend). */
+export const ALICLOUD_DISK_DRIVER = 'diskplugin.csi.alibabacloud.com';
+/** snapback's local disk driver. */
+export const LOCAL_DISK_DRIVER = 'local.snapback.dev';
+/** The alicloud class parameter that makes ECS delete each snapshot after that many days. */
+export const PARAM_RETENTION_DAYS = 'retentionDays';
+/**
+ * The class parameters a template may give the Alibaba Cloud disk driver (besides
+ * forceDelete, which has its own field): keys, and key prefixes ending in '/'.
+ */
+export const ALICLOUD_TEMPLATE_PARAMETERS = [
+  'resourceGroupId',
+  'snapshotTags/',
+  'snapshotType',
+  'instantAccess',
+  'instantAccessRetentionDays',
+] as const;
+
+const isAllowedAlicloudKey = (key: string) =>
+  ALICLOUD_TEMPLATE_PARAMETERS.some((allowed) =>
+    allowed.endsWith('/') ? key.startsWith(allowed) : key === allowed,
+  );
+const celAllowedAlicloudKey = (key: string) =>
+  ALICLOUD_TEMPLATE_PARAMETERS.map((allowed) =>
+    allowed.endsWith('/') ? `${key}.startsWith('${allowed}')` : `${key} == '${allowed}'`,
+  ).join(' || ');
+/** Keys other rules of the template already name, so that each key gets one message. */
+const celCoveredElsewhere = (key: string) =>
+  `${key} == '${PARAM_FORCE_DELETE}' || ${key}.startsWith('${CSI_PARAMETER_PREFIX}')`;
+const coveredElsewhere = (key: string) =>
+  key === PARAM_FORCE_DELETE || key.startsWith(CSI_PARAMETER_PREFIX);
+const keysOf = (parameters: Record<string, string> | undefined) => Object.keys(parameters ?? {});
+
 export const SnapshotClassTemplateSchema = withRules(
   z.strictObject({
     driver: z
@@ -281,7 +314,7 @@ export const SnapshotClassTemplateSchema = withRules(
     parameters: boundedMap(z.string().max(4096), 64, 'snapshotClass.template.parameters')
       .optional()
       .describe(
-        'Driver-specific parameters of the VolumeSnapshotClass, passed to the CSI driver when a snapshot is taken. forceDelete is set through its own field, not here.',
+        `Driver-specific parameters of the VolumeSnapshotClass, passed to the CSI driver when a snapshot is taken. Whoever may write a BackupPolicy may set them, so they are an allow-list: for ${ALICLOUD_DISK_DRIVER}, ${ALICLOUD_TEMPLATE_PARAMETERS.map((k) => (k.endsWith('/') ? `${k}<key>` : k)).join(', ')} (not ${PARAM_RETENTION_DAYS}: ECS would delete the snapshots after that many days, unknown to retention; use retention.maxAge); for ${LOCAL_DISK_DRIVER}, none; for other drivers, any key but the ${CSI_PARAMETER_PREFIX} ones, which name Secrets for the CSI sidecars and are refused for every driver. A class an administrator made, used through snapshotClass.name, is not restricted. forceDelete is set through its own field, not here.`,
       ),
   }),
   [
@@ -290,6 +323,37 @@ export const SnapshotClassTemplateSchema = withRules(
       message: 'parameters must not contain forceDelete: set snapshotClass.template.forceDelete',
       fieldPath: '.parameters',
       check: ({ parameters }) => parameters === undefined || !(PARAM_FORCE_DELETE in parameters),
+    },
+    {
+      rule: `!has(self.parameters) || self.parameters.all(key, !key.startsWith('${CSI_PARAMETER_PREFIX}'))`,
+      message: `parameters must not contain ${CSI_PARAMETER_PREFIX} keys: they name Secrets for the CSI sidecars; ask an administrator for a VolumeSnapshotClass and set snapshotClass.name`,
+      fieldPath: '.parameters',
+      check: ({ parameters }) =>
+        keysOf(parameters).every((k) => !k.startsWith(CSI_PARAMETER_PREFIX)),
+    },
+    {
+      rule: `self.driver != '${ALICLOUD_DISK_DRIVER}' || !has(self.parameters) || !('${PARAM_RETENTION_DAYS}' in self.parameters)`,
+      message: `parameters must not contain ${PARAM_RETENTION_DAYS}: ECS would delete the snapshots after that many days, unknown to retention; use spec.retention.maxAge`,
+      fieldPath: '.parameters',
+      check: ({ driver, parameters }) =>
+        driver !== ALICLOUD_DISK_DRIVER || !keysOf(parameters).includes(PARAM_RETENTION_DAYS),
+    },
+    {
+      rule: `self.driver != '${ALICLOUD_DISK_DRIVER}' || !has(self.parameters) || self.parameters.all(key, ${celAllowedAlicloudKey('key')} || key == '${PARAM_RETENTION_DAYS}' || ${celCoveredElsewhere('key')})`,
+      message: `parameters for ${ALICLOUD_DISK_DRIVER} may contain only ${ALICLOUD_TEMPLATE_PARAMETERS.map((k) => (k.endsWith('/') ? `${k}<key>` : k)).join(', ')}`,
+      fieldPath: '.parameters',
+      check: ({ driver, parameters }) =>
+        driver !== ALICLOUD_DISK_DRIVER ||
+        keysOf(parameters).every(
+          (k) => isAllowedAlicloudKey(k) || k === PARAM_RETENTION_DAYS || coveredElsewhere(k),
+        ),
+    },
+    {
+      rule: `self.driver != '${LOCAL_DISK_DRIVER}' || !has(self.parameters) || self.parameters.all(key, ${celCoveredElsewhere('key')})`,
+      message: `parameters must be empty for ${LOCAL_DISK_DRIVER}: the local driver takes no class parameters`,
+      fieldPath: '.parameters',
+      check: ({ driver, parameters }) =>
+        driver !== LOCAL_DISK_DRIVER || keysOf(parameters).every(coveredElsewhere),
     },
   ],
 ).describe(

@@ -151,6 +151,30 @@ export const VALID_CASES: ManifestCase[] = [
     true,
   ),
   policy(
+    'a class template with every allowed alicloud parameter',
+    template({
+      driver: 'diskplugin.csi.alibabacloud.com',
+      parameters: {
+        resourceGroupId: 'rg-aekz1234',
+        'snapshotTags/team': 'a',
+        snapshotType: 'standard',
+        instantAccess: 'true',
+        instantAccessRetentionDays: '1',
+      },
+    }),
+    true,
+  ),
+  policy(
+    'a class template for another driver with its own parameters',
+    template({ driver: 'ebs.csi.aws.com', parameters: { tagSpecification_1: 'team=a' } }),
+    true,
+  ),
+  policy(
+    'an existing class by name, whatever its parameters (the administrator’s)',
+    { ...BASE_POLICY, snapshotClass: { name: 'admin-class-with-secrets' } },
+    true,
+  ),
+  policy(
     'GFS tiers with maxAge and minReady',
     retention({
       hourly: 24,
@@ -336,6 +360,45 @@ export const INVALID_CASES: ManifestCase[] = [
     template({ driver: 'local.snapback.dev', parameters: { forceDelete: 'true' } }),
     false,
     'spec.snapshotClass.template.parameters',
+  ),
+  policy(
+    'a snapshotter secret among the template parameters',
+    template({
+      driver: 'diskplugin.csi.alibabacloud.com',
+      parameters: {
+        'csi.storage.k8s.io/snapshotter-secret-name': 'ecs-key',
+        'csi.storage.k8s.io/snapshotter-secret-namespace': 'kube-system',
+      },
+    }),
+    false,
+    'parameters must not contain csi.storage.k8s.io/ keys: they name Secrets',
+  ),
+  policy(
+    'a list secret among the template parameters of another driver',
+    template({
+      driver: 'ebs.csi.aws.com',
+      parameters: { 'csi.storage.k8s.io/snapshotter-list-secret-name': 'aws-key' },
+    }),
+    false,
+    'parameters must not contain csi.storage.k8s.io/ keys',
+  ),
+  policy(
+    'retentionDays in an alicloud template',
+    template({ driver: 'diskplugin.csi.alibabacloud.com', parameters: { retentionDays: '7' } }),
+    false,
+    'parameters must not contain retentionDays: ECS would delete the snapshots',
+  ),
+  policy(
+    'an unknown alicloud template parameter',
+    template({ driver: 'diskplugin.csi.alibabacloud.com', parameters: { category: 'cloud_ssd' } }),
+    false,
+    'parameters for diskplugin.csi.alibabacloud.com may contain only resourceGroupId',
+  ),
+  policy(
+    'a parameter for the local driver',
+    template({ driver: 'local.snapback.dev', parameters: { tier: 'gold' } }),
+    false,
+    'parameters must be empty for local.snapback.dev',
   ),
   // BackupPolicy: retention
   policy('a zero maxAge', retention({ maxAge: '0d' }), false, 'spec.retention.maxAge'),

@@ -28,6 +28,7 @@ import {
   volumeSnapshot,
 } from './fixtures.js';
 
+const ALICLOUD = 'diskplugin.csi.alibabacloud.com';
 const at = (s: string) => new Date(s);
 const cond = (status: BackupPolicyStatus, type: string) =>
   status.conditions?.find((c) => c.type === type);
@@ -281,15 +282,21 @@ describe('BackupPolicy planning: snapshot class', function () {
   it('builds an owned class from the template, forceDelete as a parameter', function () {
     const p = policy({
       snapshotClass: {
-        template: { driver: 'local.snapback.dev', forceDelete: true, parameters: { tier: 'gold' } },
+        template: {
+          driver: ALICLOUD,
+          forceDelete: true,
+          parameters: { resourceGroupId: 'rg-gold' },
+        },
       },
     });
-    const plan = planBackupPolicy(policyObservation(p, { now: at('2026-01-01T01:00:05Z') }));
+    const plan = planBackupPolicy(
+      policyObservation(p, { pvs: [pv('pv-data', ALICLOUD)], now: at('2026-01-01T01:00:05Z') }),
+    );
     const name = ownedSnapshotClassName(NS, 'nightly');
     expect(plan.ownedClass).to.deep.include({
-      driver: 'local.snapback.dev',
+      driver: ALICLOUD,
       deletionPolicy: 'Delete',
-      parameters: { tier: 'gold', forceDelete: 'true' },
+      parameters: { resourceGroupId: 'rg-gold', forceDelete: 'true' },
     });
     expect(plan.ownedClass!.metadata.name).to.equal(name);
     expect(plan.ownedClass!.metadata.labels).to.deep.equal({
@@ -297,6 +304,91 @@ describe('BackupPolicy planning: snapshot class', function () {
       'snapback.dev/policy-namespace': NS,
     });
     expect(plan.create[0]!.spec.volumeSnapshotClassName).to.equal(name);
+  });
+
+  // What the API server refuses, met in a policy stored before the rule existed: no class is
+  // made or changed from it, no snapshot is taken, and nothing is deleted.
+  const forbiddenTemplates: Array<{
+    title: string;
+    parameters: Record<string, string>;
+    message: RegExp;
+  }> = [
+    {
+      title: 'a snapshotter secret of another namespace',
+      parameters: {
+        'csi.storage.k8s.io/snapshotter-secret-name': 'ecs-key',
+        'csi.storage.k8s.io/snapshotter-secret-namespace': 'kube-system',
+      },
+      message: /parameters must not contain csi\.storage\.k8s\.io\/ keys/,
+    },
+    {
+      title: 'retentionDays, which ECS would enforce unknown to retention',
+      parameters: { retentionDays: '3' },
+      message: /parameters must not contain retentionDays.*spec\.retention\.maxAge/,
+    },
+    {
+      title: 'a parameter outside the allow-list',
+      parameters: { category: 'cloud_essd' },
+      message: /may contain only resourceGroupId, snapshotTags\/<key>/,
+    },
+  ];
+  for (const c of forbiddenTemplates) {
+    it(`refuses a stored template with ${c.title}, with a condition and an Event`, function () {
+      const p = policy({
+        snapshotClass: { template: { driver: ALICLOUD, parameters: c.parameters } },
+        retention: { keepLast: 1 },
+      });
+      const owned = { [LABEL_POLICY]: 'nightly', 'snapback.dev/policy-namespace': NS };
+      const plan = planBackupPolicy(
+        policyObservation(p, {
+          pvs: [pv('pv-data', ALICLOUD)],
+          snapshotClasses: [
+            snapshotClass(ownedSnapshotClassName(NS, 'nightly'), {
+              driver: ALICLOUD,
+              labels: owned,
+            }),
+          ],
+          snapshots: ['01', '02'].map((h, i) =>
+            volumeSnapshot(`s${i}`, { runTime: `2026-01-01T${h}:00:00Z` }),
+          ),
+          now: at('2026-01-01T04:00:05Z'),
+        }),
+      );
+      expect(plan.ownedClass).to.equal(undefined);
+      expect(plan.create).to.deep.equal([]);
+      expect(plan.prune).to.deep.equal([]);
+      // blocked: the reconciler then deletes no owned class either
+      expect(plan.blockedBy).to.equal('InvalidSpec');
+      const ready = cond(plan.status, 'Ready');
+      expect(ready).to.include({ status: 'False', reason: 'InvalidSpec' });
+      expect(ready!.message).to.match(c.message);
+      expect(ready!.message).to.contain('at snapshotClass.template.parameters');
+      expect(plan.events).to.deep.include({
+        type: 'Warning',
+        reason: 'InvalidSpec',
+        message: ready!.message,
+      });
+    });
+  }
+
+  it('passes a named class through whatever its parameters: it is the administrator’s', function () {
+    const adminClass = {
+      ...snapshotClass('admin', { driver: ALICLOUD }),
+      parameters: {
+        'csi.storage.k8s.io/snapshotter-secret-name': 'ecs-key',
+        'csi.storage.k8s.io/snapshotter-secret-namespace': 'kube-system',
+        retentionDays: '30',
+      },
+    };
+    const plan = planBackupPolicy(
+      policyObservation(policy({ snapshotClass: { name: 'admin' } }), {
+        pvs: [pv('pv-data', ALICLOUD)],
+        snapshotClasses: [adminClass],
+        now: at('2026-01-01T01:00:05Z'),
+      }),
+    );
+    expect(plan.blockedBy).to.equal(undefined);
+    expect(plan.create.map((s) => s.spec.volumeSnapshotClassName)).to.deep.equal(['admin']);
   });
 
   it('refuses to take over a class of the same name it did not create', function () {
