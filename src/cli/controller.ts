@@ -34,6 +34,7 @@ import { addPolicyControllers } from '../policy/controllers.js';
 import { createProvisioner } from '../provisioner/controller.js';
 import { createSnapshotController } from '../snapshot/controller/index.js';
 import { DEFAULT_PROVISIONER_SETTINGS, type DriverCapabilities } from '../provisioner/plan.js';
+import { parseFeatureGates, type FeatureGates } from '../provisioner/feature-gates.js';
 import { createSidecar } from '../snapshot/sidecar/controller.js';
 import { DEFAULT_SIDECAR_SETTINGS } from '../snapshot/sidecar/plan.js';
 import { parseGoBool } from '../util/bool.js';
@@ -74,6 +75,8 @@ export interface StackOptions {
   volumeNameUuidLength: number;
   /** Snapshot controller and provisioner `--prevent-volume-mode-conversion`. */
   preventVolumeModeConversion: boolean;
+  /** `--feature-gates`: the provisioner's gates (CrossNamespaceVolumeDataSource). */
+  featureGates?: FeatureGates;
   retryIntervalStartMs: number;
   retryIntervalMaxMs: number;
   /** Replays every cached object this often (upstream `--resync-period`). */
@@ -295,6 +298,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             volumeNameUuidLength: options.volumeNameUuidLength,
             extraCreateMetadata: options.extraCreateMetadata,
             preventVolumeModeConversion: options.preventVolumeModeConversion,
+            crossNamespaceVolumeDataSource:
+              options.featureGates?.CrossNamespaceVolumeDataSource ?? false,
           },
           timeoutMs: options.provisionerTimeoutMs,
           workers: options.workers,
@@ -362,6 +367,8 @@ const flagHelp: Record<string, string> = {
     'cut that UID, dashes removed, to this many characters (1-32); -1 keeps it (default -1)',
   'prevent-volume-mode-conversion':
     'refuse restores into another volumeMode unless the content allows it (default true)',
+  'feature-gates':
+    'provisioner gates, Name=true|false,...: CrossNamespaceVolumeDataSource (default false)',
   'retry-interval-start': 'first retry delay after a failure (default 1s)',
   'retry-interval-max': 'longest retry delay (default 5m)',
   'resync-period': 'how often every cached object is reconciled again (default 15m)',
@@ -506,6 +513,7 @@ export function stackOptions(
     volumeNamePrefix: parseNamePrefix(flags, 'volume-name-prefix', 'pvc', 'PersistentVolume'),
     volumeNameUuidLength: parseUuidLength(flags, 'volume-name-uuid-length'),
     preventVolumeModeConversion: parseBoolean(flags, 'prevent-volume-mode-conversion', true),
+    featureGates: parseFeatureGates(flags['feature-gates']),
     retryIntervalStartMs: duration('retry-interval-start', '1s'),
     retryIntervalMaxMs: duration('retry-interval-max', '5m'),
     resyncPeriodMs: duration('resync-period', '15m'),

@@ -61,6 +61,7 @@ import {
   buildPersistentVolume,
   checkCreatedVolume,
   createVolumeOutcome,
+  crossNamespaceRefusal,
   dataSourceOf,
   isRefusal,
   planProvision,
@@ -75,6 +76,7 @@ import {
   type ProvisionInput,
   type ProvisionerSettings,
 } from './plan.js';
+import { ReferenceGrants, type ReferenceGrant } from './reference-grant.js';
 
 export const CSINodes: ResourceType = {
   group: 'storage.k8s.io',
@@ -357,7 +359,15 @@ class Provisioner {
       nodes: this.nodes?.list() ?? [],
     };
     const source = dataSourceOf(pvc);
-    if (source?.kind === VOLUME_SNAPSHOT_KIND) {
+    if (
+      source &&
+      this.options.settings.crossNamespaceVolumeDataSource &&
+      source.namespace !== pvc.metadata?.namespace
+    ) {
+      input.referenceGrants = await this.referenceGrants(source.namespace);
+    }
+    // a source the PVC may not use is not read
+    if (source?.kind === VOLUME_SNAPSHOT_KIND && !crossNamespaceRefusal(input)) {
       // read, not cached: restores are rare, and the provisioner then needs no snapshot watch
       input.snapshot = await this.options.client.get<VolumeSnapshot>(
         VolumeSnapshots,
@@ -379,6 +389,16 @@ class Provisioner {
         (await this.options.client.get<V1Node & KubeObject>(Nodes, selected));
     }
     return input;
+  }
+
+  /** Read, not watched: the CRD may be installed after the controller started, or never. */
+  private async referenceGrants(namespace: string): Promise<ReferenceGrant[] | 'not-served'> {
+    try {
+      return (await this.options.client.list<ReferenceGrant>(ReferenceGrants, { namespace })).items;
+    } catch (error) {
+      if (isNotFound(error)) return 'not-served';
+      throw error;
+    }
   }
 
   private async releaseSnapshot(

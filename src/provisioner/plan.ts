@@ -25,6 +25,7 @@ import {
 import { grpcCodeOf } from '../snapshot/sidecar/plan.js';
 import { parseGoBool } from '../util/bool.js';
 import { formatBytes, parseQuantity } from './quantity.js';
+import { REFERENCE_GRANT_GROUP, isGranted, type ReferenceGrant } from './reference-grant.js';
 
 /** Set on a PVC by kube-controller-manager's PV binder: which provisioner should act. */
 export const ANN_STORAGE_PROVISIONER = 'volume.kubernetes.io/storage-provisioner';
@@ -99,6 +100,11 @@ export interface ProvisionerSettings {
    * (`snapshot.storage.kubernetes.io/allow-volume-mode-change`).
    */
   preventVolumeModeConversion: boolean;
+  /**
+   * `--feature-gates=CrossNamespaceVolumeDataSource=true`: provision from a `dataSourceRef`
+   * in another namespace when a ReferenceGrant there allows it (off: refuse any such PVC).
+   */
+  crossNamespaceVolumeDataSource: boolean;
 }
 
 export const DEFAULT_PROVISIONER_SETTINGS: Omit<ProvisionerSettings, 'driverName' | 'identity'> = {
@@ -107,6 +113,7 @@ export const DEFAULT_PROVISIONER_SETTINGS: Omit<ProvisionerSettings, 'driverName
   defaultFsType: '',
   extraCreateMetadata: false,
   preventVolumeModeConversion: true,
+  crossNamespaceVolumeDataSource: false,
 };
 
 /** What the driver can do, from GetPluginCapabilities / ControllerGetCapabilities. */
@@ -210,6 +217,11 @@ export interface ProvisionInput {
   snapshot?: VolumeSnapshot;
   /** Its bound content, undefined when it does not exist. */
   content?: VolumeSnapshotContent;
+  /**
+   * ReferenceGrants in the data source's namespace, read only for a cross-namespace
+   * `dataSourceRef` with the feature on; `not-served` when the API server has no such kind.
+   */
+  referenceGrants?: ReferenceGrant[] | 'not-served';
   /** The node the scheduler selected (WaitForFirstConsumer), when there is one. */
   selectedNode?: V1Node;
   /** CSINode objects, for the topology keys the driver registered per node. */
@@ -228,11 +240,74 @@ export function dataSourceOf(
   return { apiGroup: ref.apiGroup, kind: ref.kind, name: ref.name, namespace };
 }
 
+/** The namespace a PVC's `dataSourceRef` names explicitly, if it names one. */
+function dataSourceRefNamespace(pvc: V1PersistentVolumeClaim): string | undefined {
+  return (pvc.spec?.dataSourceRef as { namespace?: string } | undefined)?.namespace || undefined;
+}
+
+/**
+ * Why a PVC may not use the data source it names in another namespace (upstream
+ * csiProvisioner.dataSource): the CrossNamespaceVolumeDataSource gate is off, the ReferenceGrant
+ * API is not served, or no ReferenceGrant in the source's namespace allows it. Undefined when
+ * the source is in the PVC's namespace, or a grant allows it.
+ */
+export function crossNamespaceRefusal(
+  input: Pick<ProvisionInput, 'pvc' | 'settings' | 'referenceGrants'>,
+): ProvisionRefusal | undefined {
+  const { pvc, settings } = input;
+  const refNamespace = dataSourceRefNamespace(pvc);
+  if (!refNamespace) return undefined;
+  const ref = pvc.spec!.dataSourceRef!;
+  const namespace = pvc.metadata?.namespace ?? '';
+  if (!settings.crossNamespaceVolumeDataSource) {
+    return {
+      message:
+        `dataSourceRef namespace specified but the CrossNamespaceVolumeDataSource feature is ` +
+        `disabled: the snapback controller must run with ` +
+        `--feature-gates=CrossNamespaceVolumeDataSource=true (chart value ` +
+        `controller.crossNamespaceVolumeDataSource), or the PVC must name a data source in ` +
+        `its own namespace ${namespace}`,
+    };
+  }
+  if (refNamespace === namespace) return undefined;
+  const what = `${ref.kind} ${refNamespace}/${ref.name}`;
+  if (input.referenceGrants === 'not-served') {
+    return {
+      message:
+        `dataSourceRef names ${what} in another namespace, which needs a ReferenceGrant, but ` +
+        `the API server does not serve referencegrants.${REFERENCE_GRANT_GROUP}/v1beta1: ` +
+        `install the Gateway API ReferenceGrant CRD, then create a ReferenceGrant in namespace ` +
+        `${refNamespace}`,
+    };
+  }
+  const granted = isGranted(
+    {
+      fromNamespace: namespace,
+      namespace: refNamespace,
+      apiGroup: ref.apiGroup,
+      kind: ref.kind,
+      name: ref.name,
+    },
+    input.referenceGrants ?? [],
+  );
+  if (granted) return undefined;
+  return {
+    message:
+      `accessing ${refNamespace}/${ref.name} of ${ref.kind} dataSource from ` +
+      `${namespace}/${pvc.metadata?.name} isn't allowed: create a ReferenceGrant in namespace ` +
+      `${refNamespace} whose spec.from lists {group: "", kind: PersistentVolumeClaim, ` +
+      `namespace: ${namespace}} and whose spec.to lists {group: "${ref.apiGroup ?? ''}", ` +
+      `kind: ${ref.kind}, name: ${ref.name}} (or no name, for every ${ref.kind} there)`,
+  };
+}
+
 /** The CreateVolume call for a PVC, or why it cannot be made (upstream prepareProvision). */
 export function planProvision(input: ProvisionInput): ProvisionPlan | ProvisionRefusal {
   const { pvc, storageClass, settings, capabilities } = input;
   const source = dataSourceOf(pvc);
   if (source) {
+    const refused = crossNamespaceRefusal(input);
+    if (refused) return refused;
     if (!source.name) return { message: `the PVC source not found for PVC ${pvc.metadata?.name}` };
     if (source.kind === VOLUME_SNAPSHOT_KIND) {
       if (source.apiGroup !== SNAPSHOT_GROUP) {

@@ -21,6 +21,7 @@ import {
   buildPersistentVolume,
   checkCreatedVolume,
   createVolumeOutcome,
+  crossNamespaceRefusal,
   driverParameters,
   isRefusal,
   planProvision,
@@ -34,6 +35,7 @@ import {
   type ProvisionPlan,
   type ProvisionerSettings,
 } from '../../../src/provisioner/plan.js';
+import type { ReferenceGrant } from '../../../src/provisioner/reference-grant.js';
 
 const DRIVER = 'local.snapback.dev';
 const PVC_UID = 'a1b2c3d4-0000-1111-2222-333344445555';
@@ -718,6 +720,154 @@ describe('provisioner plan', function () {
       ).to.deep.equal(['kubernetes.io/pv-protection', FINALIZER_PV]);
       expect(pvFinalizers(pv('Bound', 'Retain'), DRIVER)).to.deep.equal([]);
       expect(pvFinalizers(pv('Bound', 'Delete'), DRIVER)).to.equal(undefined);
+    });
+  });
+
+  describe('a dataSourceRef in another namespace (CrossNamespaceVolumeDataSource)', function () {
+    const on = { ...settings, crossNamespaceVolumeDataSource: true };
+    const ref = (namespace: string, kind = 'VolumeSnapshot', apiGroup?: string) => ({
+      apiGroup: apiGroup ?? (kind === 'VolumeSnapshot' ? 'snapshot.storage.k8s.io' : undefined),
+      kind,
+      name: 'snap',
+      namespace,
+    });
+    const claimFrom = (dataSourceRef: ReturnType<typeof ref>) =>
+      pvc({ spec: { ...pvc().spec, dataSourceRef } });
+    const grant = (
+      namespace: string,
+      from: NonNullable<ReferenceGrant['spec']>['from'],
+      to: NonNullable<ReferenceGrant['spec']>['to'],
+    ): ReferenceGrant => ({
+      apiVersion: 'gateway.networking.k8s.io/v1beta1',
+      kind: 'ReferenceGrant',
+      metadata: { name: 'g', namespace },
+      spec: { from, to },
+    });
+    const pvcsOfNs = [{ group: '', kind: 'PersistentVolumeClaim', namespace: 'ns' }];
+    const snapshots = [{ group: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot' }];
+    const snapNamed = (name: string) => [{ ...snapshots[0]!, name }];
+
+    type Grants = ProvisionInput['referenceGrants'];
+    const table: Array<[string, Partial<ProvisionInput>, RegExp | undefined, Grants?]> = [
+      [
+        'gate off: refused, naming the gate and the flag',
+        { settings },
+        /CrossNamespaceVolumeDataSource feature is disabled: the snapback controller must run with --feature-gates=CrossNamespaceVolumeDataSource=true/,
+      ],
+      [
+        'gate on, no ReferenceGrant API',
+        { settings: on },
+        /does not serve referencegrants.gateway.networking.k8s.io\/v1beta1: install the Gateway API ReferenceGrant CRD/,
+        'not-served',
+      ],
+      [
+        'gate on, no grant',
+        { settings: on },
+        /accessing src\/snap of VolumeSnapshot dataSource from ns\/data isn't allowed: create a ReferenceGrant in namespace src/,
+        [],
+      ],
+      [
+        'a grant for every snapshot',
+        { settings: on },
+        undefined,
+        [grant('src', pvcsOfNs, snapshots)],
+      ],
+      [
+        'a grant for this snapshot',
+        { settings: on },
+        undefined,
+        [grant('src', pvcsOfNs, snapNamed('snap'))],
+      ],
+      [
+        'a grant for another snapshot',
+        { settings: on },
+        /isn't allowed/,
+        [grant('src', pvcsOfNs, snapNamed('other'))],
+      ],
+      [
+        'a grant from another namespace',
+        { settings: on },
+        /isn't allowed/,
+        [grant('src', [{ ...pvcsOfNs[0]!, namespace: 'elsewhere' }], snapshots)],
+      ],
+      [
+        'a grant from another kind',
+        { settings: on },
+        /isn't allowed/,
+        [grant('src', [{ ...pvcsOfNs[0]!, kind: 'Pod' }], snapshots)],
+      ],
+      [
+        'a grant to PVCs, not snapshots',
+        { settings: on },
+        /isn't allowed/,
+        [grant('src', pvcsOfNs, [{ group: '', kind: 'PersistentVolumeClaim' }])],
+      ],
+      [
+        'a grant kept in another namespace',
+        { settings: on },
+        /isn't allowed/,
+        [grant('ns', pvcsOfNs, snapshots)],
+      ],
+      [
+        'one refusing and one allowing grant',
+        { settings: on },
+        undefined,
+        [grant('src', pvcsOfNs, snapNamed('other')), grant('src', pvcsOfNs, snapshots)],
+      ],
+    ];
+    for (const [name, overrides, refused, grants] of table) {
+      it(`${name}: ${refused ? 'refuse' : 'restore'}`, function () {
+        const given = input({ pvc: claimFrom(ref('src')), referenceGrants: grants, ...overrides });
+        const refusal = crossNamespaceRefusal(given);
+        if (refused) {
+          expect(refusal?.message).to.match(refused);
+          expect(planProvision(given)).to.deep.equal(refusal);
+        } else {
+          expect(refusal).to.equal(undefined);
+        }
+      });
+    }
+
+    it('with a grant, restores from the snapshot in its own namespace and guards it there', function () {
+      const source = snapshot();
+      source.metadata.namespace = 'src';
+      const bound = content();
+      bound.spec.volumeSnapshotRef.namespace = 'src';
+      const plan = planProvision(
+        input({
+          pvc: claimFrom(ref('src')),
+          settings: on,
+          referenceGrants: [grant('src', pvcsOfNs, snapshots)],
+          snapshot: source,
+          content: bound,
+        }),
+      ) as ProvisionPlan;
+      expect(plan.call.snapshotId).to.equal('snap-1');
+      expect(plan.protectSnapshot).to.deep.equal({ namespace: 'src', name: 'snap' });
+    });
+
+    it('a clone from another namespace needs a grant to PVCs, then is refused as unsupported', function () {
+      const clone = claimFrom(ref('src', 'PersistentVolumeClaim'));
+      expect(
+        crossNamespaceRefusal(
+          input({ pvc: clone, settings: on, referenceGrants: [grant('src', pvcsOfNs, snapshots)] }),
+        )?.message,
+      ).to.match(/isn't allowed/);
+      const granted = input({
+        pvc: clone,
+        settings: on,
+        referenceGrants: [grant('src', pvcsOfNs, [{ group: '', kind: 'PersistentVolumeClaim' }])],
+      });
+      expect(crossNamespaceRefusal(granted)).to.equal(undefined);
+      expect((planProvision(granted) as { message: string }).message).to.match(
+        /cloning from PersistentVolumeClaim snap is not supported/,
+      );
+    });
+
+    it('a dataSourceRef in the PVC’s own namespace needs no grant when the gate is on', function () {
+      expect(crossNamespaceRefusal(input({ pvc: claimFrom(ref('ns')), settings: on }))).to.equal(
+        undefined,
+      );
     });
   });
 
