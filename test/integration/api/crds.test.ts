@@ -15,6 +15,8 @@ import {
   SNAPSHOT_GROUP,
   SNAPSHOT_VERSION,
   VERSION,
+  VOLUME_SNAPSHOT_CONTENT_KIND,
+  VOLUME_SNAPSHOT_CONTENT_PLURAL,
   VOLUME_SNAPSHOT_PLURAL,
 } from '../../../src/api/index.js';
 import type { ControlPlane } from '../../support/control-plane.js';
@@ -215,6 +217,45 @@ describe('api: CRDs on a real API server', function () {
     // Both verdicts must be well represented, or the inputs test nothing.
     expect(verdicts.accepted, JSON.stringify(verdicts)).to.be.at.least(20);
     expect(verdicts.rejected, JSON.stringify(verdicts)).to.be.at.least(20);
+  });
+
+  it('checks volumeSnapshotRef of a VolumeSnapshotContent through the escaped __namespace__', async function () {
+    const content = (ref: Record<string, string>) => ({
+      apiVersion: `${SNAPSHOT_GROUP}/${SNAPSHOT_VERSION}`,
+      kind: VOLUME_SNAPSHOT_CONTENT_KIND,
+      metadata: { name: `snapcontent-api-${process.pid}` },
+      spec: {
+        deletionPolicy: 'Retain',
+        driver: 'local.snapback.dev',
+        source: { snapshotHandle: 'snap-1' },
+        volumeSnapshotRef: ref,
+      },
+    });
+    const verdict = async (body: object): Promise<Verdict> => {
+      try {
+        await custom.createClusterCustomObject({
+          group: SNAPSHOT_GROUP,
+          version: SNAPSHOT_VERSION,
+          plural: VOLUME_SNAPSHOT_CONTENT_PLURAL,
+          body,
+          dryRun: 'All',
+          fieldValidation: 'Strict',
+        });
+        return { accepted: true, message: '' };
+      } catch (error) {
+        if ((error as { code?: number }).code !== 422) throw error;
+        return { accepted: false, message: statusMessage(error) };
+      }
+    };
+    expect(await verdict(content({ name: 'snap', namespace }))).to.deep.equal({
+      accepted: true,
+      message: '',
+    });
+    const withoutNamespace = await verdict(content({ name: 'snap' }));
+    expect(withoutNamespace.accepted).to.equal(false);
+    expect(withoutNamespace.message).to.contain(
+      'both spec.volumeSnapshotRef.name and spec.volumeSnapshotRef.namespace must be set',
+    );
   });
 
   it('applies the schema defaults on the server', async function () {

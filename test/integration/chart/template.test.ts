@@ -9,6 +9,7 @@ import {
   templateArgs,
   type KubeManifest,
 } from './helm.js';
+import { kubeVersion } from '../../support/tools.js';
 
 interface Container {
   name: string;
@@ -789,6 +790,20 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
       expect(own.image).to.equal('ghcr.io/snapback-dev/snapback:1.2.3');
       expect(own.imagePullPolicy).to.equal('IfNotPresent');
       expect(own.args?.[0]).to.equal('registrar');
+    });
+
+    it('claims Kubernetes 1.29 or later: CEL rules GA, and its quantity library in new CRDs', async function () {
+      const on = async (version: string) =>
+        helm(['template', 'snapback', chartDir, '--kube-version', version]);
+      for (const refused of ['v1.25.16', 'v1.28.15']) {
+        const result = await on(refused);
+        expect(result.code, `rendered for ${refused}`).not.to.equal(0);
+        expect(result.stderr).to.contain('chart requires kubeVersion: >=1.29.0-0');
+      }
+      for (const accepted of ['v1.29.0', kubeVersion()]) {
+        const result = await on(accepted);
+        expect(result.code, `${accepted}: ${result.stderr}`).to.equal(0);
+      }
     });
 
     it('drops the PodDisruptionBudget for a single replica', async function () {

@@ -304,8 +304,9 @@ describe('api: CRDs under crds/', function () {
       expect(rulesAt(vs, 'spec.volumeSnapshotClassName')).to.deep.equal(['size(self) > 0']);
       expect(rulesAt(vsc, 'spec.source')).to.have.length(3);
       expect(rulesAt(vsc, 'spec.sourceVolumeMode')).to.deep.equal(['self == oldSelf']);
+      // upstream's spelling: namespace is a CEL reserved word, escaped as __namespace__
       expect(rulesAt(vsc, 'spec.volumeSnapshotRef')).to.deep.equal([
-        'has(self.name) && has(self.namespace)',
+        'has(self.name) && has(self.__namespace__)',
       ]);
       expect(nodeAt(vsc, 'status.restoreSize').minimum).to.equal(0);
     });
