@@ -2,7 +2,7 @@
 /**
  * The snapback binary: one process image, several roles chosen by subcommand.
  */
-import { packageVersion } from '../util/package.js';
+import { nodeVersionProblem, packageVersion } from '../util/package.js';
 
 interface Command {
   summary: string;
@@ -58,6 +58,13 @@ const command = commands[name];
 if (!command) {
   console.error(`snapback: unknown command "${name}"\n${usage()}`);
   process.exit(2);
+}
+// @kubernetes/client-node 2.x needs undici 8, which needs Node 22.19: on an older Node it would
+// crash inside undici with a TypeError that names neither
+const tooOld = nodeVersionProblem(process.versions.node);
+if (tooOld && name !== 'version') {
+  console.error(`snapback: ${tooOld}`);
+  process.exit(1);
 }
 try {
   const code = await command.run(rest);

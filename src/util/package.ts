@@ -14,3 +14,14 @@ export function packageVersion(): string {
   };
   return pkg.version;
 }
+
+/** The oldest Node that runs snapback: @kubernetes/client-node 2.x needs undici 8, which needs it. */
+export const MINIMUM_NODE = '22.19.0';
+
+/** Why a Node version cannot run snapback, in one line; undefined when it can. */
+export function nodeVersionProblem(version: string): string | undefined {
+  const [major = 0, minor = 0] = version.replace(/^v/, '').split('.').map(Number);
+  const [wantMajor = 0, wantMinor = 0] = MINIMUM_NODE.split('.').map(Number);
+  if (major > wantMajor || (major === wantMajor && minor >= wantMinor)) return undefined;
+  return `Node ${version} is too old: snapback needs Node ${MINIMUM_NODE} or newer (Node 24 LTS recommended)`;
+}
