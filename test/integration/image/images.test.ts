@@ -52,7 +52,10 @@ function inChroot(root: string, args: string[], user?: string) {
     encoding: 'utf8',
     // Node hands NODE_V8_COVERAGE to every child unless the child's env names it: under c8 the
     // image's node would then try to write coverage to a directory that is not in the image.
-    env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', NODE_V8_COVERAGE: '' },
+    env: {
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      NODE_V8_COVERAGE: '',
+    },
   });
   const output = `${result.stdout}${result.stderr}`;
   expect(result.status, `chroot ${args.join(' ')}: ${output}`).to.equal(0);
