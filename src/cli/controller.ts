@@ -26,6 +26,7 @@ import {
   type ManagerExit,
   type ManagerLeaderElection,
   type ResourceType,
+  type Runnable,
 } from '../kube/index.js';
 import { startHealthServer, type HealthServer } from '../observability/health.js';
 import { createLogger, errorMessage, type Logger } from '../observability/logger.js';
@@ -37,6 +38,12 @@ import { DEFAULT_PROVISIONER_SETTINGS, type DriverCapabilities } from '../provis
 import { parseFeatureGates, type FeatureGates } from '../provisioner/feature-gates.js';
 import { createSidecar } from '../snapshot/sidecar/controller.js';
 import { DEFAULT_SIDECAR_SETTINGS } from '../snapshot/sidecar/plan.js';
+import { Gauge } from 'prom-client';
+import {
+  DeferToUpstream,
+  upstreamLeaseNames,
+  type CoexistenceStatus,
+} from '../kube/coexistence.js';
 import { parseGoBool } from '../util/bool.js';
 import { parseDuration } from '../util/duration.js';
 import { parseFlags } from './driver.js';
@@ -75,6 +82,12 @@ export interface StackOptions {
   volumeNameUuidLength: number;
   /** Snapshot controller and provisioner `--prevent-volume-mode-conversion`. */
   preventVolumeModeConversion: boolean;
+  /** Keep each embedded part idle while its upstream counterpart holds its Lease. */
+  deferToUpstream: boolean;
+  /** Where upstream's Leases are looked for; every namespace when absent. */
+  upstreamLeaseNamespaces?: string[];
+  /** How often upstream's Leases are checked again. */
+  upstreamCheckPeriodMs: number;
   /** `--feature-gates`: the provisioner's gates (CrossNamespaceVolumeDataSource). */
   featureGates?: FeatureGates;
   retryIntervalStartMs: number;
@@ -90,6 +103,10 @@ export interface StackOptions {
 export interface Stack {
   /** Resolves when the stack ends: `stopped` after stop(), `lost` when leadership was lost. */
   readonly exit: Promise<ManagerExit>;
+  /** Where /healthz, /readyz and /metrics are served, with --http-endpoint. */
+  readonly healthUrl?: string;
+  /** Whether each embedded part acts or defers to its upstream counterpart. */
+  coexistence(): CoexistenceStatus[];
   stop(): Promise<void>;
 }
 
@@ -220,19 +237,57 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       logger,
     });
   }
+  const deferred: DeferToUpstream[] = [];
+  const deferredGauge = new Gauge({
+    name: 'snapback_embedded_part_deferred',
+    help: '1 while an embedded part does not act because its upstream counterpart holds its Lease',
+    labelNames: ['part', 'upstream'] as const,
+    registers: [metrics.registry],
+  });
+  /** The part as is, or (by default) idle while upstream's `upstream` holds `leaseName`. */
+  const unlessUpstream = (
+    part: string,
+    upstream: string,
+    leaseName: string,
+    create: () => Runnable,
+  ): Runnable => {
+    if (!options.deferToUpstream) return create();
+    deferredGauge.set({ part, upstream }, 0);
+    const gate = new DeferToUpstream({
+      part,
+      upstream,
+      leaseName,
+      namespaces: options.upstreamLeaseNamespaces,
+      client: manager.client,
+      create,
+      periodMs: options.upstreamCheckPeriodMs,
+      onStatus: (status) =>
+        deferredGauge.set({ part, upstream }, status.state === 'deferring' ? 1 : 0),
+      logger,
+    });
+    deferred.push(gate);
+    return gate;
+  };
+
   if (parts.snapshotController) {
     const writer = clientFor('snapback-snapshot-controller');
     manager.add(
-      createSnapshotController({
-        client: writer,
-        informers: manager.informers,
-        recorder: recorder('snapshot-controller', writer),
-        settings: { preventVolumeModeConversion: options.preventVolumeModeConversion },
-        workers: options.workers,
-        retryIntervalStartMs: options.retryIntervalStartMs,
-        retryIntervalMaxMs: options.retryIntervalMaxMs,
-        logger,
-      }),
+      unlessUpstream(
+        'snapshot-controller',
+        'snapshot-controller',
+        upstreamLeaseNames.snapshotController(),
+        () =>
+          createSnapshotController({
+            client: writer,
+            informers: manager.informers,
+            recorder: recorder('snapshot-controller', writer),
+            settings: { preventVolumeModeConversion: options.preventVolumeModeConversion },
+            workers: options.workers,
+            retryIntervalStartMs: options.retryIntervalStartMs,
+            retryIntervalMaxMs: options.retryIntervalMaxMs,
+            logger,
+          }),
+      ),
     );
   }
 
@@ -260,53 +315,65 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
       const writer = clientFor('snapback-csi-snapshotter');
       manager.add(
-        createSidecar({
-          client: writer,
-          informers: manager.informers,
-          csi: controllerService,
-          listSnapshots: driver.listSnapshots,
-          events: recorder(`csi-snapshotter ${driver.name}`, writer),
-          settings: {
-            ...DEFAULT_SIDECAR_SETTINGS,
-            driverName: driver.name,
-            snapshotNamePrefix: options.snapshotNamePrefix,
-            snapshotNameUuidLength: options.snapshotNameUuidLength,
-            extraCreateMetadata: options.extraCreateMetadata,
-          },
-          timeoutMs: options.snapshotterTimeoutMs,
-          workers: options.workers,
-          retryIntervalStartMs: options.retryIntervalStartMs,
-          retryIntervalMaxMs: options.retryIntervalMaxMs,
-          logger,
-        }),
+        unlessUpstream(
+          'csi-snapshotter',
+          'csi-snapshotter',
+          upstreamLeaseNames.snapshotter(driver.name),
+          () =>
+            createSidecar({
+              client: writer,
+              informers: manager.informers,
+              csi: controllerService,
+              listSnapshots: driver.listSnapshots,
+              events: recorder(`csi-snapshotter ${driver.name}`, writer),
+              settings: {
+                ...DEFAULT_SIDECAR_SETTINGS,
+                driverName: driver.name,
+                snapshotNamePrefix: options.snapshotNamePrefix,
+                snapshotNameUuidLength: options.snapshotNameUuidLength,
+                extraCreateMetadata: options.extraCreateMetadata,
+              },
+              timeoutMs: options.snapshotterTimeoutMs,
+              workers: options.workers,
+              retryIntervalStartMs: options.retryIntervalStartMs,
+              retryIntervalMaxMs: options.retryIntervalMaxMs,
+              logger,
+            }),
+        ),
       );
     }
     if (parts.provisioner) {
       const writer = clientFor('snapback-csi-provisioner');
       manager.add(
-        createProvisioner({
-          client: writer,
-          informers: manager.informers,
-          csi: controllerService,
-          capabilities: driver.capabilities,
-          events: recorder('external-provisioner', writer),
-          settings: {
-            ...DEFAULT_PROVISIONER_SETTINGS,
-            driverName: driver.name,
-            identity: `${Date.now()}-${Math.floor(Math.random() * 10_000)}-${driver.name}`,
-            volumeNamePrefix: options.volumeNamePrefix,
-            volumeNameUuidLength: options.volumeNameUuidLength,
-            extraCreateMetadata: options.extraCreateMetadata,
-            preventVolumeModeConversion: options.preventVolumeModeConversion,
-            crossNamespaceVolumeDataSource:
-              options.featureGates?.CrossNamespaceVolumeDataSource ?? false,
-          },
-          timeoutMs: options.provisionerTimeoutMs,
-          workers: options.workers,
-          retryIntervalStartMs: options.retryIntervalStartMs,
-          retryIntervalMaxMs: options.retryIntervalMaxMs,
-          logger,
-        }),
+        unlessUpstream(
+          'csi-provisioner',
+          'external-provisioner',
+          upstreamLeaseNames.provisioner(driver.name),
+          () =>
+            createProvisioner({
+              client: writer,
+              informers: manager.informers,
+              csi: controllerService,
+              capabilities: driver.capabilities,
+              events: recorder('external-provisioner', writer),
+              settings: {
+                ...DEFAULT_PROVISIONER_SETTINGS,
+                driverName: driver.name,
+                identity: `${Date.now()}-${Math.floor(Math.random() * 10_000)}-${driver.name}`,
+                volumeNamePrefix: options.volumeNamePrefix,
+                volumeNameUuidLength: options.volumeNameUuidLength,
+                extraCreateMetadata: options.extraCreateMetadata,
+                preventVolumeModeConversion: options.preventVolumeModeConversion,
+                crossNamespaceVolumeDataSource:
+                  options.featureGates?.CrossNamespaceVolumeDataSource ?? false,
+              },
+              timeoutMs: options.provisionerTimeoutMs,
+              workers: options.workers,
+              retryIntervalStartMs: options.retryIntervalStartMs,
+              retryIntervalMaxMs: options.retryIntervalMaxMs,
+              logger,
+            }),
+        ),
       );
     }
   }
@@ -316,6 +383,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     health = await startHealthServer({
       address: options.httpEndpoint,
       registry: metrics.registry,
+      // always ready (a deferring part is a healthy standby); the line says what it does
+      readiness: deferred.map((gate) => ({
+        name: `upstream-${gate.name}`,
+        check: () => ({ ready: true, message: gate.status.message }),
+      })),
       logger,
     });
     logger.info('serving health checks', { url: health.url });
@@ -325,6 +397,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   let stopping: Promise<void> | undefined;
   return {
     exit,
+    healthUrl: health?.url,
+    coexistence: () => deferred.map((gate) => gate.status),
     stop() {
       stopping ??= (async () => {
         await manager.stop();
@@ -365,6 +439,11 @@ const flagHelp: Record<string, string> = {
   'volume-name-prefix': 'PV and CreateVolume names are <prefix>-<PVC UID> (default pvc)',
   'volume-name-uuid-length':
     'cut that UID, dashes removed, to this many characters (1-32); -1 keeps it (default -1)',
+  'defer-to-upstream':
+    "keep each embedded part idle while upstream's counterpart holds its Lease (default true)",
+  'upstream-lease-namespaces':
+    "comma-separated namespaces where upstream's Leases are looked for (default: all)",
+  'upstream-check-period': "how often upstream's Leases are checked again (default 30s)",
   'prevent-volume-mode-conversion':
     'refuse restores into another volumeMode unless the content allows it (default true)',
   'feature-gates':
@@ -417,6 +496,27 @@ function parseUuidLength(flags: Record<string, string>, name: string): number {
     );
   }
   return length;
+}
+
+/** A DNS-1123 label, as a namespace name must be. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** A comma-separated list of namespaces; absent means every namespace. */
+function parseNamespaces(flags: Record<string, string>, name: string): string[] | undefined {
+  const value = flags[name];
+  if (value === undefined) return undefined;
+  const namespaces = value
+    .split(',')
+    .map((ns) => ns.trim())
+    .filter((ns) => ns !== '');
+  const bad = namespaces.filter((ns) => !DNS_LABEL.test(ns) || ns.length > 63);
+  if (namespaces.length === 0 || bad.length > 0) {
+    throw new Error(
+      `--${name} takes comma-separated namespace names (got "${value}"` +
+        `${bad.length > 0 ? `; not a namespace: ${bad.join(', ')}` : ''}); omit it to look in every namespace`,
+    );
+  }
+  return namespaces;
 }
 
 /** A DNS-1123 subdomain, as the name of a PersistentVolume must be. */
@@ -513,6 +613,9 @@ export function stackOptions(
     volumeNamePrefix: parseNamePrefix(flags, 'volume-name-prefix', 'pvc', 'PersistentVolume'),
     volumeNameUuidLength: parseUuidLength(flags, 'volume-name-uuid-length'),
     preventVolumeModeConversion: parseBoolean(flags, 'prevent-volume-mode-conversion', true),
+    deferToUpstream: parseBoolean(flags, 'defer-to-upstream', true),
+    upstreamLeaseNamespaces: parseNamespaces(flags, 'upstream-lease-namespaces'),
+    upstreamCheckPeriodMs: deadline('upstream-check-period', '30s'),
     featureGates: parseFeatureGates(flags['feature-gates']),
     retryIntervalStartMs: duration('retry-interval-start', '1s'),
     retryIntervalMaxMs: duration('retry-interval-max', '5m'),
