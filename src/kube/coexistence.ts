@@ -159,8 +159,10 @@ export class DeferToUpstream implements Runnable {
 
   async stop(): Promise<void> {
     this.stopping.abort();
+    // the part stops now (its queue at once), not after a Lease check in flight
+    const stopping = this.stopPart();
     await this.loop;
-    await this.stopPart();
+    await Promise.all([stopping, this.stopPart()]);
   }
 
   private where(): string {

@@ -1,4 +1,5 @@
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { expect } from 'chai';
@@ -17,6 +18,7 @@ import {
   sharedControlPlane,
 } from '../../support/cluster.js';
 import { waitFor } from '../../support/processes.js';
+import { startUpstream, type Started } from '../stack/support.js';
 
 const TIMEOUT = 60_000;
 
@@ -41,6 +43,23 @@ async function installSnapshotCrds(controlPlane: ControlPlane): Promise<void> {
   ]);
 }
 
+/** A winston JSON logger whose lines land in `lines`. */
+function capturingLogger(lines: Array<Record<string, unknown>>): winston.Logger {
+  return winston.createLogger({
+    format: winston.format.json(),
+    transports: [
+      new winston.transports.Stream({
+        stream: new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+            done();
+          },
+        }),
+      }),
+    ],
+  });
+}
+
 /** metav1.MicroTime, as client-go writes it. */
 const microTime = (ms: number) => new Date(ms).toISOString().replace(/Z$/, '000Z');
 
@@ -50,6 +69,8 @@ describe('co-existing with upstream snapshot-controller (real control plane)', f
   let client: HttpKubeClient;
   let namespace: string;
   let stack: Stack | undefined;
+  let upstream: Started | undefined;
+  let dir: string | undefined;
   const logLines: Array<Record<string, unknown>> = [];
 
   before(async function () {
@@ -60,8 +81,15 @@ describe('co-existing with upstream snapshot-controller (real control plane)', f
     namespace = await createTestNamespace(kc, 'coexist');
   });
 
-  after(async function () {
+  afterEach(async function () {
     await stack?.stop();
+    stack = undefined;
+    await upstream?.stop();
+    upstream = undefined;
+  });
+
+  after(async function () {
+    if (dir) rmSync(dir, { recursive: true, force: true });
     if (!client || !namespace) return;
     for (const snapshot of (await client.list<VolumeSnapshot>(VolumeSnapshots, { namespace }))
       .items) {
@@ -103,19 +131,7 @@ describe('co-existing with upstream snapshot-controller (real control plane)', f
       namespace,
     ))!;
 
-    const logger = winston.createLogger({
-      format: winston.format.json(),
-      transports: [
-        new winston.transports.Stream({
-          stream: new Writable({
-            write(chunk: Buffer, _encoding, done) {
-              logLines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-              done();
-            },
-          }),
-        }),
-      ],
-    });
+    const logger = capturingLogger(logLines);
     const options = stackOptions(
       {
         kubeconfig: controlPlane.kubeconfig,
@@ -197,5 +213,69 @@ describe('co-existing with upstream snapshot-controller (real control plane)', f
     expect(after).to.match(
       /snapback_embedded_part_deferred\{part="snapshot-controller",upstream="snapshot-controller"\} 0/,
     );
+  });
+
+  it("defers to a real upstream snapshot-controller's Lease, and acts once it is gone", async function () {
+    this.timeout(3 * TIMEOUT);
+    dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-coexist-'));
+    const leaseNamespace = await createTestNamespace(kc, 'upstream');
+    try {
+      upstream = startUpstream(
+        'SNAPSHOT_CONTROLLER',
+        [
+          `--kubeconfig=${controlPlane.kubeconfig}`,
+          '--leader-election',
+          `--leader-election-namespace=${leaseNamespace}`,
+        ],
+        path.join(dir, 'snapshot-controller.log'),
+      );
+      const upstreamLease = () =>
+        client.get<Lease>(Leases, 'snapshot-controller-leader', leaseNamespace);
+      await waitFor(
+        async () => !!(await upstreamLease())?.spec?.holderIdentity,
+        TIMEOUT,
+        `upstream snapshot-controller to hold Lease ${leaseNamespace}/snapshot-controller-leader`,
+        () => upstream!.log().slice(-2000),
+      );
+      const lines: Array<Record<string, unknown>> = [];
+      stack = await startStack(
+        stackOptions(
+          {
+            kubeconfig: controlPlane.kubeconfig,
+            policy: 'false',
+            'csi-snapshotter': 'false',
+            'csi-provisioner': 'false',
+            'leader-election': 'false',
+            'upstream-lease-namespaces': leaseNamespace,
+            'upstream-check-period': '500ms',
+          },
+          {},
+          capturingLogger(lines),
+        ),
+      );
+      const status = () => stack!.coexistence()[0]!;
+      await waitFor(
+        () => status().state === 'deferring',
+        TIMEOUT,
+        'the snapshot controller to defer to the upstream one',
+        () => JSON.stringify(status()),
+      );
+      const holder = (await upstreamLease())!.spec!.holderIdentity!;
+      expect(status().message).to.contain(
+        `Lease ${leaseNamespace}/snapshot-controller-leader is held by "${holder}"`,
+      );
+
+      // upstream stops (it releases the Lease, or the Lease runs out): ours acts then
+      await upstream.stop();
+      upstream = undefined;
+      await waitFor(
+        () => status().state === 'acting',
+        TIMEOUT,
+        'the snapshot controller to act after the upstream Lease expired',
+        () => JSON.stringify(status()),
+      );
+    } finally {
+      await deleteTestNamespace(kc, leaseNamespace);
+    }
   });
 });
