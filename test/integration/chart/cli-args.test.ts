@@ -55,6 +55,10 @@ describe('Helm chart charts/snapback: arguments the snapback command accepts', f
     ['default values (local backend)', []],
     ['ACK values (alicloud backend)', ['-f', alicloudValues]],
     ['backend none', ['--set', 'driver.backend=none']],
+    [
+      'cross-namespace data sources on',
+      ['--set', 'controller.crossNamespaceVolumeDataSource=true'],
+    ],
   ] as const) {
     it(`parses every controller, driver and registrar command line of the ${label}`, async function () {
       const containers = snapbackContainers(await renderChart([...args]));

@@ -292,6 +292,12 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
       expect(verbsOn(role, '', 'persistentvolumeclaims')).not.to.include('delete');
       expect(verbsOn(role, '', 'events')).to.deep.equal(['create', 'patch']);
       expect(verbsOn(role, 'storage.k8s.io', 'csinodes')).to.deep.equal(['get', 'list', 'watch']);
+      // CrossNamespaceVolumeDataSource is off: no ReferenceGrant access, no gate flag
+      expect(verbsOn(role, 'gateway.networking.k8s.io', 'referencegrants')).to.deep.equal([]);
+      expect(
+        container(podSpec(findOne(manifests, 'Deployment', 'snapback-controller')), 'controller')
+          .args,
+      ).not.to.include('--feature-gates=CrossNamespaceVolumeDataSource=true');
       for (const forbidden of ['secrets', 'pods', 'configmaps', 'leases', '*']) {
         expect(
           rulesOf(role).filter((r) => r.resources.includes(forbidden)),
@@ -707,6 +713,37 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
       );
     });
 
+    it('with crossNamespaceVolumeDataSource, turns the gate on and lets the provisioner list ReferenceGrants', async function () {
+      const manifests = await renderChart([
+        '--set',
+        'controller.crossNamespaceVolumeDataSource=true',
+      ]);
+      const role = findOne(manifests, 'ClusterRole', 'snapback-controller');
+      expect(verbsOn(role, 'gateway.networking.k8s.io', 'referencegrants')).to.deep.equal(['list']);
+      expect(
+        container(podSpec(findOne(manifests, 'Deployment', 'snapback-controller')), 'controller')
+          .args,
+      ).to.include('--feature-gates=CrossNamespaceVolumeDataSource=true');
+
+      // without the embedded provisioner there is nothing to turn on
+      const off = await renderChart([
+        '--set',
+        'controller.crossNamespaceVolumeDataSource=true',
+        '--set',
+        'controller.provisioner=false',
+      ]);
+      expect(
+        verbsOn(
+          findOne(off, 'ClusterRole', 'snapback-controller'),
+          'gateway.networking.k8s.io',
+          'referencegrants',
+        ),
+      ).to.deep.equal([]);
+      expect(
+        container(podSpec(findOne(off, 'Deployment', 'snapback-controller')), 'controller').args,
+      ).not.to.include('--feature-gates=CrossNamespaceVolumeDataSource=true');
+    });
+
     it('grants snapshotter Secrets by name, one Role per namespace', async function () {
       const manifests = await renderChart([
         '--set',
@@ -861,6 +898,11 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         what: 'a relative local root',
         args: ['--set', 'driver.local.root=var/lib/x'],
         message: [/driver\/local\/root|driver\.local\.root/],
+      },
+      {
+        what: 'a non-boolean crossNamespaceVolumeDataSource',
+        args: ['--set-string', 'controller.crossNamespaceVolumeDataSource=yes'],
+        message: [/crossNamespaceVolumeDataSource/, /boolean/],
       },
       {
         what: 'a Secret grant without names',

@@ -4,9 +4,11 @@
  * embedded provisioner run in this process against the real control plane, driving that socket
  * through the real gRPC client.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
 import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import { connectCsi, type CsiClient } from '../../../src/csi/client.js';
 import { toGrpcHandlers } from '../../../src/csi/handlers.js';
@@ -17,8 +19,10 @@ import type { CreateVolumeRequest__Output } from '../../../src/gen/csi/csi/v1/Cr
 import type { CreateVolumeResponse } from '../../../src/gen/csi/csi/v1/CreateVolumeResponse.js';
 import type { IdentityHandlers } from '../../../src/gen/csi/csi/v1/Identity.js';
 import {
+  HttpKubeClient,
   KubeEventRecorder,
   Manager,
+  StorageClasses,
   type KubeClient,
   type KubeObject,
 } from '../../../src/kube/index.js';
@@ -27,7 +31,8 @@ import {
   DEFAULT_PROVISIONER_SETTINGS,
   type DriverCapabilities,
 } from '../../../src/provisioner/plan.js';
-import { sleep } from '../../support/processes.js';
+import type { ControlPlane } from '../../support/control-plane.js';
+import { isAlive, sleep, startProcess, stopProcess, waitFor } from '../../support/processes.js';
 import { tool } from '../../support/tools.js';
 
 /**
@@ -93,6 +98,7 @@ export class TestDriver {
         volume_id: id,
         capacity_bytes: request.capacity_range?.required_bytes ?? '0',
         volume_context: {},
+        content_source: request.volume_content_source ?? undefined,
       },
     };
   }
@@ -113,6 +119,7 @@ export function runProvisioner(options: {
   driver: TestDriver;
   timeoutMs: number;
   capabilities?: Partial<DriverCapabilities>;
+  crossNamespaceVolumeDataSource?: boolean;
 }): RunningProvisioner {
   const csi: CsiClient = connectCsi(`unix://${options.driver.socket}`, {
     protoPath: tool('CSI_PROTO'),
@@ -139,6 +146,7 @@ export function runProvisioner(options: {
         ...DEFAULT_PROVISIONER_SETTINGS,
         driverName: options.driver.name,
         identity: `test-${options.driver.name}`,
+        crossNamespaceVolumeDataSource: options.crossNamespaceVolumeDataSource ?? false,
       },
       timeoutMs: options.timeoutMs,
       workers: 2,
@@ -187,4 +195,91 @@ export function claimOf(
       ...spec,
     },
   } as unknown as V1PersistentVolumeClaim & KubeObject;
+}
+
+export interface GatedApiServer {
+  kubeConfig: k8s.KubeConfig;
+  stop(): Promise<void>;
+}
+
+/**
+ * A second kube-apiserver of the same control plane (same etcd, tokens and service-account
+ * key) with extra feature gates. The shared control plane runs with the defaults, under which
+ * the API server drops fields of alpha features from what it stores, such as
+ * `spec.dataSourceRef.namespace` (CrossNamespaceVolumeDataSource).
+ */
+export async function startGatedApiServer(
+  controlPlane: ControlPlane,
+  featureGates: string,
+): Promise<GatedApiServer> {
+  const [binary, ...args] = readFileSync(
+    `/proc/${controlPlane.state.pids.apiserver}/cmdline`,
+    'utf8',
+  )
+    .split('\0')
+    .filter((arg) => arg !== '');
+  if (!binary?.endsWith('kube-apiserver')) {
+    throw new Error(
+      `PID ${controlPlane.state.pids.apiserver} is not the control plane's kube-apiserver`,
+    );
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-gated-apiserver-'));
+  const port = await freePort();
+  const replaced: Record<string, string> = {
+    '--secure-port': String(port),
+    '--cert-dir': path.join(dir, 'certs'),
+  };
+  const gatedArgs = args.map((arg, i) => replaced[args[i - 1] ?? ''] ?? arg);
+  gatedArgs.push(
+    `--feature-gates=${featureGates}`,
+    // the shared API server keeps the kubernetes Service's endpoints; this one leaves them
+    '--endpoint-reconciler-type=none',
+  );
+  const logFile = path.join(dir, 'kube-apiserver.log');
+  const child = startProcess(binary, gatedArgs, { logFile, owned: true });
+  const kubeConfig = new k8s.KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: 'gated', server: `https://127.0.0.1:${port}`, skipTLSVerify: true }],
+    users: [{ name: 'admin', token: controlPlane.state.token }],
+    contexts: [{ name: 'gated', cluster: 'gated', user: 'admin' }],
+    currentContext: 'gated',
+  });
+  const stop = async () => {
+    await stopProcess(child.pid!, 10_000);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const probe = new HttpKubeClient(kubeConfig);
+  try {
+    await waitFor(
+      async () => {
+        if (!isAlive(child.pid!)) throw new Error('the gated kube-apiserver exited');
+        return probe.list(StorageClasses).then(
+          () => true,
+          () => false,
+        );
+      },
+      120_000,
+      'the gated kube-apiserver to serve',
+      () => (existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : ''),
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { kubeConfig, stop };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
+    });
+  });
 }
