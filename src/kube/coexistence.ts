@@ -196,6 +196,8 @@ export class DeferToUpstream implements Runnable {
         );
         this.report('unchecked', `acting; cannot read Leases ${this.where()}: forbidden`);
         await this.startPart(lost);
+        // permissions change rarely: look again after a whole period, not sooner
+        return this.periodMs;
       } else {
         // a transient failure changes nothing: keep acting, or keep waiting, and look again soon
         this.warnOnce(`could not check for a held ${upstream} Lease ${this.where()}`, error);
