@@ -302,7 +302,8 @@ class Provisioner {
     for (const entry of abandonedProvisionings(this.inFlight.values(), key, pvc)) {
       const name = entry.request.name ?? '';
       const log = this.logger.child({ ...splitKey(key), uid: entry.uid, volume: name });
-      if (this.pvs.get(name)) {
+      // read, not cached: a PV just created for this volume must not be missed
+      if (await this.options.client.get(PersistentVolumes, name)) {
         // a PV records the volume: its reclaim policy decides, as for any released PV
         this.inFlight.delete(entry.uid);
         continue;
