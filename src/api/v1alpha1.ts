@@ -434,6 +434,77 @@ export const RetentionSchema = withRules(
 );
 export type Retention = z.infer<typeof RetentionSchema>;
 
+/** What a failing hook does to the run: Fail skips it (no snapshot), Continue takes it anyway. */
+export const HOOK_ON_ERROR = ['Fail', 'Continue'] as const;
+export type HookOnError = (typeof HOOK_ON_ERROR)[number];
+export const HOOK_PHASES = ['pre', 'post'] as const;
+export type HookPhase = (typeof HOOK_PHASES)[number];
+export const DEFAULT_HOOK_TIMEOUT_SECONDS = 30;
+/** Hooks per phase; each runs in every pod that mounts a snapshotted PVC. */
+export const MAX_HOOKS_PER_PHASE = 8;
+/** status.lastHooks keeps at most this many results (those of the last run). */
+export const MAX_STATUS_HOOK_RESULTS = 50;
+
+export const HookSchema = z
+  .strictObject({
+    container: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(
+        /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+        'container must be a container name (a DNS-1123 label)',
+      )
+      .describe('The container of the pod to run the command in.'),
+    command: z
+      .array(z.string().max(4096))
+      .min(1)
+      .max(64)
+      .describe(
+        'The command and its arguments, run without a shell (use ["sh", "-c", "..."] for one), as kubectl exec runs it.',
+      ),
+    timeoutSeconds: z
+      .int()
+      .min(1)
+      .max(3600)
+      .default(DEFAULT_HOOK_TIMEOUT_SECONDS)
+      .describe(
+        `How long the command may run, in seconds; default ${DEFAULT_HOOK_TIMEOUT_SECONDS}. Past it the hook counts as failed (the command itself is not killed: the exec session is closed).`,
+      ),
+    onError: z
+      .enum(HOOK_ON_ERROR)
+      .default('Fail')
+      .describe(
+        'What a failure (a non-zero exit code, a timeout, a missing container, an exec error) does: Fail (the default) skips the run of a pre hook, so no snapshot is taken, and reports the policy Degraded with reason HookFailed; Continue records the failure in status.lastHooks and goes on.',
+      ),
+  })
+  .describe(
+    'A command run through the pods/exec API in each running pod that mounts a PVC the run snapshots.',
+  );
+export type Hook = z.infer<typeof HookSchema>;
+
+export const HooksSchema = z
+  .strictObject({
+    pre: z
+      .array(HookSchema)
+      .max(MAX_HOOKS_PER_PHASE)
+      .optional()
+      .describe(
+        'Run, in order, before any snapshot of the run is created, for example to flush an application to disk. After a restart of the controller in the middle of a run they run again before any snapshot still to be created.',
+      ),
+    post: z
+      .array(HookSchema)
+      .max(MAX_HOOKS_PER_PHASE)
+      .optional()
+      .describe(
+        'Run, in order, once every snapshot of the run is cut (has a creation time, ready or not) or failed, and also when a pre hook made the run skip; for example to resume writes.',
+      ),
+  })
+  .describe(
+    'Commands run in the pods that mount the snapshotted PVCs around each run. The installation must allow them (the chart value hooks.enabled); otherwise the policy reports Ready=False with reason HooksDisabled and takes no snapshot.',
+  );
+export type Hooks = z.infer<typeof HooksSchema>;
+
 export const BackupPolicySpecSchema = withRules(
   z.strictObject({
     selector: LabelSelectorSchema.optional(),
@@ -490,6 +561,7 @@ export const BackupPolicySpecSchema = withRules(
       ),
     snapshotClass: SnapshotClassRefSchema.optional(),
     retention: RetentionSchema.optional(),
+    hooks: HooksSchema.optional(),
   }),
   [exactlyOneOf(['selector', 'pvcNames'], 'exactly one of selector or pvcNames must be set')],
 ).describe(
@@ -522,6 +594,58 @@ export const PvcBackupStatusSchema = z
   })
   .describe('The snapshots of one selected PVC.');
 export type PvcBackupStatus = z.infer<typeof PvcBackupStatusSchema>;
+
+export const HookResultSchema = z
+  .strictObject({
+    phase: z.enum(HOOK_PHASES).describe('pre or post.'),
+    pod: objectName('pod').describe('The pod the hook ran in.'),
+    container: z.string().max(63).describe('The container the hook ran in.'),
+    command: z
+      .string()
+      .max(MAX_MESSAGE_LENGTH)
+      .describe('The command as one line, its arguments joined by spaces.'),
+    exitCode: z
+      .int()
+      .optional()
+      .describe('The exit code; absent when the command did not finish (timeout, exec error).'),
+    message: z
+      .string()
+      .max(MAX_MESSAGE_LENGTH)
+      .describe('What happened: success, or the error and the tail of the output.'),
+    time: dateTime().describe('When the hook finished.'),
+  })
+  .describe('The result of one hook in one pod.');
+export type HookResult = z.infer<typeof HookResultSchema>;
+
+export const HOOK_RUN_OUTCOMES = ['PreHooksDone', 'Skipped', 'Done'] as const;
+export type HookRunOutcome = (typeof HOOK_RUN_OUTCOMES)[number];
+
+export const HookRunSchema = z
+  .strictObject({
+    run: z
+      .string()
+      .max(MAX_MESSAGE_LENGTH)
+      .describe('The run: its scheduled time or its run-now token.'),
+    state: z
+      .enum(HOOK_RUN_OUTCOMES)
+      .describe(
+        'PreHooksDone: the pre hooks ran and the snapshots are being cut, the post hooks are due once they are; Skipped: a pre hook failed with onError Fail, no snapshot was taken; Done: the post hooks ran.',
+      ),
+    snapshots: setOf(objectName('snapshots entries'), MAX_STATUS_PVCS * 2, 'snapshots')
+      .optional()
+      .describe('The VolumeSnapshots of the run, which the post hooks wait for.'),
+    pvcs: setOf(objectName('pvcs entries'), MAX_STATUS_PVCS * 2, 'pvcs')
+      .optional()
+      .describe('The PVCs of the run: the post hooks run in the pods that mount them.'),
+    message: z
+      .string()
+      .max(MAX_MESSAGE_LENGTH)
+      .optional()
+      .describe('Why the run was skipped, or which hooks failed.'),
+    time: dateTime().describe('When the state was reached.'),
+  })
+  .describe('Where the hooks of the latest run are: written before its snapshots are created.');
+export type HookRun = z.infer<typeof HookRunSchema>;
 
 export const BackupPolicyStatusSchema = z
   .strictObject({
@@ -580,6 +704,14 @@ export const BackupPolicyStatusSchema = z
       .optional()
       .describe(
         `One entry per PVC the policy selects, at most ${MAX_STATUS_PVCS}: when it selects more, those with a problem are listed first and the others are counted in selectedPvcs, readySnapshots and totalSnapshots only.`,
+      ),
+    hookRun: HookRunSchema.optional(),
+    lastHooks: z
+      .array(HookResultSchema)
+      .max(MAX_STATUS_HOOK_RESULTS)
+      .optional()
+      .describe(
+        `The result of each hook of the latest run that had hooks, pre hooks first, at most ${MAX_STATUS_HOOK_RESULTS}.`,
       ),
   })
   .describe('The observed state of the policy, written by snapback.');

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import type {
   BackupPolicy,
   BackupPolicySpec,
+  Hooks,
   BackupPolicyStatus,
   Condition,
   PvcBackupStatus,
@@ -61,6 +62,7 @@ import { parseDuration, planRetention } from './retention.js';
 import { capMessage, summariseProblems } from './messages.js';
 import { compileSchedule, planSchedule, resolvedTimeZone } from './schedule.js';
 import { TimeZoneError } from './timezone.js';
+import { REASON_HOOKS_DISABLED, hasHooks, hookRunProblem, postHooksDue } from './hooks.js';
 
 /** On an owned VolumeSnapshotClass: the namespace of the policy that owns it. */
 export const LABEL_POLICY_NAMESPACE = 'snapback.dev/policy-namespace';
@@ -84,6 +86,8 @@ export interface BackupPolicyObservation {
   /** Other namespaces holding a PVC of this name (for a clearer message when one is missing). */
   namespacesWithPvc(name: string): string[];
   now: Date;
+  /** Whether this installation may exec into pods (the controller's --hooks flag). */
+  hooksEnabled?: boolean;
 }
 
 export interface PlannedEvent {
@@ -112,6 +116,24 @@ export interface BackupPolicyPlan {
   requeueAfterMs?: number;
   /** Set when a problem stops the whole policy: then nothing at all may be deleted. */
   blockedBy?: string;
+  /** The hooks of the spec, with defaults, when it has any. */
+  hooks?: Hooks;
+  /**
+   * Run the pre hooks, then record the run in status.hookRun, before creating `create`. Set
+   * whenever the policy has hooks and `create` is not empty.
+   */
+  preHooks?: PlannedHookRun;
+  /** The post hooks of the run recorded in status.hookRun are due: every snapshot is cut. */
+  postHooks?: PlannedHookRun;
+}
+
+export interface PlannedHookRun {
+  /** The run, in words: its scheduled time or its run-now token. */
+  run: string;
+  /** The PVCs of the run; hooks run in the Running pods that mount them. */
+  pvcs: string[];
+  /** The snapshots of the run (for pre hooks: those it makes or made). */
+  snapshots: string[];
 }
 
 /** A problem that stops the whole policy; reported as Ready=False with this reason. */
@@ -447,6 +469,15 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   const namespace = policy.metadata.namespace!;
   const policyName = policy.metadata.name!;
   const zone = resolvedTimeZone(spec.timeZone);
+  const hooked = hasHooks(spec.hooks);
+  if (hooked && !observed.hooksEnabled) {
+    return policyProblemPlan(
+      new PolicyProblem(
+        REASON_HOOKS_DISABLED,
+        'spec.hooks is set, but hooks are disabled in this installation (the controller runs without --hooks=true; with the Helm chart, set hooks.enabled=true, which also grants pods/exec): no snapshot is taken until hooks are enabled or spec.hooks is removed',
+      ),
+    );
+  }
 
   // The class: an existing one by name, or ours from the template.
   let ownedClass: VolumeSnapshotClass | undefined;
@@ -546,6 +577,27 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   }
 
   const existingNames = new Set(observed.snapshots.map((s) => s.metadata.name));
+  const runLabel = (run: (typeof runs)[number]) =>
+    run.identity.kind === 'scheduled'
+      ? `scheduled run ${rfc3339(run.time)}`
+      : `run-now "${run.identity.token}"`;
+  const wanted = runs.flatMap((run) =>
+    runnable.map((pvc) => buildSnapshot(policy, pvc, run.identity, run.time)),
+  );
+  const hookRun = status.hookRun;
+  const postDue =
+    hooked && postHooksDue(hookRun, observed.snapshots, (s) => timedOut(s, readyDeadlineMs, now));
+  // A new run's pre hooks wait for the post hooks of the one before (its snapshots still being
+  // cut): the run stays due, nothing of it is recorded, and it is taken once they have run.
+  // A restart in the middle of the recorded run itself is no such wait: its pre hooks run again
+  // before the snapshots still to be created.
+  const heldForPostHooks =
+    hooked &&
+    !postDue &&
+    hookRun?.state === 'PreHooksDone' &&
+    hookRun.run !== runs.map(runLabel).join(', ') &&
+    wanted.some((s) => !existingNames.has(s.metadata.name));
+  if (heldForPostHooks) runs.length = 0;
   const create: VolumeSnapshot[] = [];
   for (const run of runs) {
     const made: string[] = [];
@@ -554,10 +606,7 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
       made.push(snapshot.metadata.name!);
       if (!existingNames.has(snapshot.metadata.name)) create.push(snapshot);
     }
-    const label =
-      run.identity.kind === 'scheduled'
-        ? `scheduled run ${rfc3339(run.time)}`
-        : `run-now "${run.identity.token}"`;
+    const label = runLabel(run);
     const skipped = pvcPlans.length - runnable.length;
     events.push(
       made.length > 0
@@ -573,12 +622,13 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
           },
     );
   }
-  if (schedulePlan.handledThrough) status.lastScheduleTime = rfc3339(schedulePlan.handledThrough);
-  if (runNowDue) {
+  if (schedulePlan.handledThrough && !heldForPostHooks)
+    status.lastScheduleTime = rfc3339(schedulePlan.handledThrough);
+  if (runNowDue && !heldForPostHooks) {
     status.lastRunNowToken = token;
     status.runNowCount = runNowSequence;
   }
-  if (schedulePlan.missed > 0) {
+  if (schedulePlan.missed > 0 && !heldForPostHooks) {
     status.missedRuns = (status.missedRuns ?? 0) + schedulePlan.missed;
     const deadline =
       spec.startingDeadlineSeconds !== undefined
@@ -695,6 +745,9 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   const success = lastSuccessfulTime(observed.snapshots, status.lastSuccessfulTime);
   if (success !== undefined) status.lastSuccessfulTime = success;
 
+  const hookProblem = hooked ? hookRunProblem(policy.status) : undefined;
+  if (hookProblem) degraded.unshift(hookProblem);
+
   // Conditions.
   if (pvcPlans.length === 0) {
     const message = spec.pvcNames
@@ -747,9 +800,29 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
 
   const plan: BackupPolicyPlan = { create, prune, status, events: capEvents(events) };
   if (ownedClass) plan.ownedClass = ownedClass;
+  if (hooked) {
+    plan.hooks = spec.hooks!;
+    if (postDue) {
+      plan.postHooks = {
+        run: hookRun!.run,
+        pvcs: [...(hookRun!.pvcs ?? [])],
+        snapshots: [...(hookRun!.snapshots ?? [])],
+      };
+    }
+    if (create.length > 0) {
+      plan.preHooks = {
+        run: runs.map(runLabel).join(', '),
+        pvcs: runnable.map((p) => p.name),
+        snapshots: runs.flatMap((run) =>
+          runnable.map((pvc) => snapshotName(policyName, pvc.name, run.identity)),
+        ),
+      };
+    }
+  }
   // Look again at the next scheduled time, or when a snapshot in progress times out.
   const wakeUps = [
     ...(schedulePlan.nextScheduleTime ? [schedulePlan.nextScheduleTime.getTime()] : []),
+    ...(heldForPostHooks ? [now.getTime() + HELD_RUN_RECHECK_MS] : []),
     ...inProgress.map((s) => createdAt(s).getTime() + readyDeadlineMs + 1000),
   ];
   if (wakeUps.length > 0) {
@@ -757,6 +830,9 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   }
   return plan;
 }
+
+/** A run held for the post hooks of the one before looks again this soon. */
+const HELD_RUN_RECHECK_MS = 10_000;
 
 /** When a snapshot object was created: the start of its readyDeadlineSeconds. */
 function createdAt(snapshot: VolumeSnapshot): Date {

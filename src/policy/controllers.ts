@@ -9,6 +9,9 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type {
   BackupPolicy,
+  BackupPolicyStatus,
+  HookPhase,
+  HookRun,
   RestoreJob,
   VolumeSnapshot,
   VolumeSnapshotClass,
@@ -40,6 +43,7 @@ import {
   isConflict,
   isNotFound,
   makeKey,
+  rfc3339,
   setCondition,
   splitKey,
 } from '../kube/index.js';
@@ -53,7 +57,7 @@ import {
 import { systemClock, type Clock } from '../util/clock.js';
 import type { PlannedEvent } from './backup-policy.js';
 import { classesToDelete, LABEL_POLICY_NAMESPACE, planBackupPolicy } from './backup-policy.js';
-import { summariseProblems } from './messages.js';
+import { capMessage, summariseProblems } from './messages.js';
 import { ANNOTATION_POLICY_NAME, LABEL_POLICY, LABEL_RESTORE_JOB, labelValue } from './naming.js';
 import type { Pv, Pvc, StorageClass } from './objects.js';
 import {
@@ -64,6 +68,17 @@ import {
   isTerminal,
 } from './objects.js';
 import { planRestoreJob, staleRestoreHolds } from './restore-job.js';
+import { WebSocketPodExecutor, type PodExecutor } from '../kube/exec.js';
+import {
+  Pods,
+  REASON_HOOK_FAILED,
+  hookTargets,
+  lastHooks,
+  runHooks,
+  skippingFailure,
+  type HookOutcome,
+  type Pod,
+} from './hooks.js';
 
 const INDEX_POLICY = 'snapback.policy/by-policy';
 const INDEX_CLASS = 'snapback.policy/by-class';
@@ -81,6 +96,11 @@ export interface PolicyControllerOptions {
   restoreSourceWaitMs?: number;
   /** Prometheus series to update (from `createMetrics()`); none when absent. */
   metrics?: PolicyMetrics;
+  /**
+   * Runs BackupPolicy hooks in pods (pods/exec). Without it hooks are disabled: a policy that
+   * sets them reports HooksDisabled and takes no snapshot.
+   */
+  hookExecutor?: PodExecutor;
 }
 
 export type PolicyMetrics = Pick<
@@ -183,6 +203,7 @@ export function addPolicyControllers(
           restoreJobs: restoreJobs.list({ namespace: namespace! }),
           namespacesWithPvc: (pvcName) => namespacesOf(pvcs, pvcName),
           now: clock.now(),
+          hooksEnabled: options.hookExecutor !== undefined,
         });
         const log = policyLog.child({ namespace, name });
         const labels = { namespace: namespace!, policy: name };
@@ -209,8 +230,118 @@ export function addPolicyControllers(
           );
         }
 
+        // Hooks. `current` follows the status writes made on the way, so that each is guarded
+        // by the resourceVersion of the one before.
+        let current = policy;
+        let hookRun = policy.status?.hookRun;
+        let hookResults = policy.status?.lastHooks;
+        let hookFailure: string | undefined;
+        let skipRun = false;
+        const hookEvents: PlannedEvent[] = [];
+        const executor = options.hookExecutor;
+        const runPhase = async (phase: HookPhase, pvcNames: readonly string[]) => {
+          const hooks = plan.hooks?.[phase] ?? [];
+          if (!executor || hooks.length === 0) return [];
+          const pods = await client.list<Pod>(Pods, { namespace: namespace! });
+          const targets = hookTargets(phase, hooks, pvcNames, pods.items);
+          if (targets.length === 0) {
+            hookEvents.push({
+              type: 'Normal',
+              reason: 'HooksNotRun',
+              message: `no Running pod mounts PVC ${pvcNames.join(', ')}: no ${phase} hook ran`,
+            });
+          }
+          const outcomes = await runHooks(executor, namespace!, targets, () => clock.now());
+          for (const o of outcomes.filter((x) => x.failed)) {
+            hookEvents.push({
+              type: 'Warning',
+              reason: REASON_HOOK_FAILED,
+              message: `${o.description}; onError ${o.onError}${o.onError === 'Continue' ? ': the run goes on' : ''}`,
+            });
+          }
+          const ok = outcomes.filter((x) => !x.failed).length;
+          if (ok > 0) {
+            hookEvents.push({
+              type: 'Normal',
+              reason: 'HooksRan',
+              message: `${phase} hooks: ${ok} of ${outcomes.length} succeeded`,
+            });
+          }
+          log.info('ran hooks', { phase, hooks: outcomes.length, failed: outcomes.length - ok });
+          return outcomes;
+        };
+        const failedFatally = (outcomes: readonly HookOutcome[]) =>
+          outcomes.filter((o) => o.failed && o.onError === 'Fail');
+        const recordHooks = async (run: HookRun, results: BackupPolicyStatus['lastHooks']) => {
+          hookRun = run;
+          hookResults = results;
+          current = await writeStatus(client, BackupPolicies, current, {
+            ...current.status,
+            hookRun,
+            lastHooks: hookResults,
+          });
+        };
+
+        if (plan.postHooks && hookRun) {
+          // The run before: every snapshot is cut (or failed), so its post hooks are due.
+          const outcomes = await runPhase('post', plan.postHooks.pvcs);
+          const fatal = failedFatally(outcomes);
+          if (fatal.length > 0) {
+            hookFailure = `post hooks of ${hookRun.run} failed: ${summariseProblems(
+              fatal.map((o) => o.description),
+              'see status.lastHooks',
+            )}`;
+          }
+          const rest: HookRun = { ...hookRun };
+          delete rest.message;
+          await recordHooks(
+            {
+              ...rest,
+              state: 'Done',
+              time: rfc3339(clock.now()),
+              ...(hookFailure ? { message: hookFailure } : {}),
+            },
+            lastHooks(hookResults, outcomes),
+          );
+        }
+
+        if (plan.preHooks) {
+          const { run, pvcs: pvcNames, snapshots: names } = plan.preHooks;
+          const outcomes = await runPhase('pre', pvcNames);
+          const skip = skippingFailure(outcomes);
+          if (skip) {
+            // Post hooks always run: what the pre hooks that did run began is ended.
+            const post = await runPhase('post', pvcNames);
+            skipRun = true;
+            hookFailure = `${run} skipped, no snapshot taken: ${skip.description} (onError Fail)`;
+            await recordHooks(
+              {
+                run,
+                state: 'Skipped',
+                pvcs: pvcNames,
+                message: hookFailure,
+                time: rfc3339(clock.now()),
+              },
+              lastHooks([], [...outcomes, ...post]),
+            );
+          } else {
+            // Recorded before any snapshot is created: after a restart, the post hooks of this
+            // run are still found due once its snapshots are cut.
+            await recordHooks(
+              {
+                run,
+                state: (plan.hooks?.post?.length ?? 0) > 0 ? 'PreHooksDone' : 'Done',
+                pvcs: pvcNames,
+                snapshots: names,
+                time: rfc3339(clock.now()),
+              },
+              lastHooks([], outcomes),
+            );
+          }
+        }
+
         const failures: string[] = [];
-        for (const snapshot of plan.create) {
+        for (const snapshot of skipRun ? [] : plan.create) {
           try {
             await client.create(VolumeSnapshots, snapshot, { fieldManager: FIELD_MANAGER });
             metrics?.snapshotsCreated.inc(labels);
@@ -232,7 +363,8 @@ export function addPolicyControllers(
             { type: CONDITION_DEGRADED, status: 'True', reason: 'SnapshotCreateFailed', message },
             clock.now(),
           );
-          await writeStatus(client, BackupPolicies, policy, { ...policy.status, conditions });
+          await writeStatus(client, BackupPolicies, current, { ...current.status, conditions });
+          eventsFor(recorder, policy, hookEvents);
           recorder.event(policy, 'Warning', 'SnapshotCreateFailed', message);
           throw new Error(message);
         }
@@ -295,13 +427,38 @@ export function addPolicyControllers(
           }
         }
 
-        await writeStatus(client, BackupPolicies, policy, plan.status);
-        eventsFor(recorder, policy, plan.events);
+        const status: BackupPolicyStatus = { ...plan.status };
+        if (hookRun) status.hookRun = hookRun;
+        if (hookResults) status.lastHooks = hookResults;
+        if (hookFailure) {
+          status.conditions = setCondition(
+            status.conditions,
+            {
+              type: CONDITION_DEGRADED,
+              status: 'True',
+              reason: REASON_HOOK_FAILED,
+              message: capMessage(hookFailure),
+              ...(policy.metadata.generation !== undefined
+                ? { observedGeneration: policy.metadata.generation }
+                : {}),
+            },
+            clock.now(),
+          );
+        }
+        await writeStatus(client, BackupPolicies, current, status);
+        eventsFor(recorder, policy, hookEvents);
+        // A skipped run started nothing.
+        eventsFor(
+          recorder,
+          policy,
+          skipRun ? plan.events.filter((e) => e.reason !== 'RunStarted') : plan.events,
+        );
         const newlyFailed = plan.events.filter((e) => e.reason === 'SnapshotFailed').length;
         if (newlyFailed > 0) metrics?.snapshotsFailed.inc(labels, newlyFailed);
         const lastSuccess = plan.status.lastSuccessfulTime;
         if (lastSuccess) metrics?.policyLastSuccess.set(labels, Date.parse(lastSuccess) / 1000);
-        if (plan.create.length > 0) log.info('started a run', { snapshots: plan.create.length });
+        if (plan.create.length > 0 && !skipRun)
+          log.info('started a run', { snapshots: plan.create.length });
         if (!plan.blockedBy)
           await deleteUnusedClasses(namespace!, name, plan.ownedClass?.metadata.name);
         return plan.requeueAfterMs !== undefined
@@ -547,16 +704,19 @@ function classInSync(
   );
 }
 
-/** Merge-patches status with the difference, guarded by the resourceVersion the plan saw. */
+/**
+ * Merge-patches status with the difference, guarded by the resourceVersion the plan saw;
+ * returns the object as written (or as it was, when nothing changed).
+ */
 async function writeStatus<
-  T extends {
+  T extends KubeObject & {
     metadata: { name?: string; namespace?: string; resourceVersion?: string };
     status?: object;
   },
->(client: KubeClient, type: ResourceType, obj: T, status: object): Promise<void> {
+>(client: KubeClient, type: ResourceType, obj: T, status: object): Promise<T> {
   const diff = createMergePatch(obj.status ?? {}, status);
-  if (!diff) return;
-  await client.patch(
+  if (!diff) return obj;
+  return client.patch<T>(
     type,
     obj.metadata.name!,
     obj.metadata.namespace,
@@ -573,6 +733,8 @@ export interface StartPolicyControllersOptions extends PolicyControllerOptions {
   /** Client-side request rate limit. */
   qps?: number;
   burst?: number;
+  /** Allow BackupPolicy hooks: exec into pods through the API server. */
+  hooks?: boolean;
 }
 
 export interface RunningPolicyControllers extends PolicyControllers {
@@ -606,7 +768,11 @@ export async function startPolicyControllers(
     clock: options.clock ?? systemClock,
     ...(options.logger ? { logger: options.logger } : {}),
   });
-  const controllers = addPolicyControllers(manager, { events: recorder, ...options });
+  const controllers = addPolicyControllers(manager, {
+    events: recorder,
+    ...(options.hooks ? { hookExecutor: new WebSocketPodExecutor(options.kubeConfig) } : {}),
+    ...options,
+  });
   const done = manager.run();
   await manager.informers.waitForSync();
   return {

@@ -104,10 +104,21 @@ const fromPolicy = (fields: Spec) => ({
   ...BASE_RESTORE,
   source: { backupPolicy: { name: 'nightly', pvcName: 'data', ...fields } },
 });
+const hooks = (value: Spec) => ({ ...BASE_POLICY, hooks: value });
+const preHook = (fields: Spec) =>
+  hooks({ pre: [{ container: 'db', command: ['sync'], ...fields }] });
 const selector = (value: unknown) => ({ ...without(BASE_POLICY, 'pvcNames'), selector: value });
 
 export const VALID_CASES: ManifestCase[] = [
   policy('the minimal policy', BASE_POLICY, true),
+  policy(
+    'pre and post hooks',
+    hooks({
+      pre: [{ container: 'db', command: ['sh', '-c', 'sync'], timeoutSeconds: 10 }],
+      post: [{ container: 'db', command: ['true'], onError: 'Continue' }],
+    }),
+    true,
+  ),
   policy('a matchLabels selector', selector({ matchLabels: { app: 'web' } }), true),
   policy('an empty selector (every PVC)', selector({}), true),
   policy(
@@ -215,6 +226,11 @@ export const VALID_CASES: ManifestCase[] = [
 ];
 
 export const INVALID_CASES: ManifestCase[] = [
+  // BackupPolicy: hooks
+  policy('a hook with an empty command', preHook({ command: [] }), false, 'command'),
+  policy('a hook with an unknown onError', preHook({ onError: 'Abort' }), false, 'onError'),
+  policy('a hook naming no container', preHook({ container: 'DB_1' }), false, 'container'),
+  policy('a hook with timeoutSeconds 0', preHook({ timeoutSeconds: 0 }), false, 'timeoutSeconds'),
   // BackupPolicy: which PVCs
   policy(
     'neither selector nor pvcNames',

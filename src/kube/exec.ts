@@ -1,0 +1,123 @@
+/**
+ * Running a command in a container through the pods/exec API, as `kubectl exec` does: a
+ * WebSocket to the API server (client-node's Exec, channel protocol v4), stdout and stderr
+ * collected, the exit code read from the status channel.
+ */
+import { Writable } from 'node:stream';
+import { Exec, type KubeConfig, type V1Status } from '@kubernetes/client-node';
+
+export interface ExecRequest {
+  namespace: string;
+  pod: string;
+  container: string;
+  command: readonly string[];
+  timeoutMs: number;
+}
+
+export interface ExecResult {
+  /** The command's exit code; absent when it did not finish (timeout, exec refused). */
+  exitCode?: number;
+  /** The end of stdout and stderr, interleaved as received. */
+  output: string;
+  /** Why there is no exit code. */
+  error?: string;
+  timedOut?: boolean;
+}
+
+/** Runs commands in containers; `WebSocketPodExecutor` does it for real. */
+export interface PodExecutor {
+  exec(request: ExecRequest): Promise<ExecResult>;
+}
+
+/** How much of a command's output is kept: enough to read an error, never a flood. */
+export const MAX_EXEC_OUTPUT = 4096;
+
+class TailBuffer extends Writable {
+  private text = '';
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
+    this.text = (this.text + chunk.toString('utf8')).slice(-MAX_EXEC_OUTPUT);
+    done();
+  }
+
+  get tail(): string {
+    return this.text;
+  }
+}
+
+/** The exit code a v4 exec status reports: Success is 0, NonZeroExitCode carries its code. */
+export function exitCodeOf(status: V1Status): number | undefined {
+  if (status.status === 'Success') return 0;
+  const cause = status.details?.causes?.find((c) => c.reason === 'ExitCode');
+  const code = cause?.message !== undefined ? Number(cause.message) : NaN;
+  return Number.isInteger(code) ? code : undefined;
+}
+
+export class WebSocketPodExecutor implements PodExecutor {
+  private readonly execApi: Exec;
+
+  constructor(kubeConfig: KubeConfig) {
+    this.execApi = new Exec(kubeConfig);
+  }
+
+  exec(request: ExecRequest): Promise<ExecResult> {
+    const out = new TailBuffer();
+    return new Promise<ExecResult>((resolve) => {
+      let settled = false;
+      let socket: { close(): void } | undefined;
+      const finish = (result: Omit<ExecResult, 'output'>) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket?.close();
+        resolve({ ...result, output: out.tail });
+      };
+      const timer = setTimeout(
+        () =>
+          finish({
+            timedOut: true,
+            error: `did not finish within ${Math.round(request.timeoutMs / 1000)} s`,
+          }),
+        request.timeoutMs,
+      );
+      this.execApi
+        .exec(
+          request.namespace,
+          request.pod,
+          request.container,
+          [...request.command],
+          out,
+          out,
+          null,
+          false,
+          (status) => {
+            const exitCode = exitCodeOf(status);
+            finish(
+              exitCode !== undefined
+                ? { exitCode }
+                : { error: status.message ?? status.reason ?? 'exec failed' },
+            );
+          },
+        )
+        .then((ws) => {
+          socket = ws;
+          if (settled) ws.close();
+          // The API server closes the stream once the status is sent; a close without a
+          // status is a broken session.
+          ws.on('close', () => finish({ error: 'the exec session closed without an exit status' }));
+        })
+        .catch((error: unknown) => finish({ error: execErrorMessage(error) }));
+    });
+  }
+}
+
+/** client-node rejects a refused upgrade with the HTTP response text; keep it short. */
+function execErrorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'object' && error !== null) {
+    const e = error as { message?: unknown; type?: unknown; error?: { message?: unknown } };
+    if (typeof e.error?.message === 'string') return e.error.message;
+    if (typeof e.message === 'string') return e.message;
+  }
+  return String(error);
+}
