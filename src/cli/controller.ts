@@ -32,6 +32,7 @@ import { startHealthServer, type HealthServer } from '../observability/health.js
 import { createLogger, errorMessage, type Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { addPolicyControllers } from '../policy/controllers.js';
+import { WebSocketPodExecutor } from '../kube/exec.js';
 import { createProvisioner } from '../provisioner/controller.js';
 import { createSnapshotController } from '../snapshot/controller/index.js';
 import { DEFAULT_PROVISIONER_SETTINGS, type DriverCapabilities } from '../provisioner/plan.js';
@@ -97,6 +98,8 @@ export interface StackOptions {
   extraCreateMetadata: boolean;
   /** host:port serving /healthz, /readyz and /metrics. */
   httpEndpoint?: string;
+  /** Let BackupPolicy hooks exec into pods (the chart's hooks.enabled grants pods/exec). */
+  hooks?: boolean;
   logger: Logger;
 }
 
@@ -235,6 +238,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       metrics,
       workers: options.workers,
       logger,
+      ...(options.hooks ? { hookExecutor: new WebSocketPodExecutor(options.kubeConfig) } : {}),
     });
   }
   const deferred: DeferToUpstream[] = [];
@@ -453,6 +457,7 @@ const flagHelp: Record<string, string> = {
   'resync-period': 'how often every cached object is reconciled again (default 15m)',
   'extra-create-metadata': 'pass object names to CreateSnapshot/CreateVolume (default false)',
   'http-endpoint': 'host:port serving /healthz, /readyz and /metrics (default: none)',
+  hooks: 'run BackupPolicy hooks by exec in the pods of snapshotted PVCs (default false)',
   'csi-proto': 'path of csi.proto (default: $SNAPBACK_CSI_PROTO, else dist/csi.proto)',
 };
 
@@ -622,6 +627,7 @@ export function stackOptions(
     resyncPeriodMs: duration('resync-period', '15m'),
     extraCreateMetadata: parseBoolean(flags, 'extra-create-metadata', false),
     httpEndpoint: flags['http-endpoint'],
+    hooks: parseBoolean(flags, 'hooks', false),
     logger,
   };
 }
