@@ -218,7 +218,12 @@ class Provisioner {
       `External provisioner is provisioning volume for claim "${claimKey}"`,
     );
 
-    const input = await this.inputFor(pvc, storageClass!);
+    let input: ProvisionInput;
+    try {
+      input = await this.inputFor(pvc, storageClass!);
+    } catch (error) {
+      throw failed(messageOf(error));
+    }
     const plan = planProvision(input);
     if (isRefusal(plan)) {
       if (plan.ignore) {
@@ -398,7 +403,11 @@ class Provisioner {
       return (await this.options.client.list<ReferenceGrant>(ReferenceGrants, { namespace })).items;
     } catch (error) {
       if (isNotFound(error)) return 'not-served';
-      throw error;
+      // e.g. forbidden: the controller's role lacks list on referencegrants
+      throw new Error(
+        `error getting ReferenceGrants in ${namespace} namespace from api server: ${messageOf(error)}`,
+        { cause: error },
+      );
     }
   }
 

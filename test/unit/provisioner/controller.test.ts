@@ -9,6 +9,7 @@ import type { CallOptions } from '../../../src/csi/client.js';
 import type { CreateVolumeRequest } from '../../../src/gen/csi/csi/v1/CreateVolumeRequest.js';
 import type { CreateVolumeResponse__Output } from '../../../src/gen/csi/csi/v1/CreateVolumeResponse.js';
 import {
+  ApiError,
   FakeEventRecorder,
   FakeKubeClient,
   Manager,
@@ -123,7 +124,7 @@ describe('provisioner controller (fake API server, scripted CSI driver)', functi
     events = new FakeEventRecorder();
   });
 
-  function start(timeoutMs?: number): void {
+  function start(timeoutMs?: number, crossNamespaceVolumeDataSource = false): void {
     manager = new Manager({ client });
     manager.add(
       createProvisioner({
@@ -141,6 +142,7 @@ describe('provisioner controller (fake API server, scripted CSI driver)', functi
           ...DEFAULT_PROVISIONER_SETTINGS,
           driverName: DRIVER,
           identity: 'test-identity',
+          crossNamespaceVolumeDataSource,
         },
         retryIntervalStartMs: 20,
         retryIntervalMaxMs: 100,
@@ -257,6 +259,37 @@ describe('provisioner controller (fake API server, scripted CSI driver)', functi
     expect(csi.deletes).to.deep.equal(['vol-pvc-uid-data']);
     expect([...csi.volumes]).to.deep.equal([]);
     expect(pv('pvc-uid-data')).to.equal(undefined);
+  });
+
+  it('turns a failure to read ReferenceGrants into a ProvisioningFailed Event', async function () {
+    client.seed(StorageClasses, storageClass());
+    client.failNext(
+      'list',
+      'referencegrants',
+      new ApiError(403, 'Forbidden', 'referencegrants.gateway.networking.k8s.io is forbidden'),
+    );
+    client.seed(
+      PersistentVolumeClaims,
+      claim('restore', {
+        dataSourceRef: {
+          apiGroup: 'snapshot.storage.k8s.io',
+          kind: 'VolumeSnapshot',
+          name: 'snap',
+          namespace: 'other',
+        } as NonNullable<V1PersistentVolumeClaim['spec']>['dataSourceRef'],
+      }),
+    );
+    start(undefined, true);
+    const failure = await waitFor(
+      () => events.events.find((e) => e.reason === 'ProvisioningFailed'),
+      5_000,
+      'a ProvisioningFailed event',
+    );
+    expect(failure.message).to.equal(
+      'failed to provision volume with StorageClass "local": error getting ReferenceGrants in ' +
+        'other namespace from api server: referencegrants.gateway.networking.k8s.io is forbidden',
+    );
+    expect(csi.creates).to.deep.equal([]);
   });
 
   it('rejects a restore smaller than the snapshot with a clear Event, without calling the driver', async function () {
