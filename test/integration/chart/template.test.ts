@@ -298,12 +298,18 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         container(podSpec(findOne(manifests, 'Deployment', 'snapback-controller')), 'controller')
           .args,
       ).not.to.include('--feature-gates=CrossNamespaceVolumeDataSource=true');
-      for (const forbidden of ['secrets', 'pods', 'configmaps', 'leases', '*']) {
+      for (const forbidden of ['secrets', 'pods', 'configmaps', '*']) {
         expect(
           rulesOf(role).filter((r) => r.resources.includes(forbidden)),
           `ClusterRole grants ${forbidden}`,
         ).to.deep.equal([]);
       }
+      // upstream's components are detected by their Leases, anywhere: list, and nothing more
+      expect(verbsOn(role, 'coordination.k8s.io', 'leases')).to.deep.equal(['list']);
+      expect(
+        container(podSpec(findOne(manifests, 'Deployment', 'snapback-controller')), 'controller')
+          .args,
+      ).to.include('--defer-to-upstream=true');
       expect(rulesOf(role).flatMap((r) => r.verbs)).not.to.include('*');
 
       const leases = findOne(manifests, 'Role', 'snapback-leader-election');
@@ -317,6 +323,15 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
           verbs: ['get', 'update', 'patch'],
         },
       ]);
+    });
+
+    it('controller.deferToUpstream=false: no Lease list, and the parts act whatever upstream runs', async function () {
+      const off = await renderChart(['--set', 'controller.deferToUpstream=false']);
+      const role = findOne(off, 'ClusterRole', 'snapback-controller');
+      expect(verbsOn(role, 'coordination.k8s.io', 'leases')).to.deep.equal([]);
+      expect(
+        container(podSpec(findOne(off, 'Deployment', 'snapback-controller')), 'controller').args,
+      ).to.include('--defer-to-upstream=false');
     });
   });
 
