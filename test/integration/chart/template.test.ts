@@ -759,6 +759,27 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
       ).not.to.include('--feature-gates=CrossNamespaceVolumeDataSource=true');
     });
 
+    it('grants pods/exec and passes --hooks=true only with hooks.enabled', async function () {
+      const controllerArgs = (manifests: KubeManifest[]) =>
+        container(podSpec(findOne(manifests, 'Deployment', 'snapback-controller')), 'controller')
+          .args ?? [];
+      const off = await renderChart([]);
+      expect(controllerArgs(off)).to.include('--hooks=false');
+      const offRole = findOne(off, 'ClusterRole', 'snapback-controller');
+      expect(verbsOn(offRole, '', 'pods/exec')).to.deep.equal([]);
+      expect(verbsOn(offRole, '', 'pods')).to.deep.equal([]);
+
+      const on = await renderChart(['--set', 'hooks.enabled=true']);
+      expect(controllerArgs(on)).to.include('--hooks=true');
+      const role = findOne(on, 'ClusterRole', 'snapback-controller');
+      expect(verbsOn(role, '', 'pods/exec')).to.deep.equal(['create']);
+      // pods are listed live when a run starts: no watch, no cache of every pod
+      expect(verbsOn(role, '', 'pods')).to.deep.equal(['get', 'list']);
+      for (const forbidden of ['secrets', 'pods/attach', 'pods/portforward']) {
+        expect(verbsOn(role, '', forbidden), forbidden).to.deep.equal([]);
+      }
+    });
+
     it('grants snapshotter Secrets by name, one Role per namespace', async function () {
       const manifests = await renderChart([
         '--set',
@@ -918,6 +939,11 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         what: 'a non-boolean crossNamespaceVolumeDataSource',
         args: ['--set-string', 'controller.crossNamespaceVolumeDataSource=yes'],
         message: [/crossNamespaceVolumeDataSource/, /boolean/],
+      },
+      {
+        what: 'a non-boolean hooks.enabled',
+        args: ['--set-string', 'hooks.enabled=yes'],
+        message: [/hooks\/enabled|hooks\.enabled/, /boolean/],
       },
       {
         what: 'a Secret grant without names',
