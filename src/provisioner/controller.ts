@@ -116,6 +116,11 @@ export interface ProvisionerOptions {
 interface PendingCreate extends InFlightProvisioning {
   request: CreateVolumeRequest;
   protectSnapshot?: { namespace: string; name: string };
+  /**
+   * For a class with reclaimPolicy Retain: the PV that records the volume. A volume finished
+   * after its PVC was deleted is then kept, as a Released PV, not deleted.
+   */
+  retainedPv?: (volume: CreatedVolume) => V1PersistentVolume;
 }
 
 /** The claim and volume controllers, started and stopped together. */
@@ -251,6 +256,9 @@ class Provisioner {
       claimKey: key,
       request,
       protectSnapshot: plan.protectSnapshot,
+      ...(storageClass!.reclaimPolicy === 'Retain' && {
+        retainedPv: (volume: CreatedVolume) => buildPersistentVolume(input, plan, volume),
+      }),
     });
     let response: CreateVolumeResponse__Output;
     try {
@@ -333,6 +341,24 @@ class Provisioner {
         continue;
       }
       const handle = response.volume?.volume_id;
+      if (handle && entry.retainedPv) {
+        // Retain: the volume outlives its claim; a PV bound to the deleted claim shows it
+        // Released, for the admin to reuse or delete, as upstream's provisioner leaves it
+        try {
+          await this.options.client.create(
+            PersistentVolumes,
+            entry.retainedPv(createdVolume(response)) as KubeObject,
+          );
+        } catch (error) {
+          if (!isAlreadyExists(error)) throw error;
+        }
+        this.inFlight.delete(entry.uid);
+        log.info('kept the volume of a PVC deleted while it was being provisioned (Retain)', {
+          handle,
+        });
+        if (entry.protectSnapshot) await this.releaseSnapshot(entry.protectSnapshot, log);
+        continue;
+      }
       if (handle) {
         try {
           await this.options.csi.deleteVolume(

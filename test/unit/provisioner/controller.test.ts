@@ -261,6 +261,28 @@ describe('provisioner controller (fake API server, scripted CSI driver)', functi
     expect(pv('pvc-uid-data')).to.equal(undefined);
   });
 
+  it('keeps, as a Released PV, the volume of a Retain class whose PVC was deleted while CreateVolume timed out', async function () {
+    client.seed(StorageClasses, storageClass('Retain'));
+    client.seed(PersistentVolumeClaims, claim('data'));
+    csi.timeouts = 2;
+    start(200);
+    await waitFor(() => csi.creates.length === 1, 5_000, 'the first CreateVolume');
+    await client.delete(PersistentVolumeClaims, 'data', 'ns');
+    const kept = await waitFor(
+      () => pv('pvc-uid-data'),
+      5_000,
+      'a PV recording the volume of the deleted PVC',
+      () => JSON.stringify({ creates: csi.creates.length, deletes: csi.deletes }),
+    );
+    expect(csi.creates).to.have.length(3);
+    expect(csi.deletes, 'a Retain volume is never deleted by the provisioner').to.deep.equal([]);
+    expect([...csi.volumes]).to.include('vol-pvc-uid-data');
+    expect(kept.spec?.persistentVolumeReclaimPolicy).to.equal('Retain');
+    expect(kept.spec?.csi?.volumeHandle).to.equal('vol-pvc-uid-data');
+    // bound to the claim that is gone: the PV controller shows it Released
+    expect(kept.spec?.claimRef).to.deep.include({ name: 'data', namespace: 'ns', uid: 'uid-data' });
+  });
+
   it('turns a failure to read ReferenceGrants into a ProvisioningFailed Event', async function () {
     client.seed(StorageClasses, storageClass());
     client.failNext(
