@@ -7,7 +7,8 @@
  * peak RSS (VmHWM) of each process.
  *
  *   make bench BENCH=snapshot-stack ARGS='[--count=300] [--rounds=2] [--qps=50]
- *     [--burst=100] [--json=<file>] [--logs=<dir>] [--profile=<dir>]'
+ *     [--burst=100] [--json=<file>] [--logs=<dir>] [--profile=<dir>] [--node-options=<opts>]
+ *     [--sides=snapback]'
  *
  * Needs root (loop devices); `make bench` builds dist/ and the tools first. Figures, not
  * assertions: see the README.
@@ -55,6 +56,10 @@ const BURST = flag('burst', 100);
 const JSON_OUT = stringFlag('json');
 /** Where snapback's side writes V8 CPU profiles (node --cpu-prof), one per round. */
 const PROFILE_DIR = stringFlag('profile');
+/** Extra Node.js options of snapback's side (e.g. --max-semi-space-size=4), to compare settings. */
+const NODE_OPTIONS = stringFlag('node-options');
+/** `snapback` to run only snapback's rounds (comparing its own settings); both by default. */
+const SIDES = (stringFlag('sides') ?? 'snapback,upstream').split(',') as Side[];
 /** Where to copy the processes' logs before the work directory goes (the driver logs each call). */
 const LOGS_OUT = stringFlag('logs');
 
@@ -226,7 +231,9 @@ async function main(): Promise<void> {
     const order: Side[] = [];
     for (let i = 0; i < ROUNDS; i++)
       order.push(
-        ...((i % 2 === 0 ? ['snapback', 'upstream'] : ['upstream', 'snapback']) as Side[]),
+        ...((i % 2 === 0 ? ['snapback', 'upstream'] : ['upstream', 'snapback']) as Side[]).filter(
+          (side) => SIDES.includes(side),
+        ),
       );
     for (const [index, side] of order.entries()) {
       const round = index + 1;
@@ -246,9 +253,15 @@ async function main(): Promise<void> {
                   `--kube-api-qps=${QPS}`,
                   `--kube-api-burst=${BURST}`,
                 ],
-                PROFILE_DIR
-                  ? { ...env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` }
-                  : env,
+                {
+                  ...env,
+                  NODE_OPTIONS: [
+                    NODE_OPTIONS,
+                    PROFILE_DIR && `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}`,
+                  ]
+                    .filter(Boolean)
+                    .join(' '),
+                },
               ),
             ]
           : [

@@ -1,5 +1,5 @@
 import type { KubeClient } from './client.js';
-import { Informer, type IndexFunc } from './informer.js';
+import { Informer, stripUnreadFields, type IndexFunc } from './informer.js';
 import type { Logger } from '../observability/logger.js';
 import type { KubeObject, ResourceType } from './resource.js';
 
@@ -7,6 +7,11 @@ export interface InformerFactoryOptions {
   resyncPeriodMs?: number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /**
+   * What every informer keeps of an object (see InformerOptions.transform); by default
+   * `stripUnreadFields`: no managedFields, no last-applied-configuration annotation.
+   */
+  transform?: <T extends KubeObject>(obj: T) => T;
   logger?: Logger;
 }
 
@@ -54,6 +59,7 @@ export class InformerFactory {
         resyncPeriodMs: this.options.resyncPeriodMs,
         backoffInitialMs: this.options.backoffInitialMs,
         backoffMaxMs: this.options.backoffMaxMs,
+        transform: this.options.transform ?? stripUnreadFields,
         logger: this.options.logger,
       });
       this.informers.set(id, informer as unknown as Informer<KubeObject>);

@@ -2,7 +2,7 @@ import type { KubeClient, WatchEvent, WatchHandle } from './client.js';
 import { ApiError, isGone } from './errors.js';
 import { WatchIdleError } from './http-client.js';
 import { errorMessage, silentLogger, type Logger } from '../observability/logger.js';
-import { keyOf, makeKey, type KubeObject, type ResourceType } from './resource.js';
+import { keyOf, makeKey, type KubeObject, type ObjectMeta, type ResourceType } from './resource.js';
 import {
   fieldSelectorMatches,
   labelSelectorMatches,
@@ -34,7 +34,50 @@ export interface InformerOptions<T> {
   /** Jittered exponential backoff between failed list/watch attempts. */
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /**
+   * Applied to every listed or watched object before it is cached, indexed and handed to the
+   * handlers (client-go's SetTransform): what the cache keeps of it. Unset: the object as
+   * received.
+   */
+  transform?: (obj: T) => T;
   logger?: Logger;
+}
+
+/** Written by `kubectl apply`: the whole applied manifest again, read only by kubectl. */
+export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * The object without what no controller here reads and what makes up much of each cached
+ * object: `metadata.managedFields` (as controller-runtime's TransformStripManagedFields) and
+ * kubectl's last-applied-configuration annotation. Safe because nothing writes a cached
+ * object back whole: updates are patches, or start from a fresh GET (createOrPatch), and an
+ * update without managedFields keeps the server's. A new object is returned only when
+ * something is dropped; the input is not modified.
+ */
+export function stripUnreadFields<T extends KubeObject>(obj: T): T {
+  const metadata = obj.metadata as (ObjectMeta & { managedFields?: unknown }) | undefined;
+  if (!metadata) return obj;
+  const annotations = metadata.annotations;
+  const hasLastApplied = annotations !== undefined && LAST_APPLIED_ANNOTATION in annotations;
+  if (metadata.managedFields === undefined && !hasLastApplied) return obj;
+  // copied key by key rather than with `delete`, which would leave slower, larger objects
+  const kept: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(metadata)) {
+    if (key === 'managedFields') continue;
+    if (key === 'annotations' && hasLastApplied) {
+      const others = withoutKey(annotations, LAST_APPLIED_ANNOTATION);
+      if (Object.keys(others).length > 0) kept.annotations = others;
+      continue;
+    }
+    kept[key] = value;
+  }
+  return { ...obj, metadata: kept as ObjectMeta };
+}
+
+function withoutKey(record: Record<string, string>, omitted: string): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [key, value] of Object.entries(record)) if (key !== omitted) result[key] = value;
+  return result;
 }
 
 export interface CacheListOptions {
@@ -56,6 +99,7 @@ export class Informer<T extends KubeObject> {
   readonly type: ResourceType;
   private readonly client: KubeClient;
   private readonly options: InformerOptions<T>;
+  private readonly transform: (obj: T) => T;
   private readonly logger: Logger;
   private readonly objects = new Map<string, T>();
   private readonly indexers = new Map<string, IndexFunc<T>>();
@@ -75,6 +119,7 @@ export class Informer<T extends KubeObject> {
     this.options = options;
     this.type = options.type;
     this.client = options.client;
+    this.transform = options.transform ?? ((obj) => obj);
     this.logger = (options.logger ?? silentLogger()).child({ informer: options.type.plural });
     for (const [name, indexFunc] of Object.entries(options.indexers ?? {})) {
       this.addIndexer(name, indexFunc);
@@ -229,7 +274,8 @@ export class Informer<T extends KubeObject> {
       fieldSelector: this.options.fieldSelector,
     });
     const seen = new Set<string>();
-    for (const obj of list.items) {
+    for (const item of list.items) {
+      const obj = this.transform(item);
       seen.add(keyOf(obj));
       this.upsert(obj);
     }
@@ -265,8 +311,10 @@ export class Informer<T extends KubeObject> {
           return;
         }
         progressed = true;
-        if (event.type === 'ADDED' || event.type === 'MODIFIED') this.upsert(event.object);
-        else if (event.type === 'DELETED') this.remove(keyOf(event.object), event.object);
+        if (event.type === 'ADDED' || event.type === 'MODIFIED')
+          this.upsert(this.transform(event.object));
+        else if (event.type === 'DELETED')
+          this.remove(keyOf(event.object), this.transform(event.object));
         const version = event.object.metadata?.resourceVersion;
         if (version) this.resourceVersion = version;
       };

@@ -13,6 +13,7 @@ import {
   Events,
   HttpKubeClient,
   Informer,
+  InformerFactory,
   KubeEventRecorder,
   LeaderElector,
   Leases,
@@ -187,6 +188,41 @@ describe('kube toolkit against a real API server', function () {
         expect(informer.list().length).to.be.greaterThan(0);
       } finally {
         await informer.stop();
+      }
+    });
+
+    it("shared informers cache objects without managedFields or kubectl's last-applied annotation", async function () {
+      const lastApplied = 'kubectl.kubernetes.io/last-applied-configuration';
+      await client.create(ConfigMaps, {
+        metadata: {
+          name: 'applied',
+          namespace,
+          annotations: { [lastApplied]: '{"data":{"a":"1"}}', team: 'storage' },
+        },
+        data: { a: '1' },
+      } as ConfigMap);
+      const factory = new InformerFactory(client);
+      const informer = factory.informer<ConfigMap>(ConfigMaps, { namespace });
+      try {
+        factory.start();
+        await factory.waitForSync();
+        await client.patch(ConfigMaps, 'applied', namespace, 'merge', { data: { a: '2' } });
+        const cached = await waitFor(
+          () =>
+            informer.get('applied', namespace)?.data?.a === '2'
+              ? informer.get('applied', namespace)
+              : undefined,
+          10_000,
+          'the patched ConfigMap in the cache',
+          () => JSON.stringify(informer.get('applied', namespace)),
+        );
+        expect(cached.metadata).to.not.have.property('managedFields');
+        expect(cached.metadata?.annotations).to.deep.equal({ team: 'storage' });
+        const live = (await client.get<ConfigMap>(ConfigMaps, 'applied', namespace))!;
+        expect(live.metadata).to.have.property('managedFields').with.length.greaterThan(0);
+        expect(live.metadata?.annotations).to.have.property(lastApplied);
+      } finally {
+        await factory.stop();
       }
     });
   });

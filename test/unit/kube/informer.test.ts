@@ -2,7 +2,11 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import { ApiError } from '../../../src/kube/errors.js';
 import { FakeKubeClient } from '../../../src/kube/fake-client.js';
-import { Informer } from '../../../src/kube/informer.js';
+import {
+  Informer,
+  LAST_APPLIED_ANNOTATION,
+  stripUnreadFields,
+} from '../../../src/kube/informer.js';
 import { InformerFactory } from '../../../src/kube/informer-factory.js';
 import { ConfigMaps, PersistentVolumeClaims, type KubeObject } from '../../../src/kube/resource.js';
 import { eventually } from './eventually.js';
@@ -243,5 +247,89 @@ describe('InformerFactory', function () {
     await late.waitForSync();
     await factory.stop();
     expect(client.openWatches).to.equal(0);
+  });
+
+  it('caches objects without managedFields or the last-applied annotation, by default', async function () {
+    const client = new FakeKubeClient();
+    const managedFields = [{ manager: 'kubectl', operation: 'Apply', fieldsV1: { 'f:data': {} } }];
+    client.seed(ConfigMaps, {
+      metadata: {
+        name: 'listed',
+        namespace: 'ns',
+        annotations: { [LAST_APPLIED_ANNOTATION]: '{"big":"manifest"}', kept: 'yes' },
+        managedFields,
+      },
+      data: { k: 'v' },
+    } as KubeObject);
+    const factory = new InformerFactory(client);
+    const cache = factory.informer(ConfigMaps);
+    const seen: KubeObject[] = [];
+    cache.on({ add: (obj) => seen.push(obj), update: (_old, obj) => seen.push(obj) });
+    factory.start();
+    await factory.waitForSync();
+    await client.create(ConfigMaps, {
+      metadata: {
+        name: 'watched',
+        namespace: 'ns',
+        annotations: { [LAST_APPLIED_ANNOTATION]: '{}' },
+        managedFields,
+      },
+    } as KubeObject);
+    await eventually(
+      () => cache.get('watched', 'ns') !== undefined,
+      () => cache.keys().join(', '),
+    );
+    const listed = cache.get('listed', 'ns') as KubeObject & { data?: unknown };
+    expect(listed.metadata).to.not.have.property('managedFields');
+    expect(listed.metadata?.annotations).to.deep.equal({ kept: 'yes' });
+    expect(listed.data).to.deep.equal({ k: 'v' });
+    expect(cache.get('watched', 'ns')!.metadata).to.not.have.any.keys(
+      'managedFields',
+      'annotations',
+    );
+    expect(seen.map((obj) => obj.metadata?.name)).to.deep.equal(['listed', 'watched']);
+    expect(seen.every((obj) => !('managedFields' in obj.metadata!))).to.equal(true);
+    await factory.stop();
+  });
+
+  it('keeps objects as received when given the identity transform', async function () {
+    const client = new FakeKubeClient();
+    const managedFields = [{ manager: 'kubectl', operation: 'Update' }];
+    client.seed(ConfigMaps, {
+      metadata: { name: 'a', namespace: 'ns', managedFields },
+    } as KubeObject);
+    const factory = new InformerFactory(client, { transform: (obj) => obj });
+    const cache = factory.informer(ConfigMaps);
+    factory.start();
+    await factory.waitForSync();
+    expect(cache.get('a', 'ns')!.metadata).to.have.deep.property('managedFields', managedFields);
+    await factory.stop();
+  });
+});
+
+describe('stripUnreadFields', function () {
+  it('drops managedFields and the last-applied annotation without modifying its input', function () {
+    const input = {
+      metadata: {
+        name: 'a',
+        resourceVersion: '7',
+        annotations: { [LAST_APPLIED_ANNOTATION]: '{}', other: 'x' },
+        managedFields: [{ manager: 'm' }],
+      },
+      spec: { size: 1 },
+    } as KubeObject;
+    const copy = structuredClone(input);
+    expect(stripUnreadFields(input)).to.deep.equal({
+      metadata: { name: 'a', resourceVersion: '7', annotations: { other: 'x' } },
+      spec: { size: 1 },
+    });
+    expect(input).to.deep.equal(copy);
+  });
+
+  it('returns the same object when there is nothing to drop', function () {
+    const input = { metadata: { name: 'a', annotations: { other: 'x' } } } as KubeObject;
+    expect(stripUnreadFields(input)).to.equal(input);
+    const bare = { kind: 'List' } as KubeObject;
+    expect(stripUnreadFields(bare)).to.equal(bare);
   });
 });
