@@ -772,7 +772,8 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
       const on = await renderChart(['--set', 'hooks.enabled=true']);
       expect(controllerArgs(on)).to.include('--hooks=true');
       const role = findOne(on, 'ClusterRole', 'snapback-controller');
-      expect(verbsOn(role, '', 'pods/exec')).to.deep.equal(['create']);
+      // a WebSocket exec is authorized as get and, since Kubernetes 1.35, also as create
+      expect(verbsOn(role, '', 'pods/exec')).to.deep.equal(['create', 'get']);
       // pods are listed live when a run starts: no watch, no cache of every pod
       expect(verbsOn(role, '', 'pods')).to.deep.equal(['get', 'list']);
       for (const forbidden of ['secrets', 'pods/attach', 'pods/portforward']) {
