@@ -278,6 +278,8 @@ export async function installChart(options: {
   release: string;
   namespace: string;
   timeoutSeconds: number;
+  /** More `helm install` arguments, e.g. `['--set', 'hooks.enabled=true']`. */
+  extraArgs?: string[];
 }): Promise<{ args: string[]; output: string }> {
   const args = [
     'install',
@@ -288,6 +290,7 @@ export async function installChart(options: {
     '--create-namespace',
     '--wait',
     `--timeout=${options.timeoutSeconds}s`,
+    ...(options.extraArgs ?? []),
   ];
   try {
     const output = await options.helm([
