@@ -111,13 +111,25 @@ export class WebSocketPodExecutor implements PodExecutor {
   }
 }
 
-/** client-node rejects a refused upgrade with the HTTP response text; keep it short. */
-function execErrorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  if (typeof error === 'object' && error !== null) {
-    const e = error as { message?: unknown; type?: unknown; error?: { message?: unknown } };
-    if (typeof e.error?.message === 'string') return e.error.message;
-    if (typeof e.message === 'string') return e.message;
+/**
+ * What a failed exec connection means. client-node rejects a refused upgrade with the ws
+ * message "Unexpected server response: <status>"; the statuses a user can act on are named.
+ */
+export function execErrorMessage(error: unknown): string {
+  let text = String(error);
+  if (error instanceof Error) text = error.message;
+  else if (typeof error === 'object' && error !== null) {
+    const e = error as { message?: unknown; error?: { message?: unknown } };
+    if (typeof e.error?.message === 'string') text = e.error.message;
+    else if (typeof e.message === 'string') text = e.message;
   }
-  return String(error);
+  const status = /Unexpected server response: (\d+)/.exec(text)?.[1];
+  if (status === '403') {
+    return `pods/exec was refused (HTTP 403): the controller's ServiceAccount needs create and get on pods/exec (the chart grants them with hooks.enabled=true)`;
+  }
+  if (status === '404') return 'pods/exec found no such pod (HTTP 404): it is gone';
+  if (status === '400') {
+    return 'pods/exec was rejected (HTTP 400): the container is not running, or the command is invalid';
+  }
+  return text;
 }
