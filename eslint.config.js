@@ -11,4 +11,21 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
+  {
+    // What ships never loads the tests' fakes, fixtures or harness.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/test/**', '**/bench/**'],
+              message: 'src/ is the shipped code: test and bench code stays out of it',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -70,7 +70,8 @@ export interface WatchHandle {
 
 /**
  * The Kubernetes API as controllers use it. `HttpKubeClient` talks to a real API server;
- * `FakeKubeClient` is an in-memory object store with the same semantics for unit tests.
+ * `FakeKubeClient` (test/support/fakes) is an in-memory object store with the same semantics
+ * for unit tests.
  * Failed requests reject with an `ApiError`.
  */
 export interface KubeClient {

@@ -3,8 +3,9 @@
  *
  * - `KubeClient` (client.ts): get/list/create/replace/patch/delete/watch on any `ResourceType`
  *   (resource.ts lists the built-in ones). `HttpKubeClient` talks to the API server with a
- *   client-side QPS limit; `FakeKubeClient` is an in-memory API server for unit tests
- *   (resourceVersions, conflicts, finalizers, status subresource, watches, injected errors).
+ *   client-side QPS limit; the unit tests' in-memory API server, `FakeKubeClient`, lives in
+ *   test/support/fakes (resourceVersions, conflicts, finalizers, status subresource, watches,
+ *   injected errors).
  *   Failures are `ApiError`s: test them with `isNotFound`, `isConflict`, `isAlreadyExists`.
  * - `Informer` (informer.ts): list+watch cache with bookmarks, relist on 410 and jittered
  *   backoff on errors; `get`, `list` (label/field selectors), custom indexes (`byIndex`),
@@ -16,8 +17,8 @@
  *   `TerminalError` to stop retrying; `queueDepth` for metrics.
  * - `LeaderElector` (leader-election.ts): coordination.k8s.io/v1 Lease, 15 s / 10 s / 2 s.
  * - `Manager` (manager.ts): informers + controllers + optional leader election in one unit.
- * - `EventRecorder` (events.ts): `KubeEventRecorder` (core/v1 Events with count aggregation)
- *   and `FakeEventRecorder`.
+ * - `EventRecorder` (events.ts): `KubeEventRecorder` (core/v1 Events with count aggregation);
+ *   the tests' `FakeEventRecorder` is in test/support/fakes.
  * - objects.ts: `setCondition`, finalizer add/remove, `patchStatus` (merge patch on /status
  *   with observedGeneration), `createOrPatch`, merge-patch helpers.
  * - selectors.ts: label selector matching, parsing and formatting.
@@ -26,7 +27,6 @@ export * from './client.js';
 export * from './controller.js';
 export * from './errors.js';
 export * from './events.js';
-export * from './fake-client.js';
 export * from './http-client.js';
 export * from './informer.js';
 export * from './informer-factory.js';

@@ -7,11 +7,11 @@ import {
   type CoexistenceStatus,
 } from '../../../src/kube/coexistence.js';
 import { ApiError } from '../../../src/kube/errors.js';
-import { FakeKubeClient } from '../../../src/kube/fake-client.js';
 import type { Lease } from '../../../src/kube/leader-election.js';
 import type { Runnable } from '../../../src/kube/manager.js';
 import { Leases } from '../../../src/kube/resource.js';
 import { eventually } from './eventually.js';
+import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 

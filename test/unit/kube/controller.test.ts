@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { Controller, type ReconcileResult } from '../../../src/kube/controller.js';
 import { TerminalError } from '../../../src/kube/errors.js';
-import { FakeKubeClient } from '../../../src/kube/fake-client.js';
 import { Informer } from '../../../src/kube/informer.js';
 import { ItemExponentialRateLimiter } from '../../../src/kube/rate-limit.js';
 import { ConfigMaps, PersistentVolumeClaims, type KubeObject } from '../../../src/kube/resource.js';
 import { eventually } from './eventually.js';
+import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
 const cm = (name: string) => ({ metadata: { name, namespace: 'ns' } });
 

@@ -1,9 +1,10 @@
 import { expect } from 'chai';
 import { ApiError } from '../../../src/kube/errors.js';
-import { FakeEventRecorder, KubeEventRecorder, type CoreEvent } from '../../../src/kube/events.js';
-import { FakeKubeClient } from '../../../src/kube/fake-client.js';
+import { KubeEventRecorder, type CoreEvent } from '../../../src/kube/events.js';
 import { Events } from '../../../src/kube/resource.js';
-import { FakeClock } from '../../../src/util/clock.js';
+import { FakeClock } from '../../support/fakes/clock.js';
+import { FakeEventRecorder } from '../../support/fakes/event-recorder.js';
+import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
 const snapshot = {
   apiVersion: 'snapshot.storage.k8s.io/v1',

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { ApiError } from '../../../src/kube/errors.js';
-import { FakeKubeClient } from '../../../src/kube/fake-client.js';
 import {
   Informer,
   LAST_APPLIED_ANNOTATION,
@@ -10,6 +9,7 @@ import {
 import { InformerFactory } from '../../../src/kube/informer-factory.js';
 import { ConfigMaps, PersistentVolumeClaims, type KubeObject } from '../../../src/kube/resource.js';
 import { eventually } from './eventually.js';
+import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
 interface Pvc extends KubeObject {
   spec?: { dataSource?: { kind: string; name: string } };

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import type { KubeClient } from '../../../src/kube/client.js';
-import { FakeKubeClient } from '../../../src/kube/fake-client.js';
 import { LeaderElector, type Lease } from '../../../src/kube/leader-election.js';
 import { Leases } from '../../../src/kube/resource.js';
+import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
 /** A client whose requests fail while `cut` is set, as if the network were partitioned. */
 function partitionable(client: KubeClient): { client: KubeClient; cut: boolean } {

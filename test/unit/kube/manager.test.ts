@@ -2,10 +2,10 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import type { KubeClient } from '../../../src/kube/client.js';
 import { Controller } from '../../../src/kube/controller.js';
-import { FakeKubeClient } from '../../../src/kube/fake-client.js';
 import { LeadershipLostError, Manager, type Runnable } from '../../../src/kube/manager.js';
 import { ConfigMaps, Leases, type KubeObject } from '../../../src/kube/resource.js';
 import { eventually } from './eventually.js';
+import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
 class Recorder implements Runnable {
   readonly log: string[] = [];

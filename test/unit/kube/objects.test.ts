@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { FakeKubeClient } from '../../../src/kube/fake-client.js';
 import { isConflict } from '../../../src/kube/errors.js';
 import {
   addFinalizer,
@@ -12,6 +11,7 @@ import {
   type Condition,
 } from '../../../src/kube/objects.js';
 import { ConfigMaps, type KubeObject, type ResourceType } from '../../../src/kube/resource.js';
+import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
 const Widgets: ResourceType = {
   group: 'example.dev',

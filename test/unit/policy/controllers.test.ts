@@ -13,8 +13,6 @@ import type {
   WatchOptions,
 } from '../../../src/kube/index.js';
 import {
-  FakeEventRecorder,
-  FakeKubeClient,
   Manager,
   PersistentVolumeClaims,
   PersistentVolumes,
@@ -25,10 +23,12 @@ import { ownedSnapshotClassName } from '../../../src/policy/naming.js';
 import type { Pvc } from '../../../src/policy/objects.js';
 import { BackupPolicies, RestoreJobs } from '../../../src/policy/objects.js';
 import { VolumeSnapshotClasses, VolumeSnapshots } from '../../../src/snapshot/sidecar/resources.js';
-import { FakeClock } from '../../../src/util/clock.js';
 import { createMetrics, type SnapbackMetrics } from '../../../src/observability/metrics.js';
 import { waitFor } from '../../support/processes.js';
 import { NS, pv, pvc, snapshotClass, storageClass } from './fixtures.js';
+import { FakeClock } from '../../support/fakes/clock.js';
+import { FakeEventRecorder } from '../../support/fakes/event-recorder.js';
+import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
 /**
  * The API server as the controllers see it, with a switch that holds back watch events of one

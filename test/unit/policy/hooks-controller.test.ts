@@ -2,8 +2,6 @@ import { expect } from 'chai';
 import type { BackupPolicy, VolumeSnapshot } from '../../../src/api/index.js';
 import type { ExecRequest, ExecResult, PodExecutor } from '../../../src/kube/exec.js';
 import {
-  FakeEventRecorder,
-  FakeKubeClient,
   Manager,
   PersistentVolumeClaims,
   PersistentVolumes,
@@ -13,9 +11,11 @@ import { addPolicyControllers } from '../../../src/policy/controllers.js';
 import { Pods, type Pod } from '../../../src/policy/hooks.js';
 import { BackupPolicies } from '../../../src/policy/objects.js';
 import { VolumeSnapshotClasses, VolumeSnapshots } from '../../../src/snapshot/sidecar/resources.js';
-import { FakeClock } from '../../../src/util/clock.js';
 import { waitFor } from '../../support/processes.js';
 import { NS, pv, pvc, snapshotClass, storageClass } from './fixtures.js';
+import { FakeClock } from '../../support/fakes/clock.js';
+import { FakeEventRecorder } from '../../support/fakes/event-recorder.js';
+import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
 /** Records each exec with what the API server held at that moment. */
 class ObservingExecutor implements PodExecutor {

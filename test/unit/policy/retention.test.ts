@@ -9,7 +9,7 @@ import {
 import { nextFireTime, parseCron } from '../../../src/policy/cron.js';
 import { planSchedule } from '../../../src/policy/schedule.js';
 import { snapshotName } from '../../../src/policy/naming.js';
-import { FakeClock } from '../../../src/util/clock.js';
+import { FakeClock } from '../../support/fakes/clock.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

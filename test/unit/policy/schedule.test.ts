@@ -3,7 +3,7 @@ import { CronError } from '../../../src/policy/cron.js';
 import { MISSED_COUNT_LIMIT, planSchedule } from '../../../src/policy/schedule.js';
 import type { ScheduleInput } from '../../../src/policy/schedule.js';
 import { TimeZoneError } from '../../../src/policy/timezone.js';
-import { FakeClock } from '../../../src/util/clock.js';
+import { FakeClock } from '../../support/fakes/clock.js';
 
 const at = (s: string) => new Date(s);
 const iso = (d: Date | undefined) => d?.toISOString();

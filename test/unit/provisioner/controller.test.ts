@@ -10,8 +10,6 @@ import type { CreateVolumeRequest } from '../../../src/gen/csi/csi/v1/CreateVolu
 import type { CreateVolumeResponse__Output } from '../../../src/gen/csi/csi/v1/CreateVolumeResponse.js';
 import {
   ApiError,
-  FakeEventRecorder,
-  FakeKubeClient,
   Manager,
   PersistentVolumeClaims,
   PersistentVolumes,
@@ -31,6 +29,8 @@ import {
   VolumeSnapshots,
 } from '../../../src/snapshot/sidecar/resources.js';
 import { sleep, waitFor } from '../../support/processes.js';
+import { FakeEventRecorder } from '../../support/fakes/event-recorder.js';
+import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
 const DRIVER = 'local.snapback.dev';
 const GI = 2 ** 30;

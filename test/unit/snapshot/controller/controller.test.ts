@@ -11,8 +11,6 @@ import {
 } from '../../../../src/api/snapshot.js';
 import {
   ApiError,
-  FakeEventRecorder,
-  FakeKubeClient,
   InformerFactory,
   PersistentVolumeClaims,
   PersistentVolumes,
@@ -30,6 +28,8 @@ import {
 import { volumeGroupSnapshots } from '../../../../src/snapshot/group.js';
 import { eventually } from '../../kube/eventually.js';
 import { NS, pv, pvc, snapshotClass } from './fixtures.js';
+import { FakeEventRecorder } from '../../../support/fakes/event-recorder.js';
+import { FakeKubeClient } from '../../../support/fakes/kube-client.js';
 
 /** The controller against the in-memory API server, with the test playing the sidecar. */
 describe('SnapshotController (fake API server)', function () {

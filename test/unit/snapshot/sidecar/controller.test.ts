@@ -10,7 +10,7 @@ import {
 import type { CreateSnapshotRequest } from '../../../../src/gen/csi/csi/v1/CreateSnapshotRequest.js';
 import type { CreateSnapshotResponse__Output } from '../../../../src/gen/csi/csi/v1/CreateSnapshotResponse.js';
 import type { ListSnapshotsResponse__Output } from '../../../../src/gen/csi/csi/v1/ListSnapshotsResponse.js';
-import { FakeEventRecorder, FakeKubeClient, Manager } from '../../../../src/kube/index.js';
+import { Manager } from '../../../../src/kube/index.js';
 import { createSidecar, type SnapshotterCsi } from '../../../../src/snapshot/sidecar/controller.js';
 import { DEFAULT_SIDECAR_SETTINGS } from '../../../../src/snapshot/sidecar/plan.js';
 import {
@@ -19,6 +19,8 @@ import {
 } from '../../../../src/snapshot/sidecar/resources.js';
 import { ANN_VOLUME_GROUP_SNAPSHOT_HANDLE } from '../../../../src/snapshot/group.js';
 import { waitFor } from '../../../support/processes.js';
+import { FakeEventRecorder } from '../../../support/fakes/event-recorder.js';
+import { FakeKubeClient } from '../../../support/fakes/kube-client.js';
 
 const DRIVER = 'local.snapback.dev';
 const UID = '0a0b0c0d-1111-2222-3333-444455556666';

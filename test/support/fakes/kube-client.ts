@@ -11,11 +11,20 @@ import type {
   WatchHandle,
   WatchOptions,
   WriteOptions,
-} from './client.js';
-import { ApiError } from './errors.js';
-import { applyMergePatch, deepEqual, omit, rfc3339 } from './objects.js';
-import { apiVersionOf, makeKey, type KubeObject, type ResourceType } from './resource.js';
-import { fieldSelectorMatches, labelSelectorMatches, parseLabelSelector } from './selectors.js';
+} from '../../../src/kube/client.js';
+import { ApiError } from '../../../src/kube/errors.js';
+import { applyMergePatch, deepEqual, omit, rfc3339 } from '../../../src/kube/objects.js';
+import {
+  apiVersionOf,
+  makeKey,
+  type KubeObject,
+  type ResourceType,
+} from '../../../src/kube/resource.js';
+import {
+  fieldSelectorMatches,
+  labelSelectorMatches,
+  parseLabelSelector,
+} from '../../../src/kube/selectors.js';
 
 export type Verb = 'get' | 'list' | 'create' | 'update' | 'patch' | 'delete' | 'watch';
 
