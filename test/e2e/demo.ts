@@ -19,8 +19,10 @@ import {
   nodePrerequisiteProblem,
   startNodeCluster,
   stopNode,
+  stopNodeOwnedBy,
   type NodeCluster,
 } from '../support/node.js';
+import { reapOwnedBy } from '../support/control-plane.js';
 import { killQuietly } from '../support/processes.js';
 import { checkOutcome, playRecipe, type Narrator } from './recipe.js';
 import {
@@ -103,7 +105,13 @@ let kubectl: Kubectl | undefined;
 
 async function stopEverything(): Promise<void> {
   await keepLogs(kubectl).catch(() => undefined);
-  await cluster?.stop();
+  if (cluster) {
+    await cluster.stop();
+  } else {
+    // interrupted while the cluster was starting: what it had started is on record
+    await stopNodeOwnedBy(process.pid);
+    reapOwnedBy(process.pid);
+  }
   cluster = undefined;
   rmSync(runDir, { recursive: true, force: true });
 }

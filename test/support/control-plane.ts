@@ -131,6 +131,18 @@ export function belongsTo(state: ControlPlaneState, pid: number): boolean {
  * left alone.
  */
 export function reapOrphans(): number[] {
+  return reap((owner) => owner !== null && !isAlive(owner));
+}
+
+/**
+ * Kills the control planes `owner` started, by PID (what an interrupted `make demo` started
+ * before it had a handle on them).
+ */
+export function reapOwnedBy(owner: number): number[] {
+  return reap((recorded) => recorded === owner);
+}
+
+function reap(shouldReap: (owner: number | null) => boolean): number[] {
   const reaped: number[] = [];
   if (!existsSync(runRegistryDir())) return reaped;
   for (const file of readdirSync(runRegistryDir())) {
@@ -143,7 +155,9 @@ export function reapOrphans(): number[] {
       rmSync(full, { force: true });
       continue;
     }
-    if (state.owner === null || isAlive(state.owner)) continue;
+    // the registry also holds the test node's record (node.ts), which is not a control plane
+    if (!state.pids || !state.dir) continue;
+    if (!shouldReap(state.owner)) continue;
     for (const pid of Object.values(state.pids)) {
       if (belongsTo(state, pid)) {
         killQuietly(pid, 'SIGKILL');

@@ -162,6 +162,17 @@ function runsForNode(node: NodeState, pid: number | undefined): boolean {
 }
 
 /**
+ * Stops the node `owner` started, if the record names it: what an interrupted `make demo`
+ * started before startNodeCluster returned. Returns whether there was one.
+ */
+export async function stopNodeOwnedBy(owner: number): Promise<boolean> {
+  const record = readNodeRecord();
+  if (record?.owner !== owner) return false;
+  await stopNode(record.node);
+  return true;
+}
+
+/**
  * Refuses to start beside a live node; cleans up a node whose owner died (a test run or demo
  * killed with SIGKILL) or whose processes are all gone. Returns what it cleaned, for a log line.
  */
