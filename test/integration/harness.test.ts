@@ -1,10 +1,11 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
   reapOrphans,
+  runRegistryDir,
   startControlPlane,
   type ControlPlaneState,
 } from '../support/control-plane.js';
@@ -71,6 +72,24 @@ describe('test harness process hygiene', function () {
       await expectAllGone(pids, `the control plane of a run stopped by ${signal} to exit`);
     });
   }
+
+  it('reaping reads past the test node’s record in the same registry', function () {
+    const saved = process.env.SNAPBACK_CACHE;
+    const cache = mkdtempSync(path.join(os.tmpdir(), 'snapback-registry-'));
+    process.env.SNAPBACK_CACHE = cache;
+    try {
+      mkdirSync(runRegistryDir(), { recursive: true });
+      // a node record whose owner is gone: the node's own clean-up handles it, not reapOrphans
+      const record = path.join(runRegistryDir(), 'node.json');
+      writeFileSync(record, JSON.stringify({ owner: 2 ** 22 + 1, node: { dir: '/nonexistent' } }));
+      expect(reapOrphans()).to.deep.equal([]);
+      expect(existsSync(record)).to.equal(true);
+    } finally {
+      if (saved === undefined) delete process.env.SNAPBACK_CACHE;
+      else process.env.SNAPBACK_CACHE = saved;
+      rmSync(cache, { recursive: true, force: true });
+    }
+  });
 
   it('a run killed with SIGKILL is reaped by the next start', async function () {
     const { child, state } = startChildControlPlane();
