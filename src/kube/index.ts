@@ -35,5 +35,6 @@ export * from './manager.js';
 export * from './objects.js';
 export * from './rate-limit.js';
 export * from './resource.js';
+export * from './secrets.js';
 export * from './selectors.js';
 export * from './workqueue.js';

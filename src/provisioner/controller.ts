@@ -27,7 +27,7 @@ import {
   Nodes,
   PersistentVolumeClaims,
   PersistentVolumes,
-  Secrets,
+  readSecretData,
   StorageClasses,
   addFinalizer,
   isAlreadyExists,
@@ -520,18 +520,9 @@ class Provisioner {
     namespace: string | undefined,
   ): Promise<Record<string, string>> {
     if (!name || !namespace) return {};
-    const secret = await this.options.client.get<KubeObject & { data?: Record<string, string> }>(
-      Secrets,
-      name,
-      namespace,
-    );
-    if (!secret) throw new Error(`secret ${namespace}/${name} not found`);
-    return Object.fromEntries(
-      Object.entries(secret.data ?? {}).map(([k, v]) => [
-        k,
-        Buffer.from(v, 'base64').toString('utf8'),
-      ]),
-    );
+    const data = await readSecretData(this.options.client, name, namespace);
+    if (!data) throw new Error(`secret ${namespace}/${name} not found`);
+    return data;
   }
 }
 

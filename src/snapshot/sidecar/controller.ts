@@ -22,7 +22,7 @@ import type { Snapshot__Output } from '../../gen/csi/csi/v1/Snapshot.js';
 import {
   Controller,
   ItemExponentialRateLimiter,
-  Secrets,
+  readSecretData,
   createMergePatch,
   hasAnnotation,
   removeFinalizer,
@@ -416,21 +416,16 @@ class Sidecar {
     content: VolumeSnapshotContent,
   ): Promise<Record<string, string>> {
     if (!ref) return {};
-    const secret = await this.options.client
-      .get<KubeObject & { data?: Record<string, string> }>(Secrets, ref.name, ref.namespace)
-      .catch(() => undefined);
-    if (!secret) {
+    const data = await readSecretData(this.options.client, ref.name, ref.namespace).catch(
+      () => undefined,
+    );
+    if (!data) {
       throw new Error(
         `cannot get credentials for snapshot content ${content.metadata?.name}: ` +
           `secret ${ref.namespace}/${ref.name} could not be read`,
       );
     }
-    return Object.fromEntries(
-      Object.entries(secret.data ?? {}).map(([k, v]) => [
-        k,
-        Buffer.from(v, 'base64').toString('utf8'),
-      ]),
-    );
+    return data;
   }
 }
 
