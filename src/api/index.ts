@@ -1,4 +1,5 @@
 export * from './v1alpha1.js';
 export * from './snapshot.js';
+export * from './csi-parameters.js';
 export { isPositiveQuantity } from './formats.js';
 export type { ApiObjectMeta } from './meta.js';

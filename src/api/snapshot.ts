@@ -55,14 +55,6 @@ export const FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND = `${ANNOTATION_PREFIX}/vol
 /** On a PVC while a snapshot of it is being taken. */
 export const FINALIZER_PVC_AS_SOURCE = `${ANNOTATION_PREFIX}/pvc-as-source-protection`;
 
-/** Class parameters with this prefix are for the sidecars and never reach the CSI driver. */
-export const CSI_PARAMETER_PREFIX = 'csi.storage.k8s.io/';
-export const PARAM_SNAPSHOTTER_SECRET_NAME = 'csi.storage.k8s.io/snapshotter-secret-name';
-export const PARAM_SNAPSHOTTER_SECRET_NAMESPACE = 'csi.storage.k8s.io/snapshotter-secret-namespace';
-export const PARAM_SNAPSHOTTER_LIST_SECRET_NAME = 'csi.storage.k8s.io/snapshotter-list-secret-name';
-export const PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE =
-  'csi.storage.k8s.io/snapshotter-list-secret-namespace';
-
 /**
  * The class parameter of the Alibaba Cloud disk driver (and of snapback's disk driver) that
  * allows deleting a snapshot from which disks were created. Its value is the string "true".

@@ -38,7 +38,8 @@ import {
   uniqueKeys,
   withRules,
 } from './rules.js';
-import { CSI_PARAMETER_PREFIX, PARAM_FORCE_DELETE } from './snapshot.js';
+import { CSI_PARAMETER_PREFIX } from './csi-parameters.js';
+import { PARAM_FORCE_DELETE } from './snapshot.js';
 
 export const GROUP = 'snapback.dev';
 export const VERSION = 'v1alpha1';

@@ -22,9 +22,9 @@ import type {
   VolumeSource,
 } from './backend.js';
 import { invalidArgument, outOfRange } from './errors.js';
+import { CSI_PARAMETER_PREFIX } from '../api/csi-parameters.js';
 
 /** Keys the Kubernetes sidecars add to parameters (pvc/name, volumesnapshot/namespace...). */
-export const kubernetesParameterPrefix = 'csi.storage.k8s.io/';
 
 /** The CreateSnapshot parameter (from the VolumeSnapshotClass) recorded on the snapshot. */
 export const forceDeleteParameter = 'forceDelete';
@@ -142,7 +142,7 @@ export function splitParameters(all: Record<string, string>): {
   const parameters: Record<string, string> = {};
   const metadata: Record<string, string> = {};
   for (const [key, value] of Object.entries(all)) {
-    if (key.startsWith(kubernetesParameterPrefix)) metadata[key] = value;
+    if (key.startsWith(CSI_PARAMETER_PREFIX)) metadata[key] = value;
     else parameters[key] = value;
   }
   return { parameters, metadata };

@@ -26,6 +26,13 @@ import { grpcCodeOf } from '../snapshot/sidecar/plan.js';
 import { parseGoBool } from '../util/bool.js';
 import { formatBytes, parseQuantity } from './quantity.js';
 import { REFERENCE_GRANT_GROUP, isGranted, type ReferenceGrant } from './reference-grant.js';
+import {
+  CSI_PARAMETER_PREFIX,
+  PARAM_FSTYPE,
+  PARAM_PVC_NAME,
+  PARAM_PVC_NAMESPACE,
+  PARAM_PV_NAME,
+} from '../api/csi-parameters.js';
 
 /** Set on a PVC by kube-controller-manager's PV binder: which provisioner should act. */
 export const ANN_STORAGE_PROVISIONER = 'volume.kubernetes.io/storage-provisioner';
@@ -54,11 +61,7 @@ export const REASON_PROVISIONING_SUCCEEDED = 'ProvisioningSucceeded';
 export const REASON_PROVISIONING_FAILED = 'ProvisioningFailed';
 export const REASON_VOLUME_FAILED_DELETE = 'VolumeFailedDelete';
 
-const PREFIX = 'csi.storage.k8s.io/';
-const PARAM_FSTYPE = `${PREFIX}fstype`;
-export const PARAM_PVC_NAME = `${PREFIX}pvc/name`;
-export const PARAM_PVC_NAMESPACE = `${PREFIX}pvc/namespace`;
-export const PARAM_PV_NAME = `${PREFIX}pv/name`;
+const PREFIX = CSI_PARAMETER_PREFIX;
 
 /** Secret parameters: each pair names a Secret; the provisioner one feeds Create/DeleteVolume. */
 const SECRET_PARAMS = {

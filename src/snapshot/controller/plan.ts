@@ -15,8 +15,6 @@ import {
   FINALIZER_VOLUME_SNAPSHOT_BOUND,
   FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
   FINALIZER_VOLUME_SNAPSHOT_IN_GROUP,
-  PARAM_SNAPSHOTTER_SECRET_NAME,
-  PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
   SNAPSHOT_API_VERSION,
   SNAPSHOT_GROUP,
   VOLUME_SNAPSHOT_CONTENT_KIND,
@@ -30,6 +28,10 @@ import {
 } from '../../api/snapshot.js';
 import { formatBytes, parseQuantity } from '../../provisioner/quantity.js';
 import { isGroupSnapshotMember } from '../group.js';
+import {
+  PARAM_SNAPSHOTTER_SECRET_NAME,
+  PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
+} from '../../api/csi-parameters.js';
 
 export type PersistentVolumeClaim = V1PersistentVolumeClaim;
 export type PersistentVolume = V1PersistentVolume;

@@ -11,18 +11,23 @@ import {
   ANN_DELETION_SECRET_NAMESPACE,
   ANN_VOLUME_SNAPSHOT_BEING_CREATED,
   ANN_VOLUME_SNAPSHOT_BEING_DELETED,
-  CSI_PARAMETER_PREFIX,
   FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
-  PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
-  PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
-  PARAM_SNAPSHOTTER_SECRET_NAME,
-  PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
   type VolumeSnapshotClass,
   type VolumeSnapshotContent,
   type VolumeSnapshotContentStatus,
 } from '../../api/snapshot.js';
 import { deepEqual } from '../../kube/objects.js';
 import { isGroupSnapshotMemberContent } from '../group.js';
+import {
+  CSI_PARAMETER_PREFIX,
+  PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
+  PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
+  PARAM_SNAPSHOTTER_SECRET_NAME,
+  PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
+  PARAM_VOLUME_SNAPSHOT_CONTENT_NAME,
+  PARAM_VOLUME_SNAPSHOT_NAME,
+  PARAM_VOLUME_SNAPSHOT_NAMESPACE,
+} from '../../api/csi-parameters.js';
 
 export interface SidecarSettings {
   /** The CSI driver this sidecar serves (GetPluginInfo's name). */
@@ -42,9 +47,6 @@ export const DEFAULT_SIDECAR_SETTINGS: Omit<SidecarSettings, 'driverName'> = {
 };
 
 /** Parameters `--extra-create-metadata` adds to CreateSnapshot. */
-export const PARAM_VOLUME_SNAPSHOT_NAME = 'csi.storage.k8s.io/volumesnapshot/name';
-export const PARAM_VOLUME_SNAPSHOT_NAMESPACE = 'csi.storage.k8s.io/volumesnapshot/namespace';
-export const PARAM_VOLUME_SNAPSHOT_CONTENT_NAME = 'csi.storage.k8s.io/volumesnapshotcontent/name';
 
 /** Event reasons, as upstream emits them, so alerts written for upstream keep matching. */
 export const REASON_CREATION_FAILED = 'SnapshotCreationFailed';

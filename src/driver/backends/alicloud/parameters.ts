@@ -1,6 +1,14 @@
 import { invalidArgument, outOfRange } from '../../errors.js';
 import type { Topology, TopologyRequirement } from '../../backend.js';
 import type { Tags } from './ecs.js';
+import {
+  PARAM_PVC_NAME,
+  PARAM_PVC_NAMESPACE,
+  PARAM_PV_NAME,
+  PARAM_VOLUME_SNAPSHOT_CONTENT_NAME,
+  PARAM_VOLUME_SNAPSHOT_NAME,
+  PARAM_VOLUME_SNAPSHOT_NAMESPACE,
+} from '../../../api/csi-parameters.js';
 
 /**
  * VolumeSnapshotClass and StorageClass parameters of the Alibaba Cloud disk driver, parsed
@@ -121,9 +129,9 @@ export function snapshotSpec(input: {
     }
   }
   const identity: Tags = {};
-  const name = input.metadata['csi.storage.k8s.io/volumesnapshot/name'];
-  const namespace = input.metadata['csi.storage.k8s.io/volumesnapshot/namespace'];
-  const content = input.metadata['csi.storage.k8s.io/volumesnapshotcontent/name'];
+  const name = input.metadata[PARAM_VOLUME_SNAPSHOT_NAME];
+  const namespace = input.metadata[PARAM_VOLUME_SNAPSHOT_NAMESPACE];
+  const content = input.metadata[PARAM_VOLUME_SNAPSHOT_CONTENT_NAME];
   if (name) identity[tagKeys.snapshotName] = name;
   if (namespace) identity[tagKeys.snapshotNamespace] = namespace;
   if (content) identity[tagKeys.snapshotContentName] = content;
@@ -297,9 +305,9 @@ export function diskSpec(input: {
   for (const c of candidates) categoryLimits(c);
   for (const [key, value] of Object.entries(userTags)) checkUserTag(key, value, 'diskTags');
   const identity: Tags = {};
-  const pv = input.metadata['csi.storage.k8s.io/pv/name'];
-  const pvc = input.metadata['csi.storage.k8s.io/pvc/name'];
-  const pvcNamespace = input.metadata['csi.storage.k8s.io/pvc/namespace'];
+  const pv = input.metadata[PARAM_PV_NAME];
+  const pvc = input.metadata[PARAM_PVC_NAME];
+  const pvcNamespace = input.metadata[PARAM_PVC_NAMESPACE];
   if (pv) identity[tagKeys.pvName] = pv;
   if (pvc) identity[tagKeys.pvcName] = pvc;
   if (pvcNamespace) identity[tagKeys.pvcNamespace] = pvcNamespace;
