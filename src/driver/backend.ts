@@ -8,16 +8,15 @@
  * object and compatible arguments returns that object; with incompatible arguments it throws
  * ALREADY_EXISTS. A delete of an absent object succeeds.
  */
+import { _csi_v1_VolumeCapability_AccessMode_Mode } from '../gen/csi/csi/v1/VolumeCapability.js';
 
-/** CSI access modes, spelled as in csi.proto. */
-export type AccessMode =
-  | 'SINGLE_NODE_WRITER'
-  | 'SINGLE_NODE_READER_ONLY'
-  | 'MULTI_NODE_READER_ONLY'
-  | 'MULTI_NODE_SINGLE_WRITER'
-  | 'MULTI_NODE_MULTI_WRITER'
-  | 'SINGLE_NODE_SINGLE_WRITER'
-  | 'SINGLE_NODE_MULTI_WRITER';
+/** CSI access modes, spelled as in csi.proto (its generated enum, without UNKNOWN). */
+export type AccessMode = Exclude<keyof typeof _csi_v1_VolumeCapability_AccessMode_Mode, 'UNKNOWN'>;
+
+/** Every access mode csi.proto defines. */
+export const ACCESS_MODES: readonly AccessMode[] = Object.keys(
+  _csi_v1_VolumeCapability_AccessMode_Mode,
+).filter((mode): mode is AccessMode => mode !== 'UNKNOWN');
 
 export type AccessType = 'mount' | 'block';
 

@@ -11,15 +11,16 @@ import type { VolumeCapability__Output } from '../gen/csi/csi/v1/VolumeCapabilit
 import type { VolumeContentSource as CsiVolumeContentSource } from '../gen/csi/csi/v1/VolumeContentSource.js';
 import type { VolumeContentSource__Output } from '../gen/csi/csi/v1/VolumeContentSource.js';
 import type { Timestamp } from '../gen/csi/google/protobuf/Timestamp.js';
-import type {
-  AccessMode,
-  BackendCapabilities,
-  Snapshot,
-  Topology,
-  TopologyRequirement,
-  Volume,
-  VolumeCapability,
-  VolumeSource,
+import {
+  ACCESS_MODES,
+  type AccessMode,
+  type BackendCapabilities,
+  type Snapshot,
+  type Topology,
+  type TopologyRequirement,
+  type Volume,
+  type VolumeCapability,
+  type VolumeSource,
 } from './backend.js';
 import { invalidArgument, outOfRange } from './errors.js';
 import { CSI_PARAMETER_PREFIX } from '../api/csi-parameters.js';
@@ -58,16 +59,6 @@ export function parseCapacityRange(range: CapacityRange__Output | null): {
   return { requiredBytes, limitBytes };
 }
 
-const accessModes: readonly AccessMode[] = [
-  'SINGLE_NODE_WRITER',
-  'SINGLE_NODE_READER_ONLY',
-  'MULTI_NODE_READER_ONLY',
-  'MULTI_NODE_SINGLE_WRITER',
-  'MULTI_NODE_MULTI_WRITER',
-  'SINGLE_NODE_SINGLE_WRITER',
-  'SINGLE_NODE_MULTI_WRITER',
-];
-
 /** A decoded VolumeCapability, or INVALID_ARGUMENT when it lacks its access type or mode. */
 export function toVolumeCapability(
   capability: VolumeCapability__Output | null,
@@ -75,7 +66,7 @@ export function toVolumeCapability(
 ): VolumeCapability {
   if (!capability) throw invalidArgument(`${field} is required`);
   const mode = capability.access_mode?.mode;
-  if (!mode || !accessModes.includes(mode as AccessMode)) {
+  if (!mode || !ACCESS_MODES.includes(mode as AccessMode)) {
     throw invalidArgument(`${field}.access_mode is required (got ${mode ?? 'none'})`);
   }
   const accessMode = mode as AccessMode;

@@ -5,6 +5,7 @@
  * Semantics follow upstream external-provisioner and sig-storage-lib-external-provisioner:
  * the same annotations, finalizers, names, Event reasons and error messages.
  */
+import type { _csi_v1_VolumeCapability_AccessMode_Mode } from '../gen/csi/csi/v1/VolumeCapability.js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type {
   V1CSINode,
@@ -167,14 +168,11 @@ export function volumeName(pvcUid: string | undefined, settings: ProvisionerSett
   return `${settings.volumeNamePrefix}-${compact}`;
 }
 
-export type CsiAccessMode =
-  | 'SINGLE_NODE_WRITER'
-  | 'SINGLE_NODE_READER_ONLY'
-  | 'MULTI_NODE_READER_ONLY'
-  | 'MULTI_NODE_SINGLE_WRITER'
-  | 'MULTI_NODE_MULTI_WRITER'
-  | 'SINGLE_NODE_SINGLE_WRITER'
-  | 'SINGLE_NODE_MULTI_WRITER';
+/** CSI access modes, spelled as in csi.proto. */
+export type CsiAccessMode = Exclude<
+  keyof typeof _csi_v1_VolumeCapability_AccessMode_Mode,
+  'UNKNOWN'
+>;
 
 export interface VolumeCapabilityPlan {
   accessType: { block: true } | { mount: { fsType: string; mountFlags: string[] } };
