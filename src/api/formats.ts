@@ -91,19 +91,3 @@ export const DURATION_PATTERN = '^([0-9]+[smhdw])+$';
 /** Matches a duration (in DURATION_PATTERN form) that is not zero. */
 export const NONZERO_PATTERN = '[1-9]';
 export const DURATION_MAX_LENGTH = 64;
-
-/**
- * A Kubernetes quantity (`20Gi`, `500M`, `1e9`, `1.5Ti`) as resource.ParseQuantity reads it,
- * in the canonical form: sign, digits with an optional fraction, then a binary suffix, a
- * decimal suffix or a decimal exponent.
- */
-export const QUANTITY_PATTERN =
-  '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$';
-export const QUANTITY_MAX_LENGTH = 64;
-
-/** Whether a quantity in QUANTITY_PATTERN form is greater than zero. */
-export function isPositiveQuantity(text: string): boolean {
-  if (!new RegExp(QUANTITY_PATTERN).test(text) || text.startsWith('-')) return false;
-  const mantissa = /^[+]?([0-9.]*)/.exec(text)![1]!;
-  return /[1-9]/.test(mantissa);
-}

@@ -1,5 +1,5 @@
 export * from './v1alpha1.js';
 export * from './snapshot.js';
 export * from './csi-parameters.js';
-export { isPositiveQuantity } from './formats.js';
+export { isPositiveQuantity } from './quantity.js';
 export type { ApiObjectMeta } from './meta.js';

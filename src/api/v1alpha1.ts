@@ -20,14 +20,13 @@ import {
   LABEL_VALUE_PATTERN,
   OBJECT_NAME_MAX_LENGTH,
   OBJECT_NAME_PATTERN,
-  QUANTITY_MAX_LENGTH,
   RFC3339_PATTERN,
   SCHEDULE_MACROS,
   SCHEDULE_MAX_LENGTH,
   TIME_ZONE_MAX_LENGTH,
   TIME_ZONE_PATTERN,
-  isPositiveQuantity,
 } from './formats.js';
+import { QUANTITY_MAX_LENGTH, isPositiveQuantity } from './quantity.js';
 import {
   celRegex,
   exactlyOneOf,

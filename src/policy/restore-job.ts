@@ -24,7 +24,7 @@ import {
   restoreSourceSummary,
 } from '../api/index.js';
 import { rfc3339, setCondition } from '../kube/index.js';
-import { formatBytes, parseQuantity } from '../provisioner/quantity.js';
+import { formatBytes, parseQuantity } from '../api/quantity.js';
 import type { PlannedEvent } from './backup-policy.js';
 import {
   ANNOTATION_PVC_NAME,

@@ -25,7 +25,7 @@ import {
 } from '../api/snapshot.js';
 import { grpcCodeOf } from '../snapshot/sidecar/plan.js';
 import { parseGoBool } from '../util/bool.js';
-import { formatBytes, parseQuantity } from './quantity.js';
+import { formatBytes, parseQuantity } from '../api/quantity.js';
 import { REFERENCE_GRANT_GROUP, isGranted, type ReferenceGrant } from './reference-grant.js';
 import {
   CSI_PARAMETER_PREFIX,

@@ -26,7 +26,7 @@ import {
   type VolumeSnapshotContent,
   type VolumeSnapshotStatus,
 } from '../../api/snapshot.js';
-import { formatBytes, parseQuantity } from '../../provisioner/quantity.js';
+import { formatBytes, parseQuantity } from '../../api/quantity.js';
 import { isGroupSnapshotMember } from '../group.js';
 import {
   PARAM_SNAPSHOTTER_SECRET_NAME,

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { formatBytes, parseQuantity } from '../../../src/provisioner/quantity.js';
+import { formatBytes, parseQuantity } from '../../../src/api/quantity.js';
 
 describe('provisioner quantities', function () {
   const parsed: Array<[string | number, number]> = [
