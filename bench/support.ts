@@ -14,7 +14,7 @@ import {
   StorageClasses,
   type KubeObject,
 } from '../src/kube/index.js';
-import { VolumeSnapshotClasses } from '../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotClasses } from '../src/kube/resource.js';
 import type { ControlPlane } from '../test/support/control-plane.js';
 import { startProcess, stopProcess, waitFor } from '../test/support/processes.js';
 import { repoRoot } from '../test/support/tools.js';

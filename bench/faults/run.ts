@@ -25,7 +25,7 @@ import {
   PersistentVolumeClaims,
   type KubeObject,
 } from '../../src/kube/index.js';
-import { VolumeSnapshotContents, VolumeSnapshots } from '../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotContents, VolumeSnapshots } from '../../src/kube/resource.js';
 import { kubectl } from '../../test/support/cluster.js';
 import {
   freePort,

@@ -21,7 +21,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { VolumeSnapshot } from '../../src/api/index.js';
 import { HttpKubeClient, type KubeObject } from '../../src/kube/index.js';
 import { BackupPolicies } from '../../src/policy/objects.js';
-import { VolumeSnapshotContents, VolumeSnapshots } from '../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotContents, VolumeSnapshots } from '../../src/kube/resource.js';
 import { startControlPlane, type ControlPlane } from '../../test/support/control-plane.js';
 import { kubectl } from '../../test/support/cluster.js';
 import { waitFor } from '../../test/support/processes.js';

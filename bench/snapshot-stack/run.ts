@@ -27,7 +27,7 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import type { VolumeSnapshot } from '../../src/api/snapshot.js';
 import { HttpKubeClient, type WatchHandle } from '../../src/kube/index.js';
-import { VolumeSnapshotContents, VolumeSnapshots } from '../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotContents, VolumeSnapshots } from '../../src/kube/resource.js';
 import { startControlPlane, type ControlPlane } from '../../test/support/control-plane.js';
 import { kubectl } from '../../test/support/cluster.js';
 import { waitFor } from '../../test/support/processes.js';

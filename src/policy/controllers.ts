@@ -53,7 +53,7 @@ import {
   VolumeSnapshotClasses,
   VolumeSnapshotContents,
   VolumeSnapshots,
-} from '../snapshot/sidecar/resources.js';
+} from '../kube/resource.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import type { PlannedEvent } from './backup-policy.js';
 import { classesToDelete, LABEL_POLICY_NAMESPACE, planBackupPolicy } from './backup-policy.js';

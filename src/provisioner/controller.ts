@@ -45,7 +45,7 @@ import {
 } from '../kube/index.js';
 import { errorMessage, silentLogger, type Logger } from '../observability/logger.js';
 import { messageOf } from '../snapshot/sidecar/plan.js';
-import { VolumeSnapshotContents, VolumeSnapshots } from '../snapshot/sidecar/resources.js';
+import { VolumeSnapshotContents, VolumeSnapshots } from '../kube/resource.js';
 import {
   ANN_DELETION_SECRET_NAME,
   ANN_DELETION_SECRET_NAMESPACE,

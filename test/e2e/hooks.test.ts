@@ -6,7 +6,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { BackupPolicy, RestoreJob, VolumeSnapshot } from '../../src/api/index.js';
 import { HttpKubeClient, type KubeObject, type ResourceType } from '../../src/kube/index.js';
 import { BackupPolicies, RestoreJobs } from '../../src/policy/objects.js';
-import { VolumeSnapshots } from '../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshots } from '../../src/kube/resource.js';
 import { localNodeImages, startNodeCluster, type NodeCluster } from '../support/node.js';
 import { waitFor } from '../support/processes.js';
 import { boundClaim } from '../integration/stack/support.js';

@@ -12,7 +12,7 @@ import {
   Secrets,
   type KubeObject,
 } from '../../src/kube/index.js';
-import { VolumeSnapshotContents, VolumeSnapshots } from '../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotContents, VolumeSnapshots } from '../../src/kube/resource.js';
 import { parseMountinfo } from '../../src/driver/backends/local/mounts.js';
 import { httpStatusOf } from '../support/cluster.js';
 import {

@@ -13,7 +13,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import type { BackupPolicy, RestoreJob, VolumeSnapshot } from '../../src/api/index.js';
 import type { HttpKubeClient } from '../../src/kube/index.js';
 import { BackupPolicies, RestoreJobs } from '../../src/policy/objects.js';
-import { VolumeSnapshots } from '../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshots } from '../../src/kube/resource.js';
 import { waitFor } from '../support/processes.js';
 import { repoRoot } from '../support/tools.js';
 import { boundClaim, type Claim, type Volume } from '../integration/stack/support.js';

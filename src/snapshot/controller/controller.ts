@@ -46,7 +46,7 @@ import {
   VolumeSnapshotClasses,
   VolumeSnapshotContents,
   VolumeSnapshots,
-} from '../sidecar/resources.js';
+} from '../../kube/resource.js';
 import {
   DEFAULT_CONTROLLER_SETTINGS,
   Reasons,

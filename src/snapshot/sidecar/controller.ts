@@ -52,7 +52,7 @@ import {
   type SidecarSettings,
   type SnapshotReport,
 } from './plan.js';
-import { VolumeSnapshotClasses, VolumeSnapshotContents } from './resources.js';
+import { VolumeSnapshotClasses, VolumeSnapshotContents } from '../../kube/resource.js';
 
 /** The CSI Controller calls the sidecar makes (a CsiClient's `controller` provides them). */
 export interface SnapshotterCsi {

@@ -8,7 +8,7 @@ import winston from 'winston';
 import type { VolumeSnapshot } from '../../../src/api/snapshot.js';
 import { stackOptions, startStack, type Stack } from '../../../src/cli/controller.js';
 import { HttpKubeClient, Leases, type Lease } from '../../../src/kube/index.js';
-import { VolumeSnapshots } from '../../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshots } from '../../../src/kube/resource.js';
 import type { ControlPlane } from '../../support/control-plane.js';
 import {
   createTestNamespace,

@@ -12,7 +12,7 @@ import {
 } from '../../../src/kube/index.js';
 import { ownedSnapshotClassName } from '../../../src/policy/naming.js';
 import { BackupPolicies, RestoreJobs } from '../../../src/policy/objects.js';
-import { VolumeSnapshotClasses, VolumeSnapshots } from '../../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotClasses, VolumeSnapshots } from '../../../src/kube/resource.js';
 import type { ControlPlane } from '../../support/control-plane.js';
 import {
   createTestNamespace,

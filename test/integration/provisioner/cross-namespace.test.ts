@@ -12,10 +12,7 @@ import {
   type KubeObject,
 } from '../../../src/kube/index.js';
 import { ReferenceGrants, type ReferenceGrant } from '../../../src/provisioner/reference-grant.js';
-import {
-  VolumeSnapshotContents,
-  VolumeSnapshots,
-} from '../../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotContents, VolumeSnapshots } from '../../../src/kube/resource.js';
 import type { ControlPlane } from '../../support/control-plane.js';
 import {
   createTestNamespace,

@@ -9,7 +9,7 @@ import {
   type HttpKubeClient,
   type KubeObject,
 } from '../../../src/kube/index.js';
-import { VolumeSnapshots } from '../../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshots } from '../../../src/kube/resource.js';
 import type { ControlPlane } from '../../support/control-plane.js';
 import {
   createTestNamespace,

@@ -8,10 +8,7 @@ import {
   PersistentVolumes,
   type HttpKubeClient,
 } from '../../../src/kube/index.js';
-import {
-  VolumeSnapshotContents,
-  VolumeSnapshots,
-} from '../../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotContents, VolumeSnapshots } from '../../../src/kube/resource.js';
 import type { ControlPlane } from '../../support/control-plane.js';
 import {
   createTestNamespace,

@@ -22,7 +22,7 @@ import {
   VolumeSnapshotClasses,
   VolumeSnapshotContents,
   VolumeSnapshots,
-} from '../../../src/snapshot/sidecar/resources.js';
+} from '../../../src/kube/resource.js';
 import { waitFor } from '../../support/processes.js';
 import {
   LOCAL_DRIVER,

@@ -22,7 +22,7 @@ import { addPolicyControllers, type PolicyControllers } from '../../../src/polic
 import { ownedSnapshotClassName } from '../../../src/policy/naming.js';
 import type { Pvc } from '../../../src/policy/objects.js';
 import { BackupPolicies, RestoreJobs } from '../../../src/policy/objects.js';
-import { VolumeSnapshotClasses, VolumeSnapshots } from '../../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotClasses, VolumeSnapshots } from '../../../src/kube/resource.js';
 import { createMetrics, type SnapbackMetrics } from '../../../src/observability/metrics.js';
 import { waitFor } from '../../support/processes.js';
 import { NS, pv, pvc, snapshotClass, storageClass } from './fixtures.js';

@@ -10,7 +10,7 @@ import {
 import { addPolicyControllers } from '../../../src/policy/controllers.js';
 import { Pods, type Pod } from '../../../src/policy/hooks.js';
 import { BackupPolicies } from '../../../src/policy/objects.js';
-import { VolumeSnapshotClasses, VolumeSnapshots } from '../../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotClasses, VolumeSnapshots } from '../../../src/kube/resource.js';
 import { waitFor } from '../../support/processes.js';
 import { NS, pv, pvc, snapshotClass, storageClass } from './fixtures.js';
 import { FakeClock } from '../../support/fakes/clock.js';

@@ -24,10 +24,7 @@ import {
   FINALIZER_PV,
   FINALIZER_SNAPSHOT_SOURCE,
 } from '../../../src/provisioner/plan.js';
-import {
-  VolumeSnapshotContents,
-  VolumeSnapshots,
-} from '../../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotContents, VolumeSnapshots } from '../../../src/kube/resource.js';
 import { sleep, waitFor } from '../../support/processes.js';
 import { FakeEventRecorder } from '../../support/fakes/event-recorder.js';
 import { FakeKubeClient } from '../../support/fakes/kube-client.js';

@@ -30,7 +30,7 @@ import {
   VolumeSnapshotClasses,
   VolumeSnapshotContents,
   VolumeSnapshots,
-} from '../../../../src/snapshot/sidecar/resources.js';
+} from '../../../../src/kube/resource.js';
 import type { ControlPlane } from '../../../support/control-plane.js';
 import {
   createTestNamespace,

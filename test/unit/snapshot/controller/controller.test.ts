@@ -24,7 +24,7 @@ import {
   VolumeSnapshotClasses,
   VolumeSnapshotContents,
   VolumeSnapshots,
-} from '../../../../src/snapshot/sidecar/resources.js';
+} from '../../../../src/kube/resource.js';
 import { volumeGroupSnapshots } from '../../../../src/snapshot/group.js';
 import { eventually } from '../../kube/eventually.js';
 import { NS, pv, pvc, snapshotClass } from './fixtures.js';

@@ -13,10 +13,7 @@ import type { ListSnapshotsResponse__Output } from '../../../../src/gen/csi/csi/
 import { Manager } from '../../../../src/kube/index.js';
 import { createSidecar, type SnapshotterCsi } from '../../../../src/snapshot/sidecar/controller.js';
 import { DEFAULT_SIDECAR_SETTINGS } from '../../../../src/snapshot/sidecar/plan.js';
-import {
-  VolumeSnapshotClasses,
-  VolumeSnapshotContents,
-} from '../../../../src/snapshot/sidecar/resources.js';
+import { VolumeSnapshotClasses, VolumeSnapshotContents } from '../../../../src/kube/resource.js';
 import { ANN_VOLUME_GROUP_SNAPSHOT_HANDLE } from '../../../../src/snapshot/group.js';
 import { waitFor } from '../../../support/processes.js';
 import { FakeEventRecorder } from '../../../support/fakes/event-recorder.js';
