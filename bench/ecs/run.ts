@@ -25,7 +25,7 @@ import ecs from '@alicloud/ecs20140526';
 import openapi from '@alicloud/openapi-client';
 import { createAlicloudBackend } from '../../src/driver/backends/alicloud/index.js';
 import type { AlicloudBackend } from '../../src/driver/backends/alicloud/backend.js';
-import { isDiskError } from '../../src/driver/errors.js';
+import { isDiskError } from '../../src/csi/errors.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { repoRoot } from '../../test/support/tools.js';
 

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 
-import { DiskError, type DiskErrorCode } from '../driver/errors.js';
+import { DiskError, type DiskErrorCode } from './errors.js';
 
 const grpcCodes: Record<DiskErrorCode, grpc.status> = {
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
@@ -38,3 +38,20 @@ export function isGrpcError(error: unknown, code?: grpc.status): error is grpc.S
 }
 
 export const statusName = (code: grpc.status): string => grpc.status[code] ?? String(code);
+
+/** The gRPC status code of an error from a CSI call, or undefined for any other error. */
+export function grpcCodeOf(error: unknown): grpc.status | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  if (typeof code !== 'number' || !Number.isInteger(code)) return undefined;
+  return code >= grpc.status.OK && code <= grpc.status.UNAUTHENTICATED ? code : undefined;
+}
+
+/** The part of an error a user can act on: gRPC `details` rather than "9 FAILED_PRECONDITION: ...". */
+export function messageOf(error: unknown): string {
+  const details = (error as { details?: unknown } | null | undefined)?.details;
+  if (typeof details === 'string' && details) {
+    const code = grpcCodeOf(error);
+    return code === undefined ? details : `${grpc.status[code]}: ${details}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}

@@ -18,7 +18,7 @@ import {
   toVolumeCapability,
   toVolumeSource,
 } from './convert.js';
-import { invalidArgument, notFound } from './errors.js';
+import { invalidArgument, notFound } from '../csi/errors.js';
 import type { OperationLocks } from './operations.js';
 
 type Rpc = NonNullable<ControllerServiceCapability['rpc']>['type'];

@@ -22,7 +22,7 @@ import {
   type VolumeCapability,
   type VolumeSource,
 } from './backend.js';
-import { invalidArgument, outOfRange } from './errors.js';
+import { invalidArgument, outOfRange } from '../csi/errors.js';
 import { CSI_PARAMETER_PREFIX } from '../api/csi-parameters.js';
 
 /** Keys the Kubernetes sidecars add to parameters (pvc/name, volumesnapshot/namespace...). */

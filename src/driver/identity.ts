@@ -2,7 +2,7 @@ import type { IdentityHandlers } from '../gen/csi/csi/v1/Identity.js';
 import type { PluginCapability } from '../gen/csi/csi/v1/PluginCapability.js';
 import type { AsyncHandlers } from '../csi/handlers.js';
 import type { DiskBackend } from './backend.js';
-import { isDiskError } from './errors.js';
+import { isDiskError } from '../csi/errors.js';
 
 /** What GetPluginCapabilities reports for this backend and the services being served. */
 export function pluginCapabilities(

@@ -12,7 +12,7 @@ import {
   toCsiTopology,
   toVolumeCapability,
 } from './convert.js';
-import { invalidArgument, notFound } from './errors.js';
+import { invalidArgument, notFound } from '../csi/errors.js';
 import type { OperationLocks } from './operations.js';
 
 const below = (file: string, dir: string): boolean =>

@@ -1,4 +1,4 @@
-import { aborted } from './errors.js';
+import { aborted } from '../csi/errors.js';
 
 /**
  * At most one operation per volume or snapshot at a time. CSI asks a driver to answer a call

@@ -1,5 +1,5 @@
 import type { ListOptions, Page } from './backend.js';
-import { aborted } from './errors.js';
+import { aborted } from '../csi/errors.js';
 
 const tokenPrefix = 'after:';
 

@@ -44,7 +44,7 @@ import {
   type Runnable,
 } from '../kube/index.js';
 import { errorMessage, silentLogger, type Logger } from '../observability/logger.js';
-import { messageOf } from '../snapshot/sidecar/plan.js';
+import { messageOf } from '../csi/status.js';
 import { VolumeSnapshotContents, VolumeSnapshots } from '../kube/resource.js';
 import {
   ANN_DELETION_SECRET_NAME,

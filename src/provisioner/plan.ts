@@ -23,7 +23,7 @@ import {
   type VolumeSnapshot,
   type VolumeSnapshotContent,
 } from '../api/snapshot.js';
-import { grpcCodeOf } from '../snapshot/sidecar/plan.js';
+import { grpcCodeOf } from '../csi/status.js';
 import { parseGoBool } from '../util/bool.js';
 import { formatBytes, parseQuantity } from '../api/quantity.js';
 import { REFERENCE_GRANT_GROUP, isGranted, type ReferenceGrant } from './reference-grant.js';

@@ -41,7 +41,6 @@ import {
   failedToDelete,
   failureMessage,
   isFinalCsiError,
-  messageOf,
   planContent,
   shouldEnqueueContentChange,
   statusAfterDelete,
@@ -53,6 +52,7 @@ import {
   type SnapshotReport,
 } from './plan.js';
 import { VolumeSnapshotClasses, VolumeSnapshotContents } from '../../kube/resource.js';
+import { messageOf } from '../../csi/status.js';
 
 /** The CSI Controller calls the sidecar makes (a CsiClient's `controller` provides them). */
 export interface SnapshotterCsi {

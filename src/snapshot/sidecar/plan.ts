@@ -28,6 +28,7 @@ import {
   PARAM_VOLUME_SNAPSHOT_NAME,
   PARAM_VOLUME_SNAPSHOT_NAMESPACE,
 } from '../../api/csi-parameters.js';
+import { grpcCodeOf, messageOf } from '../../csi/status.js';
 
 export interface SidecarSettings {
   /** The CSI driver this sidecar serves (GetPluginInfo's name). */
@@ -422,23 +423,6 @@ export function isFinalCsiError(error: unknown): boolean {
     GrpcStatus.RESOURCE_EXHAUSTED,
     GrpcStatus.ABORTED,
   ].includes(code);
-}
-
-/** The gRPC status code of an error from a CSI call, or undefined for any other error. */
-export function grpcCodeOf(error: unknown): GrpcStatus | undefined {
-  const code = (error as { code?: unknown } | null | undefined)?.code;
-  if (typeof code !== 'number' || !Number.isInteger(code)) return undefined;
-  return code >= GrpcStatus.OK && code <= GrpcStatus.UNAUTHENTICATED ? code : undefined;
-}
-
-/** The part of an error a user can act on: gRPC `details` rather than "9 FAILED_PRECONDITION: ...". */
-export function messageOf(error: unknown): string {
-  const details = (error as { details?: unknown } | null | undefined)?.details;
-  if (typeof details === 'string' && details) {
-    const code = grpcCodeOf(error);
-    return code === undefined ? details : `${GrpcStatus[code]}: ${details}`;
-  }
-  return error instanceof Error ? error.message : String(error);
 }
 
 export function failureMessage(reason: string, detail: string): string {

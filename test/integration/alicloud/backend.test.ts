@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Snapshot } from '../../../src/driver/backend.js';
-import { DiskError, isDiskError } from '../../../src/driver/errors.js';
+import { DiskError, isDiskError } from '../../../src/csi/errors.js';
 import { createAlicloudBackend } from '../../../src/driver/backends/alicloud/index.js';
 import type { EcsEmulator } from '../../support/ecs-emulator/emulator.js';
 import { waitFor } from '../../support/processes.js';

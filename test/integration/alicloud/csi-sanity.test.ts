@@ -6,7 +6,7 @@ import { connectCsi, type CsiClient } from '../../../src/csi/client.js';
 import { toGrpcHandlers } from '../../../src/csi/handlers.js';
 import { loadCsi } from '../../../src/csi/proto.js';
 import { serveCsi, type CsiServer } from '../../../src/csi/server.js';
-import { notFound } from '../../../src/driver/errors.js';
+import { notFound } from '../../../src/csi/errors.js';
 import type { IdentityHandlers } from '../../../src/gen/csi/csi/v1/Identity.js';
 import type { NodeHandlers } from '../../../src/gen/csi/csi/v1/Node.js';
 import { runCsiSanity } from '../../support/csi-sanity.js';

@@ -13,7 +13,7 @@ import {
   type RetryPolicy,
 } from '../../../src/driver/backends/alicloud/throttle.js';
 import type { CreateSnapshotRequest, Snapshot } from '../../../src/driver/backend.js';
-import { isDiskError } from '../../../src/driver/errors.js';
+import { isDiskError } from '../../../src/csi/errors.js';
 import { EcsEmulator, type EmulatorOptions } from '../../support/ecs-emulator/emulator.js';
 import { sleep, waitFor } from '../../support/processes.js';
 

@@ -20,7 +20,7 @@ import {
   copyBlockBytes,
   copySparse,
 } from '../../../src/driver/backends/local/copy.js';
-import { DiskError } from '../../../src/driver/errors.js';
+import { DiskError } from '../../../src/csi/errors.js';
 import { runCommand } from '../../../src/driver/backends/local/system.js';
 
 const MiB = copyBlockBytes;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DiskError } from '../../../src/driver/errors.js';
+import { DiskError } from '../../../src/csi/errors.js';
 import { clientToken, fnv1a128 } from '../../../src/driver/backends/alicloud/client-token.js';
 import {
   GiB,

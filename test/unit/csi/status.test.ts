@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 
 import { toServiceError } from '../../../src/csi/status.js';
-import { DiskError, type DiskErrorCode } from '../../../src/driver/errors.js';
+import { DiskError, type DiskErrorCode } from '../../../src/csi/errors.js';
 
 describe('csi: gRPC status of thrown errors', function () {
   const codes: DiskErrorCode[] = [

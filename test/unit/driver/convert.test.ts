@@ -12,7 +12,7 @@ import {
   toVolumeCapability,
   toVolumeSource,
 } from '../../../src/driver/convert.js';
-import { DiskError } from '../../../src/driver/errors.js';
+import { DiskError } from '../../../src/csi/errors.js';
 import type { VolumeCapability__Output } from '../../../src/gen/csi/csi/v1/VolumeCapability.js';
 
 const codeOf = (fn: () => unknown): string | undefined => {

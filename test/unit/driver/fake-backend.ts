@@ -9,7 +9,7 @@ import type {
   SnapshotListOptions,
   Volume,
 } from '../../../src/driver/backend.js';
-import { notFound } from '../../../src/driver/errors.js';
+import { notFound } from '../../../src/csi/errors.js';
 import { paginate } from '../../../src/driver/pagination.js';
 
 /**

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { DiskError } from '../../../src/driver/errors.js';
+import { DiskError } from '../../../src/csi/errors.js';
 import {
   checkName,
   Layout,

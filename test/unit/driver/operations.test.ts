@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import type { DiskError } from '../../../src/driver/errors.js';
+import type { DiskError } from '../../../src/csi/errors.js';
 import { OperationLocks } from '../../../src/driver/operations.js';
 
 describe('driver: one operation per volume or snapshot', function () {

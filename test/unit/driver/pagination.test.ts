@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { DiskError } from '../../../src/driver/errors.js';
+import { DiskError } from '../../../src/csi/errors.js';
 import { paginate } from '../../../src/driver/pagination.js';
 
 const ids = (...names: string[]) => names.map((id) => ({ id }));

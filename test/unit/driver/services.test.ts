@@ -7,7 +7,7 @@ import path from 'node:path';
 import { connectCsi, type CsiClient } from '../../../src/csi/client.js';
 import { isGrpcError } from '../../../src/csi/status.js';
 import { startDriver, type DriverHandle } from '../../../src/driver/driver.js';
-import { DiskError } from '../../../src/driver/errors.js';
+import { DiskError } from '../../../src/csi/errors.js';
 import { tool } from '../../support/tools.js';
 import { FakeBackend } from './fake-backend.js';
 

@@ -22,7 +22,7 @@ import {
   notFound,
   outOfRange,
   unavailable,
-} from '../../errors.js';
+} from '../../../csi/errors.js';
 import { clientToken } from './client-token.js';
 import { DiskSnapshotSlots } from './disk-slots.js';
 import {

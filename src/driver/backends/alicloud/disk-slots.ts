@@ -1,4 +1,4 @@
-import { aborted } from '../../errors.js';
+import { aborted } from '../../../csi/errors.js';
 
 /**
  * One snapshot in progress per disk, as ECS allows. A slot is taken before CreateSnapshot

@@ -1,4 +1,4 @@
-import { DiskError, type DiskErrorCode } from '../../errors.js';
+import { DiskError, type DiskErrorCode } from '../../../csi/errors.js';
 import { EcsError, isThrottling, isTransient } from './ecs.js';
 
 /**

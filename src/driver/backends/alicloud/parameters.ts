@@ -1,4 +1,4 @@
-import { invalidArgument, outOfRange } from '../../errors.js';
+import { invalidArgument, outOfRange } from '../../../csi/errors.js';
 import type { Topology, TopologyRequirement } from '../../backend.js';
 import type { Tags } from './ecs.js';
 import {

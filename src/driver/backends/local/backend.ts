@@ -28,7 +28,7 @@ import {
   outOfRange,
   resourceExhausted,
   type DiskErrorCode,
-} from '../../errors.js';
+} from '../../../csi/errors.js';
 import { paginate } from '../../pagination.js';
 import { type CopyOptions, type CopyResult, copyFigures, copySparse } from './copy.js';
 import { metaIds, readJson, removeDurably, renameDurably, writeFileAtomic } from './files.js';

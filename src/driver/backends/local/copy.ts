@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { copyFile, type FileHandle, open, stat } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 
-import { DiskError, resourceExhausted } from '../../errors.js';
+import { DiskError, resourceExhausted } from '../../../csi/errors.js';
 import { blocksOf, dataExtents } from './extents.js';
 import type { CommandRunner } from './system.js';
 

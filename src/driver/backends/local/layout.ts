@@ -1,6 +1,6 @@
 import path from 'node:path';
 
-import { DiskError, invalidArgument, type DiskErrorCode } from '../../errors.js';
+import { DiskError, invalidArgument, type DiskErrorCode } from '../../../csi/errors.js';
 
 /** CSI asks drivers to accept names of at least 128 bytes; longer ones are refused. */
 export const maxNameBytes = 128;

@@ -5,7 +5,7 @@
  * ready snapshot, and a retried create with the same name starts it again.
  */
 import type { CreateVolumeRequest, Snapshot, Volume, VolumeSource } from '../../backend.js';
-import { alreadyExists, invalidArgument, outOfRange } from '../../errors.js';
+import { alreadyExists, invalidArgument, outOfRange } from '../../../csi/errors.js';
 import { qualifiedId } from './layout.js';
 
 export const diskAlignmentBytes = 4096;

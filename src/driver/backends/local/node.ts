@@ -10,7 +10,7 @@ import type {
   VolumeCapability,
   VolumeStats,
 } from '../../backend.js';
-import { alreadyExists, failedPrecondition, notFound } from '../../errors.js';
+import { alreadyExists, failedPrecondition, notFound } from '../../../csi/errors.js';
 import type { Layout } from './layout.js';
 import { ownName } from './layout.js';
 import type { DiskRecord } from './metadata.js';

@@ -18,7 +18,6 @@ import {
   driverParameters,
   isFinalCsiError,
   listSecretRef,
-  messageOf,
   planContent,
   shouldDelete,
   shouldEnqueueContentChange,
@@ -30,6 +29,7 @@ import {
   type SidecarSettings,
 } from '../../../../src/snapshot/sidecar/plan.js';
 import { ANN_VOLUME_GROUP_SNAPSHOT_HANDLE } from '../../../../src/snapshot/group.js';
+import { messageOf } from '../../../../src/csi/status.js';
 
 const DRIVER = 'local.snapback.dev';
 const settings: SidecarSettings = { ...DEFAULT_SIDECAR_SETTINGS, driverName: DRIVER };
