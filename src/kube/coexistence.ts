@@ -9,6 +9,7 @@ import type { Runnable } from './manager.js';
 import { ApiError } from './errors.js';
 import { Leases } from './resource.js';
 import { errorMessage, silentLogger, type Logger } from '../observability/logger.js';
+import { abortableSleep } from '../util/sleep.js';
 
 /** csi-lib-utils' sanitizeName: what its leader election does to a Lease name before use. */
 export function sanitizeLeaseName(name: string): string {
@@ -176,7 +177,7 @@ export class DeferToUpstream implements Runnable {
     const halted = lost ? AbortSignal.any([lost, this.stopping.signal]) : this.stopping.signal;
     while (!halted.aborted) {
       const waitMs = await this.checkOnce(lost);
-      await sleep(waitMs, halted);
+      await abortableSleep(waitMs, halted);
     }
   }
 
@@ -249,17 +250,4 @@ export class DeferToUpstream implements Runnable {
     this.current = undefined;
     await part?.stop();
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -9,6 +9,7 @@ import {
   parseLabelSelector,
   type LabelSelector,
 } from './selectors.js';
+import { abortableSleep } from '../util/sleep.js';
 
 /** Index values of an object, e.g. the snapshot names a PVC restores from. */
 export type IndexFunc<T> = (obj: T) => string[];
@@ -430,17 +431,4 @@ export class Informer<T extends KubeObject> {
 /** Uniform in [delay, 2 * delay), like client-go's wait.Jitter with factor 1. */
 function jitter(delay: number): number {
   return Math.round(delay * (1 + Math.random()));
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

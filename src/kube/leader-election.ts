@@ -2,6 +2,7 @@ import type { KubeClient } from './client.js';
 import { isAlreadyExists, isConflict } from './errors.js';
 import { errorMessage, silentLogger, type Logger } from '../observability/logger.js';
 import { Leases, type KubeObject } from './resource.js';
+import { abortableSleep } from '../util/sleep.js';
 
 export interface LeaseSpec {
   holderIdentity?: string;
@@ -96,7 +97,7 @@ export class LeaderElector {
       const sentAt = performance.now();
       if (await untilAborted(this.tryAcquireOrRenew(), signal, false))
         return this.lead(signal, sentAt);
-      await sleep(jittered(this.retryPeriodMs), signal);
+      await abortableSleep(jittered(this.retryPeriodMs), signal);
     }
     return 'stopped';
   }
@@ -128,7 +129,7 @@ export class LeaderElector {
           loseLeadership();
         });
       while (!leadership.signal.aborted) {
-        await sleep(this.retryPeriodMs, leadership.signal);
+        await abortableSleep(this.retryPeriodMs, leadership.signal);
         if (leadership.signal.aborted) break;
         const sentAt = performance.now();
         // a hung request must not keep a leader that already stepped down in this loop
@@ -283,17 +284,4 @@ function microTime(date: Date): string {
 /** Between the period and 1.2 times it, as client-go's JitterUntil with factor 1.2. */
 function jittered(ms: number): number {
   return ms * (1 + 0.2 * Math.random());
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
