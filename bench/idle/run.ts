@@ -11,7 +11,8 @@
  * Each process is ready (/readyz answers 200, or the import resolved), then left alone for
  * --settle-seconds; its VmRSS then and its VmHWM are read from /proc. Median over --rounds.
  *
- *   make bench BENCH=idle ARGS='[--rounds=3] [--settle-seconds=15] [--json=<file>]'
+ *   make bench BENCH=idle ARGS='[--rounds=3] [--settle-seconds=15] [--json=<file>]
+ *     [--node-options=<flags of the snapback processes>]'
  *
  * Figures, not assertions: see the README.
  */
@@ -28,6 +29,8 @@ import { BenchProcesses, numberFlag as flag, snapbackMain, stringFlag } from '..
 const ROUNDS = flag('rounds', 3);
 const SETTLE_MS = flag('settle-seconds', 15) * 1000;
 const JSON_OUT = stringFlag('json');
+/** Node.js (and V8) flags for snapback's processes (e.g. --max-semi-space-size=1). */
+const NODE_FLAGS = stringFlag('node-options')?.split(/\s+/).filter(Boolean) ?? [];
 
 /** Packages whose import cost is reported on its own (node, import, nothing else). */
 const PACKAGES = [
@@ -86,7 +89,7 @@ async function measureSnapback(
   const proc = processes.spawn(
     name,
     process.execPath,
-    [snapbackMain(), ...args, `--http-endpoint=127.0.0.1:${port}`],
+    [...NODE_FLAGS, snapbackMain(), ...args, `--http-endpoint=127.0.0.1:${port}`],
     env,
   );
   try {

@@ -56,8 +56,12 @@ const BURST = flag('burst', 100);
 const JSON_OUT = stringFlag('json');
 /** Where snapback's side writes V8 CPU profiles (node --cpu-prof), one per round. */
 const PROFILE_DIR = stringFlag('profile');
-/** Extra Node.js options of snapback's side (e.g. --max-semi-space-size=4), to compare settings. */
-const NODE_OPTIONS = stringFlag('node-options');
+/**
+ * Node.js (and V8) flags for snapback's side, on its command line (e.g. --trace-gc,
+ * --max-semi-space-size=2). Several settings separated by `;` (an empty one = none) each get a
+ * snapback round in every round, to compare them side by side.
+ */
+const NODE_FLAG_VARIANTS = (stringFlag('node-options') ?? '').split(';').map((v) => v.trim());
 /** `snapback` to run only snapback's rounds (comparing its own settings); both by default. */
 const SIDES = (stringFlag('sides') ?? 'snapback,upstream').split(',') as Side[];
 /** Where to copy the processes' logs before the work directory goes (the driver logs each call). */
@@ -67,6 +71,8 @@ type Side = 'snapback' | 'upstream';
 
 interface RoundResult {
   side: Side;
+  /** Node.js flags of snapback's side ('' for none). */
+  nodeFlags: string;
   round: number;
   seconds: number;
   requests: number;
@@ -228,14 +234,15 @@ async function main(): Promise<void> {
     await stop(provisioner);
 
     const results: RoundResult[] = [];
-    const order: Side[] = [];
-    for (let i = 0; i < ROUNDS; i++)
-      order.push(
-        ...((i % 2 === 0 ? ['snapback', 'upstream'] : ['upstream', 'snapback']) as Side[]).filter(
-          (side) => SIDES.includes(side),
-        ),
-      );
-    for (const [index, side] of order.entries()) {
+    const order: Array<{ side: Side; nodeFlags: string }> = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const sides = (i % 2 === 0 ? ['snapback', 'upstream'] : ['upstream', 'snapback']) as Side[];
+      for (const side of sides.filter((s) => SIDES.includes(s))) {
+        if (side === 'upstream') order.push({ side, nodeFlags: '' });
+        else for (const nodeFlags of NODE_FLAG_VARIANTS) order.push({ side, nodeFlags });
+      }
+    }
+    for (const [index, { side, nodeFlags }] of order.entries()) {
       const round = index + 1;
       const procs: Proc[] =
         side === 'snapback'
@@ -244,6 +251,7 @@ async function main(): Promise<void> {
                 `snapback-${round}`,
                 process.execPath,
                 [
+                  ...nodeFlags.split(/\s+/).filter(Boolean),
                   snapback,
                   'controller',
                   `--csi-address=unix://${socket}`,
@@ -253,15 +261,9 @@ async function main(): Promise<void> {
                   `--kube-api-qps=${QPS}`,
                   `--kube-api-burst=${BURST}`,
                 ],
-                {
-                  ...env,
-                  NODE_OPTIONS: [
-                    NODE_OPTIONS,
-                    PROFILE_DIR && `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}`,
-                  ]
-                    .filter(Boolean)
-                    .join(' '),
-                },
+                PROFILE_DIR
+                  ? { ...env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` }
+                  : env,
               ),
             ]
           : [
@@ -336,6 +338,7 @@ async function main(): Promise<void> {
       );
       const result: RoundResult = {
         side,
+        nodeFlags,
         round,
         seconds: Math.round(seconds * 100) / 100,
         requests,
@@ -413,16 +416,32 @@ function report(results: RoundResult[]): void {
       cpuSeconds: mean('upstream', stackCpu),
     },
     timeRatio: 0,
+    /** Per setting of --node-options, when several were compared. */
+    snapbackByNodeFlags: {} as Record<string, Record<string, number>>,
   };
   summary.timeRatio =
     Math.round((summary.snapback.seconds / summary.upstream.seconds) * 1000) / 1000;
+  if (NODE_FLAG_VARIANTS.length > 1) {
+    for (const flags of NODE_FLAG_VARIANTS) {
+      const rounds = results.filter((r) => r.side === 'snapback' && r.nodeFlags === flags);
+      const avg = (pick: (r: RoundResult) => number) =>
+        rounds.map(pick).reduce((a, b) => a + b, 0) / rounds.length;
+      summary.snapbackByNodeFlags[flags || '(none)'] = {
+        seconds: avg((r) => r.seconds),
+        timeRatio: Math.round((avg((r) => r.seconds) / summary.upstream.seconds) * 1000) / 1000,
+        requestsPerSnapshot: avg((r) => r.requestsPerSnapshot),
+        peakRssMiB: avg((r) => total(r.peakRssMiB)),
+        cpuSeconds: avg(stackCpu),
+      };
+    }
+  }
   console.log('\nround  side      seconds  req/snapshot  peak RSS (MiB) / CPU (s)');
   for (const r of results) {
     const perProcess = Object.entries(r.peakRssMiB)
       .map(([k, v]) => `${k}=${v}/${r.cpuSeconds[k]}`)
       .join(' ');
     console.log(
-      `${String(r.round).padEnd(6)} ${r.side.padEnd(9)} ${String(r.seconds).padStart(7)}  ${String(r.requestsPerSnapshot).padStart(12)}  ${perProcess} driver-cpu=${r.cpuSeconds.driver}`,
+      `${String(r.round).padEnd(6)} ${r.side.padEnd(9)} ${String(r.seconds).padStart(7)}  ${String(r.requestsPerSnapshot).padStart(12)}  ${perProcess} driver-cpu=${r.cpuSeconds.driver}${r.nodeFlags ? ` node: ${r.nodeFlags}` : ''}`,
     );
   }
   console.log(`\ntime ratio snapback/upstream: ${summary.timeRatio} (goal <= 0.8)`);
