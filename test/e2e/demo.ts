@@ -34,14 +34,12 @@ import {
   podMetrics,
   podsOf,
   type Kubectl,
+  RELEASE,
+  RELEASE_NAMESPACE,
+  CLASS,
+  CONTROLLER_HTTP_PORT,
 } from './support.js';
 
-const RELEASE = 'snapback';
-const RELEASE_NAMESPACE = 'snapback-system';
-/** The chart's classes for its default backend, local (snapback-<backend>). */
-const CLASS = 'snapback-local';
-/** The chart's controller.healthPort: /healthz, /readyz and /metrics. */
-const CONTROLLER_HTTP_PORT = 8080;
 const TIMEOUT_MS = 180_000;
 
 const cache =

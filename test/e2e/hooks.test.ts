@@ -18,7 +18,7 @@ import {
   exec,
   rolledOut,
   show,
-  type Narrator,
+  RecordingNarrator,
   type RecipeContext,
 } from './recipe.js';
 import {
@@ -28,6 +28,9 @@ import {
   installChart,
   kubectlWith,
   type Kubectl,
+  RELEASE,
+  RELEASE_NAMESPACE,
+  CLASS,
 } from './support.js';
 
 const SubjectAccessReviews: ResourceType = {
@@ -47,22 +50,6 @@ interface SubjectAccessReview extends KubeObject {
   status?: { allowed?: boolean };
 }
 
-class RecordingNarrator implements Narrator {
-  readonly lines: string[] = [];
-  step(title: string): void {
-    this.lines.push(`==> ${title}`);
-  }
-  note(text: string): void {
-    this.lines.push(`    ${text}`);
-  }
-  shell(command: string, output: string): void {
-    this.lines.push(`$ ${command}`, output.trimEnd());
-  }
-}
-
-const RELEASE = 'snapback';
-const RELEASE_NAMESPACE = 'snapback-system';
-const CLASS = 'snapback-local';
 const NAMESPACE = 'hooks';
 const TIMEOUT_MS = 180_000;
 

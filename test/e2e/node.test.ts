@@ -33,7 +33,7 @@ import {
   checkOutcome,
   exec,
   playRecipe,
-  type Narrator,
+  RecordingNarrator,
   type RecipeContext,
   type RecipeOutcome,
 } from './recipe.js';
@@ -51,27 +51,13 @@ import {
   type Kubectl,
   type PodList,
   whyNotReady,
+  RELEASE,
+  RELEASE_NAMESPACE,
+  CLASS,
+  CONTROLLER_HTTP_PORT,
 } from './support.js';
 
-/** The story of the run, printed only when a test fails. */
-class RecordingNarrator implements Narrator {
-  readonly lines: string[] = [];
-  step(title: string): void {
-    this.lines.push(`==> ${title}`);
-  }
-  note(text: string): void {
-    this.lines.push(`    ${text}`);
-  }
-  shell(command: string, output: string): void {
-    this.lines.push(`$ ${command}`, output.trimEnd());
-  }
-}
-
-const RELEASE = 'snapback';
-const RELEASE_NAMESPACE = 'snapback-system';
-const CLASS = 'snapback-local';
 const DRIVER = 'local.snapback.dev';
-const CONTROLLER_HTTP_PORT = 8080;
 
 /**
  * Where the node uses a PV: kubelet's publish mount in a pod's directory, the staging mount

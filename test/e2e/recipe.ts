@@ -35,6 +35,20 @@ export interface Narrator {
   shell(command: string, output: string): void;
 }
 
+/** The story of a run kept in memory: a test prints it only when it fails. */
+export class RecordingNarrator implements Narrator {
+  readonly lines: string[] = [];
+  step(title: string): void {
+    this.lines.push(`==> ${title}`);
+  }
+  note(text: string): void {
+    this.lines.push(`    ${text}`);
+  }
+  shell(command: string, output: string): void {
+    this.lines.push(`$ ${command}`, output.trimEnd());
+  }
+}
+
 export interface RecipeContext {
   /** Acts as the user (cluster admin), never as the operator. */
   client: HttpKubeClient;

@@ -12,6 +12,14 @@ import { repoRoot, tool } from '../support/tools.js';
 
 const execFileAsync = promisify(execFile);
 
+/** The release name, namespace and class names the README's `helm install` gives. */
+export const RELEASE = 'snapback';
+export const RELEASE_NAMESPACE = 'snapback-system';
+/** The chart's StorageClass and VolumeSnapshotClass for its default backend, local. */
+export const CLASS = 'snapback-local';
+/** The chart's controller.healthPort: /healthz, /readyz and /metrics. */
+export const CONTROLLER_HTTP_PORT = 8080;
+
 export const chartDir = path.join(repoRoot, 'charts/snapback');
 
 /** Runs the helm that tools/ built with its cache, config and data under `home`. */
