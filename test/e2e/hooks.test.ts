@@ -2,12 +2,11 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { BackupPolicy, RestoreJob, VolumeSnapshot } from '../../src/api/index.js';
-import { HttpKubeClient, type KubeObject, type ResourceType } from '../../src/kube/index.js';
+import type { HttpKubeClient, KubeObject, ResourceType } from '../../src/kube/index.js';
 import { BackupPolicies, RestoreJobs } from '../../src/policy/objects.js';
 import { VolumeSnapshots } from '../../src/kube/resource.js';
-import { localNodeImages, startNodeCluster, type NodeCluster } from '../support/node.js';
+import { type NodeCluster } from '../support/node.js';
 import { waitFor } from '../support/processes.js';
 import { boundClaim } from '../integration/stack/support.js';
 import {
@@ -25,12 +24,11 @@ import {
   chartController,
   chartDir,
   helmIn,
-  installChart,
-  kubectlWith,
   type Kubectl,
   RELEASE,
   RELEASE_NAMESPACE,
   CLASS,
+  chartOnNode,
 } from './support.js';
 
 const SubjectAccessReviews: ResourceType = {
@@ -116,20 +114,7 @@ describe('node: BackupPolicy hooks exec in the pods of the snapshotted PVCs', fu
 
   before(async function () {
     dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-hooks-e2e-'));
-    cluster = await startNodeCluster({ owned: true, baseDir: dir, images: localNodeImages() });
-    kubectl = kubectlWith(cluster.kubeconfig);
-    const admin = new KubeConfig();
-    admin.loadFromFile(cluster.kubeconfig);
-    client = new HttpKubeClient(admin, { qps: 50, burst: 100 });
-    await installChart({
-      helm: helmIn(path.join(dir, 'helm')),
-      kubectl,
-      kubeconfig: cluster.kubeconfig,
-      release: RELEASE,
-      namespace: RELEASE_NAMESPACE,
-      timeoutSeconds: 240,
-      extraArgs: ['--set', 'hooks.enabled=true'],
-    });
+    ({ cluster, kubectl, client } = await chartOnNode(dir, ['--set', 'hooks.enabled=true']));
     await kubectl(['create', 'namespace', NAMESPACE]);
     context = {
       client,

@@ -15,14 +15,7 @@ import {
 import { VolumeSnapshotContents, VolumeSnapshots } from '../../src/kube/resource.js';
 import { parseMountinfo } from '../../src/driver/backends/local/mounts.js';
 import { httpStatusOf } from '../support/cluster.js';
-import {
-  KUBELET_DIR,
-  LOCAL_DRIVER_DIR,
-  NODE_NETWORK,
-  localNodeImages,
-  startNodeCluster,
-  type NodeCluster,
-} from '../support/node.js';
+import { KUBELET_DIR, LOCAL_DRIVER_DIR, NODE_NETWORK, type NodeCluster } from '../support/node.js';
 import { waitFor } from '../support/processes.js';
 import { boundClaim, type Volume } from '../integration/stack/support.js';
 import {
@@ -39,9 +32,6 @@ import {
 } from './recipe.js';
 import {
   chartController,
-  helmIn,
-  installChart,
-  kubectlWith,
   leaderPod,
   parseExposition,
   podMetrics,
@@ -55,6 +45,7 @@ import {
   RELEASE_NAMESPACE,
   CLASS,
   CONTROLLER_HTTP_PORT,
+  chartOnNode,
 } from './support.js';
 
 const DRIVER = 'local.snapback.dev';
@@ -108,19 +99,7 @@ describe('node: the chart on a kubelet, and the recipe with real pods', function
 
   before(async function () {
     dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-node-e2e-'));
-    cluster = await startNodeCluster({ owned: true, baseDir: dir, images: localNodeImages() });
-    kubectl = kubectlWith(cluster.kubeconfig);
-    const admin = new KubeConfig();
-    admin.loadFromFile(cluster.kubeconfig);
-    client = new HttpKubeClient(admin, { qps: 50, burst: 100 });
-    await installChart({
-      helm: helmIn(path.join(dir, 'helm')),
-      kubectl,
-      kubeconfig: cluster.kubeconfig,
-      release: RELEASE,
-      namespace: RELEASE_NAMESPACE,
-      timeoutSeconds: 240,
-    });
+    ({ cluster, kubectl, client } = await chartOnNode(dir));
     identity = await chartController(kubectl, RELEASE_NAMESPACE, RELEASE);
   });
 

@@ -8,6 +8,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
+import { HttpKubeClient } from '../../src/kube/index.js';
+import { localNodeImages, startNodeCluster, type NodeCluster } from '../support/node.js';
 import { repoRoot, tool } from '../support/tools.js';
 
 const execFileAsync = promisify(execFile);
@@ -386,4 +388,37 @@ export function parseExposition(text: string): Exposition {
     samples.push({ name: match[1]!, labels, value: Number(match[3]) });
   }
   return { types, samples };
+}
+
+/** A node cluster with the chart installed, as the node suites start it in their before(). */
+export interface ChartOnNode {
+  cluster: NodeCluster;
+  kubectl: Kubectl;
+  /** Acts as the cluster admin. */
+  client: HttpKubeClient;
+}
+
+/**
+ * Starts a node cluster (owned by this test process) under `dir` and `helm install`s the
+ * chart with its default values plus `extraArgs`, waiting until its pods are Ready.
+ */
+export async function chartOnNode(dir: string, extraArgs: string[] = []): Promise<ChartOnNode> {
+  const cluster = await startNodeCluster({ owned: true, baseDir: dir, images: localNodeImages() });
+  const kubectl = kubectlWith(cluster.kubeconfig);
+  const admin = new k8s.KubeConfig();
+  admin.loadFromFile(cluster.kubeconfig);
+  const client = new HttpKubeClient(admin, { qps: 50, burst: 100 });
+  await installChart({
+    helm: helmIn(path.join(dir, 'helm')),
+    kubectl,
+    kubeconfig: cluster.kubeconfig,
+    release: RELEASE,
+    namespace: RELEASE_NAMESPACE,
+    timeoutSeconds: 240,
+    extraArgs,
+  }).catch(async (error: unknown) => {
+    await cluster.stop();
+    throw error;
+  });
+  return { cluster, kubectl, client };
 }
