@@ -91,7 +91,7 @@ test: $(DEPS) tools node-deps image ## unit, integration and node tests against 
 test-unit: $(DEPS) ## unit tests only (no processes)
 	$(BIN)/mocha $(UNIT_TESTS)
 
-test-integration: $(DEPS) tools ## integration tests only
+test-integration: $(DEPS) tools node-deps image ## integration and node tests only
 	$(BIN)/mocha $(INTEGRATION_TESTS)
 
 demo: $(DEPS) tools node-deps image ## the backup-and-restore recipe with real pods on a local node (root)
