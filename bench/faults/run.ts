@@ -34,7 +34,8 @@ import {
   type ControlPlane,
 } from '../../test/support/control-plane.js';
 import { isAlive, killQuietly, sleep, waitFor } from '../../test/support/processes.js';
-import { repoRoot, tool } from '../../test/support/tools.js';
+import { tool } from '../../test/support/tools.js';
+import { installSnapshotCrds } from '../../test/integration/stack/support.js';
 import {
   BenchProcesses,
   createLocalClasses,
@@ -144,11 +145,7 @@ async function main(): Promise<void> {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(controlPlane.kubeconfig);
     const client = new HttpKubeClient(kc, { qps: 200, burst: 400 });
-    const crds = readdirSync(path.join(repoRoot, 'crds'))
-      .filter((f) => f.startsWith('snapshot.storage.k8s.io_'))
-      .flatMap((f) => ['-f', path.join(repoRoot, 'crds', f)]);
-    await kubectl(controlPlane, ['apply', ...crds]);
-    await kubectl(controlPlane, ['wait', '--for=condition=Established', ...crds]);
+    await installSnapshotCrds(controlPlane);
     await kubectl(controlPlane, ['create', 'namespace', NAMESPACE]);
     await createLocalClasses(client);
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -14,34 +14,12 @@ import {
   createTestNamespace,
   deleteTestNamespace,
   kubeConfigFor,
-  kubectl,
   sharedControlPlane,
 } from '../../support/cluster.js';
 import { waitFor } from '../../support/processes.js';
-import { startUpstream, type Started } from '../stack/support.js';
+import { installSnapshotCrds, startUpstream, type Started } from '../stack/support.js';
 
 const TIMEOUT = 60_000;
-
-async function installSnapshotCrds(controlPlane: ControlPlane): Promise<void> {
-  const dir = path.resolve('crds');
-  for (const file of readdirSync(dir).filter((f) => f.startsWith('snapshot.storage.k8s.io_'))) {
-    await kubectl(controlPlane, [
-      'apply',
-      '--server-side',
-      '--force-conflicts',
-      '-f',
-      path.join(dir, file),
-    ]);
-  }
-  await kubectl(controlPlane, [
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/volumesnapshots.snapshot.storage.k8s.io',
-    'crd/volumesnapshotcontents.snapshot.storage.k8s.io',
-    'crd/volumesnapshotclasses.snapshot.storage.k8s.io',
-  ]);
-}
 
 /** A winston JSON logger whose lines land in `lines`. */
 function capturingLogger(lines: Array<Record<string, unknown>>): winston.Logger {

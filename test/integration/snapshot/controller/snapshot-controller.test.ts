@@ -1,5 +1,3 @@
-import { readdirSync } from 'node:fs';
-import path from 'node:path';
 import { expect } from 'chai';
 import type * as k8s from '@kubernetes/client-node';
 import {
@@ -36,34 +34,12 @@ import {
   createTestNamespace,
   deleteTestNamespace,
   kubeConfigFor,
-  kubectl,
   sharedControlPlane,
 } from '../../../support/cluster.js';
 import { waitFor } from '../../../support/processes.js';
+import { installSnapshotCrds } from '../../stack/support.js';
 
 const TIMEOUT = 60_000;
-
-/** Applies the snapshot.storage.k8s.io CRDs from crds/ and waits until they are served. */
-async function installSnapshotCrds(controlPlane: ControlPlane): Promise<void> {
-  const dir = path.resolve('crds');
-  const files = readdirSync(dir).filter((file) => file.startsWith('snapshot.storage.k8s.io_'));
-  for (const file of files)
-    await kubectl(controlPlane, [
-      'apply',
-      '--server-side',
-      '--force-conflicts',
-      '-f',
-      path.join(dir, file),
-    ]);
-  await kubectl(controlPlane, [
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/volumesnapshots.snapshot.storage.k8s.io',
-    'crd/volumesnapshotcontents.snapshot.storage.k8s.io',
-    'crd/volumesnapshotclasses.snapshot.storage.k8s.io',
-  ]);
-}
 
 describe('snapshot controller (real control plane; the test plays the CSI snapshotter)', function () {
   let controlPlane: ControlPlane;
