@@ -60,9 +60,9 @@ node-deps: ## install the test node's container runtime and CNI plugins from Deb
 	fi
 
 generate: $(DEPS) tools ## regenerate the generated files: CRDs in crds/, CSI types in src/gen/, docs/api-reference.md
-	$(TSX) src/api/generate.ts
-	$(TSX) src/csi/generate.ts
-	$(TSX) docs/generate-api-reference.ts
+	$(TSX) tools/generate/crds.ts
+	$(TSX) tools/generate/csi-types.ts
+	$(TSX) tools/generate/api-reference.ts
 
 # Incremental: a build with nothing changed takes seconds; the build info stays out of dist/,
 # which the image copies.

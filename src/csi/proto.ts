@@ -8,7 +8,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType } from '../gen/csi/csi.js';
 
 /**
- * How csi.proto is turned into JS objects. src/csi/codegen.ts derives the generator's flags
+ * How csi.proto is turned into JS objects. tools/generate/codegen.ts derives the generator's flags
  * from this, so the generated types describe exactly these shapes: snake_case fields, int64
  * as decimal strings, enums as their names, defaults filled in, oneof names set.
  */

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 
-import { protoLoaderOptions } from './proto.js';
+import { protoLoaderOptions } from '../../src/csi/proto.js';
 
 /** Where the committed CSI types live, relative to the repository root. */
 export const generatedDir = 'src/gen/csi';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { referencePath, renderApiReference } from '../../../docs/generate-api-reference.js';
+import { referencePath, renderApiReference } from '../../../../tools/generate/api-reference.js';
 
 describe('docs/api-reference.md', function () {
   const rendered = renderApiReference();

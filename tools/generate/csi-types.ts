@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { generateCsiTypes, generatedDir } from './codegen.js';
-import { csiProtoEnv } from './proto.js';
+import { csiProtoEnv } from '../../src/csi/proto.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 

@@ -10,8 +10,8 @@ import {
   renderGeneratedCrds,
   toStructuralSchema,
   type JSONSchemaProps,
-} from '../../../src/api/crd.js';
-import { repoRoot } from '../../support/tools.js';
+} from '../../../../tools/generate/crd.js';
+import { repoRoot } from '../../../support/tools.js';
 
 const crdsDir = path.join(repoRoot, 'crds');
 

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import path from 'node:path';
 
-import { generatedDir, staleGeneratedFiles } from '../../../src/csi/codegen.js';
-import { repoRoot, tool } from '../../support/tools.js';
+import { generatedDir, staleGeneratedFiles } from '../../../../tools/generate/codegen.js';
+import { repoRoot, tool } from '../../../support/tools.js';
 
 describe('csi: generated types in src/gen/csi', function () {
   it('are not stale: make generate would write exactly the committed files', function () {

@@ -1,5 +1,5 @@
 /**
- * zod schema -> CustomResourceDefinition, as pure functions (src/api/generate.ts writes the
+ * zod schema -> CustomResourceDefinition, as pure functions (tools/generate/crds.ts writes the
  * result to crds/).
  *
  * zod's OpenAPI 3.0 output is close to, but not, a structural schema as the API server
@@ -27,7 +27,7 @@ import {
   RestoreJobSpecSchema,
   RestoreJobStatusSchema,
   VERSION,
-} from './v1alpha1.js';
+} from '../../src/api/v1alpha1.js';
 
 /** The subset of OpenAPI v3 (with Kubernetes extensions) that a CRD schema uses. */
 export interface JSONSchemaProps {
