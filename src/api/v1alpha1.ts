@@ -197,6 +197,10 @@ export const ConditionSchema = z
   .describe('One observation about the state of the object.');
 export type Condition = z.infer<typeof ConditionSchema>;
 
+/** status.observedGeneration, as every status of this API carries it. */
+const observedGeneration = () =>
+  z.int().min(0).optional().describe('The metadata.generation this status describes.');
+
 const conditions = () =>
   mapListOf(ConditionSchema, 'type', 32, 'conditions').describe(
     'The latest observations of the state of this object, one per type.',
@@ -649,11 +653,7 @@ export type HookRun = z.infer<typeof HookRunSchema>;
 
 export const BackupPolicyStatusSchema = z
   .strictObject({
-    observedGeneration: z
-      .int()
-      .min(0)
-      .optional()
-      .describe('The metadata.generation this status describes.'),
+    observedGeneration: observedGeneration(),
     conditions: conditions().optional(),
     lastScheduleTime: dateTime().optional().describe('The scheduled time of the most recent run.'),
     nextScheduleTime: dateTime()
@@ -839,11 +839,7 @@ export type RestoreJobSpecInput = z.input<typeof RestoreJobSpecSchema>;
 
 export const RestoreJobStatusSchema = z
   .strictObject({
-    observedGeneration: z
-      .int()
-      .min(0)
-      .optional()
-      .describe('The metadata.generation this status describes.'),
+    observedGeneration: observedGeneration(),
     phase: z
       .enum(RESTORE_JOB_PHASES)
       .optional()

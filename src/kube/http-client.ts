@@ -55,6 +55,13 @@ export class WatchIdleError extends Error {
 }
 
 /** `KubeClient` over HTTP, with the credentials and TLS settings of a KubeConfig. */
+/** What a request sends besides its method and path. */
+interface Body {
+  body?: string;
+  contentType?: string;
+  query?: Record<string, string | undefined>;
+}
+
 export class HttpKubeClient implements KubeClient {
   private readonly http = new IsomorphicFetchHttpLibrary();
   private readonly bucket: TokenBucket;
@@ -305,15 +312,7 @@ export class HttpKubeClient implements KubeClient {
     return path;
   }
 
-  private async request<T>(
-    method: HttpMethod,
-    path: string,
-    options: {
-      body?: string;
-      contentType?: string;
-      query?: Record<string, string | undefined>;
-    } = {},
-  ): Promise<T> {
+  private async request<T>(method: HttpMethod, path: string, options: Body = {}): Promise<T> {
     const response = await this.send(method, path, {
       ...options,
       rateLimited: true,
@@ -329,13 +328,7 @@ export class HttpKubeClient implements KubeClient {
   private async send(
     method: HttpMethod,
     path: string,
-    options: {
-      body?: string;
-      contentType?: string;
-      query?: Record<string, string | undefined>;
-      signal?: AbortSignal;
-      rateLimited: boolean;
-    },
+    options: Body & { signal?: AbortSignal; rateLimited: boolean },
   ): Promise<ResponseContext> {
     if (options.rateLimited) {
       const wait = this.bucket.reserve();

@@ -38,3 +38,4 @@ export * from './resource.js';
 export * from './secrets.js';
 export * from './selectors.js';
 export * from './workqueue.js';
+export * from './fresh-view.js';

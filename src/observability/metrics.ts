@@ -63,27 +63,24 @@ export function createMetrics(options: MetricsOptions = {}): SnapbackMetrics {
     collectDefaultMetrics({ register: registry });
   }
   const queueSources: (() => Record<string, number>)[] = [];
+  /** A counter of one BackupPolicy's snapshots. */
+  const perPolicy = (name: string, help: string) =>
+    new Counter({ name, help, labelNames: ['namespace', 'policy'] as const, registers });
   return {
     registry,
     observeQueueDepths: (source) => queueSources.push(source),
-    snapshotsCreated: new Counter({
-      name: 'snapback_snapshots_created_total',
-      help: 'VolumeSnapshots created by BackupPolicy runs.',
-      labelNames: ['namespace', 'policy'],
-      registers,
-    }),
-    snapshotsFailed: new Counter({
-      name: 'snapback_snapshots_failed_total',
-      help: 'Snapshots that failed to be created or became ready with an error.',
-      labelNames: ['namespace', 'policy'],
-      registers,
-    }),
-    snapshotsPruned: new Counter({
-      name: 'snapback_snapshots_pruned_total',
-      help: 'VolumeSnapshots deleted by BackupPolicy retention.',
-      labelNames: ['namespace', 'policy'],
-      registers,
-    }),
+    snapshotsCreated: perPolicy(
+      'snapback_snapshots_created_total',
+      'VolumeSnapshots created by BackupPolicy runs.',
+    ),
+    snapshotsFailed: perPolicy(
+      'snapback_snapshots_failed_total',
+      'Snapshots that failed to be created or became ready with an error.',
+    ),
+    snapshotsPruned: perPolicy(
+      'snapback_snapshots_pruned_total',
+      'VolumeSnapshots deleted by BackupPolicy retention.',
+    ),
     restores: new Counter({
       name: 'snapback_restores_total',
       help: 'RestoreJobs that reached a final phase, by result.',

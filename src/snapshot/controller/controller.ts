@@ -17,6 +17,9 @@ import {
 } from '../../api/snapshot.js';
 import {
   Controller,
+  FreshView,
+  type PatchOptions,
+  type Reconciler,
   HttpKubeClient,
   ItemExponentialRateLimiter,
   KubeEventRecorder,
@@ -34,7 +37,6 @@ import {
   type Informer,
   type InformerFactory,
   type KubeClient,
-  type KubeObject,
   type ManagerExit,
   type ManagerLeaderElection,
   type Runnable,
@@ -82,49 +84,6 @@ export interface SnapshotControllerOptions {
   logger?: Logger;
 }
 
-/**
- * Keeps the latest version this process wrote of each object, so a reconcile that runs before
- * the watch delivers our own write does not act on the older cached copy (upstream's
- * controller keeps its own stores for the same reason).
- */
-class FreshView<T extends KubeObject> {
-  private readonly written = new Map<string, { obj: T; at: number }>();
-
-  constructor(readonly informer: Informer<T>) {
-    informer.on({ delete: (obj) => this.written.delete(keyOf(obj)) });
-  }
-
-  get(key: string): T | undefined {
-    const cached = this.informer.getByKey(key);
-    const mine = this.written.get(key);
-    if (
-      mine &&
-      (!cached ||
-        Number(mine.obj.metadata?.resourceVersion) > Number(cached.metadata?.resourceVersion))
-    ) {
-      // an object we wrote that the cache never shows may have been deleted since
-      if (cached || Date.now() - mine.at < 30_000) return mine.obj;
-    }
-    this.written.delete(key);
-    return cached;
-  }
-
-  remember(obj: T): T {
-    const key = keyOf(obj);
-    // the write that removed the last finalizer of a deleted object returns it one last time
-    if (obj.metadata?.deletionTimestamp && (obj.metadata.finalizers ?? []).length === 0) {
-      this.written.delete(key);
-    } else {
-      this.written.set(key, { obj, at: Date.now() });
-    }
-    return obj;
-  }
-
-  forget(key: string): void {
-    this.written.delete(key);
-  }
-}
-
 /** The three controllers of the snapshot controller, run and stopped together. */
 export class SnapshotController implements Runnable {
   readonly name = 'snapshot-controller';
@@ -166,23 +125,24 @@ export class SnapshotController implements Runnable {
       indexers: { [INDEX_PVCS_BY_RESTORE_SOURCE]: restoreSourcesOf },
     });
     this.pvInformer = informers.informer<PersistentVolume>(PersistentVolumes);
-    this.snapshotView = new FreshView(this.snapshotInformer);
-    this.contentView = new FreshView(this.contentInformer);
-    this.pvcView = new FreshView(this.pvcInformer);
+    this.snapshotView = new FreshView(this.snapshotInformer, this.clock);
+    this.contentView = new FreshView(this.contentInformer, this.clock);
+    this.pvcView = new FreshView(this.pvcInformer, this.clock);
 
-    const limiter = () =>
-      new ItemExponentialRateLimiter(
-        options.retryIntervalStartMs ?? 1_000,
-        options.retryIntervalMaxMs ?? 300_000,
-      );
-    const common = { workers: options.workers ?? 10, logger: options.logger };
+    // one work queue per kind, each with its own backoff
+    const controller = (name: string, reconcile: Reconciler) =>
+      new Controller({
+        name: `snapshot-controller-${name}`,
+        reconcile,
+        workers: options.workers ?? 10,
+        logger: options.logger,
+        rateLimiter: new ItemExponentialRateLimiter(
+          options.retryIntervalStartMs ?? 1_000,
+          options.retryIntervalMaxMs ?? 300_000,
+        ),
+      });
 
-    this.snapshots = new Controller({
-      ...common,
-      name: 'snapshot-controller-snapshot',
-      rateLimiter: limiter(),
-      reconcile: (key) => this.syncSnapshot(key),
-    })
+    this.snapshots = controller('snapshot', (key) => this.syncSnapshot(key))
       .watch(this.snapshotInformer)
       .watch(this.contentInformer, { toKeys: snapshotKeyOfContent })
       .watch(this.pvcInformer, { toKeys: (pvc) => this.snapshotsAffectedBy(pvc) })
@@ -203,12 +163,7 @@ export class SnapshotController implements Runnable {
             .map(keyOf),
       });
 
-    this.contents = new Controller({
-      ...common,
-      name: 'snapshot-controller-content',
-      rateLimiter: limiter(),
-      reconcile: (key) => this.syncContent(key),
-    })
+    this.contents = controller('content', (key) => this.syncContent(key))
       .watch(this.contentInformer)
       .watch(this.snapshotInformer, {
         toKeys: (snapshot) => [
@@ -224,12 +179,7 @@ export class SnapshotController implements Runnable {
         ],
       });
 
-    this.claims = new Controller({
-      ...common,
-      name: 'snapshot-controller-pvc',
-      rateLimiter: limiter(),
-      reconcile: (key) => this.syncPvc(key),
-    })
+    this.claims = controller('pvc', (key) => this.syncPvc(key))
       .watch(this.pvcInformer, {
         toKeys: (pvc) =>
           pvc.metadata?.finalizers?.includes(FINALIZER_PVC_AS_SOURCE) ? keyOf(pvc) : undefined,
@@ -321,18 +271,10 @@ export class SnapshotController implements Runnable {
       try {
         switch (action.type) {
           case 'setSnapshotClass':
-            snapshot = this.snapshotView.remember(
-              await this.client.patch<VolumeSnapshot>(
-                VolumeSnapshots,
-                snapshot.metadata.name!,
-                namespace,
-                'merge',
-                {
-                  metadata: { resourceVersion: snapshot.metadata.resourceVersion },
-                  spec: { volumeSnapshotClassName: action.className },
-                },
-              ),
-            );
+            snapshot = await this.patchSnapshot(snapshot, {
+              metadata: { resourceVersion: snapshot.metadata.resourceVersion },
+              spec: { volumeSnapshotClassName: action.className },
+            });
             break;
           case 'updateSnapshotFinalizers': {
             const finalizers = (snapshot.metadata.finalizers ?? []).filter(
@@ -340,17 +282,9 @@ export class SnapshotController implements Runnable {
             );
             for (const finalizer of action.add)
               if (!finalizers.includes(finalizer)) finalizers.push(finalizer);
-            snapshot = this.snapshotView.remember(
-              await this.client.patch<VolumeSnapshot>(
-                VolumeSnapshots,
-                snapshot.metadata.name!,
-                namespace,
-                'merge',
-                {
-                  metadata: { resourceVersion: snapshot.metadata.resourceVersion, finalizers },
-                },
-              ),
-            );
+            snapshot = await this.patchSnapshot(snapshot, {
+              metadata: { resourceVersion: snapshot.metadata.resourceVersion, finalizers },
+            });
             break;
           }
           case 'addPvcFinalizer': {
@@ -402,15 +336,10 @@ export class SnapshotController implements Runnable {
               });
             break;
           case 'patchSnapshotStatus':
-            snapshot = this.snapshotView.remember(
-              await this.client.patch<VolumeSnapshot>(
-                VolumeSnapshots,
-                snapshot.metadata.name!,
-                namespace,
-                'merge',
-                { status: action.status },
-                { subresource: 'status' },
-              ),
+            snapshot = await this.patchSnapshot(
+              snapshot,
+              { status: action.status },
+              { subresource: 'status' },
             );
             break;
           case 'event':
@@ -429,6 +358,24 @@ export class SnapshotController implements Runnable {
         throw error;
       }
     }
+  }
+
+  /** A merge patch of the snapshot (or of its status subresource), remembered as our write. */
+  private async patchSnapshot(
+    snapshot: VolumeSnapshot,
+    patch: unknown,
+    options?: PatchOptions,
+  ): Promise<VolumeSnapshot> {
+    return this.snapshotView.remember(
+      await this.client.patch<VolumeSnapshot>(
+        VolumeSnapshots,
+        snapshot.metadata.name!,
+        snapshot.metadata.namespace,
+        'merge',
+        patch,
+        options,
+      ),
+    );
   }
 
   /** Upstream's error reporting for a failed write: status.error and/or a Warning event. */
@@ -458,16 +405,7 @@ export class SnapshotController implements Runnable {
         this.recorder.event(snapshot, action.eventType, action.reason, action.message);
       } else if (action.type === 'patchSnapshotStatus') {
         try {
-          this.snapshotView.remember(
-            await this.client.patch<VolumeSnapshot>(
-              VolumeSnapshots,
-              snapshot.metadata.name!,
-              snapshot.metadata.namespace,
-              'merge',
-              { status: action.status },
-              { subresource: 'status' },
-            ),
-          );
+          await this.patchSnapshot(snapshot, { status: action.status }, { subresource: 'status' });
         } catch (statusError) {
           this.logger.warn('could not record the error on the snapshot', {
             namespace: snapshot.metadata.namespace,

@@ -477,6 +477,15 @@ function fail(
   return { actions: reportError(snapshot, reason, message, now, setReadyFalse), retry: message };
 }
 
+/** A content that fails its snapshot's check: the snapshot reports the error and is retried. */
+function contentFailure(
+  obs: SnapshotObservation,
+  reason: string,
+  message: string,
+): { failure: Plan<SnapshotAction> } {
+  return { failure: fail(obs.snapshot, reason, message, obs.now) };
+}
+
 /**
  * A pre-provisioned snapshot's content, checked: it must be pre-provisioned (snapshotHandle)
  * and point back to this snapshot (by name and namespace; by uid once bound).
@@ -484,19 +493,16 @@ function fail(
 function preprovisionedContent(
   obs: SnapshotObservation,
 ): { content?: VolumeSnapshotContent } | { failure: Plan<SnapshotAction> } {
-  const { snapshot, now } = obs;
+  const { snapshot } = obs;
   const name = snapshot.spec.source.volumeSnapshotContentName!;
   const content = obs.content(name);
   if (!content) return {};
   if (!content.spec.source.snapshotHandle) {
-    return {
-      failure: fail(
-        snapshot,
-        Reasons.contentMismatch,
-        'VolumeSnapshotContent is dynamically provisioned while expecting a pre-provisioned one',
-        now,
-      ),
-    };
+    return contentFailure(
+      obs,
+      Reasons.contentMismatch,
+      'VolumeSnapshotContent is dynamically provisioned while expecting a pre-provisioned one',
+    );
   }
   const ref = content.spec.volumeSnapshotRef;
   if (
@@ -504,14 +510,11 @@ function preprovisionedContent(
     ref.namespace !== snapshot.metadata.namespace ||
     (!!ref.uid && ref.uid !== snapshot.metadata.uid)
   ) {
-    return {
-      failure: fail(
-        snapshot,
-        Reasons.contentMisbound,
-        `VolumeSnapshotContent [${name}] is bound to a different snapshot`,
-        now,
-      ),
-    };
+    return contentFailure(
+      obs,
+      Reasons.contentMisbound,
+      `VolumeSnapshotContent [${name}] is bound to a different snapshot`,
+    );
   }
   return { content };
 }
@@ -520,29 +523,23 @@ function preprovisionedContent(
 function dynamicContent(
   obs: SnapshotObservation,
 ): { content?: VolumeSnapshotContent } | { failure: Plan<SnapshotAction> } {
-  const { snapshot, now } = obs;
+  const { snapshot } = obs;
   const name = volumeSnapshotContentNameFor(snapshot.metadata.uid!);
   const content = obs.content(name);
   if (!content) return {};
   if (!content.spec.source.volumeHandle) {
-    return {
-      failure: fail(
-        snapshot,
-        Reasons.contentMismatch,
-        `VolumeSnapshotContent ${name} is pre-provisioned while expecting a dynamically provisioned one`,
-        now,
-      ),
-    };
+    return contentFailure(
+      obs,
+      Reasons.contentMismatch,
+      `VolumeSnapshotContent ${name} is pre-provisioned while expecting a dynamically provisioned one`,
+    );
   }
   if (!isBoundTo(content, snapshot)) {
-    return {
-      failure: fail(
-        snapshot,
-        Reasons.contentMisbound,
-        `VolumeSnapshotContent [${name}] is bound to a different snapshot`,
-        now,
-      ),
-    };
+    return contentFailure(
+      obs,
+      Reasons.contentMisbound,
+      `VolumeSnapshotContent [${name}] is bound to a different snapshot`,
+    );
   }
   return { content };
 }

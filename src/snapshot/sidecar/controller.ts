@@ -21,6 +21,7 @@ import type { ListSnapshotsResponse__Output } from '../../gen/csi/csi/v1/ListSna
 import type { Snapshot__Output } from '../../gen/csi/csi/v1/Snapshot.js';
 import {
   Controller,
+  FreshView,
   ItemExponentialRateLimiter,
   readSecretData,
   createMergePatch,
@@ -30,6 +31,7 @@ import {
   type InformerFactory,
   type KubeClient,
   type KubeObject,
+  type PatchOptions,
   type ReconcileResult,
 } from '../../kube/index.js';
 import { errorMessage, silentLogger, type Logger } from '../../observability/logger.js';
@@ -106,7 +108,7 @@ class Sidecar {
    * watch delivers our own write must not act on the older cached copy (upstream keeps its
    * own store for the same reason).
    */
-  private readonly written = new Map<string, VolumeSnapshotContent>();
+  private readonly fresh: FreshView<VolumeSnapshotContent>;
 
   constructor(options: SidecarOptions) {
     this.options = options;
@@ -130,32 +132,23 @@ class Sidecar {
         previous.metadata?.resourceVersion === next.metadata?.resourceVersion ||
         shouldEnqueueContentChange(previous, next),
     });
-    this.contents.on({ delete: (content) => this.written.delete(content.metadata?.name ?? '') });
+    this.fresh = new FreshView(this.contents, this.clock);
   }
 
   /** The newer of the cached content and the one this sidecar last wrote. */
   private latest(key: string): VolumeSnapshotContent | undefined {
-    const cached = this.contents.getByKey(key);
-    const mine = this.written.get(key);
-    if (cached && mine) {
-      if (Number(mine.metadata.resourceVersion) > Number(cached.metadata.resourceVersion)) {
-        return mine;
-      }
-      this.written.delete(key);
-    }
-    return cached;
+    return this.fresh.get(key);
   }
 
   private remember(content: VolumeSnapshotContent): VolumeSnapshotContent {
-    this.written.set(content.metadata.name!, content);
-    return content;
+    return this.fresh.remember(content);
   }
 
   private async reconcile(key: string): Promise<ReconcileResult> {
     const content = this.latest(key);
     if (!content) {
       this.polls.forget(key);
-      this.written.delete(key);
+      this.fresh.forget(key);
       return;
     }
     const className = content.spec?.volumeSnapshotClassName;
@@ -377,16 +370,7 @@ class Sidecar {
     if (!next) return content;
     const patch = createMergePatch(content.status ?? {}, next);
     if (!patch) return content;
-    return this.remember(
-      await this.options.client.patch<VolumeSnapshotContent>(
-        VolumeSnapshotContents,
-        content.metadata!.name!,
-        undefined,
-        'merge',
-        { status: patch },
-        { subresource: 'status' },
-      ),
-    );
+    return this.patchContent(content, { status: patch }, { subresource: 'status' });
   }
 
   private async removeBeingCreated(content: VolumeSnapshotContent): Promise<VolumeSnapshotContent> {
@@ -396,9 +380,11 @@ class Sidecar {
     });
   }
 
+  /** A merge patch of the content (or of its status subresource), remembered as our write. */
   private async patchContent(
     content: VolumeSnapshotContent,
     patch: unknown,
+    options?: PatchOptions,
   ): Promise<VolumeSnapshotContent> {
     return this.remember(
       await this.options.client.patch<VolumeSnapshotContent>(
@@ -407,6 +393,7 @@ class Sidecar {
         undefined,
         'merge',
         patch,
+        options,
       ),
     );
   }
