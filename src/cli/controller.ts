@@ -272,26 +272,39 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     deferred.push(gate);
     return gate;
   };
+  /** Adds one part, writing as `fieldManager`, unless upstream's `upstream` runs it. */
+  const addPart = (
+    part: string,
+    upstream: string,
+    leaseName: string,
+    fieldManager: string,
+    create: (writer: KubeClient) => Runnable,
+  ): void => {
+    const writer = clientFor(fieldManager);
+    manager.add(unlessUpstream(part, upstream, leaseName, () => create(writer)));
+  };
+  /** How every part's work queue runs. */
+  const queueOptions = {
+    workers: options.workers,
+    retryIntervalStartMs: options.retryIntervalStartMs,
+    retryIntervalMaxMs: options.retryIntervalMaxMs,
+    logger,
+  };
 
   if (parts.snapshotController) {
-    const writer = clientFor('snapback-snapshot-controller');
-    manager.add(
-      unlessUpstream(
-        'snapshot-controller',
-        'snapshot-controller',
-        upstreamLeaseNames.snapshotController(),
-        () =>
-          createSnapshotController({
-            client: writer,
-            informers: manager.informers,
-            recorder: recorder('snapshot-controller', writer),
-            settings: { preventVolumeModeConversion: options.preventVolumeModeConversion },
-            workers: options.workers,
-            retryIntervalStartMs: options.retryIntervalStartMs,
-            retryIntervalMaxMs: options.retryIntervalMaxMs,
-            logger,
-          }),
-      ),
+    addPart(
+      'snapshot-controller',
+      'snapshot-controller',
+      upstreamLeaseNames.snapshotController(),
+      'snapback-snapshot-controller',
+      (writer) =>
+        createSnapshotController({
+          client: writer,
+          informers: manager.informers,
+          recorder: recorder('snapshot-controller', writer),
+          settings: { preventVolumeModeConversion: options.preventVolumeModeConversion },
+          ...queueOptions,
+        }),
     );
   }
 
@@ -317,67 +330,57 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             'snapshotter (--csi-snapshotter=false)',
         );
       }
-      const writer = clientFor('snapback-csi-snapshotter');
-      manager.add(
-        unlessUpstream(
-          'csi-snapshotter',
-          'csi-snapshotter',
-          upstreamLeaseNames.snapshotter(driver.name),
-          () =>
-            createSidecar({
-              client: writer,
-              informers: manager.informers,
-              csi: controllerService,
-              listSnapshots: driver.listSnapshots,
-              events: recorder(`csi-snapshotter ${driver.name}`, writer),
-              settings: {
-                ...DEFAULT_SIDECAR_SETTINGS,
-                driverName: driver.name,
-                snapshotNamePrefix: options.snapshotNamePrefix,
-                snapshotNameUuidLength: options.snapshotNameUuidLength,
-                extraCreateMetadata: options.extraCreateMetadata,
-              },
-              timeoutMs: options.snapshotterTimeoutMs,
-              workers: options.workers,
-              retryIntervalStartMs: options.retryIntervalStartMs,
-              retryIntervalMaxMs: options.retryIntervalMaxMs,
-              logger,
-            }),
-        ),
+      addPart(
+        'csi-snapshotter',
+        'csi-snapshotter',
+        upstreamLeaseNames.snapshotter(driver.name),
+        'snapback-csi-snapshotter',
+        (writer) =>
+          createSidecar({
+            client: writer,
+            informers: manager.informers,
+            csi: controllerService,
+            listSnapshots: driver.listSnapshots,
+            events: recorder(`csi-snapshotter ${driver.name}`, writer),
+            settings: {
+              ...DEFAULT_SIDECAR_SETTINGS,
+              driverName: driver.name,
+              snapshotNamePrefix: options.snapshotNamePrefix,
+              snapshotNameUuidLength: options.snapshotNameUuidLength,
+              extraCreateMetadata: options.extraCreateMetadata,
+            },
+            timeoutMs: options.snapshotterTimeoutMs,
+            ...queueOptions,
+          }),
       );
     }
     if (parts.provisioner) {
-      const writer = clientFor('snapback-csi-provisioner');
-      manager.add(
-        unlessUpstream(
-          'csi-provisioner',
-          'external-provisioner',
-          upstreamLeaseNames.provisioner(driver.name),
-          () =>
-            createProvisioner({
-              client: writer,
-              informers: manager.informers,
-              csi: controllerService,
-              capabilities: driver.capabilities,
-              events: recorder('external-provisioner', writer),
-              settings: {
-                ...DEFAULT_PROVISIONER_SETTINGS,
-                driverName: driver.name,
-                identity: `${Date.now()}-${Math.floor(Math.random() * 10_000)}-${driver.name}`,
-                volumeNamePrefix: options.volumeNamePrefix,
-                volumeNameUuidLength: options.volumeNameUuidLength,
-                extraCreateMetadata: options.extraCreateMetadata,
-                preventVolumeModeConversion: options.preventVolumeModeConversion,
-                crossNamespaceVolumeDataSource:
-                  options.featureGates?.CrossNamespaceVolumeDataSource ?? false,
-              },
-              timeoutMs: options.provisionerTimeoutMs,
-              workers: options.workers,
-              retryIntervalStartMs: options.retryIntervalStartMs,
-              retryIntervalMaxMs: options.retryIntervalMaxMs,
-              logger,
-            }),
-        ),
+      addPart(
+        'csi-provisioner',
+        'external-provisioner',
+        upstreamLeaseNames.provisioner(driver.name),
+        'snapback-csi-provisioner',
+        (writer) =>
+          createProvisioner({
+            client: writer,
+            informers: manager.informers,
+            csi: controllerService,
+            capabilities: driver.capabilities,
+            events: recorder('external-provisioner', writer),
+            settings: {
+              ...DEFAULT_PROVISIONER_SETTINGS,
+              driverName: driver.name,
+              identity: `${Date.now()}-${Math.floor(Math.random() * 10_000)}-${driver.name}`,
+              volumeNamePrefix: options.volumeNamePrefix,
+              volumeNameUuidLength: options.volumeNameUuidLength,
+              extraCreateMetadata: options.extraCreateMetadata,
+              preventVolumeModeConversion: options.preventVolumeModeConversion,
+              crossNamespaceVolumeDataSource:
+                options.featureGates?.CrossNamespaceVolumeDataSource ?? false,
+            },
+            timeoutMs: options.provisionerTimeoutMs,
+            ...queueOptions,
+          }),
       );
     }
   }

@@ -486,6 +486,13 @@ function contentFailure(
   return { failure: fail(obs.snapshot, reason, message, obs.now) };
 }
 
+const misbound = (obs: SnapshotObservation, contentName: string) =>
+  contentFailure(
+    obs,
+    Reasons.contentMisbound,
+    `VolumeSnapshotContent [${contentName}] is bound to a different snapshot`,
+  );
+
 /**
  * A pre-provisioned snapshot's content, checked: it must be pre-provisioned (snapshotHandle)
  * and point back to this snapshot (by name and namespace; by uid once bound).
@@ -510,11 +517,7 @@ function preprovisionedContent(
     ref.namespace !== snapshot.metadata.namespace ||
     (!!ref.uid && ref.uid !== snapshot.metadata.uid)
   ) {
-    return contentFailure(
-      obs,
-      Reasons.contentMisbound,
-      `VolumeSnapshotContent [${name}] is bound to a different snapshot`,
-    );
+    return misbound(obs, name);
   }
   return { content };
 }
@@ -535,11 +538,7 @@ function dynamicContent(
     );
   }
   if (!isBoundTo(content, snapshot)) {
-    return contentFailure(
-      obs,
-      Reasons.contentMisbound,
-      `VolumeSnapshotContent [${name}] is bound to a different snapshot`,
-    );
+    return misbound(obs, name);
   }
   return { content };
 }
