@@ -494,53 +494,41 @@ const misbound = (obs: SnapshotObservation, contentName: string) =>
   );
 
 /**
- * A pre-provisioned snapshot's content, checked: it must be pre-provisioned (snapshotHandle)
- * and point back to this snapshot (by name and namespace; by uid once bound).
+ * The content of a snapshot, checked: a pre-provisioned snapshot's named content must be
+ * pre-provisioned (snapshotHandle) and point back to it (by name and namespace; by uid once
+ * bound); a dynamic snapshot's `snapcontent-<uid>` must be dynamic (volumeHandle) and bound to it.
  */
-function preprovisionedContent(
+function checkedContent(
   obs: SnapshotObservation,
+  preprovisioned: boolean,
 ): { content?: VolumeSnapshotContent } | { failure: Plan<SnapshotAction> } {
   const { snapshot } = obs;
-  const name = snapshot.spec.source.volumeSnapshotContentName!;
+  const name = preprovisioned
+    ? snapshot.spec.source.volumeSnapshotContentName!
+    : volumeSnapshotContentNameFor(snapshot.metadata.uid!);
   const content = obs.content(name);
   if (!content) return {};
-  if (!content.spec.source.snapshotHandle) {
+  if (preprovisioned && !content.spec.source.snapshotHandle) {
     return contentFailure(
       obs,
       Reasons.contentMismatch,
       'VolumeSnapshotContent is dynamically provisioned while expecting a pre-provisioned one',
     );
   }
-  const ref = content.spec.volumeSnapshotRef;
-  if (
-    ref.name !== snapshot.metadata.name ||
-    ref.namespace !== snapshot.metadata.namespace ||
-    (!!ref.uid && ref.uid !== snapshot.metadata.uid)
-  ) {
-    return misbound(obs, name);
-  }
-  return { content };
-}
-
-/** A dynamic snapshot's `snapcontent-<uid>`, checked: dynamic (volumeHandle) and bound to it. */
-function dynamicContent(
-  obs: SnapshotObservation,
-): { content?: VolumeSnapshotContent } | { failure: Plan<SnapshotAction> } {
-  const { snapshot } = obs;
-  const name = volumeSnapshotContentNameFor(snapshot.metadata.uid!);
-  const content = obs.content(name);
-  if (!content) return {};
-  if (!content.spec.source.volumeHandle) {
+  if (!preprovisioned && !content.spec.source.volumeHandle) {
     return contentFailure(
       obs,
       Reasons.contentMismatch,
       `VolumeSnapshotContent ${name} is pre-provisioned while expecting a dynamically provisioned one`,
     );
   }
-  if (!isBoundTo(content, snapshot)) {
-    return misbound(obs, name);
-  }
-  return { content };
+  const ref = content.spec.volumeSnapshotRef;
+  const pointsBack = preprovisioned
+    ? ref.name === snapshot.metadata.name &&
+      ref.namespace === snapshot.metadata.namespace &&
+      (!ref.uid || ref.uid === snapshot.metadata.uid)
+    : isBoundTo(content, snapshot);
+  return pointsBack ? { content } : misbound(obs, name);
 }
 
 /** The next steps for one VolumeSnapshot (upstream's syncSnapshotByKey and syncSnapshot). */
@@ -619,11 +607,7 @@ export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
   const preprovisioned = volumeSnapshotContentName !== undefined;
   // a dynamic group member's content is made and named by its group, never snapcontent-<uid>
   const groupMember = !preprovisioned && isGroupSnapshotMember(snapshot);
-  const found = preprovisioned
-    ? preprovisionedContent(obs)
-    : groupMember
-      ? {}
-      : dynamicContent(obs);
+  const found = groupMember ? {} : checkedContent(obs, preprovisioned);
   const binding: Plan<SnapshotAction> =
     'failure' in found
       ? found.failure
