@@ -486,6 +486,10 @@ function contentFailure(
   return { failure: fail(obs.snapshot, reason, message, obs.now) };
 }
 
+/** The snapshot's content is gone: reported on the snapshot as upstream reports it. */
+const contentMissing = (obs: SnapshotObservation) =>
+  reportError(obs.snapshot, Reasons.contentMissing, 'VolumeSnapshotContent is missing', obs.now);
+
 const misbound = (obs: SnapshotObservation, contentName: string) =>
   contentFailure(
     obs,
@@ -657,15 +661,10 @@ function planPreprovisionedBinding(
   found: VolumeSnapshotContent | undefined,
   className: string | undefined,
 ): Plan<SnapshotAction> {
-  const { snapshot, now } = obs;
+  const { snapshot } = obs;
   if (!found) {
     return {
-      actions: reportError(
-        snapshot,
-        Reasons.contentMissing,
-        'VolumeSnapshotContent is missing',
-        now,
-      ),
+      actions: contentMissing(obs),
       retry: `snapshot ${snapshotKey(snapshot)} requests a non-existing content ${snapshot.spec.source.volumeSnapshotContentName}`,
     };
   }
@@ -842,12 +841,7 @@ function planReadySnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
   const content = obs.content(boundName(snapshot)!);
   if (!content)
     return {
-      actions: reportError(
-        snapshot,
-        Reasons.contentMissing,
-        'VolumeSnapshotContent is missing',
-        now,
-      ),
+      actions: contentMissing(obs),
     };
   if (!isBoundTo(content, snapshot)) {
     return {
