@@ -63,7 +63,22 @@ export const LABEL_PVC = `${GROUP}/pvc`;
  * On a BackupPolicy: a new value asks for one run now. New means other than the value last
  * acted on (status.lastRunNowToken), so A, then B, then A again takes three runs.
  */
-export const ANN_RUN_NOW = `${GROUP}/run-now`;
+export const ANNOTATION_RUN_NOW = `${GROUP}/run-now`;
+/** On a snapshot class a BackupPolicy owns: the namespace of the policy. */
+export const LABEL_POLICY_NAMESPACE = `${GROUP}/policy-namespace`;
+/** On objects a RestoreJob creates: the RestoreJob's name. */
+export const LABEL_RESTORE_JOB = `${GROUP}/restore-job`;
+/** On a policy's snapshot: the run's scheduled time (RFC 3339), or when its run-now token was first acted on. */
+export const ANNOTATION_RUN_TIME = `${GROUP}/run-time`;
+/** On a policy's snapshot taken by a run-now run: the token of that run. */
+export const ANNOTATION_RUN_NOW_TOKEN = `${GROUP}/run-now-token`;
+/** On a policy's snapshot: the PVC's and the policy's full names, for when a label value had to be shortened. */
+export const ANNOTATION_PVC_NAME = `${GROUP}/pvc-name`;
+export const ANNOTATION_POLICY_NAME = `${GROUP}/policy-name`;
+/** On a restored PVC: the uid of the RestoreJob that created it. */
+export const ANNOTATION_RESTORE_JOB_UID = `${GROUP}/restore-job-uid`;
+/** On a restored PVC: the VolumeSnapshot it was restored from. */
+export const ANNOTATION_RESTORED_FROM = `${GROUP}/restored-from`;
 /** The longest run-now value acted on; a longer one is reported (Degraded, an Event), not run. */
 export const MAX_RUN_NOW_TOKEN_LENGTH = 253;
 /** status.pvcs lists at most this many PVCs, so the status of a large policy stays writable. */

@@ -8,6 +8,15 @@
  * for a problem that concerns the whole policy, and only the affected PVC is skipped for a
  * problem that concerns one PVC.
  */
+import {
+  ANNOTATION_POLICY_NAME,
+  ANNOTATION_PVC_NAME,
+  ANNOTATION_RUN_NOW_TOKEN,
+  ANNOTATION_RUN_TIME,
+  LABEL_POLICY,
+  LABEL_POLICY_NAMESPACE,
+  LABEL_PVC,
+} from '../api/v1alpha1.js';
 import { z } from 'zod';
 import type {
   BackupPolicy,
@@ -22,7 +31,7 @@ import type {
 } from '../api/index.js';
 import {
   ANN_IS_DEFAULT_CLASS,
-  ANN_RUN_NOW,
+  ANNOTATION_RUN_NOW,
   BackupPolicySpecSchema,
   CONDITION_DEGRADED,
   CONDITION_READY,
@@ -35,18 +44,7 @@ import {
 } from '../api/index.js';
 import { labelSelectorMatches, rfc3339, setCondition } from '../kube/index.js';
 import { CronError } from './cron.js';
-import {
-  ANNOTATION_POLICY_NAME,
-  ANNOTATION_PVC_NAME,
-  ANNOTATION_RUN_NOW_TOKEN,
-  ANNOTATION_RUN_TIME,
-  LABEL_POLICY,
-  LABEL_PVC,
-  labelValue,
-  ownedSnapshotClassName,
-  snapshotName,
-  type RunIdentity,
-} from './naming.js';
+import { labelValue, ownedSnapshotClassName, snapshotName, type RunIdentity } from './naming.js';
 import type { Pv, Pvc } from './objects.js';
 import {
   hasFailed,
@@ -64,8 +62,6 @@ import { compileSchedule, planSchedule, resolvedTimeZone } from './schedule.js';
 import { TimeZoneError } from './timezone.js';
 import { REASON_HOOKS_DISABLED, hasHooks, hookRunProblem, postHooksDue } from './hooks.js';
 
-/** On an owned VolumeSnapshotClass: the namespace of the policy that owns it. */
-export const LABEL_POLICY_NAMESPACE = 'snapback.dev/policy-namespace';
 /** Condition type recording suspension; its transition back to False marks the resume time. */
 export const CONDITION_SUSPENDED = 'Suspended';
 export const REASON_RESUMED = 'Resumed';
@@ -533,14 +529,14 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
       identity: { kind: 'scheduled', scheduledTime: schedulePlan.run },
       time: schedulePlan.run,
     });
-  const token = policy.metadata.annotations?.[ANN_RUN_NOW];
+  const token = policy.metadata.annotations?.[ANNOTATION_RUN_NOW];
   const degraded: Array<{ reason: string; message: string }> = [];
   // A new value is one other than the last acted on, even a value used before that.
   const runNowNew = token !== undefined && token !== '' && token !== status.lastRunNowToken;
   const runNowTooLong = runNowNew && token.length > MAX_RUN_NOW_TOKEN_LENGTH;
   const runNowDue = runNowNew && !runNowTooLong;
   if (runNowTooLong) {
-    const message = `annotation ${ANN_RUN_NOW} is ${token.length} characters long, at most ${MAX_RUN_NOW_TOKEN_LENGTH} are allowed: no run-now run is taken; set a shorter value, such as a timestamp`;
+    const message = `annotation ${ANNOTATION_RUN_NOW} is ${token.length} characters long, at most ${MAX_RUN_NOW_TOKEN_LENGTH} are allowed: no run-now run is taken; set a shorter value, such as a timestamp`;
     degraded.push({ reason: REASON_INVALID_RUN_NOW_TOKEN, message });
     // Listed first in the Degraded message, so that message shows whether this was reported.
     const before = previousConditions?.find((c) => c.type === CONDITION_DEGRADED);

@@ -6,6 +6,12 @@
  * cache fails with a conflict and is made again instead of, say, counting a missed run twice.
  * Object creation is idempotent by name, so such a retry never creates anything twice.
  */
+import {
+  LABEL_POLICY_NAMESPACE,
+  ANNOTATION_POLICY_NAME,
+  LABEL_POLICY,
+  LABEL_RESTORE_JOB,
+} from '../api/v1alpha1.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type {
   BackupPolicy,
@@ -56,9 +62,9 @@ import {
 } from '../kube/resource.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import type { PlannedEvent } from './backup-policy.js';
-import { classesToDelete, LABEL_POLICY_NAMESPACE, planBackupPolicy } from './backup-policy.js';
+import { classesToDelete, planBackupPolicy } from './backup-policy.js';
 import { capMessage, summariseProblems } from './messages.js';
-import { ANNOTATION_POLICY_NAME, LABEL_POLICY, LABEL_RESTORE_JOB, labelValue } from './naming.js';
+import { labelValue } from './naming.js';
 import type { Pv, Pvc, StorageClass } from './objects.js';
 import {
   BackupPolicies,

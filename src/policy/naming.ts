@@ -9,19 +9,6 @@
  */
 import { createHash } from 'node:crypto';
 
-export const GROUP = 'snapback.dev';
-export const LABEL_POLICY = `${GROUP}/policy`;
-export const LABEL_PVC = `${GROUP}/pvc`;
-export const LABEL_RESTORE_JOB = `${GROUP}/restore-job`;
-/** The run's scheduled time (RFC 3339), or the time a run-now token was first acted on. */
-export const ANNOTATION_RUN_TIME = `${GROUP}/run-time`;
-export const ANNOTATION_RUN_NOW_TOKEN = `${GROUP}/run-now-token`;
-/** Full names, for when a label value had to be shortened. */
-export const ANNOTATION_PVC_NAME = `${GROUP}/pvc-name`;
-export const ANNOTATION_POLICY_NAME = `${GROUP}/policy-name`;
-/** On a BackupPolicy: each value other than the last acted on triggers one on-demand run. */
-export const ANNOTATION_RUN_NOW = `${GROUP}/run-now`;
-
 /** DNS-1123 label length; also the limit for label values. */
 export const MAX_NAME_LENGTH = 63;
 const HASH_LENGTH = 8;

@@ -2,6 +2,7 @@
  * The shapes of the objects the policy layer reads, as they arrive from the API server (times
  * are strings there), and facts derived from them that both reconcilers share.
  */
+import { ANNOTATION_RUN_TIME } from '../api/v1alpha1.js';
 import type {
   V1PersistentVolume,
   V1PersistentVolumeClaim,
@@ -19,7 +20,6 @@ import {
   VERSION,
 } from '../api/index.js';
 import type { ResourceType } from '../kube/index.js';
-import { ANNOTATION_RUN_TIME } from './naming.js';
 
 export type Pvc = Omit<V1PersistentVolumeClaim, 'metadata'> & { metadata: ApiObjectMeta };
 export type Pv = Omit<V1PersistentVolume, 'metadata'> & { metadata: ApiObjectMeta };

@@ -7,6 +7,14 @@
  * ownerReference, so deleting the job never deletes the restored data; a PVC that exists and
  * was not created for this job is never touched.
  */
+import {
+  ANNOTATION_PVC_NAME,
+  ANNOTATION_RESTORE_JOB_UID,
+  ANNOTATION_RESTORED_FROM,
+  LABEL_POLICY,
+  LABEL_PVC,
+  LABEL_RESTORE_JOB,
+} from '../api/v1alpha1.js';
 import { z } from 'zod';
 import type {
   RestoreJob,
@@ -26,13 +34,7 @@ import {
 import { rfc3339, setCondition } from '../kube/index.js';
 import { formatBytes, parseQuantity } from '../api/quantity.js';
 import type { PlannedEvent } from './backup-policy.js';
-import {
-  ANNOTATION_PVC_NAME,
-  LABEL_POLICY,
-  LABEL_PVC,
-  LABEL_RESTORE_JOB,
-  labelValue,
-} from './naming.js';
+import { labelValue } from './naming.js';
 import { capMessage } from './messages.js';
 import type { Pvc, StorageClass } from './objects.js';
 import {
@@ -46,11 +48,6 @@ import {
   snapshotTime,
   time,
 } from './objects.js';
-
-/** On a restored PVC: the uid of the RestoreJob that created it. */
-export const ANNOTATION_RESTORE_JOB_UID = 'snapback.dev/restore-job-uid';
-/** On a restored PVC: the VolumeSnapshot it was restored from. */
-export const ANNOTATION_RESTORED_FROM = 'snapback.dev/restored-from';
 
 /** How long a RestoreJob waits for a named snapshot to appear before failing. */
 export const DEFAULT_SOURCE_WAIT_MS = 60_000;

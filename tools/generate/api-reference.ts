@@ -13,7 +13,7 @@ import type { JSONSchemaProps, KindDefinition } from './crd.js';
 import { VALIDATIONS_KEY } from '../../src/api/rules.js';
 import type { CelValidation } from '../../src/api/rules.js';
 import {
-  ANN_RUN_NOW,
+  ANNOTATION_RUN_NOW,
   API_VERSION,
   CATEGORY,
   LABEL_POLICY,
@@ -133,7 +133,7 @@ export function renderApiReference(): string {
     '',
     `- \`${LABEL_POLICY}\`: on every VolumeSnapshot a BackupPolicy creates, the policy's name.`,
     `- \`${LABEL_PVC}\`: on every VolumeSnapshot a BackupPolicy creates, the name of its PVC.`,
-    `- \`${ANN_RUN_NOW}\`: on a BackupPolicy, any new value asks for one run now.`,
+    `- \`${ANNOTATION_RUN_NOW}\`: on a BackupPolicy, any new value asks for one run now.`,
     '',
     ...KIND_DEFINITIONS.map(renderKind),
   ];

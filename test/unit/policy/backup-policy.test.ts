@@ -1,3 +1,4 @@
+import { LABEL_POLICY, LABEL_PVC } from '../../../src/api/v1alpha1.js';
 import { expect } from 'chai';
 import type { BackupPolicyStatus, VolumeSnapshot } from '../../../src/api/index.js';
 import {
@@ -11,12 +12,7 @@ import {
   classesToDelete,
   planBackupPolicy,
 } from '../../../src/policy/backup-policy.js';
-import {
-  LABEL_POLICY,
-  LABEL_PVC,
-  ownedSnapshotClassName,
-  snapshotName,
-} from '../../../src/policy/naming.js';
+import { ownedSnapshotClassName, snapshotName } from '../../../src/policy/naming.js';
 import {
   NS,
   policy,

@@ -1,4 +1,10 @@
 /** Small builders for the objects the policy planners read. */
+import {
+  ANNOTATION_PVC_NAME,
+  ANNOTATION_RUN_TIME,
+  LABEL_POLICY,
+  LABEL_PVC,
+} from '../../../src/api/v1alpha1.js';
 import type {
   BackupPolicy,
   BackupPolicySpecInput,
@@ -9,12 +15,6 @@ import type {
   VolumeSnapshotContent,
 } from '../../../src/api/index.js';
 import type { BackupPolicyObservation } from '../../../src/policy/backup-policy.js';
-import {
-  ANNOTATION_PVC_NAME,
-  ANNOTATION_RUN_TIME,
-  LABEL_POLICY,
-  LABEL_PVC,
-} from '../../../src/policy/naming.js';
 import type { Pv, Pvc, StorageClass } from '../../../src/policy/objects.js';
 import type { RestoreJobObservation } from '../../../src/policy/restore-job.js';
 

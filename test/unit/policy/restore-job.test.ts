@@ -1,13 +1,12 @@
-import { expect } from 'chai';
-import type { RestoreJobStatus } from '../../../src/api/index.js';
-import { MAX_MESSAGE_LENGTH, RestoreJobStatusSchema } from '../../../src/api/index.js';
 import {
   ANNOTATION_RESTORED_FROM,
   ANNOTATION_RESTORE_JOB_UID,
-  planRestoreJob,
-  staleRestoreHolds,
-} from '../../../src/policy/restore-job.js';
-import { LABEL_RESTORE_JOB } from '../../../src/policy/naming.js';
+  LABEL_RESTORE_JOB,
+} from '../../../src/api/v1alpha1.js';
+import { expect } from 'chai';
+import type { RestoreJobStatus } from '../../../src/api/index.js';
+import { MAX_MESSAGE_LENGTH, RestoreJobStatusSchema } from '../../../src/api/index.js';
+import { planRestoreJob, staleRestoreHolds } from '../../../src/policy/restore-job.js';
 import type { Pvc } from '../../../src/policy/objects.js';
 import {
   content,
