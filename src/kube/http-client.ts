@@ -54,7 +54,6 @@ export class WatchIdleError extends Error {
   }
 }
 
-/** `KubeClient` over HTTP, with the credentials and TLS settings of a KubeConfig. */
 /** What a request sends besides its method and path. */
 interface Body {
   body?: string;
@@ -62,6 +61,7 @@ interface Body {
   query?: Record<string, string | undefined>;
 }
 
+/** `KubeClient` over HTTP, with the credentials and TLS settings of a KubeConfig. */
 export class HttpKubeClient implements KubeClient {
   private readonly http = new IsomorphicFetchHttpLibrary();
   private readonly bucket: TokenBucket;

@@ -8,15 +8,6 @@
  * for a problem that concerns the whole policy, and only the affected PVC is skipped for a
  * problem that concerns one PVC.
  */
-import {
-  ANNOTATION_POLICY_NAME,
-  ANNOTATION_PVC_NAME,
-  ANNOTATION_RUN_NOW_TOKEN,
-  ANNOTATION_RUN_TIME,
-  LABEL_POLICY,
-  LABEL_POLICY_NAMESPACE,
-  LABEL_PVC,
-} from '../api/v1alpha1.js';
 import { z } from 'zod';
 import type {
   BackupPolicy,
@@ -31,10 +22,17 @@ import type {
 } from '../api/index.js';
 import {
   ANN_IS_DEFAULT_CLASS,
+  ANNOTATION_POLICY_NAME,
+  ANNOTATION_PVC_NAME,
   ANNOTATION_RUN_NOW,
+  ANNOTATION_RUN_NOW_TOKEN,
+  ANNOTATION_RUN_TIME,
   BackupPolicySpecSchema,
   CONDITION_DEGRADED,
   CONDITION_READY,
+  LABEL_POLICY,
+  LABEL_POLICY_NAMESPACE,
+  LABEL_PVC,
   MAX_RUN_NOW_TOKEN_LENGTH,
   MAX_STATUS_PVCS,
   PARAM_FORCE_DELETE,

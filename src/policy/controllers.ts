@@ -6,12 +6,6 @@
  * cache fails with a conflict and is made again instead of, say, counting a missed run twice.
  * Object creation is idempotent by name, so such a retry never creates anything twice.
  */
-import {
-  LABEL_POLICY_NAMESPACE,
-  ANNOTATION_POLICY_NAME,
-  LABEL_POLICY,
-  LABEL_RESTORE_JOB,
-} from '../api/v1alpha1.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type {
   BackupPolicy,
@@ -23,7 +17,13 @@ import type {
   VolumeSnapshotClass,
   VolumeSnapshotContent,
 } from '../api/index.js';
-import { CONDITION_DEGRADED } from '../api/index.js';
+import {
+  ANNOTATION_POLICY_NAME,
+  CONDITION_DEGRADED,
+  LABEL_POLICY,
+  LABEL_POLICY_NAMESPACE,
+  LABEL_RESTORE_JOB,
+} from '../api/index.js';
 import type {
   EventRecorder,
   Informer,

@@ -2,7 +2,6 @@
  * The shapes of the objects the policy layer reads, as they arrive from the API server (times
  * are strings there), and facts derived from them that both reconcilers share.
  */
-import { ANNOTATION_RUN_TIME } from '../api/v1alpha1.js';
 import type {
   V1PersistentVolume,
   V1PersistentVolumeClaim,
@@ -10,10 +9,11 @@ import type {
 } from '@kubernetes/client-node';
 import type { ApiObjectMeta, RestoreJob, VolumeSnapshot } from '../api/index.js';
 import {
+  ANNOTATION_RUN_TIME,
   API_VERSION,
   BACKUP_POLICY_KIND,
-  FINALIZER_RESTORE_SOURCE_PREFIX,
   BACKUP_POLICY_PLURAL,
+  FINALIZER_RESTORE_SOURCE_PREFIX,
   GROUP as API_GROUP,
   RESTORE_JOB_KIND,
   RESTORE_JOB_PLURAL,

@@ -7,14 +7,6 @@
  * ownerReference, so deleting the job never deletes the restored data; a PVC that exists and
  * was not created for this job is never touched.
  */
-import {
-  ANNOTATION_PVC_NAME,
-  ANNOTATION_RESTORE_JOB_UID,
-  ANNOTATION_RESTORED_FROM,
-  LABEL_POLICY,
-  LABEL_PVC,
-  LABEL_RESTORE_JOB,
-} from '../api/v1alpha1.js';
 import { z } from 'zod';
 import type {
   RestoreJob,
@@ -25,11 +17,17 @@ import type {
   VolumeSnapshotContent,
 } from '../api/index.js';
 import {
+  ANNOTATION_PVC_NAME,
+  ANNOTATION_RESTORE_JOB_UID,
+  ANNOTATION_RESTORED_FROM,
   AT_LATEST,
   CONDITION_READY,
+  LABEL_POLICY,
+  LABEL_PVC,
+  LABEL_RESTORE_JOB,
   RestoreJobSpecSchema,
-  SNAPSHOT_GROUP,
   restoreSourceSummary,
+  SNAPSHOT_GROUP,
 } from '../api/index.js';
 import { rfc3339, setCondition } from '../kube/index.js';
 import { formatBytes, parseQuantity } from '../api/quantity.js';

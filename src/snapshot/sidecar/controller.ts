@@ -135,17 +135,8 @@ class Sidecar {
     this.fresh = new FreshView(this.contents, this.clock);
   }
 
-  /** The newer of the cached content and the one this sidecar last wrote. */
-  private latest(key: string): VolumeSnapshotContent | undefined {
-    return this.fresh.get(key);
-  }
-
-  private remember(content: VolumeSnapshotContent): VolumeSnapshotContent {
-    return this.fresh.remember(content);
-  }
-
   private async reconcile(key: string): Promise<ReconcileResult> {
-    const content = this.latest(key);
+    const content = this.fresh.get(key);
     if (!content) {
       this.polls.forget(key);
       this.fresh.forget(key);
@@ -175,7 +166,7 @@ class Sidecar {
         await this.deleteSnapshot(content, plan);
         return;
       case 'removeFinalizer':
-        this.remember(
+        this.fresh.remember(
           await removeFinalizer(
             this.options.client,
             VolumeSnapshotContents,
@@ -329,7 +320,7 @@ class Sidecar {
       name: content.metadata?.name,
       snapshot: plan.snapshotId,
     });
-    this.remember(
+    this.fresh.remember(
       await removeFinalizer(
         this.options.client,
         VolumeSnapshotContents,
@@ -386,7 +377,7 @@ class Sidecar {
     patch: unknown,
     options?: PatchOptions,
   ): Promise<VolumeSnapshotContent> {
-    return this.remember(
+    return this.fresh.remember(
       await this.options.client.patch<VolumeSnapshotContent>(
         VolumeSnapshotContents,
         content.metadata!.name!,
