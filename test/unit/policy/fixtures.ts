@@ -1,4 +1,4 @@
-/** Small builders for the objects the policy planners read. */
+/** The policy suites' presets of the shared builders (test/support/fixtures.ts). */
 import {
   ANNOTATION_PVC_NAME,
   ANNOTATION_RUN_TIME,
@@ -17,6 +17,14 @@ import type {
 import type { BackupPolicyObservation } from '../../../src/policy/backup-policy.js';
 import type { Pv, Pvc, StorageClass } from '../../../src/policy/objects.js';
 import type { RestoreJobObservation } from '../../../src/policy/restore-job.js';
+import {
+  buildContent,
+  buildPv,
+  buildPvc,
+  buildSnapshot,
+  buildSnapshotClass,
+  buildStorageClass,
+} from '../../support/fixtures.js';
 
 export const NS = 'team-a';
 export const DRIVER = 'local.snapback.dev';
@@ -54,79 +62,44 @@ export function pvc(
   } = {},
 ): Pvc {
   const phase = opts.phase ?? 'Bound';
-  return {
-    apiVersion: 'v1',
-    kind: 'PersistentVolumeClaim',
-    metadata: {
-      name,
-      namespace: opts.namespace ?? NS,
-      labels: opts.labels ?? {},
-      uid: `uid-${name}`,
-    },
-    spec: {
-      accessModes: ['ReadWriteOnce'],
-      resources: { requests: { storage: opts.size ?? '1Gi' } },
-      storageClassName: opts.storageClassName ?? 'local',
-      ...(phase === 'Bound' ? { volumeName: opts.volumeName ?? `pv-${name}` } : {}),
-      ...(opts.dataSource
-        ? {
-            dataSource: {
-              apiGroup: 'snapshot.storage.k8s.io',
-              kind: 'VolumeSnapshot',
-              name: opts.dataSource,
-            },
-          }
-        : {}),
-    },
-    status: { phase },
-  };
+  return buildPvc<Pvc>({
+    name,
+    namespace: opts.namespace ?? NS,
+    labels: opts.labels ?? {},
+    uid: `uid-${name}`,
+    size: opts.size,
+    storageClassName: opts.storageClassName ?? 'local',
+    volumeName: phase === 'Bound' ? (opts.volumeName ?? `pv-${name}`) : undefined,
+    restoreFrom: opts.dataSource,
+    phase,
+  });
 }
 
 export function pv(name: string, driver: string | null = DRIVER): Pv {
-  return {
-    apiVersion: 'v1',
-    kind: 'PersistentVolume',
-    metadata: { name },
-    spec: driver
-      ? { csi: { driver, volumeHandle: `vol-${name}` } }
-      : { hostPath: { path: '/tmp/x' } },
-  };
+  return buildPv<Pv>({ name, driver, volumeHandle: `vol-${name}` });
 }
 
 export function snapshotClass(
   name: string,
   opts: { driver?: string; isDefault?: boolean; labels?: Record<string, string> } = {},
 ): VolumeSnapshotClass {
-  return {
-    apiVersion: 'snapshot.storage.k8s.io/v1',
-    kind: 'VolumeSnapshotClass',
-    metadata: {
-      name,
-      ...(opts.labels ? { labels: opts.labels } : {}),
-      ...(opts.isDefault
-        ? { annotations: { 'snapshot.storage.kubernetes.io/is-default-class': 'true' } }
-        : {}),
-    },
+  return buildSnapshotClass({
+    name,
+    labels: opts.labels,
+    isDefault: opts.isDefault,
     driver: opts.driver ?? DRIVER,
-    deletionPolicy: 'Delete',
-  };
+  });
 }
 
 export function storageClass(
   name: string,
   opts: { provisioner?: string; isDefault?: boolean } = {},
 ): StorageClass {
-  return {
-    apiVersion: 'storage.k8s.io/v1',
-    kind: 'StorageClass',
-    metadata: {
-      name,
-      ...(opts.isDefault
-        ? { annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } }
-        : {}),
-    },
+  return buildStorageClass<StorageClass>({
+    name,
+    isDefault: opts.isDefault,
     provisioner: opts.provisioner ?? DRIVER,
-  };
+  });
 }
 
 export function volumeSnapshot(
@@ -144,44 +117,28 @@ export function volumeSnapshot(
   } = {},
 ): VolumeSnapshot {
   const pvcName = opts.pvc ?? 'data';
-  return {
-    apiVersion: 'snapshot.storage.k8s.io/v1',
-    kind: 'VolumeSnapshot',
-    metadata: {
-      name,
-      namespace: NS,
-      labels: { [LABEL_POLICY]: opts.policy ?? 'nightly', [LABEL_PVC]: pvcName },
-      annotations: {
-        [ANNOTATION_RUN_TIME]: opts.runTime ?? '2026-01-01T10:00:00Z',
-        [ANNOTATION_PVC_NAME]: pvcName,
-      },
-      ...(opts.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+  return buildSnapshot({
+    name,
+    namespace: NS,
+    labels: { [LABEL_POLICY]: opts.policy ?? 'nightly', [LABEL_PVC]: pvcName },
+    annotations: {
+      [ANNOTATION_RUN_TIME]: opts.runTime ?? '2026-01-01T10:00:00Z',
+      [ANNOTATION_PVC_NAME]: pvcName,
     },
-    spec: {
-      source: { persistentVolumeClaimName: pvcName },
-      ...(opts.className ? { volumeSnapshotClassName: opts.className } : {}),
-    },
+    deletionTimestamp: opts.deleting ? '2026-01-01T00:00:00Z' : undefined,
+    pvc: pvcName,
+    className: opts.className,
     status: {
       readyToUse: opts.ready ?? true,
       restoreSize: opts.restoreSize ?? '1Gi',
       ...(opts.content ? { boundVolumeSnapshotContentName: opts.content } : {}),
       ...(opts.error ? { error: { message: opts.error } } : {}),
     },
-  };
+  });
 }
 
 export function content(name: string, driver = DRIVER): VolumeSnapshotContent {
-  return {
-    apiVersion: 'snapshot.storage.k8s.io/v1',
-    kind: 'VolumeSnapshotContent',
-    metadata: { name },
-    spec: {
-      volumeSnapshotRef: { name: 'x', namespace: NS },
-      deletionPolicy: 'Delete',
-      driver,
-      source: { volumeHandle: 'h' },
-    },
-  };
+  return buildContent({ name, driver, snapshotRef: { name: 'x', namespace: NS } });
 }
 
 export function restoreJob(

@@ -28,6 +28,7 @@ import { VolumeSnapshotContents, VolumeSnapshots } from '../../../src/kube/resou
 import { sleep, waitFor } from '../../support/processes.js';
 import { FakeEventRecorder } from '../../support/fakes/event-recorder.js';
 import { FakeKubeClient } from '../../support/fakes/kube-client.js';
+import { buildPvc, buildStorageClass } from '../../support/fixtures.js';
 
 const DRIVER = 'local.snapback.dev';
 const GI = 2 ** 30;
@@ -83,29 +84,23 @@ class ScriptedCsi implements ProvisionerCsi {
 }
 
 function storageClass(reclaimPolicy: 'Delete' | 'Retain' = 'Delete'): V1StorageClass & KubeObject {
-  return {
-    metadata: { name: 'local' },
+  return buildStorageClass<V1StorageClass & KubeObject>({
+    name: 'local',
     provisioner: DRIVER,
     reclaimPolicy,
     volumeBindingMode: 'Immediate',
-  } as V1StorageClass & KubeObject;
+  });
 }
 
 function claim(name: string, extra: Partial<NonNullable<V1PersistentVolumeClaim['spec']>> = {}) {
-  return {
-    metadata: {
-      name,
-      namespace: 'ns',
-      uid: `uid-${name}`,
-      annotations: { [ANN_STORAGE_PROVISIONER]: DRIVER },
-    },
-    spec: {
-      accessModes: ['ReadWriteOnce'],
-      storageClassName: 'local',
-      resources: { requests: { storage: '1Gi' } },
-      ...extra,
-    },
-  } as V1PersistentVolumeClaim & KubeObject;
+  const pvc = buildPvc<V1PersistentVolumeClaim & KubeObject>({
+    name,
+    namespace: 'ns',
+    uid: `uid-${name}`,
+    annotations: { [ANN_STORAGE_PROVISIONER]: DRIVER },
+    storageClassName: 'local',
+  });
+  return { ...pvc, spec: { ...pvc.spec, ...extra } };
 }
 
 describe('provisioner controller (fake API server, scripted CSI driver)', function () {

@@ -6,7 +6,6 @@ import type {
   V1PersistentVolumeClaim,
   V1StorageClass,
 } from '@kubernetes/client-node';
-import type { VolumeSnapshot, VolumeSnapshotContent } from '../../../src/api/snapshot.js';
 import {
   ANN_DELETION_SECRET_NAME,
   ANN_PROVISIONED_BY,
@@ -36,6 +35,12 @@ import {
   type ProvisionerSettings,
 } from '../../../src/provisioner/plan.js';
 import type { ReferenceGrant } from '../../../src/provisioner/reference-grant.js';
+import {
+  buildContent,
+  buildPvc,
+  buildSnapshot,
+  buildStorageClass,
+} from '../../support/fixtures.js';
 
 const DRIVER = 'local.snapback.dev';
 const PVC_UID = 'a1b2c3d4-0000-1111-2222-333344445555';
@@ -56,76 +61,56 @@ const capabilities: DriverCapabilities = {
 function pvc(
   overrides: { spec?: V1PersistentVolumeClaim['spec']; annotations?: Record<string, string> } = {},
 ) {
-  const claim: V1PersistentVolumeClaim = {
-    apiVersion: 'v1',
-    kind: 'PersistentVolumeClaim',
-    metadata: {
-      name: 'data',
-      namespace: 'ns',
-      uid: PVC_UID,
-      resourceVersion: '42',
-      annotations: { [ANN_STORAGE_PROVISIONER]: DRIVER, ...overrides.annotations },
-    },
-    spec: {
-      accessModes: ['ReadWriteOnce'],
-      storageClassName: 'local',
-      resources: { requests: { storage: '1Gi' } },
-      ...overrides.spec,
-    },
-  };
-  return claim;
+  const claim = buildPvc({
+    name: 'data',
+    namespace: 'ns',
+    uid: PVC_UID,
+    resourceVersion: '42',
+    annotations: { [ANN_STORAGE_PROVISIONER]: DRIVER, ...overrides.annotations },
+    storageClassName: 'local',
+  });
+  return { ...claim, spec: { ...claim.spec, ...overrides.spec } };
 }
 
 function storageClass(overrides: Partial<V1StorageClass> = {}): V1StorageClass {
   return {
-    apiVersion: 'storage.k8s.io/v1',
-    kind: 'StorageClass',
-    metadata: { name: 'local' },
-    provisioner: DRIVER,
-    reclaimPolicy: 'Delete',
-    volumeBindingMode: 'Immediate',
-    parameters: {},
+    ...buildStorageClass({
+      name: 'local',
+      provisioner: DRIVER,
+      reclaimPolicy: 'Delete',
+      volumeBindingMode: 'Immediate',
+      parameters: {},
+    }),
     ...overrides,
   };
 }
 
 function snapshot(overrides: { ready?: boolean; restoreSize?: string; deleting?: boolean } = {}) {
-  const vs: VolumeSnapshot = {
-    apiVersion: 'snapshot.storage.k8s.io/v1',
-    kind: 'VolumeSnapshot',
-    metadata: {
-      name: 'snap',
-      namespace: 'ns',
-      uid: SNAP_UID,
-      deletionTimestamp: overrides.deleting ? new Date() : undefined,
-    },
-    spec: { source: { persistentVolumeClaimName: 'data' } },
+  return buildSnapshot({
+    name: 'snap',
+    namespace: 'ns',
+    uid: SNAP_UID,
+    deletionTimestamp: overrides.deleting ? new Date().toISOString() : undefined,
+    pvc: 'data',
     status: {
       boundVolumeSnapshotContentName: `snapcontent-${SNAP_UID}`,
       readyToUse: overrides.ready ?? true,
       restoreSize: overrides.restoreSize ?? '1Gi',
     },
-  };
-  return vs;
+  });
 }
 
 function content(overrides: { driver?: string; handle?: string | null; refUid?: string } = {}) {
-  const vsc: VolumeSnapshotContent = {
-    apiVersion: 'snapshot.storage.k8s.io/v1',
-    kind: 'VolumeSnapshotContent',
-    metadata: { name: `snapcontent-${SNAP_UID}` },
-    spec: {
-      driver: overrides.driver ?? DRIVER,
-      deletionPolicy: 'Delete',
-      volumeSnapshotRef: { name: 'snap', namespace: 'ns', uid: overrides.refUid ?? SNAP_UID },
-      source: { volumeHandle: 'vol-src' },
-    },
+  return buildContent({
+    name: `snapcontent-${SNAP_UID}`,
+    driver: overrides.driver ?? DRIVER,
+    snapshotRef: { name: 'snap', namespace: 'ns', uid: overrides.refUid ?? SNAP_UID },
+    volumeHandle: 'vol-src',
     status:
       overrides.handle === null
         ? { readyToUse: true }
         : { snapshotHandle: overrides.handle ?? 'snap-1', readyToUse: true },
-  };
-  return vsc;
+  });
 }
 
 const fromSnapshot = { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 'snap' };

@@ -1,18 +1,25 @@
-import {
-  ANN_IS_DEFAULT_CLASS,
-  SNAPSHOT_API_VERSION,
-  type DeletionPolicy,
-  type VolumeSnapshot,
-  type VolumeSnapshotClass,
-  type VolumeSnapshotContent,
+/** The snapshot controller suites' presets of the shared builders (test/support/fixtures.ts). */
+import type {
+  DeletionPolicy,
+  VolumeSnapshot,
+  VolumeSnapshotClass,
+  VolumeSnapshotContent,
 } from '../../../../src/api/snapshot.js';
 import type {
   PersistentVolume,
   PersistentVolumeClaim,
 } from '../../../../src/snapshot/controller/plan.js';
+import {
+  buildContent,
+  buildPv,
+  buildPvc,
+  buildSnapshot,
+  buildSnapshotClass,
+} from '../../../support/fixtures.js';
 
 export const NS = 'ns';
 export const DRIVER = 'local.snapback.dev';
+const DELETED_AT = '2026-01-01T00:00:00Z';
 
 export function snapshot(
   name: string,
@@ -28,38 +35,30 @@ export function snapshot(
     group?: string;
   } = {},
 ): VolumeSnapshot {
-  return {
-    apiVersion: SNAPSHOT_API_VERSION,
-    kind: 'VolumeSnapshot',
-    metadata: {
-      name,
-      namespace: NS,
-      uid: options.uid ?? `uid-${name}`,
-      resourceVersion: '10',
-      ...(options.finalizers ? { finalizers: options.finalizers } : {}),
-      ...(options.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
-      ...(options.group !== undefined
-        ? {
-            ownerReferences: [
-              {
-                apiVersion: 'groupsnapshot.storage.k8s.io/v1',
-                kind: 'VolumeGroupSnapshot',
-                name: options.group,
-                uid: `uid-${options.group}`,
-              },
-            ],
-          }
-        : {}),
-    },
-    spec: {
-      source: {
-        ...(options.pvc !== undefined ? { persistentVolumeClaimName: options.pvc } : {}),
-        ...(options.content !== undefined ? { volumeSnapshotContentName: options.content } : {}),
-      },
-      ...(options.className !== undefined ? { volumeSnapshotClassName: options.className } : {}),
-    },
-    ...(options.status ? { status: options.status } : {}),
-  };
+  const { group } = options;
+  return buildSnapshot({
+    name,
+    namespace: NS,
+    uid: options.uid ?? `uid-${name}`,
+    resourceVersion: '10',
+    finalizers: options.finalizers,
+    deletionTimestamp: options.deleting ? DELETED_AT : undefined,
+    ownerReferences:
+      group === undefined
+        ? undefined
+        : [
+            {
+              apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+              kind: 'VolumeGroupSnapshot',
+              name: group,
+              uid: `uid-${group}`,
+            },
+          ],
+    pvc: options.pvc,
+    contentName: options.content,
+    className: options.className,
+    status: options.status,
+  });
 }
 
 export function content(
@@ -77,33 +76,25 @@ export function content(
     status?: VolumeSnapshotContent['status'];
   } = {},
 ): VolumeSnapshotContent {
-  return {
-    apiVersion: SNAPSHOT_API_VERSION,
-    kind: 'VolumeSnapshotContent',
-    metadata: {
-      name,
-      resourceVersion: '20',
-      ...(options.finalizers ? { finalizers: options.finalizers } : {}),
-      ...(options.annotations ? { annotations: options.annotations } : {}),
-      ...(options.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+  return buildContent({
+    name,
+    resourceVersion: '20',
+    finalizers: options.finalizers,
+    annotations: options.annotations,
+    deletionTimestamp: options.deleting ? DELETED_AT : undefined,
+    driver: DRIVER,
+    snapshotRef: {
+      kind: 'VolumeSnapshot',
+      name: options.snapshotName ?? 'snap',
+      namespace: NS,
+      uid: options.snapshotUid,
     },
-    spec: {
-      volumeSnapshotRef: {
-        kind: 'VolumeSnapshot',
-        name: options.snapshotName ?? 'snap',
-        namespace: NS,
-        ...(options.snapshotUid !== undefined ? { uid: options.snapshotUid } : {}),
-      },
-      deletionPolicy: options.policy ?? 'Delete',
-      driver: DRIVER,
-      source:
-        options.snapshotHandle !== undefined
-          ? { snapshotHandle: options.snapshotHandle }
-          : { volumeHandle: options.volumeHandle ?? 'vol-1' },
-      ...(options.className !== undefined ? { volumeSnapshotClassName: options.className } : {}),
-    },
-    ...(options.status ? { status: options.status } : {}),
-  };
+    deletionPolicy: options.policy ?? 'Delete',
+    snapshotHandle: options.snapshotHandle,
+    volumeHandle: options.volumeHandle ?? 'vol-1',
+    className: options.className,
+    status: options.status,
+  });
 }
 
 export function snapshotClass(
@@ -115,17 +106,13 @@ export function snapshotClass(
     parameters?: Record<string, string>;
   } = {},
 ): VolumeSnapshotClass {
-  return {
-    apiVersion: SNAPSHOT_API_VERSION,
-    kind: 'VolumeSnapshotClass',
-    metadata: {
-      name,
-      ...(options.isDefault ? { annotations: { [ANN_IS_DEFAULT_CLASS]: 'true' } } : {}),
-    },
+  return buildSnapshotClass({
+    name,
     driver: options.driver ?? DRIVER,
-    deletionPolicy: options.policy ?? 'Delete',
-    ...(options.parameters ? { parameters: options.parameters } : {}),
-  };
+    isDefault: options.isDefault,
+    deletionPolicy: options.policy,
+    parameters: options.parameters,
+  });
 }
 
 export function pvc(
@@ -138,33 +125,17 @@ export function pvc(
     restoreFrom?: string;
   } = {},
 ): PersistentVolumeClaim {
-  return {
-    apiVersion: 'v1',
-    kind: 'PersistentVolumeClaim',
-    metadata: {
-      name,
-      namespace: NS,
-      uid: `uid-${name}`,
-      resourceVersion: '30',
-      ...(options.finalizers ? { finalizers: options.finalizers } : {}),
-      ...(options.deleting ? { deletionTimestamp: new Date('2026-01-01T00:00:00Z') } : {}),
-    },
-    spec: {
-      accessModes: ['ReadWriteOnce'],
-      resources: { requests: { storage: '1Gi' } },
-      ...(options.volumeName !== undefined ? { volumeName: options.volumeName } : {}),
-      ...(options.restoreFrom !== undefined
-        ? {
-            dataSource: {
-              apiGroup: 'snapshot.storage.k8s.io',
-              kind: 'VolumeSnapshot',
-              name: options.restoreFrom,
-            },
-          }
-        : {}),
-    },
-    status: { phase: options.phase ?? 'Bound' },
-  };
+  return buildPvc({
+    name,
+    namespace: NS,
+    uid: `uid-${name}`,
+    resourceVersion: '30',
+    finalizers: options.finalizers,
+    deletionTimestamp: options.deleting ? new Date(DELETED_AT) : undefined,
+    volumeName: options.volumeName,
+    restoreFrom: options.restoreFrom,
+    phase: options.phase ?? 'Bound',
+  });
 }
 
 export function pv(
@@ -177,21 +148,13 @@ export function pv(
     volumeMode?: 'Block' | 'Filesystem';
   } = {},
 ): PersistentVolume {
-  return {
-    apiVersion: 'v1',
-    kind: 'PersistentVolume',
-    metadata: { name, resourceVersion: '40' },
-    spec: {
-      capacity: { storage: '1Gi' },
-      claimRef: {
-        name: options.claim ?? 'data',
-        namespace: NS,
-        uid: options.claimUid ?? `uid-${options.claim ?? 'data'}`,
-      },
-      ...(options.csi === false
-        ? { hostPath: { path: '/tmp/x' } }
-        : { csi: { driver: options.driver ?? DRIVER, volumeHandle: `handle-${name}` } }),
-      ...(options.volumeMode ? { volumeMode: options.volumeMode } : {}),
-    },
-  };
+  const claim = options.claim ?? 'data';
+  return buildPv({
+    name,
+    resourceVersion: '40',
+    capacity: '1Gi',
+    claimRef: { name: claim, namespace: NS, uid: options.claimUid ?? `uid-${claim}` },
+    driver: options.csi === false ? null : (options.driver ?? DRIVER),
+    volumeMode: options.volumeMode,
+  });
 }
