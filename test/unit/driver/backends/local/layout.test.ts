@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { DiskError } from '../../../src/csi/errors.js';
+import { DiskError } from '../../../../../src/csi/errors.js';
 import {
   checkName,
   Layout,
@@ -8,7 +8,7 @@ import {
   nameProblem,
   ownName,
   qualifiedId,
-} from '../../../src/driver/backends/local/layout.js';
+} from '../../../../../src/driver/backends/local/layout.js';
 
 describe('local backend: names and paths', function () {
   it('accepts the names Kubernetes and csi-sanity use', function () {

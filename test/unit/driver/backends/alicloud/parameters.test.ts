@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { DiskError } from '../../../src/csi/errors.js';
-import { clientToken, fnv1a128 } from '../../../src/driver/backends/alicloud/client-token.js';
+import { DiskError } from '../../../../../src/csi/errors.js';
+import { clientToken, fnv1a128 } from '../../../../../src/driver/backends/alicloud/client-token.js';
 import {
   GiB,
   chooseZone,
@@ -10,7 +10,7 @@ import {
   snapshotSpec,
   validSnapshotName,
   zoneTopologyKey,
-} from '../../../src/driver/backends/alicloud/parameters.js';
+} from '../../../../../src/driver/backends/alicloud/parameters.js';
 
 function rejects(run: () => unknown, code: string, text: string | RegExp): void {
   try {

@@ -2,11 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { parseAlicloudConfig } from '../../../src/driver/backends/alicloud/config.js';
+import { parseAlicloudConfig } from '../../../../../src/driver/backends/alicloud/config.js';
 import {
   checkCredential,
   credentialFor,
-} from '../../../src/driver/backends/alicloud/credentials.js';
+} from '../../../../../src/driver/backends/alicloud/credentials.js';
 
 function configError(flags: Record<string, string>, env: NodeJS.ProcessEnv = {}): string {
   try {

@@ -3,9 +3,9 @@ import {
   EcsError,
   isTransient,
   type EcsAction,
-} from '../../../src/driver/backends/alicloud/ecs.js';
-import { diskErrorFromEcs } from '../../../src/driver/backends/alicloud/ecs-errors.js';
-import { toEcsError } from '../../../src/driver/backends/alicloud/sdk-client.js';
+} from '../../../../../src/driver/backends/alicloud/ecs.js';
+import { diskErrorFromEcs } from '../../../../../src/driver/backends/alicloud/ecs-errors.js';
+import { toEcsError } from '../../../../../src/driver/backends/alicloud/sdk-client.js';
 
 const ecsError = (code: string, statusCode?: number, action: EcsAction = 'CreateSnapshot') =>
   new EcsError(action, code, `message for ${code}`, { statusCode, requestId: 'REQ-1' });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 
-import { blocksOf, parseFilefrag } from '../../../src/driver/backends/local/extents.js';
-import { ContentChecksum } from '../../../src/driver/backends/local/copy.js';
+import { blocksOf, parseFilefrag } from '../../../../../src/driver/backends/local/extents.js';
+import { ContentChecksum } from '../../../../../src/driver/backends/local/copy.js';
 
 const output = `Filesystem type is: ef53
 File size of disk.img is 4294967296 (1048576 blocks of 4096 bytes)

@@ -1,6 +1,10 @@
 import { expect } from 'chai';
 
-import { isReadOnly, mountAt, parseMountinfo } from '../../../src/driver/backends/local/mounts.js';
+import {
+  isReadOnly,
+  mountAt,
+  parseMountinfo,
+} from '../../../../../src/driver/backends/local/mounts.js';
 
 const mountinfo = `22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
 41 22 7:0 / /var/lib/kubelet/staging/pvc\\0401 rw,relatime shared:30 - ext4 /dev/loop0 rw

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { DiskError } from '../../../src/csi/errors.js';
+import { DiskError } from '../../../../../src/csi/errors.js';
 import {
   checkExistingDisk,
   checkExistingSnapshot,
@@ -10,7 +10,7 @@ import {
   rejectParameters,
   type DiskRecord,
   type SnapshotRecord,
-} from '../../../src/driver/backends/local/metadata.js';
+} from '../../../../../src/driver/backends/local/metadata.js';
 
 const GiB = 1024 ** 3;
 const codeOf = (fn: () => unknown): string | undefined => {

@@ -1,17 +1,17 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { silentLogger } from '../../../src/observability/logger.js';
+import { silentLogger } from '../../../../../src/observability/logger.js';
 import {
   EcsError,
   type EcsApi,
   type EcsAction,
-} from '../../../src/driver/backends/alicloud/ecs.js';
+} from '../../../../../src/driver/backends/alicloud/ecs.js';
 import {
   RateLimitedEcsApi,
   TokenBucket,
   backoffDelay,
   type RetryPolicy,
-} from '../../../src/driver/backends/alicloud/throttle.js';
+} from '../../../../../src/driver/backends/alicloud/throttle.js';
 
 const policy: RetryPolicy = { baseDelayMs: 200, maxDelayMs: 10_000, budgetMs: 30_000 };
 

@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { silentLogger } from '../../../src/observability/logger.js';
+import { silentLogger } from '../../../../../src/observability/logger.js';
 import {
   EcsError,
   type EcsApi,
   type EcsSnapshot,
-} from '../../../src/driver/backends/alicloud/ecs.js';
-import { SnapshotPoller } from '../../../src/driver/backends/alicloud/snapshot-poller.js';
+} from '../../../../../src/driver/backends/alicloud/ecs.js';
+import { SnapshotPoller } from '../../../../../src/driver/backends/alicloud/snapshot-poller.js';
 
 function snapshot(id: string, patch: Partial<EcsSnapshot> = {}): EcsSnapshot {
   return {
