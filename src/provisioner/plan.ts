@@ -34,6 +34,13 @@ import {
   PARAM_PVC_NAMESPACE,
   PARAM_PV_NAME,
 } from '../api/csi-parameters.js';
+import {
+  resolveSecretTemplate,
+  secretParameterKeys,
+  secretTemplates,
+  type SecretField,
+  type SecretTemplateKind,
+} from '../api/secret-template.js';
 
 /** Set on a PVC by kube-controller-manager's PV binder: which provisioner should act. */
 export const ANN_STORAGE_PROVISIONER = 'volume.kubernetes.io/storage-provisioner';
@@ -72,17 +79,18 @@ const SECRET_PARAMS = {
   nodePublish: 'node-publish',
   controllerExpand: 'controller-expand',
   nodeExpand: 'node-expand',
-} as const;
+} as const satisfies Record<string, SecretTemplateKind>;
 type SecretKind = keyof typeof SECRET_PARAMS;
+/** The provisioner Secret's keys before they had a kind; read when the current ones are unset. */
+const LEGACY_SECRET_KEYS = {
+  name: `${PREFIX}secret-name`,
+  namespace: `${PREFIX}secret-namespace`,
+};
 
 const KNOWN_RESERVED = new Set([
   PARAM_FSTYPE,
-  `${PREFIX}secret-name`,
-  `${PREFIX}secret-namespace`,
-  ...Object.values(SECRET_PARAMS).flatMap((p) => [
-    `${PREFIX}${p}-secret-name`,
-    `${PREFIX}${p}-secret-namespace`,
-  ]),
+  ...Object.values(LEGACY_SECRET_KEYS),
+  ...Object.values(SECRET_PARAMS).flatMap((p) => Object.values(secretParameterKeys(p))),
 ]);
 
 export interface ProvisionerSettings {
@@ -658,7 +666,7 @@ export function accessibilityRequirements(
 
 /**
  * Resolves a `csi.storage.k8s.io/<kind>-secret-{name,namespace}` pair (upstream
- * getSecretReference). Namespaces may use ${pv.name} and ${pvc.namespace}; names also ${pvc.name}.
+ * getSecretReference) with the placeholders ../api/secret-template.ts allows the kind.
  */
 function secretReference(
   kind: SecretKind,
@@ -666,37 +674,30 @@ function secretReference(
   pvName: string,
   pvc: V1PersistentVolumeClaim,
 ): V1SecretReference | undefined {
-  const prefix = `${PREFIX}${SECRET_PARAMS[kind]}`;
-  let name = parameters[`${prefix}-secret-name`];
-  let namespace = parameters[`${prefix}-secret-namespace`];
-  if (name === undefined && namespace === undefined && kind === 'provisioner') {
-    name = parameters[`${PREFIX}secret-name`];
-    namespace = parameters[`${PREFIX}secret-namespace`];
+  const secretKind = SECRET_PARAMS[kind];
+  const keys = secretParameterKeys(secretKind);
+  const templates =
+    secretTemplates(parameters, keys) ??
+    (kind === 'provisioner' ? secretTemplates(parameters, LEGACY_SECRET_KEYS) : undefined);
+  if (templates === undefined) return undefined;
+  if (templates === 'incomplete' || !templates.name || !templates.namespace) {
+    throw new Error(`${keys.name} and ${keys.namespace} must be set together`);
   }
-  if (name === undefined && namespace === undefined) return undefined;
-  if (!name || !namespace) {
-    throw new Error(`${prefix}-secret-name and ${prefix}-secret-namespace must be set together`);
-  }
-  const tokens: Record<string, string> = {
+  const values = {
     'pv.name': pvName,
     'pvc.namespace': pvc.metadata?.namespace ?? '',
+    'pvc.name': pvc.metadata?.name ?? '',
   };
-  const resolve = (template: string, allowed: Record<string, string>, field: string) =>
-    template.replace(/\$\{([^}]*)\}/g, (_all, token: string) => {
-      const value = allowed[token];
-      if (value === undefined) {
-        throw new Error(`${field} "${template}" uses the unknown token \${${token}}`);
-      }
-      return value;
-    });
-  return {
-    namespace: resolve(namespace, tokens, `${prefix}-secret-namespace`),
-    name: resolve(
-      name,
-      { ...tokens, 'pvc.name': pvc.metadata?.name ?? '' },
-      `${prefix}-secret-name`,
-    ),
+  const resolve = (field: SecretField) => {
+    const resolved = resolveSecretTemplate(secretKind, field, templates[field], values);
+    if ('unknown' in resolved) {
+      throw new Error(
+        `${keys[field]} "${templates[field]}" uses the unknown token \${${resolved.unknown[0]}}`,
+      );
+    }
+    return resolved.value;
   };
+  return { namespace: resolve('namespace'), name: resolve('name') };
 }
 
 /** What CreateVolume answered. */

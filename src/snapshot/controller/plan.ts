@@ -29,9 +29,11 @@ import {
 import { formatBytes, parseQuantity } from '../../api/quantity.js';
 import { isGroupSnapshotMember } from '../group.js';
 import {
-  PARAM_SNAPSHOTTER_SECRET_NAME,
-  PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
-} from '../../api/csi-parameters.js';
+  invalidSecretField,
+  resolveSecretTemplate,
+  secretParameterKeys,
+  secretTemplates,
+} from '../../api/secret-template.js';
 
 export type PersistentVolumeClaim = V1PersistentVolumeClaim;
 export type PersistentVolume = V1PersistentVolume;
@@ -261,67 +263,43 @@ const updateFailed = (name: string, detail: string) =>
 
 /**
  * The deletion Secret of a new content from the class's snapshotter-secret parameters, with
- * the templates upstream allows: `${volumesnapshotcontent.name}`, `${volumesnapshot.namespace}`
- * and, in the name only, `${volumesnapshot.name}`.
+ * the placeholders the `snapshotter` kind allows (../../api/secret-template.ts).
  */
 export function snapshotterSecretRef(
   parameters: Record<string, string> | undefined,
   contentName: string,
   snapshot: VolumeSnapshot,
 ): { ref?: { name: string; namespace: string } } | { error: string } {
-  const nameTemplate = parameters?.[PARAM_SNAPSHOTTER_SECRET_NAME];
-  const namespaceTemplate = parameters?.[PARAM_SNAPSHOTTER_SECRET_NAMESPACE];
-  if (nameTemplate === undefined && namespaceTemplate === undefined) return {};
-  if (nameTemplate === undefined || namespaceTemplate === undefined) {
-    return {
-      error: `${PARAM_SNAPSHOTTER_SECRET_NAME} and ${PARAM_SNAPSHOTTER_SECRET_NAMESPACE} must be set together`,
-    };
+  const keys = secretParameterKeys('snapshotter');
+  const templates = secretTemplates(parameters ?? {}, keys);
+  if (templates === undefined) return {};
+  if (templates === 'incomplete') {
+    return { error: `${keys.name} and ${keys.namespace} must be set together` };
   }
-  const common = {
+  const values = {
     'volumesnapshotcontent.name': contentName,
     'volumesnapshot.namespace': snapshot.metadata.namespace ?? '',
-  };
-  const namespace = resolveTemplate(namespaceTemplate, common);
-  const name = resolveTemplate(nameTemplate, {
-    ...common,
     'volumesnapshot.name': snapshot.metadata.name ?? '',
-  });
-  if ('error' in namespace)
-    return { error: `${PARAM_SNAPSHOTTER_SECRET_NAMESPACE}: ${namespace.error}` };
-  if ('error' in name) return { error: `${PARAM_SNAPSHOTTER_SECRET_NAME}: ${name.error}` };
-  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace.value) || namespace.value.length > 63) {
-    return {
-      error: `${PARAM_SNAPSHOTTER_SECRET_NAMESPACE} resolves to "${namespace.value}", not a namespace name`,
-    };
+  };
+  const ref = { name: '', namespace: '' };
+  for (const field of ['namespace', 'name'] as const) {
+    const resolved = resolveSecretTemplate('snapshotter', field, templates[field], values);
+    if ('unknown' in resolved) {
+      const list = (names: readonly string[]) => names.map((key) => `\${${key}}`).join(', ');
+      return {
+        error: `${keys[field]}: "${templates[field]}" uses ${list(resolved.unknown)}; allowed: ${list(resolved.allowed)}`,
+      };
+    }
+    ref[field] = resolved.value;
   }
-  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name.value) || name.value.length > 253) {
-    return {
-      error: `${PARAM_SNAPSHOTTER_SECRET_NAME} resolves to "${name.value}", not a Secret name`,
-    };
+  const invalid = invalidSecretField(ref);
+  if (invalid === 'namespace') {
+    return { error: `${keys.namespace} resolves to "${ref.namespace}", not a namespace name` };
   }
-  return { ref: { name: name.value, namespace: namespace.value } };
-}
-
-function resolveTemplate(
-  template: string,
-  values: Record<string, string>,
-): { value: string } | { error: string } {
-  const unknown: string[] = [];
-  const value = template.replace(/\$\{([^}]*)\}/g, (_token, key: string) => {
-    if (Object.hasOwn(values, key)) return values[key]!;
-    unknown.push(key);
-    return '';
-  });
-  if (unknown.length > 0) {
-    return {
-      error: `"${template}" uses ${unknown.map((key) => `\${${key}}`).join(', ')}; allowed: ${Object.keys(
-        values,
-      )
-        .map((key) => `\${${key}}`)
-        .join(', ')}`,
-    };
+  if (invalid === 'name') {
+    return { error: `${keys.name} resolves to "${ref.name}", not a Secret name` };
   }
-  return { value };
+  return { ref };
 }
 
 /** The content a dynamic snapshot gets: `snapcontent-<uid>`, bound to it from the start. */

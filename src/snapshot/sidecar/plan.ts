@@ -28,6 +28,12 @@ import {
   PARAM_VOLUME_SNAPSHOT_NAME,
   PARAM_VOLUME_SNAPSHOT_NAMESPACE,
 } from '../../api/csi-parameters.js';
+import {
+  resolveSecretTemplate,
+  secretParameterKeys,
+  secretTemplates,
+  type SecretField,
+} from '../../api/secret-template.js';
 import { grpcCodeOf, messageOf } from '../../csi/status.js';
 
 export interface SidecarSettings {
@@ -178,30 +184,26 @@ export function listSecretRef(
   snapshotClass: VolumeSnapshotClass | undefined,
   contentName: string,
 ): SecretRef | undefined {
-  const parameters = snapshotClass?.parameters ?? {};
-  const name = parameters[PARAM_SNAPSHOTTER_LIST_SECRET_NAME];
-  const namespace = parameters[PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE];
-  if (name === undefined && namespace === undefined) return undefined;
-  if (!name || !namespace) {
-    throw new Error(
-      `${PARAM_SNAPSHOTTER_LIST_SECRET_NAME} and ${PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE} ` +
-        `must be set together`,
-    );
+  const keys = secretParameterKeys('snapshotter-list');
+  const templates = secretTemplates(snapshotClass?.parameters ?? {}, keys);
+  if (templates === undefined) return undefined;
+  if (templates === 'incomplete' || !templates.name || !templates.namespace) {
+    throw new Error(`${keys.name} and ${keys.namespace} must be set together`);
   }
-  const resolve = (template: string, field: string): string => {
-    const resolved = template.replaceAll('${volumesnapshotcontent.name}', contentName);
-    if (resolved.includes('${')) {
+  const resolve = (field: SecretField): string => {
+    const resolved = resolveSecretTemplate('snapshotter-list', field, templates[field], {
+      'volumesnapshotcontent.name': contentName,
+    });
+    // a `${` left without its `}` cannot be resolved either
+    if ('unknown' in resolved || resolved.value.includes('${')) {
       throw new Error(
-        `${field} "${template}" uses a token that cannot be resolved here; only ` +
+        `${keys[field]} "${templates[field]}" uses a token that cannot be resolved here; only ` +
           '${volumesnapshotcontent.name} is available',
       );
     }
-    return resolved;
+    return resolved.value;
   };
-  return {
-    name: resolve(name, PARAM_SNAPSHOTTER_LIST_SECRET_NAME),
-    namespace: resolve(namespace, PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE),
-  };
+  return { name: resolve('name'), namespace: resolve('namespace') };
 }
 
 /**
