@@ -15,6 +15,9 @@ const SNAPSHOT_CRDS = [
   'volumesnapshotclasses.snapshot.storage.k8s.io',
   'volumesnapshotcontents.snapshot.storage.k8s.io',
   'volumesnapshots.snapshot.storage.k8s.io',
+  'volumegroupsnapshotclasses.groupsnapshot.storage.k8s.io',
+  'volumegroupsnapshotcontents.groupsnapshot.storage.k8s.io',
+  'volumegroupsnapshots.groupsnapshot.storage.k8s.io',
 ];
 const OUR_CRDS = ['backuppolicies.snapback.dev', 'restorejobs.snapback.dev'];
 

@@ -132,7 +132,7 @@ describe('api: CRDs under crds/', function () {
     expect([...renderGeneratedCrds()]).to.deep.equal([...renderGeneratedCrds()]);
   });
 
-  it('include both snapback.dev kinds and the three snapshot.storage.k8s.io kinds', function () {
+  it('include both snapback.dev kinds and the three kinds of each snapshot API group', function () {
     const kinds = [...readCrds().values()].map((crd) => `${crd.spec.names.kind}.${crd.spec.group}`);
     expect(kinds).to.have.members([
       'BackupPolicy.snapback.dev',
@@ -140,6 +140,9 @@ describe('api: CRDs under crds/', function () {
       'VolumeSnapshot.snapshot.storage.k8s.io',
       'VolumeSnapshotContent.snapshot.storage.k8s.io',
       'VolumeSnapshotClass.snapshot.storage.k8s.io',
+      'VolumeGroupSnapshot.groupsnapshot.storage.k8s.io',
+      'VolumeGroupSnapshotContent.groupsnapshot.storage.k8s.io',
+      'VolumeGroupSnapshotClass.groupsnapshot.storage.k8s.io',
     ]);
   });
 
