@@ -1,10 +1,11 @@
 /**
  * Running a command in a container through the pods/exec API, as `kubectl exec` does: a
  * WebSocket to the API server (client-node's Exec, channel protocol v4), stdout and stderr
- * collected, the exit code read from the status channel.
+ * collected, the exit code read from the status channel. client-node is imported on the first
+ * exec only: a process that runs no hooks never loads it (about 80 MiB, see bench/idle).
  */
 import { Writable } from 'node:stream';
-import { Exec, type KubeConfig, type V1Status } from '@kubernetes/client-node';
+import type { Exec, KubeConfig, V1Status } from '@kubernetes/client-node';
 
 export interface ExecRequest {
   namespace: string;
@@ -53,14 +54,43 @@ export function exitCodeOf(status: V1Status): number | undefined {
   return Number.isInteger(code) ? code : undefined;
 }
 
-export class WebSocketPodExecutor implements PodExecutor {
-  private readonly execApi: Exec;
+/** Where the executor finds its credentials: a loaded KubeConfig, or the kubeconfig to load. */
+export type ExecKubeConfig = KubeConfig | { kubeconfigFile?: string };
 
-  constructor(kubeConfig: KubeConfig) {
-    this.execApi = new Exec(kubeConfig);
+export class WebSocketPodExecutor implements PodExecutor {
+  private execApi: Promise<Exec> | undefined;
+
+  constructor(private readonly source: ExecKubeConfig) {}
+
+  private api(): Promise<Exec> {
+    this.execApi ??= import('@kubernetes/client-node').then((k8s) => {
+      let kubeConfig = this.source;
+      if (!(kubeConfig instanceof k8s.KubeConfig)) {
+        const file = (this.source as { kubeconfigFile?: string }).kubeconfigFile;
+        kubeConfig = new k8s.KubeConfig();
+        if (file) kubeConfig.loadFromFile(file);
+        else kubeConfig.loadFromDefault();
+      }
+      return new k8s.Exec(kubeConfig);
+    });
+    return this.execApi;
   }
 
-  exec(request: ExecRequest): Promise<ExecResult> {
+  async exec(request: ExecRequest): Promise<ExecResult> {
+    let execApi: Exec;
+    try {
+      execApi = await this.api();
+    } catch (error) {
+      this.execApi = undefined;
+      return {
+        output: '',
+        error: `cannot load the kubeconfig for exec: ${execErrorMessage(error)}`,
+      };
+    }
+    return this.run(execApi, request);
+  }
+
+  private run(execApi: Exec, request: ExecRequest): Promise<ExecResult> {
     const out = new TailBuffer();
     return new Promise<ExecResult>((resolve) => {
       let settled = false;
@@ -80,7 +110,7 @@ export class WebSocketPodExecutor implements PodExecutor {
           }),
         request.timeoutMs,
       );
-      this.execApi
+      execApi
         .exec(
           request.namespace,
           request.pod,

@@ -1,10 +1,3 @@
-import {
-  type HttpMethod,
-  IsomorphicFetchHttpLibrary,
-  RequestContext,
-  type KubeConfig,
-  type ResponseContext,
-} from '@kubernetes/client-node';
 import type {
   DeleteOptions,
   KubeClient,
@@ -18,8 +11,16 @@ import type {
   WriteOptions,
 } from './client.js';
 import { ApiError } from './errors.js';
+import {
+  clusterAccessFromKubeConfig,
+  type ClusterAccess,
+  type KubeConfigLike,
+} from './kubeconfig.js';
 import { TokenBucket } from './rate-limit.js';
 import { apiVersionOf, type KubeObject, type ResourceType } from './resource.js';
+import { Transport, type TransportResponse } from './transport.js';
+
+type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export interface HttpKubeClientOptions {
   /** Client-side request rate limit (client-go's QPS/Burst); watches are not limited. */
@@ -40,8 +41,6 @@ const contentTypes: Record<PatchType, string> = {
   apply: 'application/apply-patch+yaml',
 };
 
-type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
-
 /**
  * A watch that delivered nothing, not even a bookmark, for the idle timeout: the connection
  * may be dead. Watchers resume from their last resourceVersion; it is not a failure.
@@ -61,23 +60,20 @@ interface Body {
   query?: Record<string, string | undefined>;
 }
 
-/** `KubeClient` over HTTP, with the credentials and TLS settings of a KubeConfig. */
+/**
+ * `KubeClient` over HTTP, with the credentials and TLS settings of a kubeconfig: our own
+ * ClusterAccess (see kubeconfig.ts), or the current context of a client-node KubeConfig.
+ */
 export class HttpKubeClient implements KubeClient {
-  private readonly http = new IsomorphicFetchHttpLibrary();
+  private readonly transport: Transport;
   private readonly bucket: TokenBucket;
-  private readonly server: string;
   private readonly options: Required<HttpKubeClientOptions>;
-  private dispatcher: Dispatcher | undefined;
-  private dispatcherReady = false;
   private requestCount = 0;
 
-  constructor(
-    private readonly kubeConfig: KubeConfig,
-    options: HttpKubeClientOptions = {},
-  ) {
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    this.server = cluster.server.replace(/\/+$/, '');
+  constructor(config: ClusterAccess | KubeConfigLike, options: HttpKubeClientOptions = {}) {
+    this.transport = new Transport(
+      'getCurrentCluster' in config ? clusterAccessFromKubeConfig(config) : config,
+    );
     this.options = {
       qps: options.qps ?? 50,
       burst: options.burst ?? 100,
@@ -232,7 +228,7 @@ export class HttpKubeClient implements KubeClient {
     };
     const handle: WatchHandle = { stop: () => finish() };
 
-    let response: ResponseContext;
+    let response: TransportResponse;
     try {
       resetIdleTimer();
       response = await this.send('GET', this.path(type, options.namespace), {
@@ -252,17 +248,12 @@ export class HttpKubeClient implements KubeClient {
       finish(error);
       return handle;
     }
-    if (response.httpStatusCode !== 200) {
-      const text = await response.body.text().catch(() => '');
-      finish(ApiError.fromResponse(response.httpStatusCode, text, `watch ${type.plural}`));
+    if (response.status !== 200) {
+      const text = await response.text().catch(() => '');
+      finish(ApiError.fromResponse(response.status, text, `watch ${type.plural}`));
       return handle;
     }
-    const stream = response.body.stream();
-    if (!stream) {
-      finish(new Error(`watch ${type.plural}: the response has no body`));
-      return handle;
-    }
-    void this.readLines(stream, (line) => {
+    void this.readLines(response.chunks(), (line) => {
       resetIdleTimer();
       let event: WatchEvent<T>;
       try {
@@ -280,7 +271,7 @@ export class HttpKubeClient implements KubeClient {
   }
 
   private async readLines(
-    stream: ReadableStream<Uint8Array>,
+    stream: AsyncIterable<Uint8Array>,
     onLine: (line: string) => void,
   ): Promise<void> {
     const decoder = new TextDecoder();
@@ -318,40 +309,39 @@ export class HttpKubeClient implements KubeClient {
       rateLimited: true,
       signal: AbortSignal.timeout(this.options.requestTimeoutMs),
     });
-    const text = await response.body.text();
-    if (response.httpStatusCode >= 200 && response.httpStatusCode < 300) {
+    const text = await response.text();
+    if (response.status >= 200 && response.status < 300) {
       return (text ? JSON.parse(text) : undefined) as T;
     }
-    throw ApiError.fromResponse(response.httpStatusCode, text, `${method} ${path}`);
+    throw ApiError.fromResponse(response.status, text, `${method} ${path}`);
   }
 
   private async send(
     method: HttpMethod,
     path: string,
     options: Body & { signal?: AbortSignal; rateLimited: boolean },
-  ): Promise<ResponseContext> {
+  ): Promise<TransportResponse> {
     if (options.rateLimited) {
       const wait = this.bucket.reserve();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     }
-    const url = new URL(this.server + path);
+    const query = new URLSearchParams();
     for (const [key, value] of Object.entries(options.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, value);
+      if (value !== undefined) query.set(key, value);
     }
-    const context = new RequestContext(url.toString(), method);
-    await this.kubeConfig.applySecurityAuthentication(context);
-    // KubeConfig makes a new connection pool per request; one shared pool keeps connections alive
-    if (!this.dispatcherReady) {
-      this.dispatcher = context.getDispatcher();
-      this.dispatcherReady = true;
-    }
-    if (this.dispatcher) context.setDispatcher(this.dispatcher);
-    context.setHeaderParam('Accept', 'application/json');
-    context.setHeaderParam('User-Agent', this.options.userAgent);
-    if (options.contentType) context.setHeaderParam('Content-Type', options.contentType);
-    if (options.body !== undefined) context.setBody(options.body);
-    if (options.signal) context.setSignal(options.signal);
+    const search = query.size > 0 ? `?${query.toString()}` : '';
+    const headers: Record<string, string> = {
+      Accept: 'application/json',
+      'User-Agent': this.options.userAgent,
+    };
+    if (options.contentType) headers['Content-Type'] = options.contentType;
     this.requestCount++;
-    return this.http.send(context).toPromise();
+    return this.transport.send({
+      method,
+      path: path + search,
+      headers,
+      ...(options.body !== undefined ? { body: options.body } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
   }
 }
