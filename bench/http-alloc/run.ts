@@ -1,7 +1,7 @@
 /**
- * Memory the Kubernetes client allocates per request: snapback's HttpKubeClient (client-node's
- * RequestContext, KubeConfig.applySecurityAuthentication and fetch) against undici's fetch and
- * undici's request over the same connection pool, all GETting one small object from a local
+ * Memory the Kubernetes client allocates per request: snapback's HttpKubeClient (node:https
+ * with a keep-alive agent, credentials from its own kubeconfig loader) against undici's fetch
+ * and undici's request over the same connection pool, all GETting one small object from a local
  * HTTPS server in this process. Short-lived allocations are what the snapshot stack's peak RSS
  * is made of (see bench/snapshot-stack/README.md): they are promoted and pile up in the old
  * generation between full GCs.
@@ -24,6 +24,7 @@ import v8 from 'node:v8';
 import * as k8s from '@kubernetes/client-node';
 import { Agent, fetch as undiciFetch, request } from 'undici';
 import { HttpKubeClient } from '../../src/kube/http-client.js';
+import { clusterAccessFromKubeConfig } from '../../src/kube/kubeconfig.js';
 import { ConfigMaps } from '../../src/kube/resource.js';
 import { numberFlag as flag } from '../support.js';
 
@@ -94,7 +95,8 @@ kubeConfig.loadFromOptions({
   contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
   currentContext: 'x',
 });
-const client = new HttpKubeClient(kubeConfig, { qps: 1e6, burst: 1e6 });
+const access = clusterAccessFromKubeConfig(kubeConfig);
+const client = new HttpKubeClient(access, { qps: 1e6, burst: 1e6 });
 const agent = new Agent({ connect: { ca } });
 
 const youngBytes = () =>
@@ -110,8 +112,11 @@ async function measure(name: string, send: () => Promise<unknown>): Promise<void
 }
 
 try {
-  await measure('HttpKubeClient.get (client-node, fetch)', () => client.get(ConfigMaps, 'a', 'ns'));
-  await measure('  of which KubeConfig.applySecurityAuthentication', () =>
+  await measure('HttpKubeClient.get (node:https)', () => client.get(ConfigMaps, 'a', 'ns'));
+  await measure('  of which the credential (ClusterAccess.authorization)', () =>
+    access.authorization(),
+  );
+  await measure('client-node KubeConfig.applySecurityAuthentication', () =>
     kubeConfig.applySecurityAuthentication(new k8s.RequestContext(url, k8s.HttpMethod.GET)),
   );
   await measure('undici fetch + JSON.parse', async () => {

@@ -307,7 +307,7 @@ export class HttpKubeClient implements KubeClient {
     const response = await this.send(method, path, {
       ...options,
       rateLimited: true,
-      signal: AbortSignal.timeout(this.options.requestTimeoutMs),
+      timeoutMs: this.options.requestTimeoutMs,
     });
     const text = await response.text();
     if (response.status >= 200 && response.status < 300) {
@@ -319,7 +319,7 @@ export class HttpKubeClient implements KubeClient {
   private async send(
     method: HttpMethod,
     path: string,
-    options: Body & { signal?: AbortSignal; rateLimited: boolean },
+    options: Body & { signal?: AbortSignal; timeoutMs?: number; rateLimited: boolean },
   ): Promise<TransportResponse> {
     if (options.rateLimited) {
       const wait = this.bucket.reserve();
@@ -342,6 +342,7 @@ export class HttpKubeClient implements KubeClient {
       headers,
       ...(options.body !== undefined ? { body: options.body } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     });
   }
 }

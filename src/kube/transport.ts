@@ -13,6 +13,8 @@ export interface TransportRequest {
   headers: Record<string, string>;
   body?: string;
   signal?: AbortSignal;
+  /** The request fails once this long passes with nothing sent or received (a hung connection). */
+  timeoutMs?: number;
 }
 
 export interface TransportResponse {
@@ -21,6 +23,15 @@ export interface TransportResponse {
   text(): Promise<string>;
   /** The body as it arrives (a watch). Ends with an error when the request is aborted. */
   chunks(): AsyncIterable<Buffer>;
+}
+
+/** A request that sent and received nothing for its timeout. */
+export class RequestTimeoutError extends Error {
+  override readonly name = 'RequestTimeoutError';
+
+  constructor(request: TransportRequest, ms: number) {
+    super(`${request.method} ${request.path}: no response within ${ms} ms`);
+  }
 }
 
 export class Transport {
@@ -60,15 +71,21 @@ export class Transport {
     const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
       const req = (this.secure ? https : http).request(options, resolve);
       req.on('error', reject);
+      if (request.timeoutMs !== undefined) {
+        const ms = request.timeoutMs;
+        req.setTimeout(ms, () => req.destroy(new RequestTimeoutError(request, ms)));
+      }
       req.end(request.body);
     });
     return {
       status: response.statusCode ?? 0,
-      async text() {
-        const parts: Buffer[] = [];
-        for await (const chunk of response) parts.push(chunk as Buffer);
-        return Buffer.concat(parts).toString('utf8');
-      },
+      text: () =>
+        new Promise<string>((resolve, reject) => {
+          const parts: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => parts.push(chunk));
+          response.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+          response.on('error', reject);
+        }),
       chunks: () => response as AsyncIterable<Buffer>,
     };
   }

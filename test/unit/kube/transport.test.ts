@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Transport } from '../../../src/kube/transport.js';
+import { RequestTimeoutError, Transport } from '../../../src/kube/transport.js';
 
 describe('kube: HTTP transport', function () {
   let server: http.Server;
@@ -107,6 +107,29 @@ describe('kube: HTTP transport', function () {
     expect((failure as NodeJS.ErrnoException | undefined)?.code).to.equal('ECONNRESET');
     expect(seen.at(-1)!.headers).to.not.have.property('authorization');
     transport.close();
+  });
+
+  it('fails a request that gets no answer within its timeout', async function () {
+    const silent = http.createServer(() => {
+      /* never answers */
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const transport = new Transport({
+      server: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+      tls: { rejectUnauthorized: true },
+      authorization: () => Promise.resolve(undefined),
+    });
+    let failure: unknown;
+    try {
+      await transport.send({ method: 'GET', path: '/api', headers: {}, timeoutMs: 100 });
+    } catch (error) {
+      failure = error;
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
+    expect(failure).to.be.instanceOf(RequestTimeoutError);
+    expect((failure as Error).message).to.equal('GET /api: no response within 100 ms');
   });
 
   it('fails a request to a closed port with the connection error', async function () {
