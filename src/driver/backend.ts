@@ -99,6 +99,30 @@ export interface Snapshot {
   creationTime: Date;
   /** False while the backend is still copying data (e.g. an ECS snapshot in progress). */
   readyToUse: boolean;
+  /** Set on a member of a group snapshot: it is deleted with its group, never alone. */
+  groupSnapshotId?: string;
+}
+
+export interface CreateGroupSnapshotRequest {
+  /** The caller's idempotency key (e.g. groupsnapshot-<uid>). */
+  name: string;
+  /** Non-empty, each one non-empty and named once. */
+  sourceVolumeIds: string[];
+  /** As on CreateSnapshotRequest: recorded on the group and each of its members. */
+  forceDelete: boolean;
+  /** The other class parameters, without `forceDelete` and `csi.storage.k8s.io/` keys. */
+  parameters: Record<string, string>;
+  metadata: Record<string, string>;
+}
+
+/** Snapshots of several volumes cut at one instant (write-order consistent across them). */
+export interface GroupSnapshot {
+  id: string;
+  /** One per source volume, each with `groupSnapshotId` set to `id`. */
+  snapshots: Snapshot[];
+  creationTime: Date;
+  /** True when every member is ready to use. */
+  readyToUse: boolean;
 }
 
 /** A disk created from a snapshot, as DeleteSnapshot sees it. */
@@ -197,8 +221,33 @@ export interface DiskBackend {
   getSnapshot(snapshotId: string): Promise<Snapshot | undefined>;
   listSnapshots(options: SnapshotListOptions): Promise<Page<Snapshot>>;
 
+  /**
+   * Group snapshots: a backend offers all three or none (see supportsGroupSnapshots). Create
+   * is idempotent by name: the same name with the same set of source volumes returns the
+   * existing group, with other volumes or another forceDelete it throws ALREADY_EXISTS.
+   */
+  createGroupSnapshot?(request: CreateGroupSnapshotRequest): Promise<GroupSnapshot>;
+  /**
+   * Deletes the group and all its members; succeeds when it does not exist. Throws
+   * FAILED_PRECONDITION when a member may not be deleted (see snapshotDeletionBlocker).
+   */
+  deleteGroupSnapshot?(groupSnapshotId: string): Promise<void>;
+  getGroupSnapshot?(groupSnapshotId: string): Promise<GroupSnapshot | undefined>;
+
   /** Releases clients, timers and file handles; the backend serves nothing afterwards. */
   close?(): Promise<void>;
+}
+
+/** A backend that can snapshot several volumes together. */
+export type GroupSnapshotBackend = DiskBackend &
+  Required<Pick<DiskBackend, 'createGroupSnapshot' | 'deleteGroupSnapshot' | 'getGroupSnapshot'>>;
+
+export function supportsGroupSnapshots(backend: DiskBackend): backend is GroupSnapshotBackend {
+  return (
+    backend.createGroupSnapshot !== undefined &&
+    backend.deleteGroupSnapshot !== undefined &&
+    backend.getGroupSnapshot !== undefined
+  );
 }
 
 export interface StageVolumeRequest {

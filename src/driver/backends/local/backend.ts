@@ -8,12 +8,14 @@ import {
   snapshotDeletionBlocker,
   type BackendCapabilities,
   type Capacity,
+  type CreateGroupSnapshotRequest,
   type CreateSnapshotRequest,
   type CreateVolumeRequest,
   type DependentDisk,
   type DiskBackend,
   type ExpandVolumeRequest,
   type ExpandVolumeResult,
+  type GroupSnapshot,
   type ListOptions,
   type Page,
   type Snapshot,
@@ -23,7 +25,9 @@ import {
   type VolumeSource,
 } from '../../backend.js';
 import {
+  alreadyExists,
   failedPrecondition,
+  invalidArgument,
   notFound,
   outOfRange,
   resourceExhausted,
@@ -32,19 +36,32 @@ import {
 import { paginate } from '../../pagination.js';
 import { type CopyOptions, type CopyResult, copyFigures, copySparse } from './copy.js';
 import { metaIds, readJson, removeDurably, renameDurably, writeFileAtomic } from './files.js';
-import { checkName, Layout, locateId, nodeIdProblem, ownName, qualifiedId } from './layout.js';
+import {
+  checkName,
+  Layout,
+  locateId,
+  nodeIdProblem,
+  ownName,
+  qualifiedId,
+  type ObjectKind,
+} from './layout.js';
 import {
   checkExistingDisk,
+  checkExistingGroup,
   checkExistingSnapshot,
   diskAlignmentBytes,
   plannedDiskBytes,
+  groupMembers,
   rejectParameters,
+  toGroupSnapshot,
   toSnapshot,
   toVolume,
   type DiskRecord,
+  type GroupMember,
+  type GroupSnapshotRecord,
   type SnapshotRecord,
 } from './metadata.js';
-import { loopDevicesOf, readMounts } from './mounts.js';
+import { loopDevicesOf, readMounts, type MountEntry } from './mounts.js';
 import { FileLock } from './lock.js';
 import { KeyedMutex } from './mutex.js';
 import { LocalNode } from './node.js';
@@ -73,6 +90,8 @@ export interface LocalBackendConfig {
   run: CommandRunner;
   logger: Logger;
   clock?: Clock;
+  /** This node's mount table (default: /proc/self/mountinfo). */
+  readMounts?: () => Promise<MountEntry[]>;
 }
 
 /**
@@ -94,6 +113,7 @@ export class LocalBackend implements DiskBackend {
   private readonly clock: Clock;
   private readonly mutex = new KeyedMutex();
   private readonly nodeId: string;
+  private readonly readMounts: () => Promise<MountEntry[]>;
   private lock: FileLock | undefined;
 
   private constructor(private readonly config: LocalBackendConfig) {
@@ -113,6 +133,7 @@ export class LocalBackend implements DiskBackend {
     this.run = config.run;
     this.logger = config.logger.child({ backend: 'local' });
     this.clock = config.clock ?? systemClock;
+    this.readMounts = config.readMounts ?? readMounts;
     this.node = new LocalNode({
       layout: this.layout,
       topology: this.topology,
@@ -154,7 +175,7 @@ export class LocalBackend implements DiskBackend {
 
   private async recover(): Promise<void> {
     const { layout } = this;
-    for (const dir of [layout.disks, layout.snapshots, layout.tmp]) {
+    for (const dir of [layout.disks, layout.snapshots, layout.groups, layout.tmp]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     }
     // Copies in progress when the last process died are restarted from scratch by the retry.
@@ -170,6 +191,13 @@ export class LocalBackend implements DiskBackend {
       const record = await this.readDisk(id);
       if (record?.state === 'creating' && record.frozenMount) await this.thaw(record.frozenMount);
     }
+    for (const id of await metaIds(layout.groups)) {
+      const record = await this.readGroup(id);
+      if (record?.state === 'creating') {
+        for (const mountPoint of record.frozenMounts ?? []) await this.thaw(mountPoint);
+      }
+    }
+    await this.reapHalfMadeGroups();
     await this.reapHalfMade();
     await this.removeStrays(layout.disks);
     await this.removeStrays(layout.snapshots);
@@ -202,6 +230,24 @@ export class LocalBackend implements DiskBackend {
         source: record.source ?? null,
         since: record.createdAt,
       });
+    }
+  }
+
+  /**
+   * A group still "creating" at start-up goes with all its members (even those already
+   * copied: the group was never reported cut); one "deleting" is finished.
+   */
+  private async reapHalfMadeGroups(): Promise<void> {
+    for (const id of await metaIds(this.layout.groups)) {
+      const record = await this.readGroup(id);
+      if (record?.state !== 'creating' && record?.state !== 'deleting') continue;
+      await this.removeGroup(record);
+      this.logger.warn(
+        record.state === 'creating'
+          ? 'removed a group snapshot a crash left half-made'
+          : 'finished deleting a group snapshot a crash interrupted',
+        { groupSnapshot: id, members: record.members.map((m) => m.snapshotId) },
+      );
     }
   }
 
@@ -555,6 +601,12 @@ export class LocalBackend implements DiskBackend {
       this.mutex.with(`snapshot/${name}`, async () => {
         const record = await this.readSnapshot(name);
         if (!record) return;
+        if (record.groupSnapshotId !== undefined) {
+          throw invalidArgument(
+            `snapshot ${snapshotId} is a member of group snapshot ${this.idOf(record.groupSnapshotId)} ` +
+              'and cannot be deleted alone; delete the group (DeleteVolumeGroupSnapshot)',
+          );
+        }
         const dependents = await this.liveDependents(record);
         const blocker = snapshotDeletionBlocker(snapshotId, record.forceDelete, dependents);
         if (blocker) throw failedPrecondition(blocker);
@@ -610,6 +662,222 @@ export class LocalBackend implements DiskBackend {
     return paginate(snapshots, (s) => s.id, options);
   }
 
+  // ---- group snapshots ----
+
+  async createGroupSnapshot(request: CreateGroupSnapshotRequest): Promise<GroupSnapshot> {
+    const id = checkName('group snapshot', request.name);
+    rejectParameters('group snapshot class', request.parameters);
+    const sources = request.sourceVolumeIds.map((volumeId) => {
+      const name = this.own('volume', volumeId, 'FAILED_PRECONDITION', 'snapshot');
+      if (name === undefined) throw notFound(`source volume ${volumeId} does not exist`);
+      return name;
+    });
+    const twice = sources.filter((name, i) => sources.indexOf(name) !== i);
+    if (twice.length > 0) {
+      throw invalidArgument(
+        `source_volume_ids names volume ${this.idOf(twice[0]!)} more than once`,
+      );
+    }
+    const members = groupMembers(id, sources);
+    // Besides the group's own mutex, its members' names: a CreateSnapshot of such a name must
+    // not race with the group's copy.
+    const keys = [
+      `create-delete/group/${id}`,
+      ...members.map((m) => `create-delete/snapshot/${m.snapshotId}`).sort(),
+    ];
+    return this.withAll(keys, () => this.createGroupCopies(id, request.forceDelete, members));
+  }
+
+  private async createGroupCopies(
+    id: string,
+    forceDelete: boolean,
+    members: GroupMember[],
+  ): Promise<GroupSnapshot> {
+    const sources = members.map((m) => m.sourceVolumeId);
+    const existing = await this.readGroup(id);
+    // "deleting" is a deletion an I/O error cut short: finish it, then cut anew.
+    if (existing?.state === 'deleting') await this.removeGroup(existing);
+    else if (existing) {
+      checkExistingGroup(existing, sources, forceDelete);
+      if (existing.state === 'ready') return this.toGroupSnapshot(existing);
+    }
+    const disks: DiskRecord[] = [];
+    for (const member of members) {
+      const disk = await this.readDisk(member.sourceVolumeId);
+      if (!disk || disk.state !== 'ready') {
+        throw notFound(`source volume ${this.idOf(member.sourceVolumeId)} does not exist`);
+      }
+      const taken = await this.readSnapshot(member.snapshotId);
+      if (taken && taken.groupSnapshotId !== id) {
+        throw alreadyExists(
+          `snapshot ${this.idOf(member.snapshotId)}, the name of this group's member for volume ` +
+            `${this.idOf(disk.id)}, is taken by another snapshot; use another group name`,
+        );
+      }
+      disks.push(disk);
+    }
+    const images = disks.map((d) => this.layout.diskImage(d.id));
+    const mountPoints: string[] = [];
+    for (const image of images) {
+      const mountPoint = await this.mountPointOf(image);
+      if (mountPoint !== undefined && !mountPoints.includes(mountPoint)) {
+        mountPoints.push(mountPoint);
+      }
+    }
+    // One order for every group, so two groups sharing volumes freeze them alike.
+    mountPoints.sort();
+    const record: GroupSnapshotRecord = {
+      id,
+      members,
+      state: 'creating',
+      forceDelete,
+      creationTime: this.clock.now().toISOString(),
+      ...(mountPoints.length > 0 && { frozenMounts: mountPoints }),
+    };
+    await this.writeGroup(record);
+    const pending: SnapshotRecord[] = members.map((member, i) => ({
+      id: member.snapshotId,
+      sourceVolumeId: member.sourceVolumeId,
+      sizeBytes: disks[i]!.capacityBytes,
+      state: 'creating',
+      forceDelete,
+      creationTime: record.creationTime,
+      dependents: [],
+      groupSnapshotId: id,
+    }));
+    for (const snapshot of pending) await this.writeSnapshot(snapshot);
+
+    const tmps = members.map((m) => this.layout.tmpFile('snapshot', m.snapshotId));
+    const frozen: string[] = [];
+    let frozenAt = 0;
+    let frozenSeconds: number | undefined;
+    const thawAll = async (): Promise<void> => {
+      if (frozen.length > 0 && frozenSeconds === undefined) {
+        frozenSeconds = Math.round(performance.now() - frozenAt) / 1000;
+      }
+      while (frozen.length > 0) await this.thaw(frozen.pop()!);
+    };
+    let cutAt: Date;
+    const copies: CopyResult[] = [];
+    try {
+      for (const mountPoint of mountPoints) {
+        await this.run('fsfreeze', ['--freeze', mountPoint]);
+        frozen.push(mountPoint);
+      }
+      frozenAt = performance.now();
+      cutAt = this.clock.now();
+      // Every file system stays frozen until the last image has been read.
+      for (const [i, image] of images.entries()) {
+        const last = i === images.length - 1;
+        copies.push(
+          await copySparse(this.run, image, tmps[i]!, last ? { sourceRead: thawAll } : {}),
+        );
+      }
+      await thawAll();
+      for (const [i, member] of members.entries()) {
+        await renameDurably(tmps[i]!, this.layout.snapshotImage(member.snapshotId));
+      }
+    } catch (error) {
+      await thawAll();
+      for (const tmp of tmps) await rm(tmp, { force: true });
+      await this.removeGroup(record);
+      throw error;
+    } finally {
+      await thawAll();
+    }
+    for (const [i, snapshot] of pending.entries()) {
+      await this.writeSnapshot({
+        ...snapshot,
+        state: 'ready',
+        creationTime: cutAt.toISOString(),
+        checksum: copies[i]!.checksum,
+        dataBytes: copies[i]!.dataBytes,
+      });
+    }
+    const ready: GroupSnapshotRecord = {
+      ...record,
+      state: 'ready',
+      creationTime: cutAt.toISOString(),
+    };
+    delete ready.frozenMounts;
+    await this.writeGroup(ready);
+    this.logger.info('group snapshot created', {
+      groupSnapshot: id,
+      members: members.map((m) => `${m.snapshotId}<-${m.sourceVolumeId}`),
+      frozen: mountPoints,
+      ...(frozenSeconds !== undefined && { frozenSeconds }),
+      copySeconds: Math.round(copies.reduce((sum, c) => sum + c.copySeconds, 0) * 1000) / 1000,
+      forceDelete,
+    });
+    return this.toGroupSnapshot(ready);
+  }
+
+  async deleteGroupSnapshot(groupSnapshotId: string): Promise<void> {
+    const name = this.own('group snapshot', groupSnapshotId, 'FAILED_PRECONDITION', 'delete');
+    if (name === undefined) return;
+    await this.mutex.with(`create-delete/group/${name}`, async () => {
+      const record = await this.readGroup(name);
+      if (!record) return;
+      const keys = record.members
+        .flatMap((m) => [`create-delete/snapshot/${m.snapshotId}`, `snapshot/${m.snapshotId}`])
+        .sort();
+      await this.withAll(keys, async () => {
+        // Every member is checked before any goes: a group is deleted whole or not at all.
+        const blockers: string[] = [];
+        for (const member of record.members) {
+          const snapshot = await this.readSnapshot(member.snapshotId);
+          if (!snapshot) continue;
+          const dependents = await this.liveDependents(snapshot);
+          const blocker = snapshotDeletionBlocker(
+            this.idOf(member.snapshotId),
+            record.forceDelete,
+            dependents,
+          );
+          if (blocker) blockers.push(blocker);
+        }
+        if (blockers.length > 0) {
+          throw failedPrecondition(
+            `group snapshot ${groupSnapshotId} is in use: ${blockers.join('; ')}`,
+          );
+        }
+        await this.writeGroup({ ...record, state: 'deleting' });
+        await this.removeGroup(record);
+      });
+      this.logger.info('group snapshot deleted', {
+        groupSnapshot: name,
+        members: record.members.map((m) => m.snapshotId),
+        forceDelete: record.forceDelete,
+      });
+    });
+  }
+
+  async getGroupSnapshot(groupSnapshotId: string): Promise<GroupSnapshot | undefined> {
+    const name = this.own('group snapshot', groupSnapshotId, 'FAILED_PRECONDITION', 'describe');
+    if (name === undefined) return undefined;
+    const record = await this.readGroup(name);
+    return record?.state === 'ready' ? this.toGroupSnapshot(record) : undefined;
+  }
+
+  /** Members first, then the group's record: a group record always accounts for its members. */
+  private async removeGroup(record: GroupSnapshotRecord): Promise<void> {
+    for (const member of record.members) {
+      const snapshot = await this.readSnapshot(member.snapshotId);
+      if (snapshot && snapshot.groupSnapshotId !== record.id) continue;
+      await removeDurably(this.layout.snapshotMeta(member.snapshotId));
+      await removeDurably(this.layout.snapshotImage(member.snapshotId));
+    }
+    await removeDurably(this.layout.groupMeta(record.id));
+  }
+
+  private async toGroupSnapshot(record: GroupSnapshotRecord): Promise<GroupSnapshot> {
+    const members: SnapshotRecord[] = [];
+    for (const member of record.members) {
+      const snapshot = await this.readSnapshot(member.snapshotId);
+      if (snapshot?.groupSnapshotId === record.id) members.push(snapshot);
+    }
+    return toGroupSnapshot(record, members, this.nodeId);
+  }
+
   // ---- freezing ----
 
   /**
@@ -644,7 +912,7 @@ export class LocalBackend implements DiskBackend {
   private async mountPointOf(image: string): Promise<string | undefined> {
     const devices = await loopDevicesOf(this.run, image);
     if (devices.length === 0) return undefined;
-    const mounts = await readMounts();
+    const mounts = await this.readMounts();
     return mounts.find((m) => devices.includes(m.source) && m.root === '/')?.mountPoint;
   }
 
@@ -660,7 +928,7 @@ export class LocalBackend implements DiskBackend {
   // ---- ids ----
 
   private own(
-    kind: 'volume' | 'snapshot',
+    kind: ObjectKind,
     id: string,
     code: DiskErrorCode,
     action: string,
@@ -700,6 +968,24 @@ export class LocalBackend implements DiskBackend {
       this.layout.snapshotMeta(record.id),
       `${JSON.stringify(record, null, 2)}\n`,
     );
+  }
+
+  private readGroup(id: string): Promise<GroupSnapshotRecord | undefined> {
+    return readJson<GroupSnapshotRecord>(this.layout.groupMeta(id));
+  }
+
+  private writeGroup(record: GroupSnapshotRecord): Promise<void> {
+    return writeFileAtomic(
+      this.layout.groupMeta(record.id),
+      `${JSON.stringify(record, null, 2)}\n`,
+    );
+  }
+
+  /** Holds the mutexes of all `keys` (taken in the order given) while `section` runs. */
+  private withAll<T>(keys: string[], section: () => Promise<T>): Promise<T> {
+    const [first, ...rest] = keys;
+    if (first === undefined) return section();
+    return this.mutex.with(first, () => this.withAll(rest, section));
   }
 
   /** Read-modify-write of a snapshot record under its mutex; `change` may throw to abort. */

@@ -22,7 +22,9 @@ export function nameProblem(name: string): string | undefined {
 }
 
 /** The name as an id, or INVALID_ARGUMENT saying what is wrong with it. */
-export function checkName(kind: 'volume' | 'snapshot', name: string): string {
+export type ObjectKind = 'volume' | 'snapshot' | 'group snapshot';
+
+export function checkName(kind: ObjectKind, name: string): string {
   const problem = nameProblem(name);
   if (problem) throw invalidArgument(`${kind} name "${truncate(name)}" ${problem}`);
   return name;
@@ -60,7 +62,7 @@ export function locateId(id: string, thisNode: string): IdLocation {
  * act on it, and any answer from here (NOT_FOUND, or OK to a delete) would be false.
  */
 export function ownName(
-  kind: 'volume' | 'snapshot',
+  kind: ObjectKind,
   id: string,
   thisNode: string,
   code: DiskErrorCode,
@@ -94,6 +96,8 @@ const truncate = (s: string): string => (s.length > 80 ? `${s.slice(0, 80)}...` 
  * Where everything lives under the root:
  *   disks/<id>.img, disks/<id>.json          a disk image and its metadata
  *   snapshots/<id>.img, snapshots/<id>.json  a snapshot copy and its metadata
+ *   groups/<id>.json                          a group snapshot's metadata (its members are
+ *                                             snapshots above)
  *   tmp/                                      copies in progress (removed at start-up)
  *   driver.lock                               flock(2)ed by the driver using the root
  */
@@ -101,6 +105,7 @@ export class Layout {
   readonly root: string;
   readonly disks: string;
   readonly snapshots: string;
+  readonly groups: string;
   readonly tmp: string;
   readonly lock: string;
 
@@ -108,6 +113,7 @@ export class Layout {
     this.root = path.resolve(root);
     this.disks = path.join(this.root, 'disks');
     this.snapshots = path.join(this.root, 'snapshots');
+    this.groups = path.join(this.root, 'groups');
     this.tmp = path.join(this.root, 'tmp');
     this.lock = path.join(this.root, 'driver.lock');
   }
@@ -126,6 +132,10 @@ export class Layout {
 
   snapshotMeta(id: string): string {
     return this.inside(this.snapshots, `${id}.json`);
+  }
+
+  groupMeta(id: string): string {
+    return this.inside(this.groups, `${id}.json`);
   }
 
   /** A fresh file name for a copy in progress. */

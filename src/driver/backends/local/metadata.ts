@@ -4,9 +4,17 @@
  * by a crash, and then removed at the next start); it is never reported as a volume or a
  * ready snapshot, and a retried create with the same name starts it again.
  */
-import type { CreateVolumeRequest, Snapshot, Volume, VolumeSource } from '../../backend.js';
+import { createHash } from 'node:crypto';
+
+import type {
+  CreateVolumeRequest,
+  GroupSnapshot,
+  Snapshot,
+  Volume,
+  VolumeSource,
+} from '../../backend.js';
 import { alreadyExists, invalidArgument, outOfRange } from '../../../csi/errors.js';
-import { qualifiedId } from './layout.js';
+import { maxNameBytes, qualifiedId } from './layout.js';
 
 export const diskAlignmentBytes = 4096;
 /** Smaller images cannot hold a useful ext4 file system (journal, lost+found). */
@@ -46,6 +54,79 @@ export interface SnapshotRecord {
   dependents: string[];
   /** Set while the source's file system is frozen for the copy, so a restart can thaw it. */
   frozenMount?: string;
+  /** The group snapshot this one is a member of: deleted with it, never alone. */
+  groupSnapshotId?: string;
+}
+
+export interface GroupMember {
+  /** The member snapshot's name under the root. */
+  snapshotId: string;
+  sourceVolumeId: string;
+}
+
+/**
+ * A group snapshot: its members are snapshot records (with `groupSnapshotId` set), written
+ * after this record and removed before it, so a group record always accounts for every
+ * member. "creating" left by a crash is removed at the next start, "deleting" is finished.
+ */
+export interface GroupSnapshotRecord {
+  id: string;
+  /** In the order the create request named the source volumes. */
+  members: GroupMember[];
+  state: 'creating' | 'ready' | 'deleting';
+  /** The class parameter forceDelete, recorded on every member too. */
+  forceDelete: boolean;
+  /** The instant every member was cut at (all file systems frozen). */
+  creationTime: string;
+  /** Set while the members' file systems are frozen, so a restart can thaw them. */
+  frozenMounts?: string[];
+}
+
+/** Longer group names are shortened to a hash in their members' names. */
+const maxGroupPrefixBytes = 100;
+
+/**
+ * The members of group `groupId` for the source volumes `sources` (names under the root), in
+ * their order. A member's name depends only on the group's name and the volume's rank among
+ * the sorted sources, so a retry that lists the volumes in another order finds the same
+ * members; names stay within the limit for any group name.
+ */
+export function groupMembers(groupId: string, sources: string[]): GroupMember[] {
+  const prefix =
+    Buffer.byteLength(groupId) <= maxGroupPrefixBytes
+      ? groupId
+      : `group-${createHash('sha256').update(groupId).digest('hex').slice(0, 40)}`;
+  const sorted = [...sources].sort();
+  return sources.map((sourceVolumeId) => {
+    const snapshotId = `${prefix}-${sorted.indexOf(sourceVolumeId)}`;
+    if (Buffer.byteLength(snapshotId) > maxNameBytes) {
+      throw invalidArgument(`a group snapshot of ${sources.length} volumes is too large`);
+    }
+    return { snapshotId, sourceVolumeId };
+  });
+}
+
+/**
+ * CreateVolumeGroupSnapshot for a name that is already recorded: it answers the request when
+ * it holds the same set of volumes with the same forceDelete; otherwise the name is taken.
+ */
+export function checkExistingGroup(
+  existing: GroupSnapshotRecord,
+  sources: string[],
+  forceDelete: boolean,
+): void {
+  const had = existing.members.map((m) => m.sourceVolumeId).sort();
+  const wanted = [...sources].sort();
+  if (had.join('\n') !== wanted.join('\n')) {
+    throw alreadyExists(
+      `group snapshot ${existing.id} exists for volumes ${had.join(', ')}, not ${wanted.join(', ')}`,
+    );
+  }
+  if (existing.forceDelete !== forceDelete) {
+    throw alreadyExists(
+      `group snapshot ${existing.id} exists with forceDelete=${existing.forceDelete}, not ${forceDelete}`,
+    );
+  }
 }
 
 const roundUp = (bytes: number, unit: number): number => Math.ceil(bytes / unit) * unit;
@@ -113,6 +194,11 @@ export function checkExistingDisk(
 
 /** `sourceVolumeId` is the source's name under the root, as the record holds it. */
 export function checkExistingSnapshot(existing: SnapshotRecord, sourceVolumeId: string): void {
+  if (existing.groupSnapshotId !== undefined) {
+    throw alreadyExists(
+      `snapshot ${existing.id} exists as a member of group snapshot ${existing.groupSnapshotId}`,
+    );
+  }
   if (existing.sourceVolumeId !== sourceVolumeId) {
     throw alreadyExists(
       `snapshot ${existing.id} exists for volume ${existing.sourceVolumeId}, not ${sourceVolumeId}`,
@@ -160,5 +246,26 @@ export function toSnapshot(record: SnapshotRecord, node: string): Snapshot {
     sizeBytes: record.sizeBytes,
     creationTime: new Date(record.creationTime),
     readyToUse: record.state === 'ready',
+    ...(record.groupSnapshotId !== undefined && {
+      groupSnapshotId: qualifiedId(record.groupSnapshotId, node),
+    }),
+  };
+}
+
+/** A group as CSI sees it; `members` are the records of its members that exist. */
+export function toGroupSnapshot(
+  record: GroupSnapshotRecord,
+  members: SnapshotRecord[],
+  node: string,
+): GroupSnapshot {
+  const snapshots = members.map((m) => toSnapshot(m, node));
+  return {
+    id: qualifiedId(record.id, node),
+    snapshots,
+    creationTime: new Date(record.creationTime),
+    readyToUse:
+      record.state === 'ready' &&
+      snapshots.length === record.members.length &&
+      snapshots.every((s) => s.readyToUse),
   };
 }

@@ -3,12 +3,15 @@ import { expect } from 'chai';
 import { DiskError } from '../../../../../src/csi/errors.js';
 import {
   checkExistingDisk,
+  checkExistingGroup,
   checkExistingSnapshot,
   defaultDiskBytes,
+  groupMembers,
   minimumDiskBytes,
   plannedDiskBytes,
   rejectParameters,
   type DiskRecord,
+  type GroupSnapshotRecord,
   type SnapshotRecord,
 } from '../../../../../src/driver/backends/local/metadata.js';
 
@@ -117,5 +120,56 @@ describe('local backend: repeated creates', function () {
     expect(() => rejectParameters('StorageClass', { type: 'ssd', iops: '3' })).to.throw(
       /type, iops/,
     );
+  });
+});
+
+describe('local backend: group snapshot members', function () {
+  it("names members by the group's name and the volume's rank, whatever the request order", function () {
+    expect(groupMembers('group-1', ['pvc-b', 'pvc-a'])).to.deep.equal([
+      { snapshotId: 'group-1-1', sourceVolumeId: 'pvc-b' },
+      { snapshotId: 'group-1-0', sourceVolumeId: 'pvc-a' },
+    ]);
+  });
+
+  it('keeps member names within the name limit for the longest group names', function () {
+    const long = 'g'.repeat(128);
+    const members = groupMembers(long, ['pvc-a']);
+    expect(members[0]!.snapshotId).to.match(/^group-[0-9a-f]{40}-0$/);
+    expect(groupMembers(long, ['pvc-a'])).to.deep.equal(members);
+    expect(groupMembers(`${long.slice(1)}h`, ['pvc-a'])[0]!.snapshotId).to.not.equal(
+      members[0]!.snapshotId,
+    );
+  });
+
+  it('answers a repeated create when the set of volumes and forceDelete match, else ALREADY_EXISTS', function () {
+    const group: GroupSnapshotRecord = {
+      id: 'group-1',
+      members: groupMembers('group-1', ['pvc-a', 'pvc-b']),
+      state: 'ready',
+      forceDelete: false,
+      creationTime: '2026-01-01T00:00:00Z',
+    };
+    expect(codeOf(() => checkExistingGroup(group, ['pvc-b', 'pvc-a'], false))).to.equal(undefined);
+    expect(codeOf(() => checkExistingGroup(group, ['pvc-a'], false))).to.equal('ALREADY_EXISTS');
+    expect(codeOf(() => checkExistingGroup(group, ['pvc-a', 'pvc-c'], false))).to.equal(
+      'ALREADY_EXISTS',
+    );
+    expect(codeOf(() => checkExistingGroup(group, ['pvc-a', 'pvc-b'], true))).to.equal(
+      'ALREADY_EXISTS',
+    );
+  });
+
+  it('refuses a snapshot name that belongs to a member of a group', function () {
+    const member: SnapshotRecord = {
+      id: 'group-1-0',
+      sourceVolumeId: 'pvc-a',
+      sizeBytes: GiB,
+      state: 'ready',
+      forceDelete: false,
+      creationTime: '2026-01-01T00:00:00Z',
+      dependents: [],
+      groupSnapshotId: 'group-1',
+    };
+    expect(codeOf(() => checkExistingSnapshot(member, 'pvc-a'))).to.equal('ALREADY_EXISTS');
   });
 });
