@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 
 import type { ControllerHandlers } from '../gen/csi/csi/v1/Controller.js';
+import type { GroupControllerHandlers } from '../gen/csi/csi/v1/GroupController.js';
 import type { IdentityHandlers } from '../gen/csi/csi/v1/Identity.js';
 import type { NodeHandlers } from '../gen/csi/csi/v1/Node.js';
 import {
@@ -16,6 +17,8 @@ export interface CsiHandlers {
   identity: IdentityHandlers;
   /** Left out by a node-only driver. */
   controller?: ControllerHandlers;
+  /** Served only by a driver whose backend can snapshot volumes together. */
+  groupController?: GroupControllerHandlers;
   /** Left out by a controller-only driver. */
   node?: NodeHandlers;
 }
@@ -42,6 +45,9 @@ export async function serveCsi(options: CsiServerOptions): Promise<CsiServer> {
   server.addService(csi.Identity.service, options.handlers.identity);
   if (options.handlers.controller) {
     server.addService(csi.Controller.service, options.handlers.controller);
+  }
+  if (options.handlers.groupController) {
+    server.addService(csi.GroupController.service, options.handlers.groupController);
   }
   if (options.handlers.node) server.addService(csi.Node.service, options.handlers.node);
 

@@ -1,4 +1,5 @@
 import type { ControllerHandlers } from '../gen/csi/csi/v1/Controller.js';
+import type { GroupControllerHandlers } from '../gen/csi/csi/v1/GroupController.js';
 import type { IdentityHandlers } from '../gen/csi/csi/v1/Identity.js';
 import type { NodeHandlers } from '../gen/csi/csi/v1/Node.js';
 import { toGrpcHandlers, type CallOutcome } from '../csi/handlers.js';
@@ -6,8 +7,9 @@ import { loadCsi, resolveCsiProto } from '../csi/proto.js';
 import { serveCsi } from '../csi/server.js';
 import { statusName } from '../csi/status.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
-import type { DiskBackend } from './backend.js';
+import { supportsGroupSnapshots, type DiskBackend } from './backend.js';
 import { controllerService } from './controller.js';
+import { groupControllerService } from './group-controller.js';
 import { identityService } from './identity.js';
 import { nodeService } from './node.js';
 import { OperationLocks } from './operations.js';
@@ -46,6 +48,8 @@ const readOnlyMethods = new Set([
   'ListSnapshots',
   'ControllerGetVolume',
   'GetCapacity',
+  'GroupControllerGetCapabilities',
+  'GetVolumeGroupSnapshot',
   'NodeGetVolumeStats',
   'ValidateVolumeCapabilities',
 ]);
@@ -59,6 +63,7 @@ export async function startDriver(options: DriverOptions): Promise<DriverHandle>
   const logger = options.logger ?? silentLogger();
   const servesController = options.controller ?? true;
   const servesNode = options.node ?? backend.node !== undefined;
+  const servesGroups = servesController && supportsGroupSnapshots(backend);
   if (servesNode && !backend.node) {
     throw new Error(
       `backend ${backend.driverName} has no node side; it cannot serve the Node service`,
@@ -101,6 +106,14 @@ export async function startDriver(options: DriverOptions): Promise<DriverHandle>
             observe,
           )
         : undefined,
+      groupController: servesGroups
+        ? toGrpcHandlers<GroupControllerHandlers>(
+            'GroupController',
+            csi.GroupController.service,
+            groupControllerService(backend, locks),
+            observe,
+          )
+        : undefined,
       node:
         servesNode && backend.node && options.nodeId
           ? toGrpcHandlers<NodeHandlers>(
@@ -115,7 +128,13 @@ export async function startDriver(options: DriverOptions): Promise<DriverHandle>
   logger.info('csi driver serving', {
     driver: backend.driverName,
     socket: server.socket,
-    services: [servesController && 'controller', servesNode && 'node'].filter(Boolean).join(','),
+    services: [
+      servesController && 'controller',
+      servesGroups && 'group-controller',
+      servesNode && 'node',
+    ]
+      .filter(Boolean)
+      .join(','),
   });
 
   let stopped: Promise<void> | undefined;

@@ -1,7 +1,7 @@
 import type { IdentityHandlers } from '../gen/csi/csi/v1/Identity.js';
 import type { PluginCapability } from '../gen/csi/csi/v1/PluginCapability.js';
 import type { AsyncHandlers } from '../csi/handlers.js';
-import type { DiskBackend } from './backend.js';
+import { supportsGroupSnapshots, type DiskBackend } from './backend.js';
 import { isDiskError } from '../csi/errors.js';
 
 /** What GetPluginCapabilities reports for this backend and the services being served. */
@@ -11,6 +11,11 @@ export function pluginCapabilities(
 ): PluginCapability[] {
   const capabilities: PluginCapability[] = [];
   if (servesController) capabilities.push({ service: { type: 'CONTROLLER_SERVICE' } });
+  // The GroupController service is served beside the Controller service, when the backend
+  // can snapshot volumes together.
+  if (servesController && supportsGroupSnapshots(backend)) {
+    capabilities.push({ service: { type: 'GROUP_CONTROLLER_SERVICE' } });
+  }
   if (backend.topologyKeys.length > 0) {
     capabilities.push({ service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } });
   }
