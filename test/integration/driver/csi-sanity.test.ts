@@ -21,8 +21,10 @@ const allowedSkipReasons = new Set([
   'ControllerModifyVolume not supported',
   'Modify Volume not supported',
   'Modify volume not supported',
-  'GroupControllerService not supported',
 ]);
+
+/** csi-sanity v5.4.0's GroupController specs: run (not skipped) now that groups are offered. */
+const groupControllerSpecs = 6;
 
 describe('csi-sanity against the local backend', function () {
   this.timeout(900_000);
@@ -66,5 +68,15 @@ describe('csi-sanity against the local backend', function () {
     expect(skipReasons.size, 'skip reasons parsed from the log').to.be.above(0);
     const unexpected = [...skipReasons].filter((r) => !allowedSkipReasons.has(r));
     expect(unexpected, 'specs skipped for a reason README.md does not list').to.deep.equal([]);
+    // ginkgo -v prints each spec run as a block between dashed lines: its full name first, and
+    // "• [<seconds> seconds]" when it passed.
+    const groupSpecsPassed = result.output
+      .split(/^-{30}$/m)
+      .map((block) => block.trim())
+      .filter((block) => block.startsWith('GroupController Service'))
+      .filter((block) => /^• \[[\d.]+ seconds\]$/m.test(block));
+    expect(groupSpecsPassed, 'GroupController specs that passed').to.have.length(
+      groupControllerSpecs,
+    );
   });
 });
