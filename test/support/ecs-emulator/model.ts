@@ -83,6 +83,8 @@ export interface Snapshot {
   availableAt: number;
   accomplishedAt: number;
   usedByImage: boolean;
+  /** The instance the source disk was attached to when the snapshot was requested. */
+  sourceInstanceId?: string;
 }
 
 export interface Instance {
@@ -374,36 +376,8 @@ export class EcsModel {
 
   CreateSnapshot(params: Params): Body {
     const disk = this.disk(required(params, 'DiskId'));
-    const status = this.diskStatus(disk);
-    if (status === 'Creating') {
-      throw new EcsApiError(
-        403,
-        'IncorrectDiskStatus',
-        'The current disk status does not support this operation.',
-      );
-    }
-    if (!disk.everAttached && !this.options.snapshotNeverAttachedDisks) {
-      throw new EcsApiError(
-        403,
-        'IncorrectDiskStatus.NeverAttached',
-        'The specified disk has never been attached to any instance.',
-      );
-    }
-    if (this.hasProgressingSnapshot(disk.id)) {
-      throw new EcsApiError(
-        403,
-        'IncorrectDiskStatus.CreatingSnapshot',
-        'A snapshot is being created for the disk.',
-      );
-    }
-    const count = [...this.snapshots.values()].filter((s) => s.sourceDiskId === disk.id).length;
-    if (count >= this.options.snapshotQuotaPerDisk) {
-      throw new EcsApiError(
-        403,
-        'QuotaExceed.Snapshot',
-        `The disk already has ${count} snapshots, the maximum allowed.`,
-      );
-    }
+    const blocked = this.snapshotBlocker(disk);
+    if (blocked) throw blocked;
     const name = params.SnapshotName;
     if (
       name !== undefined &&
@@ -416,21 +390,67 @@ export class EcsModel {
         'The specified snapshot name is not valid.',
       );
     }
-    const { snapshotCutMs, instantAccessMs, snapshotAccomplishMs } = this.options.timings;
-    const requestedAt = this.now();
-    const cutAt = requestedAt + snapshotCutMs;
-    const accomplishedAt = Math.max(cutAt, requestedAt + snapshotAccomplishMs);
-    const snapshot: Snapshot = {
-      id: newId('s'),
-      regionId: disk.regionId,
+    const snapshot = this.newSnapshot(disk, this.now(), {
       name,
       description: params.Description,
-      sourceDiskId: disk.id,
-      sourceDiskSizeGiB: disk.sizeGiB,
-      sourceDiskCategory: disk.category,
       retentionDays: intParam(params, 'RetentionDays', 1, 65536),
       resourceGroupId: params.ResourceGroupId,
       tags: parseTags(params),
+    });
+    this.snapshots.set(snapshot.id, snapshot);
+    return { SnapshotId: snapshot.id };
+  }
+
+  /** Why ECS would refuse to snapshot the disk now, if it would. */
+  private snapshotBlocker(disk: Disk): EcsApiError | undefined {
+    if (this.diskStatus(disk) === 'Creating') {
+      return new EcsApiError(
+        403,
+        'IncorrectDiskStatus',
+        'The current disk status does not support this operation.',
+      );
+    }
+    if (!disk.everAttached && !this.options.snapshotNeverAttachedDisks) {
+      return new EcsApiError(
+        403,
+        'IncorrectDiskStatus.NeverAttached',
+        'The specified disk has never been attached to any instance.',
+      );
+    }
+    if (this.hasProgressingSnapshot(disk.id)) {
+      return new EcsApiError(
+        403,
+        'IncorrectDiskStatus.CreatingSnapshot',
+        'A snapshot is being created for the disk.',
+      );
+    }
+    const count = [...this.snapshots.values()].filter((s) => s.sourceDiskId === disk.id).length;
+    if (count >= this.options.snapshotQuotaPerDisk) {
+      return new EcsApiError(
+        403,
+        'QuotaExceed.Snapshot',
+        `The disk already has ${count} snapshots, the maximum allowed.`,
+      );
+    }
+    return undefined;
+  }
+
+  private newSnapshot(
+    disk: Disk,
+    requestedAt: number,
+    fields: Pick<Snapshot, 'name' | 'description' | 'retentionDays' | 'resourceGroupId' | 'tags'>,
+  ): Snapshot {
+    const { snapshotCutMs, instantAccessMs, snapshotAccomplishMs } = this.options.timings;
+    const cutAt = requestedAt + snapshotCutMs;
+    const accomplishedAt = Math.max(cutAt, requestedAt + snapshotAccomplishMs);
+    return {
+      id: newId('s'),
+      regionId: disk.regionId,
+      ...fields,
+      sourceDiskId: disk.id,
+      sourceDiskSizeGiB: disk.sizeGiB,
+      sourceDiskCategory: disk.category,
+      sourceInstanceId: disk.instanceId,
       requestedAt,
       cutAt,
       availableAt: instantAccessCategories.has(disk.category)
@@ -439,8 +459,6 @@ export class EcsModel {
       accomplishedAt,
       usedByImage: false,
     };
-    this.snapshots.set(snapshot.id, snapshot);
-    return { SnapshotId: snapshot.id };
   }
 
   DescribeSnapshots(params: Params): Body {
