@@ -11,6 +11,7 @@ import {
   type Body,
   type EcsAction,
   type Params,
+  type SnapshotGroupLimits,
   type Timings,
 } from './model.js';
 import {
@@ -39,6 +40,7 @@ export interface EmulatorOptions {
   timings?: Partial<Timings>;
   snapshotQuotaPerDisk?: number;
   snapshotNeverAttachedDisks?: boolean;
+  snapshotGroupLimits?: SnapshotGroupLimits;
   /** How far a request's timestamp may be from the emulator's clock. */
   maxClockSkewMs?: number;
   now?: () => number;
@@ -99,6 +101,7 @@ export class EcsEmulator {
       },
       snapshotQuotaPerDisk: options.snapshotQuotaPerDisk ?? 256,
       snapshotNeverAttachedDisks: options.snapshotNeverAttachedDisks ?? false,
+      snapshotGroupLimits: options.snapshotGroupLimits,
       now: this.now,
     });
     this.faults = new Faults(this.now);
@@ -362,6 +365,9 @@ export class EcsEmulator {
         const disk = this.model.addDisk(input as unknown as Parameters<EcsModel['addDisk']>[0]);
         return { DiskId: disk.id };
       }
+      case 'POST /__emulator/fail-snapshot-group':
+        this.model.failSnapshotGroup(String(input.snapshotGroupId));
+        return { failed: String(input.snapshotGroupId) };
       case 'POST /__emulator/hold-disk-creation':
         this.model.holdDiskCreation = input.hold !== false;
         if (!this.model.holdDiskCreation) this.model.releaseDisks();
