@@ -101,8 +101,6 @@ export interface Snapshot {
   usedByImage: boolean;
   /** The instance the source disk was attached to when the snapshot was requested. */
   sourceInstanceId?: string;
-  /** The snapshot-consistent group the snapshot was taken in, while that group exists. */
-  groupId?: string;
 }
 
 export interface SnapshotGroup {
@@ -714,7 +712,6 @@ export class EcsModel {
         resourceGroupId: params.ResourceGroupId,
         tags: [],
       });
-      snapshot.groupId = group.id;
       this.snapshots.set(snapshot.id, snapshot);
       group.snapshotIds.push(snapshot.id);
     }
@@ -938,8 +935,7 @@ export class EcsModel {
                 'The snapshot has been used to create disks; delete it with DeleteSnapshot and Force.',
             }
           : undefined;
-      if (kept) snapshot.groupId = undefined;
-      else this.snapshots.delete(snapshot.id);
+      if (!kept) this.snapshots.delete(snapshot.id);
       return {
         OperationStatus: kept ? 'Failed' : 'Success',
         ErrorCode: kept?.code ?? '',

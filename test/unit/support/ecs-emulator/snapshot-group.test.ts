@@ -664,5 +664,32 @@ describe('ECS emulator: snapshot-consistent groups', function () {
         'InvalidSnapshotGroup.NotFound',
       ]);
     });
+
+    it('fails a group through the admin endpoint, as a hand-run emulator is driven', async function () {
+      const instance = emulator.model.addInstance(region, zone);
+      const disk = emulator.model.addDisk({
+        regionId: region,
+        zoneId: zone,
+        sizeGiB: 40,
+        instanceId: instance.id,
+      });
+      const created = await client().createSnapshotGroup(
+        new ecs.CreateSnapshotGroupRequest({ regionId: region, diskId: [disk.id] }),
+      );
+      const id = created.body?.snapshotGroupId ?? '';
+      const admin = (snapshotGroupId: string) =>
+        fetch(`http://${emulator.endpoint}/__emulator/fail-snapshot-group`, {
+          method: 'POST',
+          body: JSON.stringify({ snapshotGroupId }),
+        });
+      expect((await admin(id)).status).to.equal(200);
+      expect((await admin('ssg-missing')).status).to.equal(400);
+      const described = await client().describeSnapshotGroups(
+        new ecs.DescribeSnapshotGroupsRequest({ regionId: region, status: ['failed'] }),
+      );
+      expect(
+        described.body?.snapshotGroups?.snapshotGroup?.map((g) => g.snapshotGroupId),
+      ).to.deep.equal([id]);
+    });
   });
 });
