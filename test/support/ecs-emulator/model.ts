@@ -230,8 +230,8 @@ function parseIdList(params: Params, name: string): string[] | undefined {
 }
 
 /**
- * A repeated parameter (`DiskId.1`, `DiskId.2`, ...) in the order of N. N runs from 1 to
- * `max`; a gap or a repeated value is refused.
+ * A repeated parameter (`DiskId.1`, `DiskId.2`, ...) in the order of N. N counts up from 1
+ * to at most `max`; a gap, an empty value or a repeated value is refused.
  */
 function indexedParams(params: Params, name: string, max: number): string[] {
   const pattern = new RegExp(`^${name}\\.(\\d+)$`);
@@ -242,8 +242,9 @@ function indexedParams(params: Params, name: string, max: number): string[] {
     })
     .sort((a, b) => a.n - b.n);
   entries.forEach(({ n, value }, index) => {
-    if (n !== index + 1 || n > max) {
-      throw invalidParameter(`${name}.${n}`, `N must run from 1 to at most ${max} without gaps`);
+    if (n > max) throw invalidParameter(`${name}.${n}`, `N runs from 1 to at most ${max}`);
+    if (n !== index + 1) {
+      throw invalidParameter(`${name}.${n}`, `N must count up from 1 without gaps`);
     }
     if (!value) throw invalidParameter(`${name}.${n}`, 'the value must not be empty');
   });
@@ -937,6 +938,7 @@ export class EcsModel {
           : undefined;
       if (!kept) this.snapshots.delete(snapshot.id);
       return {
+        // Documented: Success, or else ErrorCode and ErrorMsg; the other status value is a guess.
         OperationStatus: kept ? 'Failed' : 'Success',
         ErrorCode: kept?.code ?? '',
         ErrorMsg: kept?.message ?? '',
