@@ -89,8 +89,9 @@ export function groupControllerService(
       const id = requireField(request.group_snapshot_id, 'group_snapshot_id');
       await locks.run([`group/${id}`], async () => {
         const group = await backend.getGroupSnapshot(id);
-        if (!group) return;
-        checkSnapshotIds(group, request.snapshot_ids);
+        if (group) checkSnapshotIds(group, request.snapshot_ids);
+        // Even when not found: a group still being cut is not reported yet, and the backend's
+        // delete waits for the cut to end before it looks.
         await backend.deleteGroupSnapshot(id);
       });
       return {};

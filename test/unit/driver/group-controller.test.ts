@@ -336,6 +336,18 @@ describe('driver: GroupController service over the local backend', function () {
     ).to.equal('INVALID_ARGUMENT: group_snapshot_id is required');
   });
 
+  it('deletes a group whose cut was still in progress when the delete came', async function () {
+    const creating = service.CreateVolumeGroupSnapshot(createRequest('group-1', [a, b]));
+    const deleting = service.DeleteVolumeGroupSnapshot({
+      group_snapshot_id: idOf('group-1'),
+      snapshot_ids: [],
+      secrets: {},
+    });
+    await Promise.all([creating, deleting]);
+    expect(await h.backend.getGroupSnapshot(idOf('group-1'))).to.equal(undefined);
+    expect((await h.backend.listSnapshots({ maxEntries: 0 })).entries).to.deep.equal([]);
+  });
+
   it('restores a member like any snapshot; a dependent disk blocks deletion without forceDelete', async function () {
     for (const [name, forceDelete] of [
       ['group-kept', 'false'],
