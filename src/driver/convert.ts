@@ -217,6 +217,7 @@ export function toCsiSnapshot(snapshot: Snapshot): CsiSnapshot {
     size_bytes: String(snapshot.sizeBytes),
     creation_time: toTimestamp(snapshot.creationTime),
     ready_to_use: snapshot.readyToUse,
+    ...(snapshot.groupSnapshotId ? { group_snapshot_id: snapshot.groupSnapshotId } : {}),
   };
 }
 

@@ -140,4 +140,18 @@ describe('driver: CSI message conversion', function () {
       }),
     ).to.include({ snapshot_id: 's', source_volume_id: 'v', size_bytes: '5', ready_to_use: false });
   });
+
+  it('names the group of a member snapshot (group_snapshot_id), and leaves it out otherwise', function () {
+    const snapshot = {
+      id: 's',
+      sourceVolumeId: 'v',
+      sizeBytes: 5,
+      creationTime: new Date(0),
+      readyToUse: true,
+    };
+    expect(toCsiSnapshot({ ...snapshot, groupSnapshotId: 'g' })).to.include({
+      group_snapshot_id: 'g',
+    });
+    expect(toCsiSnapshot(snapshot)).to.not.have.property('group_snapshot_id');
+  });
 });
