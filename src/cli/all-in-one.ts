@@ -9,14 +9,22 @@ import { csiProtoEnv } from '../csi/proto.js';
 import { backendFactories } from '../driver/backends/registry.js';
 import { startDriver, type DriverHandle } from '../driver/driver.js';
 import { createLogger } from '../observability/logger.js';
-import { runUntilSignal, stackOptions, stackUsage, startStack } from './controller.js';
-import { parseFlags } from './driver.js';
+import { runUntilSignal } from './controller.js';
+import { backendFlags } from './driver.js';
+import { parseCommandFlags, type FlagTable } from './flags.js';
+import { controllerFlags, stackOptions, stackUsage } from './stack-options.js';
+import { startStack } from './stack.js';
 
-const ownFlags: Record<string, string> = {
-  backend: `disk backend: ${Object.keys(backendFactories).join(' | ')} (required)`,
-  'node-id': "this node's name, reported by NodeGetInfo (required)",
-  endpoint: 'where the driver serves CSI, unix:///path/csi.sock (default: <root>/csi.sock)',
+const ownFlags: FlagTable = {
+  backend: { help: `disk backend: ${Object.keys(backendFactories).join(' | ')} (required)` },
+  'node-id': { help: "this node's name, reported by NodeGetInfo (required)" },
+  endpoint: {
+    help: 'where the driver serves CSI, unix:///path/csi.sock (default: <root>/csi.sock)',
+  },
 };
+
+/** The flags of `snapback all-in-one`: its own, every backend's and the controllers'. */
+export const allInOneFlags: FlagTable = { ...ownFlags, ...backendFlags(), ...controllerFlags };
 
 export interface AllInOneOptions {
   backendName: string;
@@ -29,7 +37,7 @@ export interface AllInOneOptions {
 /** Splits the flags between the driver, its backend and the controllers. */
 export function allInOneOptions(flags: Record<string, string>): AllInOneOptions {
   const backendName = flags.backend;
-  if (!backendName) throw new Error(`--backend is required (${ownFlags.backend})`);
+  if (!backendName) throw new Error(`--backend is required (${ownFlags.backend!.help})`);
   const factory = backendFactories[backendName];
   if (!factory) {
     throw new Error(
@@ -38,34 +46,43 @@ export function allInOneOptions(flags: Record<string, string>): AllInOneOptions 
   }
   const nodeId = flags['node-id'];
   if (!nodeId) throw new Error('--node-id is required (the name NodeGetInfo reports)');
-  const backendFlags: Record<string, string> = {};
+  const backendValues: Record<string, string> = {};
   const stackFlags: Record<string, string> = {};
   for (const [name, value] of Object.entries(flags)) {
     if (name in ownFlags) continue;
-    if (name in factory.flags) backendFlags[name] = value;
+    if (name in factory.flags) backendValues[name] = value;
     else stackFlags[name] = value;
   }
   if (stackFlags['csi-address'] !== undefined) {
     throw new Error('all-in-one drives its own driver: use --endpoint instead of --csi-address');
   }
-  const root = backendFlags.root;
+  const root = backendValues.root;
   const endpoint =
     flags.endpoint ?? (root ? `unix://${path.resolve(root, 'csi.sock')}` : undefined);
   if (!endpoint) throw new Error('--endpoint is required when the backend has no --root');
-  return { backendName, nodeId, endpoint, backendFlags, stackFlags };
+  return { backendName, nodeId, endpoint, backendFlags: backendValues, stackFlags };
+}
+
+function allInOneUsage(): string {
+  // the controllers drive this process's own driver
+  const shown = Object.fromEntries(
+    Object.entries(allInOneFlags).filter(([name]) => name !== 'csi-address'),
+  );
+  return [
+    stackUsage('all-in-one', shown),
+    '',
+    `csi.proto: --csi-proto, else $${csiProtoEnv}, else dist/csi.proto`,
+  ].join('\n');
 }
 
 export const allInOneCommand = {
   async run(args: string[]): Promise<number> {
-    if (args.includes('--help') || args.includes('-h')) {
-      const backendHelp = Object.fromEntries(
-        Object.values(backendFactories).flatMap((factory) => Object.entries(factory.flags)),
-      );
-      console.log(stackUsage('all-in-one', { ...ownFlags, ...backendHelp }, ['csi-address']));
-      console.log(`\ncsi.proto: --csi-proto, else $${csiProtoEnv}, else dist/csi.proto`);
+    const { help, values } = parseCommandFlags(allInOneFlags, args);
+    if (help) {
+      console.log(allInOneUsage());
       return 0;
     }
-    const options = allInOneOptions(parseFlags(args));
+    const options = allInOneOptions(values);
     const logger = createLogger({ controller: 'snapback' });
     const stack = stackOptions(options.stackFlags, { csiEndpoint: options.endpoint }, logger);
 

@@ -4,18 +4,30 @@ import { createMetrics } from '../observability/metrics.js';
 import { csiProtoEnv } from '../csi/proto.js';
 import { backendFactories } from '../driver/backends/registry.js';
 import { startDriver } from '../driver/driver.js';
-import { parseFlags } from './flags.js';
+import { flagLines, parseCommandFlags, stringFlags, type FlagTable } from './flags.js';
 
-export { parseFlags };
+export { parseFlags } from './flags.js';
 
-const driverFlags: Record<string, string> = {
+const ownFlags: FlagTable = stringFlags({
   backend: `disk backend: ${Object.keys(backendFactories).join(' | ')} (required)`,
   endpoint: 'CSI socket, unix:///path/csi.sock (required)',
   'node-id': "this node's name, reported by NodeGetInfo (required to serve the Node service)",
   services: 'which CSI services to serve: controller,node (default: all the backend offers)',
   'csi-proto': `path of csi.proto (default: $${csiProtoEnv}, else dist/csi.proto)`,
   'http-endpoint': 'host:port serving /healthz, /readyz and /metrics (default: none)',
-};
+});
+
+/** The flags of every backend; `--backend` picks whose are allowed. */
+export function backendFlags(): FlagTable {
+  return stringFlags(
+    Object.fromEntries(
+      Object.values(backendFactories).flatMap((factory) => Object.entries(factory.flags)),
+    ),
+  );
+}
+
+/** The flags of `snapback driver`: its own and every backend's. */
+export const driverFlags: FlagTable = { ...ownFlags, ...backendFlags() };
 
 export interface DriverCommandOptions {
   backendName: string;
@@ -30,7 +42,7 @@ export interface DriverCommandOptions {
 /** Splits and checks the flags of `snapback driver`; throws with a message naming the fix. */
 export function driverOptions(flags: Record<string, string>): DriverCommandOptions {
   const backendName = flags.backend;
-  if (!backendName) throw new Error(`--backend is required (${driverFlags.backend})`);
+  if (!backendName) throw new Error(`--backend is required (${ownFlags.backend!.help})`);
   const factory = backendFactories[backendName];
   if (!factory) {
     throw new Error(
@@ -40,9 +52,9 @@ export function driverOptions(flags: Record<string, string>): DriverCommandOptio
   if (!flags.endpoint) throw new Error('--endpoint is required (unix:///path/csi.sock)');
   const backendFlags: Record<string, string> = {};
   for (const [name, value] of Object.entries(flags)) {
-    if (name in driverFlags) continue;
+    if (name in ownFlags) continue;
     if (!(name in factory.flags)) {
-      const known = [...Object.keys(driverFlags), ...Object.keys(factory.flags)];
+      const known = [...Object.keys(ownFlags), ...Object.keys(factory.flags)];
       throw new Error(
         `unknown flag --${name} for backend ${backendName} (known: --${known.join(', --')})`,
       );
@@ -74,8 +86,7 @@ export function driverUsage(): string {
     'usage: snapback driver --backend=<name> --endpoint=unix:///path/csi.sock [flags]',
     '',
   ];
-  for (const [name, help] of Object.entries(driverFlags))
-    lines.push(`  --${name.padEnd(16)} ${help}`);
+  lines.push(...flagLines(ownFlags, 16));
   for (const [backend, factory] of Object.entries(backendFactories)) {
     lines.push('', `backend ${backend}: ${factory.summary}`);
     for (const [name, help] of Object.entries(factory.flags)) {
@@ -88,11 +99,12 @@ export function driverUsage(): string {
 /** `snapback driver`: serves one backend as a CSI driver until SIGTERM or SIGINT. */
 export const driverCommand = {
   async run(args: string[]): Promise<number> {
-    if (args.includes('--help') || args.includes('-h')) {
+    const { help, values } = parseCommandFlags(driverFlags, args);
+    if (help) {
       console.log(driverUsage());
       return 0;
     }
-    const options = driverOptions(parseFlags(args));
+    const options = driverOptions(values);
     const logger = createLogger({ controller: 'driver' });
     const metrics = options.httpEndpoint ? createMetrics() : undefined;
     const serving = new ReadinessGate('csi-socket', 'the CSI socket is not served yet');

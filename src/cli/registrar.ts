@@ -24,9 +24,9 @@ import {
 import { startHealthServer, type ReadinessCheck } from '../observability/health.js';
 import { createLogger, errorMessage, type Logger } from '../observability/logger.js';
 import { parseDuration } from '../util/duration.js';
-import { parseFlags } from './flags.js';
+import { assertKnownFlags, flagLines, parseCommandFlags, stringFlags } from './flags.js';
 
-const registrarFlags: Record<string, string> = {
+const registrarHelp = {
   'csi-address':
     "the CSI driver's socket in this container, e.g. /csi/csi.sock (unix:// optional; required)",
   'kubelet-registration-path':
@@ -39,6 +39,9 @@ const registrarFlags: Record<string, string> = {
   'csi-proto': `path of csi.proto (default: $${csiProtoEnv}, else dist/csi.proto)`,
   'registration-proto': `path of pluginregistration.proto (default: $${registrationProtoEnv}, else dist/pluginregistration.proto)`,
 };
+
+/** The flags of `snapback registrar`: upstream csi-node-driver-registrar's. */
+export const registrarFlags = stringFlags(registrarHelp);
 
 /** The versions of kubelet's plugin registration API this registrar speaks. */
 const supportedVersions = ['1.0.0'];
@@ -61,19 +64,13 @@ export interface RegistrarOptions {
 
 /** Checks the flags of `snapback registrar`; throws with a message naming the fix. */
 export function registrarOptions(flags: Record<string, string>): RegistrarOptions {
-  for (const name of Object.keys(flags)) {
-    if (!(name in registrarFlags)) {
-      throw new Error(
-        `unknown flag --${name} (known: --${Object.keys(registrarFlags).join(', --')})`,
-      );
-    }
-  }
+  assertKnownFlags(registrarFlags, flags);
   const csiAddress = flags['csi-address'];
-  if (!csiAddress) throw new Error(`--csi-address is required (${registrarFlags['csi-address']})`);
+  if (!csiAddress) throw new Error(`--csi-address is required (${registrarHelp['csi-address']})`);
   const kubeletPath = flags['kubelet-registration-path'];
   if (!kubeletPath) {
     throw new Error(
-      `--kubelet-registration-path is required (${registrarFlags['kubelet-registration-path']})`,
+      `--kubelet-registration-path is required (${registrarHelp['kubelet-registration-path']})`,
     );
   }
   const pluginRegistrationPath = flags['plugin-registration-path'] ?? '/registration';
@@ -101,10 +98,7 @@ export function registrarUsage(): string {
       '--kubelet-registration-path=/var/lib/kubelet/plugins/<driver>/csi.sock [flags]',
     '',
   ];
-  for (const [name, help] of Object.entries(registrarFlags)) {
-    lines.push(`  --${name.padEnd(26)} ${help}`);
-  }
-  return lines.join('\n');
+  return [...lines, ...flagLines(registrarFlags, 26)].join('\n');
 }
 
 /**
@@ -212,11 +206,12 @@ type Outcome = { signal: NodeJS.Signals } | { registrationError: string };
 
 export const registrarCommand = {
   async run(args: string[]): Promise<number> {
-    if (args.includes('--help') || args.includes('-h')) {
+    const { help, values } = parseCommandFlags(registrarFlags, args);
+    if (help) {
       console.log(registrarUsage());
       return 0;
     }
-    const options = registrarOptions(parseFlags(args));
+    const options = registrarOptions(values);
     const csiProto = resolveCsiProto(options.csiProto);
     const registrationProto = resolveRegistrationProto(options.registrationProto);
     // a file that is not the registration API fails now, not once the driver has answered

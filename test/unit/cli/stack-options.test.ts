@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { stackOptions, type StackOptions } from '../../../src/cli/controller.js';
-import { allInOneOptions } from '../../../src/cli/all-in-one.js';
-import { parseFlags } from '../../../src/cli/flags.js';
+import { controllerFlags, stackOptions, type StackOptions } from '../../../src/cli/controller.js';
+import { allInOneFlags, allInOneOptions } from '../../../src/cli/all-in-one.js';
+import { parseCommandFlags } from '../../../src/cli/flags.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 
 type Picked = Pick<
@@ -55,7 +55,11 @@ describe('snapback controller flags: the embedded parts configured as upstream',
   });
 
   const parse = (args: string[]) =>
-    stackOptions({ ...parseFlags(args), kubeconfig }, {}, silentLogger());
+    stackOptions(
+      { ...parseCommandFlags(controllerFlags, args).values, kubeconfig },
+      {},
+      silentLogger(),
+    );
 
   const accepted: Array<[string, string[], Partial<Picked>]> = [
     ['no flags: upstream defaults', [], {}],
@@ -86,6 +90,11 @@ describe('snapback controller flags: the embedded parts configured as upstream',
       { preventVolumeModeConversion: false },
     ],
     [
+      'a bare boolean as true',
+      ['--prevent-volume-mode-conversion', '--volume-name-prefix=vol'],
+      { preventVolumeModeConversion: true, volumeNamePrefix: 'vol' },
+    ],
+    [
       'a boolean as Go reads one',
       ['--prevent-volume-mode-conversion=0'],
       { preventVolumeModeConversion: false },
@@ -102,6 +111,11 @@ describe('snapback controller flags: the embedded parts configured as upstream',
   }
 
   const refused: Array<[string[], RegExp]> = [
+    [
+      ['--snapshot-prefix=snap'],
+      /unknown flag --snapshot-prefix \(known: --kubeconfig, --csi-address/,
+    ],
+    [['--timeout'], /--timeout needs a value/],
     [['--snapshot-name-prefix='], /--snapshot-name-prefix cannot be empty/],
     [['--volume-name-prefix='], /--volume-name-prefix cannot be empty/],
     [
@@ -130,7 +144,7 @@ describe('snapback controller flags: the embedded parts configured as upstream',
 
   it('all-in-one hands the same flags to the controllers', function () {
     const split = allInOneOptions(
-      parseFlags([
+      parseCommandFlags(allInOneFlags, [
         '--backend=local',
         '--node-id=n1',
         `--root=${dir}`,
@@ -138,7 +152,7 @@ describe('snapback controller flags: the embedded parts configured as upstream',
         '--volume-name-uuid-length=12',
         '--csi-provisioner-timeout=3s',
         '--prevent-volume-mode-conversion=false',
-      ]),
+      ]).values,
     );
     const options = stackOptions(
       { ...split.stackFlags, kubeconfig },

@@ -1,17 +1,21 @@
 import { expect } from 'chai';
 
-import { driverOptions, parseFlags } from '../../../src/cli/driver.js';
+import { driverFlags, driverOptions } from '../../../src/cli/driver.js';
+import { parseCommandFlags } from '../../../src/cli/flags.js';
 import { createLocalBackend } from '../../../src/driver/backends/local/index.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 
 describe('cli: snapback driver flags', function () {
-  it('reads --name=value, --name value and bare --name', function () {
-    expect(parseFlags(['--backend=local', '--root', '/r', '--verbose'])).to.deep.equal({
-      backend: 'local',
-      root: '/r',
-      verbose: 'true',
+  it('reads --name=value and --name value against its table', function () {
+    const parse = (args: string[]) => parseCommandFlags(driverFlags, args);
+    expect(parse(['--backend=local', '--root', '/r', '--endpoint=unix:///x'])).to.deep.equal({
+      help: false,
+      values: { backend: 'local', root: '/r', endpoint: 'unix:///x' },
     });
-    expect(() => parseFlags(['local'])).to.throw(/unexpected argument "local"/);
+    expect(parse(['-h']).help).to.equal(true);
+    expect(() => parse(['local'])).to.throw(/unexpected argument "local"/);
+    expect(() => parse(['--verbose'])).to.throw(/unknown flag --verbose \(known: --backend/);
+    expect(() => parse(['--root'])).to.throw(/--root needs a value \(--root=<value>\)/);
   });
 
   it("splits driver flags from the backend's own", function () {

@@ -1,0 +1,362 @@
+/**
+ * The wiring of `snapback controller` and `snapback all-in-one`: one Manager (one lease), the
+ * policy controllers and the chosen parts of the embedded snapshot stack added to it, each part
+ * with its own clients and, by default, idle while its upstream counterpart holds its Lease.
+ */
+import os from 'node:os';
+import type * as k8s from '@kubernetes/client-node';
+import { Gauge } from 'prom-client';
+import { connectCsi, timedCsiClient, type CsiClient } from '../csi/client.js';
+import { discoverDriver, type DriverInfo } from '../csi/discovery.js';
+import { resolveCsiProto } from '../csi/proto.js';
+import { KubeClients } from '../kube/clients.js';
+import {
+  DeferToUpstream,
+  upstreamLeaseNames,
+  type CoexistenceStatus,
+} from '../kube/coexistence.js';
+import {
+  Manager,
+  type KubeClient,
+  type ManagerExit,
+  type ManagerLeaderElection,
+  type Runnable,
+} from '../kube/index.js';
+import { startHealthServer, type HealthServer } from '../observability/health.js';
+import type { Logger } from '../observability/logger.js';
+import { createMetrics, type SnapbackMetrics } from '../observability/metrics.js';
+import { addPolicyControllers } from '../policy/controllers.js';
+import { createProvisioner } from '../provisioner/controller.js';
+import type { FeatureGates } from '../provisioner/feature-gates.js';
+import { DEFAULT_PROVISIONER_SETTINGS } from '../provisioner/plan.js';
+import { createSnapshotController } from '../snapshot/controller/index.js';
+import { createSidecar } from '../snapshot/sidecar/controller.js';
+import { DEFAULT_SIDECAR_SETTINGS } from '../snapshot/sidecar/plan.js';
+
+/** Which parts of the control plane this process runs. */
+export interface Parts {
+  /** BackupPolicy and RestoreJob controllers. */
+  policy: boolean;
+  snapshotController: boolean;
+  snapshotter: boolean;
+  provisioner: boolean;
+}
+
+export interface StackOptions {
+  kubeConfig: k8s.KubeConfig;
+  parts: Parts;
+  /** The CSI driver the sidecar and the provisioner drive; required when either runs. */
+  csiEndpoint?: string;
+  csiProto?: string;
+  /** Without it, every part starts at once (a single replica). */
+  leaderElection?: ManagerLeaderElection;
+  qps: number;
+  burst: number;
+  workers: number;
+  /** Deadline of each CSI call made while discovering the driver (upstream `--timeout`). */
+  timeoutMs: number;
+  /** Deadline of each CSI call of the snapshotter (csi-snapshotter's `--timeout`). */
+  snapshotterTimeoutMs: number;
+  /** Deadline of each CSI call of the provisioner (external-provisioner's `--timeout`). */
+  provisionerTimeoutMs: number;
+  /** CreateSnapshot names: `<prefix>-<VolumeSnapshot UID>`, the UID cut when length is not -1. */
+  snapshotNamePrefix: string;
+  snapshotNameUuidLength: number;
+  /** PV and CreateVolume names: `<prefix>-<PVC UID>`, the UID cut when length is not -1. */
+  volumeNamePrefix: string;
+  volumeNameUuidLength: number;
+  /** Snapshot controller and provisioner `--prevent-volume-mode-conversion`. */
+  preventVolumeModeConversion: boolean;
+  /** Keep each embedded part idle while its upstream counterpart holds its Lease. */
+  deferToUpstream: boolean;
+  /** Where upstream's Leases are looked for; every namespace when absent. */
+  upstreamLeaseNamespaces?: string[];
+  /** How often upstream's Leases are checked again. */
+  upstreamCheckPeriodMs: number;
+  /** `--feature-gates`: the provisioner's gates (CrossNamespaceVolumeDataSource). */
+  featureGates?: FeatureGates;
+  retryIntervalStartMs: number;
+  retryIntervalMaxMs: number;
+  /** Replays every cached object this often (upstream `--resync-period`). */
+  resyncPeriodMs: number;
+  extraCreateMetadata: boolean;
+  /** host:port serving /healthz, /readyz and /metrics. */
+  httpEndpoint?: string;
+  /** Let BackupPolicy hooks exec into pods (the chart's hooks.enabled grants pods/exec). */
+  hooks?: boolean;
+  logger: Logger;
+}
+
+export interface Stack {
+  /** Resolves when the stack ends: `stopped` after stop(), `lost` when leadership was lost. */
+  readonly exit: Promise<ManagerExit>;
+  /** Where /healthz, /readyz and /metrics are served, with --http-endpoint. */
+  readonly healthUrl?: string;
+  /** Whether each embedded part acts or defers to its upstream counterpart. */
+  coexistence(): CoexistenceStatus[];
+  stop(): Promise<void>;
+}
+
+/** Starts the chosen parts; the returned stack runs until stopped or leadership is lost. */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const wiring = wire(options);
+  if (options.parts.policy) addPolicy(wiring);
+  if (options.parts.snapshotController) addSnapshotController(wiring);
+  const csi = await addCsiParts(wiring);
+  const health = await serveHealth(wiring);
+  return run(wiring, health?.url, async () => {
+    await health?.close();
+    csi?.close();
+  });
+}
+
+/** What every step of startStack adds its parts with. */
+interface Wiring {
+  options: StackOptions;
+  logger: Logger;
+  metrics: SnapbackMetrics;
+  manager: Manager;
+  clients: KubeClients;
+  /** The gates of the parts that defer to their upstream counterpart. */
+  deferred: DeferToUpstream[];
+  deferredGauge: Gauge<'part' | 'upstream'>;
+}
+
+/** The manager, the metrics and the clients every part shares. */
+function wire(options: StackOptions): Wiring {
+  const { logger } = options;
+  const clients = new KubeClients({
+    kubeConfig: options.kubeConfig,
+    qps: options.qps,
+    burst: options.burst,
+    host: options.leaderElection?.identity ?? os.hostname(),
+    logger,
+  });
+  // the writes of each embedded part get the rate limits its upstream counterpart has; the
+  // caches, the lease and the policy layer share the manager's client
+  const metrics = createMetrics();
+  const manager = new Manager({
+    client: clients.http('snapback-controller'),
+    leaderElection: options.leaderElection,
+    informers: { resyncPeriodMs: options.resyncPeriodMs },
+    logger,
+  });
+  metrics.observeQueueDepths(() => manager.queueDepths());
+  const deferredGauge = new Gauge({
+    name: 'snapback_embedded_part_deferred',
+    help: '1 while an embedded part does not act because its upstream counterpart holds its Lease',
+    labelNames: ['part', 'upstream'] as const,
+    registers: [metrics.registry],
+  });
+  return { options, logger, metrics, manager, clients, deferred: [], deferredGauge };
+}
+
+function addPolicy({ options, manager, clients, metrics, logger }: Wiring): void {
+  addPolicyControllers(manager, {
+    events: clients.recorder('snapback-policy-controller', manager.client),
+    metrics,
+    workers: options.workers,
+    logger,
+    ...(options.hooks ? { hookExecutor: clients.podExecutor() } : {}),
+  });
+}
+
+/** One embedded part and the upstream component it stands in for. */
+interface PartSpec {
+  part: string;
+  upstream: string;
+  /** The Lease upstream's component holds while it runs. */
+  leaseName: string;
+  /** The user agent, and so the field manager, of the part's writes. */
+  fieldManager: string;
+}
+
+/** Adds one part, with its own clients, unless upstream's counterpart runs it. */
+function addPart(wiring: Wiring, spec: PartSpec, create: (writer: KubeClient) => Runnable): void {
+  // every write of a part is fenced by the lease: refused from the moment it is lost
+  const writer = wiring.manager.fence(wiring.clients.perApiFamily(spec.fieldManager));
+  wiring.manager.add(unlessUpstream(wiring, spec, () => create(writer)));
+}
+
+/** The part as is, or (by default) idle while upstream's counterpart holds its Lease. */
+function unlessUpstream(wiring: Wiring, spec: PartSpec, create: () => Runnable): Runnable {
+  const { options, deferredGauge } = wiring;
+  if (!options.deferToUpstream) return create();
+  const labels = { part: spec.part, upstream: spec.upstream };
+  deferredGauge.set(labels, 0);
+  const gate = new DeferToUpstream({
+    part: spec.part,
+    upstream: spec.upstream,
+    leaseName: spec.leaseName,
+    namespaces: options.upstreamLeaseNamespaces,
+    client: wiring.manager.client,
+    create,
+    periodMs: options.upstreamCheckPeriodMs,
+    onStatus: (status) => deferredGauge.set(labels, status.state === 'deferring' ? 1 : 0),
+    logger: wiring.logger,
+  });
+  wiring.deferred.push(gate);
+  return gate;
+}
+
+/** How every part's work queue runs. */
+function queueOptions({ options, logger }: Wiring) {
+  return {
+    workers: options.workers,
+    retryIntervalStartMs: options.retryIntervalStartMs,
+    retryIntervalMaxMs: options.retryIntervalMaxMs,
+    logger,
+  };
+}
+
+function addSnapshotController(wiring: Wiring): void {
+  const spec = {
+    part: 'snapshot-controller',
+    upstream: 'snapshot-controller',
+    leaseName: upstreamLeaseNames.snapshotController(),
+    fieldManager: 'snapback-snapshot-controller',
+  };
+  addPart(wiring, spec, (writer) =>
+    createSnapshotController({
+      client: writer,
+      informers: wiring.manager.informers,
+      recorder: wiring.clients.recorder('snapshot-controller', writer),
+      settings: { preventVolumeModeConversion: wiring.options.preventVolumeModeConversion },
+      ...queueOptions(wiring),
+    }),
+  );
+}
+
+/** The CSI driver's controller service as the parts call it. */
+type ControllerService = ReturnType<typeof timedCsiClient<CsiClient['controller']>>;
+
+/**
+ * Finds the CSI driver and adds the snapshotter and the provisioner that drive it; the
+ * connection to close at the end, when either runs.
+ */
+async function addCsiParts(wiring: Wiring): Promise<CsiClient | undefined> {
+  const { options, logger, manager, metrics } = wiring;
+  if (!options.parts.snapshotter && !options.parts.provisioner) return undefined;
+  if (!options.csiEndpoint) {
+    throw new Error(
+      '--csi-address is required for the CSI snapshotter and provisioner (or switch them off ' +
+        'with --csi-snapshotter=false --csi-provisioner=false)',
+    );
+  }
+  const csi = connectCsi(options.csiEndpoint, { protoPath: resolveCsiProto(options.csiProto) });
+  const driver = await discoverDriver(csi, options.timeoutMs, logger);
+  logger.info('CSI driver found', { driver: driver.name, endpoint: options.csiEndpoint });
+  // CSI calls are cancelled when the lease is lost, as upstream's sidecars exit then
+  const controllerService = manager.fenceCalls(
+    timedCsiClient(csi.controller, driver.name, metrics.csiOperationDuration),
+  );
+  if (options.parts.snapshotter) addSnapshotter(wiring, driver, controllerService);
+  if (options.parts.provisioner) addProvisioner(wiring, driver, controllerService);
+  return csi;
+}
+
+function addSnapshotter(wiring: Wiring, driver: DriverInfo, csi: ControllerService): void {
+  const { options } = wiring;
+  if (!driver.capabilities.createDeleteSnapshot) {
+    throw new Error(
+      `CSI driver ${driver.name} does not report CREATE_DELETE_SNAPSHOT; run without the ` +
+        'snapshotter (--csi-snapshotter=false)',
+    );
+  }
+  const spec = {
+    part: 'csi-snapshotter',
+    upstream: 'csi-snapshotter',
+    leaseName: upstreamLeaseNames.snapshotter(driver.name),
+    fieldManager: 'snapback-csi-snapshotter',
+  };
+  addPart(wiring, spec, (writer) =>
+    createSidecar({
+      client: writer,
+      informers: wiring.manager.informers,
+      csi,
+      listSnapshots: driver.listSnapshots,
+      events: wiring.clients.recorder(`csi-snapshotter ${driver.name}`, writer),
+      settings: {
+        ...DEFAULT_SIDECAR_SETTINGS,
+        driverName: driver.name,
+        snapshotNamePrefix: options.snapshotNamePrefix,
+        snapshotNameUuidLength: options.snapshotNameUuidLength,
+        extraCreateMetadata: options.extraCreateMetadata,
+      },
+      timeoutMs: options.snapshotterTimeoutMs,
+      ...queueOptions(wiring),
+    }),
+  );
+}
+
+function addProvisioner(wiring: Wiring, driver: DriverInfo, csi: ControllerService): void {
+  const { options } = wiring;
+  const spec = {
+    part: 'csi-provisioner',
+    upstream: 'external-provisioner',
+    leaseName: upstreamLeaseNames.provisioner(driver.name),
+    fieldManager: 'snapback-csi-provisioner',
+  };
+  addPart(wiring, spec, (writer) =>
+    createProvisioner({
+      client: writer,
+      informers: wiring.manager.informers,
+      csi,
+      capabilities: driver.capabilities,
+      events: wiring.clients.recorder('external-provisioner', writer),
+      settings: {
+        ...DEFAULT_PROVISIONER_SETTINGS,
+        driverName: driver.name,
+        identity: `${Date.now()}-${Math.floor(Math.random() * 10_000)}-${driver.name}`,
+        volumeNamePrefix: options.volumeNamePrefix,
+        volumeNameUuidLength: options.volumeNameUuidLength,
+        extraCreateMetadata: options.extraCreateMetadata,
+        preventVolumeModeConversion: options.preventVolumeModeConversion,
+        crossNamespaceVolumeDataSource:
+          options.featureGates?.CrossNamespaceVolumeDataSource ?? false,
+      },
+      timeoutMs: options.provisionerTimeoutMs,
+      ...queueOptions(wiring),
+    }),
+  );
+}
+
+/** /healthz, /readyz and /metrics, with --http-endpoint. */
+async function serveHealth({ options, metrics, deferred, logger }: Wiring) {
+  if (!options.httpEndpoint) return undefined;
+  const health: HealthServer = await startHealthServer({
+    address: options.httpEndpoint,
+    registry: metrics.registry,
+    // always ready (a deferring part is a healthy standby); the line says what it does
+    readiness: deferred.map((gate) => ({
+      name: `upstream-${gate.name}`,
+      check: () => ({ ready: true, message: gate.status.message }),
+    })),
+    logger,
+  });
+  logger.info('serving health checks', { url: health.url });
+  return health;
+}
+
+/** Runs the manager; stop() waits for it to end, then closes the CSI connection and health. */
+function run(
+  { manager, deferred }: Wiring,
+  healthUrl: string | undefined,
+  close: () => Promise<void>,
+): Stack {
+  const exit = manager.run();
+  let stopping: Promise<void> | undefined;
+  return {
+    exit,
+    healthUrl,
+    coexistence: () => deferred.map((gate) => gate.status),
+    stop() {
+      stopping ??= (async () => {
+        await manager.stop();
+        await exit;
+        await close();
+      })();
+      return stopping;
+    },
+  };
+}
