@@ -4,8 +4,6 @@
  * status onto snapshots, and runs the finalizer and deletion protocol with the CSI snapshotter
  * sidecar. Decisions live in ./plan.ts; this file reads the caches and performs the writes.
  */
-import { hostname } from 'node:os';
-import type { KubeConfig } from '@kubernetes/client-node';
 import {
   ANN_VOLUME_SNAPSHOT_BEING_DELETED,
   FINALIZER_PVC_AS_SOURCE,
@@ -20,10 +18,7 @@ import {
   FreshView,
   type PatchOptions,
   type Reconciler,
-  HttpKubeClient,
   ItemExponentialRateLimiter,
-  KubeEventRecorder,
-  Manager,
   PersistentVolumeClaims,
   PersistentVolumes,
   addFinalizer,
@@ -37,8 +32,6 @@ import {
   type Informer,
   type InformerFactory,
   type KubeClient,
-  type ManagerExit,
-  type ManagerLeaderElection,
   type Runnable,
 } from '../../kube/index.js';
 import { errorMessage, silentLogger, type Logger } from '../../observability/logger.js';
@@ -522,81 +515,4 @@ function snapshotKeyOfContent(content: VolumeSnapshotContent): string | undefine
 
 export function createSnapshotController(options: SnapshotControllerOptions): SnapshotController {
   return new SnapshotController(options);
-}
-
-export interface StartSnapshotControllerOptions {
-  kubeConfig: KubeConfig;
-  /** Defaults to an HttpKubeClient for `kubeConfig` with `qps` and `burst`. */
-  client?: KubeClient;
-  qps?: number;
-  burst?: number;
-  workers?: number;
-  retryIntervalStartMs?: number;
-  retryIntervalMaxMs?: number;
-  /** Replays every cached object this often (upstream `--resync-period`, 15 min). */
-  resyncPeriodMs?: number;
-  settings?: Partial<ControllerSettings>;
-  /**
-   * Lease-based leader election (on unless `false`): Lease `snapback-snapshot-controller` in
-   * `namespace` (default `POD_NAMESPACE`, then `default`), identity host name + random suffix.
-   */
-  leaderElection?: false | Partial<ManagerLeaderElection>;
-  logger?: Logger;
-}
-
-export interface RunningSnapshotController {
-  manager: Manager;
-  controller: SnapshotController;
-  client: KubeClient;
-  /** Resolves when the controller ends: `'stopped'` after `stop()`, `'lost'` if the lease was lost. */
-  done: Promise<ManagerExit>;
-  stop(): Promise<ManagerExit>;
-}
-
-/** Starts the snapshot controller as its own leader-elected process part. */
-export function startSnapshotController(
-  options: StartSnapshotControllerOptions,
-): RunningSnapshotController {
-  const logger = options.logger ?? silentLogger();
-  const client =
-    options.client ??
-    new HttpKubeClient(options.kubeConfig, {
-      qps: options.qps,
-      burst: options.burst,
-      userAgent: 'snapback-snapshot-controller',
-    });
-  const identity = `${hostname()}_${Math.random().toString(36).slice(2, 10)}`;
-  const leaderElection =
-    options.leaderElection === false
-      ? undefined
-      : {
-          namespace: process.env.POD_NAMESPACE || 'default',
-          name: 'snapback-snapshot-controller',
-          identity,
-          ...options.leaderElection,
-        };
-  const manager = new Manager({
-    client,
-    leaderElection,
-    informers: { resyncPeriodMs: options.resyncPeriodMs ?? 15 * 60_000 },
-    logger,
-  });
-  const controller = createSnapshotController({
-    client,
-    informers: manager.informers,
-    recorder: new KubeEventRecorder({
-      client,
-      component: 'snapshot-controller',
-      host: hostname(),
-      logger,
-    }),
-    workers: options.workers,
-    retryIntervalStartMs: options.retryIntervalStartMs,
-    retryIntervalMaxMs: options.retryIntervalMaxMs,
-    settings: options.settings,
-    logger,
-  });
-  manager.add(controller);
-  const done = manager.run();
-  return { manager, controller, client, done, stop: () => manager.stop() };
 }

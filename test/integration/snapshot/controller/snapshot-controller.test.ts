@@ -19,10 +19,8 @@ import {
   PersistentVolumes,
   type CoreEvent,
 } from '../../../../src/kube/index.js';
-import {
-  startSnapshotController,
-  type RunningSnapshotController,
-} from '../../../../src/snapshot/controller/index.js';
+import { stackOptions, startStack, type Stack } from '../../../../src/cli/controller.js';
+import { silentLogger } from '../../../../src/observability/logger.js';
 import type { PersistentVolumeClaim } from '../../../../src/snapshot/controller/plan.js';
 import {
   VolumeSnapshotClasses,
@@ -46,7 +44,7 @@ describe('snapshot controller (real control plane; the test plays the CSI snapsh
   let kc: k8s.KubeConfig;
   let client: HttpKubeClient;
   let namespace: string;
-  let running: RunningSnapshotController;
+  let running: Stack;
   const classes: string[] = [];
   const volumes: string[] = [];
 
@@ -56,17 +54,31 @@ describe('snapshot controller (real control plane; the test plays the CSI snapsh
     client = new HttpKubeClient(kc, { qps: 100, burst: 100 });
     await installSnapshotCrds(controlPlane);
     namespace = await createTestNamespace(kc, 'snapctl');
-    running = startSnapshotController({
-      kubeConfig: kc,
-      leaderElection: false,
-      retryIntervalStartMs: 200,
-      retryIntervalMaxMs: 2_000,
-      workers: 4,
-    });
+    // as `snapback controller` runs it, with only the snapshot controller switched on
+    running = await startStack(
+      stackOptions(
+        {
+          kubeconfig: controlPlane.kubeconfig,
+          policy: 'false',
+          'csi-snapshotter': 'false',
+          'csi-provisioner': 'false',
+          'leader-election': 'false',
+          'defer-to-upstream': 'false',
+          'retry-interval-start': '200ms',
+          'retry-interval-max': '2s',
+          'worker-threads': '4',
+        },
+        {},
+        silentLogger(),
+      ),
+    );
   });
 
   after(async function () {
-    if (running) expect(await running.stop()).to.equal('stopped');
+    if (running) {
+      await running.stop();
+      expect(await running.exit).to.equal('stopped');
+    }
     if (!client) return;
     // contents keep the sidecar's finalizer; release them so nothing is left behind
     for (const content of (await client.list<VolumeSnapshotContent>(VolumeSnapshotContents))
