@@ -204,6 +204,72 @@ function registrarChecks(
 
 type Outcome = { signal: NodeJS.Signals } | { registrationError: string };
 
+/** How the registrar's run ends: a signal, or kubelet reporting a failed registration. */
+interface Ending {
+  finished: Promise<Outcome>;
+  finish(outcome: Outcome): void;
+  /** Aborts on SIGTERM or SIGINT. */
+  signal: AbortSignal;
+  /** Stops listening for the signals. */
+  dispose(): void;
+}
+
+function untilSignalOrFailure(): Ending {
+  const stop = new AbortController();
+  let finish!: (outcome: Outcome) => void;
+  const finished = new Promise<Outcome>((resolve) => (finish = resolve));
+  const onSignal = (signal: NodeJS.Signals) => {
+    finish({ signal });
+    stop.abort();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  const dispose = () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
+  return { finished, finish, signal: stop.signal, dispose };
+}
+
+/** Serves kubelet's registration API for `driverName` until stopped. */
+async function register(
+  options: RegistrarOptions,
+  registrationProto: string,
+  driverName: string,
+  ending: Ending,
+  logger: Logger,
+) {
+  const socket = path.join(options.pluginRegistrationPath, `${driverName}-reg.sock`);
+  const onStatus = (status: RegistrationStatus) => {
+    if (status.plugin_registered) {
+      logger.info('kubelet registered the plugin', { driver: driverName });
+    } else {
+      logger.error('kubelet failed to register the plugin; exiting so it restarts us', {
+        driver: driverName,
+        error: status.error,
+      });
+      ending.finish({ registrationError: status.error });
+    }
+  };
+  const server = await serveRegistration({
+    socket,
+    protoPath: registrationProto,
+    info: {
+      type: 'CSIPlugin',
+      name: driverName,
+      endpoint: options.kubeletRegistrationPath,
+      supported_versions: supportedVersions,
+    },
+    onStatus,
+  });
+  logger.info('serving plugin registration for kubelet', {
+    driver: driverName,
+    socket,
+    endpoint: options.kubeletRegistrationPath,
+  });
+  return { server, socket };
+}
+
 export const registrarCommand = {
   async run(args: string[]): Promise<number> {
     const { help, values } = parseCommandFlags(registrarFlags, args);
@@ -217,16 +283,7 @@ export const registrarCommand = {
     // a file that is not the registration API fails now, not once the driver has answered
     loadRegistration(registrationProto);
     const logger = createLogger({ component: 'registrar' });
-
-    const stop = new AbortController();
-    let finish!: (outcome: Outcome) => void;
-    const finished = new Promise<Outcome>((resolve) => (finish = resolve));
-    const onSignal = (signal: NodeJS.Signals) => {
-      finish({ signal });
-      stop.abort();
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    const ending = untilSignalOrFailure();
 
     let registrationSocket: string | undefined;
     const health = options.httpEndpoint
@@ -240,44 +297,17 @@ export const registrarCommand = {
       : undefined;
     let server: Awaited<ReturnType<typeof serveRegistration>> | undefined;
     try {
-      const driverName = await waitForDriverName(options, csiProto, logger, stop.signal);
+      const driverName = await waitForDriverName(options, csiProto, logger, ending.signal);
       if (driverName !== undefined) {
-        const socket = path.join(options.pluginRegistrationPath, `${driverName}-reg.sock`);
-        const onStatus = (status: RegistrationStatus) => {
-          if (status.plugin_registered) {
-            logger.info('kubelet registered the plugin', { driver: driverName });
-          } else {
-            logger.error('kubelet failed to register the plugin; exiting so it restarts us', {
-              driver: driverName,
-              error: status.error,
-            });
-            finish({ registrationError: status.error });
-          }
-        };
-        server = await serveRegistration({
-          socket,
-          protoPath: registrationProto,
-          info: {
-            type: 'CSIPlugin',
-            name: driverName,
-            endpoint: options.kubeletRegistrationPath,
-            supported_versions: supportedVersions,
-          },
-          onStatus,
-        });
-        registrationSocket = socket;
-        logger.info('serving plugin registration for kubelet', {
-          driver: driverName,
-          socket,
-          endpoint: options.kubeletRegistrationPath,
-        });
+        const registration = await register(options, registrationProto, driverName, ending, logger);
+        server = registration.server;
+        registrationSocket = registration.socket;
       }
-      const outcome = await finished;
+      const outcome = await ending.finished;
       if ('signal' in outcome) logger.info('stopping on signal', { signal: outcome.signal });
       return 'signal' in outcome ? 0 : 1;
     } finally {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
+      ending.dispose();
       await server?.stop();
       await health?.close();
     }
