@@ -6,8 +6,6 @@ import { backendFactories } from '../driver/backends/registry.js';
 import { startDriver } from '../driver/driver.js';
 import { flagLines, parseCommandFlags, stringFlags, type FlagTable } from './flags.js';
 
-export { parseFlags } from './flags.js';
-
 const ownFlags: FlagTable = stringFlags({
   backend: `disk backend: ${Object.keys(backendFactories).join(' | ')} (required)`,
   endpoint: 'CSI socket, unix:///path/csi.sock (required)',

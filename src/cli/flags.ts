@@ -92,25 +92,3 @@ export function flagLines(table: FlagTable, width: number): string[] {
 export function stringFlags(help: Readonly<Record<string, string>>): FlagTable {
   return Object.fromEntries(Object.entries(help).map(([name, text]) => [name, { help: text }]));
 }
-
-/**
- * `--name=value` and `--name value` pairs without a table; a bare `--name` is "true".
- * No command uses it: test/integration/chart/cli-args.test.ts still reads the chart's
- * arguments with it.
- */
-export function parseFlags(args: string[]): Record<string, string> {
-  const flags: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (!arg.startsWith('--') || arg === '--') throw new Error(`unexpected argument "${arg}"`);
-    const eq = arg.indexOf('=');
-    if (eq !== -1) {
-      flags[arg.slice(2, eq)] = arg.slice(eq + 1);
-    } else if (i + 1 < args.length && !args[i + 1]!.startsWith('--')) {
-      flags[arg.slice(2)] = args[++i]!;
-    } else {
-      flags[arg.slice(2)] = 'true';
-    }
-  }
-  return flags;
-}

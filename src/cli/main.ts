@@ -59,8 +59,8 @@ if (!command) {
   console.error(`snapback: unknown command "${name}"\n${usage()}`);
   process.exit(2);
 }
-// @kubernetes/client-node 2.x needs undici 8, which needs Node 22.19: on an older Node it would
-// crash inside undici with a TypeError that names neither
+// snapback needs Node 22.19 (package.json engines; @kubernetes/client-node 2.x, which pods/exec
+// loads, needs undici 8): on an older Node it would crash later with an error that names neither
 const tooOld = nodeVersionProblem(process.versions.node);
 if (tooOld && name !== 'version') {
   console.error(`snapback: ${tooOld}`);

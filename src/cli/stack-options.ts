@@ -5,8 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import * as k8s from '@kubernetes/client-node';
 import type { ManagerLeaderElection } from '../kube/index.js';
+import { loadClusterAccess } from '../kube/kubeconfig.js';
 import type { Logger } from '../observability/logger.js';
 import { parseFeatureGates } from '../provisioner/feature-gates.js';
 import { parseGoBool } from '../util/bool.js';
@@ -97,7 +97,8 @@ export function stackOptions(
   assertKnownFlags(controllerFlags, flags);
   const csiEndpoint = flags['csi-address'] ?? defaults.csiEndpoint;
   return {
-    kubeConfig: loadKubeConfig(flags.kubeconfig),
+    cluster: loadClusterAccess(flags.kubeconfig ? { file: flags.kubeconfig } : {}),
+    ...(flags.kubeconfig ? { kubeconfigFile: flags.kubeconfig } : {}),
     parts: partsOf(flags, csiEndpoint !== undefined),
     csiEndpoint,
     csiProto: flags['csi-proto'],
@@ -120,13 +121,6 @@ export function stackOptions(
     hooks: parseBoolean(flags, 'hooks', false),
     logger,
   };
-}
-
-function loadKubeConfig(file: string | undefined): k8s.KubeConfig {
-  const kubeConfig = new k8s.KubeConfig();
-  if (file) kubeConfig.loadFromFile(file);
-  else kubeConfig.loadFromDefault();
-  return kubeConfig;
 }
 
 /** The CSI parts run by default when there is a driver to drive. */

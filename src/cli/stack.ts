@@ -4,12 +4,12 @@
  * with its own clients and, by default, idle while its upstream counterpart holds its Lease.
  */
 import os from 'node:os';
-import type * as k8s from '@kubernetes/client-node';
 import { Gauge } from 'prom-client';
 import { connectCsi, timedCsiClient, type CsiClient } from '../csi/client.js';
 import { discoverDriver, type DriverInfo } from '../csi/discovery.js';
 import { resolveCsiProto } from '../csi/proto.js';
 import { KubeClients } from '../kube/clients.js';
+import type { ClusterAccess } from '../kube/kubeconfig.js';
 import {
   DeferToUpstream,
   upstreamLeaseNames,
@@ -43,7 +43,10 @@ export interface Parts {
 }
 
 export interface StackOptions {
-  kubeConfig: k8s.KubeConfig;
+  /** The API server and the credentials (src/kube/kubeconfig.ts). */
+  cluster: ClusterAccess;
+  /** The --kubeconfig file, if given: pods/exec (hooks) loads it again with client-node. */
+  kubeconfigFile?: string;
   parts: Parts;
   /** The CSI driver the sidecar and the provisioner drive; required when either runs. */
   csiEndpoint?: string;
@@ -126,7 +129,8 @@ interface Wiring {
 function wire(options: StackOptions): Wiring {
   const { logger } = options;
   const clients = new KubeClients({
-    kubeConfig: options.kubeConfig,
+    cluster: options.cluster,
+    ...(options.kubeconfigFile ? { kubeconfigFile: options.kubeconfigFile } : {}),
     qps: options.qps,
     burst: options.burst,
     host: options.leaderElection?.identity ?? os.hostname(),

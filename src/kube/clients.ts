@@ -5,12 +5,12 @@
  * with its own --kube-api-qps and --kube-api-burst; `clientPerApiFamily` gives our parts the
  * same budget for the same settings.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
 import { SNAPSHOT_GROUP } from '../api/snapshot.js';
 import type { KubeClient } from './client.js';
 import { KubeEventRecorder } from './events.js';
 import { WebSocketPodExecutor, type PodExecutor } from './exec.js';
 import { HttpKubeClient } from './http-client.js';
+import type { ClusterAccess } from './kubeconfig.js';
 import type { ResourceType } from './resource.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -34,7 +34,9 @@ export function clientPerApiFamily(core: KubeClient, snapshots: KubeClient): Kub
 }
 
 export interface KubeClientsOptions {
-  kubeConfig: KubeConfig;
+  cluster: ClusterAccess;
+  /** The kubeconfig file the pod executor loads (client-node's, on its first exec); default as kubectl. */
+  kubeconfigFile?: string;
   /** Client-side rate limit of each client (upstream `--kube-api-qps`, `--kube-api-burst`). */
   qps: number;
   burst: number;
@@ -49,7 +51,7 @@ export class KubeClients {
 
   /** One rate-limited client, sending `userAgent` (the field manager of its writes). */
   http(userAgent: string): HttpKubeClient {
-    return new HttpKubeClient(this.options.kubeConfig, {
+    return new HttpKubeClient(this.options.cluster, {
       qps: this.options.qps,
       burst: this.options.burst,
       userAgent,
@@ -73,6 +75,8 @@ export class KubeClients {
 
   /** Runs commands in pods (BackupPolicy hooks), over the API server's exec WebSocket. */
   podExecutor(): PodExecutor {
-    return new WebSocketPodExecutor(this.options.kubeConfig);
+    return new WebSocketPodExecutor(
+      this.options.kubeconfigFile ? { kubeconfigFile: this.options.kubeconfigFile } : {},
+    );
   }
 }

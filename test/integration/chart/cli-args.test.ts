@@ -2,9 +2,10 @@ import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { stackOptions } from '../../../src/cli/controller.js';
-import { driverOptions, parseFlags } from '../../../src/cli/driver.js';
-import { registrarOptions } from '../../../src/cli/registrar.js';
+import { controllerFlags, stackOptions } from '../../../src/cli/controller.js';
+import { driverFlags, driverOptions } from '../../../src/cli/driver.js';
+import { parseCommandFlags } from '../../../src/cli/flags.js';
+import { registrarFlags, registrarOptions } from '../../../src/cli/registrar.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { alicloudValues, renderChart, type KubeManifest } from './helm.js';
 
@@ -72,13 +73,14 @@ describe('Helm chart charts/snapback: arguments the snapback command accepts', f
         const [command, ...flags] = commandLine;
         try {
           if (command === 'controller') {
-            const options = stackOptions({ ...parseFlags(flags), kubeconfig }, {}, silentLogger());
+            const values = parseCommandFlags(controllerFlags, flags).values;
+            const options = stackOptions({ ...values, kubeconfig }, {}, silentLogger());
             expect(options.httpEndpoint, where).to.match(/^:\d+$/);
           } else if (command === 'registrar') {
-            const options = registrarOptions(parseFlags(flags));
+            const options = registrarOptions(parseCommandFlags(registrarFlags, flags).values);
             expect(options.pluginRegistrationPath, where).to.equal('/registration');
           } else {
-            driverOptions(parseFlags(flags));
+            driverOptions(parseCommandFlags(driverFlags, flags).values);
           }
         } catch (error) {
           expect.fail(`${where}: ${(error as Error).message}`);
