@@ -1,0 +1,8 @@
+/**
+ * The embedded group snapshot controller (groupsnapshot.storage.k8s.io/v1).
+ * `createGroupSnapshotController({ client, informers, recorder })` gives a Runnable to add to
+ * the Manager that runs the snapshot controller; it needs the group snapshot CRDs installed.
+ */
+export * from './controller.js';
+export * from './plan.js';
+export * from './resources.js';
