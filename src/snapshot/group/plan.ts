@@ -628,8 +628,7 @@ export function planGroupSnapshot(obs: GroupObservation): Plan<GroupAction> {
       onFailure: {
         reason: GroupReasons.setDefaultClassFailed,
         message: 'Failed to set default group snapshot class with error',
-        toStatus: true,
-        keepReadyToUse: true,
+        toStatus: false,
       },
     });
   }
