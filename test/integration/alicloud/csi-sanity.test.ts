@@ -67,10 +67,12 @@ const allowedSkipReasons = new Set([
   'ControllerModifyVolume not supported',
   'Modify Volume not supported',
   'Modify volume not supported',
-  'GroupControllerService not supported',
   'GetCapacity not supported',
   'Volume Cloning not supported',
 ]);
+
+/** csi-sanity v5.4.0's GroupController specs: run (not skipped) on ECS snapshot-consistent groups. */
+const groupControllerSpecs = 6;
 
 describe('csi-sanity against the alicloud backend and the ECS emulator', function () {
   this.timeout(900_000);
@@ -138,7 +140,7 @@ describe('csi-sanity against the alicloud backend and the ECS emulator', functio
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('passes the controller and snapshot specs with 0 failures', async function () {
+  it('passes the controller, snapshot and group snapshot specs with 0 failures', async function () {
     const parameters = path.join(dir, 'volume-parameters.yaml');
     writeFileSync(parameters, 'type: cloud_essd\nperformanceLevel: PL0\n');
     const result = await runCsiSanity(
@@ -163,6 +165,16 @@ describe('csi-sanity against the alicloud backend and the ECS emulator', functio
     expect(result.exitCode).to.equal(0);
     const unexpected = [...skipReasons].filter((r) => !allowedSkipReasons.has(r));
     expect(unexpected, 'specs skipped for a reason not listed above').to.deep.equal([]);
+    // ginkgo -v prints each spec run as a block between dashed lines: its full name first, and
+    // "• [<seconds> seconds]" when it passed.
+    const groupSpecsPassed = result.output
+      .split(/^-{30}$/m)
+      .map((block) => block.trim())
+      .filter((block) => block.startsWith('GroupController Service'))
+      .filter((block) => /^• \[[\d.]+ seconds\]$/m.test(block));
+    expect(groupSpecsPassed, 'GroupController specs that passed').to.have.length(
+      groupControllerSpecs,
+    );
     // Everything csi-sanity created went through ECS and was cleaned up through ECS.
     expect(emulator.callCount('CreateSnapshot', { succeeded: true })).to.be.above(0);
     expect(emulator.model.snapshots.size).to.equal(0);

@@ -2,11 +2,13 @@ import type { Logger } from '../../../observability/logger.js';
 import {
   snapshotDeletionBlocker,
   type BackendCapabilities,
+  type CreateGroupSnapshotRequest,
   type CreateSnapshotRequest,
   type CreateVolumeRequest,
   type DiskBackend,
   type ExpandVolumeRequest,
   type ExpandVolumeResult,
+  type GroupSnapshot,
   type ListOptions,
   type Page,
   type Snapshot,
@@ -31,21 +33,28 @@ import {
   type EcsApi,
   type EcsDisk,
   type EcsSnapshot,
+  type EcsSnapshotGroup,
 } from './ecs.js';
 import { diskErrorFromEcs, rethrowEcs } from './ecs-errors.js';
 import {
   GiB,
   chooseZone,
+  defaultSnapshotGroupLimits,
   describeCategory,
   diskSizeGiB,
   diskSpec,
+  groupSizeProblem,
+  groupSnapshotSpec,
   isRegional,
   ownerTags,
   recordedForceDelete,
+  snapshotGroupName,
+  snapshotGroupProblem,
   snapshotSpec,
   validSnapshotName,
   zoneTopologyKey,
   type Category,
+  type SnapshotGroupLimits,
 } from './parameters.js';
 import { SnapshotPoller, type PollerOptions } from './snapshot-poller.js';
 
@@ -80,6 +89,8 @@ export interface AlicloudBackendOptions {
   logger: Logger;
   poller?: Partial<Omit<PollerOptions, 'logger'>>;
   waits?: Partial<Waits>;
+  /** ECS's limits on one snapshot-consistent group; defaultSnapshotGroupLimits when absent. */
+  groupSnapshotLimits?: SnapshotGroupLimits;
   /** Called by close(), e.g. to stop the rate limiter. */
   onClose?: () => void;
 }
@@ -93,6 +104,7 @@ interface KnownSnapshot {
 
 /** ECS codes that mean "no such snapshot/disk" (a malformed id cannot exist either). */
 const snapshotAbsent = new Set(['InvalidSnapshotId.NotFound', 'InvalidSnapshotId.Malformed']);
+const groupAbsent = new Set(['InvalidSnapshotGroup.NotFound']);
 const diskAbsent = new Set(['InvalidDiskId.NotFound', 'InvalidDiskId.Malformed']);
 
 /** CreateDisk codes after which the next category in the StorageClass's list is tried. */
@@ -143,6 +155,23 @@ export function toVolume(d: EcsDisk): Volume {
   };
 }
 
+/** The same CSI name again: the same disks and forceDelete, or ALREADY_EXISTS. */
+function checkSameGroup(request: CreateGroupSnapshotRequest, existing: EcsSnapshotGroup): void {
+  const had = existing.members.map((m) => m.sourceDiskId).sort();
+  const wanted = [...request.sourceVolumeIds].sort();
+  if (had.join('\n') !== wanted.join('\n')) {
+    throw alreadyExists(
+      `group snapshot name ${request.name} is already used by ECS snapshot group ${existing.id} of disks ${had.join(', ')}, not ${wanted.join(', ')}`,
+    );
+  }
+  const forceDelete = recordedForceDelete(existing.tags);
+  if (forceDelete !== request.forceDelete) {
+    throw alreadyExists(
+      `group snapshot name ${request.name} is already used by ECS snapshot group ${existing.id}, made with forceDelete=${forceDelete}, not ${request.forceDelete}`,
+    );
+  }
+}
+
 /** ECS cloud disks and snapshots, under the driver name ACK's disk plugin uses. */
 export class AlicloudBackend implements DiskBackend {
   readonly driverName = driverName;
@@ -161,6 +190,7 @@ export class AlicloudBackend implements DiskBackend {
   private readonly slots = new DiskSnapshotSlots();
   private readonly known = new Map<string, KnownSnapshot>();
   private readonly waits: Waits;
+  private readonly groupLimits: SnapshotGroupLimits;
   private readonly logger: Logger;
   private closed = false;
 
@@ -169,6 +199,7 @@ export class AlicloudBackend implements DiskBackend {
     this.vendorVersion = options.vendorVersion;
     this.logger = options.logger;
     this.waits = { ...defaultWaits, ...options.waits };
+    this.groupLimits = options.groupSnapshotLimits ?? defaultSnapshotGroupLimits;
     this.poller = new SnapshotPoller(this.api, {
       intervalMs: 1000,
       batchWindowMs: 20,
@@ -381,6 +412,273 @@ export class AlicloudBackend implements DiskBackend {
       throw aborted(`starting_token "${options.startingToken}" was not issued by this driver`);
     }
     return rethrowEcs(what)(error);
+  }
+
+  // ---- snapshot-consistent groups ----
+
+  /**
+   * One ECS snapshot-consistent group per CSI name, found again by its ECS name (derived from
+   * the CSI name) and made with a ClientToken derived from it. The rules ECS applies to the
+   * disks are checked first, so a refusal names the disk and the rule.
+   */
+  async createGroupSnapshot(request: CreateGroupSnapshotRequest): Promise<GroupSnapshot> {
+    const spec = groupSnapshotSpec({ ...request, clusterId: this.options.clusterId });
+    if (spec.ignored.length > 0) {
+      this.logger.warn('VolumeGroupSnapshotClass parameters ignored: ECS no longer uses them', {
+        name: request.name,
+        parameters: spec.ignored,
+      });
+    }
+    const diskIds = request.sourceVolumeIds;
+    const what = `creating group snapshot ${request.name} of disks ${diskIds.join(', ')}`;
+    const ecsName = snapshotGroupName(request.name);
+    const existing = await this.findGroup(ecsName, what);
+    if (existing) {
+      checkSameGroup(request, existing);
+      return this.untilGroupCut(request.name, existing);
+    }
+    const tooMany = groupSizeProblem(diskIds, this.groupLimits);
+    if (tooMany) throw tooMany;
+    const page = await this.api
+      .describeDisks({ diskIds, maxResults: pageLimit })
+      .catch(rethrowEcs(what));
+    const missing = diskIds.filter((id) => !page.items.some((d) => d.id === id));
+    if (missing.length > 0) throw notFound(`source volumes ${missing.join(', ')} do not exist`);
+    const disks = diskIds.map((id) => page.items.find((d) => d.id === id)!);
+    const problem = snapshotGroupProblem(disks, this.groupLimits);
+    if (problem) throw problem;
+    const creating = disks.filter((d) => d.status === 'Creating').map((d) => d.id);
+    if (creating.length > 0) {
+      throw aborted(`${what}: disks ${creating.join(', ')} are still being created; retry later`);
+    }
+    const id = await this.createEcsGroup(request.name, disks, {
+      diskIds,
+      clientToken: clientToken(request.name),
+      name: ecsName,
+      resourceGroupId: spec.resourceGroupId,
+      tags: spec.tags,
+    });
+    const group = await this.describeGroup(id, what);
+    if (!group) {
+      throw new DiskError(
+        'INTERNAL',
+        `ECS snapshot group ${id}, made for ${request.name}, no longer exists (deleted outside the driver?); ` +
+          'ECS ties the name to that group, so create the VolumeGroupSnapshot under a new name',
+      );
+    }
+    return this.untilGroupCut(request.name, group);
+  }
+
+  /**
+   * CreateSnapshotGroup while holding every member disk's snapshot slot (taken in id order,
+   * so two groups sharing disks cannot deadlock); each slot is kept until ECS finishes that
+   * disk's member snapshot, as for a single snapshot.
+   */
+  private async createEcsGroup(
+    name: string,
+    disks: EcsDisk[],
+    input: Parameters<EcsApi['createSnapshotGroup']>[0],
+  ): Promise<string> {
+    const what = `creating group snapshot ${name} of disks ${input.diskIds.join(', ')}`;
+    const releases = new Map<string, () => void>();
+    const releaseAll = () => {
+      for (const release of releases.values()) release();
+    };
+    let id: string;
+    try {
+      for (const diskId of [...input.diskIds].sort()) {
+        releases.set(diskId, await this.slots.acquire(diskId, this.waits.diskBusyMs));
+      }
+      ({ snapshotGroupId: id } = await this.api.createSnapshotGroup(input));
+    } catch (error) {
+      releaseAll();
+      if (error instanceof EcsError && error.code === 'IncorrectDiskStatus.NeverAttached') {
+        const never = disks.filter((d) => !d.everAttached).map((d) => d.id);
+        throw failedPrecondition(
+          `${what}: ECS snapshots only disks that have been attached to an instance` +
+            (never.length > 0 ? `, and ${never.join(', ')} never were` : '') +
+            `; mount the volumes in a pod first (ECS: ${error.describe()})`,
+        );
+      }
+      return rethrowEcs(what)(error);
+    }
+    this.logger.info('ECS snapshot group requested', {
+      name,
+      snapshotGroup: id,
+      disks: input.diskIds,
+    });
+    void this.releaseWhenMembersFinish(id, releases);
+    return id;
+  }
+
+  private async releaseWhenMembersFinish(
+    groupId: string,
+    releases: Map<string, () => void>,
+  ): Promise<void> {
+    try {
+      const group = await this.describeGroup(groupId, `tracking snapshot group ${groupId}`);
+      await Promise.all(
+        (group?.members ?? []).map(async (member) => {
+          const { snapshot } = await this.poller.watch(
+            member.snapshotId,
+            (s) => !s || s.status !== 'progressing',
+            this.waits.trackMs,
+          );
+          releases.get(member.sourceDiskId)?.();
+          if (snapshot?.status === 'failed') {
+            this.logger.warn('ECS group member snapshot failed', {
+              snapshotGroup: groupId,
+              snapshot: member.snapshotId,
+              disk: member.sourceDiskId,
+            });
+          }
+        }),
+      );
+    } catch (error) {
+      this.logger.warn('lost track of an ECS snapshot group; its disks take snapshots again', {
+        snapshotGroup: groupId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    } finally {
+      for (const release of releases.values()) release();
+    }
+  }
+
+  /** The group once ECS has cut every member (each has a creation time). */
+  private async untilGroupCut(name: string, group: EcsSnapshotGroup): Promise<GroupSnapshot> {
+    if (group.status === 'failed') {
+      throw new DiskError(
+        'INTERNAL',
+        `ECS reports snapshot group ${group.id} (${name}) failed; delete it and create the group snapshot again`,
+      );
+    }
+    const members = await Promise.all(
+      group.members.map(async ({ snapshotId }) => {
+        const current = await this.currentState(snapshotId);
+        if (current && isCut(current)) return current;
+        const result = await this.poller.watch(snapshotId, (s) => !s || isCut(s), this.waits.cutMs);
+        if (!result.satisfied) {
+          throw aborted(
+            `ECS has not cut snapshot ${snapshotId} of group ${group.id} (${name}) yet; retry later`,
+          );
+        }
+        return result.snapshot;
+      }),
+    );
+    return {
+      id: group.id,
+      // A member deleted meanwhile is no longer part of the group.
+      snapshots: members
+        .filter((s): s is EcsSnapshot => s !== undefined)
+        .map((s) => ({ ...toSnapshot(s), groupSnapshotId: group.id })),
+      creationTime: new Date(group.creationTime),
+      readyToUse: group.status === 'accomplished',
+    };
+  }
+
+  private async findGroup(ecsName: string, what: string): Promise<EcsSnapshotGroup | undefined> {
+    const page = await this.api
+      .describeSnapshotGroups({ name: ecsName, tags: ownerTags(this.options.clusterId) })
+      .catch(rethrowEcs(what));
+    return page.items.find((g) => g.name === ecsName);
+  }
+
+  private async describeGroup(id: string, what: string): Promise<EcsSnapshotGroup | undefined> {
+    try {
+      const page = await this.api.describeSnapshotGroups({ snapshotGroupIds: [id] });
+      return page.items.find((g) => g.id === id);
+    } catch (error) {
+      if (error instanceof EcsError && groupAbsent.has(error.code)) return undefined;
+      return rethrowEcs(what)(error);
+    }
+  }
+
+  async getGroupSnapshot(groupSnapshotId: string): Promise<GroupSnapshot | undefined> {
+    const group = await this.describeGroup(
+      groupSnapshotId,
+      `looking up group snapshot ${groupSnapshotId}`,
+    );
+    return group ? this.untilGroupCut(group.name || groupSnapshotId, group) : undefined;
+  }
+
+  /**
+   * A group goes whole or not at all: every member is checked (forceDelete as recorded on
+   * the group, images) before DeleteSnapshotGroup. ECS keeps the members disks were made
+   * from, since that call has no Force; with forceDelete they are then deleted with Force.
+   */
+  async deleteGroupSnapshot(groupSnapshotId: string): Promise<void> {
+    const what = `deleting group snapshot ${groupSnapshotId}`;
+    const group = await this.describeGroup(groupSnapshotId, what);
+    if (!group) return;
+    const forceDelete = recordedForceDelete(group.tags);
+    const blockers: string[] = [];
+    for (const { snapshotId } of group.members) {
+      const snapshot = await this.poller.lookup(snapshotId).catch(rethrowEcs(what));
+      if (!snapshot) continue;
+      if (snapshot.usage === 'image' || snapshot.usage === 'image_disk') {
+        blockers.push(
+          `a custom image was created from member snapshot ${snapshotId}; delete the image first`,
+        );
+      }
+      const dependents = await this.dependentDisks(snapshotId).catch(rethrowEcs(what));
+      const blocker = snapshotDeletionBlocker(
+        snapshotId,
+        forceDelete,
+        dependents.map((d) => ({
+          id: d.id,
+          creating: d.status === 'Creating' || d.status === 'ReIniting',
+        })),
+      );
+      if (blocker) blockers.push(blocker);
+    }
+    if (blockers.length > 0) {
+      const message = `group snapshot ${groupSnapshotId} is in use: ${blockers.join('; ')}`;
+      this.logger.info('group snapshot deletion refused', {
+        snapshotGroup: groupSnapshotId,
+        reason: message,
+      });
+      throw failedPrecondition(message);
+    }
+    let kept: { snapshotId: string; code: string; message: string }[];
+    try {
+      ({ kept } = await this.api.deleteSnapshotGroup({ snapshotGroupId: groupSnapshotId }));
+    } catch (error) {
+      if (error instanceof EcsError && groupAbsent.has(error.code)) return;
+      return rethrowEcs(what)(error);
+    }
+    const left: string[] = [];
+    for (const member of kept) {
+      if (member.code === 'SnapshotCreatedDisk' && forceDelete) {
+        await this.deleteForced(member.snapshotId, what);
+      } else {
+        left.push(`${member.snapshotId} (${member.code}: ${member.message})`);
+      }
+    }
+    if (left.length > 0) {
+      // Only a disk or image made from a member after the checks above lands here.
+      const message =
+        `${what}: ECS deleted the group but kept member snapshots ${left.join(', ')}; ` +
+        'they are ordinary snapshots now: delete what was made from them, then the snapshots';
+      this.logger.warn('ECS kept group member snapshots', {
+        snapshotGroup: groupSnapshotId,
+        kept: left,
+      });
+      throw failedPrecondition(message);
+    }
+    this.logger.info('ECS snapshot group deleted', {
+      snapshotGroup: groupSnapshotId,
+      members: group.members.map((m) => m.snapshotId),
+      forceDelete,
+    });
+  }
+
+  private async deleteForced(snapshotId: string, what: string): Promise<void> {
+    try {
+      await this.api.deleteSnapshot({ snapshotId, force: true });
+    } catch (error) {
+      if (!(error instanceof EcsError)) throw error;
+      if (!snapshotAbsent.has(error.code)) throw diskErrorFromEcs(error, what);
+    }
   }
 
   // ---- volumes ----

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ecsActions, type EcsAction } from './ecs.js';
+import { defaultSnapshotGroupLimits } from './parameters.js';
 
 /**
  * The alicloud backend's settings, from `snapback driver` flags with the environment
@@ -26,6 +27,9 @@ const rateLimitsSchema = z.string().transform((value, ctx) => {
   }
   return limits;
 });
+
+const wholePositive = (error: string) =>
+  z.coerce.number({ error }).int({ error }).positive({ error });
 
 export const alicloudConfigSchema = z.object({
   region: z
@@ -62,6 +66,14 @@ export const alicloudConfigSchema = z.object({
   ),
   requestTimeoutMs: z.coerce.number().int().positive().default(10_000),
   rateLimits: rateLimitsSchema.default({}),
+  groupSnapshotLimits: z.object({
+    maxDisks: wholePositive(
+      '--group-snapshot-max-disks must be a whole number of disks above 0',
+    ).default(defaultSnapshotGroupLimits.maxDisks),
+    maxTotalGiB: wholePositive(
+      '--group-snapshot-max-gib must be a whole number of GiB above 0',
+    ).default(defaultSnapshotGroupLimits.maxTotalGiB),
+  }),
 });
 
 export type AlicloudConfig = z.infer<typeof alicloudConfigSchema>;
@@ -83,6 +95,10 @@ export function parseAlicloudConfig(
     credentials: source === 'secret-dir' ? { source, dir } : { source },
     requestTimeoutMs: flags['ecs-timeout-ms'],
     rateLimits: flags['ecs-rate-limits'],
+    groupSnapshotLimits: {
+      maxDisks: flags['group-snapshot-max-disks'],
+      maxTotalGiB: flags['group-snapshot-max-gib'],
+    },
   };
   const parsed = alicloudConfigSchema.safeParse(raw);
   if (!parsed.success) {

@@ -80,7 +80,29 @@ function mapping(error: EcsError): Mapping {
       };
     case 'InvalidDiskId.NotFound':
     case 'InvalidSnapshotId.NotFound':
+    case 'InvalidSnapshotGroup.NotFound':
       return { code: 'NOT_FOUND' };
+    // Snapshot-consistent groups (CreateSnapshotGroup): rules about which disks go together.
+    case 'NumberExceed.TooManyDisks':
+    case 'CapacityExceed.TooManyDisks':
+      return {
+        code: 'INVALID_ARGUMENT',
+        advice: 'ECS limits how many disks, and how many GiB in all, one group may hold',
+      };
+    case 'DiskCategory.OperationNotSupported':
+      return {
+        code: 'INVALID_ARGUMENT',
+        advice: 'snapshot-consistent groups take only ESSD-family disks',
+      };
+    case 'InvalidDisk.DiskCategoryInconsistent':
+      return {
+        code: 'INVALID_ARGUMENT',
+        advice: 'Regional ESSDs are grouped only with other Regional ESSDs',
+      };
+    case 'InvalidDiskIds.NotInSameZone':
+      return { code: 'INVALID_ARGUMENT', advice: 'the disks of a group must be in one zone' };
+    case 'Duplicate.TagKey':
+      return { code: 'INVALID_ARGUMENT' };
     case 'InvalidDiskSize.TooSmall':
     case 'InvalidDiskSize.TooLarge':
       return { code: 'OUT_OF_RANGE' };

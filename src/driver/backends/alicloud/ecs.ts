@@ -11,7 +11,10 @@ export type EcsAction =
   | 'CreateDisk'
   | 'DescribeDisks'
   | 'DeleteDisk'
-  | 'ResizeDisk';
+  | 'ResizeDisk'
+  | 'CreateSnapshotGroup'
+  | 'DescribeSnapshotGroups'
+  | 'DeleteSnapshotGroup';
 
 export const ecsActions: readonly EcsAction[] = [
   'CreateSnapshot',
@@ -21,6 +24,9 @@ export const ecsActions: readonly EcsAction[] = [
   'DescribeDisks',
   'DeleteDisk',
   'ResizeDisk',
+  'CreateSnapshotGroup',
+  'DescribeSnapshotGroups',
+  'DeleteSnapshotGroup',
 ];
 
 export type Tags = Record<string, string>;
@@ -51,7 +57,20 @@ export interface EcsDisk {
   status: string;
   sourceSnapshotId: string;
   instanceId: string;
+  /** False when ECS reports neither an attach nor a detach time: never on an instance. */
+  everAttached: boolean;
   tags: Tags;
+}
+
+/** A snapshot-consistent group: snapshots of several disks cut at one instant. */
+export interface EcsSnapshotGroup {
+  id: string;
+  name: string;
+  /** progressing, accomplished or failed. */
+  status: string;
+  creationTime: string;
+  tags: Tags;
+  members: { snapshotId: string; sourceDiskId: string }[];
 }
 
 export interface EcsPage<T> {
@@ -101,6 +120,30 @@ export interface DescribeDisksInput {
   nextToken?: string;
 }
 
+export interface CreateSnapshotGroupInput {
+  diskIds: string[];
+  clientToken: string;
+  name: string;
+  resourceGroupId?: string;
+  tags: Tags;
+}
+
+export interface DescribeSnapshotGroupsInput {
+  /** At most 10. */
+  snapshotGroupIds?: string[];
+  name?: string;
+  tags?: Tags;
+  maxResults?: number;
+  nextToken?: string;
+}
+
+/** A member DeleteSnapshotGroup left in place, with ECS's reason (e.g. SnapshotCreatedDisk). */
+export interface KeptSnapshot {
+  snapshotId: string;
+  code: string;
+  message: string;
+}
+
 export interface EcsApi {
   createSnapshot(input: CreateSnapshotInput): Promise<{ snapshotId: string }>;
   describeSnapshots(input: DescribeSnapshotsInput): Promise<EcsPage<EcsSnapshot>>;
@@ -114,6 +157,10 @@ export interface EcsApi {
     online: boolean;
     clientToken: string;
   }): Promise<void>;
+  createSnapshotGroup(input: CreateSnapshotGroupInput): Promise<{ snapshotGroupId: string }>;
+  describeSnapshotGroups(input: DescribeSnapshotGroupsInput): Promise<EcsPage<EcsSnapshotGroup>>;
+  /** Members ECS would not delete stay as ordinary snapshots and are listed in `kept`. */
+  deleteSnapshotGroup(input: { snapshotGroupId: string }): Promise<{ kept: KeptSnapshot[] }>;
 }
 
 /**

@@ -18,4 +18,8 @@ export const alicloudFlags = {
     'directory of a mounted Secret holding access-key-id, access-key-secret and optionally security-token',
   'ecs-timeout-ms': 'timeout of one ECS request in milliseconds (default 10000)',
   'ecs-rate-limits': 'requests per second per ECS API, e.g. CreateSnapshot=10,DescribeSnapshots=20',
+  'group-snapshot-max-disks':
+    'most disks one ECS snapshot-consistent group may hold (default 16, as in most regions)',
+  'group-snapshot-max-gib':
+    'most GiB, all disks together, one ECS snapshot-consistent group may hold (default 32768)',
 } as const;

@@ -35,6 +35,7 @@ export async function createAlicloudBackend(options: BackendOptions): Promise<Al
     regionId: config.region,
     defaultZone: config.zone,
     clusterId: config.clusterId,
+    groupSnapshotLimits: config.groupSnapshotLimits,
     vendorVersion: packageVersion(),
     logger,
     onClose: () => api.close(),

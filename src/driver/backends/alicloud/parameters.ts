@@ -1,6 +1,7 @@
-import { invalidArgument, outOfRange } from '../../../csi/errors.js';
+import { invalidArgument, outOfRange, type DiskError } from '../../../csi/errors.js';
 import type { Topology, TopologyRequirement } from '../../backend.js';
-import type { Tags } from './ecs.js';
+import { fnv1a128 } from './client-token.js';
+import type { EcsDisk, Tags } from './ecs.js';
 import {
   PARAM_PVC_NAME,
   PARAM_PVC_NAMESPACE,
@@ -155,6 +156,115 @@ export function recordedForceDelete(tags: Tags): boolean {
 /** ECS snapshot names: 2-128 characters, starting with a letter, not `auto` or a URL. */
 export function validSnapshotName(name: string): boolean {
   return /^[A-Za-z][\w.:-]{1,127}$/.test(name) && !/^(auto|https?:\/\/)/.test(name);
+}
+
+// ---- snapshot-consistent groups ----
+
+/**
+ * VolumeGroupSnapshotClass parameters -> the CreateSnapshotGroup fields: those of a single
+ * snapshot, less retentionDays, which CreateSnapshotGroup does not take.
+ */
+export function groupSnapshotSpec(input: {
+  parameters: Record<string, string>;
+  metadata: Record<string, string>;
+  forceDelete: boolean;
+  clusterId?: string;
+}): SnapshotSpec {
+  if ('retentionDays' in input.parameters) {
+    throw invalidArgument(
+      'parameter retentionDays is not supported for group snapshots: ECS CreateSnapshotGroup sets no retention; the alicloud backend accepts forceDelete, resourceGroupId and snapshotTags/<key> here',
+    );
+  }
+  return snapshotSpec(input);
+}
+
+/**
+ * The ECS name of a group: the CSI name when ECS accepts it (2-128 characters of letters,
+ * digits, `.`, `_`, `-`, `:`, starting with a letter), else `snapback-` and its hash, so any
+ * CSI name can be looked up by DescribeSnapshotGroups' Name filter.
+ */
+export function snapshotGroupName(name: string): string {
+  return validSnapshotName(name)
+    ? name
+    : `snapback-${fnv1a128(Buffer.from(name, 'utf8')).toString('hex')}`;
+}
+
+export interface SnapshotGroupLimits {
+  maxDisks: number;
+  maxTotalGiB: number;
+}
+
+/**
+ * ECS's limits on one snapshot-consistent group in most regions (CreateSnapshotGroup API
+ * reference): 16 disks, 32 TiB in all. Some regions differ: --group-snapshot-max-disks and
+ * --group-snapshot-max-gib override them.
+ */
+export const defaultSnapshotGroupLimits: SnapshotGroupLimits = { maxDisks: 16, maxTotalGiB: 32768 };
+
+/** The disks a snapshot-consistent group takes (Regional ESSDs only with each other). */
+export const snapshotGroupCategories = [
+  'cloud_essd',
+  'cloud_auto',
+  'cloud_essd_entry',
+  'cloud_regional_disk_auto',
+];
+
+/** More disks than a group may hold, before any is looked up. */
+export function groupSizeProblem(
+  diskIds: string[],
+  limits: SnapshotGroupLimits,
+): DiskError | undefined {
+  if (diskIds.length <= limits.maxDisks) return undefined;
+  return invalidArgument(
+    `an ECS snapshot-consistent group holds at most ${limits.maxDisks} disks; this one asks for ${diskIds.length} (${diskIds.join(', ')}): split the volumes into several groups`,
+  );
+}
+
+/**
+ * Why ECS would refuse to snapshot these disks as one group, naming the disk and the rule;
+ * undefined when every rule that DescribeDisks can tell is met. `disks` are in request order.
+ */
+export function snapshotGroupProblem(
+  disks: EcsDisk[],
+  limits: SnapshotGroupLimits,
+): DiskError | undefined {
+  const sizeProblem = groupSizeProblem(
+    disks.map((d) => d.id),
+    limits,
+  );
+  if (sizeProblem) return sizeProblem;
+  for (const disk of disks) {
+    if (!snapshotGroupCategories.includes(disk.category)) {
+      return invalidArgument(
+        `disk ${disk.id} is ${disk.category}: ECS snapshot-consistent groups take only ESSD-family disks (${snapshotGroupCategories.join(', ')})`,
+      );
+    }
+  }
+  const regional = disks.filter((d) => isRegional(d.category));
+  if (regional.length > 0 && regional.length < disks.length) {
+    const zonal = disks.filter((d) => !isRegional(d.category));
+    return invalidArgument(
+      `disk ${regional[0]!.id} is a Regional ESSD and disk ${zonal[0]!.id} is ${zonal[0]!.category}: ECS groups Regional ESSDs only with other Regional ESSDs`,
+    );
+  }
+  const zones = new Map<string, string[]>();
+  for (const disk of disks) {
+    if (isRegional(disk.category)) continue;
+    zones.set(disk.zoneId, [...(zones.get(disk.zoneId) ?? []), disk.id]);
+  }
+  if (zones.size > 1) {
+    const where = [...zones].map(([zone, ids]) => `${ids.join(', ')} in ${zone}`).join('; ');
+    return invalidArgument(
+      `the disks of an ECS snapshot-consistent group must be in one zone: ${where}`,
+    );
+  }
+  const totalGiB = disks.reduce((sum, d) => sum + d.sizeGiB, 0);
+  if (totalGiB > limits.maxTotalGiB) {
+    return invalidArgument(
+      `an ECS snapshot-consistent group holds at most ${limits.maxTotalGiB} GiB; these disks hold ${totalGiB} GiB (${disks.map((d) => `${d.id} ${d.sizeGiB} GiB`).join(', ')})`,
+    );
+  }
+  return undefined;
 }
 
 // ---- disks ----

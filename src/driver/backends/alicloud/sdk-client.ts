@@ -4,14 +4,18 @@ import type Credential from '@alicloud/credentials';
 import {
   EcsError,
   type CreateDiskInput,
+  type CreateSnapshotGroupInput,
   type CreateSnapshotInput,
   type DescribeDisksInput,
+  type DescribeSnapshotGroupsInput,
   type DescribeSnapshotsInput,
   type EcsAction,
   type EcsApi,
   type EcsDisk,
   type EcsPage,
   type EcsSnapshot,
+  type EcsSnapshotGroup,
+  type KeptSnapshot,
   type Tags,
 } from './ecs.js';
 
@@ -94,6 +98,13 @@ function tagList<T>(
 function tagsFrom(container: { tag?: { tagKey?: string; tagValue?: string }[] } | undefined): Tags {
   const tags: Tags = {};
   for (const t of container?.tag ?? []) if (t.tagKey) tags[t.tagKey] = t.tagValue ?? '';
+  return tags;
+}
+
+/** DescribeSnapshotGroups spells its tags Key/Value, not TagKey/TagValue. */
+function keyValueTags(container: { tag?: { key?: string; value?: string }[] } | undefined): Tags {
+  const tags: Tags = {};
+  for (const t of container?.tag ?? []) if (t.key) tags[t.key] = t.value ?? '';
   return tags;
 }
 
@@ -223,6 +234,7 @@ export class SdkEcsApi implements EcsApi {
           status: d.status ?? '',
           sourceSnapshotId: d.sourceSnapshotId ?? '',
           instanceId: d.instanceId ?? '',
+          everAttached: Boolean(d.attachedTime || d.detachedTime || d.instanceId),
           tags: tagsFrom(d.tags),
         })),
       };
@@ -250,6 +262,75 @@ export class SdkEcsApi implements EcsApi {
           clientToken: input.clientToken,
         }),
       );
+    });
+  }
+
+  createSnapshotGroup(input: CreateSnapshotGroupInput): Promise<{ snapshotGroupId: string }> {
+    return this.call('CreateSnapshotGroup', async () => {
+      const response = await this.client.createSnapshotGroup(
+        new ecs.CreateSnapshotGroupRequest({
+          regionId: this.options.regionId,
+          diskId: input.diskIds,
+          clientToken: input.clientToken,
+          name: input.name,
+          resourceGroupId: input.resourceGroupId,
+          tag: tagList(input.tags, (t) => new ecs.CreateSnapshotGroupRequestTag(t)),
+        }),
+      );
+      return { snapshotGroupId: response.body?.snapshotGroupId ?? '' };
+    });
+  }
+
+  describeSnapshotGroups(input: DescribeSnapshotGroupsInput): Promise<EcsPage<EcsSnapshotGroup>> {
+    return this.call('DescribeSnapshotGroups', async () => {
+      const response = await this.client.describeSnapshotGroups(
+        new ecs.DescribeSnapshotGroupsRequest({
+          regionId: this.options.regionId,
+          snapshotGroupId: input.snapshotGroupIds,
+          name: input.name,
+          tag: tagList(input.tags, (t) => new ecs.DescribeSnapshotGroupsRequestTag(t)),
+          maxResults: input.maxResults,
+          nextToken: input.nextToken,
+        }),
+      );
+      const body = response.body;
+      return {
+        nextToken: body?.nextToken || undefined,
+        items: (body?.snapshotGroups?.snapshotGroup ?? []).map((g) => ({
+          id: g.snapshotGroupId ?? '',
+          name: g.name ?? '',
+          status: g.status ?? '',
+          creationTime: g.creationTime ?? '',
+          tags: keyValueTags(g.tags),
+          members: (g.snapshots?.snapshot ?? []).map((s) => ({
+            snapshotId: s.snapshotId ?? '',
+            sourceDiskId: s.sourceDiskId ?? '',
+          })),
+        })),
+      };
+    });
+  }
+
+  deleteSnapshotGroup(input: { snapshotGroupId: string }): Promise<{ kept: KeptSnapshot[] }> {
+    return this.call('DeleteSnapshotGroup', async () => {
+      const response = await this.client.deleteSnapshotGroup(
+        new ecs.DeleteSnapshotGroupRequest({
+          regionId: this.options.regionId,
+          snapshotGroupId: input.snapshotGroupId,
+        }),
+      );
+      const progress = response.body?.operationProgressSet?.operationProgress ?? [];
+      return {
+        kept: progress
+          .filter((p) => p.operationStatus !== 'Success')
+          .map((p) => ({
+            snapshotId:
+              p.relatedItemSet?.relatedItem?.find((item) => item.name === 'SnapshotId')?.value ??
+              '',
+            code: p.errorCode ?? '',
+            message: p.errorMsg ?? '',
+          })),
+      };
     });
   }
 }

@@ -39,6 +39,9 @@ export const defaultRateLimits: Record<EcsAction, number> = {
   ResizeDisk: 10,
   DescribeSnapshots: 20,
   DescribeDisks: 20,
+  CreateSnapshotGroup: 10,
+  DeleteSnapshotGroup: 10,
+  DescribeSnapshotGroups: 20,
 };
 
 /**
@@ -231,5 +234,17 @@ export class RateLimitedEcsApi implements EcsApi {
 
   resizeDisk(...args: Parameters<EcsApi['resizeDisk']>) {
     return this.run('ResizeDisk', () => this.inner.resizeDisk(...args));
+  }
+
+  createSnapshotGroup(...args: Parameters<EcsApi['createSnapshotGroup']>) {
+    return this.run('CreateSnapshotGroup', () => this.inner.createSnapshotGroup(...args));
+  }
+
+  describeSnapshotGroups(...args: Parameters<EcsApi['describeSnapshotGroups']>) {
+    return this.run('DescribeSnapshotGroups', () => this.inner.describeSnapshotGroups(...args));
+  }
+
+  deleteSnapshotGroup(...args: Parameters<EcsApi['deleteSnapshotGroup']>) {
+    return this.run('DeleteSnapshotGroup', () => this.inner.deleteSnapshotGroup(...args));
   }
 }

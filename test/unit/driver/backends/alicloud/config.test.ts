@@ -65,6 +65,25 @@ describe('alicloud backend configuration', function () {
     expect(config.credentials).to.deep.equal({ source: 'secret-dir', dir: '/etc/ecs' });
   });
 
+  it('takes the snapshot-consistent group limits from flags, ECS defaults otherwise', function () {
+    expect(parseAlicloudConfig(base, {}).groupSnapshotLimits).to.deep.equal({
+      maxDisks: 16,
+      maxTotalGiB: 32768,
+    });
+    const config = parseAlicloudConfig(
+      { ...base, 'group-snapshot-max-disks': '8', 'group-snapshot-max-gib': '65536' },
+      {},
+    );
+    expect(config.groupSnapshotLimits).to.deep.equal({ maxDisks: 8, maxTotalGiB: 65536 });
+    const message = configError({
+      ...base,
+      'group-snapshot-max-disks': '0',
+      'group-snapshot-max-gib': 'lots',
+    });
+    expect(message).to.include('--group-snapshot-max-disks must be a whole number');
+    expect(message).to.include('--group-snapshot-max-gib must be a whole number');
+  });
+
   it('lists every problem at once, naming the flag to fix', function () {
     const message = configError({
       'ecs-endpoint': 'https://ecs.example.com',

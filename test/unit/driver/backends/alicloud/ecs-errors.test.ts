@@ -37,6 +37,16 @@ describe('ECS error mapping', function () {
     ['InvalidAccessKeyId.NotFound', 404, 'PERMISSION_DENIED'],
     ['Forbidden.RAM', 403, 'PERMISSION_DENIED'],
     ['SomethingNew', 400, 'INTERNAL'],
+    // Snapshot-consistent groups.
+    ['InvalidSnapshotGroup.NotFound', 404, 'NOT_FOUND'],
+    ['NumberExceed.TooManyDisks', 403, 'INVALID_ARGUMENT'],
+    ['CapacityExceed.TooManyDisks', 403, 'INVALID_ARGUMENT'],
+    ['DiskCategory.OperationNotSupported', 400, 'INVALID_ARGUMENT'],
+    ['InvalidDisk.DiskCategoryInconsistent', 403, 'INVALID_ARGUMENT'],
+    ['InvalidDiskIds.NotInSameZone', 400, 'INVALID_ARGUMENT'],
+    ['Duplicate.TagKey', 400, 'INVALID_ARGUMENT'],
+    ['InvalidParameter.Name', 400, 'INVALID_ARGUMENT'],
+    ['MissingParamter.InstanceId', 400, 'INVALID_ARGUMENT'],
   ];
   for (const [code, status, expected] of table) {
     it(`${code} -> ${expected}`, function () {

@@ -1,12 +1,16 @@
 import { expect } from 'chai';
 import { DiskError } from '../../../../../src/csi/errors.js';
 import { clientToken, fnv1a128 } from '../../../../../src/driver/backends/alicloud/client-token.js';
+import type { EcsDisk } from '../../../../../src/driver/backends/alicloud/ecs.js';
 import {
   GiB,
   chooseZone,
   diskSizeGiB,
   diskSpec,
+  groupSnapshotSpec,
   recordedForceDelete,
+  snapshotGroupName,
+  snapshotGroupProblem,
   snapshotSpec,
   validSnapshotName,
   zoneTopologyKey,
@@ -139,6 +143,117 @@ describe('alicloud parameters', function () {
       expect(validSnapshotName('automatic-1')).to.equal(false);
       expect(validSnapshotName('1-snapshot')).to.equal(false);
       expect(validSnapshotName('s')).to.equal(false);
+    });
+  });
+
+  describe('snapshot-consistent groups', function () {
+    const limits = { maxDisks: 16, maxTotalGiB: 32768 };
+    const disk = (id: string, fields: Partial<EcsDisk> = {}): EcsDisk => ({
+      id,
+      zoneId: 'cn-hangzhou-h',
+      category: 'cloud_essd',
+      performanceLevel: 'PL1',
+      sizeGiB: 20,
+      status: 'In_use',
+      sourceSnapshotId: '',
+      instanceId: 'i-1',
+      everAttached: true,
+      tags: {},
+      ...fields,
+    });
+    const problem = (disks: EcsDisk[]) => {
+      const found = snapshotGroupProblem(disks, limits);
+      return found && { code: found.code, message: found.message };
+    };
+
+    it('accepts ESSD-family disks of one zone, and Regional ESSDs together', function () {
+      expect(
+        problem([
+          disk('d-1'),
+          disk('d-2', { category: 'cloud_auto' }),
+          disk('d-3', { category: 'cloud_essd_entry' }),
+        ]),
+      ).to.equal(undefined);
+      expect(
+        problem([
+          disk('d-1', { category: 'cloud_regional_disk_auto', zoneId: '' }),
+          disk('d-2', { category: 'cloud_regional_disk_auto', zoneId: '' }),
+        ]),
+      ).to.equal(undefined);
+    });
+
+    const refused: [string, EcsDisk[], RegExp][] = [
+      [
+        'a disk outside the ESSD family',
+        [disk('d-1'), disk('d-2', { category: 'cloud_ssd' })],
+        /disk d-2 is cloud_ssd: .*only ESSD-family disks/,
+      ],
+      [
+        'a Regional ESSD beside a zonal disk',
+        [disk('d-1'), disk('d-2', { category: 'cloud_regional_disk_auto', zoneId: '' })],
+        /disk d-2 is a Regional ESSD and disk d-1 is cloud_essd/,
+      ],
+      [
+        'disks in two zones',
+        [disk('d-1'), disk('d-2'), disk('d-3', { zoneId: 'cn-hangzhou-i' })],
+        /one zone: d-1, d-2 in cn-hangzhou-h; d-3 in cn-hangzhou-i/,
+      ],
+      [
+        'more than 16 disks',
+        Array.from({ length: 17 }, (_, i) => disk(`d-${i}`, { sizeGiB: 1 })),
+        /at most 16 disks; this one asks for 17/,
+      ],
+      [
+        'more than 32 TiB in all',
+        [disk('d-1', { sizeGiB: 32000 }), disk('d-2', { sizeGiB: 1000 })],
+        /at most 32768 GiB; these disks hold 33000 GiB \(d-1 32000 GiB, d-2 1000 GiB\)/,
+      ],
+    ];
+    for (const [what, disks, message] of refused) {
+      it(`refuses ${what} with INVALID_ARGUMENT naming the disk and the rule`, function () {
+        const found = problem(disks);
+        expect(found?.code).to.equal('INVALID_ARGUMENT');
+        expect(found?.message).to.match(message);
+      });
+    }
+
+    it('applies limits other than the defaults', function () {
+      const found = snapshotGroupProblem([disk('d-1'), disk('d-2')], {
+        maxDisks: 1,
+        maxTotalGiB: 100,
+      });
+      expect(found?.message).to.include('at most 1 disks');
+    });
+
+    it('takes the snapshot class parameters, less retentionDays, which ECS groups lack', function () {
+      const spec = groupSnapshotSpec({
+        parameters: { resourceGroupId: 'rg-abc', 'snapshotTags/team': 'db' },
+        metadata: {},
+        forceDelete: true,
+        clusterId: 'c-1',
+      });
+      expect(spec.resourceGroupId).to.equal('rg-abc');
+      expect(recordedForceDelete(spec.tags)).to.equal(true);
+      expect(spec.tags).to.include({ team: 'db', 'ack.aliyun.com': 'c-1' });
+      rejects(
+        () =>
+          groupSnapshotSpec({
+            parameters: { retentionDays: '7' },
+            metadata: {},
+            forceDelete: false,
+          }),
+        'INVALID_ARGUMENT',
+        'retentionDays is not supported for group snapshots',
+      );
+    });
+
+    it('names the ECS group after the CSI name, or a hash of a name ECS refuses', function () {
+      expect(snapshotGroupName('groupsnapshot-1234')).to.equal('groupsnapshot-1234');
+      const hashed = snapshotGroupName('1-starts-with-a-digit');
+      expect(hashed).to.match(/^snapback-[0-9a-f]{32}$/);
+      expect(validSnapshotName(hashed)).to.equal(true);
+      expect(snapshotGroupName('1-starts-with-a-digit')).to.equal(hashed);
+      expect(snapshotGroupName('2-starts-with-a-digit')).to.not.equal(hashed);
     });
   });
 

@@ -38,6 +38,9 @@ function fakeApi(
     describeDisks: unused,
     deleteDisk: unused,
     resizeDisk: unused,
+    createSnapshotGroup: unused,
+    describeSnapshotGroups: unused,
+    deleteSnapshotGroup: unused,
     async describeSnapshots(input) {
       const ids = input.snapshotIds ?? [];
       calls.push(ids);

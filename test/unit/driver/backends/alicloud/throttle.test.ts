@@ -25,6 +25,9 @@ function scriptedApi(script: (EcsError | 'ok')[], calls: number[]): EcsApi {
     describeDisks: unused,
     deleteDisk: unused,
     resizeDisk: unused,
+    createSnapshotGroup: unused,
+    describeSnapshotGroups: unused,
+    deleteSnapshotGroup: unused,
     async deleteSnapshot() {
       calls.push(Date.now());
       const next = script.shift() ?? 'ok';
