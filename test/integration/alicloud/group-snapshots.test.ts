@@ -6,8 +6,10 @@ import type { EcsEmulator } from '../../support/ecs-emulator/emulator.js';
 import { sleep } from '../../support/processes.js';
 import {
   backendFor,
+  createReadySnapshot,
   diskAvailable,
   region,
+  snapshotRequest,
   sourceDisk,
   startEmulator,
   zone,
@@ -118,6 +120,46 @@ describe('alicloud backend: snapshot-consistent groups against the ECS emulator'
       await restarted.close();
     }
     expect(emulator.callCount('CreateSnapshotGroup')).to.equal(1);
+  });
+
+  it('tells a member from a single snapshot: GetSnapshot names its group, DeleteSnapshot refuses it alone', async function () {
+    const disks = [sourceDisk(emulator), sourceDisk(emulator)];
+    const group = await createReadyGroup(setup, groupRequest('groupsnapshot-members', disks));
+    const member = group.snapshots[0]!;
+    expect((await setup.backend.getSnapshot(member.id))?.groupSnapshotId).to.equal(group.id);
+    const error = await failure(setup.backend.deleteSnapshot(member.id));
+    expect(error.code).to.equal('INVALID_ARGUMENT');
+    expect(error.message).to.include(`member of group snapshot ${group.id}`);
+    expect(emulator.model.snapshots.has(member.id)).to.equal(true);
+    expect(emulator.callCount('DeleteSnapshot')).to.equal(0);
+
+    // A single snapshot of the driver's is known by its tags, without a look at the groups.
+    const groupLookups = emulator.callCount('DescribeSnapshotGroups');
+    const single = await createReadySnapshot(
+      setup.backend,
+      snapshotRequest('snapshot-single', disks[0]!),
+    );
+    expect((await setup.backend.getSnapshot(single.id))?.groupSnapshotId).to.equal(undefined);
+    await setup.backend.deleteSnapshot(single.id);
+    expect(emulator.model.snapshots.has(single.id)).to.equal(false);
+    expect(emulator.callCount('DescribeSnapshotGroups')).to.equal(groupLookups);
+  });
+
+  it('deletes a group ECS failed rather than leak its members, and says to use a new name', async function () {
+    const request = groupRequest('groupsnapshot-failed', [
+      sourceDisk(emulator),
+      sourceDisk(emulator),
+    ]);
+    const cut = await setup.backend.createGroupSnapshot(request);
+    emulator.model.failSnapshotGroup(cut.id);
+    const error = await failure(setup.backend.createGroupSnapshot(request));
+    expect(error.code).to.equal('INTERNAL');
+    expect(error.message).to.include(`${cut.id} (groupsnapshot-failed) failed`);
+    expect(error.message).to.include('new name');
+    expect(emulator.model.snapshotGroups.size).to.equal(0);
+    expect(emulator.model.snapshots.size).to.equal(0);
+    expect((await failure(setup.backend.createGroupSnapshot(request))).code).to.equal('INTERNAL');
+    expect(emulator.model.snapshotGroups.size).to.equal(0);
   });
 
   describe('refuses up front, before CreateSnapshotGroup, naming the disk and the rule', function () {

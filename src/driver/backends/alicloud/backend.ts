@@ -39,6 +39,7 @@ import { diskErrorFromEcs, rethrowEcs } from './ecs-errors.js';
 import {
   GiB,
   chooseZone,
+  creatorValue,
   defaultSnapshotGroupLimits,
   describeCategory,
   diskSizeGiB,
@@ -51,6 +52,7 @@ import {
   snapshotGroupName,
   snapshotGroupProblem,
   snapshotSpec,
+  tagKeys,
   validSnapshotName,
   zoneTopologyKey,
   type Category,
@@ -339,16 +341,23 @@ export class AlicloudBackend implements DiskBackend {
 
   async deleteSnapshot(snapshotId: string): Promise<void> {
     const what = `deleting snapshot ${snapshotId}`;
+    const snapshot = await this.poller.lookup(snapshotId).catch(rethrowEcs(what));
+    if (!snapshot) {
+      this.forget(snapshotId);
+      return;
+    }
+    const groupId = await this.groupOf(snapshot, what);
+    if (groupId) {
+      throw invalidArgument(
+        `snapshot ${snapshotId} is a member of group snapshot ${groupId} and cannot be deleted alone; ` +
+          'delete the group (DeleteVolumeGroupSnapshot)',
+      );
+    }
     const dependents = await this.dependentDisks(snapshotId).catch(rethrowEcs(what));
     // Force only matters when disks were made from the snapshot; without any seen, ECS's own
     // SnapshotCreatedDisk check guards against one created since.
     let force = false;
     if (dependents.length > 0) {
-      const snapshot = await this.poller.lookup(snapshotId).catch(rethrowEcs(what));
-      if (!snapshot) {
-        this.forget(snapshotId);
-        return;
-      }
       const blocker = snapshotDeletionBlocker(
         snapshotId,
         recordedForceDelete(snapshot.tags),
@@ -373,6 +382,29 @@ export class AlicloudBackend implements DiskBackend {
     this.logger.info('ECS snapshot deleted', { snapshot: snapshotId, force });
   }
 
+  /**
+   * The id of this driver's group that the snapshot is a member of. ECS tags no member, and
+   * every single snapshot this driver makes carries its creator tag, so only an untagged
+   * snapshot costs a look through the groups (DescribeSnapshotGroups, all pages).
+   */
+  private async groupOf(snapshot: EcsSnapshot, what: string): Promise<string | undefined> {
+    if (snapshot.tags[tagKeys.creator] === creatorValue) return undefined;
+    let nextToken: string | undefined;
+    do {
+      const page = await this.api
+        .describeSnapshotGroups({
+          tags: ownerTags(this.options.clusterId),
+          maxResults: pageLimit,
+          nextToken,
+        })
+        .catch(rethrowEcs(what));
+      const group = page.items.find((g) => g.members.some((m) => m.snapshotId === snapshot.id));
+      if (group) return group.id;
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return undefined;
+  }
+
   private forget(snapshotId: string): void {
     for (const [name, known] of this.known) if (known.id === snapshotId) this.known.delete(name);
   }
@@ -392,7 +424,9 @@ export class AlicloudBackend implements DiskBackend {
   async getSnapshot(snapshotId: string): Promise<Snapshot | undefined> {
     const current = await this.currentState(snapshotId);
     if (!current) return undefined;
-    return this.untilCut(current.name || snapshotId, current);
+    const snapshot = await this.untilCut(current.name || snapshotId, current);
+    const groupSnapshotId = await this.groupOf(current, `looking up snapshot ${snapshotId}`);
+    return groupSnapshotId ? { ...snapshot, groupSnapshotId } : snapshot;
   }
 
   async listSnapshots(options: SnapshotListOptions): Promise<Page<Snapshot>> {
@@ -435,6 +469,7 @@ export class AlicloudBackend implements DiskBackend {
     const existing = await this.findGroup(ecsName, what);
     if (existing) {
       checkSameGroup(request, existing);
+      if (existing.status === 'failed') return this.removeFailedGroup(request.name, existing);
       return this.untilGroupCut(request.name, existing);
     }
     const tooMany = groupSizeProblem(diskIds, this.groupLimits);
@@ -459,6 +494,7 @@ export class AlicloudBackend implements DiskBackend {
       tags: spec.tags,
     });
     const group = await this.describeGroup(id, what);
+    if (group?.status === 'failed') return this.removeFailedGroup(request.name, group);
     if (!group) {
       throw new DiskError(
         'INTERNAL',
@@ -542,6 +578,26 @@ export class AlicloudBackend implements DiskBackend {
     } finally {
       for (const release of releases.values()) release();
     }
+  }
+
+  /**
+   * A failed group whose id the CO never got is deleted, as CSI asks, so no member snapshot
+   * leaks; ECS ties the name's ClientToken to it, so the create fails for good.
+   */
+  private async removeFailedGroup(name: string, group: EcsSnapshotGroup): Promise<never> {
+    await this.api.deleteSnapshotGroup({ snapshotGroupId: group.id }).catch((error: unknown) => {
+      if (!(error instanceof EcsError) || !groupAbsent.has(error.code)) {
+        return rethrowEcs(`deleting failed snapshot group ${group.id} (${name})`)(error);
+      }
+    });
+    this.logger.warn('ECS snapshot group failed and was deleted', {
+      name,
+      snapshotGroup: group.id,
+    });
+    throw new DiskError(
+      'INTERNAL',
+      `ECS reports snapshot group ${group.id} (${name}) failed; it was deleted, so create the VolumeGroupSnapshot again under a new name`,
+    );
   }
 
   /** The group once ECS has cut every member (each has a creation time). */
