@@ -9,6 +9,17 @@ import {
   VOLUME_SNAPSHOT_KIND,
   VOLUME_SNAPSHOT_PLURAL,
 } from '../api/snapshot.js';
+import {
+  GROUP_SNAPSHOT_GROUP,
+  GROUP_SNAPSHOT_VERSION,
+  VOLUME_GROUP_SNAPSHOT_CLASS_KIND,
+  VOLUME_GROUP_SNAPSHOT_CLASS_PLURAL,
+  VOLUME_GROUP_SNAPSHOT_CONTENT_KIND,
+  VOLUME_GROUP_SNAPSHOT_CONTENT_PLURAL,
+  VOLUME_GROUP_SNAPSHOT_KIND,
+  VOLUME_GROUP_SNAPSHOT_PLURAL,
+} from '../api/group-snapshot.js';
+
 export interface ResourceType {
   /** API group; `''` for the core group. */
   group: string;
@@ -160,5 +171,29 @@ export const VolumeSnapshotClasses: ResourceType = {
   version: SNAPSHOT_VERSION,
   plural: VOLUME_SNAPSHOT_CLASS_PLURAL,
   kind: VOLUME_SNAPSHOT_CLASS_KIND,
+  namespaced: false,
+};
+
+export const VolumeGroupSnapshots: ResourceType = {
+  group: GROUP_SNAPSHOT_GROUP,
+  version: GROUP_SNAPSHOT_VERSION,
+  plural: VOLUME_GROUP_SNAPSHOT_PLURAL,
+  kind: VOLUME_GROUP_SNAPSHOT_KIND,
+  namespaced: true,
+};
+
+export const VolumeGroupSnapshotContents: ResourceType = {
+  group: GROUP_SNAPSHOT_GROUP,
+  version: GROUP_SNAPSHOT_VERSION,
+  plural: VOLUME_GROUP_SNAPSHOT_CONTENT_PLURAL,
+  kind: VOLUME_GROUP_SNAPSHOT_CONTENT_KIND,
+  namespaced: false,
+};
+
+export const VolumeGroupSnapshotClasses: ResourceType = {
+  group: GROUP_SNAPSHOT_GROUP,
+  version: GROUP_SNAPSHOT_VERSION,
+  plural: VOLUME_GROUP_SNAPSHOT_CLASS_PLURAL,
+  kind: VOLUME_GROUP_SNAPSHOT_CLASS_KIND,
   namespaced: false,
 };

@@ -54,7 +54,7 @@ import {
   VolumeGroupSnapshotClasses,
   VolumeGroupSnapshotContents,
   VolumeGroupSnapshots,
-} from './resources.js';
+} from '../../kube/resource.js';
 
 /** Index of the PV informer: `<driver>^<volume handle>` of a CSI volume. */
 export const INDEX_PVS_BY_CSI_HANDLE = 'group-snapshot-controller/csi-handle';

@@ -5,4 +5,3 @@
  */
 export * from './controller.js';
 export * from './plan.js';
-export * from './resources.js';

@@ -30,7 +30,7 @@ import {
   VolumeGroupSnapshotClasses,
   VolumeGroupSnapshotContents,
   VolumeGroupSnapshots,
-} from '../../../../src/snapshot/group/resources.js';
+} from '../../../../src/kube/resource.js';
 import { eventually } from '../../kube/eventually.js';
 import { FakeEventRecorder } from '../../../support/fakes/event-recorder.js';
 import { FakeKubeClient } from '../../../support/fakes/kube-client.js';
