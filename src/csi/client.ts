@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 
 import type { ControllerDefinition } from '../gen/csi/csi/v1/Controller.js';
+import type { GroupControllerDefinition } from '../gen/csi/csi/v1/GroupController.js';
 import type { IdentityDefinition } from '../gen/csi/csi/v1/Identity.js';
 import type { NodeDefinition } from '../gen/csi/csi/v1/Node.js';
 import { grpcAddress, socketPath } from './endpoint.js';
@@ -27,6 +28,11 @@ export type PromiseClient<D> = {
 export interface CsiClient {
   identity: PromiseClient<IdentityDefinition>;
   controller: PromiseClient<ControllerDefinition>;
+  /**
+   * CreateVolumeGroupSnapshot, DeleteVolumeGroupSnapshot, GetVolumeGroupSnapshot and
+   * GroupControllerGetCapabilities; a driver without the service answers UNIMPLEMENTED.
+   */
+  groupController: PromiseClient<GroupControllerDefinition>;
   node: PromiseClient<NodeDefinition>;
   /** Resolves once the socket accepts a connection, or rejects after `timeoutMs`. */
   waitForReady(timeoutMs: number): Promise<void>;
@@ -52,11 +58,13 @@ export function connectCsi(endpoint: string, options: CsiClientOptions): CsiClie
   const shared = { channelOverride: identity.getChannel() };
   const controller = new csi.Controller(address, credentials, shared);
   const node = new csi.Node(address, credentials, shared);
+  const groupController = new csi.GroupController(address, credentials, shared);
 
   return {
     identity: promisify(identity, csi.Identity.service, options.timeoutMs),
     controller: promisify(controller, csi.Controller.service, options.timeoutMs),
     node: promisify(node, csi.Node.service, options.timeoutMs),
+    groupController: promisify(groupController, csi.GroupController.service, options.timeoutMs),
     waitForReady(timeoutMs) {
       return new Promise((resolve, reject) => {
         identity.waitForReady(Date.now() + timeoutMs, (error) =>
