@@ -16,7 +16,9 @@ import {
   type CoexistenceStatus,
 } from '../kube/coexistence.js';
 import {
+  isNotFound,
   Manager,
+  VolumeGroupSnapshotClasses,
   type KubeClient,
   type ManagerExit,
   type ManagerLeaderElection,
@@ -30,6 +32,7 @@ import { createProvisioner } from '../provisioner/controller.js';
 import type { FeatureGates } from '../provisioner/feature-gates.js';
 import { DEFAULT_PROVISIONER_SETTINGS } from '../provisioner/plan.js';
 import { createSnapshotController } from '../snapshot/controller/index.js';
+import { createGroupSnapshotController } from '../snapshot/group/index.js';
 import { createSidecar } from '../snapshot/sidecar/controller.js';
 import { DEFAULT_SIDECAR_SETTINGS } from '../snapshot/sidecar/plan.js';
 
@@ -104,7 +107,7 @@ export interface Stack {
 export async function startStack(options: StackOptions): Promise<Stack> {
   const wiring = wire(options);
   if (options.parts.policy) addPolicy(wiring);
-  if (options.parts.snapshotController) addSnapshotController(wiring);
+  if (options.parts.snapshotController) await addSnapshotController(wiring);
   const csi = await addCsiParts(wiring);
   const health = await serveHealth(wiring);
   return run(wiring, health?.url, async () => {
@@ -213,7 +216,11 @@ function queueOptions({ options, logger }: Wiring) {
   };
 }
 
-function addSnapshotController(wiring: Wiring): void {
+/**
+ * The snapshot controller, and its group paths when the cluster serves
+ * groupsnapshot.storage.k8s.io/v1 (as upstream's, which runs both under one lease).
+ */
+async function addSnapshotController(wiring: Wiring): Promise<void> {
   const spec = {
     part: 'snapshot-controller',
     upstream: 'snapshot-controller',
@@ -229,6 +236,32 @@ function addSnapshotController(wiring: Wiring): void {
       ...queueOptions(wiring),
     }),
   );
+  if (!(await groupSnapshotApiServed(wiring.manager.client))) {
+    wiring.logger.warn(
+      'the cluster does not serve groupsnapshot.storage.k8s.io/v1 (install the CRDs of crds/); ' +
+        'VolumeGroupSnapshots are not handled',
+    );
+    return;
+  }
+  addPart(wiring, { ...spec, part: 'group-snapshot-controller' }, (writer) =>
+    createGroupSnapshotController({
+      client: writer,
+      informers: wiring.manager.informers,
+      recorder: wiring.clients.recorder('snapshot-controller', writer),
+      ...queueOptions(wiring),
+    }),
+  );
+}
+
+/** Whether the API server serves VolumeGroupSnapshotClasses (the group snapshot CRDs exist). */
+async function groupSnapshotApiServed(client: KubeClient): Promise<boolean> {
+  try {
+    await client.list(VolumeGroupSnapshotClasses, { limit: 1 });
+    return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
+  }
 }
 
 /** The CSI driver's controller service as the parts call it. */

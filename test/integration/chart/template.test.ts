@@ -264,10 +264,20 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         rulesOf(role).filter((r) => r.apiGroups.includes('snapback.dev')),
         'snapback.dev rules',
       ).to.have.length(2);
-      // the snapshot controller reads a deleted member's VolumeGroupSnapshot by name
+      // the group paths of the snapshot controller: groups, their contents and classes
       expect(verbsOn(role, 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshots')).to.deep.equal([
         'get',
+        'list',
+        'patch',
+        'update',
+        'watch',
       ]);
+      expect(
+        verbsOn(role, 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshotcontents'),
+      ).to.deep.equal(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']);
+      expect(
+        verbsOn(role, 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshotclasses'),
+      ).to.deep.equal(['get', 'list', 'watch']);
       expect(verbsOn(role, 'snapshot.storage.k8s.io', 'volumesnapshots')).to.deep.equal([
         'create',
         'delete',
