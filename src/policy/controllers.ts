@@ -6,7 +6,6 @@
  * cache fails with a conflict and is made again instead of, say, counting a missed run twice.
  * Object creation is idempotent by name, so such a retry never creates anything twice.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
 import type {
   BackupPolicy,
   BackupPolicyStatus,
@@ -29,16 +28,13 @@ import type {
   Informer,
   KubeClient,
   KubeObject,
-  ManagerExit,
-  ManagerLeaderElection,
   ResourceType,
 } from '../kube/index.js';
 import {
   Controller,
   type ReconcileResult,
-  HttpKubeClient,
   KubeEventRecorder,
-  Manager,
+  type Manager,
   PersistentVolumeClaims,
   PersistentVolumes,
   StorageClasses,
@@ -74,7 +70,7 @@ import {
   isTerminal,
 } from './objects.js';
 import { planRestoreJob, staleRestoreHolds } from './restore-job.js';
-import { WebSocketPodExecutor, type PodExecutor } from '../kube/exec.js';
+import type { PodExecutor } from '../kube/exec.js';
 import {
   Pods,
   REASON_HOOK_FAILED,
@@ -730,66 +726,4 @@ async function writeStatus<
     { metadata: { resourceVersion: obj.metadata.resourceVersion }, status: diff },
     { subresource: 'status', fieldManager: FIELD_MANAGER },
   );
-}
-
-export interface StartPolicyControllersOptions extends PolicyControllerOptions {
-  kubeConfig: KubeConfig;
-  /** Without it, the controllers act at once (a single replica). */
-  leaderElection?: ManagerLeaderElection;
-  /** Client-side request rate limit. */
-  qps?: number;
-  burst?: number;
-  /** Allow BackupPolicy hooks: exec into pods through the API server. */
-  hooks?: boolean;
-}
-
-export interface RunningPolicyControllers extends PolicyControllers {
-  manager: Manager;
-  client: HttpKubeClient;
-  /** Resolves when the manager ends (stopped, or leadership lost). */
-  done: Promise<ManagerExit>;
-  stop(): Promise<void>;
-}
-
-/**
- * Runs the BackupPolicy and RestoreJob controllers in this process, as `snapback controller`
- * does, and returns once their caches have synced.
- */
-export async function startPolicyControllers(
-  options: StartPolicyControllersOptions,
-): Promise<RunningPolicyControllers> {
-  const client = new HttpKubeClient(options.kubeConfig, {
-    ...(options.qps !== undefined ? { qps: options.qps } : {}),
-    ...(options.burst !== undefined ? { burst: options.burst } : {}),
-    userAgent: FIELD_MANAGER,
-  });
-  const manager = new Manager({
-    client,
-    ...(options.leaderElection ? { leaderElection: options.leaderElection } : {}),
-    ...(options.logger ? { logger: options.logger } : {}),
-  });
-  const recorder = new KubeEventRecorder({
-    client,
-    component: FIELD_MANAGER,
-    clock: options.clock ?? systemClock,
-    ...(options.logger ? { logger: options.logger } : {}),
-  });
-  const controllers = addPolicyControllers(manager, {
-    events: recorder,
-    ...(options.hooks ? { hookExecutor: new WebSocketPodExecutor(options.kubeConfig) } : {}),
-    ...options,
-  });
-  const done = manager.run();
-  await manager.informers.waitForSync();
-  return {
-    ...controllers,
-    manager,
-    client,
-    done,
-    async stop() {
-      await manager.stop();
-      await done;
-      await recorder.flush();
-    },
-  };
 }
