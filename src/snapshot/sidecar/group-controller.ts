@@ -1,0 +1,491 @@
+/**
+ * The CSI snapshotter's group paths: watches VolumeGroupSnapshotContents (and their classes)
+ * and carries out ./group-plan.ts against one CSI driver's GroupController service. It only
+ * ever writes VolumeGroupSnapshotContents (status, the being-created annotation, the
+ * bound-protection finalizer) and Events; the members' VolumeSnapshots and contents are the
+ * snapshot controller's (src/snapshot/group/), made from the status this writes.
+ */
+import {
+  ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED,
+  FINALIZER_VOLUME_GROUP_SNAPSHOT_CONTENT_BOUND,
+  type VolumeGroupSnapshotClass,
+  type VolumeGroupSnapshotContent,
+  type VolumeGroupSnapshotContentStatus,
+} from '../../api/group-snapshot.js';
+import type { CallOptions } from '../../csi/client.js';
+import { isGrpcError, messageOf } from '../../csi/status.js';
+import type { CreateVolumeGroupSnapshotRequest } from '../../gen/csi/csi/v1/CreateVolumeGroupSnapshotRequest.js';
+import type { CreateVolumeGroupSnapshotResponse__Output } from '../../gen/csi/csi/v1/CreateVolumeGroupSnapshotResponse.js';
+import type { DeleteVolumeGroupSnapshotRequest } from '../../gen/csi/csi/v1/DeleteVolumeGroupSnapshotRequest.js';
+import type { GetVolumeGroupSnapshotRequest } from '../../gen/csi/csi/v1/GetVolumeGroupSnapshotRequest.js';
+import type { GetVolumeGroupSnapshotResponse__Output } from '../../gen/csi/csi/v1/GetVolumeGroupSnapshotResponse.js';
+import type { GroupControllerGetCapabilitiesRequest } from '../../gen/csi/csi/v1/GroupControllerGetCapabilitiesRequest.js';
+import type { GroupControllerGetCapabilitiesResponse__Output } from '../../gen/csi/csi/v1/GroupControllerGetCapabilitiesResponse.js';
+import type { VolumeGroupSnapshot__Output } from '../../gen/csi/csi/v1/VolumeGroupSnapshot.js';
+import {
+  Controller,
+  FreshView,
+  ItemExponentialRateLimiter,
+  createMergePatch,
+  hasAnnotation,
+  readSecretData,
+  removeFinalizer,
+  type EventRecorder,
+  type Informer,
+  type InformerFactory,
+  type KubeClient,
+  type PatchOptions,
+  type ReconcileContext,
+  type ReconcileResult,
+  type Runnable,
+} from '../../kube/index.js';
+import { VolumeGroupSnapshotClasses, VolumeGroupSnapshotContents } from '../../kube/resource.js';
+import { errorMessage, silentLogger, type Logger } from '../../observability/logger.js';
+import { systemClock, type Clock } from '../../util/clock.js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import {
+  DEFAULT_GROUP_SIDECAR_SETTINGS,
+  REASON_GROUP_CHECK_FAILED,
+  REASON_GROUP_DELETE_ERROR,
+  groupCreateFailedMessage,
+  groupDeleteFailedMessage,
+  groupFailureMessage,
+  groupReportOf,
+  groupStatusAfterDelete,
+  groupStatusAfterReport,
+  groupStatusWithError,
+  planGroupSnapshotContent,
+  shouldEnqueueGroupContentChange,
+  type GroupContentPlan,
+  type GroupSidecarSettings,
+  type GroupSnapshotReport,
+} from './group-plan.js';
+import { isFinalCsiError, type SecretRef } from './plan.js';
+
+/** The GroupController calls the sidecar makes (a CsiClient's `groupController` provides them). */
+export interface GroupSnapshotterCsi {
+  createVolumeGroupSnapshot(
+    request: CreateVolumeGroupSnapshotRequest,
+    options?: CallOptions,
+  ): Promise<CreateVolumeGroupSnapshotResponse__Output>;
+  deleteVolumeGroupSnapshot(
+    request: DeleteVolumeGroupSnapshotRequest,
+    options?: CallOptions,
+  ): Promise<unknown>;
+  getVolumeGroupSnapshot(
+    request: GetVolumeGroupSnapshotRequest,
+    options?: CallOptions,
+  ): Promise<GetVolumeGroupSnapshotResponse__Output>;
+}
+
+export interface GroupContentSidecarOptions {
+  client: KubeClient;
+  informers: InformerFactory;
+  csi: GroupSnapshotterCsi;
+  recorder: EventRecorder;
+  /** The CSI driver served (GetPluginInfo's name). */
+  driverName: string;
+  /** `--extra-create-metadata`. */
+  extraCreateMetadata?: boolean;
+  /** `--groupsnapshot-name-prefix` (default `groupsnapshot`). */
+  groupSnapshotNamePrefix?: string;
+  /** `--groupsnapshot-name-uuid-length` (default -1: the whole UID). */
+  groupSnapshotNameUuidLength?: number;
+  /** `--timeout`: the deadline of each CSI call (upstream default 1 min). */
+  timeoutMs?: number;
+  /** `--worker-threads` (upstream default 10). */
+  workers?: number;
+  /** `--retry-interval-start` / `--retry-interval-max` (upstream 1 s .. 5 min). */
+  retryIntervalStartMs?: number;
+  retryIntervalMaxMs?: number;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/**
+ * Whether the driver serves group snapshots (upstream's check at start-up: the GroupController
+ * capability CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT). A driver without the service answers
+ * UNIMPLEMENTED, which means no.
+ */
+export async function supportsGroupSnapshots(
+  csi: {
+    groupControllerGetCapabilities(
+      request: GroupControllerGetCapabilitiesRequest,
+      options?: CallOptions,
+    ): Promise<GroupControllerGetCapabilitiesResponse__Output>;
+  },
+  timeoutMs: number,
+): Promise<boolean> {
+  try {
+    const response = await csi.groupControllerGetCapabilities({}, { timeoutMs });
+    return response.capabilities.some(
+      (capability) => capability.rpc?.type === 'CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT',
+    );
+  } catch (error) {
+    if (isGrpcError(error, GrpcStatus.UNIMPLEMENTED)) return false;
+    throw error;
+  }
+}
+
+/** The group content queue of the CSI snapshotter; the caller starts it (or a Manager does). */
+export class GroupContentSidecar implements Runnable {
+  readonly name = 'csi-snapshotter-group';
+  readonly controller: Controller;
+  private readonly options: GroupContentSidecarOptions;
+  private readonly settings: GroupSidecarSettings;
+  private readonly contents: Informer<VolumeGroupSnapshotContent>;
+  private readonly classes: Informer<VolumeGroupSnapshotClass>;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly timeoutMs: number;
+  /** Backoff between polls of a group that is not ready, as upstream's AddRateLimited. */
+  private readonly polls: ItemExponentialRateLimiter;
+  /** Our last write of each content, read instead of an older cached copy. */
+  private readonly fresh: FreshView<VolumeGroupSnapshotContent>;
+
+  constructor(options: GroupContentSidecarOptions) {
+    this.options = options;
+    this.settings = {
+      driverName: options.driverName,
+      extraCreateMetadata: options.extraCreateMetadata ?? false,
+      groupSnapshotNamePrefix:
+        options.groupSnapshotNamePrefix ?? DEFAULT_GROUP_SIDECAR_SETTINGS.groupSnapshotNamePrefix,
+      groupSnapshotNameUuidLength:
+        options.groupSnapshotNameUuidLength ??
+        DEFAULT_GROUP_SIDECAR_SETTINGS.groupSnapshotNameUuidLength,
+    };
+    if (!this.settings.groupSnapshotNamePrefix) {
+      throw new Error('group snapshot name prefix cannot be of length 0');
+    }
+    this.clock = options.clock ?? systemClock;
+    this.logger = (options.logger ?? silentLogger()).child({ controller: this.name });
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    const start = options.retryIntervalStartMs ?? 1_000;
+    const max = options.retryIntervalMaxMs ?? 300_000;
+    this.polls = new ItemExponentialRateLimiter(start, max);
+    this.contents = options.informers.informer<VolumeGroupSnapshotContent>(
+      VolumeGroupSnapshotContents,
+    );
+    this.classes = options.informers.informer<VolumeGroupSnapshotClass>(VolumeGroupSnapshotClasses);
+    this.controller = new Controller({
+      name: this.name,
+      reconcile: (key, context) => this.reconcile(key, context),
+      workers: options.workers ?? 10,
+      rateLimiter: new ItemExponentialRateLimiter(start, max),
+      logger: options.logger,
+    });
+    this.controller.watch(this.contents, {
+      updatePredicate: (previous, next) =>
+        previous.metadata?.resourceVersion === next.metadata?.resourceVersion ||
+        shouldEnqueueGroupContentChange(previous, next),
+    });
+    this.fresh = new FreshView(this.contents, this.clock);
+  }
+
+  start(signal?: AbortSignal): Promise<void> {
+    return this.controller.start(signal);
+  }
+
+  stop(): Promise<void> {
+    return this.controller.stop();
+  }
+
+  get queueDepth(): number {
+    return this.controller.queueDepth;
+  }
+
+  /** One sync of the content named `key` (upstream syncGroupSnapshotContent). */
+  async reconcile(key: string, context?: ReconcileContext): Promise<ReconcileResult> {
+    const content = this.fresh.get(key);
+    if (!content) {
+      this.polls.forget(key);
+      this.fresh.forget(key);
+      return;
+    }
+    const className = content.spec?.volumeGroupSnapshotClassName;
+    const groupClass = className ? this.classes.get(className) : undefined;
+    const plan = planGroupSnapshotContent(content, groupClass, this.settings);
+    if (plan.action !== 'notOurs' && plan.action !== 'upToDate') {
+      this.logger.debug('syncing group content', { name: key, action: plan.action });
+    }
+    const call: CallOptions = { timeoutMs: this.timeoutMs, signal: context?.signal };
+    switch (plan.action) {
+      case 'notOurs':
+      case 'upToDate':
+        this.polls.forget(key);
+        return;
+      case 'removeBeingCreated':
+        await this.removeBeingCreated(content);
+        this.polls.forget(key);
+        return;
+      case 'createGroupSnapshot':
+        return this.createGroupSnapshot(key, content, plan, call);
+      case 'getGroupSnapshot':
+        return this.getGroupSnapshot(key, content, plan, call);
+      case 'deleteGroupSnapshot':
+        await this.deleteGroupSnapshot(content, plan, call);
+        this.polls.forget(key);
+        return;
+      case 'removeFinalizer':
+        await this.release(content);
+        this.polls.forget(key);
+        return;
+      case 'fail':
+        await this.recordFailure(content, plan.reason, plan.message, {
+          keepReadyToUse: plan.reason === REASON_GROUP_DELETE_ERROR,
+        });
+        throw new Error(plan.message);
+    }
+  }
+
+  private async createGroupSnapshot(
+    key: string,
+    content: VolumeGroupSnapshotContent,
+    plan: Extract<GroupContentPlan, { action: 'createGroupSnapshot' }>,
+    call: CallOptions,
+  ): Promise<ReconcileResult> {
+    let secrets: Record<string, string>;
+    try {
+      secrets = await this.readSecret(plan.call.secretRef, content);
+    } catch (error) {
+      const message = groupFailureMessage(
+        plan.failureReason,
+        `failed to get input parameters to create group snapshot for group snapshot content ${content.metadata.name}: ${errorMessage(error)}`,
+      );
+      await this.recordFailure(content, plan.failureReason, message);
+      throw new Error(message, { cause: error });
+    }
+
+    // a timed-out call may still cut the group: the annotation keeps the content from being
+    // deleted (and the group from leaking) until the driver has answered for sure
+    let current = content;
+    if (!hasAnnotation(current, ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED)) {
+      current = await this.patchContent(current, {
+        metadata: { annotations: { [ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED]: 'yes' } },
+      });
+    }
+
+    let group: VolumeGroupSnapshot__Output;
+    try {
+      const response = await this.options.csi.createVolumeGroupSnapshot(
+        {
+          name: plan.call.name,
+          source_volume_ids: plan.call.sourceVolumeIds,
+          parameters: plan.call.parameters,
+          secrets,
+        },
+        call,
+      );
+      if (!response.group_snapshot?.group_snapshot_id) {
+        throw new Error('CreateVolumeGroupSnapshot returned no group snapshot id');
+      }
+      group = response.group_snapshot;
+    } catch (error) {
+      if (isFinalCsiError(error)) current = await this.removeBeingCreated(current);
+      const message = groupCreateFailedMessage(plan.failureReason, current, error);
+      await this.recordFailure(current, plan.failureReason, message);
+      throw new Error(message, { cause: error });
+    }
+
+    const report = groupReportOf(group);
+    current = await this.writeStatus(
+      current,
+      groupStatusAfterReport(current.status, report, this.clock.now()),
+    );
+    await this.removeBeingCreated(current);
+    this.logger.info('group snapshot cut', {
+      name: key,
+      groupSnapshot: report.groupSnapshotId,
+      members: report.members.length,
+      readyToUse: report.readyToUse,
+    });
+    return this.afterReport(key, report);
+  }
+
+  private async getGroupSnapshot(
+    key: string,
+    content: VolumeGroupSnapshotContent,
+    plan: Extract<GroupContentPlan, { action: 'getGroupSnapshot' }>,
+    call: CallOptions,
+  ): Promise<ReconcileResult> {
+    let report: GroupSnapshotReport;
+    try {
+      const secrets = await this.readSecret(plan.call.secretRef, content);
+      const response = await this.options.csi.getVolumeGroupSnapshot(
+        {
+          group_snapshot_id: plan.call.groupSnapshotId,
+          snapshot_ids: plan.call.snapshotIds,
+          secrets,
+        },
+        call,
+      );
+      if (!response.group_snapshot) {
+        throw new Error(
+          `GetVolumeGroupSnapshot returned no group snapshot for ${plan.call.groupSnapshotId}`,
+        );
+      }
+      report = groupReportOf(response.group_snapshot);
+      // the handle the content names is the one that counts, whatever the driver echoes
+      report.groupSnapshotId = plan.call.groupSnapshotId;
+    } catch (error) {
+      const message = groupFailureMessage(
+        REASON_GROUP_CHECK_FAILED,
+        `failed to list group snapshot for group snapshot content ${content.metadata.name}: ${messageOf(error)}`,
+      );
+      await this.recordFailure(content, REASON_GROUP_CHECK_FAILED, message);
+      throw new Error(message, { cause: error });
+    }
+    await this.writeStatus(
+      content,
+      groupStatusAfterReport(content.status, report, this.clock.now()),
+    );
+    return this.afterReport(key, report);
+  }
+
+  private afterReport(key: string, report: GroupSnapshotReport): ReconcileResult {
+    if (report.readyToUse) {
+      this.polls.forget(key);
+      return;
+    }
+    return { requeueAfter: this.polls.when(key) };
+  }
+
+  private async deleteGroupSnapshot(
+    content: VolumeGroupSnapshotContent,
+    plan: Extract<GroupContentPlan, { action: 'deleteGroupSnapshot' }>,
+    call: CallOptions,
+  ): Promise<void> {
+    let secrets: Record<string, string>;
+    try {
+      secrets = await this.readSecret(plan.call.secretRef, content);
+    } catch (error) {
+      const message = groupDeleteFailedMessage(errorMessage(error));
+      await this.recordFailure(content, REASON_GROUP_DELETE_ERROR, message, {
+        keepReadyToUse: true,
+      });
+      throw new Error(message, { cause: error });
+    }
+    try {
+      await this.options.csi.deleteVolumeGroupSnapshot(
+        {
+          group_snapshot_id: plan.call.groupSnapshotId,
+          snapshot_ids: plan.call.snapshotIds,
+          secrets,
+        },
+        call,
+      );
+    } catch (error) {
+      // e.g. FAILED_PRECONDITION while disks made from a member remain: the finalizer stays
+      const message = groupDeleteFailedMessage(messageOf(error));
+      await this.recordFailure(content, REASON_GROUP_DELETE_ERROR, message, {
+        keepReadyToUse: true,
+      });
+      throw new Error(message, { cause: error });
+    }
+    const cleared = await this.writeStatus(content, groupStatusAfterDelete(content.status));
+    this.logger.info('group snapshot deleted', {
+      name: content.metadata.name,
+      groupSnapshot: plan.call.groupSnapshotId,
+    });
+    await this.release(cleared);
+  }
+
+  private async release(content: VolumeGroupSnapshotContent): Promise<void> {
+    this.fresh.remember(
+      await removeFinalizer(
+        this.options.client,
+        VolumeGroupSnapshotContents,
+        content,
+        FINALIZER_VOLUME_GROUP_SNAPSHOT_CONTENT_BOUND,
+      ),
+    );
+    this.logger.info('released group content', {
+      name: content.metadata.name,
+      policy: content.spec.deletionPolicy,
+    });
+  }
+
+  /**
+   * Writes the error to the content's status and emits the Warning Event, once per distinct
+   * message (as upstream, the Event goes out even when the status write fails).
+   */
+  private async recordFailure(
+    content: VolumeGroupSnapshotContent,
+    reason: string,
+    message: string,
+    options: { keepReadyToUse?: boolean } = {},
+  ): Promise<void> {
+    const status = groupStatusWithError(content.status, message, this.clock.now(), options);
+    if (!status) return;
+    this.options.recorder.event(content, 'Warning', reason, message);
+    try {
+      await this.writeStatus(content, status);
+    } catch (error) {
+      this.logger.warn('could not record the failure on the group content', {
+        name: content.metadata.name,
+        error: errorMessage(error),
+      });
+    }
+  }
+
+  private async writeStatus(
+    content: VolumeGroupSnapshotContent,
+    next: VolumeGroupSnapshotContentStatus | undefined,
+  ): Promise<VolumeGroupSnapshotContent> {
+    if (!next) return content;
+    const patch = createMergePatch(content.status ?? {}, next);
+    if (!patch) return content;
+    return this.patchContent(content, { status: patch }, { subresource: 'status' });
+  }
+
+  private async removeBeingCreated(
+    content: VolumeGroupSnapshotContent,
+  ): Promise<VolumeGroupSnapshotContent> {
+    if (!hasAnnotation(content, ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED)) return content;
+    return this.patchContent(content, {
+      metadata: { annotations: { [ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED]: null } },
+    });
+  }
+
+  /** A merge patch of the content (or of its status subresource), remembered as our write. */
+  private async patchContent(
+    content: VolumeGroupSnapshotContent,
+    patch: unknown,
+    options?: PatchOptions,
+  ): Promise<VolumeGroupSnapshotContent> {
+    return this.fresh.remember(
+      await this.options.client.patch<VolumeGroupSnapshotContent>(
+        VolumeGroupSnapshotContents,
+        content.metadata.name!,
+        undefined,
+        'merge',
+        patch,
+        options,
+      ),
+    );
+  }
+
+  private async readSecret(
+    ref: SecretRef | undefined,
+    content: VolumeGroupSnapshotContent,
+  ): Promise<Record<string, string>> {
+    if (!ref) return {};
+    const data = await readSecretData(this.options.client, ref.name, ref.namespace).catch(
+      () => undefined,
+    );
+    if (!data) {
+      throw new Error(
+        `cannot get credentials for group snapshot content ${content.metadata.name}: ` +
+          `secret ${ref.namespace}/${ref.name} could not be read`,
+      );
+    }
+    return data;
+  }
+}
+
+/** Builds the group content sidecar; the caller starts it (directly or through a Manager). */
+export function createGroupContentSidecar(
+  options: GroupContentSidecarOptions,
+): GroupContentSidecar {
+  return new GroupContentSidecar(options);
+}
