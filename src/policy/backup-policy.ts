@@ -56,7 +56,7 @@ import {
 import type { RetentionRules } from './retention.js';
 import { parseDuration, planRetention } from './retention.js';
 import { capMessage, summariseProblems } from './messages.js';
-import { compileSchedule, planSchedule, resolvedTimeZone } from './schedule.js';
+import { compileSchedule, planSchedule, resolvedTimeZone, type SchedulePlan } from './schedule.js';
 import { TimeZoneError } from './timezone.js';
 import { REASON_HOOKS_DISABLED, hasHooks, hookRunProblem, postHooksDue } from './hooks.js';
 
@@ -144,7 +144,7 @@ interface PvcPlan {
   name: string;
   pvc?: Pvc;
   /** Why this PVC is not snapshotted, with the condition reason. */
-  problem?: { reason: string; message: string };
+  problem?: Problem;
   /** The class its snapshots use; undefined means the driver's default class. */
   className?: string;
 }
@@ -251,90 +251,89 @@ function planPvc(
   ownedClass: VolumeSnapshotClass | undefined,
   observed: BackupPolicyObservation,
 ): PvcPlan {
-  const namespace = observed.policy.metadata.namespace!;
   const { name, pvc } = entry;
-  if (!pvc) {
-    const elsewhere = observed.namespacesWithPvc(name).filter((ns) => ns !== namespace);
-    const hint = elsewhere.length
-      ? ` (a PVC of that name exists in namespace ${elsewhere.join(', ')}; a policy only backs up PVCs of its own namespace)`
-      : '';
-    return {
-      name,
-      problem: {
-        reason: 'PVCNotFound',
-        message: `PVC ${name} not found in namespace ${namespace}${hint}`,
-      },
-    };
-  }
+  if (!pvc) return { name, problem: pvcNotFound(name, observed) };
+  const problem = volumeProblem(pvc, observed);
+  if (problem) return { name, pvc, problem };
+  return { name, pvc, ...pvcClass(name, pvcDriver(pvc, observed), spec, ownedClass, observed) };
+}
+
+function pvcNotFound(name: string, observed: BackupPolicyObservation): Problem {
+  const namespace = observed.policy.metadata.namespace!;
+  const elsewhere = observed.namespacesWithPvc(name).filter((ns) => ns !== namespace);
+  const hint = elsewhere.length
+    ? ` (a PVC of that name exists in namespace ${elsewhere.join(', ')}; a policy only backs up PVCs of its own namespace)`
+    : '';
+  return {
+    reason: 'PVCNotFound',
+    message: `PVC ${name} not found in namespace ${namespace}${hint}`,
+  };
+}
+
+/** Why a PVC's volume cannot be snapshotted yet, if it cannot. */
+function volumeProblem(pvc: Pvc, observed: BackupPolicyObservation): Problem | undefined {
+  const name = pvc.metadata.name!;
   if (pvc.status?.phase !== 'Bound') {
     return {
-      name,
-      pvc,
-      problem: {
-        reason: 'PVCNotBound',
-        message: `PVC ${name} is ${pvc.status?.phase ?? 'Pending'}, not Bound; it is snapshotted once Bound`,
-      },
+      reason: 'PVCNotBound',
+      message: `PVC ${name} is ${pvc.status?.phase ?? 'Pending'}, not Bound; it is snapshotted once Bound`,
     };
   }
-  const driver = pvcDriver(pvc, observed);
   const volume = pvc.spec?.volumeName ? observed.volume(pvc.spec.volumeName) : undefined;
   if (volume && !volume.spec?.csi) {
     return {
-      name,
-      pvc,
-      problem: {
-        reason: 'VolumeNotCSI',
-        message: `PVC ${name} is bound to ${volume.metadata.name}, which is not a CSI volume; only CSI volumes can be snapshotted`,
-      },
+      reason: 'VolumeNotCSI',
+      message: `PVC ${name} is bound to ${volume.metadata.name}, which is not a CSI volume; only CSI volumes can be snapshotted`,
     };
   }
+  return undefined;
+}
+
+/**
+ * The class a PVC's snapshots use: the one named, the owned one, or (none set) the driver's
+ * default, which must then be exactly one.
+ */
+function pvcClass(
+  name: string,
+  driver: string | undefined,
+  spec: BackupPolicySpec,
+  ownedClass: VolumeSnapshotClass | undefined,
+  observed: BackupPolicyObservation,
+): Pick<PvcPlan, 'className' | 'problem'> {
   const classRef = spec.snapshotClass;
   if (classRef?.name !== undefined) {
     const cls = observed.snapshotClasses.find((c) => c.metadata.name === classRef.name)!;
-    if (driver && cls.driver !== driver) {
-      return {
-        name,
-        pvc,
-        problem: {
-          reason: 'DriverMismatch',
-          message: `VolumeSnapshotClass ${cls.metadata.name} is for driver ${cls.driver}, but PVC ${name} uses ${driver}`,
-        },
-      };
-    }
-    return { name, pvc, className: classRef.name };
+    if (!driver || cls.driver === driver) return { className: classRef.name };
+    return {
+      problem: {
+        reason: 'DriverMismatch',
+        message: `VolumeSnapshotClass ${cls.metadata.name} is for driver ${cls.driver}, but PVC ${name} uses ${driver}`,
+      },
+    };
   }
   if (ownedClass) {
-    if (driver && ownedClass.driver !== driver) {
-      return {
-        name,
-        pvc,
-        problem: {
-          reason: 'DriverMismatch',
-          message: `snapshotClass.template.driver is ${ownedClass.driver}, but PVC ${name} uses ${driver}`,
-        },
-      };
-    }
-    return { name, pvc, className: ownedClass.metadata.name! };
+    if (!driver || ownedClass.driver === driver) return { className: ownedClass.metadata.name! };
+    return {
+      problem: {
+        reason: 'DriverMismatch',
+        message: `snapshotClass.template.driver is ${ownedClass.driver}, but PVC ${name} uses ${driver}`,
+      },
+    };
   }
-  if (driver) {
-    const defaults = observed.snapshotClasses.filter(
-      (c) => c.driver === driver && c.metadata.annotations?.[ANN_IS_DEFAULT_CLASS] === 'true',
-    );
-    if (defaults.length !== 1) {
-      return {
-        name,
-        pvc,
-        problem: {
-          reason: 'NoDefaultSnapshotClass',
-          message:
-            defaults.length === 0
-              ? `no VolumeSnapshotClass for driver ${driver} is marked default; set spec.snapshotClass`
-              : `${defaults.length} VolumeSnapshotClasses for driver ${driver} are marked default (${defaults.map((c) => c.metadata.name).join(', ')}); set spec.snapshotClass`,
-        },
-      };
-    }
-  }
-  return { name, pvc };
+  if (!driver) return {};
+  const defaults = observed.snapshotClasses.filter(
+    (c) => c.driver === driver && c.metadata.annotations?.[ANN_IS_DEFAULT_CLASS] === 'true',
+  );
+  if (defaults.length === 1) return {};
+  return {
+    problem: {
+      reason: 'NoDefaultSnapshotClass',
+      message:
+        defaults.length === 0
+          ? `no VolumeSnapshotClass for driver ${driver} is marked default; set spec.snapshotClass`
+          : `${defaults.length} VolumeSnapshotClasses for driver ${driver} are marked default (${defaults.map((c) => c.metadata.name).join(', ')}); set spec.snapshotClass`,
+    },
+  };
 }
 
 function buildSnapshot(
@@ -411,203 +410,382 @@ function latest(...dates: Array<Date | undefined>): Date | undefined {
   return best;
 }
 
+/**
+ * The plan, step by step: resolve the spec and its class (a problem there stops everything),
+ * select the PVCs and check each, find the runs due, skip or hold them (concurrencyPolicy,
+ * hooks), create what the runs still lack, record the schedule, summarise each PVC and apply
+ * retention, then the conditions, the hooks to run and when to look again.
+ */
 export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolicyPlan {
-  const { policy, now } = observed;
-  const status: BackupPolicyStatus = structuredClone(policy.status ?? {});
-  const generation = policy.metadata.generation;
-  const conditionBase = generation !== undefined ? { observedGeneration: generation } : {};
-  const events: PlannedEvent[] = [];
-  const previousConditions = policy.status?.conditions;
-  const setCond = (type: string, value: 'True' | 'False', reason: string, message: string) => {
-    status.conditions = setCondition(
-      status.conditions,
-      { type, status: value, reason, message: capMessage(message), ...conditionBase },
-      now,
-    );
-  };
-  /** Events about lasting problems are recorded when the condition changes, not every resync. */
-  const changed = (type: string, value: string, reason: string, message: string) => {
-    const before = previousConditions?.find((c) => c.type === type);
-    return (
-      !before ||
-      before.status !== value ||
-      before.reason !== reason ||
-      before.message !== capMessage(message)
-    );
-  };
-  if (generation !== undefined) status.observedGeneration = generation;
-
-  let spec: BackupPolicySpec;
-  try {
-    spec = validatePolicySpec(policy);
-  } catch (error) {
-    if (!(error instanceof PolicyProblem)) throw error;
-    return policyProblemPlan(error);
-  }
-
-  function policyProblemPlan(problem: PolicyProblem): BackupPolicyPlan {
-    if (changed(CONDITION_READY, 'False', problem.reason, problem.message)) {
-      events.push({ type: 'Warning', reason: problem.reason, message: problem.message });
-    }
-    setCond(CONDITION_READY, 'False', problem.reason, problem.message);
-    setCond(
-      CONDITION_DEGRADED,
-      'True',
-      problem.reason,
-      'no snapshot is taken or pruned until this is fixed',
-    );
-    delete status.nextScheduleTime;
-    return { create: [], prune: [], status, events: capEvents(events), blockedBy: problem.reason };
-  }
-
-  const namespace = policy.metadata.namespace!;
-  const policyName = policy.metadata.name!;
-  const zone = resolvedTimeZone(spec.timeZone);
-  const hooked = hasHooks(spec.hooks);
-  if (hooked && !observed.hooksEnabled) {
-    return policyProblemPlan(
-      new PolicyProblem(
-        REASON_HOOKS_DISABLED,
-        'spec.hooks is set, but hooks are disabled in this installation (the controller runs without --hooks=true; with the Helm chart, set hooks.enabled=true, which also grants pods/exec): no snapshot is taken until hooks are enabled or spec.hooks is removed',
-      ),
-    );
-  }
-
-  // The class: an existing one by name, or ours from the template.
-  let ownedClass: VolumeSnapshotClass | undefined;
-  if (spec.snapshotClass?.name !== undefined) {
-    const name = spec.snapshotClass.name;
-    if (!observed.snapshotClasses.some((c) => c.metadata.name === name)) {
-      return policyProblemPlan(
-        new PolicyProblem(
-          'SnapshotClassNotFound',
-          `VolumeSnapshotClass ${name} not found; create it or fix spec.snapshotClass.name`,
-        ),
-      );
-    }
-  } else {
-    ownedClass = desiredOwnedClass(policy, spec);
-    const existing =
-      ownedClass &&
-      observed.snapshotClasses.find((c) => c.metadata.name === ownedClass!.metadata.name);
-    if (existing && !isOwnedBy(existing, namespace, policyName)) {
-      return policyProblemPlan(
-        new PolicyProblem(
-          'SnapshotClassConflict',
-          `VolumeSnapshotClass ${existing.metadata.name} exists but was not created for this policy; snapback will not change it`,
-        ),
-      );
-    }
-  }
+  const { policy } = observed;
+  const conditions = conditionWriter(policy, observed.now);
+  const status = startStatus(policy);
+  const resolved = resolvePolicy(observed);
+  if (resolved instanceof PolicyProblem) return policyProblemPlan(resolved, status, conditions);
+  const { spec, ownedClass, hooked } = resolved;
 
   const pvcPlans = selectPvcs(spec, observed).map((entry) =>
     planPvc(entry, spec, ownedClass, observed),
   );
   const runnable = pvcPlans.filter((p) => !p.problem);
+  const due = dueRuns(observed, spec, resolved.zone);
+  const inProgress = snapshotsInProgress(observed, spec);
+  const forbid = skipForbiddenRun(policy, spec, due.runs, runnable, inProgress);
+  const hookHold = holdForPostHooks(observed, resolved, forbid.runs, runnable);
+  const runs = hookHold.held ? [] : forbid.runs;
+  const started = startRuns(policy, runs, runnable, pvcPlans.length, observed.snapshots);
+  const scheduled = recordSchedule(status, spec, due, forbid.skipped, hookHold.held);
+  const pvcs = summarisePvcs(observed, resolved, pvcPlans);
+  const degraded = [
+    ...(hooked ? optionalList(hookRunProblem(policy.status)) : []),
+    ...due.problems,
+    ...pvcs.problems,
+  ];
+  const listed = listPvcSummaries(pvcs.summaries, policy.status?.pvcs ?? []);
+  const summarised = summariseStatus(scheduled.status, observed, pvcPlans.length, pvcs, listed);
+  const conditioned = planConditions(summarised, conditions, {
+    spec,
+    zone: resolved.zone,
+    namespace: policy.metadata.namespace!,
+    selected: pvcPlans.length,
+    runnable: runnable.length,
+    degraded,
+  });
+  const events = [
+    ...due.events,
+    ...forbid.events,
+    ...started.events,
+    ...scheduled.events,
+    ...listed.events,
+    ...conditioned.events,
+  ];
+  const plan: BackupPolicyPlan = {
+    create: started.create,
+    prune: pvcs.prune,
+    status: conditioned.status,
+    events: capEvents(events),
+    ...optional('ownedClass', ownedClass),
+    ...hookPlans(policy, spec, hookHold, runs, runnable, started.create),
+  };
+  const requeueAfterMs = nextWakeUp(observed, spec, due.schedule, hookHold.held, inProgress);
+  if (requeueAfterMs !== undefined) plan.requeueAfterMs = requeueAfterMs;
+  return plan;
+}
 
-  // Runs due now: the scheduled one and an on-demand one. Scheduled times that fell inside a
-  // suspension are neither run nor counted as missed once it ends.
-  const wasSuspended =
-    previousConditions?.find((c) => c.type === CONDITION_SUSPENDED)?.status === 'True';
-  const resumeTime = !spec.suspend && wasSuspended ? now : resumedAt(previousConditions);
-  const schedulePlan = planSchedule({
+/** The last status written, to plan the new one from. */
+function startStatus(policy: BackupPolicy): BackupPolicyStatus {
+  const status: BackupPolicyStatus = structuredClone(policy.status ?? {});
+  if (policy.metadata.generation !== undefined) {
+    status.observedGeneration = policy.metadata.generation;
+  }
+  return status;
+}
+
+/** Snapshots neither ready, failed nor past their readyDeadlineSeconds. */
+function snapshotsInProgress(
+  observed: BackupPolicyObservation,
+  spec: BackupPolicySpec,
+): VolumeSnapshot[] {
+  const readyDeadlineMs = spec.readyDeadlineSeconds * 1000;
+  return observed.snapshots.filter(
+    (s) =>
+      !isDeleting(s) && !isReady(s) && !hasFailed(s) && !timedOut(s, readyDeadlineMs, observed.now),
+  );
+}
+
+/** Sets a condition of the status being planned; `changed` compares with the status last written. */
+interface ConditionWriter {
+  set(
+    status: BackupPolicyStatus,
+    type: string,
+    value: 'True' | 'False',
+    reason: string,
+    message: string,
+  ): void;
+  /** Events about lasting problems are recorded when the condition changes, not every resync. */
+  changed(type: string, value: string, reason: string, message: string): boolean;
+}
+
+function conditionWriter(policy: BackupPolicy, now: Date): ConditionWriter {
+  const generation = policy.metadata.generation;
+  const base = generation !== undefined ? { observedGeneration: generation } : {};
+  const previous = policy.status?.conditions;
+  return {
+    set(status, type, value, reason, message) {
+      status.conditions = setCondition(
+        status.conditions,
+        { type, status: value, reason, message: capMessage(message), ...base },
+        now,
+      );
+    },
+    changed(type, value, reason, message) {
+      const before = previous?.find((c) => c.type === type);
+      return (
+        !before ||
+        before.status !== value ||
+        before.reason !== reason ||
+        before.message !== capMessage(message)
+      );
+    },
+  };
+}
+
+/** A problem, with the condition reason it is reported under. */
+interface Problem {
+  reason: string;
+  message: string;
+}
+
+/** What the spec resolves to once it is valid and its snapshot class is usable. */
+interface ResolvedPolicy {
+  spec: BackupPolicySpec;
+  zone: string;
+  hooked: boolean;
+  /** The class the policy owns, when its spec has a template. */
+  ownedClass?: VolumeSnapshotClass;
+}
+
+function resolvePolicy(observed: BackupPolicyObservation): ResolvedPolicy | PolicyProblem {
+  let spec: BackupPolicySpec;
+  try {
+    spec = validatePolicySpec(observed.policy);
+  } catch (error) {
+    if (!(error instanceof PolicyProblem)) throw error;
+    return error;
+  }
+  const hooked = hasHooks(spec.hooks);
+  if (hooked && !observed.hooksEnabled) {
+    return new PolicyProblem(
+      REASON_HOOKS_DISABLED,
+      'spec.hooks is set, but hooks are disabled in this installation (the controller runs without --hooks=true; with the Helm chart, set hooks.enabled=true, which also grants pods/exec): no snapshot is taken until hooks are enabled or spec.hooks is removed',
+    );
+  }
+  const ownedClass = resolveSnapshotClass(observed, spec);
+  if (ownedClass instanceof PolicyProblem) return ownedClass;
+  return {
+    spec,
+    zone: resolvedTimeZone(spec.timeZone),
+    hooked,
+    ...optional('ownedClass', ownedClass),
+  };
+}
+
+/** The class: an existing one by name (nothing to own), or ours from the template. */
+function resolveSnapshotClass(
+  observed: BackupPolicyObservation,
+  spec: BackupPolicySpec,
+): VolumeSnapshotClass | undefined | PolicyProblem {
+  const { policy, snapshotClasses } = observed;
+  if (spec.snapshotClass?.name !== undefined) {
+    const name = spec.snapshotClass.name;
+    if (snapshotClasses.some((c) => c.metadata.name === name)) return undefined;
+    return new PolicyProblem(
+      'SnapshotClassNotFound',
+      `VolumeSnapshotClass ${name} not found; create it or fix spec.snapshotClass.name`,
+    );
+  }
+  const ownedClass = desiredOwnedClass(policy, spec);
+  const existing =
+    ownedClass && snapshotClasses.find((c) => c.metadata.name === ownedClass.metadata.name);
+  if (existing && !isOwnedBy(existing, policy.metadata.namespace!, policy.metadata.name!)) {
+    return new PolicyProblem(
+      'SnapshotClassConflict',
+      `VolumeSnapshotClass ${existing.metadata.name} exists but was not created for this policy; snapback will not change it`,
+    );
+  }
+  return ownedClass;
+}
+
+/** A problem with the whole policy: Ready=False, and nothing is created or deleted. */
+function policyProblemPlan(
+  problem: PolicyProblem,
+  status: BackupPolicyStatus,
+  conditions: ConditionWriter,
+): BackupPolicyPlan {
+  const events: PlannedEvent[] = [];
+  if (conditions.changed(CONDITION_READY, 'False', problem.reason, problem.message)) {
+    events.push({ type: 'Warning', reason: problem.reason, message: problem.message });
+  }
+  conditions.set(status, CONDITION_READY, 'False', problem.reason, problem.message);
+  conditions.set(
+    status,
+    CONDITION_DEGRADED,
+    'True',
+    problem.reason,
+    'no snapshot is taken or pruned until this is fixed',
+  );
+  delete status.nextScheduleTime;
+  return { create: [], prune: [], status, events: capEvents(events), blockedBy: problem.reason };
+}
+
+interface Run {
+  identity: RunIdentity;
+  time: Date;
+}
+
+function runLabel(run: Run): string {
+  return run.identity.kind === 'scheduled'
+    ? `scheduled run ${rfc3339(run.time)}`
+    : `run-now "${run.identity.token}"`;
+}
+
+/** The runs due now, the scheduled one first, and what the schedule and run-now request say. */
+interface DueRuns {
+  schedule: SchedulePlan;
+  runs: Run[];
+  /** A run-now request taken now, to record once it runs. */
+  runNow?: { token: string; sequence: number };
+  problems: Problem[];
+  events: PlannedEvent[];
+}
+
+function dueRuns(observed: BackupPolicyObservation, spec: BackupPolicySpec, zone: string): DueRuns {
+  const schedule = scheduleDue(observed, spec, zone);
+  const runs: Run[] = schedule.run
+    ? [{ identity: { kind: 'scheduled', scheduledTime: schedule.run }, time: schedule.run }]
+    : [];
+  const request = runNowRequest(observed.policy);
+  if (request.runNow) {
+    const { token, sequence } = request.runNow;
+    runs.push({ identity: { kind: 'run-now', token, sequence }, time: observed.now });
+  }
+  return { schedule, runs, ...request };
+}
+
+/**
+ * The schedule's due run. Scheduled times that fell inside a suspension are neither run nor
+ * counted as missed once it ends.
+ */
+function scheduleDue(
+  observed: BackupPolicyObservation,
+  spec: BackupPolicySpec,
+  zone: string,
+): SchedulePlan {
+  const { policy, now } = observed;
+  const previousConditions = policy.status?.conditions;
+  const resumeTime = !spec.suspend && wasSuspended(policy) ? now : resumedAt(previousConditions);
+  return planSchedule({
     schedule: spec.schedule,
     timeZone: zone,
     suspend: spec.suspend,
     creationTime: time(policy.metadata.creationTimestamp) ?? now,
     now,
-    ...(spec.startingDeadlineSeconds !== undefined
-      ? { startingDeadlineSeconds: spec.startingDeadlineSeconds }
-      : {}),
-    ...optional('lastHandledTime', latest(time(status.lastScheduleTime), resumeTime)),
+    ...optional('startingDeadlineSeconds', spec.startingDeadlineSeconds),
+    ...optional('lastHandledTime', latest(time(policy.status?.lastScheduleTime), resumeTime)),
   });
-  const runs: Array<{ identity: RunIdentity; time: Date }> = [];
-  if (schedulePlan.run)
-    runs.push({
-      identity: { kind: 'scheduled', scheduledTime: schedulePlan.run },
-      time: schedulePlan.run,
-    });
+}
+
+function wasSuspended(policy: BackupPolicy): boolean {
+  return policy.status?.conditions?.find((c) => c.type === CONDITION_SUSPENDED)?.status === 'True';
+}
+
+/** The run-now annotation: a new value is one other than the last acted on, even one used before. */
+function runNowRequest(policy: BackupPolicy): Pick<DueRuns, 'runNow' | 'problems' | 'events'> {
   const token = policy.metadata.annotations?.[ANNOTATION_RUN_NOW];
-  const degraded: Array<{ reason: string; message: string }> = [];
-  // A new value is one other than the last acted on, even a value used before that.
-  const runNowNew = token !== undefined && token !== '' && token !== status.lastRunNowToken;
-  const runNowTooLong = runNowNew && token.length > MAX_RUN_NOW_TOKEN_LENGTH;
-  const runNowDue = runNowNew && !runNowTooLong;
-  if (runNowTooLong) {
-    const message = `annotation ${ANNOTATION_RUN_NOW} is ${token.length} characters long, at most ${MAX_RUN_NOW_TOKEN_LENGTH} are allowed: no run-now run is taken; set a shorter value, such as a timestamp`;
-    degraded.push({ reason: REASON_INVALID_RUN_NOW_TOKEN, message });
-    // Listed first in the Degraded message, so that message shows whether this was reported.
-    const before = previousConditions?.find((c) => c.type === CONDITION_DEGRADED);
-    if (!(before?.reason === REASON_INVALID_RUN_NOW_TOKEN && before.message.includes(message))) {
-      events.push({ type: 'Warning', reason: REASON_INVALID_RUN_NOW_TOKEN, message });
-    }
+  const isNew = token !== undefined && token !== '' && token !== policy.status?.lastRunNowToken;
+  if (!isNew) return { problems: [], events: [] };
+  if (token.length <= MAX_RUN_NOW_TOKEN_LENGTH) {
+    const sequence = (policy.status?.runNowCount ?? 0) + 1;
+    return { runNow: { token, sequence }, problems: [], events: [] };
   }
-  const runNowSequence = (status.runNowCount ?? 0) + 1;
-  if (runNowDue)
-    runs.push({ identity: { kind: 'run-now', token, sequence: runNowSequence }, time: now });
+  const message = `annotation ${ANNOTATION_RUN_NOW} is ${token.length} characters long, at most ${MAX_RUN_NOW_TOKEN_LENGTH} are allowed: no run-now run is taken; set a shorter value, such as a timestamp`;
+  // Listed first in the Degraded message, so that message shows whether this was reported.
+  const before = policy.status?.conditions?.find((c) => c.type === CONDITION_DEGRADED);
+  const reported =
+    before?.reason === REASON_INVALID_RUN_NOW_TOKEN && before.message.includes(message);
+  return {
+    problems: [{ reason: REASON_INVALID_RUN_NOW_TOKEN, message }],
+    events: reported ? [] : [{ type: 'Warning', reason: REASON_INVALID_RUN_NOW_TOKEN, message }],
+  };
+}
 
-  // Forbid: a scheduled run waits for no one; it is skipped while an earlier one is unfinished.
-  const readyDeadlineMs = spec.readyDeadlineSeconds * 1000;
-  const inProgress = observed.snapshots.filter(
-    (s) => !isDeleting(s) && !isReady(s) && !hasFailed(s) && !timedOut(s, readyDeadlineMs, now),
-  );
+/** Forbid: a scheduled run waits for no one; it is skipped while an earlier one is unfinished. */
+function skipForbiddenRun(
+  policy: BackupPolicy,
+  spec: BackupPolicySpec,
+  runs: readonly Run[],
+  runnable: readonly PvcPlan[],
+  inProgress: readonly VolumeSnapshot[],
+): { runs: Run[]; skipped: boolean; events: PlannedEvent[] } {
   const scheduled = runs[0]?.identity.kind === 'scheduled' ? runs[0] : undefined;
-  if (scheduled && spec.concurrencyPolicy === 'Forbid') {
-    // A retry of this very run (its snapshots made, its status not yet written) goes on.
-    const ownNames = new Set(
-      runnable.map((pvc) => snapshotName(policyName, pvc.name, scheduled.identity)),
-    );
-    const earlier = inProgress.filter((s) => !ownNames.has(s.metadata.name!));
-    if (earlier.length > 0) {
-      const skipped = runs.shift()!;
-      status.skippedRuns = (status.skippedRuns ?? 0) + 1;
-      const names = earlier.map((s) => s.metadata.name!).sort();
-      events.push({
-        type: 'Warning',
-        reason: 'RunSkipped',
-        message: `scheduled run ${rfc3339(skipped.time)} skipped (concurrencyPolicy Forbid): ${names.length} snapshot(s) of an earlier run are not ready yet: ${summariseProblems(names, `each becomes ready or times out after readyDeadlineSeconds ${spec.readyDeadlineSeconds}`)}`,
-      });
-    }
+  if (!scheduled || spec.concurrencyPolicy !== 'Forbid') {
+    return { runs: [...runs], skipped: false, events: [] };
   }
-
-  const existingNames = new Set(observed.snapshots.map((s) => s.metadata.name));
-  const runLabel = (run: (typeof runs)[number]) =>
-    run.identity.kind === 'scheduled'
-      ? `scheduled run ${rfc3339(run.time)}`
-      : `run-now "${run.identity.token}"`;
-  const wanted = runs.flatMap((run) =>
-    runnable.map((pvc) => buildSnapshot(policy, pvc, run.identity, run.time)),
+  // A retry of this very run (its snapshots made, its status not yet written) goes on.
+  const policyName = policy.metadata.name!;
+  const ownNames = new Set(
+    runnable.map((pvc) => snapshotName(policyName, pvc.name, scheduled.identity)),
   );
-  const hookRun = status.hookRun;
-  const postDue =
-    hooked && postHooksDue(hookRun, observed.snapshots, (s) => timedOut(s, readyDeadlineMs, now));
-  // A new run's pre hooks wait for the post hooks of the one before (its snapshots still being
-  // cut): the run stays due, nothing of it is recorded, and it is taken once they have run.
-  // A restart in the middle of the recorded run itself is no such wait: its pre hooks run again
-  // before the snapshots still to be created.
-  const heldForPostHooks =
-    hooked &&
+  const earlier = inProgress.filter((s) => !ownNames.has(s.metadata.name!));
+  if (earlier.length === 0) return { runs: [...runs], skipped: false, events: [] };
+  const names = earlier.map((s) => s.metadata.name!).sort();
+  const message = `scheduled run ${rfc3339(scheduled.time)} skipped (concurrencyPolicy Forbid): ${names.length} snapshot(s) of an earlier run are not ready yet: ${summariseProblems(names, `each becomes ready or times out after readyDeadlineSeconds ${spec.readyDeadlineSeconds}`)}`;
+  return {
+    runs: runs.slice(1),
+    skipped: true,
+    events: [{ type: 'Warning', reason: 'RunSkipped', message }],
+  };
+}
+
+/** Whether the post hooks of the run in status.hookRun are due, and whether they hold new runs. */
+interface HookHold {
+  postDue: boolean;
+  held: boolean;
+}
+
+/**
+ * A new run's pre hooks wait for the post hooks of the one before (its snapshots still being
+ * cut): the run stays due, nothing of it is recorded, and it is taken once they have run. A
+ * restart in the middle of the recorded run itself is no such wait: its pre hooks run again
+ * before the snapshots still to be created.
+ */
+function holdForPostHooks(
+  observed: BackupPolicyObservation,
+  resolved: ResolvedPolicy,
+  runs: readonly Run[],
+  runnable: readonly PvcPlan[],
+): HookHold {
+  if (!resolved.hooked) return { postDue: false, held: false };
+  const { policy, now, snapshots } = observed;
+  const readyDeadlineMs = resolved.spec.readyDeadlineSeconds * 1000;
+  const hookRun = policy.status?.hookRun;
+  const postDue = postHooksDue(hookRun, snapshots, (s) => timedOut(s, readyDeadlineMs, now));
+  const existingNames = new Set(snapshots.map((s) => s.metadata.name));
+  const held =
     !postDue &&
     hookRun?.state === 'PreHooksDone' &&
     hookRun.run !== runs.map(runLabel).join(', ') &&
-    wanted.some((s) => !existingNames.has(s.metadata.name));
-  if (heldForPostHooks) runs.length = 0;
+    runs.some((run) =>
+      runnable.some(
+        (pvc) => !existingNames.has(snapshotName(policy.metadata.name!, pvc.name, run.identity)),
+      ),
+    );
+  return { postDue, held };
+}
+
+/** The snapshots of each run still to create, and an Event per run. */
+function startRuns(
+  policy: BackupPolicy,
+  runs: readonly Run[],
+  runnable: readonly PvcPlan[],
+  selected: number,
+  snapshots: readonly VolumeSnapshot[],
+): { create: VolumeSnapshot[]; events: PlannedEvent[] } {
+  const existingNames = new Set(snapshots.map((s) => s.metadata.name));
+  const skipped = selected - runnable.length;
   const create: VolumeSnapshot[] = [];
+  const events: PlannedEvent[] = [];
   for (const run of runs) {
-    const made: string[] = [];
-    for (const pvc of runnable) {
-      const snapshot = buildSnapshot(policy, pvc, run.identity, run.time);
-      made.push(snapshot.metadata.name!);
-      if (!existingNames.has(snapshot.metadata.name)) create.push(snapshot);
-    }
+    const made = runnable.map((pvc) => buildSnapshot(policy, pvc, run.identity, run.time));
+    create.push(...made.filter((s) => !existingNames.has(s.metadata.name)));
+    const names = made.map((s) => s.metadata.name!);
     const label = runLabel(run);
-    const skipped = pvcPlans.length - runnable.length;
     events.push(
-      made.length > 0
+      names.length > 0
         ? {
             type: 'Normal',
             reason: 'RunStarted',
-            message: `${label}: snapshotting ${made.length} PVC(s): ${made.join(', ')}${skipped ? `; ${skipped} PVC(s) skipped (see status.pvcs)` : ''}`,
+            message: `${label}: snapshotting ${names.length} PVC(s): ${names.join(', ')}${skipped ? `; ${skipped} PVC(s) skipped (see status.pvcs)` : ''}`,
           }
         : {
             type: 'Warning',
@@ -616,14 +794,28 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
           },
     );
   }
-  if (schedulePlan.handledThrough && !heldForPostHooks)
-    status.lastScheduleTime = rfc3339(schedulePlan.handledThrough);
-  if (runNowDue && !heldForPostHooks) {
-    status.lastRunNowToken = token;
-    status.runNowCount = runNowSequence;
+  return { create, events };
+}
+
+/** The status with the runs handled now recorded (none while they wait for post hooks). */
+function recordSchedule(
+  previous: BackupPolicyStatus,
+  spec: BackupPolicySpec,
+  due: DueRuns,
+  skipped: boolean,
+  held: boolean,
+): { status: BackupPolicyStatus; events: PlannedEvent[] } {
+  const status = { ...previous };
+  const { schedule } = due;
+  const events: PlannedEvent[] = [];
+  if (skipped) status.skippedRuns = (status.skippedRuns ?? 0) + 1;
+  if (schedule.handledThrough && !held) status.lastScheduleTime = rfc3339(schedule.handledThrough);
+  if (due.runNow && !held) {
+    status.lastRunNowToken = due.runNow.token;
+    status.runNowCount = due.runNow.sequence;
   }
-  if (schedulePlan.missed > 0 && !heldForPostHooks) {
-    status.missedRuns = (status.missedRuns ?? 0) + schedulePlan.missed;
+  if (schedule.missed > 0 && !held) {
+    status.missedRuns = (status.missedRuns ?? 0) + schedule.missed;
     const deadline =
       spec.startingDeadlineSeconds !== undefined
         ? `startingDeadlineSeconds is ${spec.startingDeadlineSeconds}`
@@ -631,198 +823,305 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
     events.push({
       type: 'Warning',
       reason: 'MissedRuns',
-      message: `${schedulePlan.missedCountIsLowerBound ? 'at least ' : ''}${schedulePlan.missed} scheduled run(s) missed, the latest at ${rfc3339(schedulePlan.lastMissed!)} (${deadline})`,
+      message: `${schedule.missedCountIsLowerBound ? 'at least ' : ''}${schedule.missed} scheduled run(s) missed, the latest at ${rfc3339(schedule.lastMissed!)} (${deadline})`,
     });
   }
-  if (schedulePlan.nextScheduleTime)
-    status.nextScheduleTime = rfc3339(schedulePlan.nextScheduleTime);
+  if (schedule.nextScheduleTime) status.nextScheduleTime = rfc3339(schedule.nextScheduleTime);
   else delete status.nextScheduleTime;
+  return { status, events };
+}
 
-  // Retention and the per-PVC summary.
-  const rules = retentionRules(spec);
+interface PvcSummary {
+  entry: PvcBackupStatus;
+  problem?: Problem;
+}
+
+/** Each selected PVC's summary and retention, and the problems they show. */
+interface PvcSummaries {
+  summaries: PvcSummary[];
+  problems: Problem[];
+  prune: PlannedPrune[];
+  ready: number;
+  total: number;
+}
+
+function summarisePvcs(
+  observed: BackupPolicyObservation,
+  resolved: ResolvedPolicy,
+  pvcPlans: readonly PvcPlan[],
+): PvcSummaries {
+  const rules = retentionRules(resolved.spec);
   const inUse = snapshotsInUse(observed.restoreJobs, observed.pvcs);
-  const prune: PlannedPrune[] = [];
-  const pvcStatuses: PvcBackupStatus[] = [];
-  const previousPvcs = new Map((policy.status?.pvcs ?? []).map((p) => [p.pvcName, p]));
-  const summaries: Array<{
-    entry: PvcBackupStatus;
-    problem?: { reason: string; message: string };
-  }> = [];
-  let ready = 0;
-  let total = 0;
+  const result: PvcSummaries = { summaries: [], problems: [], prune: [], ready: 0, total: 0 };
   for (const plan of pvcPlans) {
-    const own = snapshotsOfPvc(observed.snapshots, plan.name);
-    const live = own.filter((s) => !isDeleting(s));
-    const readyOnes = live.filter(isReady);
-    ready += readyOnes.length;
-    total += live.length;
-    const entry: PvcBackupStatus = {
-      pvcName: plan.name,
-      readySnapshots: readyOnes.length,
-      totalSnapshots: live.length,
-    };
-    const newest = live[0];
-    if (newest) entry.lastSnapshotName = newest.metadata.name!;
-    if (readyOnes[0]) entry.lastReadyTime = rfc3339(snapshotTime(readyOnes[0]));
-    let problem = plan.problem;
-    if (!problem && newest && hasFailed(newest)) {
-      problem = {
-        reason: 'SnapshotFailed',
-        message: `snapshot ${newest.metadata.name} of PVC ${plan.name} failed: ${newest.status?.error?.message ?? 'no message'}`,
-      };
-    }
-    if (!problem && newest && timedOut(newest, readyDeadlineMs, now)) {
-      problem = {
-        reason: 'SnapshotTimedOut',
-        message: `snapshot ${newest.metadata.name} of PVC ${plan.name} is not ready ${spec.readyDeadlineSeconds}s after it was created (spec.readyDeadlineSeconds); it is kept, and counts once it becomes ready${newest.status?.error?.message ? `; its last error: ${newest.status.error.message}` : ''}`,
-      };
-    }
-    if (problem) {
-      problem = { reason: problem.reason, message: capMessage(problem.message) };
-      entry.message = problem.message;
-      degraded.push(problem);
-    }
-    summaries.push(problem ? { entry, problem } : { entry });
-
+    const live = snapshotsOfPvc(observed.snapshots, plan.name).filter((s) => !isDeleting(s));
+    const summary = summarisePvc(plan, live, resolved.spec, observed.now);
+    result.summaries.push(summary);
+    result.ready += summary.entry.readySnapshots;
+    result.total += summary.entry.totalSnapshots;
+    if (summary.problem) result.problems.push(summary.problem);
     if (!rules || !plan.pvc) continue;
-    if (plan.problem) {
-      // Runs of this PVC cannot be made, so its existing snapshots are all it has.
-      if (live.length > 0) {
-        degraded.push({
-          reason: 'PruningPaused',
-          message: `pruning of PVC ${plan.name} is paused until it can be snapshotted again`,
-        });
-      }
-      continue;
-    }
-    const decision = planRetention({
-      snapshots: live.map((s) => ({
-        name: s.metadata.name!,
-        time: snapshotTime(s),
-        ready: isReady(s),
-        failed: hasFailed(s) || timedOut(s, readyDeadlineMs, now),
-        deleting: false,
-        inUse: inUse.has(s.metadata.name!) || isHeldForRestore(s),
-      })),
-      rules,
-      timeZone: zone,
-      now,
-      suspended: spec.suspend,
-    });
-    if (decision.pausedReason && !spec.suspend) {
-      degraded.push({
-        reason: 'PruningPaused',
-        message: `pruning of PVC ${plan.name} is paused: ${decision.pausedReason}`,
-      });
-    }
-    for (const name of decision.prune) {
-      prune.push({
-        name,
-        pvc: plan.name,
-        message: `no longer kept by retention (${describeRules(rules)})`,
-      });
-    }
+    const retained = retainPvc(plan, live, rules, inUse, observed.now, resolved);
+    result.problems.push(...retained.problems);
+    result.prune.push(...retained.prune);
   }
-  // Only a listed PVC's Event can be told apart from a repeat; the others are summarised in
-  // the Degraded condition.
+  return result;
+}
+
+/** A PVC's line in status.pvcs, with its problem: its own, or its newest snapshot's. */
+function summarisePvc(
+  plan: PvcPlan,
+  live: readonly VolumeSnapshot[],
+  spec: BackupPolicySpec,
+  now: Date,
+): PvcSummary {
+  const readyOnes = live.filter(isReady);
+  const entry: PvcBackupStatus = {
+    pvcName: plan.name,
+    readySnapshots: readyOnes.length,
+    totalSnapshots: live.length,
+  };
+  const newest = live[0];
+  if (newest) entry.lastSnapshotName = newest.metadata.name!;
+  if (readyOnes[0]) entry.lastReadyTime = rfc3339(snapshotTime(readyOnes[0]));
+  let problem = plan.problem;
+  if (!problem && newest && hasFailed(newest)) {
+    problem = {
+      reason: 'SnapshotFailed',
+      message: `snapshot ${newest.metadata.name} of PVC ${plan.name} failed: ${newest.status?.error?.message ?? 'no message'}`,
+    };
+  }
+  if (!problem && newest && timedOut(newest, spec.readyDeadlineSeconds * 1000, now)) {
+    problem = {
+      reason: 'SnapshotTimedOut',
+      message: `snapshot ${newest.metadata.name} of PVC ${plan.name} is not ready ${spec.readyDeadlineSeconds}s after it was created (spec.readyDeadlineSeconds); it is kept, and counts once it becomes ready${newest.status?.error?.message ? `; its last error: ${newest.status.error.message}` : ''}`,
+    };
+  }
+  if (!problem) return { entry };
+  problem = { reason: problem.reason, message: capMessage(problem.message) };
+  entry.message = problem.message;
+  return { entry, problem };
+}
+
+/** What retention prunes of a PVC's snapshots, or why its pruning is paused. */
+function retainPvc(
+  plan: PvcPlan,
+  live: readonly VolumeSnapshot[],
+  rules: RetentionRules,
+  inUse: ReadonlySet<string>,
+  now: Date,
+  resolved: ResolvedPolicy,
+): { prune: PlannedPrune[]; problems: Problem[] } {
+  const { spec, zone } = resolved;
+  if (plan.problem) {
+    // Runs of this PVC cannot be made, so its existing snapshots are all it has.
+    const problems =
+      live.length > 0
+        ? [
+            {
+              reason: 'PruningPaused',
+              message: `pruning of PVC ${plan.name} is paused until it can be snapshotted again`,
+            },
+          ]
+        : [];
+    return { prune: [], problems };
+  }
+  const readyDeadlineMs = spec.readyDeadlineSeconds * 1000;
+  const decision = planRetention({
+    snapshots: live.map((s) => ({
+      name: s.metadata.name!,
+      time: snapshotTime(s),
+      ready: isReady(s),
+      failed: hasFailed(s) || timedOut(s, readyDeadlineMs, now),
+      deleting: false,
+      inUse: inUse.has(s.metadata.name!) || isHeldForRestore(s),
+    })),
+    rules,
+    timeZone: zone,
+    now,
+    suspended: spec.suspend,
+  });
+  const problems =
+    decision.pausedReason && !spec.suspend
+      ? [
+          {
+            reason: 'PruningPaused',
+            message: `pruning of PVC ${plan.name} is paused: ${decision.pausedReason}`,
+          },
+        ]
+      : [];
+  const prune = decision.prune.map((name) => ({
+    name,
+    pvc: plan.name,
+    message: `no longer kept by retention (${describeRules(rules)})`,
+  }));
+  return { prune, problems };
+}
+
+/**
+ * The PVCs status.pvcs lists, and an Event for each listed problem not reported before. Only a
+ * listed PVC's Event can be told apart from a repeat; the others are summarised in the
+ * Degraded condition.
+ */
+function listPvcSummaries(
+  summaries: readonly PvcSummary[],
+  previous: readonly PvcBackupStatus[],
+): { pvcs: PvcBackupStatus[]; events: PlannedEvent[] } {
+  const previousPvcs = new Map(previous.map((p) => [p.pvcName, p]));
+  const pvcs: PvcBackupStatus[] = [];
+  const events: PlannedEvent[] = [];
   for (const { entry, problem } of boundedPvcSummaries(summaries, MAX_STATUS_PVCS)) {
-    pvcStatuses.push(entry);
+    pvcs.push(entry);
     if (problem && previousPvcs.get(entry.pvcName)?.message !== problem.message) {
       events.push({ type: 'Warning', reason: problem.reason, message: problem.message });
     }
   }
-  status.pvcs = pvcStatuses;
-  status.selectedPvcs = pvcPlans.length;
-  status.readySnapshots = ready;
-  status.totalSnapshots = total;
-  status.readyOverTotal = `${ready}/${total}`;
+  return { pvcs, events };
+}
+
+/** The status with the PVC list and snapshot counts. */
+function summariseStatus(
+  previous: BackupPolicyStatus,
+  observed: BackupPolicyObservation,
+  selected: number,
+  { ready, total }: PvcSummaries,
+  { pvcs }: { pvcs: PvcBackupStatus[] },
+): BackupPolicyStatus {
+  const status: BackupPolicyStatus = {
+    ...previous,
+    pvcs,
+    selectedPvcs: selected,
+    readySnapshots: ready,
+    totalSnapshots: total,
+    readyOverTotal: `${ready}/${total}`,
+  };
   const success = lastSuccessfulTime(observed.snapshots, status.lastSuccessfulTime);
   if (success !== undefined) status.lastSuccessfulTime = success;
+  return status;
+}
 
-  const hookProblem = hooked ? hookRunProblem(policy.status) : undefined;
-  if (hookProblem) degraded.unshift(hookProblem);
+interface ConditionInput {
+  spec: BackupPolicySpec;
+  zone: string;
+  namespace: string;
+  selected: number;
+  runnable: number;
+  /** Every problem found, the one to name first first. */
+  degraded: readonly Problem[];
+}
 
-  // Conditions.
-  if (pvcPlans.length === 0) {
+/** The status with its Ready, Degraded and Suspended conditions. */
+function planConditions(
+  previous: BackupPolicyStatus,
+  conditions: ConditionWriter,
+  input: ConditionInput,
+): { status: BackupPolicyStatus; events: PlannedEvent[] } {
+  const { spec, selected, runnable, degraded } = input;
+  const status = { ...previous };
+  const events: PlannedEvent[] = [];
+  if (selected === 0) {
     const message = spec.pvcNames
       ? 'spec.pvcNames is empty'
-      : `spec.selector matches no PVC in namespace ${namespace}`;
-    if (changed(CONDITION_READY, 'False', 'NoPVCsSelected', message)) {
+      : `spec.selector matches no PVC in namespace ${input.namespace}`;
+    if (conditions.changed(CONDITION_READY, 'False', 'NoPVCsSelected', message)) {
       events.push({ type: 'Warning', reason: 'NoPVCsSelected', message });
     }
-    setCond(CONDITION_READY, 'False', 'NoPVCsSelected', message);
+    conditions.set(status, CONDITION_READY, 'False', 'NoPVCsSelected', message);
   } else {
-    setCond(
+    const message = spec.suspend
+      ? `suspended; ${runnable} of ${selected} selected PVC(s) can be snapshotted`
+      : `${runnable} of ${selected} selected PVC(s) snapshotted on "${spec.schedule}" (${input.zone})`;
+    conditions.set(
+      status,
       CONDITION_READY,
       'True',
       spec.suspend ? 'Suspended' : 'Scheduled',
-      spec.suspend
-        ? `suspended; ${runnable.length} of ${pvcPlans.length} selected PVC(s) can be snapshotted`
-        : `${runnable.length} of ${pvcPlans.length} selected PVC(s) snapshotted on "${spec.schedule}" (${zone})`,
+      message,
     );
   }
   if (degraded.length > 0) {
-    setCond(
-      CONDITION_DEGRADED,
-      'True',
-      degraded[0]!.reason,
-      summariseProblems(
-        degraded.map((d) => d.message),
-        'see status.pvcs and the Events of this policy',
-      ),
+    const message = summariseProblems(
+      degraded.map((d) => d.message),
+      'see status.pvcs and the Events of this policy',
     );
+    conditions.set(status, CONDITION_DEGRADED, 'True', degraded[0]!.reason, message);
   } else {
-    setCond(
-      CONDITION_DEGRADED,
-      'False',
-      'AsExpected',
-      'every selected PVC has a healthy latest snapshot',
-    );
+    const message = 'every selected PVC has a healthy latest snapshot';
+    conditions.set(status, CONDITION_DEGRADED, 'False', 'AsExpected', message);
   }
-  if (spec.suspend)
-    setCond(CONDITION_SUSPENDED, 'True', 'Suspended', 'spec.suspend is true: no runs, no pruning');
-  else if (wasSuspended)
-    setCond(
-      CONDITION_SUSPENDED,
-      'False',
-      REASON_RESUMED,
-      'resumed; runs scheduled during the suspension are not made up',
-    );
-  else if (!previousConditions?.some((c) => c.type === CONDITION_SUSPENDED)) {
-    setCond(CONDITION_SUSPENDED, 'False', 'NotSuspended', 'the schedule is active');
-  }
+  setSuspendedCondition(status, conditions, spec.suspend, previous);
+  return { status, events };
+}
 
-  const plan: BackupPolicyPlan = { create, prune, status, events: capEvents(events) };
-  if (ownedClass) plan.ownedClass = ownedClass;
-  if (hooked) {
-    plan.hooks = spec.hooks!;
-    if (postDue) {
-      plan.postHooks = {
-        run: hookRun!.run,
-        pvcs: [...(hookRun!.pvcs ?? [])],
-        snapshots: [...(hookRun!.snapshots ?? [])],
-      };
-    }
-    if (create.length > 0) {
-      plan.preHooks = {
-        run: runs.map(runLabel).join(', '),
-        pvcs: runnable.map((p) => p.name),
-        snapshots: runs.flatMap((run) =>
-          runnable.map((pvc) => snapshotName(policyName, pvc.name, run.identity)),
-        ),
-      };
-    }
+function setSuspendedCondition(
+  status: BackupPolicyStatus,
+  conditions: ConditionWriter,
+  suspend: boolean,
+  previous: BackupPolicyStatus,
+): void {
+  const before = previous.conditions?.find((c) => c.type === CONDITION_SUSPENDED);
+  if (suspend) {
+    const message = 'spec.suspend is true: no runs, no pruning';
+    conditions.set(status, CONDITION_SUSPENDED, 'True', 'Suspended', message);
+  } else if (before?.status === 'True') {
+    const message = 'resumed; runs scheduled during the suspension are not made up';
+    conditions.set(status, CONDITION_SUSPENDED, 'False', REASON_RESUMED, message);
+  } else if (!before) {
+    conditions.set(status, CONDITION_SUSPENDED, 'False', 'NotSuspended', 'the schedule is active');
   }
-  // Look again at the next scheduled time, or when a snapshot in progress times out.
+}
+
+/** The hooks of the plan: the post hooks now due, and the pre hooks of the runs created now. */
+function hookPlans(
+  policy: BackupPolicy,
+  spec: BackupPolicySpec,
+  hookHold: HookHold,
+  runs: readonly Run[],
+  runnable: readonly PvcPlan[],
+  create: readonly VolumeSnapshot[],
+): Pick<BackupPolicyPlan, 'hooks' | 'preHooks' | 'postHooks'> {
+  if (!hasHooks(spec.hooks)) return {};
+  const plans: Pick<BackupPolicyPlan, 'hooks' | 'preHooks' | 'postHooks'> = { hooks: spec.hooks! };
+  const hookRun = policy.status?.hookRun;
+  if (hookHold.postDue) {
+    plans.postHooks = {
+      run: hookRun!.run,
+      pvcs: [...(hookRun!.pvcs ?? [])],
+      snapshots: [...(hookRun!.snapshots ?? [])],
+    };
+  }
+  if (create.length > 0) {
+    plans.preHooks = {
+      run: runs.map(runLabel).join(', '),
+      pvcs: runnable.map((p) => p.name),
+      snapshots: runs.flatMap((run) =>
+        runnable.map((pvc) => snapshotName(policy.metadata.name!, pvc.name, run.identity)),
+      ),
+    };
+  }
+  return plans;
+}
+
+/** Look again at the next scheduled time, or when a snapshot in progress times out. */
+function nextWakeUp(
+  { now }: BackupPolicyObservation,
+  spec: BackupPolicySpec,
+  schedule: SchedulePlan,
+  held: boolean,
+  inProgress: readonly VolumeSnapshot[],
+): number | undefined {
+  const readyDeadlineMs = spec.readyDeadlineSeconds * 1000;
   const wakeUps = [
-    ...(schedulePlan.nextScheduleTime ? [schedulePlan.nextScheduleTime.getTime()] : []),
-    ...(heldForPostHooks ? [now.getTime() + HELD_RUN_RECHECK_MS] : []),
+    ...(schedule.nextScheduleTime ? [schedule.nextScheduleTime.getTime()] : []),
+    ...(held ? [now.getTime() + HELD_RUN_RECHECK_MS] : []),
     ...inProgress.map((s) => createdAt(s).getTime() + readyDeadlineMs + 1000),
   ];
-  if (wakeUps.length > 0) {
-    plan.requeueAfterMs = Math.max(0, Math.min(...wakeUps) - now.getTime());
-  }
-  return plan;
+  if (wakeUps.length === 0) return undefined;
+  return Math.max(0, Math.min(...wakeUps) - now.getTime());
+}
+
+function optionalList<T>(value: T | undefined): T[] {
+  return value === undefined ? [] : [value];
 }
 
 /** A run held for the post hooks of the one before looks again this soon. */
