@@ -236,84 +236,112 @@ function snapshotDriver(
   return className ? observed.snapshotClasses.find(sameName(className))?.driver : undefined;
 }
 
+/** The PVC to create from the snapshot, or why it cannot be made. */
 function buildTarget(
   observed: RestoreJobObservation,
   spec: RestoreJobSpec,
   snapshot: VolumeSnapshot,
 ): Pvc | Outcome {
-  const { job } = observed;
-  const target = spec.target;
-  const snapshotLabel = `VolumeSnapshot ${snapshot.metadata.name}`;
   const sourcePvcName =
     spec.source.backupPolicy?.pvcName ?? snapshot.spec.source.persistentVolumeClaimName;
   const sourcePvc = sourcePvcName ? observed.pvcs.find(sameName(sourcePvcName)) : undefined;
-
-  const restoreSize = snapshot.status?.restoreSize;
-  const sourceSize = sourcePvc?.spec?.resources?.requests?.storage;
-  let bytes: number;
-  try {
-    const restoreBytes = restoreSize !== undefined ? parseQuantity(restoreSize) : undefined;
-    if (target.size !== undefined) {
-      bytes = parseQuantity(target.size);
-      if (restoreBytes !== undefined && bytes < restoreBytes) {
-        return {
-          phase: 'Failed',
-          reason: 'SizeTooSmall',
-          message: `target.size ${target.size} is smaller than the restore size ${restoreSize} of ${snapshotLabel}; use at least ${restoreSize}`,
-        };
-      }
-    } else {
-      const candidates = [
-        restoreBytes,
-        sourceSize !== undefined ? parseQuantity(sourceSize) : undefined,
-      ].filter((n): n is number => n !== undefined);
-      if (candidates.length === 0) {
-        return {
-          phase: 'Failed',
-          reason: 'SizeUnknown',
-          message: `${snapshotLabel} reports no restore size and the source PVC is gone; set target.size`,
-        };
-      }
-      bytes = Math.max(...candidates);
-    }
-  } catch (error) {
-    return { phase: 'Failed', reason: 'InvalidSize', message: (error as Error).message };
-  }
-
-  const className = target.storageClassName ?? sourcePvc?.spec?.storageClassName ?? undefined;
-  let storageClass: StorageClass | undefined;
-  if (className !== undefined && className !== '') {
-    storageClass = observed.storageClasses.find(sameName(className));
-    if (!storageClass) {
-      return {
-        phase: 'Failed',
-        reason: 'StorageClassNotFound',
-        message: `StorageClass ${className} not found${target.storageClassName ? '' : ' (taken from the source PVC)'}; set target.storageClassName`,
-      };
-    }
-  } else {
-    const defaults = observed.storageClasses.filter(
-      (c) => c.metadata.annotations?.[ANN_DEFAULT_STORAGE_CLASS] === 'true',
-    );
-    if (defaults.length === 0) {
-      return {
-        phase: 'Failed',
-        reason: 'NoStorageClass',
-        message:
-          'target.storageClassName is not set, the source PVC is gone and the cluster has no default StorageClass; set target.storageClassName',
-      };
-    }
-    storageClass = defaults[0];
-  }
+  const bytes = targetBytes(spec.target, snapshot, sourcePvc);
+  if (isOutcome(bytes)) return bytes;
+  const storage = targetStorageClass(observed, spec.target, sourcePvc);
+  if (isOutcome(storage)) return storage;
   const driver = snapshotDriver(observed, snapshot);
+  const { storageClass } = storage;
   if (driver && storageClass && storageClass.provisioner !== driver) {
     return {
       phase: 'Failed',
       reason: 'DriverMismatch',
-      message: `StorageClass ${storageClass.metadata.name} provisions with ${storageClass.provisioner}, but ${snapshotLabel} was taken by ${driver}; choose a StorageClass of ${driver}`,
+      message: `StorageClass ${storageClass.metadata.name} provisions with ${storageClass.provisioner}, but VolumeSnapshot ${snapshot.metadata.name} was taken by ${driver}; choose a StorageClass of ${driver}`,
     };
   }
+  return targetPvc(observed.job, spec.target, snapshot, sourcePvc, bytes, storage.className);
+}
 
+type Target = RestoreJobSpec['target'];
+
+/**
+ * The size to request: target.size (at least the restore size), else the larger of the
+ * restore size and the source PVC's request.
+ */
+function targetBytes(
+  target: Target,
+  snapshot: VolumeSnapshot,
+  sourcePvc: Pvc | undefined,
+): number | Outcome {
+  const snapshotLabel = `VolumeSnapshot ${snapshot.metadata.name}`;
+  const restoreSize = snapshot.status?.restoreSize;
+  const sourceSize = sourcePvc?.spec?.resources?.requests?.storage;
+  try {
+    const restoreBytes = restoreSize !== undefined ? parseQuantity(restoreSize) : undefined;
+    if (target.size !== undefined) {
+      const bytes = parseQuantity(target.size);
+      if (restoreBytes === undefined || bytes >= restoreBytes) return bytes;
+      return {
+        phase: 'Failed',
+        reason: 'SizeTooSmall',
+        message: `target.size ${target.size} is smaller than the restore size ${restoreSize} of ${snapshotLabel}; use at least ${restoreSize}`,
+      };
+    }
+    const candidates = [
+      restoreBytes,
+      sourceSize !== undefined ? parseQuantity(sourceSize) : undefined,
+    ].filter((n): n is number => n !== undefined);
+    if (candidates.length > 0) return Math.max(...candidates);
+    return {
+      phase: 'Failed',
+      reason: 'SizeUnknown',
+      message: `${snapshotLabel} reports no restore size and the source PVC is gone; set target.size`,
+    };
+  } catch (error) {
+    return { phase: 'Failed', reason: 'InvalidSize', message: (error as Error).message };
+  }
+}
+
+/**
+ * The StorageClass: target.storageClassName, else the source PVC's, else the cluster default
+ * (then `className` is unset and the PVC names none).
+ */
+function targetStorageClass(
+  observed: RestoreJobObservation,
+  target: Target,
+  sourcePvc: Pvc | undefined,
+): { className?: string; storageClass?: StorageClass } | Outcome {
+  const className = target.storageClassName ?? sourcePvc?.spec?.storageClassName ?? undefined;
+  if (className !== undefined && className !== '') {
+    const storageClass = observed.storageClasses.find(sameName(className));
+    if (storageClass) return { className, storageClass };
+    return {
+      phase: 'Failed',
+      reason: 'StorageClassNotFound',
+      message: `StorageClass ${className} not found${target.storageClassName ? '' : ' (taken from the source PVC)'}; set target.storageClassName`,
+    };
+  }
+  const defaults = observed.storageClasses.filter(
+    (c) => c.metadata.annotations?.[ANN_DEFAULT_STORAGE_CLASS] === 'true',
+  );
+  if (defaults.length === 0) {
+    return {
+      phase: 'Failed',
+      reason: 'NoStorageClass',
+      message:
+        'target.storageClassName is not set, the source PVC is gone and the cluster has no default StorageClass; set target.storageClassName',
+    };
+  }
+  return { ...(className !== undefined ? { className } : {}), storageClass: defaults[0]! };
+}
+
+function targetPvc(
+  job: RestoreJob,
+  target: Target,
+  snapshot: VolumeSnapshot,
+  sourcePvc: Pvc | undefined,
+  bytes: number,
+  className: string | undefined,
+): Pvc {
   const accessModes = target.accessModes ?? sourcePvc?.spec?.accessModes ?? ['ReadWriteOnce'];
   const volumeMode = sourcePvc?.spec?.volumeMode;
   return {
@@ -355,6 +383,11 @@ export function createdByJob(pvc: Pvc, job: RestoreJob): boolean {
   );
 }
 
+/**
+ * The job's outcome, step by step: a valid spec; then the target PVC if it exists (ours, and
+ * how far it is), or was deleted while restoring; else the source snapshot, once ready, and
+ * the PVC to create from it.
+ */
 function decide(observed: RestoreJobObservation): Outcome {
   const { job } = observed;
   const parsed = RestoreJobSpecSchema.safeParse(job.spec);
@@ -369,40 +402,7 @@ function decide(observed: RestoreJobObservation): Outcome {
   const targetName = spec.target.pvcName;
   const existing = observed.pvcs.find(sameName(targetName));
   const resolved = job.status?.snapshotName;
-
-  if (existing) {
-    if (!createdByJob(existing, job)) {
-      return {
-        phase: 'Failed',
-        reason: 'TargetExists',
-        message: `PVC ${targetName} already exists and was not created by this RestoreJob; a restore never overwrites a volume: choose another target.pvcName`,
-      };
-    }
-    const snapshot = existing.metadata.annotations?.[ANNOTATION_RESTORED_FROM] ?? resolved ?? '';
-    switch (existing.status?.phase) {
-      case 'Bound':
-        return {
-          phase: 'Succeeded',
-          reason: 'Restored',
-          message: `PVC ${targetName} is Bound to ${existing.spec?.volumeName ?? 'its volume'}, restored from VolumeSnapshot ${snapshot}`,
-          snapshot,
-        };
-      case 'Lost':
-        return {
-          phase: 'Failed',
-          reason: 'VolumeLost',
-          message: `PVC ${targetName} lost its volume`,
-          snapshot,
-        };
-      default:
-        return {
-          phase: 'Restoring',
-          reason: 'Provisioning',
-          message: `waiting for PVC ${targetName} to be provisioned from VolumeSnapshot ${snapshot} and Bound`,
-          snapshot,
-        };
-    }
-  }
+  if (existing) return existingTarget(job, existing, targetName);
   if (job.status?.phase === 'Restoring') {
     return {
       phase: 'Failed',
@@ -411,7 +411,6 @@ function decide(observed: RestoreJobObservation): Outcome {
       ...(resolved ? { snapshot: resolved } : {}),
     };
   }
-
   // Resolve the source once; later reconciles keep the snapshot first chosen.
   const found = resolved
     ? resolveByName(observed, resolved)
@@ -419,7 +418,62 @@ function decide(observed: RestoreJobObservation): Outcome {
       ? resolveByName(observed, spec.source.volumeSnapshotName)
       : resolveByPolicy(observed, spec, spec.source.backupPolicy!);
   if (isOutcome(found)) return found;
-  const snapshot = found;
+  const unusable = unusableSnapshot(observed, spec, found);
+  if (unusable) return unusable;
+  const name = found.metadata.name!;
+  const pvc = buildTarget(observed, spec, found);
+  if (isOutcome(pvc)) return { ...pvc, snapshot: name } as Outcome;
+  return {
+    phase: 'Restoring',
+    reason: 'Provisioning',
+    message: `creating PVC ${targetName} from VolumeSnapshot ${name}`,
+    snapshot: name,
+    create: pvc,
+  };
+}
+
+/** How far a target PVC that exists is: never one this job did not create. */
+function existingTarget(job: RestoreJob, existing: Pvc, targetName: string): Outcome {
+  if (!createdByJob(existing, job)) {
+    return {
+      phase: 'Failed',
+      reason: 'TargetExists',
+      message: `PVC ${targetName} already exists and was not created by this RestoreJob; a restore never overwrites a volume: choose another target.pvcName`,
+    };
+  }
+  const snapshot =
+    existing.metadata.annotations?.[ANNOTATION_RESTORED_FROM] ?? job.status?.snapshotName ?? '';
+  switch (existing.status?.phase) {
+    case 'Bound':
+      return {
+        phase: 'Succeeded',
+        reason: 'Restored',
+        message: `PVC ${targetName} is Bound to ${existing.spec?.volumeName ?? 'its volume'}, restored from VolumeSnapshot ${snapshot}`,
+        snapshot,
+      };
+    case 'Lost':
+      return {
+        phase: 'Failed',
+        reason: 'VolumeLost',
+        message: `PVC ${targetName} lost its volume`,
+        snapshot,
+      };
+    default:
+      return {
+        phase: 'Restoring',
+        reason: 'Provisioning',
+        message: `waiting for PVC ${targetName} to be provisioned from VolumeSnapshot ${snapshot} and Bound`,
+        snapshot,
+      };
+  }
+}
+
+/** Why the chosen snapshot cannot be restored from now (being deleted, failed, not ready). */
+function unusableSnapshot(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  snapshot: VolumeSnapshot,
+): Outcome | undefined {
   const name = snapshot.metadata.name!;
   if (isDeleting(snapshot)) {
     return {
@@ -446,27 +500,17 @@ function decide(observed: RestoreJobObservation): Outcome {
       },
     );
   }
-  if (!isReady(snapshot)) {
-    return waitOrFail(
-      observed,
-      spec,
-      {
-        reason: 'SnapshotNotReady',
-        message: `waiting for VolumeSnapshot ${name} to be ready`,
-        snapshot: name,
-      },
-      { reason: 'SnapshotNotReady', message: `VolumeSnapshot ${name} did not become ready` },
-    );
-  }
-  const pvc = buildTarget(observed, spec, snapshot);
-  if (isOutcome(pvc)) return { ...pvc, snapshot: name } as Outcome;
-  return {
-    phase: 'Restoring',
-    reason: 'Provisioning',
-    message: `creating PVC ${targetName} from VolumeSnapshot ${name}`,
-    snapshot: name,
-    create: pvc,
-  };
+  if (isReady(snapshot)) return undefined;
+  return waitOrFail(
+    observed,
+    spec,
+    {
+      reason: 'SnapshotNotReady',
+      message: `waiting for VolumeSnapshot ${name} to be ready`,
+      snapshot: name,
+    },
+    { reason: 'SnapshotNotReady', message: `VolumeSnapshot ${name} did not become ready` },
+  );
 }
 
 export function planRestoreJob(observed: RestoreJobObservation): RestoreJobPlan {
