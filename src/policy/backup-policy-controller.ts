@@ -1,0 +1,675 @@
+/**
+ * The BackupPolicy controller: thin glue between the informer caches, the pure planner
+ * (backup-policy.ts) and the API server. One reconcile keeps the policy's owned
+ * VolumeSnapshotClass in sync, runs the hooks that are due, creates the run's snapshots,
+ * prunes what retention lets go, and writes the status.
+ *
+ * Status writes carry the resourceVersion the plan was made from, so a plan made from a stale
+ * cache fails with a conflict and is made again instead of, say, counting a missed run twice.
+ * Object creation is idempotent by name, so such a retry never creates anything twice.
+ *
+ * The helpers at the end of this file are shared with the RestoreJob controller.
+ */
+import type {
+  BackupPolicy,
+  BackupPolicyStatus,
+  HookPhase,
+  HookRun,
+  RestoreJob,
+  VolumeSnapshot,
+  VolumeSnapshotClass,
+} from '../api/index.js';
+import {
+  ANNOTATION_POLICY_NAME,
+  CONDITION_DEGRADED,
+  LABEL_POLICY,
+  LABEL_POLICY_NAMESPACE,
+} from '../api/index.js';
+import type {
+  EventRecorder,
+  Informer,
+  InformerFactory,
+  KubeClient,
+  KubeObject,
+  ResourceType,
+} from '../kube/index.js';
+import {
+  Controller,
+  type ReconcileResult,
+  PersistentVolumeClaims,
+  PersistentVolumes,
+  createMergePatch,
+  createOrPatch,
+  deepEqual,
+  isAlreadyExists,
+  isConflict,
+  isNotFound,
+  makeKey,
+  rfc3339,
+  setCondition,
+  splitKey,
+} from '../kube/index.js';
+import type { PodExecutor } from '../kube/exec.js';
+import { VolumeSnapshotClasses, VolumeSnapshots } from '../kube/resource.js';
+import { errorMessage, silentLogger, type Logger } from '../observability/logger.js';
+import { timeReconcile, type SnapbackMetrics } from '../observability/metrics.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import type { BackupPolicyPlan, PlannedEvent, PlannedPrune } from './backup-policy.js';
+import { classesToDelete, planBackupPolicy } from './backup-policy.js';
+import {
+  Pods,
+  REASON_HOOK_FAILED,
+  hookTargets,
+  lastHooks,
+  runHooks,
+  skippingFailure,
+  type HookOutcome,
+  type Pod,
+} from './hooks.js';
+import { capMessage, summariseProblems } from './messages.js';
+import { labelValue } from './naming.js';
+import type { Pv, Pvc } from './objects.js';
+import { BackupPolicies, RestoreJobs, isDeleting, isHeldForRestore } from './objects.js';
+
+const CONTROLLER = 'backuppolicy';
+const INDEX_POLICY = 'snapback.policy/by-policy';
+const INDEX_CLASS = 'snapback.policy/by-class';
+
+export type BackupPolicyMetrics = Pick<
+  SnapbackMetrics,
+  | 'snapshotsCreated'
+  | 'snapshotsFailed'
+  | 'snapshotsPruned'
+  | 'policyLastSuccess'
+  | 'reconcileDuration'
+>;
+
+export interface BackupPolicyControllerOptions {
+  client: KubeClient;
+  informers: InformerFactory;
+  recorder: EventRecorder;
+  clock?: Clock;
+  logger?: Logger;
+  /** Concurrent reconciles. */
+  workers?: number;
+  /** Prometheus series to update; none when absent. */
+  metrics?: BackupPolicyMetrics;
+  /**
+   * Runs hooks in pods (pods/exec). Without it hooks are disabled: a policy that sets them
+   * reports HooksDisabled and takes no snapshot.
+   */
+  hookExecutor?: PodExecutor;
+}
+
+/**
+ * One reconcile of one policy. `current` follows the status writes made on the way, so that
+ * each is guarded by the resourceVersion of the one before; the hook fields follow what the
+ * hooks did, for the final status.
+ */
+interface PolicyRun {
+  readonly namespace: string;
+  readonly name: string;
+  /** The policy the plan was made from. */
+  readonly policy: BackupPolicy;
+  readonly plan: BackupPolicyPlan;
+  readonly log: Logger;
+  readonly labels: { namespace: string; policy: string };
+  current: BackupPolicy;
+  hookRun: HookRun | undefined;
+  hookResults: BackupPolicyStatus['lastHooks'];
+  hookFailure: string | undefined;
+  skipRun: boolean;
+  readonly hookEvents: PlannedEvent[];
+}
+
+export class BackupPolicyController {
+  readonly controller: Controller;
+  private readonly client: KubeClient;
+  private readonly recorder: EventRecorder;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly metrics: BackupPolicyMetrics | undefined;
+  private readonly hookExecutor: PodExecutor | undefined;
+  private readonly policies: Informer<BackupPolicy>;
+  private readonly restoreJobs: Informer<RestoreJob>;
+  private readonly pvcs: Informer<Pvc>;
+  private readonly pvs: Informer<Pv>;
+  private readonly snapshotClasses: Informer<VolumeSnapshotClass>;
+  private readonly snapshots: Informer<VolumeSnapshot>;
+
+  constructor(options: BackupPolicyControllerOptions) {
+    this.client = options.client;
+    this.recorder = options.recorder;
+    this.clock = options.clock ?? systemClock;
+    const logger = options.logger ?? silentLogger();
+    this.log = logger.child({ controller: CONTROLLER });
+    this.metrics = options.metrics;
+    this.hookExecutor = options.hookExecutor;
+    const informers = options.informers;
+    this.policies = informers.informer<BackupPolicy>(BackupPolicies);
+    this.restoreJobs = informers.informer<RestoreJob>(RestoreJobs);
+    this.pvcs = informers.informer<Pvc>(PersistentVolumeClaims, { indexers: byName });
+    this.pvs = informers.informer<Pv>(PersistentVolumes);
+    this.snapshotClasses = informers.informer<VolumeSnapshotClass>(VolumeSnapshotClasses);
+    this.snapshots = informers.informer<VolumeSnapshot>(VolumeSnapshots, {
+      indexers: {
+        [INDEX_POLICY]: (s) => {
+          const key = policyKeyOf(s);
+          return key ? [key] : [];
+        },
+        [INDEX_CLASS]: (s) =>
+          s.spec?.volumeSnapshotClassName ? [s.spec.volumeSnapshotClassName] : [],
+      },
+    });
+
+    const policiesInNamespace = (obj: KubeObject) =>
+      this.policies
+        .list({ namespace: obj.metadata?.namespace ?? '' })
+        .map((p) => makeKey(p.metadata.name!, p.metadata.namespace));
+    this.controller = new Controller({
+      name: CONTROLLER,
+      workers: options.workers ?? 4,
+      logger,
+      reconcile: (key) => timed(this.metrics, CONTROLLER, () => this.reconcile(key)),
+    })
+      .watch(this.policies, { updatePredicate: specOrAnnotationsChanged })
+      .watch(this.snapshots, { toKeys: policyKeyOf })
+      .watch(this.snapshotClasses, { toKeys: policyKeyOf })
+      .watch(this.pvcs, { toKeys: policiesInNamespace, updatePredicate: selectionFactsChanged })
+      .watch(this.restoreJobs, {
+        toKeys: policiesInNamespace,
+        updatePredicate: restoreUseChanged,
+      });
+  }
+
+  private async reconcile(key: string): Promise<ReconcileResult> {
+    const { namespace, name } = splitKey(key);
+    const policy = this.policies.get(name, namespace);
+    if (!policy) {
+      await this.deleteUnusedClasses(namespace!, name, undefined);
+      return;
+    }
+    const run = this.plan(key, policy);
+    await this.syncOwnedClass(run.plan.ownedClass);
+    await this.runDuePostHooks(run);
+    await this.runPreHooks(run);
+    await this.createSnapshots(run);
+    await this.prune(run);
+    await this.finish(run);
+    if (!run.plan.blockedBy)
+      await this.deleteUnusedClasses(run.namespace, name, run.plan.ownedClass?.metadata.name);
+    return run.plan.requeueAfterMs !== undefined
+      ? { requeueAfter: run.plan.requeueAfterMs }
+      : undefined;
+  }
+
+  private plan(key: string, policy: BackupPolicy): PolicyRun {
+    const { namespace, name } = splitKey(key);
+    const plan = planBackupPolicy({
+      policy,
+      pvcs: this.pvcs.list({ namespace: namespace! }),
+      volume: (pvName) => this.pvs.get(pvName),
+      snapshotClasses: this.snapshotClasses.list(),
+      snapshots: this.snapshots.byIndex(INDEX_POLICY, key),
+      restoreJobs: this.restoreJobs.list({ namespace: namespace! }),
+      namespacesWithPvc: (pvcName) => namespacesOf(this.pvcs, pvcName),
+      now: this.clock.now(),
+      hooksEnabled: this.hookExecutor !== undefined,
+    });
+    return {
+      namespace: namespace!,
+      name,
+      policy,
+      plan,
+      log: this.log.child({ namespace, name }),
+      labels: { namespace: namespace!, policy: name },
+      current: policy,
+      hookRun: policy.status?.hookRun,
+      hookResults: policy.status?.lastHooks,
+      hookFailure: undefined,
+      skipRun: false,
+      hookEvents: [],
+    };
+  }
+
+  private async syncOwnedClass(desired: VolumeSnapshotClass | undefined): Promise<void> {
+    if (!desired || classInSync(this.snapshotClasses.get(desired.metadata.name!), desired)) return;
+    await createOrPatch<VolumeSnapshotClass>(this.client, VolumeSnapshotClasses, desired, (cls) => {
+      cls.metadata.labels = { ...cls.metadata.labels, ...desired.metadata.labels };
+      cls.metadata.annotations = { ...cls.metadata.annotations, ...desired.metadata.annotations };
+      cls.driver = desired.driver;
+      cls.deletionPolicy = desired.deletionPolicy;
+      cls.parameters = { ...desired.parameters };
+    });
+  }
+
+  /** The run before: every snapshot is cut (or failed), so its post hooks are due. */
+  private async runDuePostHooks(run: PolicyRun): Promise<void> {
+    const previous = run.hookRun;
+    if (!run.plan.postHooks || !previous) return;
+    const outcomes = await this.runHookPhase(run, 'post', run.plan.postHooks.pvcs);
+    const fatal = failedFatally(outcomes);
+    if (fatal.length > 0) {
+      run.hookFailure = `post hooks of ${previous.run} failed: ${summariseProblems(
+        fatal.map((o) => o.description),
+        'see status.lastHooks',
+      )}`;
+    }
+    const rest: HookRun = { ...previous };
+    delete rest.message;
+    await this.recordHooks(
+      run,
+      {
+        ...rest,
+        state: 'Done',
+        time: rfc3339(this.clock.now()),
+        ...(run.hookFailure ? { message: run.hookFailure } : {}),
+      },
+      lastHooks(run.hookResults, outcomes),
+    );
+  }
+
+  private async runPreHooks(run: PolicyRun): Promise<void> {
+    if (!run.plan.preHooks) return;
+    const { run: runName, pvcs: pvcNames, snapshots: names } = run.plan.preHooks;
+    const outcomes = await this.runHookPhase(run, 'pre', pvcNames);
+    const skip = skippingFailure(outcomes);
+    if (skip) {
+      // Post hooks always run: what the pre hooks that did run began is ended.
+      const post = await this.runHookPhase(run, 'post', pvcNames);
+      run.skipRun = true;
+      run.hookFailure = `${runName} skipped, no snapshot taken: ${skip.description} (onError Fail)`;
+      await this.recordHooks(
+        run,
+        {
+          run: runName,
+          state: 'Skipped',
+          pvcs: pvcNames,
+          message: run.hookFailure,
+          time: rfc3339(this.clock.now()),
+        },
+        lastHooks([], [...outcomes, ...post]),
+      );
+      return;
+    }
+    // Recorded before any snapshot is created: after a restart, the post hooks of this run
+    // are still found due once its snapshots are cut.
+    await this.recordHooks(
+      run,
+      {
+        run: runName,
+        state: (run.plan.hooks?.post?.length ?? 0) > 0 ? 'PreHooksDone' : 'Done',
+        pvcs: pvcNames,
+        snapshots: names,
+        time: rfc3339(this.clock.now()),
+      },
+      lastHooks([], outcomes),
+    );
+  }
+
+  private async runHookPhase(
+    run: PolicyRun,
+    phase: HookPhase,
+    pvcNames: readonly string[],
+  ): Promise<HookOutcome[]> {
+    const hooks = run.plan.hooks?.[phase] ?? [];
+    const executor = this.hookExecutor;
+    if (!executor || hooks.length === 0) return [];
+    const pods = await this.client.list<Pod>(Pods, { namespace: run.namespace });
+    const targets = hookTargets(phase, hooks, pvcNames, pods.items);
+    if (targets.length === 0) {
+      run.hookEvents.push({
+        type: 'Normal',
+        reason: 'HooksNotRun',
+        message: `no Running pod mounts PVC ${pvcNames.join(', ')}: no ${phase} hook ran`,
+      });
+    }
+    const outcomes = await runHooks(executor, run.namespace, targets, () => this.clock.now());
+    for (const o of outcomes.filter((x) => x.failed)) {
+      run.hookEvents.push({
+        type: 'Warning',
+        reason: REASON_HOOK_FAILED,
+        message: `${o.description}; onError ${o.onError}${o.onError === 'Continue' ? ': the run goes on' : ''}`,
+      });
+    }
+    const ok = outcomes.filter((x) => !x.failed).length;
+    if (ok > 0) {
+      run.hookEvents.push({
+        type: 'Normal',
+        reason: 'HooksRan',
+        message: `${phase} hooks: ${ok} of ${outcomes.length} succeeded`,
+      });
+    }
+    run.log.info('ran hooks', { phase, hooks: outcomes.length, failed: outcomes.length - ok });
+    return outcomes;
+  }
+
+  private async recordHooks(
+    run: PolicyRun,
+    hookRun: HookRun,
+    results: BackupPolicyStatus['lastHooks'],
+  ): Promise<void> {
+    run.hookRun = hookRun;
+    run.hookResults = results;
+    run.current = await writeStatus(this.client, BackupPolicies, run.current, {
+      ...run.current.status,
+      hookRun,
+      lastHooks: results,
+    });
+  }
+
+  /** A failure leaves the run unrecorded, so the next attempt retries the same names. */
+  private async createSnapshots(run: PolicyRun): Promise<void> {
+    const failures: string[] = [];
+    for (const snapshot of run.skipRun ? [] : run.plan.create) {
+      try {
+        await this.client.create(VolumeSnapshots, snapshot, { fieldManager: FIELD_MANAGER });
+        this.metrics?.snapshotsCreated.inc(run.labels);
+      } catch (error) {
+        if (isAlreadyExists(error)) continue;
+        this.metrics?.snapshotsFailed.inc(run.labels);
+        failures.push(`${snapshot.metadata.name}: ${errorMessage(error)}`);
+        run.log.warn('could not create a snapshot', {
+          snapshot: snapshot.metadata.name,
+          error: errorMessage(error),
+        });
+      }
+    }
+    if (failures.length === 0) return;
+    const message = `could not create ${failures.length} snapshot(s): ${summariseProblems(failures, 'see the controller log')}`;
+    const conditions = setCondition(
+      run.policy.status?.conditions,
+      { type: CONDITION_DEGRADED, status: 'True', reason: 'SnapshotCreateFailed', message },
+      this.clock.now(),
+    );
+    await writeStatus(this.client, BackupPolicies, run.current, {
+      ...run.current.status,
+      conditions,
+    });
+    eventsFor(this.recorder, run.policy, run.hookEvents);
+    this.recorder.event(run.policy, 'Warning', 'SnapshotCreateFailed', message);
+    throw new Error(message);
+  }
+
+  /**
+   * Deleting is the one step that cannot be undone, so it is never taken on the word of the
+   * cache: the policy is read live before each deletion, and pruning stops when it changed
+   * since the plan was made (a new plan follows) or is suspended.
+   */
+  private async prune(run: PolicyRun): Promise<void> {
+    for (const prune of run.plan.prune) {
+      const stopped = await this.pruneStoppedBy(run.policy);
+      if (stopped) {
+        run.log.info('pruning stopped', { reason: stopped, remaining: run.plan.prune.length });
+        return;
+      }
+      await this.pruneOne(run, prune);
+    }
+  }
+
+  /** Why pruning must stop now, from the policy as the API server has it; undefined: go on. */
+  private async pruneStoppedBy(planned: BackupPolicy): Promise<string | undefined> {
+    const live = await this.client.get<BackupPolicy>(
+      BackupPolicies,
+      planned.metadata.name!,
+      planned.metadata.namespace,
+    );
+    if (!live) return 'the policy was deleted';
+    if (live.metadata.deletionTimestamp) return 'the policy is being deleted';
+    if (live.metadata.uid !== planned.metadata.uid) return 'the policy was replaced';
+    if (live.metadata.generation !== planned.metadata.generation) {
+      return `the spec changed (generation ${planned.metadata.generation} -> ${live.metadata.generation}) since the plan was made`;
+    }
+    if (live.spec?.suspend) return 'the policy is suspended';
+    return undefined;
+  }
+
+  private async pruneOne(run: PolicyRun, prune: PlannedPrune): Promise<void> {
+    try {
+      // Read live and delete only that version: a RestoreJob holding it (a finalizer it adds
+      // before using it) either shows here or makes the delete fail as a conflict.
+      const snapshot = await this.client.get<VolumeSnapshot>(
+        VolumeSnapshots,
+        prune.name,
+        run.namespace,
+      );
+      if (!snapshot || isDeleting(snapshot)) return;
+      if (isHeldForRestore(snapshot)) {
+        run.log.info('not pruning a snapshot a restore is using', { snapshot: prune.name });
+        return;
+      }
+      await this.client.delete(VolumeSnapshots, prune.name, run.namespace, {
+        preconditions: {
+          ...(snapshot.metadata.uid ? { uid: snapshot.metadata.uid } : {}),
+          ...(snapshot.metadata.resourceVersion
+            ? { resourceVersion: snapshot.metadata.resourceVersion }
+            : {}),
+        },
+      });
+      this.recorder.event(
+        run.policy,
+        'Normal',
+        'Pruned',
+        `deleted snapshot ${prune.name} of PVC ${prune.pvc}: ${prune.message}`,
+      );
+      this.metrics?.snapshotsPruned.inc(run.labels);
+      run.log.info('pruned a snapshot', { snapshot: prune.name, pvc: prune.pvc });
+    } catch (error) {
+      this.pruneFailed(run, prune, error);
+    }
+  }
+
+  private pruneFailed(run: PolicyRun, prune: PlannedPrune, error: unknown): void {
+    if (isNotFound(error)) return;
+    if (isConflict(error)) {
+      // It changed since it was read (say, a restore now holds it): decided next time.
+      run.log.info('a snapshot changed before it was pruned', { snapshot: prune.name });
+      return;
+    }
+    this.recorder.event(
+      run.policy,
+      'Warning',
+      'PruneFailed',
+      `could not delete snapshot ${prune.name}: ${errorMessage(error)}`,
+    );
+    run.log.warn('could not prune a snapshot', {
+      snapshot: prune.name,
+      error: errorMessage(error),
+    });
+  }
+
+  /** The final status write, then the run's events, metrics and log line. */
+  private async finish(run: PolicyRun): Promise<void> {
+    const { plan, policy } = run;
+    await writeStatus(this.client, BackupPolicies, run.current, this.finalStatus(run));
+    eventsFor(this.recorder, policy, run.hookEvents);
+    // A skipped run started nothing.
+    eventsFor(
+      this.recorder,
+      policy,
+      run.skipRun ? plan.events.filter((e) => e.reason !== 'RunStarted') : plan.events,
+    );
+    const newlyFailed = plan.events.filter((e) => e.reason === 'SnapshotFailed').length;
+    if (newlyFailed > 0) this.metrics?.snapshotsFailed.inc(run.labels, newlyFailed);
+    const lastSuccess = plan.status.lastSuccessfulTime;
+    if (lastSuccess)
+      this.metrics?.policyLastSuccess.set(run.labels, Date.parse(lastSuccess) / 1000);
+    if (plan.create.length > 0 && !run.skipRun)
+      run.log.info('started a run', { snapshots: plan.create.length });
+  }
+
+  private finalStatus(run: PolicyRun): BackupPolicyStatus {
+    const status: BackupPolicyStatus = { ...run.plan.status };
+    if (run.hookRun) status.hookRun = run.hookRun;
+    if (run.hookResults) status.lastHooks = run.hookResults;
+    if (run.hookFailure) {
+      status.conditions = setCondition(
+        status.conditions,
+        {
+          type: CONDITION_DEGRADED,
+          status: 'True',
+          reason: REASON_HOOK_FAILED,
+          message: capMessage(run.hookFailure),
+          ...(run.policy.metadata.generation !== undefined
+            ? { observedGeneration: run.policy.metadata.generation }
+            : {}),
+        },
+        this.clock.now(),
+      );
+    }
+    return status;
+  }
+
+  private async deleteUnusedClasses(
+    namespace: string,
+    policy: string,
+    wanted: string | undefined,
+  ): Promise<void> {
+    const owned = this.snapshotClasses.list({
+      labelSelector: {
+        matchLabels: { [LABEL_POLICY]: labelValue(policy), [LABEL_POLICY_NAMESPACE]: namespace },
+      },
+    });
+    const stale = classesToDelete(
+      namespace,
+      policy,
+      wanted,
+      owned,
+      (cls) => this.snapshots.byIndex(INDEX_CLASS, cls).length,
+    );
+    for (const name of stale) {
+      try {
+        await this.client.delete(VolumeSnapshotClasses, name);
+        this.log.info('deleted an owned VolumeSnapshotClass no snapshot uses', {
+          namespace,
+          policy,
+          class: name,
+        });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
+  }
+}
+
+/** The policy a snapshot or owned class belongs to, as a work-queue key. */
+function policyKeyOf(obj: KubeObject): string | undefined {
+  const labels = obj.metadata?.labels ?? {};
+  const annotation = obj.metadata?.annotations?.[ANNOTATION_POLICY_NAME];
+  if (!labels[LABEL_POLICY] || !annotation) return undefined;
+  // Owned classes are cluster-scoped and name `namespace/policy`; snapshots name the policy.
+  if (annotation.includes('/')) return annotation;
+  return obj.metadata?.namespace ? makeKey(annotation, obj.metadata.namespace) : undefined;
+}
+
+const failedFatally = (outcomes: readonly HookOutcome[]) =>
+  outcomes.filter((o) => o.failed && o.onError === 'Fail');
+
+/** A resync (same object twice) always passes: it is the safety net of level-based control. */
+const isResync = (a: KubeObject, b: KubeObject) =>
+  a.metadata?.resourceVersion === b.metadata?.resourceVersion;
+
+/** The policy's own status writes need no new look; spec, annotations (run-now) and deletion do. */
+function specOrAnnotationsChanged(a: BackupPolicy, b: BackupPolicy): boolean {
+  return (
+    isResync(a, b) ||
+    a.metadata.generation !== b.metadata.generation ||
+    !deepEqual(a.metadata.annotations ?? {}, b.metadata.annotations ?? {}) ||
+    a.metadata.deletionTimestamp !== b.metadata.deletionTimestamp
+  );
+}
+
+/**
+ * What a policy reads from a PVC: labels (selection), phase and volume (Bound, driver),
+ * dataSource (in use), deletion. Finalizer churn from the snapshot controller is ignored.
+ */
+function selectionFactsChanged(a: Pvc, b: Pvc): boolean {
+  return (
+    isResync(a, b) ||
+    !deepEqual(a.metadata.labels ?? {}, b.metadata.labels ?? {}) ||
+    a.status?.phase !== b.status?.phase ||
+    a.spec?.volumeName !== b.spec?.volumeName ||
+    a.metadata.deletionTimestamp !== b.metadata.deletionTimestamp
+  );
+}
+
+/** What a policy reads from a RestoreJob: whether, and which snapshot, it still uses. */
+function restoreUseChanged(a: RestoreJob, b: RestoreJob): boolean {
+  return (
+    isResync(a, b) ||
+    a.status?.phase !== b.status?.phase ||
+    a.status?.snapshotName !== b.status?.snapshotName
+  );
+}
+
+function classInSync(
+  current: VolumeSnapshotClass | undefined,
+  desired: VolumeSnapshotClass,
+): boolean {
+  if (!current) return false;
+  const labels = desired.metadata.labels ?? {};
+  return (
+    current.driver === desired.driver &&
+    current.deletionPolicy === desired.deletionPolicy &&
+    deepEqual(current.parameters ?? {}, desired.parameters ?? {}) &&
+    Object.entries(labels).every(([k, v]) => current.metadata.labels?.[k] === v)
+  );
+}
+
+// Shared by the policy layer's controllers (see also ./restore-job-controller.ts).
+
+/** The field manager (and event component) of the policy layer's writes. */
+export const FIELD_MANAGER = 'snapback-policy-controller';
+
+const INDEX_NAME = 'snapback.policy/by-name';
+
+/** An index of objects by name alone, for `namespacesOf`. */
+export const byName = { [INDEX_NAME]: (o: KubeObject) => [o.metadata!.name!] };
+
+/** The namespaces holding an object of this name (the informer must carry `byName`). */
+export function namespacesOf<T extends KubeObject>(informer: Informer<T>, name: string): string[] {
+  return informer.byIndex(INDEX_NAME, name).map((o) => o.metadata!.namespace!);
+}
+
+/** Times a reconcile in `reconcileDuration` when there are metrics. */
+export function timed(
+  metrics: Pick<SnapbackMetrics, 'reconcileDuration'> | undefined,
+  controller: string,
+  reconcile: () => Promise<ReconcileResult>,
+): Promise<ReconcileResult> {
+  return metrics
+    ? timeReconcile(metrics, controller, reconcile, (r) =>
+        r?.requeueAfter !== undefined ? 'requeue' : 'success',
+      )
+    : reconcile();
+}
+
+export function eventsFor(
+  recorder: EventRecorder,
+  obj: KubeObject,
+  events: readonly PlannedEvent[],
+): void {
+  for (const e of events) recorder.event(obj, e.type, e.reason, e.message);
+}
+
+/**
+ * Merge-patches status with the difference, guarded by the resourceVersion the plan saw;
+ * returns the object as written (or as it was, when nothing changed).
+ */
+export async function writeStatus<
+  T extends KubeObject & {
+    metadata: { name?: string; namespace?: string; resourceVersion?: string };
+    status?: object;
+  },
+>(client: KubeClient, type: ResourceType, obj: T, status: object): Promise<T> {
+  const diff = createMergePatch(obj.status ?? {}, status);
+  if (!diff) return obj;
+  return client.patch<T>(
+    type,
+    obj.metadata.name!,
+    obj.metadata.namespace,
+    'merge',
+    { metadata: { resourceVersion: obj.metadata.resourceVersion }, status: diff },
+    { subresource: 'status', fieldManager: FIELD_MANAGER },
+  );
+}
