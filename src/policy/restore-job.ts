@@ -513,14 +513,36 @@ function unusableSnapshot(
   );
 }
 
+/**
+ * The plan, step by step: nothing for a finished job; else the outcome decided now, the
+ * status and Events it makes, the snapshot to hold and when to look again.
+ */
 export function planRestoreJob(observed: RestoreJobObservation): RestoreJobPlan {
-  const { job, now } = observed;
-  const previous = job.status;
+  const previous = observed.job.status;
   if (previous?.phase === 'Succeeded' || previous?.phase === 'Failed') return { events: [] };
 
   const decided = decide(observed);
   const outcome = { ...decided, message: capMessage(decided.message) } as Outcome;
-  const status: RestoreJobStatus = structuredClone(previous ?? {});
+  const plan: RestoreJobPlan = {
+    status: restoreStatus(observed, outcome),
+    events: restoreEvents(previous, outcome),
+    ...restoreHold(observed, outcome),
+  };
+  if (outcome.phase === 'Restoring' && outcome.create) plan.createPvc = outcome.create;
+  if (outcome.phase === 'Pending') {
+    const waits = [
+      ...(outcome.recheck ? [RECHECK_MS] : []),
+      ...(outcome.wakeAt ? [outcome.wakeAt.getTime() - observed.now.getTime() + 1000] : []),
+    ];
+    if (waits.length > 0) plan.requeueAfterMs = Math.max(0, Math.min(...waits));
+  }
+  return plan;
+}
+
+/** The last status written, brought to the outcome. */
+function restoreStatus(observed: RestoreJobObservation, outcome: Outcome): RestoreJobStatus {
+  const { job, now } = observed;
+  const status: RestoreJobStatus = structuredClone(job.status ?? {});
   const generation = job.metadata.generation;
   if (generation !== undefined) status.observedGeneration = generation;
   status.phase = outcome.phase;
@@ -547,39 +569,37 @@ export function planRestoreJob(observed: RestoreJobObservation): RestoreJobPlan 
     },
     now,
   );
+  return status;
+}
 
-  const events: PlannedEvent[] = [];
-  const messageChanged = previous?.phase !== outcome.phase || previous?.message !== outcome.message;
-  if (messageChanged) {
-    if (outcome.phase === 'Failed')
-      events.push({ type: 'Warning', reason: outcome.reason, message: outcome.message });
-    else if (outcome.phase === 'Succeeded')
-      events.push({ type: 'Normal', reason: 'RestoreSucceeded', message: outcome.message });
-    else if (outcome.phase === 'Restoring' && 'create' in outcome && outcome.create) {
-      events.push({ type: 'Normal', reason: 'RestoreStarted', message: outcome.message });
-    } else if (outcome.phase === 'Pending')
-      events.push({ type: 'Normal', reason: outcome.reason, message: outcome.message });
+/** An Event when the phase or its message changes (a Pending wait that goes on is no news). */
+function restoreEvents(previous: RestoreJobStatus | undefined, outcome: Outcome): PlannedEvent[] {
+  if (previous?.phase === outcome.phase && previous?.message === outcome.message) return [];
+  const { reason, message } = outcome;
+  switch (outcome.phase) {
+    case 'Failed':
+      return [{ type: 'Warning', reason, message }];
+    case 'Succeeded':
+      return [{ type: 'Normal', reason: 'RestoreSucceeded', message }];
+    case 'Restoring':
+      return outcome.create ? [{ type: 'Normal', reason: 'RestoreStarted', message }] : [];
+    case 'Pending':
+      return [{ type: 'Normal', reason, message }];
   }
+}
 
-  const plan: RestoreJobPlan = { status, events };
+/** The snapshot chosen while the job waits or restores, when it is not held for the job yet. */
+function restoreHold(
+  observed: RestoreJobObservation,
+  outcome: Outcome,
+): Pick<RestoreJobPlan, 'hold' | 'holdFinalizer'> {
   const chosen =
     (outcome.phase === 'Pending' || outcome.phase === 'Restoring') && outcome.snapshot
       ? observed.snapshots.find(sameName(outcome.snapshot))
       : undefined;
-  const uid = job.metadata.uid;
-  if (chosen && uid && !isDeleting(chosen) && !restoreHolders(chosen).includes(uid)) {
-    plan.hold = chosen;
-    plan.holdFinalizer = restoreSourceFinalizer(uid);
-  }
-  if (outcome.phase === 'Restoring' && outcome.create) plan.createPvc = outcome.create;
-  if (outcome.phase === 'Pending') {
-    const waits = [
-      ...(outcome.recheck ? [RECHECK_MS] : []),
-      ...(outcome.wakeAt ? [outcome.wakeAt.getTime() - now.getTime() + 1000] : []),
-    ];
-    if (waits.length > 0) plan.requeueAfterMs = Math.max(0, Math.min(...waits));
-  }
-  return plan;
+  const uid = observed.job.metadata.uid;
+  if (!chosen || !uid || isDeleting(chosen) || restoreHolders(chosen).includes(uid)) return {};
+  return { hold: chosen, holdFinalizer: restoreSourceFinalizer(uid) };
 }
 
 /**
