@@ -5,8 +5,9 @@
  * status. ./group-controller.ts only carries these decisions out. Semantics follow upstream
  * csi-snapshotter v8 (pkg/sidecar-controller/groupsnapshot_helper.go), with one deliberate
  * difference: a dynamic group cut but not ready yet is polled with GetVolumeGroupSnapshot
- * (part of the CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT capability since CSI 1.11) rather than
- * by repeating CreateVolumeGroupSnapshot, and each answer refreshes the members' readiness.
+ * (every group driver has it: the one GroupController capability is
+ * CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT) rather than by repeating CreateVolumeGroupSnapshot,
+ * and each answer refreshes the members' readiness.
  */
 import {
   ANN_GROUP_DELETION_SECRET_NAME,
@@ -318,8 +319,9 @@ export function planGroupSnapshotContent(
     }
   }
 
-  // cut but not ready: ask how it goes; without the members' IDs (a failed first call left
-  // only an error) the same CreateVolumeGroupSnapshot is made again, which is idempotent
+  // cut but not ready: ask how it goes, with the class's get secret or else the one the group
+  // was created with; without the members' IDs (a failed first call left only an error) the
+  // same CreateVolumeGroupSnapshot is made again, which is idempotent
   const groupSnapshotId = content.status?.volumeGroupSnapshotHandle;
   const snapshotIds = memberSnapshotIds(content);
   if (groupSnapshotId && snapshotIds.length > 0) {
