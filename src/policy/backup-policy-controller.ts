@@ -88,17 +88,17 @@ export interface BackupPolicyControllerOptions {
   client: KubeClient;
   informers: InformerFactory;
   recorder: EventRecorder;
-  clock?: Clock;
-  logger?: Logger;
+  clock?: Clock | undefined;
+  logger?: Logger | undefined;
   /** Concurrent reconciles. */
-  workers?: number;
+  workers?: number | undefined;
   /** Prometheus series to update; none when absent. */
-  metrics?: BackupPolicyMetrics;
+  metrics?: BackupPolicyMetrics | undefined;
   /**
    * Runs hooks in pods (pods/exec). Without it hooks are disabled: a policy that sets them
    * reports HooksDisabled and takes no snapshot.
    */
-  hookExecutor?: PodExecutor;
+  hookExecutor?: PodExecutor | undefined;
 }
 
 /**
