@@ -58,12 +58,11 @@ import { parseDuration, planRetention } from './retention.js';
 import { capMessage, summariseProblems } from './messages.js';
 import { compileSchedule, planSchedule, resolvedTimeZone, type SchedulePlan } from './schedule.js';
 import { TimeZoneError } from './timezone.js';
-import { REASON_HOOKS_DISABLED, hasHooks, hookRunProblem, postHooksDue } from './hooks.js';
+import { hasHooks, hookRunProblem, postHooksDue } from './hooks.js';
+import { BackupPolicyReason } from './reasons.js';
 
 /** Condition type recording suspension; its transition back to False marks the resume time. */
 export const CONDITION_SUSPENDED = 'Suspended';
-export const REASON_RESUMED = 'Resumed';
-export const REASON_INVALID_RUN_NOW_TOKEN = 'InvalidRunNowToken';
 
 export interface BackupPolicyObservation {
   policy: BackupPolicy;
@@ -84,11 +83,14 @@ export interface BackupPolicyObservation {
   hooksEnabled?: boolean;
 }
 
-export interface PlannedEvent {
+/** An Event to record; `R` is the reasons of the kind it is about (see reasons.ts). */
+export interface PlannedEvent<R extends string = string> {
   type: 'Normal' | 'Warning';
-  reason: string;
+  reason: R;
   message: string;
 }
+
+type PolicyEvent = PlannedEvent<BackupPolicyReason>;
 
 export interface PlannedPrune {
   name: string;
@@ -105,11 +107,16 @@ export interface BackupPolicyPlan {
   /** The complete status once `create` has succeeded. */
   status: BackupPolicyStatus;
   /** Events to record once `create` has succeeded. */
-  events: PlannedEvent[];
+  events: PolicyEvent[];
+  /**
+   * How many snapshots this plan reports as newly failed: its SnapshotFailed Events (one per
+   * listed PVC whose newest snapshot failed and was not reported before), for the metric.
+   */
+  newlyFailedSnapshots: number;
   /** Check back after this long (the next scheduled time). */
   requeueAfterMs?: number;
   /** Set when a problem stops the whole policy: then nothing at all may be deleted. */
-  blockedBy?: string;
+  blockedBy?: BackupPolicyReason;
   /** The hooks of the spec, with defaults, when it has any. */
   hooks?: Hooks;
   /**
@@ -133,7 +140,7 @@ export interface PlannedHookRun {
 /** A problem that stops the whole policy; reported as Ready=False with this reason. */
 class PolicyProblem extends Error {
   constructor(
-    readonly reason: string,
+    readonly reason: BackupPolicyReason,
     message: string,
   ) {
     super(message);
@@ -175,14 +182,19 @@ export function retentionRules(spec: BackupPolicySpec): RetentionRules | undefin
 export function validatePolicySpec(policy: BackupPolicy): BackupPolicySpec {
   const parsed = BackupPolicySpecSchema.safeParse(policy.spec);
   if (!parsed.success) {
-    throw new PolicyProblem('InvalidSpec', `spec is invalid: ${z.prettifyError(parsed.error)}`);
+    throw new PolicyProblem(
+      BackupPolicyReason.InvalidSpec,
+      `spec is invalid: ${z.prettifyError(parsed.error)}`,
+    );
   }
   const spec = parsed.data;
   try {
     compileSchedule(spec.schedule, spec.timeZone);
   } catch (error) {
-    if (error instanceof CronError) throw new PolicyProblem('InvalidSchedule', error.message);
-    if (error instanceof TimeZoneError) throw new PolicyProblem('InvalidTimeZone', error.message);
+    if (error instanceof CronError)
+      throw new PolicyProblem(BackupPolicyReason.InvalidSchedule, error.message);
+    if (error instanceof TimeZoneError)
+      throw new PolicyProblem(BackupPolicyReason.InvalidTimeZone, error.message);
     throw error;
   }
   return spec;
@@ -265,7 +277,7 @@ function pvcNotFound(name: string, observed: BackupPolicyObservation): Problem {
     ? ` (a PVC of that name exists in namespace ${elsewhere.join(', ')}; a policy only backs up PVCs of its own namespace)`
     : '';
   return {
-    reason: 'PVCNotFound',
+    reason: BackupPolicyReason.PVCNotFound,
     message: `PVC ${name} not found in namespace ${namespace}${hint}`,
   };
 }
@@ -275,14 +287,14 @@ function volumeProblem(pvc: Pvc, observed: BackupPolicyObservation): Problem | u
   const name = pvc.metadata.name!;
   if (pvc.status?.phase !== 'Bound') {
     return {
-      reason: 'PVCNotBound',
+      reason: BackupPolicyReason.PVCNotBound,
       message: `PVC ${name} is ${pvc.status?.phase ?? 'Pending'}, not Bound; it is snapshotted once Bound`,
     };
   }
   const volume = pvc.spec?.volumeName ? observed.volume(pvc.spec.volumeName) : undefined;
   if (volume && !volume.spec?.csi) {
     return {
-      reason: 'VolumeNotCSI',
+      reason: BackupPolicyReason.VolumeNotCSI,
       message: `PVC ${name} is bound to ${volume.metadata.name}, which is not a CSI volume; only CSI volumes can be snapshotted`,
     };
   }
@@ -306,7 +318,7 @@ function pvcClass(
     if (!driver || cls.driver === driver) return { className: classRef.name };
     return {
       problem: {
-        reason: 'DriverMismatch',
+        reason: BackupPolicyReason.DriverMismatch,
         message: `VolumeSnapshotClass ${cls.metadata.name} is for driver ${cls.driver}, but PVC ${name} uses ${driver}`,
       },
     };
@@ -315,7 +327,7 @@ function pvcClass(
     if (!driver || ownedClass.driver === driver) return { className: ownedClass.metadata.name! };
     return {
       problem: {
-        reason: 'DriverMismatch',
+        reason: BackupPolicyReason.DriverMismatch,
         message: `snapshotClass.template.driver is ${ownedClass.driver}, but PVC ${name} uses ${driver}`,
       },
     };
@@ -327,7 +339,7 @@ function pvcClass(
   if (defaults.length === 1) return {};
   return {
     problem: {
-      reason: 'NoDefaultSnapshotClass',
+      reason: BackupPolicyReason.NoDefaultSnapshotClass,
       message:
         defaults.length === 0
           ? `no VolumeSnapshotClass for driver ${driver} is marked default; set spec.snapshotClass`
@@ -399,7 +411,7 @@ function lastSuccessfulTime(
 
 function resumedAt(conditions: readonly Condition[] | undefined): Date | undefined {
   const c = conditions?.find((x) => x.type === CONDITION_SUSPENDED);
-  return c && c.status === 'False' && c.reason === REASON_RESUMED
+  return c && c.status === 'False' && c.reason === BackupPolicyReason.Resumed
     ? time(c.lastTransitionTime)
     : undefined;
 }
@@ -437,7 +449,7 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   const scheduled = recordSchedule(status, spec, due, forbid.skipped, hookHold.held);
   const pvcs = summarisePvcs(observed, resolved, pvcPlans);
   const degraded = [
-    ...(hooked ? optionalList(hookRunProblem(policy.status)) : []),
+    ...(hooked ? hookProblems(policy.status) : []),
     ...due.problems,
     ...pvcs.problems,
   ];
@@ -464,6 +476,8 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
     prune: pvcs.prune,
     status: conditioned.status,
     events: capEvents(events),
+    newlyFailedSnapshots: events.filter((e) => e.reason === BackupPolicyReason.SnapshotFailed)
+      .length,
     ...optional('ownedClass', ownedClass),
     ...hookPlans(policy, spec, hookHold, runs, runnable, started.create),
   };
@@ -499,11 +513,11 @@ interface ConditionWriter {
     status: BackupPolicyStatus,
     type: string,
     value: 'True' | 'False',
-    reason: string,
+    reason: BackupPolicyReason,
     message: string,
   ): void;
   /** Events about lasting problems are recorded when the condition changes, not every resync. */
-  changed(type: string, value: string, reason: string, message: string): boolean;
+  changed(type: string, value: string, reason: BackupPolicyReason, message: string): boolean;
 }
 
 function conditionWriter(policy: BackupPolicy, now: Date): ConditionWriter {
@@ -532,7 +546,7 @@ function conditionWriter(policy: BackupPolicy, now: Date): ConditionWriter {
 
 /** A problem, with the condition reason it is reported under. */
 interface Problem {
-  reason: string;
+  reason: BackupPolicyReason;
   message: string;
 }
 
@@ -556,7 +570,7 @@ function resolvePolicy(observed: BackupPolicyObservation): ResolvedPolicy | Poli
   const hooked = hasHooks(spec.hooks);
   if (hooked && !observed.hooksEnabled) {
     return new PolicyProblem(
-      REASON_HOOKS_DISABLED,
+      BackupPolicyReason.HooksDisabled,
       'spec.hooks is set, but hooks are disabled in this installation (the controller runs without --hooks=true; with the Helm chart, set hooks.enabled=true, which also grants pods/exec): no snapshot is taken until hooks are enabled or spec.hooks is removed',
     );
   }
@@ -580,7 +594,7 @@ function resolveSnapshotClass(
     const name = spec.snapshotClass.name;
     if (snapshotClasses.some((c) => c.metadata.name === name)) return undefined;
     return new PolicyProblem(
-      'SnapshotClassNotFound',
+      BackupPolicyReason.SnapshotClassNotFound,
       `VolumeSnapshotClass ${name} not found; create it or fix spec.snapshotClass.name`,
     );
   }
@@ -589,7 +603,7 @@ function resolveSnapshotClass(
     ownedClass && snapshotClasses.find((c) => c.metadata.name === ownedClass.metadata.name);
   if (existing && !isOwnedBy(existing, policy.metadata.namespace!, policy.metadata.name!)) {
     return new PolicyProblem(
-      'SnapshotClassConflict',
+      BackupPolicyReason.SnapshotClassConflict,
       `VolumeSnapshotClass ${existing.metadata.name} exists but was not created for this policy; snapback will not change it`,
     );
   }
@@ -602,7 +616,7 @@ function policyProblemPlan(
   status: BackupPolicyStatus,
   conditions: ConditionWriter,
 ): BackupPolicyPlan {
-  const events: PlannedEvent[] = [];
+  const events: PolicyEvent[] = [];
   if (conditions.changed(CONDITION_READY, 'False', problem.reason, problem.message)) {
     events.push({ type: 'Warning', reason: problem.reason, message: problem.message });
   }
@@ -615,7 +629,14 @@ function policyProblemPlan(
     'no snapshot is taken or pruned until this is fixed',
   );
   delete status.nextScheduleTime;
-  return { create: [], prune: [], status, events: capEvents(events), blockedBy: problem.reason };
+  return {
+    create: [],
+    prune: [],
+    status,
+    events: capEvents(events),
+    newlyFailedSnapshots: 0,
+    blockedBy: problem.reason,
+  };
 }
 
 interface Run {
@@ -636,7 +657,7 @@ interface DueRuns {
   /** A run-now request taken now, to record once it runs. */
   runNow?: { token: string; sequence: number };
   problems: Problem[];
-  events: PlannedEvent[];
+  events: PolicyEvent[];
 }
 
 function dueRuns(observed: BackupPolicyObservation, spec: BackupPolicySpec, zone: string): DueRuns {
@@ -692,10 +713,12 @@ function runNowRequest(policy: BackupPolicy): Pick<DueRuns, 'runNow' | 'problems
   // Listed first in the Degraded message, so that message shows whether this was reported.
   const before = policy.status?.conditions?.find((c) => c.type === CONDITION_DEGRADED);
   const reported =
-    before?.reason === REASON_INVALID_RUN_NOW_TOKEN && before.message.includes(message);
+    before?.reason === BackupPolicyReason.InvalidRunNowToken && before.message.includes(message);
   return {
-    problems: [{ reason: REASON_INVALID_RUN_NOW_TOKEN, message }],
-    events: reported ? [] : [{ type: 'Warning', reason: REASON_INVALID_RUN_NOW_TOKEN, message }],
+    problems: [{ reason: BackupPolicyReason.InvalidRunNowToken, message }],
+    events: reported
+      ? []
+      : [{ type: 'Warning', reason: BackupPolicyReason.InvalidRunNowToken, message }],
   };
 }
 
@@ -706,7 +729,7 @@ function skipForbiddenRun(
   runs: readonly Run[],
   runnable: readonly PvcPlan[],
   inProgress: readonly VolumeSnapshot[],
-): { runs: Run[]; skipped: boolean; events: PlannedEvent[] } {
+): { runs: Run[]; skipped: boolean; events: PolicyEvent[] } {
   const scheduled = runs[0]?.identity.kind === 'scheduled' ? runs[0] : undefined;
   if (!scheduled || spec.concurrencyPolicy !== 'Forbid') {
     return { runs: [...runs], skipped: false, events: [] };
@@ -723,7 +746,7 @@ function skipForbiddenRun(
   return {
     runs: runs.slice(1),
     skipped: true,
-    events: [{ type: 'Warning', reason: 'RunSkipped', message }],
+    events: [{ type: 'Warning', reason: BackupPolicyReason.RunSkipped, message }],
   };
 }
 
@@ -770,11 +793,11 @@ function startRuns(
   runnable: readonly PvcPlan[],
   selected: number,
   snapshots: readonly VolumeSnapshot[],
-): { create: VolumeSnapshot[]; events: PlannedEvent[] } {
+): { create: VolumeSnapshot[]; events: PolicyEvent[] } {
   const existingNames = new Set(snapshots.map((s) => s.metadata.name));
   const skipped = selected - runnable.length;
   const create: VolumeSnapshot[] = [];
-  const events: PlannedEvent[] = [];
+  const events: PolicyEvent[] = [];
   for (const run of runs) {
     const made = runnable.map((pvc) => buildSnapshot(policy, pvc, run.identity, run.time));
     create.push(...made.filter((s) => !existingNames.has(s.metadata.name)));
@@ -784,12 +807,12 @@ function startRuns(
       names.length > 0
         ? {
             type: 'Normal',
-            reason: 'RunStarted',
+            reason: BackupPolicyReason.RunStarted,
             message: `${label}: snapshotting ${names.length} PVC(s): ${names.join(', ')}${skipped ? `; ${skipped} PVC(s) skipped (see status.pvcs)` : ''}`,
           }
         : {
             type: 'Warning',
-            reason: 'NothingToSnapshot',
+            reason: BackupPolicyReason.NothingToSnapshot,
             message: `${label}: no selected PVC can be snapshotted (see status.pvcs)`,
           },
     );
@@ -804,10 +827,10 @@ function recordSchedule(
   due: DueRuns,
   skipped: boolean,
   held: boolean,
-): { status: BackupPolicyStatus; events: PlannedEvent[] } {
+): { status: BackupPolicyStatus; events: PolicyEvent[] } {
   const status = { ...previous };
   const { schedule } = due;
-  const events: PlannedEvent[] = [];
+  const events: PolicyEvent[] = [];
   if (skipped) status.skippedRuns = (status.skippedRuns ?? 0) + 1;
   if (schedule.handledThrough && !held) status.lastScheduleTime = rfc3339(schedule.handledThrough);
   if (due.runNow && !held) {
@@ -822,7 +845,7 @@ function recordSchedule(
         : 'only the most recent run is made up';
     events.push({
       type: 'Warning',
-      reason: 'MissedRuns',
+      reason: BackupPolicyReason.MissedRuns,
       message: `${schedule.missedCountIsLowerBound ? 'at least ' : ''}${schedule.missed} scheduled run(s) missed, the latest at ${rfc3339(schedule.lastMissed!)} (${deadline})`,
     });
   }
@@ -887,13 +910,13 @@ function summarisePvc(
   let problem = plan.problem;
   if (!problem && newest && hasFailed(newest)) {
     problem = {
-      reason: 'SnapshotFailed',
+      reason: BackupPolicyReason.SnapshotFailed,
       message: `snapshot ${newest.metadata.name} of PVC ${plan.name} failed: ${newest.status?.error?.message ?? 'no message'}`,
     };
   }
   if (!problem && newest && timedOut(newest, spec.readyDeadlineSeconds * 1000, now)) {
     problem = {
-      reason: 'SnapshotTimedOut',
+      reason: BackupPolicyReason.SnapshotTimedOut,
       message: `snapshot ${newest.metadata.name} of PVC ${plan.name} is not ready ${spec.readyDeadlineSeconds}s after it was created (spec.readyDeadlineSeconds); it is kept, and counts once it becomes ready${newest.status?.error?.message ? `; its last error: ${newest.status.error.message}` : ''}`,
     };
   }
@@ -919,7 +942,7 @@ function retainPvc(
       live.length > 0
         ? [
             {
-              reason: 'PruningPaused',
+              reason: BackupPolicyReason.PruningPaused,
               message: `pruning of PVC ${plan.name} is paused until it can be snapshotted again`,
             },
           ]
@@ -945,7 +968,7 @@ function retainPvc(
     decision.pausedReason && !spec.suspend
       ? [
           {
-            reason: 'PruningPaused',
+            reason: BackupPolicyReason.PruningPaused,
             message: `pruning of PVC ${plan.name} is paused: ${decision.pausedReason}`,
           },
         ]
@@ -966,10 +989,10 @@ function retainPvc(
 function listPvcSummaries(
   summaries: readonly PvcSummary[],
   previous: readonly PvcBackupStatus[],
-): { pvcs: PvcBackupStatus[]; events: PlannedEvent[] } {
+): { pvcs: PvcBackupStatus[]; events: PolicyEvent[] } {
   const previousPvcs = new Map(previous.map((p) => [p.pvcName, p]));
   const pvcs: PvcBackupStatus[] = [];
-  const events: PlannedEvent[] = [];
+  const events: PolicyEvent[] = [];
   for (const { entry, problem } of boundedPvcSummaries(summaries, MAX_STATUS_PVCS)) {
     pvcs.push(entry);
     if (problem && previousPvcs.get(entry.pvcName)?.message !== problem.message) {
@@ -1015,18 +1038,18 @@ function planConditions(
   previous: BackupPolicyStatus,
   conditions: ConditionWriter,
   input: ConditionInput,
-): { status: BackupPolicyStatus; events: PlannedEvent[] } {
+): { status: BackupPolicyStatus; events: PolicyEvent[] } {
   const { spec, selected, runnable, degraded } = input;
   const status = { ...previous };
-  const events: PlannedEvent[] = [];
+  const events: PolicyEvent[] = [];
   if (selected === 0) {
     const message = spec.pvcNames
       ? 'spec.pvcNames is empty'
       : `spec.selector matches no PVC in namespace ${input.namespace}`;
-    if (conditions.changed(CONDITION_READY, 'False', 'NoPVCsSelected', message)) {
-      events.push({ type: 'Warning', reason: 'NoPVCsSelected', message });
+    if (conditions.changed(CONDITION_READY, 'False', BackupPolicyReason.NoPVCsSelected, message)) {
+      events.push({ type: 'Warning', reason: BackupPolicyReason.NoPVCsSelected, message });
     }
-    conditions.set(status, CONDITION_READY, 'False', 'NoPVCsSelected', message);
+    conditions.set(status, CONDITION_READY, 'False', BackupPolicyReason.NoPVCsSelected, message);
   } else {
     const message = spec.suspend
       ? `suspended; ${runnable} of ${selected} selected PVC(s) can be snapshotted`
@@ -1035,7 +1058,7 @@ function planConditions(
       status,
       CONDITION_READY,
       'True',
-      spec.suspend ? 'Suspended' : 'Scheduled',
+      spec.suspend ? BackupPolicyReason.Suspended : BackupPolicyReason.Scheduled,
       message,
     );
   }
@@ -1047,7 +1070,7 @@ function planConditions(
     conditions.set(status, CONDITION_DEGRADED, 'True', degraded[0]!.reason, message);
   } else {
     const message = 'every selected PVC has a healthy latest snapshot';
-    conditions.set(status, CONDITION_DEGRADED, 'False', 'AsExpected', message);
+    conditions.set(status, CONDITION_DEGRADED, 'False', BackupPolicyReason.AsExpected, message);
   }
   setSuspendedCondition(status, conditions, spec.suspend, previous);
   return { status, events };
@@ -1062,12 +1085,18 @@ function setSuspendedCondition(
   const before = previous.conditions?.find((c) => c.type === CONDITION_SUSPENDED);
   if (suspend) {
     const message = 'spec.suspend is true: no runs, no pruning';
-    conditions.set(status, CONDITION_SUSPENDED, 'True', 'Suspended', message);
+    conditions.set(status, CONDITION_SUSPENDED, 'True', BackupPolicyReason.Suspended, message);
   } else if (before?.status === 'True') {
     const message = 'resumed; runs scheduled during the suspension are not made up';
-    conditions.set(status, CONDITION_SUSPENDED, 'False', REASON_RESUMED, message);
+    conditions.set(status, CONDITION_SUSPENDED, 'False', BackupPolicyReason.Resumed, message);
   } else if (!before) {
-    conditions.set(status, CONDITION_SUSPENDED, 'False', 'NotSuspended', 'the schedule is active');
+    conditions.set(
+      status,
+      CONDITION_SUSPENDED,
+      'False',
+      BackupPolicyReason.NotSuspended,
+      'the schedule is active',
+    );
   }
 }
 
@@ -1120,8 +1149,10 @@ function nextWakeUp(
   return Math.max(0, Math.min(...wakeUps) - now.getTime());
 }
 
-function optionalList<T>(value: T | undefined): T[] {
-  return value === undefined ? [] : [value];
+/** The Degraded problem the last hook run left, if any (hooks.ts reports it as HookFailed). */
+function hookProblems(status: BackupPolicyStatus | undefined): Problem[] {
+  const problem = hookRunProblem(status);
+  return problem ? [{ reason: BackupPolicyReason.HookFailed, message: problem.message }] : [];
 }
 
 /** A run held for the post hooks of the one before looks again this soon. */
@@ -1137,7 +1168,7 @@ function timedOut(snapshot: VolumeSnapshot, deadlineMs: number, now: Date): bool
   return !isReady(snapshot) && now.getTime() - createdAt(snapshot).getTime() > deadlineMs;
 }
 
-function capEvents(events: readonly PlannedEvent[]): PlannedEvent[] {
+function capEvents<E extends PlannedEvent>(events: readonly E[]): E[] {
   return events.map((e) => ({ ...e, message: capMessage(e.message) }));
 }
 

@@ -34,6 +34,7 @@ import { formatBytes, parseQuantity } from '../api/quantity.js';
 import type { PlannedEvent } from './backup-policy.js';
 import { labelValue } from './naming.js';
 import { capMessage } from './messages.js';
+import { RestoreJobReason } from './reasons.js';
 import type { Pvc, StorageClass } from './objects.js';
 import {
   ANN_DEFAULT_STORAGE_CLASS,
@@ -77,23 +78,29 @@ export interface RestoreJobPlan {
   createPvc?: Pvc;
   /** The status to write, or undefined when nothing changes (a finished job). */
   status?: RestoreJobStatus;
-  events: PlannedEvent[];
+  events: PlannedEvent<RestoreJobReason>[];
   requeueAfterMs?: number;
 }
 
 type Outcome =
   | {
       phase: 'Pending';
-      reason: string;
+      reason: RestoreJobReason;
       message: string;
       snapshot?: string;
       recheck?: boolean;
       /** Look again then: the pending deadline. */
       wakeAt?: Date;
     }
-  | { phase: 'Failed'; reason: string; message: string; snapshot?: string }
-  | { phase: 'Restoring'; reason: string; message: string; snapshot: string; create?: Pvc }
-  | { phase: 'Succeeded'; reason: string; message: string; snapshot: string };
+  | { phase: 'Failed'; reason: RestoreJobReason; message: string; snapshot?: string }
+  | {
+      phase: 'Restoring';
+      reason: RestoreJobReason;
+      message: string;
+      snapshot: string;
+      create?: Pvc;
+    }
+  | { phase: 'Succeeded'; reason: RestoreJobReason; message: string; snapshot: string };
 
 const sameName = (name: string) => (o: { metadata: { name?: string } }) => o.metadata.name === name;
 
@@ -105,7 +112,7 @@ function resolveByName(observed: RestoreJobObservation, name: string): VolumeSna
   if (elsewhere.length > 0) {
     return {
       phase: 'Failed',
-      reason: 'SourceInOtherNamespace',
+      reason: RestoreJobReason.SourceInOtherNamespace,
       message: `VolumeSnapshot ${name} is in namespace ${elsewhere.join(', ')}, not ${namespace}; a RestoreJob restores snapshots of its own namespace only (create the RestoreJob there)`,
     };
   }
@@ -114,14 +121,14 @@ function resolveByName(observed: RestoreJobObservation, name: string): VolumeSna
   if (waited < (observed.sourceWaitMs ?? DEFAULT_SOURCE_WAIT_MS)) {
     return {
       phase: 'Pending',
-      reason: 'SnapshotNotFound',
+      reason: RestoreJobReason.SnapshotNotFound,
       message: `waiting for VolumeSnapshot ${name} to exist in namespace ${namespace}`,
       recheck: true,
     };
   }
   return {
     phase: 'Failed',
-    reason: 'SnapshotNotFound',
+    reason: RestoreJobReason.SnapshotNotFound,
     message: `VolumeSnapshot ${name} not found in namespace ${namespace}`,
   };
 }
@@ -136,8 +143,8 @@ function pendingDeadline(observed: RestoreJobObservation, spec: RestoreJobSpec):
 function waitOrFail(
   observed: RestoreJobObservation,
   spec: RestoreJobSpec,
-  waiting: { reason: string; message: string; snapshot?: string },
-  failed: { reason: string; message: string },
+  waiting: { reason: RestoreJobReason; message: string; snapshot?: string },
+  failed: { reason: RestoreJobReason; message: string },
 ): Outcome {
   const deadline = pendingDeadline(observed, spec);
   const snapshot = waiting.snapshot !== undefined ? { snapshot: waiting.snapshot } : {};
@@ -176,7 +183,7 @@ function resolveByPolicy(
   if (candidates.length === 0) {
     return {
       phase: 'Failed',
-      reason: 'NoSnapshots',
+      reason: RestoreJobReason.NoSnapshots,
       message: `${what} in namespace ${observed.job.metadata.namespace}`,
     };
   }
@@ -192,11 +199,11 @@ function resolveByPolicy(
       observed,
       spec,
       {
-        reason: 'SnapshotNotReady',
+        reason: RestoreJobReason.SnapshotNotReady,
         message: `waiting for a snapshot of PVC ${source.pvcName}${when} to become ready`,
       },
       {
-        reason: 'SnapshotNotReady',
+        reason: RestoreJobReason.SnapshotNotReady,
         message: `no snapshot of PVC ${source.pvcName}${when} became ready`,
       },
     );
@@ -208,11 +215,11 @@ function resolveByPolicy(
       observed,
       spec,
       {
-        reason: 'SnapshotError',
+        reason: RestoreJobReason.SnapshotError,
         message: `every snapshot of PVC ${source.pvcName}${when} reports an error (the newest, ${eligible[0]!.metadata.name}: ${error})`,
       },
       {
-        reason: 'SnapshotFailed',
+        reason: RestoreJobReason.SnapshotFailed,
         message: `every snapshot of PVC ${source.pvcName}${when} still reports an error (the newest, ${eligible[0]!.metadata.name}: ${error})`,
       },
     );
@@ -220,7 +227,7 @@ function resolveByPolicy(
   const oldestReady = [...candidates].reverse().find(isReady);
   return {
     phase: 'Failed',
-    reason: 'NoSnapshotBefore',
+    reason: RestoreJobReason.NoSnapshotBefore,
     message: `${what} taken at or before ${source.at}${oldestReady ? `; the oldest ready one is from ${rfc3339(snapshotTime(oldestReady))}` : ''}`,
   };
 }
@@ -254,7 +261,7 @@ function buildTarget(
   if (driver && storageClass && storageClass.provisioner !== driver) {
     return {
       phase: 'Failed',
-      reason: 'DriverMismatch',
+      reason: RestoreJobReason.DriverMismatch,
       message: `StorageClass ${storageClass.metadata.name} provisions with ${storageClass.provisioner}, but VolumeSnapshot ${snapshot.metadata.name} was taken by ${driver}; choose a StorageClass of ${driver}`,
     };
   }
@@ -282,7 +289,7 @@ function targetBytes(
       if (restoreBytes === undefined || bytes >= restoreBytes) return bytes;
       return {
         phase: 'Failed',
-        reason: 'SizeTooSmall',
+        reason: RestoreJobReason.SizeTooSmall,
         message: `target.size ${target.size} is smaller than the restore size ${restoreSize} of ${snapshotLabel}; use at least ${restoreSize}`,
       };
     }
@@ -293,11 +300,15 @@ function targetBytes(
     if (candidates.length > 0) return Math.max(...candidates);
     return {
       phase: 'Failed',
-      reason: 'SizeUnknown',
+      reason: RestoreJobReason.SizeUnknown,
       message: `${snapshotLabel} reports no restore size and the source PVC is gone; set target.size`,
     };
   } catch (error) {
-    return { phase: 'Failed', reason: 'InvalidSize', message: (error as Error).message };
+    return {
+      phase: 'Failed',
+      reason: RestoreJobReason.InvalidSize,
+      message: (error as Error).message,
+    };
   }
 }
 
@@ -316,7 +327,7 @@ function targetStorageClass(
     if (storageClass) return { className, storageClass };
     return {
       phase: 'Failed',
-      reason: 'StorageClassNotFound',
+      reason: RestoreJobReason.StorageClassNotFound,
       message: `StorageClass ${className} not found${target.storageClassName ? '' : ' (taken from the source PVC)'}; set target.storageClassName`,
     };
   }
@@ -326,7 +337,7 @@ function targetStorageClass(
   if (defaults.length === 0) {
     return {
       phase: 'Failed',
-      reason: 'NoStorageClass',
+      reason: RestoreJobReason.NoStorageClass,
       message:
         'target.storageClassName is not set, the source PVC is gone and the cluster has no default StorageClass; set target.storageClassName',
     };
@@ -394,7 +405,7 @@ function decide(observed: RestoreJobObservation): Outcome {
   if (!parsed.success) {
     return {
       phase: 'Failed',
-      reason: 'InvalidSpec',
+      reason: RestoreJobReason.InvalidSpec,
       message: `spec is invalid: ${z.prettifyError(parsed.error)}`,
     };
   }
@@ -406,7 +417,7 @@ function decide(observed: RestoreJobObservation): Outcome {
   if (job.status?.phase === 'Restoring') {
     return {
       phase: 'Failed',
-      reason: 'TargetDeleted',
+      reason: RestoreJobReason.TargetDeleted,
       message: `PVC ${targetName} was deleted before it was Bound`,
       ...(resolved ? { snapshot: resolved } : {}),
     };
@@ -425,7 +436,7 @@ function decide(observed: RestoreJobObservation): Outcome {
   if (isOutcome(pvc)) return { ...pvc, snapshot: name } as Outcome;
   return {
     phase: 'Restoring',
-    reason: 'Provisioning',
+    reason: RestoreJobReason.Provisioning,
     message: `creating PVC ${targetName} from VolumeSnapshot ${name}`,
     snapshot: name,
     create: pvc,
@@ -437,7 +448,7 @@ function existingTarget(job: RestoreJob, existing: Pvc, targetName: string): Out
   if (!createdByJob(existing, job)) {
     return {
       phase: 'Failed',
-      reason: 'TargetExists',
+      reason: RestoreJobReason.TargetExists,
       message: `PVC ${targetName} already exists and was not created by this RestoreJob; a restore never overwrites a volume: choose another target.pvcName`,
     };
   }
@@ -447,21 +458,21 @@ function existingTarget(job: RestoreJob, existing: Pvc, targetName: string): Out
     case 'Bound':
       return {
         phase: 'Succeeded',
-        reason: 'Restored',
+        reason: RestoreJobReason.Restored,
         message: `PVC ${targetName} is Bound to ${existing.spec?.volumeName ?? 'its volume'}, restored from VolumeSnapshot ${snapshot}`,
         snapshot,
       };
     case 'Lost':
       return {
         phase: 'Failed',
-        reason: 'VolumeLost',
+        reason: RestoreJobReason.VolumeLost,
         message: `PVC ${targetName} lost its volume`,
         snapshot,
       };
     default:
       return {
         phase: 'Restoring',
-        reason: 'Provisioning',
+        reason: RestoreJobReason.Provisioning,
         message: `waiting for PVC ${targetName} to be provisioned from VolumeSnapshot ${snapshot} and Bound`,
         snapshot,
       };
@@ -478,7 +489,7 @@ function unusableSnapshot(
   if (isDeleting(snapshot)) {
     return {
       phase: 'Failed',
-      reason: 'SnapshotDeleting',
+      reason: RestoreJobReason.SnapshotDeleting,
       message: `VolumeSnapshot ${name} is being deleted`,
       snapshot: name,
     };
@@ -490,12 +501,12 @@ function unusableSnapshot(
       observed,
       spec,
       {
-        reason: 'SnapshotError',
+        reason: RestoreJobReason.SnapshotError,
         message: `VolumeSnapshot ${name} reports an error: ${error}`,
         snapshot: name,
       },
       {
-        reason: 'SnapshotFailed',
+        reason: RestoreJobReason.SnapshotFailed,
         message: `VolumeSnapshot ${name} still reports an error: ${error}`,
       },
     );
@@ -505,11 +516,14 @@ function unusableSnapshot(
     observed,
     spec,
     {
-      reason: 'SnapshotNotReady',
+      reason: RestoreJobReason.SnapshotNotReady,
       message: `waiting for VolumeSnapshot ${name} to be ready`,
       snapshot: name,
     },
-    { reason: 'SnapshotNotReady', message: `VolumeSnapshot ${name} did not become ready` },
+    {
+      reason: RestoreJobReason.SnapshotNotReady,
+      message: `VolumeSnapshot ${name} did not become ready`,
+    },
   );
 }
 
@@ -573,16 +587,21 @@ function restoreStatus(observed: RestoreJobObservation, outcome: Outcome): Resto
 }
 
 /** An Event when the phase or its message changes (a Pending wait that goes on is no news). */
-function restoreEvents(previous: RestoreJobStatus | undefined, outcome: Outcome): PlannedEvent[] {
+function restoreEvents(
+  previous: RestoreJobStatus | undefined,
+  outcome: Outcome,
+): PlannedEvent<RestoreJobReason>[] {
   if (previous?.phase === outcome.phase && previous?.message === outcome.message) return [];
   const { reason, message } = outcome;
   switch (outcome.phase) {
     case 'Failed':
       return [{ type: 'Warning', reason, message }];
     case 'Succeeded':
-      return [{ type: 'Normal', reason: 'RestoreSucceeded', message }];
+      return [{ type: 'Normal', reason: RestoreJobReason.RestoreSucceeded, message }];
     case 'Restoring':
-      return outcome.create ? [{ type: 'Normal', reason: 'RestoreStarted', message }] : [];
+      return outcome.create
+        ? [{ type: 'Normal', reason: RestoreJobReason.RestoreStarted, message }]
+        : [];
     case 'Pending':
       return [{ type: 'Normal', reason, message }];
   }

@@ -496,6 +496,33 @@ describe('BackupPolicy planning: retention', function () {
     );
   });
 
+  it('counts the snapshots it reports newly failed, once each, and none for a blocked policy', function () {
+    const failedAt = (name: string, pvcName: string, error: string) =>
+      volumeSnapshot(name, { pvc: pvcName, runTime: '2026-01-01T05:00:00Z', ready: false, error });
+    const observe = (spec: Parameters<typeof policy>[0], status?: BackupPolicyStatus) =>
+      planBackupPolicy(
+        policyObservation(policy(spec, status ? { status } : {}), {
+          pvcs: [pvc('data'), pvc('logs'), pvc('web')],
+          snapshots: [
+            failedAt('d1', 'data', 'disk full'),
+            failedAt('l1', 'logs', 'quota'),
+            volumeSnapshot('w1', { pvc: 'web', runTime: '2026-01-01T05:00:00Z' }),
+          ],
+          now: at('2026-01-01T05:10:00Z'),
+        }),
+      );
+    const spec = { pvcNames: ['data', 'logs', 'web'] };
+    const plan = observe(spec);
+    expect(plan.newlyFailedSnapshots).to.equal(2);
+    expect(plan.newlyFailedSnapshots).to.equal(
+      plan.events.filter((e) => e.reason === 'SnapshotFailed').length,
+    );
+    expect(observe(spec, plan.status).newlyFailedSnapshots).to.equal(0);
+    const blocked = observe({ ...spec, schedule: 'not a schedule' });
+    expect(blocked.blockedBy).to.equal('InvalidSpec');
+    expect(blocked.newlyFailedSnapshots).to.equal(0);
+  });
+
   it('pauses pruning of a PVC that cannot be snapshotted', function () {
     const plan = planBackupPolicy(
       policyObservation(policy({ retention: { keepLast: 1 }, snapshotClass: { name: 'other' } }), {

@@ -1,0 +1,79 @@
+/**
+ * The reasons of the policy controllers' Events and status conditions, in one place: a user
+ * filters Events and writes alerts on them, so their spelling is part of the API. Each object
+ * also names a type, the union of its values, so a plan cannot carry a reason spelled wrong.
+ */
+
+/** Reasons of a BackupPolicy's Events and of its Ready, Degraded and Suspended conditions. */
+export const BackupPolicyReason = {
+  // The whole policy is blocked (Ready=False): nothing is created or pruned.
+  InvalidSpec: 'InvalidSpec',
+  InvalidSchedule: 'InvalidSchedule',
+  InvalidTimeZone: 'InvalidTimeZone',
+  HooksDisabled: 'HooksDisabled',
+  SnapshotClassNotFound: 'SnapshotClassNotFound',
+  SnapshotClassConflict: 'SnapshotClassConflict',
+  NoPVCsSelected: 'NoPVCsSelected',
+  // One PVC is not snapshotted.
+  PVCNotFound: 'PVCNotFound',
+  PVCNotBound: 'PVCNotBound',
+  VolumeNotCSI: 'VolumeNotCSI',
+  DriverMismatch: 'DriverMismatch',
+  NoDefaultSnapshotClass: 'NoDefaultSnapshotClass',
+  // Runs.
+  RunStarted: 'RunStarted',
+  NothingToSnapshot: 'NothingToSnapshot',
+  RunSkipped: 'RunSkipped',
+  MissedRuns: 'MissedRuns',
+  InvalidRunNowToken: 'InvalidRunNowToken',
+  SnapshotCreateFailed: 'SnapshotCreateFailed',
+  // Snapshots and retention.
+  SnapshotFailed: 'SnapshotFailed',
+  SnapshotTimedOut: 'SnapshotTimedOut',
+  PruningPaused: 'PruningPaused',
+  Pruned: 'Pruned',
+  PruneFailed: 'PruneFailed',
+  // Hooks.
+  HookFailed: 'HookFailed',
+  HooksNotRun: 'HooksNotRun',
+  HooksRan: 'HooksRan',
+  // Conditions of a policy that works.
+  Scheduled: 'Scheduled',
+  AsExpected: 'AsExpected',
+  Suspended: 'Suspended',
+  NotSuspended: 'NotSuspended',
+  /** Suspended=False after a suspension: its transition time is when the schedule resumed. */
+  Resumed: 'Resumed',
+} as const;
+export type BackupPolicyReason = (typeof BackupPolicyReason)[keyof typeof BackupPolicyReason];
+
+/** Reasons of a RestoreJob's Events and of its Ready condition. */
+export const RestoreJobReason = {
+  InvalidSpec: 'InvalidSpec',
+  // Finding the source snapshot.
+  SnapshotNotFound: 'SnapshotNotFound',
+  SourceInOtherNamespace: 'SourceInOtherNamespace',
+  NoSnapshots: 'NoSnapshots',
+  NoSnapshotBefore: 'NoSnapshotBefore',
+  SnapshotNotReady: 'SnapshotNotReady',
+  SnapshotError: 'SnapshotError',
+  SnapshotFailed: 'SnapshotFailed',
+  SnapshotDeleting: 'SnapshotDeleting',
+  // Building the target PVC.
+  SizeTooSmall: 'SizeTooSmall',
+  SizeUnknown: 'SizeUnknown',
+  InvalidSize: 'InvalidSize',
+  StorageClassNotFound: 'StorageClassNotFound',
+  NoStorageClass: 'NoStorageClass',
+  DriverMismatch: 'DriverMismatch',
+  // The target PVC.
+  TargetExists: 'TargetExists',
+  TargetDeleted: 'TargetDeleted',
+  Provisioning: 'Provisioning',
+  Restored: 'Restored',
+  VolumeLost: 'VolumeLost',
+  // Events only.
+  RestoreStarted: 'RestoreStarted',
+  RestoreSucceeded: 'RestoreSucceeded',
+} as const;
+export type RestoreJobReason = (typeof RestoreJobReason)[keyof typeof RestoreJobReason];
