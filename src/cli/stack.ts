@@ -227,30 +227,43 @@ async function addSnapshotController(wiring: Wiring): Promise<void> {
     leaseName: upstreamLeaseNames.snapshotController(),
     fieldManager: 'snapback-snapshot-controller',
   };
-  addPart(wiring, spec, (writer) =>
-    createSnapshotController({
-      client: writer,
-      informers: wiring.manager.informers,
-      recorder: wiring.clients.recorder('snapshot-controller', writer),
-      settings: { preventVolumeModeConversion: wiring.options.preventVolumeModeConversion },
-      ...queueOptions(wiring),
-    }),
-  );
-  if (!(await groupSnapshotApiServed(wiring.manager.client))) {
+  const groups = await groupSnapshotApiServed(wiring.manager.client);
+  if (!groups) {
     wiring.logger.warn(
       'the cluster does not serve groupsnapshot.storage.k8s.io/v1 (install the CRDs of crds/); ' +
         'VolumeGroupSnapshots are not handled',
     );
-    return;
   }
-  addPart(wiring, { ...spec, part: 'group-snapshot-controller' }, (writer) =>
-    createGroupSnapshotController({
+  addPart(wiring, spec, (writer) => {
+    const common = {
       client: writer,
       informers: wiring.manager.informers,
       recorder: wiring.clients.recorder('snapshot-controller', writer),
       ...queueOptions(wiring),
-    }),
-  );
+    };
+    const single = createSnapshotController({
+      ...common,
+      settings: { preventVolumeModeConversion: wiring.options.preventVolumeModeConversion },
+    });
+    return groups ? together(single, createGroupSnapshotController(common)) : single;
+  });
+}
+
+/** Runnables started and stopped as one (one lease gate, one upstream check). */
+function together(first: Runnable, ...rest: Runnable[]): Runnable {
+  const all = [first, ...rest];
+  return {
+    name: first.name,
+    get queueDepth() {
+      return all.reduce((sum, r) => sum + (r.queueDepth ?? 0), 0);
+    },
+    start: async (signal) => {
+      await Promise.all(all.map((r) => r.start(signal)));
+    },
+    stop: async () => {
+      await Promise.all(all.map((r) => r.stop()));
+    },
+  };
 }
 
 /** Whether the API server serves VolumeGroupSnapshotClasses (the group snapshot CRDs exist). */
