@@ -165,20 +165,18 @@ function waitOrFail(
   };
 }
 
+type PolicySource = NonNullable<RestoreJobSpec['source']['backupPolicy']>;
+
+/**
+ * The newest ready snapshot of the policy's PVC taken at or before source.at; else wait for
+ * one that may still become ready, or fail when there is none.
+ */
 function resolveByPolicy(
   observed: RestoreJobObservation,
   spec: RestoreJobSpec,
-  source: NonNullable<RestoreJobSpec['source']['backupPolicy']>,
+  source: PolicySource,
 ): VolumeSnapshot | Outcome {
-  const candidates = observed.snapshots
-    .filter(
-      (s) =>
-        s.metadata.labels?.[LABEL_POLICY] === labelValue(source.name) &&
-        s.metadata.labels?.[LABEL_PVC] === labelValue(source.pvcName) &&
-        (s.metadata.annotations?.[ANNOTATION_PVC_NAME] ?? source.pvcName) === source.pvcName &&
-        !isDeleting(s),
-    )
-    .sort((a, b) => snapshotTime(b).getTime() - snapshotTime(a).getTime());
+  const candidates = policySnapshots(observed.snapshots, source);
   const what = `BackupPolicy ${source.name} has no snapshot of PVC ${source.pvcName}`;
   if (candidates.length === 0) {
     return {
@@ -193,7 +191,39 @@ function resolveByPolicy(
     : candidates;
   const readyOne = eligible.find(isReady);
   if (readyOne) return readyOne;
-  const when = at ? ` taken at or before ${source.at}` : '';
+  if (eligible.length > 0) return waitForEligible(observed, spec, source, eligible);
+  const oldestReady = [...candidates].reverse().find(isReady);
+  return {
+    phase: 'Failed',
+    reason: RestoreJobReason.NoSnapshotBefore,
+    message: `${what} taken at or before ${source.at}${oldestReady ? `; the oldest ready one is from ${rfc3339(snapshotTime(oldestReady))}` : ''}`,
+  };
+}
+
+/** The policy's snapshots of the PVC, not being deleted, the newest first. */
+function policySnapshots(
+  snapshots: readonly VolumeSnapshot[],
+  source: PolicySource,
+): VolumeSnapshot[] {
+  return snapshots
+    .filter(
+      (s) =>
+        s.metadata.labels?.[LABEL_POLICY] === labelValue(source.name) &&
+        s.metadata.labels?.[LABEL_PVC] === labelValue(source.pvcName) &&
+        (s.metadata.annotations?.[ANNOTATION_PVC_NAME] ?? source.pvcName) === source.pvcName &&
+        !isDeleting(s),
+    )
+    .sort((a, b) => snapshotTime(b).getTime() - snapshotTime(a).getTime());
+}
+
+/** None of the eligible snapshots (newest first) is ready: wait for one, or fail at the deadline. */
+function waitForEligible(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  source: PolicySource,
+  eligible: readonly VolumeSnapshot[],
+): Outcome {
+  const when = source.at === AT_LATEST ? '' : ` taken at or before ${source.at}`;
   if (eligible.some((s) => !hasFailed(s))) {
     return waitOrFail(
       observed,
@@ -208,28 +238,21 @@ function resolveByPolicy(
       },
     );
   }
-  if (eligible.length > 0) {
-    // Snapshot errors are often transient (the snapshot controller retries), so wait a while.
-    const error = eligible[0]!.status?.error?.message ?? 'no message';
-    return waitOrFail(
-      observed,
-      spec,
-      {
-        reason: RestoreJobReason.SnapshotError,
-        message: `every snapshot of PVC ${source.pvcName}${when} reports an error (the newest, ${eligible[0]!.metadata.name}: ${error})`,
-      },
-      {
-        reason: RestoreJobReason.SnapshotFailed,
-        message: `every snapshot of PVC ${source.pvcName}${when} still reports an error (the newest, ${eligible[0]!.metadata.name}: ${error})`,
-      },
-    );
-  }
-  const oldestReady = [...candidates].reverse().find(isReady);
-  return {
-    phase: 'Failed',
-    reason: RestoreJobReason.NoSnapshotBefore,
-    message: `${what} taken at or before ${source.at}${oldestReady ? `; the oldest ready one is from ${rfc3339(snapshotTime(oldestReady))}` : ''}`,
-  };
+  // Snapshot errors are often transient (the snapshot controller retries), so wait a while.
+  const newest = eligible[0]!;
+  const error = newest.status?.error?.message ?? 'no message';
+  return waitOrFail(
+    observed,
+    spec,
+    {
+      reason: RestoreJobReason.SnapshotError,
+      message: `every snapshot of PVC ${source.pvcName}${when} reports an error (the newest, ${newest.metadata.name}: ${error})`,
+    },
+    {
+      reason: RestoreJobReason.SnapshotFailed,
+      message: `every snapshot of PVC ${source.pvcName}${when} still reports an error (the newest, ${newest.metadata.name}: ${error})`,
+    },
+  );
 }
 
 function snapshotDriver(
