@@ -53,7 +53,7 @@ import {
   snapshotsInUse,
   time,
 } from './objects.js';
-import type { RetentionRules } from './retention.js';
+import type { RetentionRules, SnapshotFacts } from './retention.js';
 import { parseDuration, planRetention } from './retention.js';
 import { capMessage, summariseProblems } from './messages.js';
 import { compileSchedule, planSchedule, resolvedTimeZone, type SchedulePlan } from './schedule.js';
@@ -935,50 +935,52 @@ function retainPvc(
   now: Date,
   resolved: ResolvedPolicy,
 ): { prune: PlannedPrune[]; problems: Problem[] } {
-  const { spec, zone } = resolved;
   if (plan.problem) {
     // Runs of this PVC cannot be made, so its existing snapshots are all it has.
-    const problems =
-      live.length > 0
-        ? [
-            {
-              reason: BackupPolicyReason.PruningPaused,
-              message: `pruning of PVC ${plan.name} is paused until it can be snapshotted again`,
-            },
-          ]
-        : [];
-    return { prune: [], problems };
+    return { prune: [], problems: live.length > 0 ? [pruningPaused(plan.name)] : [] };
   }
-  const readyDeadlineMs = spec.readyDeadlineSeconds * 1000;
+  const { spec } = resolved;
   const decision = planRetention({
-    snapshots: live.map((s) => ({
-      name: s.metadata.name!,
-      time: snapshotTime(s),
-      ready: isReady(s),
-      failed: hasFailed(s) || timedOut(s, readyDeadlineMs, now),
-      deleting: false,
-      inUse: inUse.has(s.metadata.name!) || isHeldForRestore(s),
-    })),
+    snapshots: retentionCandidates(live, inUse, spec.readyDeadlineSeconds * 1000, now),
     rules,
-    timeZone: zone,
+    timeZone: resolved.zone,
     now,
     suspended: spec.suspend,
   });
   const problems =
-    decision.pausedReason && !spec.suspend
-      ? [
-          {
-            reason: BackupPolicyReason.PruningPaused,
-            message: `pruning of PVC ${plan.name} is paused: ${decision.pausedReason}`,
-          },
-        ]
-      : [];
+    decision.pausedReason && !spec.suspend ? [pruningPaused(plan.name, decision.pausedReason)] : [];
   const prune = decision.prune.map((name) => ({
     name,
     pvc: plan.name,
     message: `no longer kept by retention (${describeRules(rules)})`,
   }));
   return { prune, problems };
+}
+
+/** A PVC's snapshots as retention weighs them: one held for a restore is in use. */
+function retentionCandidates(
+  live: readonly VolumeSnapshot[],
+  inUse: ReadonlySet<string>,
+  readyDeadlineMs: number,
+  now: Date,
+): SnapshotFacts[] {
+  return live.map((s) => ({
+    name: s.metadata.name!,
+    time: snapshotTime(s),
+    ready: isReady(s),
+    failed: hasFailed(s) || timedOut(s, readyDeadlineMs, now),
+    deleting: false,
+    inUse: inUse.has(s.metadata.name!) || isHeldForRestore(s),
+  }));
+}
+
+/** Pruning paused by retention (with its reason), or because the PVC cannot be snapshotted. */
+function pruningPaused(pvc: string, retentionReason?: string): Problem {
+  const why = retentionReason ? `: ${retentionReason}` : ' until it can be snapshotted again';
+  return {
+    reason: BackupPolicyReason.PruningPaused,
+    message: `pruning of PVC ${pvc} is paused${why}`,
+  };
 }
 
 /**
