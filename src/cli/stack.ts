@@ -34,6 +34,11 @@ import { DEFAULT_PROVISIONER_SETTINGS } from '../provisioner/plan.js';
 import { createSnapshotController } from '../snapshot/controller/index.js';
 import { createGroupSnapshotController } from '../snapshot/group/index.js';
 import { createSidecar } from '../snapshot/sidecar/controller.js';
+import {
+  GroupContentSidecar,
+  supportsGroupSnapshots,
+  type GroupSnapshotterCsi,
+} from '../snapshot/sidecar/group-controller.js';
 import { DEFAULT_SIDECAR_SETTINGS } from '../snapshot/sidecar/plan.js';
 
 /** Which parts of the control plane this process runs. */
@@ -300,12 +305,44 @@ async function addCsiParts(wiring: Wiring): Promise<CsiClient | undefined> {
   const controllerService = manager.fenceCalls(
     timedCsiClient(csi.controller, driver.name, metrics.csiOperationDuration),
   );
-  if (options.parts.snapshotter) addSnapshotter(wiring, driver, controllerService);
+  if (options.parts.snapshotter) {
+    addSnapshotter(
+      wiring,
+      driver,
+      controllerService,
+      await groupSnapshotterCsi(wiring, driver, csi),
+    );
+  }
   if (options.parts.provisioner) addProvisioner(wiring, driver, controllerService);
   return csi;
 }
 
-function addSnapshotter(wiring: Wiring, driver: DriverInfo, csi: ControllerService): void {
+/**
+ * The driver's GroupController as the group paths of the snapshotter call it, when the cluster
+ * serves the group API and the driver offers CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT.
+ */
+async function groupSnapshotterCsi(
+  wiring: Wiring,
+  driver: DriverInfo,
+  csi: CsiClient,
+): Promise<GroupSnapshotterCsi | undefined> {
+  const { options, manager, metrics, logger } = wiring;
+  if (!(await groupSnapshotApiServed(manager.client))) return undefined;
+  if (!(await supportsGroupSnapshots(csi.groupController, options.timeoutMs))) {
+    logger.info('the CSI driver does not take group snapshots', { driver: driver.name });
+    return undefined;
+  }
+  return manager.fenceCalls(
+    timedCsiClient(csi.groupController, driver.name, metrics.csiOperationDuration),
+  );
+}
+
+function addSnapshotter(
+  wiring: Wiring,
+  driver: DriverInfo,
+  csi: ControllerService,
+  groupCsi?: GroupSnapshotterCsi,
+): void {
   const { options } = wiring;
   if (!driver.capabilities.createDeleteSnapshot) {
     throw new Error(
@@ -319,13 +356,14 @@ function addSnapshotter(wiring: Wiring, driver: DriverInfo, csi: ControllerServi
     leaseName: upstreamLeaseNames.snapshotter(driver.name),
     fieldManager: 'snapback-csi-snapshotter',
   };
-  addPart(wiring, spec, (writer) =>
-    createSidecar({
+  addPart(wiring, spec, (writer) => {
+    const recorder = wiring.clients.recorder(`csi-snapshotter ${driver.name}`, writer);
+    const single = createSidecar({
       client: writer,
       informers: wiring.manager.informers,
       csi,
       listSnapshots: driver.listSnapshots,
-      events: wiring.clients.recorder(`csi-snapshotter ${driver.name}`, writer),
+      events: recorder,
       settings: {
         ...DEFAULT_SIDECAR_SETTINGS,
         driverName: driver.name,
@@ -335,8 +373,20 @@ function addSnapshotter(wiring: Wiring, driver: DriverInfo, csi: ControllerServi
       },
       timeoutMs: options.snapshotterTimeoutMs,
       ...queueOptions(wiring),
-    }),
-  );
+    });
+    if (!groupCsi) return single;
+    const group = new GroupContentSidecar({
+      client: writer,
+      informers: wiring.manager.informers,
+      csi: groupCsi,
+      recorder,
+      driverName: driver.name,
+      extraCreateMetadata: options.extraCreateMetadata,
+      timeoutMs: options.snapshotterTimeoutMs,
+      ...queueOptions(wiring),
+    });
+    return together(single, group);
+  });
 }
 
 function addProvisioner(wiring: Wiring, driver: DriverInfo, csi: ControllerService): void {
