@@ -333,18 +333,25 @@ function pvcClass(
     };
   }
   if (!driver) return {};
-  const defaults = observed.snapshotClasses.filter(
+  const problem = defaultClassProblem(driver, observed.snapshotClasses);
+  return problem ? { problem } : {};
+}
+
+/** Snapshots that name no class get the driver's default: so it must be exactly one. */
+function defaultClassProblem(
+  driver: string,
+  classes: readonly VolumeSnapshotClass[],
+): Problem | undefined {
+  const defaults = classes.filter(
     (c) => c.driver === driver && c.metadata.annotations?.[ANN_IS_DEFAULT_CLASS] === 'true',
   );
-  if (defaults.length === 1) return {};
+  if (defaults.length === 1) return undefined;
   return {
-    problem: {
-      reason: BackupPolicyReason.NoDefaultSnapshotClass,
-      message:
-        defaults.length === 0
-          ? `no VolumeSnapshotClass for driver ${driver} is marked default; set spec.snapshotClass`
-          : `${defaults.length} VolumeSnapshotClasses for driver ${driver} are marked default (${defaults.map((c) => c.metadata.name).join(', ')}); set spec.snapshotClass`,
-    },
+    reason: BackupPolicyReason.NoDefaultSnapshotClass,
+    message:
+      defaults.length === 0
+        ? `no VolumeSnapshotClass for driver ${driver} is marked default; set spec.snapshotClass`
+        : `${defaults.length} VolumeSnapshotClasses for driver ${driver} are marked default (${defaults.map((c) => c.metadata.name).join(', ')}); set spec.snapshotClass`,
   };
 }
 
