@@ -1048,29 +1048,42 @@ function planConditions(
   conditions: ConditionWriter,
   input: ConditionInput,
 ): { status: BackupPolicyStatus; events: PolicyEvent[] } {
-  const { spec, selected, runnable, degraded } = input;
   const status = { ...previous };
-  const events: PolicyEvent[] = [];
+  const events = setReadyCondition(status, conditions, input);
+  setDegradedCondition(status, conditions, input.degraded);
+  setSuspendedCondition(status, conditions, input.spec.suspend, previous);
+  return { status, events };
+}
+
+/** Ready: False while no PVC is selected (an Event when that is news), else True. */
+function setReadyCondition(
+  status: BackupPolicyStatus,
+  conditions: ConditionWriter,
+  { spec, zone, namespace, selected, runnable }: ConditionInput,
+): PolicyEvent[] {
   if (selected === 0) {
+    const reason = BackupPolicyReason.NoPVCsSelected;
     const message = spec.pvcNames
       ? 'spec.pvcNames is empty'
-      : `spec.selector matches no PVC in namespace ${input.namespace}`;
-    if (conditions.changed(CONDITION_READY, 'False', BackupPolicyReason.NoPVCsSelected, message)) {
-      events.push({ type: 'Warning', reason: BackupPolicyReason.NoPVCsSelected, message });
-    }
-    conditions.set(status, CONDITION_READY, 'False', BackupPolicyReason.NoPVCsSelected, message);
-  } else {
-    const message = spec.suspend
-      ? `suspended; ${runnable} of ${selected} selected PVC(s) can be snapshotted`
-      : `${runnable} of ${selected} selected PVC(s) snapshotted on "${spec.schedule}" (${input.zone})`;
-    conditions.set(
-      status,
-      CONDITION_READY,
-      'True',
-      spec.suspend ? BackupPolicyReason.Suspended : BackupPolicyReason.Scheduled,
-      message,
-    );
+      : `spec.selector matches no PVC in namespace ${namespace}`;
+    const news = conditions.changed(CONDITION_READY, 'False', reason, message);
+    conditions.set(status, CONDITION_READY, 'False', reason, message);
+    return news ? [{ type: 'Warning', reason, message }] : [];
   }
+  const message = spec.suspend
+    ? `suspended; ${runnable} of ${selected} selected PVC(s) can be snapshotted`
+    : `${runnable} of ${selected} selected PVC(s) snapshotted on "${spec.schedule}" (${zone})`;
+  const reason = spec.suspend ? BackupPolicyReason.Suspended : BackupPolicyReason.Scheduled;
+  conditions.set(status, CONDITION_READY, 'True', reason, message);
+  return [];
+}
+
+/** Degraded: True naming every problem found (the first gives the reason), else False. */
+function setDegradedCondition(
+  status: BackupPolicyStatus,
+  conditions: ConditionWriter,
+  degraded: readonly Problem[],
+): void {
   if (degraded.length > 0) {
     const message = summariseProblems(
       degraded.map((d) => d.message),
@@ -1081,8 +1094,6 @@ function planConditions(
     const message = 'every selected PVC has a healthy latest snapshot';
     conditions.set(status, CONDITION_DEGRADED, 'False', BackupPolicyReason.AsExpected, message);
   }
-  setSuspendedCondition(status, conditions, spec.suspend, previous);
-  return { status, events };
 }
 
 function setSuspendedCondition(
