@@ -431,9 +431,8 @@ function latest(...dates: Array<Date | undefined>): Date | undefined {
 
 /**
  * The plan, step by step: resolve the spec and its class (a problem there stops everything),
- * select the PVCs and check each, find the runs due, skip or hold them (concurrencyPolicy,
- * hooks), create what the runs still lack, record the schedule, summarise each PVC and apply
- * retention, then the conditions, the hooks to run and when to look again.
+ * select the PVCs and check each, plan the runs due now, record the schedule, summarise each
+ * PVC and apply retention, then the conditions, the hooks to run and when to look again.
  */
 export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolicyPlan {
   const { policy } = observed;
@@ -441,25 +440,15 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   const status = startStatus(policy);
   const resolved = resolvePolicy(observed);
   if (resolved instanceof PolicyProblem) return policyProblemPlan(resolved, status, conditions);
-  const { spec, ownedClass, hooked } = resolved;
+  const { spec, ownedClass } = resolved;
 
   const pvcPlans = selectPvcs(spec, observed).map((entry) =>
     planPvc(entry, spec, ownedClass, observed),
   );
-  const runnable = pvcPlans.filter((p) => !p.problem);
-  const due = dueRuns(observed, spec, resolved.zone);
-  const inProgress = snapshotsInProgress(observed, spec);
-  const forbid = skipForbiddenRun(policy, spec, due.runs, runnable, inProgress);
-  const hookHold = holdForPostHooks(observed, resolved, forbid.runs, runnable);
-  const runs = hookHold.held ? [] : forbid.runs;
-  const started = startRuns(policy, runs, runnable, pvcPlans.length, observed.snapshots);
-  const scheduled = recordSchedule(status, spec, due, forbid.skipped, hookHold.held);
+  const runs = planRuns(observed, resolved, pvcPlans);
+  const { due, hookHold } = runs;
+  const scheduled = recordSchedule(status, spec, due, runs.skipped, hookHold.held);
   const pvcs = summarisePvcs(observed, resolved, pvcPlans);
-  const degraded = [
-    ...(hooked ? hookProblems(policy.status) : []),
-    ...due.problems,
-    ...pvcs.problems,
-  ];
   const listed = listPvcSummaries(pvcs.summaries, policy.status?.pvcs ?? []);
   const summarised = summariseStatus(scheduled.status, observed, pvcPlans.length, pvcs, listed);
   const conditioned = planConditions(summarised, conditions, {
@@ -467,30 +456,70 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
     zone: resolved.zone,
     namespace: policy.metadata.namespace!,
     selected: pvcPlans.length,
-    runnable: runnable.length,
-    degraded,
+    runnable: runs.runnable.length,
+    degraded: [
+      ...(resolved.hooked ? hookProblems(policy.status) : []),
+      ...due.problems,
+      ...pvcs.problems,
+    ],
   });
-  const events = [
-    ...due.events,
-    ...forbid.events,
-    ...started.events,
-    ...scheduled.events,
-    ...listed.events,
-    ...conditioned.events,
-  ];
+  const events = [...runs.events, ...scheduled.events, ...listed.events, ...conditioned.events];
   const plan: BackupPolicyPlan = {
-    create: started.create,
+    create: runs.create,
     prune: pvcs.prune,
     status: conditioned.status,
     events: capEvents(events),
     newlyFailedSnapshots: events.filter((e) => e.reason === BackupPolicyReason.SnapshotFailed)
       .length,
     ...optional('ownedClass', ownedClass),
-    ...hookPlans(policy, spec, hookHold, runs, runnable, started.create),
+    ...hookPlans(policy, spec, hookHold, runs.runs, runs.runnable, runs.create),
   };
-  const requeueAfterMs = nextWakeUp(observed, spec, due.schedule, hookHold.held, inProgress);
+  const requeueAfterMs = nextWakeUp(observed, spec, due.schedule, hookHold.held, runs.inProgress);
   if (requeueAfterMs !== undefined) plan.requeueAfterMs = requeueAfterMs;
   return plan;
+}
+
+/** The runs due now and what they create, once concurrencyPolicy and the hooks have had a say. */
+interface PlannedRuns {
+  due: DueRuns;
+  /** The runs taken now: none while they wait for the post hooks of the run before. */
+  runs: Run[];
+  /** The selected PVCs that can be snapshotted. */
+  runnable: PvcPlan[];
+  /** Snapshots not ready yet, within their readyDeadlineSeconds. */
+  inProgress: VolumeSnapshot[];
+  hookHold: HookHold;
+  /** The scheduled run was skipped (concurrencyPolicy Forbid). */
+  skipped: boolean;
+  create: VolumeSnapshot[];
+  events: PolicyEvent[];
+}
+
+/** Find the runs due, skip or hold them (concurrencyPolicy, hooks), and create what they lack. */
+function planRuns(
+  observed: BackupPolicyObservation,
+  resolved: ResolvedPolicy,
+  pvcPlans: readonly PvcPlan[],
+): PlannedRuns {
+  const { policy } = observed;
+  const { spec } = resolved;
+  const runnable = pvcPlans.filter((p) => !p.problem);
+  const due = dueRuns(observed, spec, resolved.zone);
+  const inProgress = snapshotsInProgress(observed, spec);
+  const forbid = skipForbiddenRun(policy, spec, due.runs, runnable, inProgress);
+  const hookHold = holdForPostHooks(observed, resolved, forbid.runs, runnable);
+  const runs = hookHold.held ? [] : forbid.runs;
+  const started = startRuns(policy, runs, runnable, pvcPlans.length, observed.snapshots);
+  return {
+    due,
+    runs,
+    runnable,
+    inProgress,
+    hookHold,
+    skipped: forbid.skipped,
+    create: started.create,
+    events: [...due.events, ...forbid.events, ...started.events],
+  };
 }
 
 /** The last status written, to plan the new one from. */
