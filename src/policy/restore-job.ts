@@ -424,20 +424,13 @@ export function createdByJob(pvc: Pvc, job: RestoreJob): boolean {
  */
 function decide(observed: RestoreJobObservation): Outcome {
   const { job } = observed;
-  const parsed = RestoreJobSpecSchema.safeParse(job.spec);
-  if (!parsed.success) {
-    return {
-      phase: 'Failed',
-      reason: RestoreJobReason.InvalidSpec,
-      message: `spec is invalid: ${z.prettifyError(parsed.error)}`,
-    };
-  }
-  const spec = parsed.data;
+  const spec = validRestoreSpec(job);
+  if (isOutcome(spec)) return spec;
   const targetName = spec.target.pvcName;
   const existing = observed.pvcs.find(sameName(targetName));
-  const resolved = job.status?.snapshotName;
   if (existing) return existingTarget(job, existing, targetName);
   if (job.status?.phase === 'Restoring') {
+    const resolved = job.status.snapshotName;
     return {
       phase: 'Failed',
       reason: RestoreJobReason.TargetDeleted,
@@ -445,22 +438,48 @@ function decide(observed: RestoreJobObservation): Outcome {
       ...(resolved ? { snapshot: resolved } : {}),
     };
   }
-  // Resolve the source once; later reconciles keep the snapshot first chosen.
-  const found = resolved
-    ? resolveByName(observed, resolved)
-    : spec.source.volumeSnapshotName !== undefined
-      ? resolveByName(observed, spec.source.volumeSnapshotName)
-      : resolveByPolicy(observed, spec, spec.source.backupPolicy!);
+  const found = sourceSnapshot(observed, spec);
   if (isOutcome(found)) return found;
-  const unusable = unusableSnapshot(observed, spec, found);
-  if (unusable) return unusable;
-  const name = found.metadata.name!;
-  const pvc = buildTarget(observed, spec, found);
+  return unusableSnapshot(observed, spec, found) ?? restoreFrom(observed, spec, found);
+}
+
+/** The spec with defaults applied, or Failed naming what is wrong. */
+function validRestoreSpec(job: RestoreJob): RestoreJobSpec | Outcome {
+  const parsed = RestoreJobSpecSchema.safeParse(job.spec);
+  if (parsed.success) return parsed.data;
+  return {
+    phase: 'Failed',
+    reason: RestoreJobReason.InvalidSpec,
+    message: `spec is invalid: ${z.prettifyError(parsed.error)}`,
+  };
+}
+
+/** The source snapshot, resolved once: later reconciles keep the snapshot first chosen. */
+function sourceSnapshot(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+): VolumeSnapshot | Outcome {
+  const resolved = observed.job.status?.snapshotName;
+  if (resolved) return resolveByName(observed, resolved);
+  if (spec.source.volumeSnapshotName !== undefined) {
+    return resolveByName(observed, spec.source.volumeSnapshotName);
+  }
+  return resolveByPolicy(observed, spec, spec.source.backupPolicy!);
+}
+
+/** Restoring: the PVC to create from a ready snapshot, or why it cannot be made. */
+function restoreFrom(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  snapshot: VolumeSnapshot,
+): Outcome {
+  const name = snapshot.metadata.name!;
+  const pvc = buildTarget(observed, spec, snapshot);
   if (isOutcome(pvc)) return { ...pvc, snapshot: name } as Outcome;
   return {
     phase: 'Restoring',
     reason: RestoreJobReason.Provisioning,
-    message: `creating PVC ${targetName} from VolumeSnapshot ${name}`,
+    message: `creating PVC ${spec.target.pvcName} from VolumeSnapshot ${name}`,
     snapshot: name,
     create: pvc,
   };
