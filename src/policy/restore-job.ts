@@ -165,6 +165,50 @@ function waitOrFail(
   };
 }
 
+/** What a wait says while it lasts, and once it fails at the deadline. */
+interface WaitMessages {
+  waiting: string;
+  failed: string;
+  /** The snapshot waited on, when there is one. */
+  snapshot?: string;
+}
+
+/** Waiting for a snapshot to become ready: SnapshotNotReady, Pending then Failed. */
+function waitForReady(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  { waiting, failed, snapshot }: WaitMessages,
+): Outcome {
+  const reason = RestoreJobReason.SnapshotNotReady;
+  return waitOrFail(
+    observed,
+    spec,
+    { reason, message: waiting, ...(snapshot !== undefined ? { snapshot } : {}) },
+    { reason, message: failed },
+  );
+}
+
+/**
+ * Waiting out a snapshot error: errors are often transient (the snapshot controller retries),
+ * so SnapshotError while the job may wait, then SnapshotFailed.
+ */
+function waitOutError(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  { waiting, failed, snapshot }: WaitMessages,
+): Outcome {
+  return waitOrFail(
+    observed,
+    spec,
+    {
+      reason: RestoreJobReason.SnapshotError,
+      message: waiting,
+      ...(snapshot !== undefined ? { snapshot } : {}),
+    },
+    { reason: RestoreJobReason.SnapshotFailed, message: failed },
+  );
+}
+
 type PolicySource = NonNullable<RestoreJobSpec['source']['backupPolicy']>;
 
 /**
@@ -225,34 +269,17 @@ function waitForEligible(
 ): Outcome {
   const when = source.at === AT_LATEST ? '' : ` taken at or before ${source.at}`;
   if (eligible.some((s) => !hasFailed(s))) {
-    return waitOrFail(
-      observed,
-      spec,
-      {
-        reason: RestoreJobReason.SnapshotNotReady,
-        message: `waiting for a snapshot of PVC ${source.pvcName}${when} to become ready`,
-      },
-      {
-        reason: RestoreJobReason.SnapshotNotReady,
-        message: `no snapshot of PVC ${source.pvcName}${when} became ready`,
-      },
-    );
+    return waitForReady(observed, spec, {
+      waiting: `waiting for a snapshot of PVC ${source.pvcName}${when} to become ready`,
+      failed: `no snapshot of PVC ${source.pvcName}${when} became ready`,
+    });
   }
-  // Snapshot errors are often transient (the snapshot controller retries), so wait a while.
   const newest = eligible[0]!;
-  const error = newest.status?.error?.message ?? 'no message';
-  return waitOrFail(
-    observed,
-    spec,
-    {
-      reason: RestoreJobReason.SnapshotError,
-      message: `every snapshot of PVC ${source.pvcName}${when} reports an error (the newest, ${newest.metadata.name}: ${error})`,
-    },
-    {
-      reason: RestoreJobReason.SnapshotFailed,
-      message: `every snapshot of PVC ${source.pvcName}${when} still reports an error (the newest, ${newest.metadata.name}: ${error})`,
-    },
-  );
+  const error = `(the newest, ${newest.metadata.name}: ${newest.status?.error?.message ?? 'no message'})`;
+  return waitOutError(observed, spec, {
+    waiting: `every snapshot of PVC ${source.pvcName}${when} reports an error ${error}`,
+    failed: `every snapshot of PVC ${source.pvcName}${when} still reports an error ${error}`,
+  });
 }
 
 function snapshotDriver(
@@ -537,36 +564,19 @@ function unusableSnapshot(
     };
   }
   if (hasFailed(snapshot)) {
-    // Snapshot errors are often transient (the snapshot controller retries), so wait a while.
     const error = snapshot.status?.error?.message ?? 'no message';
-    return waitOrFail(
-      observed,
-      spec,
-      {
-        reason: RestoreJobReason.SnapshotError,
-        message: `VolumeSnapshot ${name} reports an error: ${error}`,
-        snapshot: name,
-      },
-      {
-        reason: RestoreJobReason.SnapshotFailed,
-        message: `VolumeSnapshot ${name} still reports an error: ${error}`,
-      },
-    );
+    return waitOutError(observed, spec, {
+      waiting: `VolumeSnapshot ${name} reports an error: ${error}`,
+      failed: `VolumeSnapshot ${name} still reports an error: ${error}`,
+      snapshot: name,
+    });
   }
   if (isReady(snapshot)) return undefined;
-  return waitOrFail(
-    observed,
-    spec,
-    {
-      reason: RestoreJobReason.SnapshotNotReady,
-      message: `waiting for VolumeSnapshot ${name} to be ready`,
-      snapshot: name,
-    },
-    {
-      reason: RestoreJobReason.SnapshotNotReady,
-      message: `VolumeSnapshot ${name} did not become ready`,
-    },
-  );
+  return waitForReady(observed, spec, {
+    waiting: `waiting for VolumeSnapshot ${name} to be ready`,
+    failed: `VolumeSnapshot ${name} did not become ready`,
+    snapshot: name,
+  });
 }
 
 /**
