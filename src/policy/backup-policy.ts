@@ -21,28 +21,22 @@ import type {
   VolumeSnapshotClass,
 } from '../api/index.js';
 import {
-  ANN_IS_DEFAULT_CLASS,
   ANNOTATION_POLICY_NAME,
   ANNOTATION_PVC_NAME,
-  ANNOTATION_RUN_NOW,
-  ANNOTATION_RUN_NOW_TOKEN,
-  ANNOTATION_RUN_TIME,
   BackupPolicySpecSchema,
   CONDITION_DEGRADED,
   CONDITION_READY,
   LABEL_POLICY,
   LABEL_POLICY_NAMESPACE,
   LABEL_PVC,
-  MAX_RUN_NOW_TOKEN_LENGTH,
   MAX_STATUS_PVCS,
   PARAM_FORCE_DELETE,
   SNAPSHOT_API_VERSION,
   VOLUME_SNAPSHOT_CLASS_KIND,
-  VOLUME_SNAPSHOT_KIND,
 } from '../api/index.js';
-import { labelSelectorMatches, rfc3339, setCondition } from '../kube/index.js';
+import { rfc3339, setCondition } from '../kube/index.js';
 import { CronError } from './cron.js';
-import { labelValue, ownedSnapshotClassName, snapshotName, type RunIdentity } from './naming.js';
+import { labelValue, ownedSnapshotClassName, snapshotName } from './naming.js';
 import type { Pv, Pvc } from './objects.js';
 import {
   hasFailed,
@@ -58,8 +52,18 @@ import { parseDuration, planRetention } from './retention.js';
 import { capMessage, summariseProblems } from './messages.js';
 import { compileSchedule, planSchedule, resolvedTimeZone, type SchedulePlan } from './schedule.js';
 import { TimeZoneError } from './timezone.js';
-import { hasHooks, hookRunProblem, postHooksDue } from './hooks.js';
+import { hasHooks, hookRunProblem } from './hooks.js';
 import { BackupPolicyReason } from './reasons.js';
+import { planPvc, selectPvcs, type Problem, type PvcPlan } from './plan-pvcs.js';
+import {
+  createdAt,
+  planRuns,
+  recordSchedule,
+  runLabel,
+  timedOut,
+  type HookHold,
+  type Run,
+} from './plan-runs.js';
 
 /** Condition type recording suspension; its transition back to False marks the resume time. */
 export const CONDITION_SUSPENDED = 'Suspended';
@@ -90,7 +94,7 @@ export interface PlannedEvent<R extends string = string> {
   message: string;
 }
 
-type PolicyEvent = PlannedEvent<BackupPolicyReason>;
+export type PolicyEvent = PlannedEvent<BackupPolicyReason>;
 
 export interface PlannedPrune {
   name: string;
@@ -145,15 +149,6 @@ class PolicyProblem extends Error {
   ) {
     super(message);
   }
-}
-
-interface PvcPlan {
-  name: string;
-  pvc?: Pvc;
-  /** Why this PVC is not snapshotted, with the condition reason. */
-  problem?: Problem;
-  /** The class its snapshots use; undefined means the driver's default class. */
-  className?: string;
 }
 
 function describeRules(rules: RetentionRules): string {
@@ -234,156 +229,6 @@ export function isOwnedBy(cls: VolumeSnapshotClass, namespace: string, policy: s
   );
 }
 
-function pvcDriver(pvc: Pvc, observed: BackupPolicyObservation): string | undefined {
-  const volumeName = pvc.spec?.volumeName;
-  return volumeName ? observed.volume(volumeName)?.spec?.csi?.driver : undefined;
-}
-
-function selectPvcs(
-  spec: BackupPolicySpec,
-  observed: BackupPolicyObservation,
-): Array<{ name: string; pvc?: Pvc }> {
-  const live = observed.pvcs.filter((p) => !isDeleting(p));
-  if (spec.pvcNames) {
-    return spec.pvcNames.map((name) => {
-      const pvc = live.find((p) => p.metadata.name === name);
-      return pvc ? { name, pvc } : { name };
-    });
-  }
-  const selector = spec.selector ?? {};
-  return live
-    .filter((p) => labelSelectorMatches(selector, p.metadata.labels ?? {}))
-    .map((pvc) => ({ name: pvc.metadata.name!, pvc }))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-}
-
-function planPvc(
-  entry: { name: string; pvc?: Pvc },
-  spec: BackupPolicySpec,
-  ownedClass: VolumeSnapshotClass | undefined,
-  observed: BackupPolicyObservation,
-): PvcPlan {
-  const { name, pvc } = entry;
-  if (!pvc) return { name, problem: pvcNotFound(name, observed) };
-  const problem = volumeProblem(pvc, observed);
-  if (problem) return { name, pvc, problem };
-  return { name, pvc, ...pvcClass(name, pvcDriver(pvc, observed), spec, ownedClass, observed) };
-}
-
-function pvcNotFound(name: string, observed: BackupPolicyObservation): Problem {
-  const namespace = observed.policy.metadata.namespace!;
-  const elsewhere = observed.namespacesWithPvc(name).filter((ns) => ns !== namespace);
-  const hint = elsewhere.length
-    ? ` (a PVC of that name exists in namespace ${elsewhere.join(', ')}; a policy only backs up PVCs of its own namespace)`
-    : '';
-  return {
-    reason: BackupPolicyReason.PVCNotFound,
-    message: `PVC ${name} not found in namespace ${namespace}${hint}`,
-  };
-}
-
-/** Why a PVC's volume cannot be snapshotted yet, if it cannot. */
-function volumeProblem(pvc: Pvc, observed: BackupPolicyObservation): Problem | undefined {
-  const name = pvc.metadata.name!;
-  if (pvc.status?.phase !== 'Bound') {
-    return {
-      reason: BackupPolicyReason.PVCNotBound,
-      message: `PVC ${name} is ${pvc.status?.phase ?? 'Pending'}, not Bound; it is snapshotted once Bound`,
-    };
-  }
-  const volume = pvc.spec?.volumeName ? observed.volume(pvc.spec.volumeName) : undefined;
-  if (volume && !volume.spec?.csi) {
-    return {
-      reason: BackupPolicyReason.VolumeNotCSI,
-      message: `PVC ${name} is bound to ${volume.metadata.name}, which is not a CSI volume; only CSI volumes can be snapshotted`,
-    };
-  }
-  return undefined;
-}
-
-/**
- * The class a PVC's snapshots use: the one named, the owned one, or (none set) the driver's
- * default, which must then be exactly one.
- */
-function pvcClass(
-  name: string,
-  driver: string | undefined,
-  spec: BackupPolicySpec,
-  ownedClass: VolumeSnapshotClass | undefined,
-  observed: BackupPolicyObservation,
-): Pick<PvcPlan, 'className' | 'problem'> {
-  const classRef = spec.snapshotClass;
-  if (classRef?.name !== undefined) {
-    const cls = observed.snapshotClasses.find((c) => c.metadata.name === classRef.name)!;
-    if (!driver || cls.driver === driver) return { className: classRef.name };
-    return {
-      problem: {
-        reason: BackupPolicyReason.DriverMismatch,
-        message: `VolumeSnapshotClass ${cls.metadata.name} is for driver ${cls.driver}, but PVC ${name} uses ${driver}`,
-      },
-    };
-  }
-  if (ownedClass) {
-    if (!driver || ownedClass.driver === driver) return { className: ownedClass.metadata.name! };
-    return {
-      problem: {
-        reason: BackupPolicyReason.DriverMismatch,
-        message: `snapshotClass.template.driver is ${ownedClass.driver}, but PVC ${name} uses ${driver}`,
-      },
-    };
-  }
-  if (!driver) return {};
-  const problem = defaultClassProblem(driver, observed.snapshotClasses);
-  return problem ? { problem } : {};
-}
-
-/** Snapshots that name no class get the driver's default: so it must be exactly one. */
-function defaultClassProblem(
-  driver: string,
-  classes: readonly VolumeSnapshotClass[],
-): Problem | undefined {
-  const defaults = classes.filter(
-    (c) => c.driver === driver && c.metadata.annotations?.[ANN_IS_DEFAULT_CLASS] === 'true',
-  );
-  if (defaults.length === 1) return undefined;
-  return {
-    reason: BackupPolicyReason.NoDefaultSnapshotClass,
-    message:
-      defaults.length === 0
-        ? `no VolumeSnapshotClass for driver ${driver} is marked default; set spec.snapshotClass`
-        : `${defaults.length} VolumeSnapshotClasses for driver ${driver} are marked default (${defaults.map((c) => c.metadata.name).join(', ')}); set spec.snapshotClass`,
-  };
-}
-
-function buildSnapshot(
-  policy: BackupPolicy,
-  pvc: PvcPlan,
-  run: RunIdentity,
-  runTime: Date,
-): VolumeSnapshot {
-  const policyName = policy.metadata.name!;
-  const annotations: Record<string, string> = {
-    [ANNOTATION_RUN_TIME]: rfc3339(runTime),
-    [ANNOTATION_PVC_NAME]: pvc.name,
-    [ANNOTATION_POLICY_NAME]: policyName,
-  };
-  if (run.kind === 'run-now') annotations[ANNOTATION_RUN_NOW_TOKEN] = run.token;
-  return {
-    apiVersion: SNAPSHOT_API_VERSION,
-    kind: VOLUME_SNAPSHOT_KIND,
-    metadata: {
-      name: snapshotName(policyName, pvc.name, run),
-      namespace: policy.metadata.namespace!,
-      labels: { [LABEL_POLICY]: labelValue(policyName), [LABEL_PVC]: labelValue(pvc.name) },
-      annotations,
-    },
-    spec: {
-      source: { persistentVolumeClaimName: pvc.name },
-      ...(pvc.className ? { volumeSnapshotClassName: pvc.className } : {}),
-    },
-  };
-}
-
 function snapshotsOfPvc(snapshots: readonly VolumeSnapshot[], pvc: string): VolumeSnapshot[] {
   const value = labelValue(pvc);
   return snapshots
@@ -445,7 +290,7 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   const pvcPlans = selectPvcs(spec, observed).map((entry) =>
     planPvc(entry, spec, ownedClass, observed),
   );
-  const runs = planRuns(observed, resolved, pvcPlans);
+  const runs = planRuns(observed, resolved, pvcPlans, scheduleDue(observed, spec, resolved.zone));
   const { due, hookHold } = runs;
   const scheduled = recordSchedule(status, spec, due, runs.skipped, hookHold.held);
   const pvcs = summarisePvcs(observed, resolved, pvcPlans);
@@ -479,49 +324,6 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   return plan;
 }
 
-/** The runs due now and what they create, once concurrencyPolicy and the hooks have had a say. */
-interface PlannedRuns {
-  due: DueRuns;
-  /** The runs taken now: none while they wait for the post hooks of the run before. */
-  runs: Run[];
-  /** The selected PVCs that can be snapshotted. */
-  runnable: PvcPlan[];
-  /** Snapshots not ready yet, within their readyDeadlineSeconds. */
-  inProgress: VolumeSnapshot[];
-  hookHold: HookHold;
-  /** The scheduled run was skipped (concurrencyPolicy Forbid). */
-  skipped: boolean;
-  create: VolumeSnapshot[];
-  events: PolicyEvent[];
-}
-
-/** Find the runs due, skip or hold them (concurrencyPolicy, hooks), and create what they lack. */
-function planRuns(
-  observed: BackupPolicyObservation,
-  resolved: ResolvedPolicy,
-  pvcPlans: readonly PvcPlan[],
-): PlannedRuns {
-  const { policy } = observed;
-  const { spec } = resolved;
-  const runnable = pvcPlans.filter((p) => !p.problem);
-  const due = dueRuns(observed, spec, resolved.zone);
-  const inProgress = snapshotsInProgress(observed, spec);
-  const forbid = skipForbiddenRun(policy, spec, due.runs, runnable, inProgress);
-  const hookHold = holdForPostHooks(observed, resolved, forbid.runs, runnable);
-  const runs = hookHold.held ? [] : forbid.runs;
-  const started = startRuns(policy, runs, runnable, pvcPlans.length, observed.snapshots);
-  return {
-    due,
-    runs,
-    runnable,
-    inProgress,
-    hookHold,
-    skipped: forbid.skipped,
-    create: started.create,
-    events: [...due.events, ...forbid.events, ...started.events],
-  };
-}
-
 /** The last status written, to plan the new one from. */
 function startStatus(policy: BackupPolicy): BackupPolicyStatus {
   const status: BackupPolicyStatus = structuredClone(policy.status ?? {});
@@ -529,18 +331,6 @@ function startStatus(policy: BackupPolicy): BackupPolicyStatus {
     status.observedGeneration = policy.metadata.generation;
   }
   return status;
-}
-
-/** Snapshots neither ready, failed nor past their readyDeadlineSeconds. */
-function snapshotsInProgress(
-  observed: BackupPolicyObservation,
-  spec: BackupPolicySpec,
-): VolumeSnapshot[] {
-  const readyDeadlineMs = spec.readyDeadlineSeconds * 1000;
-  return observed.snapshots.filter(
-    (s) =>
-      !isDeleting(s) && !isReady(s) && !hasFailed(s) && !timedOut(s, readyDeadlineMs, observed.now),
-  );
 }
 
 /** Sets a condition of the status being planned; `changed` compares with the status last written. */
@@ -580,14 +370,8 @@ function conditionWriter(policy: BackupPolicy, now: Date): ConditionWriter {
   };
 }
 
-/** A problem, with the condition reason it is reported under. */
-interface Problem {
-  reason: BackupPolicyReason;
-  message: string;
-}
-
 /** What the spec resolves to once it is valid and its snapshot class is usable. */
-interface ResolvedPolicy {
+export interface ResolvedPolicy {
   spec: BackupPolicySpec;
   zone: string;
   hooked: boolean;
@@ -675,40 +459,6 @@ function policyProblemPlan(
   };
 }
 
-interface Run {
-  identity: RunIdentity;
-  time: Date;
-}
-
-function runLabel(run: Run): string {
-  return run.identity.kind === 'scheduled'
-    ? `scheduled run ${rfc3339(run.time)}`
-    : `run-now "${run.identity.token}"`;
-}
-
-/** The runs due now, the scheduled one first, and what the schedule and run-now request say. */
-interface DueRuns {
-  schedule: SchedulePlan;
-  runs: Run[];
-  /** A run-now request taken now, to record once it runs. */
-  runNow?: { token: string; sequence: number };
-  problems: Problem[];
-  events: PolicyEvent[];
-}
-
-function dueRuns(observed: BackupPolicyObservation, spec: BackupPolicySpec, zone: string): DueRuns {
-  const schedule = scheduleDue(observed, spec, zone);
-  const runs: Run[] = schedule.run
-    ? [{ identity: { kind: 'scheduled', scheduledTime: schedule.run }, time: schedule.run }]
-    : [];
-  const request = runNowRequest(observed.policy);
-  if (request.runNow) {
-    const { token, sequence } = request.runNow;
-    runs.push({ identity: { kind: 'run-now', token, sequence }, time: observed.now });
-  }
-  return { schedule, runs, ...request };
-}
-
 /**
  * The schedule's due run. Scheduled times that fell inside a suspension are neither run nor
  * counted as missed once it ends.
@@ -734,160 +484,6 @@ function scheduleDue(
 
 function wasSuspended(policy: BackupPolicy): boolean {
   return policy.status?.conditions?.find((c) => c.type === CONDITION_SUSPENDED)?.status === 'True';
-}
-
-/** The run-now annotation: a new value is one other than the last acted on, even one used before. */
-function runNowRequest(policy: BackupPolicy): Pick<DueRuns, 'runNow' | 'problems' | 'events'> {
-  const token = policy.metadata.annotations?.[ANNOTATION_RUN_NOW];
-  const isNew = token !== undefined && token !== '' && token !== policy.status?.lastRunNowToken;
-  if (!isNew) return { problems: [], events: [] };
-  if (token.length <= MAX_RUN_NOW_TOKEN_LENGTH) {
-    const sequence = (policy.status?.runNowCount ?? 0) + 1;
-    return { runNow: { token, sequence }, problems: [], events: [] };
-  }
-  const message = `annotation ${ANNOTATION_RUN_NOW} is ${token.length} characters long, at most ${MAX_RUN_NOW_TOKEN_LENGTH} are allowed: no run-now run is taken; set a shorter value, such as a timestamp`;
-  // Listed first in the Degraded message, so that message shows whether this was reported.
-  const before = policy.status?.conditions?.find((c) => c.type === CONDITION_DEGRADED);
-  const reported =
-    before?.reason === BackupPolicyReason.InvalidRunNowToken && before.message.includes(message);
-  return {
-    problems: [{ reason: BackupPolicyReason.InvalidRunNowToken, message }],
-    events: reported
-      ? []
-      : [{ type: 'Warning', reason: BackupPolicyReason.InvalidRunNowToken, message }],
-  };
-}
-
-/** Forbid: a scheduled run waits for no one; it is skipped while an earlier one is unfinished. */
-function skipForbiddenRun(
-  policy: BackupPolicy,
-  spec: BackupPolicySpec,
-  runs: readonly Run[],
-  runnable: readonly PvcPlan[],
-  inProgress: readonly VolumeSnapshot[],
-): { runs: Run[]; skipped: boolean; events: PolicyEvent[] } {
-  const scheduled = runs[0]?.identity.kind === 'scheduled' ? runs[0] : undefined;
-  if (!scheduled || spec.concurrencyPolicy !== 'Forbid') {
-    return { runs: [...runs], skipped: false, events: [] };
-  }
-  // A retry of this very run (its snapshots made, its status not yet written) goes on.
-  const policyName = policy.metadata.name!;
-  const ownNames = new Set(
-    runnable.map((pvc) => snapshotName(policyName, pvc.name, scheduled.identity)),
-  );
-  const earlier = inProgress.filter((s) => !ownNames.has(s.metadata.name!));
-  if (earlier.length === 0) return { runs: [...runs], skipped: false, events: [] };
-  const names = earlier.map((s) => s.metadata.name!).sort();
-  const message = `scheduled run ${rfc3339(scheduled.time)} skipped (concurrencyPolicy Forbid): ${names.length} snapshot(s) of an earlier run are not ready yet: ${summariseProblems(names, `each becomes ready or times out after readyDeadlineSeconds ${spec.readyDeadlineSeconds}`)}`;
-  return {
-    runs: runs.slice(1),
-    skipped: true,
-    events: [{ type: 'Warning', reason: BackupPolicyReason.RunSkipped, message }],
-  };
-}
-
-/** Whether the post hooks of the run in status.hookRun are due, and whether they hold new runs. */
-interface HookHold {
-  postDue: boolean;
-  held: boolean;
-}
-
-/**
- * A new run's pre hooks wait for the post hooks of the one before (its snapshots still being
- * cut): the run stays due, nothing of it is recorded, and it is taken once they have run. A
- * restart in the middle of the recorded run itself is no such wait: its pre hooks run again
- * before the snapshots still to be created.
- */
-function holdForPostHooks(
-  observed: BackupPolicyObservation,
-  resolved: ResolvedPolicy,
-  runs: readonly Run[],
-  runnable: readonly PvcPlan[],
-): HookHold {
-  if (!resolved.hooked) return { postDue: false, held: false };
-  const { policy, now, snapshots } = observed;
-  const readyDeadlineMs = resolved.spec.readyDeadlineSeconds * 1000;
-  const hookRun = policy.status?.hookRun;
-  const postDue = postHooksDue(hookRun, snapshots, (s) => timedOut(s, readyDeadlineMs, now));
-  const existingNames = new Set(snapshots.map((s) => s.metadata.name));
-  const held =
-    !postDue &&
-    hookRun?.state === 'PreHooksDone' &&
-    hookRun.run !== runs.map(runLabel).join(', ') &&
-    runs.some((run) =>
-      runnable.some(
-        (pvc) => !existingNames.has(snapshotName(policy.metadata.name!, pvc.name, run.identity)),
-      ),
-    );
-  return { postDue, held };
-}
-
-/** The snapshots of each run still to create, and an Event per run. */
-function startRuns(
-  policy: BackupPolicy,
-  runs: readonly Run[],
-  runnable: readonly PvcPlan[],
-  selected: number,
-  snapshots: readonly VolumeSnapshot[],
-): { create: VolumeSnapshot[]; events: PolicyEvent[] } {
-  const existingNames = new Set(snapshots.map((s) => s.metadata.name));
-  const skipped = selected - runnable.length;
-  const create: VolumeSnapshot[] = [];
-  const events: PolicyEvent[] = [];
-  for (const run of runs) {
-    const made = runnable.map((pvc) => buildSnapshot(policy, pvc, run.identity, run.time));
-    create.push(...made.filter((s) => !existingNames.has(s.metadata.name)));
-    const names = made.map((s) => s.metadata.name!);
-    const label = runLabel(run);
-    events.push(
-      names.length > 0
-        ? {
-            type: 'Normal',
-            reason: BackupPolicyReason.RunStarted,
-            message: `${label}: snapshotting ${names.length} PVC(s): ${names.join(', ')}${skipped ? `; ${skipped} PVC(s) skipped (see status.pvcs)` : ''}`,
-          }
-        : {
-            type: 'Warning',
-            reason: BackupPolicyReason.NothingToSnapshot,
-            message: `${label}: no selected PVC can be snapshotted (see status.pvcs)`,
-          },
-    );
-  }
-  return { create, events };
-}
-
-/** The status with the runs handled now recorded (none while they wait for post hooks). */
-function recordSchedule(
-  previous: BackupPolicyStatus,
-  spec: BackupPolicySpec,
-  due: DueRuns,
-  skipped: boolean,
-  held: boolean,
-): { status: BackupPolicyStatus; events: PolicyEvent[] } {
-  const status = { ...previous };
-  const { schedule } = due;
-  const events: PolicyEvent[] = [];
-  if (skipped) status.skippedRuns = (status.skippedRuns ?? 0) + 1;
-  if (schedule.handledThrough && !held) status.lastScheduleTime = rfc3339(schedule.handledThrough);
-  if (due.runNow && !held) {
-    status.lastRunNowToken = due.runNow.token;
-    status.runNowCount = due.runNow.sequence;
-  }
-  if (schedule.missed > 0 && !held) {
-    status.missedRuns = (status.missedRuns ?? 0) + schedule.missed;
-    const deadline =
-      spec.startingDeadlineSeconds !== undefined
-        ? `startingDeadlineSeconds is ${spec.startingDeadlineSeconds}`
-        : 'only the most recent run is made up';
-    events.push({
-      type: 'Warning',
-      reason: BackupPolicyReason.MissedRuns,
-      message: `${schedule.missedCountIsLowerBound ? 'at least ' : ''}${schedule.missed} scheduled run(s) missed, the latest at ${rfc3339(schedule.lastMissed!)} (${deadline})`,
-    });
-  }
-  if (schedule.nextScheduleTime) status.nextScheduleTime = rfc3339(schedule.nextScheduleTime);
-  else delete status.nextScheduleTime;
-  return { status, events };
 }
 
 interface PvcSummary {
@@ -1206,16 +802,6 @@ function hookProblems(status: BackupPolicyStatus | undefined): Problem[] {
 
 /** A run held for the post hooks of the one before looks again this soon. */
 const HELD_RUN_RECHECK_MS = 10_000;
-
-/** When a snapshot object was created: the start of its readyDeadlineSeconds. */
-function createdAt(snapshot: VolumeSnapshot): Date {
-  return time(snapshot.metadata.creationTimestamp) ?? snapshotTime(snapshot);
-}
-
-/** Not ready (or failed) within the deadline: reported as failed from then on. */
-function timedOut(snapshot: VolumeSnapshot, deadlineMs: number, now: Date): boolean {
-  return !isReady(snapshot) && now.getTime() - createdAt(snapshot).getTime() > deadlineMs;
-}
 
 function capEvents<E extends PlannedEvent>(events: readonly E[]): E[] {
   return events.map((e) => ({ ...e, message: capMessage(e.message) }));
