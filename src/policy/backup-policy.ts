@@ -7,6 +7,11 @@
  * record. Bad input ends as a condition and an Event: nothing is created and nothing deleted
  * for a problem that concerns the whole policy, and only the affected PVC is skipped for a
  * problem that concerns one PVC.
+ *
+ * This file holds the plan's types, its outline (planBackupPolicy), the spec and class checks,
+ * the schedule, conditions and hooks; the larger steps have a file each: plan-pvcs.ts (which
+ * PVCs, each checked), plan-runs.ts (the runs taken now) and plan-pvc-summaries.ts (status.pvcs
+ * and retention).
  */
 import { z } from 'zod';
 import type {
@@ -15,55 +20,43 @@ import type {
   Hooks,
   BackupPolicyStatus,
   Condition,
-  PvcBackupStatus,
   RestoreJob,
   VolumeSnapshot,
   VolumeSnapshotClass,
 } from '../api/index.js';
 import {
   ANNOTATION_POLICY_NAME,
-  ANNOTATION_PVC_NAME,
   BackupPolicySpecSchema,
   CONDITION_DEGRADED,
   CONDITION_READY,
   LABEL_POLICY,
   LABEL_POLICY_NAMESPACE,
-  LABEL_PVC,
-  MAX_STATUS_PVCS,
   PARAM_FORCE_DELETE,
   SNAPSHOT_API_VERSION,
   VOLUME_SNAPSHOT_CLASS_KIND,
 } from '../api/index.js';
-import { rfc3339, setCondition } from '../kube/index.js';
+import { setCondition } from '../kube/index.js';
 import { CronError } from './cron.js';
 import { labelValue, ownedSnapshotClassName, snapshotName } from './naming.js';
 import type { Pv, Pvc } from './objects.js';
-import {
-  hasFailed,
-  isDeleting,
-  isHeldForRestore,
-  isReady,
-  snapshotTime,
-  snapshotsInUse,
-  time,
-} from './objects.js';
-import type { RetentionRules, SnapshotFacts } from './retention.js';
-import { parseDuration, planRetention } from './retention.js';
+import { isDeleting, time } from './objects.js';
 import { capMessage, summariseProblems } from './messages.js';
 import { compileSchedule, planSchedule, resolvedTimeZone, type SchedulePlan } from './schedule.js';
 import { TimeZoneError } from './timezone.js';
 import { hasHooks, hookRunProblem } from './hooks.js';
 import { BackupPolicyReason } from './reasons.js';
 import { planPvc, selectPvcs, type Problem, type PvcPlan } from './plan-pvcs.js';
+import { listPvcSummaries, summarisePvcs, summariseStatus } from './plan-pvc-summaries.js';
 import {
   createdAt,
   planRuns,
   recordSchedule,
   runLabel,
-  timedOut,
   type HookHold,
   type Run,
 } from './plan-runs.js';
+
+export { retentionRules } from './plan-pvc-summaries.js';
 
 /** Condition type recording suspension; its transition back to False marks the resume time. */
 export const CONDITION_SUSPENDED = 'Suspended';
@@ -151,28 +144,6 @@ class PolicyProblem extends Error {
   }
 }
 
-function describeRules(rules: RetentionRules): string {
-  const parts: string[] = [];
-  if (rules.keepLast !== undefined) parts.push(`keepLast ${rules.keepLast}`);
-  for (const tier of ['hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const) {
-    if (rules[tier] !== undefined) parts.push(`${tier} ${rules[tier]}`);
-  }
-  if (rules.maxAgeSeconds !== undefined) parts.push(`maxAge ${rules.maxAgeSeconds}s`);
-  return parts.join(', ');
-}
-
-export function retentionRules(spec: BackupPolicySpec): RetentionRules | undefined {
-  const r = spec.retention;
-  if (!r) return undefined;
-  const rules: RetentionRules = { minReady: r.minReady };
-  if (r.keepLast !== undefined) rules.keepLast = r.keepLast;
-  if (r.maxAge !== undefined) rules.maxAgeSeconds = parseDuration(r.maxAge);
-  for (const tier of ['hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const) {
-    if (r[tier] !== undefined) rules[tier] = r[tier];
-  }
-  return rules;
-}
-
 /** The spec with defaults applied, or a PolicyProblem naming what is wrong. */
 export function validatePolicySpec(policy: BackupPolicy): BackupPolicySpec {
   const parsed = BackupPolicySpecSchema.safeParse(policy.spec);
@@ -227,51 +198,6 @@ export function isOwnedBy(cls: VolumeSnapshotClass, namespace: string, policy: s
   return (
     labels[LABEL_POLICY] === labelValue(policy) && labels[LABEL_POLICY_NAMESPACE] === namespace
   );
-}
-
-function snapshotsOfPvc(snapshots: readonly VolumeSnapshot[], pvc: string): VolumeSnapshot[] {
-  const value = labelValue(pvc);
-  return snapshots
-    .filter(
-      (s) =>
-        s.metadata.labels?.[LABEL_PVC] === value &&
-        (s.metadata.annotations?.[ANNOTATION_PVC_NAME] ?? pvc) === pvc,
-    )
-    .sort((a, b) => snapshotTime(b).getTime() - snapshotTime(a).getTime());
-}
-
-/**
- * The run time of the newest run whose snapshots all became ready (at least one), or the
- * previous value when that is newer (pruning removes old runs but not the record of them).
- */
-function lastSuccessfulTime(
-  snapshots: readonly VolumeSnapshot[],
-  previous: string | undefined,
-): string | undefined {
-  const runs = new Map<number, boolean>();
-  for (const s of snapshots) {
-    if (isDeleting(s)) continue;
-    const t = snapshotTime(s).getTime();
-    runs.set(t, (runs.get(t) ?? true) && isReady(s));
-  }
-  let newest: number | undefined;
-  for (const [t, ok] of runs) if (ok && (newest === undefined || t > newest)) newest = t;
-  const prev = time(previous)?.getTime();
-  if (newest === undefined || (prev !== undefined && prev >= newest)) return previous;
-  return rfc3339(new Date(newest));
-}
-
-function resumedAt(conditions: readonly Condition[] | undefined): Date | undefined {
-  const c = conditions?.find((x) => x.type === CONDITION_SUSPENDED);
-  return c && c.status === 'False' && c.reason === BackupPolicyReason.Resumed
-    ? time(c.lastTransitionTime)
-    : undefined;
-}
-
-function latest(...dates: Array<Date | undefined>): Date | undefined {
-  let best: Date | undefined;
-  for (const d of dates) if (d && (!best || d.getTime() > best.getTime())) best = d;
-  return best;
 }
 
 /**
@@ -486,175 +412,17 @@ function wasSuspended(policy: BackupPolicy): boolean {
   return policy.status?.conditions?.find((c) => c.type === CONDITION_SUSPENDED)?.status === 'True';
 }
 
-interface PvcSummary {
-  entry: PvcBackupStatus;
-  problem?: Problem;
+function resumedAt(conditions: readonly Condition[] | undefined): Date | undefined {
+  const c = conditions?.find((x) => x.type === CONDITION_SUSPENDED);
+  return c && c.status === 'False' && c.reason === BackupPolicyReason.Resumed
+    ? time(c.lastTransitionTime)
+    : undefined;
 }
 
-/** Each selected PVC's summary and retention, and the problems they show. */
-interface PvcSummaries {
-  summaries: PvcSummary[];
-  problems: Problem[];
-  prune: PlannedPrune[];
-  ready: number;
-  total: number;
-}
-
-function summarisePvcs(
-  observed: BackupPolicyObservation,
-  resolved: ResolvedPolicy,
-  pvcPlans: readonly PvcPlan[],
-): PvcSummaries {
-  const rules = retentionRules(resolved.spec);
-  const inUse = snapshotsInUse(observed.restoreJobs, observed.pvcs);
-  const result: PvcSummaries = { summaries: [], problems: [], prune: [], ready: 0, total: 0 };
-  for (const plan of pvcPlans) {
-    const live = snapshotsOfPvc(observed.snapshots, plan.name).filter((s) => !isDeleting(s));
-    const summary = summarisePvc(plan, live, resolved.spec, observed.now);
-    result.summaries.push(summary);
-    result.ready += summary.entry.readySnapshots;
-    result.total += summary.entry.totalSnapshots;
-    if (summary.problem) result.problems.push(summary.problem);
-    if (!rules || !plan.pvc) continue;
-    const retained = retainPvc(plan, live, rules, inUse, observed.now, resolved);
-    result.problems.push(...retained.problems);
-    result.prune.push(...retained.prune);
-  }
-  return result;
-}
-
-/** A PVC's line in status.pvcs, with its problem: its own, or its newest snapshot's. */
-function summarisePvc(
-  plan: PvcPlan,
-  live: readonly VolumeSnapshot[],
-  spec: BackupPolicySpec,
-  now: Date,
-): PvcSummary {
-  const readyOnes = live.filter(isReady);
-  const entry: PvcBackupStatus = {
-    pvcName: plan.name,
-    readySnapshots: readyOnes.length,
-    totalSnapshots: live.length,
-  };
-  const newest = live[0];
-  if (newest) entry.lastSnapshotName = newest.metadata.name!;
-  if (readyOnes[0]) entry.lastReadyTime = rfc3339(snapshotTime(readyOnes[0]));
-  let problem = plan.problem;
-  if (!problem && newest && hasFailed(newest)) {
-    problem = {
-      reason: BackupPolicyReason.SnapshotFailed,
-      message: `snapshot ${newest.metadata.name} of PVC ${plan.name} failed: ${newest.status?.error?.message ?? 'no message'}`,
-    };
-  }
-  if (!problem && newest && timedOut(newest, spec.readyDeadlineSeconds * 1000, now)) {
-    problem = {
-      reason: BackupPolicyReason.SnapshotTimedOut,
-      message: `snapshot ${newest.metadata.name} of PVC ${plan.name} is not ready ${spec.readyDeadlineSeconds}s after it was created (spec.readyDeadlineSeconds); it is kept, and counts once it becomes ready${newest.status?.error?.message ? `; its last error: ${newest.status.error.message}` : ''}`,
-    };
-  }
-  if (!problem) return { entry };
-  problem = { reason: problem.reason, message: capMessage(problem.message) };
-  entry.message = problem.message;
-  return { entry, problem };
-}
-
-/** What retention prunes of a PVC's snapshots, or why its pruning is paused. */
-function retainPvc(
-  plan: PvcPlan,
-  live: readonly VolumeSnapshot[],
-  rules: RetentionRules,
-  inUse: ReadonlySet<string>,
-  now: Date,
-  resolved: ResolvedPolicy,
-): { prune: PlannedPrune[]; problems: Problem[] } {
-  if (plan.problem) {
-    // Runs of this PVC cannot be made, so its existing snapshots are all it has.
-    return { prune: [], problems: live.length > 0 ? [pruningPaused(plan.name)] : [] };
-  }
-  const { spec } = resolved;
-  const decision = planRetention({
-    snapshots: retentionCandidates(live, inUse, spec.readyDeadlineSeconds * 1000, now),
-    rules,
-    timeZone: resolved.zone,
-    now,
-    suspended: spec.suspend,
-  });
-  const problems =
-    decision.pausedReason && !spec.suspend ? [pruningPaused(plan.name, decision.pausedReason)] : [];
-  const prune = decision.prune.map((name) => ({
-    name,
-    pvc: plan.name,
-    message: `no longer kept by retention (${describeRules(rules)})`,
-  }));
-  return { prune, problems };
-}
-
-/** A PVC's snapshots as retention weighs them: one held for a restore is in use. */
-function retentionCandidates(
-  live: readonly VolumeSnapshot[],
-  inUse: ReadonlySet<string>,
-  readyDeadlineMs: number,
-  now: Date,
-): SnapshotFacts[] {
-  return live.map((s) => ({
-    name: s.metadata.name!,
-    time: snapshotTime(s),
-    ready: isReady(s),
-    failed: hasFailed(s) || timedOut(s, readyDeadlineMs, now),
-    deleting: false,
-    inUse: inUse.has(s.metadata.name!) || isHeldForRestore(s),
-  }));
-}
-
-/** Pruning paused by retention (with its reason), or because the PVC cannot be snapshotted. */
-function pruningPaused(pvc: string, retentionReason?: string): Problem {
-  const why = retentionReason ? `: ${retentionReason}` : ' until it can be snapshotted again';
-  return {
-    reason: BackupPolicyReason.PruningPaused,
-    message: `pruning of PVC ${pvc} is paused${why}`,
-  };
-}
-
-/**
- * The PVCs status.pvcs lists, and an Event for each listed problem not reported before. Only a
- * listed PVC's Event can be told apart from a repeat; the others are summarised in the
- * Degraded condition.
- */
-function listPvcSummaries(
-  summaries: readonly PvcSummary[],
-  previous: readonly PvcBackupStatus[],
-): { pvcs: PvcBackupStatus[]; events: PolicyEvent[] } {
-  const previousPvcs = new Map(previous.map((p) => [p.pvcName, p]));
-  const pvcs: PvcBackupStatus[] = [];
-  const events: PolicyEvent[] = [];
-  for (const { entry, problem } of boundedPvcSummaries(summaries, MAX_STATUS_PVCS)) {
-    pvcs.push(entry);
-    if (problem && previousPvcs.get(entry.pvcName)?.message !== problem.message) {
-      events.push({ type: 'Warning', reason: problem.reason, message: problem.message });
-    }
-  }
-  return { pvcs, events };
-}
-
-/** The status with the PVC list and snapshot counts. */
-function summariseStatus(
-  previous: BackupPolicyStatus,
-  observed: BackupPolicyObservation,
-  selected: number,
-  { ready, total }: PvcSummaries,
-  { pvcs }: { pvcs: PvcBackupStatus[] },
-): BackupPolicyStatus {
-  const status: BackupPolicyStatus = {
-    ...previous,
-    pvcs,
-    selectedPvcs: selected,
-    readySnapshots: ready,
-    totalSnapshots: total,
-    readyOverTotal: `${ready}/${total}`,
-  };
-  const success = lastSuccessfulTime(observed.snapshots, status.lastSuccessfulTime);
-  if (success !== undefined) status.lastSuccessfulTime = success;
-  return status;
+function latest(...dates: Array<Date | undefined>): Date | undefined {
+  let best: Date | undefined;
+  for (const d of dates) if (d && (!best || d.getTime() > best.getTime())) best = d;
+  return best;
 }
 
 interface ConditionInput {
@@ -805,18 +573,6 @@ const HELD_RUN_RECHECK_MS = 10_000;
 
 function capEvents<E extends PlannedEvent>(events: readonly E[]): E[] {
   return events.map((e) => ({ ...e, message: capMessage(e.message) }));
-}
-
-/**
- * The PVCs status.pvcs lists when there are more than `max`: those with a problem first (what
- * a user needs to read), then the others, in selection order.
- */
-function boundedPvcSummaries<T extends { problem?: unknown }>(all: readonly T[], max: number): T[] {
-  if (all.length <= max) return [...all];
-  const listed = new Set(
-    [...all.filter((s) => s.problem), ...all.filter((s) => !s.problem)].slice(0, max),
-  );
-  return all.filter((s) => listed.has(s));
 }
 
 function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
