@@ -489,7 +489,7 @@ export class BackupPolicyController {
       policy,
       run.skipRun ? plan.events.filter((e) => e.reason !== 'RunStarted') : plan.events,
     );
-    const newlyFailed = plan.events.filter((e) => e.reason === 'SnapshotFailed').length;
+    const newlyFailed = plan.newlyFailedSnapshots;
     if (newlyFailed > 0) this.metrics?.snapshotsFailed.inc(run.labels, newlyFailed);
     const lastSuccess = plan.status.lastSuccessfulTime;
     if (lastSuccess)
