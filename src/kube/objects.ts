@@ -1,4 +1,5 @@
 import type { KubeClient } from './client.js';
+import { isAlreadyExists } from './errors.js';
 import type { KubeObject, ResourceType } from './resource.js';
 
 /** A metav1.Condition. */
@@ -216,6 +217,23 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return (
     typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date)
   );
+}
+
+/**
+ * Creates `obj`, where a retry may find it made already (by this controller's earlier attempt,
+ * whose answer was lost): the object as created, or undefined when it already existed.
+ */
+export async function createIfAbsent<T extends KubeObject>(
+  client: KubeClient,
+  type: ResourceType,
+  obj: T,
+): Promise<T | undefined> {
+  try {
+    return await client.create(type, obj);
+  } catch (error) {
+    if (isAlreadyExists(error)) return undefined;
+    throw error;
+  }
 }
 
 export type CreateOrPatchResult<T> = { operation: 'created' | 'patched' | 'unchanged'; object: T };

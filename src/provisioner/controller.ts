@@ -30,7 +30,7 @@ import {
   readSecretData,
   StorageClasses,
   addFinalizer,
-  isAlreadyExists,
+  createIfAbsent,
   isNotFound,
   removeFinalizer,
   splitKey,
@@ -286,11 +286,7 @@ class Provisioner {
     }
 
     const pv = buildPersistentVolume(input, plan, volume);
-    try {
-      await this.options.client.create(PersistentVolumes, pv as KubeObject);
-    } catch (error) {
-      if (!isAlreadyExists(error)) throw error;
-    }
+    await createIfAbsent(this.options.client, PersistentVolumes, pv as KubeObject);
     this.inFlight.delete(uid);
     this.events.event(
       claimOf(pvc),
@@ -344,14 +340,11 @@ class Provisioner {
       if (handle && entry.retainedPv) {
         // Retain: the volume outlives its claim; a PV bound to the deleted claim shows it
         // Released, for the admin to reuse or delete, as upstream's provisioner leaves it
-        try {
-          await this.options.client.create(
-            PersistentVolumes,
-            entry.retainedPv(createdVolume(response)) as KubeObject,
-          );
-        } catch (error) {
-          if (!isAlreadyExists(error)) throw error;
-        }
+        await createIfAbsent(
+          this.options.client,
+          PersistentVolumes,
+          entry.retainedPv(createdVolume(response)) as KubeObject,
+        );
         this.inFlight.delete(entry.uid);
         log.info('kept the volume of a PVC deleted while it was being provisioned (Retain)', {
           handle,

@@ -22,7 +22,7 @@ import {
   PersistentVolumeClaims,
   PersistentVolumes,
   addFinalizer,
-  isAlreadyExists,
+  createIfAbsent,
   isConflict,
   isNotFound,
   keyOf,
@@ -288,15 +288,15 @@ export class SnapshotController implements Runnable {
             );
             break;
           }
-          case 'createContent':
-            try {
-              this.contentView.remember(
-                await this.client.create(VolumeSnapshotContents, action.content),
-              );
-            } catch (error) {
-              if (!isAlreadyExists(error)) throw error;
-            }
+          case 'createContent': {
+            const created = await createIfAbsent(
+              this.client,
+              VolumeSnapshotContents,
+              action.content,
+            );
+            if (created) this.contentView.remember(created);
             break;
+          }
           case 'bindContent': {
             const content = this.contentView.get(action.contentName);
             this.contentView.remember(

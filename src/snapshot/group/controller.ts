@@ -25,7 +25,7 @@ import {
   VolumeSnapshotContents,
   VolumeSnapshots,
   addFinalizer,
-  isAlreadyExists,
+  createIfAbsent,
   isConflict,
   isNotFound,
   keyOf,
@@ -273,15 +273,15 @@ export class GroupSnapshotController implements Runnable {
               ),
             );
             break;
-          case 'createGroupContent':
-            try {
-              this.groupContentView.remember(
-                await this.client.create(VolumeGroupSnapshotContents, action.content),
-              );
-            } catch (error) {
-              if (!isAlreadyExists(error)) throw error;
-            }
+          case 'createGroupContent': {
+            const created = await createIfAbsent(
+              this.client,
+              VolumeGroupSnapshotContents,
+              action.content,
+            );
+            if (created) this.groupContentView.remember(created);
             break;
+          }
           case 'bindGroupContent': {
             const content = this.groupContentView.get(action.contentName);
             this.groupContentView.remember(
@@ -312,24 +312,18 @@ export class GroupSnapshotController implements Runnable {
             break;
           case 'createMemberContent':
             await this.memberStep('creating volumesnapshotcontent', async () => {
-              try {
-                this.snapshotContentView.remember(
-                  await this.client.create(VolumeSnapshotContents, action.content),
-                );
-              } catch (error) {
-                if (!isAlreadyExists(error)) throw error;
-              }
+              const created = await createIfAbsent(
+                this.client,
+                VolumeSnapshotContents,
+                action.content,
+              );
+              if (created) this.snapshotContentView.remember(created);
             });
             break;
           case 'createMemberSnapshot':
             await this.memberStep('error creating or fetching volumesnapshot', async () => {
-              try {
-                this.snapshotView.remember(
-                  await this.client.create(VolumeSnapshots, action.snapshot),
-                );
-              } catch (error) {
-                if (!isAlreadyExists(error)) throw error;
-              }
+              const created = await createIfAbsent(this.client, VolumeSnapshots, action.snapshot);
+              if (created) this.snapshotView.remember(created);
             });
             break;
           case 'bindMemberContent':

@@ -4,6 +4,7 @@ import {
   addFinalizer,
   applyMergePatch,
   createMergePatch,
+  createIfAbsent,
   createOrPatch,
   patchStatus,
   removeFinalizer,
@@ -169,6 +170,28 @@ describe('finalizers, status and createOrPatch against the fake API server', fun
       resource: 'widgets/status',
       patchType: 'merge',
     });
+  });
+
+  it('createIfAbsent creates once, then leaves the existing object alone; other errors pass', async function () {
+    const widget = { metadata: { name: 'w', namespace: 'ns', labels: { size: '1' } } } as Widget;
+    const created = await createIfAbsent(client, Widgets, widget);
+    expect(created?.metadata?.resourceVersion).to.be.a('string');
+    const again = await createIfAbsent(client, Widgets, {
+      metadata: { name: 'w', namespace: 'ns', labels: { size: '2' } },
+    } as Widget);
+    expect(again).to.equal(undefined);
+    expect((await client.get<Widget>(Widgets, 'w', 'ns'))?.metadata?.labels).to.deep.equal({
+      size: '1',
+    });
+    let failure: unknown;
+    try {
+      await createIfAbsent(client, Widgets, { metadata: { namespace: 'ns' } } as Widget);
+    } catch (error) {
+      failure = error;
+    }
+    expect(failure, 'an object without a name is refused, not taken as existing').to.be.instanceOf(
+      Error,
+    );
   });
 
   it('createOrPatch creates, then patches only the difference, then does nothing', async function () {
