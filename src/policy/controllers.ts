@@ -9,7 +9,8 @@ import type { PodExecutor } from '../kube/exec.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import type { SnapbackMetrics } from '../observability/metrics.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { BackupPolicyController, FIELD_MANAGER } from './backup-policy-controller.js';
+import { BackupPolicyController } from './backup-policy-controller.js';
+import { FIELD_MANAGER } from './controller-support.js';
 import { RestoreJobController } from './restore-job-controller.js';
 
 export interface PolicyControllerOptions {

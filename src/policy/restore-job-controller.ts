@@ -43,7 +43,7 @@ import {
   namespacesOf,
   timed,
   writeStatus,
-} from './backup-policy-controller.js';
+} from './controller-support.js';
 import type { Pvc, StorageClass } from './objects.js';
 import { RestoreJobs, isTerminal } from './objects.js';
 import { planRestoreJob, staleRestoreHolds, type RestoreJobPlan } from './restore-job.js';
