@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import ecs from '@alicloud/ecs20140526';
 import openapi from '@alicloud/openapi-client';
-import { EcsEmulator } from '../../support/ecs-emulator/emulator.js';
-import { canonicalQueryString, percentEncode } from '../../support/ecs-emulator/signature.js';
+import { EcsEmulator } from '../../../support/ecs-emulator/emulator.js';
+import { canonicalQueryString, percentEncode } from '../../../support/ecs-emulator/signature.js';
 
 /**
  * Request signing, checked against the real SDK's signer: the emulator must accept what

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { EcsApiError } from '../../support/ecs-emulator/errors.js';
-import { Faults } from '../../support/ecs-emulator/faults.js';
-import { EcsModel, type Body, type Params } from '../../support/ecs-emulator/model.js';
+import { EcsApiError } from '../../../support/ecs-emulator/errors.js';
+import { Faults } from '../../../support/ecs-emulator/faults.js';
+import { EcsModel, type Body, type Params } from '../../../support/ecs-emulator/model.js';
 
 /** The emulator's ECS semantics, driven with a clock that only moves when told to. */
 describe('ECS emulator model', function () {
