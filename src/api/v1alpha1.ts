@@ -398,6 +398,67 @@ export const SnapshotClassRefSchema = withRules(
 );
 export type SnapshotClassRef = z.infer<typeof SnapshotClassRefSchema>;
 
+/** How a run snapshots the selected PVCs: each on its own, or all at one instant as a group. */
+export const CONSISTENCIES = ['Volume', 'Group'] as const;
+export type Consistency = (typeof CONSISTENCIES)[number];
+
+export const GroupSnapshotClassTemplateSchema = withRules(
+  z.strictObject({
+    driver: z
+      .string()
+      .min(1)
+      .max(CSI_DRIVER_NAME_MAX_LENGTH)
+      .regex(
+        new RegExp(CSI_DRIVER_NAME_PATTERN),
+        'driver must be a CSI driver name such as local.snapback.dev',
+      )
+      .describe(
+        'The CSI driver that takes the group snapshots; it must be the driver of the selected PVCs and serve group snapshots (the CSI GroupController capability CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT).',
+      ),
+    deletionPolicy: z
+      .enum(['Delete', 'Retain'])
+      .default('Delete')
+      .describe(
+        'What happens to the stored group snapshot when its VolumeGroupSnapshot is deleted (for example by retention): Delete removes it from the storage system, Retain keeps it there.',
+      ),
+    parameters: boundedMap(z.string().max(4096), 64, 'groupSnapshotClass.template.parameters')
+      .optional()
+      .describe(
+        `Driver-specific parameters of the VolumeGroupSnapshotClass. Keys starting with ${CSI_PARAMETER_PREFIX} name Secrets for the CSI sidecars and are refused; a class an administrator made, used through groupSnapshotClass.name, is not restricted.`,
+      ),
+  }),
+  [
+    {
+      rule: `!has(self.parameters) || self.parameters.all(key, !key.startsWith('${CSI_PARAMETER_PREFIX}'))`,
+      message: `parameters must not contain ${CSI_PARAMETER_PREFIX} keys: they name Secrets for the CSI sidecars; ask an administrator for a VolumeGroupSnapshotClass and set groupSnapshotClass.name`,
+      fieldPath: '.parameters',
+      check: ({ parameters }) =>
+        keysOf(parameters).every((k) => !k.startsWith(CSI_PARAMETER_PREFIX)),
+    },
+  ],
+).describe(
+  'A VolumeGroupSnapshotClass that snapback creates and owns for this policy, named after the policy and deleted with it.',
+);
+export type GroupSnapshotClassTemplate = z.infer<typeof GroupSnapshotClassTemplateSchema>;
+
+export const GroupSnapshotClassRefSchema = withRules(
+  z.strictObject({
+    name: objectName('groupSnapshotClass.name')
+      .optional()
+      .describe('The name of an existing VolumeGroupSnapshotClass to use.'),
+    template: GroupSnapshotClassTemplateSchema.optional(),
+  }),
+  [
+    exactlyOneOf(
+      ['name', 'template'],
+      'exactly one of groupSnapshotClass.name or groupSnapshotClass.template must be set',
+    ),
+  ],
+).describe(
+  'The VolumeGroupSnapshotClass of the group snapshots (consistency Group only): exactly one of name (an existing class) or template (a class snapback creates). When omitted, the groups use the default group class of the PVC driver.',
+);
+export type GroupSnapshotClassRef = z.infer<typeof GroupSnapshotClassRefSchema>;
+
 const retentionCount = (description: string) =>
   z.int().min(0).max(10000).optional().describe(description);
 
@@ -579,10 +640,34 @@ export const BackupPolicySpecSchema = withRules(
         `How long a snapshot may take to become ready to use, in seconds from its creation; default ${DEFAULT_READY_DEADLINE_SECONDS} (1 hour). A snapshot still not ready after it is reported as failed (status.pvcs, the Degraded condition with reason SnapshotTimedOut, a Warning Event), no longer holds back scheduled runs, and pauses pruning of its PVC like a failed one. It is not deleted, and counts again once it becomes ready.`,
       ),
     snapshotClass: SnapshotClassRefSchema.optional(),
+    consistency: z
+      .enum(CONSISTENCIES)
+      .default('Volume')
+      .describe(
+        'Volume (the default): each run takes one VolumeSnapshot per selected PVC. Group: each run takes one VolumeGroupSnapshot over the PVCs spec.selector selects, all at one instant; retention then counts groups and deletes a group whole. Group needs spec.selector (a group source is a label selector), not spec.pvcNames.',
+      ),
+    groupSnapshotClass: GroupSnapshotClassRefSchema.optional(),
     retention: RetentionSchema.optional(),
     hooks: HooksSchema.optional(),
   }),
-  [exactlyOneOf(['selector', 'pvcNames'], 'exactly one of selector or pvcNames must be set')],
+  [
+    exactlyOneOf(['selector', 'pvcNames'], 'exactly one of selector or pvcNames must be set'),
+    {
+      rule: "!has(self.consistency) || self.consistency != 'Group' || !has(self.pvcNames)",
+      message:
+        'consistency Group takes spec.selector, not spec.pvcNames: the source of a VolumeGroupSnapshot is a label selector; label the PVCs and select them',
+      fieldPath: '.pvcNames',
+      check: ({ consistency, pvcNames }) => consistency !== 'Group' || pvcNames === undefined,
+    },
+    {
+      rule: "!has(self.groupSnapshotClass) || (has(self.consistency) && self.consistency == 'Group')",
+      message:
+        'groupSnapshotClass applies to consistency Group only; set consistency: Group or remove it',
+      fieldPath: '.groupSnapshotClass',
+      check: ({ consistency, groupSnapshotClass }) =>
+        groupSnapshotClass === undefined || consistency === 'Group',
+    },
+  ],
 ).describe(
   'Which PVCs to snapshot, when, with which VolumeSnapshotClass, and how many snapshots to keep.',
 );

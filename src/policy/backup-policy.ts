@@ -313,6 +313,12 @@ function resolvePolicy(observed: BackupPolicyObservation): ResolvedPolicy | Poli
     if (!(error instanceof PolicyProblem)) throw error;
     return error;
   }
+  if (spec.consistency === 'Group') {
+    return new PolicyProblem(
+      BackupPolicyReason.GroupConsistencyUnsupported,
+      'spec.consistency is Group, but this version of the controller takes no VolumeGroupSnapshots yet: no snapshot is taken or pruned; set consistency: Volume to snapshot each PVC on its own',
+    );
+  }
   const hooked = hasHooks(spec.hooks);
   if (hooked && !observed.hooksEnabled) {
     return new PolicyProblem(

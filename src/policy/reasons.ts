@@ -14,6 +14,8 @@ export const BackupPolicyReason = {
   SnapshotClassNotFound: 'SnapshotClassNotFound',
   SnapshotClassConflict: 'SnapshotClassConflict',
   NoPVCsSelected: 'NoPVCsSelected',
+  /** spec.consistency Group: this controller does not take group snapshots yet. */
+  GroupConsistencyUnsupported: 'GroupConsistencyUnsupported',
   // One PVC is not snapshotted.
   PVCNotFound: 'PVCNotFound',
   PVCNotBound: 'PVCNotBound',

@@ -223,6 +223,32 @@ export const VALID_CASES: ManifestCase[] = [
     }),
     true,
   ),
+  policy(
+    'consistency Group over a selector',
+    { ...selector({ matchLabels: { app: 'db' } }), consistency: 'Group' },
+    true,
+  ),
+  policy(
+    'consistency Group with an existing group class',
+    {
+      ...selector({ matchLabels: { app: 'db' } }),
+      consistency: 'Group',
+      groupSnapshotClass: { name: 'csi-groupclass' },
+    },
+    true,
+  ),
+  policy(
+    'consistency Group with a group class template',
+    {
+      ...selector({ matchLabels: { app: 'db' } }),
+      consistency: 'Group',
+      groupSnapshotClass: {
+        template: { driver: 'local.snapback.dev', deletionPolicy: 'Delete', parameters: {} },
+      },
+    },
+    true,
+  ),
+  policy('consistency Volume with pvcNames', { ...BASE_POLICY, consistency: 'Volume' }, true),
 ];
 
 export const INVALID_CASES: ManifestCase[] = [
@@ -553,6 +579,44 @@ export const INVALID_CASES: ManifestCase[] = [
     'a VolumeSnapshot with an empty class name',
     { source: { persistentVolumeClaimName: 'a' }, volumeSnapshotClassName: '' },
     'spec.volumeSnapshotClassName',
+  ),
+  policy(
+    'consistency Group with pvcNames',
+    { ...BASE_POLICY, consistency: 'Group' },
+    false,
+    'consistency Group takes spec.selector, not spec.pvcNames',
+  ),
+  policy('an unknown consistency', { ...BASE_POLICY, consistency: 'Crash' }, false, 'consistency'),
+  policy(
+    'groupSnapshotClass without consistency Group',
+    { ...BASE_POLICY, groupSnapshotClass: { name: 'csi-groupclass' } },
+    false,
+    'groupSnapshotClass applies to consistency Group only',
+  ),
+  policy(
+    'groupSnapshotClass with both name and template',
+    {
+      ...selector({}),
+      consistency: 'Group',
+      groupSnapshotClass: { name: 'a', template: { driver: 'local.snapback.dev' } },
+    },
+    false,
+    'exactly one of groupSnapshotClass.name or groupSnapshotClass.template',
+  ),
+  policy(
+    'a group class template with a csi.storage.k8s.io parameter',
+    {
+      ...selector({}),
+      consistency: 'Group',
+      groupSnapshotClass: {
+        template: {
+          driver: 'local.snapback.dev',
+          parameters: { 'csi.storage.k8s.io/group-snapshotter-secret-name': 's' },
+        },
+      },
+    },
+    false,
+    'parameters must not contain csi.storage.k8s.io/ keys',
   ),
 ];
 

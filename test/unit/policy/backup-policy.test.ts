@@ -928,3 +928,40 @@ describe('BackupPolicy planning: runs cannot pile up', function () {
     expect(next.status.skippedRuns).to.equal(undefined);
   });
 });
+
+describe('BackupPolicy planning: consistency Group', function () {
+  it('takes no snapshot and prunes nothing: Ready=False GroupConsistencyUnsupported with an Event', function () {
+    const p = policy({
+      pvcNames: undefined,
+      selector: { matchLabels: { app: 'db' } },
+      consistency: 'Group',
+      retention: { keepLast: 1 },
+    });
+    const plan = planBackupPolicy(
+      policyObservation(p, {
+        pvcs: [pvc('data', { labels: { app: 'db' } })],
+        snapshots: ['01', '02'].map((h, i) =>
+          volumeSnapshot(`s${i}`, { runTime: `2026-01-01T${h}:00:00Z` }),
+        ),
+        now: at('2026-01-01T04:00:05Z'),
+      }),
+    );
+    expect(plan.create).to.deep.equal([]);
+    expect(plan.prune).to.deep.equal([]);
+    expect(plan.blockedBy).to.equal('GroupConsistencyUnsupported');
+    const ready = cond(plan.status, 'Ready');
+    expect(ready).to.include({ status: 'False', reason: 'GroupConsistencyUnsupported' });
+    expect(ready!.message).to.contain('set consistency: Volume');
+    expect(plan.events.map((e) => `${e.type} ${e.reason}`)).to.deep.equal([
+      'Warning GroupConsistencyUnsupported',
+    ]);
+  });
+
+  it('consistency Volume (the default) plans as before', function () {
+    const plan = planBackupPolicy(
+      policyObservation(policy({ consistency: 'Volume' }), { now: at('2026-01-01T01:00:07Z') }),
+    );
+    expect(plan.blockedBy).to.equal(undefined);
+    expect(plan.create).to.have.length(1);
+  });
+});
