@@ -14,45 +14,35 @@ import {
   type VolumeSnapshotContent,
 } from '../../api/snapshot.js';
 import {
-  Controller,
   FreshView,
-  type PatchOptions,
-  type Reconciler,
-  ItemExponentialRateLimiter,
   PersistentVolumeClaims,
   PersistentVolumes,
-  addFinalizer,
-  createIfAbsent,
   isConflict,
   isNotFound,
   keyOf,
   makeKey,
-  removeFinalizer,
-  type EventRecorder,
+  type Controller,
   type Informer,
   type InformerFactory,
-  type KubeClient,
-  type Runnable,
 } from '../../kube/index.js';
-import { errorMessage, silentLogger, type Logger } from '../../observability/logger.js';
+import type { ControllerDependencies, WorkQueueFlags } from '../../kube/controller-set.js';
+import { OwnWrites } from '../../kube/own-writes.js';
 import { GROUP_SNAPSHOT_VERSIONS, volumeGroupSnapshots } from '../group.js';
-import { systemClock, type Clock } from '../../util/clock.js';
 import {
   VolumeSnapshotClasses,
   VolumeSnapshotContents,
   VolumeSnapshots,
 } from '../../kube/resource.js';
+import { PlanControllerSet, bindContent } from '../common/controller.js';
 import {
   DEFAULT_CONTROLLER_SETTINGS,
   Reasons,
   planContent,
   planPvcFinalizer,
   planSnapshot,
-  reportError,
   restoreSourcesOf,
   type ContentAction,
   type ControllerSettings,
-  type FailureReport,
   type PersistentVolume,
   type PersistentVolumeClaim,
   type SnapshotAction,
@@ -63,31 +53,20 @@ export const INDEX_SNAPSHOTS_BY_SOURCE_PVC = 'snapshot-controller/source-pvc';
 /** Index of the PVC informer: `namespace/snapshot` a PVC restores from. */
 export const INDEX_PVCS_BY_RESTORE_SOURCE = 'snapshot-controller/restore-source';
 
-export interface SnapshotControllerOptions {
-  client: KubeClient;
+export interface SnapshotControllerOptions extends ControllerDependencies, WorkQueueFlags {
   informers: InformerFactory;
-  recorder: EventRecorder;
-  /** Concurrent reconciles per queue (upstream `--worker-threads`, default 10). */
-  workers?: number;
-  /** Retry backoff per key (upstream `--retry-interval-start` / `-max`: 1 s .. 5 min). */
-  retryIntervalStartMs?: number;
-  retryIntervalMaxMs?: number;
   settings?: Partial<ControllerSettings>;
-  clock?: Clock;
-  logger?: Logger;
 }
 
 /** The three controllers of the snapshot controller, run and stopped together. */
-export class SnapshotController implements Runnable {
-  readonly name = 'snapshot-controller';
+export class SnapshotController extends PlanControllerSet {
   readonly snapshots: Controller;
   readonly contents: Controller;
   readonly claims: Controller;
-  private readonly client: KubeClient;
-  private readonly recorder: EventRecorder;
-  private readonly clock: Clock;
-  private readonly logger: Logger;
   private readonly settings: ControllerSettings;
+  private readonly snapshotWrites: OwnWrites<VolumeSnapshot>;
+  private readonly contentWrites: OwnWrites<VolumeSnapshotContent>;
+  private readonly pvcWrites: OwnWrites<PersistentVolumeClaim>;
   private readonly snapshotView: FreshView<VolumeSnapshot>;
   private readonly contentView: FreshView<VolumeSnapshotContent>;
   private readonly pvcView: FreshView<PersistentVolumeClaim>;
@@ -98,10 +77,7 @@ export class SnapshotController implements Runnable {
   private readonly pvInformer: Informer<PersistentVolume>;
 
   constructor(options: SnapshotControllerOptions) {
-    this.client = options.client;
-    this.recorder = options.recorder;
-    this.clock = options.clock ?? systemClock;
-    this.logger = (options.logger ?? silentLogger()).child({ controller: 'snapshot-controller' });
+    super('snapshot-controller', options);
     this.settings = { ...DEFAULT_CONTROLLER_SETTINGS, ...options.settings };
     const informers = options.informers;
     this.snapshotInformer = informers.informer<VolumeSnapshot>(VolumeSnapshots, {
@@ -121,21 +97,11 @@ export class SnapshotController implements Runnable {
     this.snapshotView = new FreshView(this.snapshotInformer, this.clock);
     this.contentView = new FreshView(this.contentInformer, this.clock);
     this.pvcView = new FreshView(this.pvcInformer, this.clock);
+    this.snapshotWrites = new OwnWrites(this.client, VolumeSnapshots, this.snapshotView);
+    this.contentWrites = new OwnWrites(this.client, VolumeSnapshotContents, this.contentView);
+    this.pvcWrites = new OwnWrites(this.client, PersistentVolumeClaims, this.pvcView);
 
-    // one work queue per kind, each with its own backoff
-    const controller = (name: string, reconcile: Reconciler) =>
-      new Controller({
-        name: `snapshot-controller-${name}`,
-        reconcile,
-        workers: options.workers ?? 10,
-        logger: options.logger,
-        rateLimiter: new ItemExponentialRateLimiter(
-          options.retryIntervalStartMs ?? 1_000,
-          options.retryIntervalMaxMs ?? 300_000,
-        ),
-      });
-
-    this.snapshots = controller('snapshot', (key) => this.syncSnapshot(key))
+    this.snapshots = this.queue('snapshot', (key) => this.syncSnapshot(key))
       .watch(this.snapshotInformer)
       .watch(this.contentInformer, { toKeys: snapshotKeyOfContent })
       .watch(this.pvcInformer, { toKeys: (pvc) => this.snapshotsAffectedBy(pvc) })
@@ -156,7 +122,7 @@ export class SnapshotController implements Runnable {
             .map(keyOf),
       });
 
-    this.contents = controller('content', (key) => this.syncContent(key))
+    this.contents = this.queue('content', (key) => this.syncContent(key))
       .watch(this.contentInformer)
       .watch(this.snapshotInformer, {
         toKeys: (snapshot) => [
@@ -172,7 +138,7 @@ export class SnapshotController implements Runnable {
         ],
       });
 
-    this.claims = controller('pvc', (key) => this.syncPvc(key))
+    this.claims = this.queue('pvc', (key) => this.syncPvc(key))
       .watch(this.pvcInformer, {
         toKeys: (pvc) =>
           pvc.metadata?.finalizers?.includes(FINALIZER_PVC_AS_SOURCE) ? keyOf(pvc) : undefined,
@@ -183,25 +149,6 @@ export class SnapshotController implements Runnable {
           return pvc ? makeKey(pvc, snapshot.metadata.namespace) : undefined;
         },
       });
-  }
-
-  async start(signal?: AbortSignal): Promise<void> {
-    this.logger.info('starting');
-    await Promise.all([
-      this.snapshots.start(signal),
-      this.contents.start(signal),
-      this.claims.start(signal),
-    ]);
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all([this.snapshots.stop(), this.contents.stop(), this.claims.stop()]);
-    this.logger.info('stopped');
-  }
-
-  /** Items waiting in the three queues. */
-  get queueDepth(): number {
-    return this.snapshots.queueDepth + this.contents.queueDepth + this.claims.queueDepth;
   }
 
   private snapshotsOfPvc(pvcKey: string): string[] {
@@ -254,178 +201,60 @@ export class SnapshotController implements Runnable {
     return false;
   }
 
-  private async executeSnapshotPlan(
-    initial: VolumeSnapshot,
-    actions: SnapshotAction[],
-  ): Promise<void> {
-    let snapshot = initial;
-    const namespace = initial.metadata.namespace!;
-    for (const action of actions) {
-      try {
-        switch (action.type) {
-          case 'setSnapshotClass':
-            snapshot = await this.patchSnapshot(snapshot, {
-              metadata: { resourceVersion: snapshot.metadata.resourceVersion },
-              spec: { volumeSnapshotClassName: action.className },
-            });
-            break;
-          case 'updateSnapshotFinalizers': {
-            const finalizers = (snapshot.metadata.finalizers ?? []).filter(
-              (f) => !action.remove.includes(f),
-            );
-            for (const finalizer of action.add)
-              if (!finalizers.includes(finalizer)) finalizers.push(finalizer);
-            snapshot = await this.patchSnapshot(snapshot, {
-              metadata: { resourceVersion: snapshot.metadata.resourceVersion, finalizers },
-            });
-            break;
-          }
-          case 'addPvcFinalizer': {
-            const pvc = this.pvcView.get(makeKey(action.pvcName, namespace));
-            if (!pvc) throw new Error(`PVC ${namespace}/${action.pvcName} not found`);
-            this.pvcView.remember(
-              await addFinalizer(this.client, PersistentVolumeClaims, pvc, FINALIZER_PVC_AS_SOURCE),
-            );
-            break;
-          }
-          case 'createContent': {
-            const created = await createIfAbsent(
-              this.client,
-              VolumeSnapshotContents,
-              action.content,
-            );
-            if (created) this.contentView.remember(created);
-            break;
-          }
-          case 'bindContent': {
-            const content = this.contentView.get(action.contentName);
-            this.contentView.remember(
-              await this.client.patch<VolumeSnapshotContent>(
-                VolumeSnapshotContents,
-                action.contentName,
-                undefined,
-                'merge',
-                {
-                  metadata: { resourceVersion: content?.metadata.resourceVersion },
-                  spec: {
-                    volumeSnapshotRef: { uid: action.uid },
-                    ...(action.className !== undefined
-                      ? { volumeSnapshotClassName: action.className }
-                      : {}),
-                  },
-                },
-              ),
-            );
-            break;
-          }
-          case 'annotateContentBeingDeleted':
-            await this.annotateBeingDeleted(action.contentName);
-            break;
-          case 'deleteContent':
-            await this.client
-              .delete(VolumeSnapshotContents, action.contentName)
-              .catch((error: unknown) => {
-                if (!isNotFound(error)) throw error;
-              });
-            break;
-          case 'patchSnapshotStatus':
-            snapshot = await this.patchSnapshot(
-              snapshot,
-              { status: action.status },
-              { subresource: 'status' },
-            );
-            break;
-          case 'event':
-            this.recorder.event(snapshot, action.eventType, action.reason, action.message);
-            break;
-        }
-      } catch (error) {
-        if (isNotFound(error) && snapshotWrites.has(action.type)) {
-          // the snapshot itself is gone: nothing left to converge
-          this.snapshotView.forget(keyOf(snapshot));
-          return;
-        }
-        if ('onFailure' in action && action.onFailure) {
-          await this.reportFailure(snapshot, action.onFailure, error);
-        }
-        throw error;
-      }
-    }
-  }
-
-  /** A merge patch of the snapshot (or of its status subresource), remembered as our write. */
-  private async patchSnapshot(
-    snapshot: VolumeSnapshot,
-    patch: unknown,
-    options?: PatchOptions,
-  ): Promise<VolumeSnapshot> {
-    return this.snapshotView.remember(
-      await this.client.patch<VolumeSnapshot>(
-        VolumeSnapshots,
-        snapshot.metadata.name!,
-        snapshot.metadata.namespace,
-        'merge',
-        patch,
-        options,
-      ),
-    );
-  }
-
-  /** Upstream's error reporting for a failed write: status.error and/or a Warning event. */
-  private async reportFailure(
-    snapshot: VolumeSnapshot,
-    report: FailureReport,
-    error: unknown,
-  ): Promise<void> {
-    // conflicts are routine (a newer version exists) and retried at once by the next sync
-    if (isConflict(error) || isNotFound(error)) return;
-    if (report.precededBy) {
-      const { reason, message, suffix = '' } = report.precededBy;
-      this.recorder.event(
-        snapshot,
-        'Warning',
-        reason,
-        `${message} ${errorMessage(error)}${suffix}`,
-      );
-    }
-    const message = `${report.message} ${errorMessage(error)}`;
-    if (!report.toStatus) {
-      this.recorder.event(snapshot, 'Warning', report.reason, message);
-      return;
-    }
-    for (const action of reportError(snapshot, report.reason, message, this.clock.now())) {
-      if (action.type === 'event') {
-        this.recorder.event(snapshot, action.eventType, action.reason, action.message);
-      } else if (action.type === 'patchSnapshotStatus') {
-        try {
-          await this.patchSnapshot(snapshot, { status: action.status }, { subresource: 'status' });
-        } catch (statusError) {
-          this.logger.warn('could not record the error on the snapshot', {
-            namespace: snapshot.metadata.namespace,
-            name: snapshot.metadata.name,
-            error: errorMessage(statusError),
+  private executeSnapshotPlan(snapshot: VolumeSnapshot, actions: SnapshotAction[]): Promise<void> {
+    const namespace = snapshot.metadata.namespace!;
+    const subject = { object: snapshot, writes: this.snapshotWrites, what: 'snapshot' };
+    return this.applyPlan(subject, actions, snapshotWrites, async (action, current) => {
+      switch (action.type) {
+        case 'setSnapshotClass':
+          return this.snapshotWrites.patchObject(current, {
+            metadata: { resourceVersion: current.metadata.resourceVersion },
+            spec: { volumeSnapshotClassName: action.className },
+          });
+        case 'updateSnapshotFinalizers': {
+          const finalizers = (current.metadata.finalizers ?? []).filter(
+            (f) => !action.remove.includes(f),
+          );
+          for (const finalizer of action.add)
+            if (!finalizers.includes(finalizer)) finalizers.push(finalizer);
+          return this.snapshotWrites.patchObject(current, {
+            metadata: { resourceVersion: current.metadata.resourceVersion, finalizers },
           });
         }
+        case 'addPvcFinalizer': {
+          const pvc = this.pvcView.get(makeKey(action.pvcName, namespace));
+          if (!pvc) throw new Error(`PVC ${namespace}/${action.pvcName} not found`);
+          await this.pvcWrites.addFinalizer(pvc, FINALIZER_PVC_AS_SOURCE);
+          return;
+        }
+        case 'createContent':
+          return this.contentWrites.create(action.content);
+        case 'bindContent':
+          return bindContent(
+            this.contentWrites,
+            action.contentName,
+            CONTENT_REF_FIELDS,
+            action.uid,
+            action.className,
+          );
+        case 'annotateContentBeingDeleted':
+          return this.annotateBeingDeleted(action.contentName);
+        case 'deleteContent':
+          return this.contentWrites.deleteIfPresent(action.contentName);
+        case 'patchSnapshotStatus':
+          return this.snapshotWrites.patchObject(
+            current,
+            { status: action.status },
+            { subresource: 'status' },
+          );
       }
-    }
+    });
   }
 
-  private async annotateBeingDeleted(contentName: string): Promise<void> {
-    try {
-      this.contentView.remember(
-        await this.client.patch<VolumeSnapshotContent>(
-          VolumeSnapshotContents,
-          contentName,
-          undefined,
-          'merge',
-          {
-            metadata: { annotations: { [ANN_VOLUME_SNAPSHOT_BEING_DELETED]: 'yes' } },
-          },
-        ),
-      );
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
+  private annotateBeingDeleted(contentName: string): Promise<void> {
+    return this.contentWrites.annotateIfPresent(contentName, undefined, {
+      [ANN_VOLUME_SNAPSHOT_BEING_DELETED]: 'yes',
+    });
   }
 
   private async syncContent(name: string): Promise<void> {
@@ -447,14 +276,7 @@ export class SnapshotController implements Runnable {
   ): Promise<void> {
     switch (action.type) {
       case 'addContentFinalizer':
-        this.contentView.remember(
-          await addFinalizer(
-            this.client,
-            VolumeSnapshotContents,
-            content,
-            FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
-          ),
-        );
+        await this.contentWrites.addFinalizer(content, FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND);
         break;
       case 'annotateContentBeingDeleted':
         await this.annotateBeingDeleted(content.metadata.name!);
@@ -474,9 +296,7 @@ export class SnapshotController implements Runnable {
     const { removeFinalizer: remove } = planPvcFinalizer({ pvc, snapshots });
     if (!remove) return;
     try {
-      this.pvcView.remember(
-        await removeFinalizer(this.client, PersistentVolumeClaims, pvc, FINALIZER_PVC_AS_SOURCE),
-      );
+      await this.pvcWrites.removeFinalizer(pvc, FINALIZER_PVC_AS_SOURCE);
     } catch (error) {
       // upstream reports this on the snapshots that released the PVC (checkandRemovePVCFinalizer)
       if (!isConflict(error) && !isNotFound(error)) {
@@ -506,6 +326,9 @@ const snapshotWrites = new Set<SnapshotAction['type']>([
   'updateSnapshotFinalizers',
   'patchSnapshotStatus',
 ]);
+
+/** Where a VolumeSnapshotContent names its snapshot and its class. */
+const CONTENT_REF_FIELDS = { ref: 'volumeSnapshotRef', className: 'volumeSnapshotClassName' };
 
 /** The snapshot a content's ref names, as a work-queue key. */
 function snapshotKeyOfContent(content: VolumeSnapshotContent): string | undefined {

@@ -17,39 +17,24 @@ import {
 } from '../../api/group-snapshot.js';
 import type { VolumeSnapshot, VolumeSnapshotContent } from '../../api/snapshot.js';
 import {
-  Controller,
   FreshView,
-  ItemExponentialRateLimiter,
   PersistentVolumeClaims,
   PersistentVolumes,
   VolumeSnapshotContents,
   VolumeSnapshots,
-  addFinalizer,
-  createIfAbsent,
-  isConflict,
-  isNotFound,
   keyOf,
   makeKey,
-  removeFinalizer,
-  type EventRecorder,
+  type Controller,
   type Informer,
   type InformerFactory,
-  type KubeClient,
-  type PatchOptions,
-  type Reconciler,
-  type Runnable,
 } from '../../kube/index.js';
-import { errorMessage, silentLogger, type Logger } from '../../observability/logger.js';
-import { systemClock, type Clock } from '../../util/clock.js';
+import type { ControllerDependencies, WorkQueueFlags } from '../../kube/controller-set.js';
+import { OwnWrites } from '../../kube/own-writes.js';
+import { errorMessage } from '../../observability/logger.js';
+import { PlanControllerSet, bindContent } from '../common/controller.js';
 import type { PersistentVolume, PersistentVolumeClaim } from '../controller/plan.js';
 import { parentGroupOf } from '../group.js';
-import {
-  planGroupContent,
-  planGroupSnapshot,
-  reportGroupError,
-  type GroupAction,
-  type GroupFailureReport,
-} from './plan.js';
+import { planGroupContent, planGroupSnapshot, type GroupAction } from './plan.js';
 import {
   VolumeGroupSnapshotClasses,
   VolumeGroupSnapshotContents,
@@ -63,28 +48,18 @@ export const INDEX_SNAPSHOTS_BY_PARENT_GROUP = 'group-snapshot-controller/parent
 
 const csiHandleKey = (driver: string, volumeHandle: string) => `${driver}^${volumeHandle}`;
 
-export interface GroupSnapshotControllerOptions {
-  client: KubeClient;
+export interface GroupSnapshotControllerOptions extends ControllerDependencies, WorkQueueFlags {
   informers: InformerFactory;
-  recorder: EventRecorder;
-  /** Concurrent reconciles per queue (upstream `--worker-threads`, default 10). */
-  workers?: number;
-  /** Retry backoff per key (upstream `--retry-interval-start` / `-max`: 1 s .. 5 min). */
-  retryIntervalStartMs?: number;
-  retryIntervalMaxMs?: number;
-  clock?: Clock;
-  logger?: Logger;
 }
 
 /** The two controllers of the group snapshot paths, run and stopped together. */
-export class GroupSnapshotController implements Runnable {
-  readonly name = 'group-snapshot-controller';
+export class GroupSnapshotController extends PlanControllerSet {
   readonly groups: Controller;
   readonly groupContents: Controller;
-  private readonly client: KubeClient;
-  private readonly recorder: EventRecorder;
-  private readonly clock: Clock;
-  private readonly logger: Logger;
+  private readonly groupWrites: OwnWrites<VolumeGroupSnapshot>;
+  private readonly groupContentWrites: OwnWrites<VolumeGroupSnapshotContent>;
+  private readonly snapshotWrites: OwnWrites<VolumeSnapshot>;
+  private readonly snapshotContentWrites: OwnWrites<VolumeSnapshotContent>;
   private readonly groupView: FreshView<VolumeGroupSnapshot>;
   private readonly groupContentView: FreshView<VolumeGroupSnapshotContent>;
   private readonly snapshotView: FreshView<VolumeSnapshot>;
@@ -98,12 +73,7 @@ export class GroupSnapshotController implements Runnable {
   private readonly snapshotContentInformer: Informer<VolumeSnapshotContent>;
 
   constructor(options: GroupSnapshotControllerOptions) {
-    this.client = options.client;
-    this.recorder = options.recorder;
-    this.clock = options.clock ?? systemClock;
-    this.logger = (options.logger ?? silentLogger()).child({
-      controller: 'group-snapshot-controller',
-    });
+    super('group-snapshot-controller', options);
     const informers = options.informers;
     this.groupInformer = informers.informer<VolumeGroupSnapshot>(VolumeGroupSnapshots);
     this.groupContentInformer = informers.informer<VolumeGroupSnapshotContent>(
@@ -133,18 +103,18 @@ export class GroupSnapshotController implements Runnable {
     this.groupContentView = new FreshView(this.groupContentInformer, this.clock);
     this.snapshotView = new FreshView(this.snapshotInformer, this.clock);
     this.snapshotContentView = new FreshView(this.snapshotContentInformer, this.clock);
-
-    const controller = (name: string, reconcile: Reconciler) =>
-      new Controller({
-        name: `group-snapshot-controller-${name}`,
-        reconcile,
-        workers: options.workers ?? 10,
-        logger: options.logger,
-        rateLimiter: new ItemExponentialRateLimiter(
-          options.retryIntervalStartMs ?? 1_000,
-          options.retryIntervalMaxMs ?? 300_000,
-        ),
-      });
+    this.groupWrites = new OwnWrites(this.client, VolumeGroupSnapshots, this.groupView);
+    this.groupContentWrites = new OwnWrites(
+      this.client,
+      VolumeGroupSnapshotContents,
+      this.groupContentView,
+    );
+    this.snapshotWrites = new OwnWrites(this.client, VolumeSnapshots, this.snapshotView);
+    this.snapshotContentWrites = new OwnWrites(
+      this.client,
+      VolumeSnapshotContents,
+      this.snapshotContentView,
+    );
 
     // groups still waiting for their content: a class, a PVC or a PV may unblock them
     const unboundGroups = (namespace?: string) =>
@@ -153,7 +123,7 @@ export class GroupSnapshotController implements Runnable {
         .filter((group) => !group.status?.boundVolumeGroupSnapshotContentName)
         .map(keyOf);
 
-    this.groups = controller('group', (key) => this.syncGroup(key))
+    this.groups = this.queue('group', (key) => this.syncGroup(key))
       .watch(this.groupInformer)
       .watch(this.groupContentInformer, {
         toKeys: (content) => {
@@ -176,7 +146,7 @@ export class GroupSnapshotController implements Runnable {
         },
       });
 
-    this.groupContents = controller('content', (key) => this.syncGroupContent(key))
+    this.groupContents = this.queue('content', (key) => this.syncGroupContent(key))
       .watch(this.groupContentInformer)
       .watch(this.groupInformer, {
         toKeys: (group) => [
@@ -191,21 +161,6 @@ export class GroupSnapshotController implements Runnable {
           ),
         ],
       });
-  }
-
-  async start(signal?: AbortSignal): Promise<void> {
-    this.logger.info('starting');
-    await Promise.all([this.groups.start(signal), this.groupContents.start(signal)]);
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all([this.groups.stop(), this.groupContents.stop()]);
-    this.logger.info('stopped');
-  }
-
-  /** Items waiting in the two queues. */
-  get queueDepth(): number {
-    return this.groups.queueDepth + this.groupContents.queueDepth;
   }
 
   private async syncGroup(key: string): Promise<void> {
@@ -238,171 +193,76 @@ export class GroupSnapshotController implements Runnable {
     if (plan.retry) throw new Error(plan.retry);
   }
 
-  private async executeGroupPlan(
-    initial: VolumeGroupSnapshot,
-    actions: GroupAction[],
-  ): Promise<void> {
-    let group = initial;
-    const namespace = initial.metadata.namespace!;
-    for (const action of actions) {
-      try {
-        switch (action.type) {
-          case 'setGroupClass':
-            group = await this.patchGroup(group, {
-              metadata: { resourceVersion: group.metadata.resourceVersion },
-              spec: { volumeGroupSnapshotClassName: action.className },
-            });
-            break;
-          case 'addGroupBoundFinalizer':
-            group = this.groupView.remember(
-              await addFinalizer(
-                this.client,
-                VolumeGroupSnapshots,
-                group,
-                FINALIZER_VOLUME_GROUP_SNAPSHOT_BOUND,
-              ),
-            );
-            break;
-          case 'removeGroupBoundFinalizer':
-            group = this.groupView.remember(
-              await removeFinalizer(
-                this.client,
-                VolumeGroupSnapshots,
-                group,
-                FINALIZER_VOLUME_GROUP_SNAPSHOT_BOUND,
-              ),
-            );
-            break;
-          case 'createGroupContent': {
-            const created = await createIfAbsent(
-              this.client,
-              VolumeGroupSnapshotContents,
-              action.content,
-            );
-            if (created) this.groupContentView.remember(created);
-            break;
-          }
-          case 'bindGroupContent': {
-            const content = this.groupContentView.get(action.contentName);
-            this.groupContentView.remember(
-              await this.client.patch<VolumeGroupSnapshotContent>(
-                VolumeGroupSnapshotContents,
-                action.contentName,
-                undefined,
-                'merge',
-                {
-                  metadata: { resourceVersion: content?.metadata.resourceVersion },
-                  spec: {
-                    volumeGroupSnapshotRef: { uid: action.uid },
-                    ...(action.className !== undefined
-                      ? { volumeGroupSnapshotClassName: action.className }
-                      : {}),
-                  },
-                },
-              ),
-            );
-            break;
-          }
-          case 'patchGroupStatus':
-            group = await this.patchGroup(
-              group,
+  private executeGroupPlan(group: VolumeGroupSnapshot, actions: GroupAction[]): Promise<void> {
+    const namespace = group.metadata.namespace!;
+    const subject = { object: group, writes: this.groupWrites, what: 'group snapshot' };
+    return this.applyPlan(subject, actions, groupWrites, async (action, current) => {
+      switch (action.type) {
+        case 'setGroupClass':
+          return this.groupWrites.patchObject(current, {
+            metadata: { resourceVersion: current.metadata.resourceVersion },
+            spec: { volumeGroupSnapshotClassName: action.className },
+          });
+        case 'addGroupBoundFinalizer':
+          return this.groupWrites.addFinalizer(current, FINALIZER_VOLUME_GROUP_SNAPSHOT_BOUND);
+        case 'removeGroupBoundFinalizer':
+          return this.groupWrites.removeFinalizer(current, FINALIZER_VOLUME_GROUP_SNAPSHOT_BOUND);
+        case 'createGroupContent':
+          return this.groupContentWrites.create(action.content);
+        case 'bindGroupContent':
+          return bindContent(
+            this.groupContentWrites,
+            action.contentName,
+            GROUP_CONTENT_REF_FIELDS,
+            action.uid,
+            action.className,
+          );
+        case 'patchGroupStatus':
+          return this.groupWrites.patchObject(
+            current,
+            { status: action.status },
+            { subresource: 'status' },
+          );
+        case 'createMemberContent':
+          return memberStep('creating volumesnapshotcontent', () =>
+            this.snapshotContentWrites.create(action.content),
+          );
+        case 'createMemberSnapshot':
+          return memberStep('error creating or fetching volumesnapshot', () =>
+            this.snapshotWrites.create(action.snapshot),
+          );
+        case 'bindMemberContent':
+          return memberStep('binding volumesnapshotcontent to volumesnapshot', () =>
+            this.bindMemberContent(action.contentName, action.snapshotName, namespace),
+          );
+        case 'patchMemberSnapshotStatus':
+          return memberStep('binding volumesnapshot to volumesnapshotcontent', () =>
+            this.snapshotWrites.patch(
+              action.snapshotName,
+              namespace,
               { status: action.status },
               { subresource: 'status' },
-            );
-            break;
-          case 'createMemberContent':
-            await this.memberStep('creating volumesnapshotcontent', async () => {
-              const created = await createIfAbsent(
-                this.client,
-                VolumeSnapshotContents,
-                action.content,
-              );
-              if (created) this.snapshotContentView.remember(created);
-            });
-            break;
-          case 'createMemberSnapshot':
-            await this.memberStep('error creating or fetching volumesnapshot', async () => {
-              const created = await createIfAbsent(this.client, VolumeSnapshots, action.snapshot);
-              if (created) this.snapshotView.remember(created);
-            });
-            break;
-          case 'bindMemberContent':
-            await this.memberStep('binding volumesnapshotcontent to volumesnapshot', () =>
-              this.bindMemberContent(action.contentName, action.snapshotName, namespace),
-            );
-            break;
-          case 'patchMemberSnapshotStatus':
-            await this.memberStep('binding volumesnapshot to volumesnapshotcontent', async () => {
-              this.snapshotView.remember(
-                await this.client.patch<VolumeSnapshot>(
-                  VolumeSnapshots,
-                  action.snapshotName,
-                  namespace,
-                  'merge',
-                  { status: action.status },
-                  { subresource: 'status' },
-                ),
-              );
-            });
-            break;
-          case 'patchMemberContentStatus':
-            await this.memberStep('setting snapshotHandle in volumesnapshotcontent', async () => {
-              this.snapshotContentView.remember(
-                await this.client.patch<VolumeSnapshotContent>(
-                  VolumeSnapshotContents,
-                  action.contentName,
-                  undefined,
-                  'merge',
-                  { status: action.status },
-                  { subresource: 'status' },
-                ),
-              );
-            });
-            break;
-          case 'annotateGroupContentBeingDeleted':
-            await this.annotateBeingDeleted(action.contentName);
-            break;
-          case 'deleteGroupContent':
-            await this.client
-              .delete(VolumeGroupSnapshotContents, action.contentName)
-              .catch((error: unknown) => {
-                if (!isNotFound(error)) throw error;
-              });
-            break;
-          case 'deleteMemberSnapshot':
-            await this.client
-              .delete(VolumeSnapshots, action.snapshotName, namespace)
-              .catch((error: unknown) => {
-                if (!isNotFound(error)) throw error;
-              });
-            break;
-          case 'event':
-            this.recorder.event(group, action.eventType, action.reason, action.message);
-            break;
-        }
-      } catch (error) {
-        if (isNotFound(error) && groupWrites.has(action.type)) {
-          // the group itself is gone: nothing left to converge
-          this.groupView.forget(keyOf(group));
-          return;
-        }
-        if ('onFailure' in action && action.onFailure) {
-          await this.reportFailure(group, action.onFailure, error);
-        }
-        throw error;
+            ),
+          );
+        case 'patchMemberContentStatus':
+          return memberStep('setting snapshotHandle in volumesnapshotcontent', () =>
+            this.snapshotContentWrites.patch(
+              action.contentName,
+              undefined,
+              { status: action.status },
+              { subresource: 'status' },
+            ),
+          );
+        case 'annotateGroupContentBeingDeleted':
+          return this.groupContentWrites.annotateIfPresent(action.contentName, undefined, {
+            [ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED]: 'yes',
+          });
+        case 'deleteGroupContent':
+          return this.groupContentWrites.deleteIfPresent(action.contentName);
+        case 'deleteMemberSnapshot':
+          return this.snapshotWrites.deleteIfPresent(action.snapshotName, namespace);
       }
-    }
-  }
-
-  /** A member write; its failure names the step, as upstream's createIndividualSnapshotForGroupSnapshot. */
-  private async memberStep(step: string, write: () => Promise<void>): Promise<void> {
-    try {
-      await write();
-    } catch (error) {
-      throw new Error(`createIndividualSnapshotForGroupSnapshot: ${step} ${errorMessage(error)}`, {
-        cause: error,
-      });
-    }
+    });
   }
 
   /** Fills the member snapshot's uid into its content's ref; the snapshot must exist by now. */
@@ -416,90 +276,9 @@ export class GroupSnapshotController implements Runnable {
       (await this.client.get<VolumeSnapshot>(VolumeSnapshots, snapshotName, namespace));
     const uid = snapshot?.metadata.uid;
     if (!uid) throw new Error(`created snapshot ${snapshotName} has an empty UID`);
-    this.snapshotContentView.remember(
-      await this.client.patch<VolumeSnapshotContent>(
-        VolumeSnapshotContents,
-        contentName,
-        undefined,
-        'merge',
-        { spec: { volumeSnapshotRef: { uid } } },
-      ),
-    );
-  }
-
-  /** A merge patch of the group (or of its status subresource), remembered as our write. */
-  private async patchGroup(
-    group: VolumeGroupSnapshot,
-    patch: unknown,
-    options?: PatchOptions,
-  ): Promise<VolumeGroupSnapshot> {
-    return this.groupView.remember(
-      await this.client.patch<VolumeGroupSnapshot>(
-        VolumeGroupSnapshots,
-        group.metadata.name!,
-        group.metadata.namespace,
-        'merge',
-        patch,
-        options,
-      ),
-    );
-  }
-
-  /** Upstream's error reporting for a failed write: status.error and/or a Warning event. */
-  private async reportFailure(
-    group: VolumeGroupSnapshot,
-    report: GroupFailureReport,
-    error: unknown,
-  ): Promise<void> {
-    // conflicts are routine (a newer version exists) and retried at once by the next sync
-    if (isConflict(error) || isNotFound(error)) return;
-    if (report.precededBy) {
-      const { reason, message, suffix = '' } = report.precededBy;
-      this.recorder.event(group, 'Warning', reason, `${message} ${errorMessage(error)}${suffix}`);
-    }
-    const message = `${report.message} ${errorMessage(error)}`;
-    if (!report.toStatus) {
-      this.recorder.event(group, 'Warning', report.reason, message);
-      return;
-    }
-    const actions = reportGroupError(
-      group,
-      report.reason,
-      message,
-      this.clock.now(),
-      !report.keepReadyToUse,
-    );
-    for (const action of actions) {
-      if (action.type === 'event') {
-        this.recorder.event(group, action.eventType, action.reason, action.message);
-      } else if (action.type === 'patchGroupStatus') {
-        try {
-          await this.patchGroup(group, { status: action.status }, { subresource: 'status' });
-        } catch (statusError) {
-          this.logger.warn('could not record the error on the group snapshot', {
-            namespace: group.metadata.namespace,
-            name: group.metadata.name,
-            error: errorMessage(statusError),
-          });
-        }
-      }
-    }
-  }
-
-  private async annotateBeingDeleted(contentName: string): Promise<void> {
-    try {
-      this.groupContentView.remember(
-        await this.client.patch<VolumeGroupSnapshotContent>(
-          VolumeGroupSnapshotContents,
-          contentName,
-          undefined,
-          'merge',
-          { metadata: { annotations: { [ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED]: 'yes' } } },
-        ),
-      );
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
+    await this.snapshotContentWrites.patch(contentName, undefined, {
+      spec: { volumeSnapshotRef: { uid } },
+    });
   }
 
   private async syncGroupContent(name: string): Promise<void> {
@@ -509,13 +288,9 @@ export class GroupSnapshotController implements Runnable {
     for (const action of plan.actions) {
       switch (action.type) {
         case 'addGroupContentFinalizer':
-          this.groupContentView.remember(
-            await addFinalizer(
-              this.client,
-              VolumeGroupSnapshotContents,
-              content,
-              FINALIZER_VOLUME_GROUP_SNAPSHOT_CONTENT_BOUND,
-            ),
+          await this.groupContentWrites.addFinalizer(
+            content,
+            FINALIZER_VOLUME_GROUP_SNAPSHOT_CONTENT_BOUND,
           );
           break;
         case 'event':
@@ -526,6 +301,23 @@ export class GroupSnapshotController implements Runnable {
     if (plan.retry) throw new Error(plan.retry);
   }
 }
+
+/** A member write; its failure names the step, as upstream's createIndividualSnapshotForGroupSnapshot. */
+async function memberStep(step: string, write: () => Promise<unknown>): Promise<void> {
+  try {
+    await write();
+  } catch (error) {
+    throw new Error(`createIndividualSnapshotForGroupSnapshot: ${step} ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Where a VolumeGroupSnapshotContent names its group and its class. */
+const GROUP_CONTENT_REF_FIELDS = {
+  ref: 'volumeGroupSnapshotRef',
+  className: 'volumeGroupSnapshotClassName',
+};
 
 /** Actions that write the group itself. */
 const groupWrites = new Set<GroupAction['type']>([

@@ -1,0 +1,187 @@
+/**
+ * The vocabulary the plans of the snapshot controller (../controller/plan.ts) and of its group
+ * paths (../group/plan.ts) share: a `Plan` of actions, how a failed write is reported, and the
+ * steps both take the same way for a snapshot and its content as for a group and its content.
+ */
+import type { SnapshotError } from '../../api/snapshot.js';
+import { rfc3339 } from '../../kube/objects.js';
+
+export type EventType = 'Normal' | 'Warning';
+
+export type EventAction = { type: 'event'; eventType: EventType; reason: string; message: string };
+
+export interface Plan<A> {
+  actions: A[];
+  /** After the actions, fail the reconcile (retry with backoff) with this message. */
+  retry?: string;
+}
+
+/** How a failed write is reported (upstream's update…ErrorStatusWithEvent, or an event). */
+export interface FailureReport {
+  reason: string;
+  /** Prefix of the message; the write's error follows it. */
+  message: string;
+  /** Also record the message in `status.error` (and readyToUse=false) of the object. */
+  toStatus: boolean;
+  /** With `toStatus`: leave readyToUse alone, as some of upstream's group reports do. */
+  keepReadyToUse?: boolean;
+  /**
+   * A Warning event of its own before the report, where upstream emits two for one failure;
+   * its message is `message` + the write's error + `suffix`.
+   */
+  precededBy?: { reason: string; message: string; suffix?: string };
+}
+
+/** A snapshot or a group: both record their last error in `status.error`. */
+export interface WithErrorStatus {
+  status?: { error?: SnapshotError };
+}
+
+/** The object's own reference, as a content names it. */
+export interface ObjectRef {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+}
+
+export interface NamedObject {
+  metadata: { name?: string; namespace?: string; uid?: string };
+}
+
+export const has = (list: string[] | undefined, item: string) => list?.includes(item) ?? false;
+
+export const keyOfObject = (obj: NamedObject) => `${obj.metadata.namespace}/${obj.metadata.name}`;
+
+/** Go's `%q` of a string, which upstream uses to nest one error in another. */
+export const quoted = (text: string) => JSON.stringify(text);
+
+/** The failure upstream's controllerUpdateError words: a write to `name` failed. */
+export const updateFailed = (name: string, detail: string) =>
+  `snapshot controller failed to update ${name} on API server: ${detail}`;
+
+export const warning = (reason: string, message: string): EventAction => ({
+  type: 'event',
+  eventType: 'Warning',
+  reason,
+  message,
+});
+
+export const normal = (reason: string, message: string): EventAction => ({
+  type: 'event',
+  eventType: 'Normal',
+  reason,
+  message,
+});
+
+export function sameError(a: SnapshotError | undefined, b: SnapshotError | undefined): boolean {
+  return (
+    (a?.message ?? undefined) === (b?.message ?? undefined) &&
+    (a?.time ?? undefined) === (b?.time ?? undefined)
+  );
+}
+
+/** The content's ref points at exactly this object (name, namespace and uid). */
+export function refersTo(ref: ObjectRef, obj: NamedObject): boolean {
+  return (
+    ref.name === obj.metadata.name &&
+    ref.namespace === obj.metadata.namespace &&
+    !!ref.uid &&
+    ref.uid === obj.metadata.uid
+  );
+}
+
+/**
+ * Whether a content's ref names the object: by name and namespace and, once bound (or always,
+ * for a dynamic content, which is bound from the start), by uid.
+ */
+export function pointsBack(ref: ObjectRef, obj: NamedObject, preprovisioned: boolean): boolean {
+  return preprovisioned
+    ? ref.name === obj.metadata.name &&
+        ref.namespace === obj.metadata.namespace &&
+        (!ref.uid || ref.uid === obj.metadata.uid)
+    : refersTo(ref, obj);
+}
+
+/**
+ * The status patch and Warning event that record an error on the object, or none when the
+ * same message is recorded already (so a retry loop writes once, as upstream's
+ * update…ErrorStatusWithEvent).
+ */
+export function errorRecord(
+  obj: WithErrorStatus,
+  reason: string,
+  message: string,
+  now: Date,
+  setReadyFalse = true,
+): { status: Record<string, unknown>; event: EventAction } | undefined {
+  if (obj.status?.error?.message === message) return undefined;
+  const status: Record<string, unknown> = { error: { time: rfc3339(now), message } };
+  if (setReadyFalse) status.readyToUse = false;
+  return { status, event: warning(reason, message) };
+}
+
+/**
+ * The default class of a driver: exactly one of its classes carries the is-default annotation
+ * (upstream's SetDefault…Class texts, word for word).
+ */
+export function chooseDefault<
+  C extends { driver: string; metadata: { annotations?: Record<string, string> } },
+>(
+  classes: C[],
+  driver: string,
+  annotation: string,
+  noun: string,
+): { class: C } | { error: string } {
+  const defaults = classes.filter(
+    (candidate) =>
+      candidate.metadata.annotations?.[annotation] === 'true' && candidate.driver === driver,
+  );
+  if (defaults.length === 0) return { error: `cannot find default ${noun} class` };
+  if (defaults.length > 1) {
+    return { error: `${defaults.length} default snapshot classes were found` };
+  }
+  return { class: defaults[0]! };
+}
+
+interface Claim {
+  metadata?: { name?: string; namespace?: string; uid?: string };
+  spec?: { volumeName?: string };
+  status?: { phase?: string };
+}
+
+interface Volume {
+  spec?: { claimRef?: { name?: string; namespace?: string; uid?: string } };
+}
+
+/**
+ * The PV of a source PVC, checked as upstream's getVolumeFrom… do before taking a snapshot,
+ * with their texts: the PVC is Bound, its PV exists and is bound back to it. `what` is what
+ * would be taken ("snapshot", "group snapshot").
+ */
+export function boundVolume<V extends Volume>(
+  pvc: Claim,
+  pv: V | undefined,
+  what: string,
+): { pv: V } | { error: string } {
+  if (pvc.status?.phase !== 'Bound') {
+    return {
+      error: `the PVC ${pvc.metadata?.name} is not yet bound to a PV, will not attempt to take a ${what}`,
+    };
+  }
+  const pvName = pvc.spec?.volumeName ?? '';
+  if (!pv) {
+    return {
+      error: `failed to retrieve PV ${pvName} from the API server: ${quoted(`persistentvolumes "${pvName}" not found`)}`,
+    };
+  }
+  const claim = pv.spec?.claimRef;
+  if (
+    !claim ||
+    claim.name !== pvc.metadata?.name ||
+    claim.namespace !== pvc.metadata?.namespace ||
+    (!!claim.uid && claim.uid !== pvc.metadata?.uid)
+  ) {
+    return { error: 'claim in dataSource not bound or invalid' };
+  }
+  return { pv };
+}
