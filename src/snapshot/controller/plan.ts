@@ -20,7 +20,6 @@ import {
   VOLUME_SNAPSHOT_CONTENT_KIND,
   VOLUME_SNAPSHOT_KIND,
   volumeSnapshotContentNameFor,
-  type SnapshotError,
   type VolumeSnapshot,
   type VolumeSnapshotClass,
   type VolumeSnapshotContent,
@@ -28,6 +27,21 @@ import {
 } from '../../api/snapshot.js';
 import { formatBytes, parseQuantity } from '../../api/quantity.js';
 import { isGroupSnapshotMember } from '../group.js';
+import {
+  boundVolume,
+  chooseDefault,
+  errorRecord,
+  has,
+  keyOfObject as snapshotKey,
+  pointsBack,
+  quoted,
+  refersTo,
+  sameError,
+  updateFailed,
+  type EventType,
+  type FailureReport,
+  type Plan,
+} from '../common/plan.js';
 import {
   invalidSecretField,
   resolveSecretTemplate,
@@ -62,21 +76,7 @@ export const Reasons = {
   contentValidationError: 'ContentValidationError',
 } as const;
 
-export type EventType = 'Normal' | 'Warning';
-
-/** How a failed write is reported (upstream's updateSnapshotErrorStatusWithEvent, or an event). */
-export interface FailureReport {
-  reason: string;
-  /** Prefix of the message; the write's error follows it. */
-  message: string;
-  /** Also record the message in `status.error` (and readyToUse=false) of the snapshot. */
-  toStatus: boolean;
-  /**
-   * A Warning event of its own before the report, where upstream emits two for one failure;
-   * its message is `message` + the write's error + `suffix`.
-   */
-  precededBy?: { reason: string; message: string; suffix?: string };
-}
+export type { EventType, FailureReport, Plan } from '../common/plan.js';
 
 export type SnapshotAction =
   /** Merge-patch `spec.volumeSnapshotClassName` (the default class was chosen). */
@@ -98,12 +98,6 @@ export type SnapshotAction =
   /** Merge patch of `status` (null removes a field). */
   | { type: 'patchSnapshotStatus'; status: Record<string, unknown>; onFailure?: FailureReport }
   | { type: 'event'; eventType: EventType; reason: string; message: string };
-
-export interface Plan<A> {
-  actions: A[];
-  /** After the actions, fail the reconcile (retry with backoff) with this message. */
-  retry?: string;
-}
 
 export interface ControllerSettings {
   /** `--prevent-volume-mode-conversion`: record the source volume mode on new contents. */
@@ -137,19 +131,10 @@ export interface SnapshotObservation {
 const isReady = (snapshot: VolumeSnapshot) => snapshot.status?.readyToUse === true;
 const boundName = (snapshot: VolumeSnapshot) =>
   snapshot.status?.boundVolumeSnapshotContentName || undefined;
-const has = (list: string[] | undefined, item: string) => list?.includes(item) ?? false;
-const snapshotKey = (snapshot: VolumeSnapshot) =>
-  `${snapshot.metadata.namespace}/${snapshot.metadata.name}`;
 
 /** The content points back at exactly this snapshot (name, namespace and uid). */
 export function isBoundTo(content: VolumeSnapshotContent, snapshot: VolumeSnapshot): boolean {
-  const ref = content.spec.volumeSnapshotRef;
-  return (
-    ref.name === snapshot.metadata.name &&
-    ref.namespace === snapshot.metadata.namespace &&
-    !!ref.uid &&
-    ref.uid === snapshot.metadata.uid
-  );
+  return refersTo(content.spec.volumeSnapshotRef, snapshot);
 }
 
 /** Deleting, and still holding one of our finalizers (so it waits for us). */
@@ -205,21 +190,8 @@ export function chooseDefaultClass(
   classes: VolumeSnapshotClass[],
   driver: string,
 ): { class: VolumeSnapshotClass } | { error: string } {
-  const defaults = classes.filter(
-    (candidate) =>
-      candidate.metadata.annotations?.[ANN_IS_DEFAULT_CLASS] === 'true' &&
-      candidate.driver === driver,
-  );
-  // upstream's SetDefaultSnapshotClass texts, word for word
-  if (defaults.length === 0) return { error: 'cannot find default snapshot class' };
-  if (defaults.length > 1) {
-    return { error: `${defaults.length} default snapshot classes were found` };
-  }
-  return { class: defaults[0]! };
+  return chooseDefault(classes, driver, ANN_IS_DEFAULT_CLASS, 'snapshot');
 }
-
-/** Go's `%q` of a string, which upstream uses to nest one error in another. */
-const quoted = (text: string) => JSON.stringify(text);
 
 /**
  * The source PV of a dynamic snapshot, checked as upstream's getVolumeFromVolumeSnapshot does
@@ -234,32 +206,8 @@ function sourceVolume(obs: SnapshotObservation): { pv: PersistentVolume } | { er
       error: `failed to retrieve PVC ${pvcName} from the lister: ${quoted(`persistentvolumeclaim "${pvcName}" not found`)}`,
     };
   }
-  if (pvc.status?.phase !== 'Bound') {
-    return {
-      error: `the PVC ${pvcName} is not yet bound to a PV, will not attempt to take a snapshot`,
-    };
-  }
-  const pvName = pvc.spec?.volumeName ?? '';
-  if (!pv) {
-    return {
-      error: `failed to retrieve PV ${pvName} from the API server: ${quoted(`persistentvolumes "${pvName}" not found`)}`,
-    };
-  }
-  const claim = pv.spec?.claimRef;
-  if (
-    !claim ||
-    claim.name !== pvc.metadata?.name ||
-    claim.namespace !== pvc.metadata?.namespace ||
-    (!!claim.uid && claim.uid !== pvc.metadata?.uid)
-  ) {
-    return { error: 'claim in dataSource not bound or invalid' };
-  }
-  return { pv };
+  return boundVolume(pvc, pv, 'snapshot');
 }
-
-/** The failure upstream's controllerUpdateError words: a write to `name` failed. */
-const updateFailed = (name: string, detail: string) =>
-  `snapshot controller failed to update ${name} on API server: ${detail}`;
 
 /**
  * The deletion Secret of a new content from the class's snapshotter-secret parameters, with
@@ -365,13 +313,6 @@ function isZeroQuantity(quantity: string | undefined): boolean {
   }
 }
 
-function sameError(a: SnapshotError | undefined, b: SnapshotError | undefined): boolean {
-  return (
-    (a?.message ?? undefined) === (b?.message ?? undefined) &&
-    (a?.time ?? undefined) === (b?.time ?? undefined)
-  );
-}
-
 /**
  * What the snapshot's status should gain from its bound content: the binding, readyToUse,
  * creationTime (once), restoreSize (only to fill an empty or zero value) and the content's
@@ -434,15 +375,8 @@ export function reportError(
   now: Date,
   setReadyFalse = true,
 ): SnapshotAction[] {
-  if (snapshot.status?.error?.message === message) return [];
-  const status: Record<string, unknown> = {
-    error: { time: now.toISOString().replace(/\.\d{3}Z$/, 'Z'), message },
-  };
-  if (setReadyFalse) status.readyToUse = false;
-  return [
-    { type: 'patchSnapshotStatus', status },
-    { type: 'event', eventType: 'Warning', reason, message },
-  ];
+  const record = errorRecord(snapshot, reason, message, now, setReadyFalse);
+  return record ? [{ type: 'patchSnapshotStatus', status: record.status }, record.event] : [];
 }
 
 function fail(
@@ -504,13 +438,9 @@ function checkedContent(
       `VolumeSnapshotContent ${name} is pre-provisioned while expecting a dynamically provisioned one`,
     );
   }
-  const ref = content.spec.volumeSnapshotRef;
-  const pointsBack = preprovisioned
-    ? ref.name === snapshot.metadata.name &&
-      ref.namespace === snapshot.metadata.namespace &&
-      (!ref.uid || ref.uid === snapshot.metadata.uid)
-    : isBoundTo(content, snapshot);
-  return pointsBack ? { content } : misbound(obs, name);
+  return pointsBack(content.spec.volumeSnapshotRef, snapshot, preprovisioned)
+    ? { content }
+    : misbound(obs, name);
 }
 
 /** The next steps for one VolumeSnapshot (upstream's syncSnapshotByKey and syncSnapshot). */

@@ -35,7 +35,6 @@ import {
   SNAPSHOT_API_VERSION,
   VOLUME_SNAPSHOT_CONTENT_KIND,
   VOLUME_SNAPSHOT_KIND,
-  type SnapshotError,
   type VolumeSnapshot,
   type VolumeSnapshotContent,
   type VolumeSnapshotContentStatus,
@@ -44,12 +43,25 @@ import { invalidSecretField, secretTemplates } from '../../api/secret-template.j
 import { labelSelectorMatches, labelSelectorToString } from '../../kube/selectors.js';
 import {
   isRestoringFrom,
-  type EventType,
-  type FailureReport,
   type PersistentVolume,
   type PersistentVolumeClaim,
-  type Plan,
 } from '../controller/plan.js';
+import {
+  boundVolume,
+  chooseDefault,
+  errorRecord,
+  has,
+  keyOfObject as groupKey,
+  pointsBack,
+  quoted,
+  refersTo,
+  sameError,
+  updateFailed,
+  warning,
+  type EventType,
+  type FailureReport,
+  type Plan,
+} from '../common/plan.js';
 
 /** Event reasons as upstream's group paths emit them, so alerts written for upstream match. */
 export const GroupReasons = {
@@ -74,21 +86,16 @@ export const GroupReasons = {
   contentValidationError: 'GroupContentValidationError',
 } as const;
 
-/** A FailureReport whose status error, as some of upstream's, leaves readyToUse alone. */
-export interface GroupFailureReport extends FailureReport {
-  keepReadyToUse?: boolean;
-}
-
 export type GroupAction =
   /** Update `spec.volumeGroupSnapshotClassName` (the default class was chosen). */
-  | { type: 'setGroupClass'; className: string; onFailure: GroupFailureReport }
-  | { type: 'addGroupBoundFinalizer'; onFailure: GroupFailureReport }
+  | { type: 'setGroupClass'; className: string; onFailure: FailureReport }
+  | { type: 'addGroupBoundFinalizer'; onFailure: FailureReport }
   | { type: 'removeGroupBoundFinalizer' }
   /** Create `groupsnapcontent-<uid>`; AlreadyExists counts as success. */
   | {
       type: 'createGroupContent';
       content: VolumeGroupSnapshotContent;
-      onFailure: GroupFailureReport;
+      onFailure: FailureReport;
     }
   /** Fill the uid (and class) into a pre-provisioned content's ref. */
   | {
@@ -96,10 +103,10 @@ export type GroupAction =
       contentName: string;
       uid: string;
       className?: string;
-      onFailure: GroupFailureReport;
+      onFailure: FailureReport;
     }
   /** Merge patch of the group's `status` (null removes a field). */
-  | { type: 'patchGroupStatus'; status: Record<string, unknown>; onFailure?: GroupFailureReport }
+  | { type: 'patchGroupStatus'; status: Record<string, unknown>; onFailure?: FailureReport }
   /** Create a member's VolumeSnapshotContent; AlreadyExists counts as success. */
   | { type: 'createMemberContent'; content: VolumeSnapshotContent }
   /** Create a member's VolumeSnapshot; AlreadyExists counts as success. */
@@ -109,8 +116,8 @@ export type GroupAction =
   | { type: 'patchMemberSnapshotStatus'; snapshotName: string; status: Record<string, unknown> }
   | { type: 'patchMemberContentStatus'; contentName: string; status: VolumeSnapshotContentStatus }
   | { type: 'annotateGroupContentBeingDeleted'; contentName: string }
-  | { type: 'deleteGroupContent'; contentName: string; onFailure: GroupFailureReport }
-  | { type: 'deleteMemberSnapshot'; snapshotName: string; onFailure: GroupFailureReport }
+  | { type: 'deleteGroupContent'; contentName: string; onFailure: FailureReport }
+  | { type: 'deleteMemberSnapshot'; snapshotName: string; onFailure: FailureReport }
   | { type: 'event'; eventType: EventType; reason: string; message: string };
 
 export interface GroupObservation {
@@ -134,31 +141,16 @@ export interface GroupObservation {
   now: Date;
 }
 
-const has = (list: string[] | undefined, item: string) => list?.includes(item) ?? false;
-const groupKey = (group: VolumeGroupSnapshot) =>
-  `${group.metadata.namespace}/${group.metadata.name}`;
 const boundName = (group: VolumeGroupSnapshot) =>
   group.status?.boundVolumeGroupSnapshotContentName || undefined;
 const isReady = (group: VolumeGroupSnapshot) => group.status?.readyToUse === true;
-/** Go's `%q` of a string, which upstream uses to nest one error in another. */
-const quoted = (text: string) => JSON.stringify(text);
-/** The failure upstream's controllerUpdateError words: a write to `name` failed. */
-const updateFailed = (name: string, detail: string) =>
-  `snapshot controller failed to update ${name} on API server: ${detail}`;
-const rfc3339Seconds = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** The content points back at exactly this group (name, namespace and uid). */
 export function isGroupBoundTo(
   content: VolumeGroupSnapshotContent,
   group: VolumeGroupSnapshot,
 ): boolean {
-  const ref = content.spec.volumeGroupSnapshotRef;
-  return (
-    ref.name === group.metadata.name &&
-    ref.namespace === group.metadata.namespace &&
-    !!ref.uid &&
-    ref.uid === group.metadata.uid
-  );
+  return refersTo(content.spec.volumeGroupSnapshotRef, group);
 }
 
 /** The default group class of a driver: exactly one of its classes carries the annotation. */
@@ -166,16 +158,7 @@ export function chooseDefaultGroupClass(
   classes: VolumeGroupSnapshotClass[],
   driver: string,
 ): { class: VolumeGroupSnapshotClass } | { error: string } {
-  const defaults = classes.filter(
-    (candidate) =>
-      candidate.metadata.annotations?.[ANN_IS_DEFAULT_GROUP_CLASS] === 'true' &&
-      candidate.driver === driver,
-  );
-  if (defaults.length === 0) return { error: 'cannot find default group snapshot class' };
-  if (defaults.length > 1) {
-    return { error: `${defaults.length} default snapshot classes were found` };
-  }
-  return { class: defaults[0]! };
+  return chooseDefault(classes, driver, ANN_IS_DEFAULT_GROUP_CLASS, 'group snapshot');
 }
 
 /**
@@ -219,28 +202,9 @@ export function groupVolumes(
   }
   const pvs: PersistentVolume[] = [];
   for (const pvc of claims) {
-    if (pvc.status?.phase !== 'Bound') {
-      return {
-        error: `the PVC ${pvc.metadata?.name} is not yet bound to a PV, will not attempt to take a group snapshot`,
-      };
-    }
-    const pvName = pvc.spec?.volumeName ?? '';
-    const pv = obs.pv(pvName);
-    if (!pv) {
-      return {
-        error: `failed to retrieve PV ${pvName} from the API server: ${quoted(`persistentvolumes "${pvName}" not found`)}`,
-      };
-    }
-    const claim = pv.spec?.claimRef;
-    if (
-      !claim ||
-      claim.name !== pvc.metadata?.name ||
-      claim.namespace !== pvc.metadata?.namespace ||
-      (!!claim.uid && claim.uid !== pvc.metadata?.uid)
-    ) {
-      return { error: 'claim in dataSource not bound or invalid' };
-    }
-    pvs.push(pv);
+    const volume = boundVolume(pvc, obs.pv(pvc.spec?.volumeName ?? ''), 'group snapshot');
+    if ('error' in volume) return volume;
+    pvs.push(volume.pv);
   }
   return { pvs };
 }
@@ -428,13 +392,6 @@ export function memberContentStatus(
   return status;
 }
 
-function sameError(a: SnapshotError | undefined, b: SnapshotError | undefined): boolean {
-  return (
-    (a?.message ?? undefined) === (b?.message ?? undefined) &&
-    (a?.time ?? undefined) === (b?.time ?? undefined)
-  );
-}
-
 /**
  * What the group's status should gain from its content (upstream's updateGroupSnapshotStatus):
  * the binding, readyToUse as the content says, creationTime (once) and the content's error
@@ -487,13 +444,8 @@ export function reportGroupError(
   now: Date,
   setReadyFalse = true,
 ): GroupAction[] {
-  if (group.status?.error?.message === message) return [];
-  const status: Record<string, unknown> = { error: { time: rfc3339Seconds(now), message } };
-  if (setReadyFalse) status.readyToUse = false;
-  return [
-    { type: 'patchGroupStatus', status },
-    { type: 'event', eventType: 'Warning', reason, message },
-  ];
+  const record = errorRecord(group, reason, message, now, setReadyFalse);
+  return record ? [{ type: 'patchGroupStatus', status: record.status }, record.event] : [];
 }
 
 function fail(
@@ -564,13 +516,7 @@ function checkedGroupContent(
       ),
     };
   }
-  const ref = content.spec.volumeGroupSnapshotRef;
-  const pointsBack = preprovisioned
-    ? ref.name === group.metadata.name &&
-      ref.namespace === group.metadata.namespace &&
-      (!ref.uid || ref.uid === group.metadata.uid)
-    : isGroupBoundTo(content, group);
-  if (!pointsBack) {
+  if (!pointsBack(content.spec.volumeGroupSnapshotRef, group, preprovisioned)) {
     return {
       failure: fail(
         obs,
@@ -787,37 +733,16 @@ function planDynamicGroup(
   for (const pv of volumes.pvs) {
     const csi = pv.spec?.csi;
     if (!csi) {
-      const failure = creationFailed(
-        `cannot snapshot a non-CSI volume for group snapshot ${key}: ${pv.metadata?.name}`,
+      return withWarning(
+        `Cannot snapshot a non-CSI volume: ${pv.metadata?.name}`,
+        creationFailed(
+          `cannot snapshot a non-CSI volume for group snapshot ${key}: ${pv.metadata?.name}`,
+        ),
       );
-      return {
-        ...failure,
-        actions: [
-          {
-            type: 'event',
-            eventType: 'Warning',
-            reason: GroupReasons.createContentFailed,
-            message: `Cannot snapshot a non-CSI volume: ${pv.metadata?.name}`,
-          },
-          ...failure.actions,
-        ],
-      };
     }
     if (csi.driver !== groupClass.driver) {
       const message = `Volume CSI driver (${csi.driver}) mismatch with VolumeGroupSnapshotClass (${groupClass.driver}) ${key}: ${pv.metadata?.name}`;
-      const failure = creationFailed(updateFailed(key, message));
-      return {
-        ...failure,
-        actions: [
-          {
-            type: 'event',
-            eventType: 'Warning',
-            reason: GroupReasons.createContentFailed,
-            message,
-          },
-          ...failure.actions,
-        ],
-      };
+      return withWarning(message, creationFailed(updateFailed(key, message)));
     }
     volumeHandles.push(csi.volumeHandle);
   }
@@ -847,6 +772,14 @@ function planDynamicGroup(
       },
       ...statusActions(group, created, false),
     ],
+  };
+}
+
+/** A failure to create the group content, preceded by upstream's CreateGroupSnapshotContentFailed. */
+function withWarning(message: string, failure: Plan<GroupAction>): Plan<GroupAction> {
+  return {
+    ...failure,
+    actions: [warning(GroupReasons.createContentFailed, message), ...failure.actions],
   };
 }
 
