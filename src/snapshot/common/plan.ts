@@ -185,3 +185,17 @@ export function boundVolume<V extends Volume>(
   }
   return { pv };
 }
+
+/**
+ * The contents a snapshot or a group may be bound to: the one its status names, the pre-provisioned one its spec names and the dynamic
+ * one its uid names.
+ */
+export function candidateContents(
+  bound: string | undefined,
+  preprovisioned: string | undefined,
+  uid: string | undefined,
+  dynamicName: (uid: string) => string,
+): string[] {
+  const names = [bound, preprovisioned, uid ? dynamicName(uid) : undefined];
+  return [...new Set(names.filter((name): name is string => !!name))];
+}

@@ -8,13 +8,13 @@ import {
   ANN_VOLUME_SNAPSHOT_BEING_DELETED,
   FINALIZER_PVC_AS_SOURCE,
   FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
-  volumeSnapshotContentNameFor,
   type VolumeSnapshot,
   type VolumeSnapshotClass,
   type VolumeSnapshotContent,
 } from '../../api/snapshot.js';
 import {
   FreshView,
+  OwnWrites,
   PersistentVolumeClaims,
   PersistentVolumes,
   isConflict,
@@ -23,25 +23,26 @@ import {
   makeKey,
   type Controller,
   type Informer,
-  type InformerFactory,
 } from '../../kube/index.js';
-import type { ControllerDependencies, WorkQueueFlags } from '../../kube/controller-set.js';
-import { OwnWrites } from '../../kube/own-writes.js';
 import { GROUP_SNAPSHOT_VERSIONS, volumeGroupSnapshots } from '../group.js';
 import {
   VolumeSnapshotClasses,
   VolumeSnapshotContents,
   VolumeSnapshots,
 } from '../../kube/resource.js';
-import { PlanControllerSet, bindContent } from '../common/controller.js';
+import {
+  PlanControllerSet,
+  type PlanControllerOptions,
+  type PlanSubject,
+} from '../common/controller.js';
 import {
   DEFAULT_CONTROLLER_SETTINGS,
   Reasons,
+  contentsOf,
   planContent,
   planPvcFinalizer,
   planSnapshot,
   restoreSourcesOf,
-  type ContentAction,
   type ControllerSettings,
   type PersistentVolume,
   type PersistentVolumeClaim,
@@ -53,8 +54,7 @@ export const INDEX_SNAPSHOTS_BY_SOURCE_PVC = 'snapshot-controller/source-pvc';
 /** Index of the PVC informer: `namespace/snapshot` a PVC restores from. */
 export const INDEX_PVCS_BY_RESTORE_SOURCE = 'snapshot-controller/restore-source';
 
-export interface SnapshotControllerOptions extends ControllerDependencies, WorkQueueFlags {
-  informers: InformerFactory;
+export interface SnapshotControllerOptions extends PlanControllerOptions {
   settings?: Partial<ControllerSettings>;
 }
 
@@ -65,6 +65,7 @@ export class SnapshotController extends PlanControllerSet {
   readonly claims: Controller;
   private readonly settings: ControllerSettings;
   private readonly snapshotWrites: OwnWrites<VolumeSnapshot>;
+  private readonly snapshotPlans: PlanSubject<VolumeSnapshot, SnapshotAction>;
   private readonly contentWrites: OwnWrites<VolumeSnapshotContent>;
   private readonly pvcWrites: OwnWrites<PersistentVolumeClaim>;
   private readonly snapshotView: FreshView<VolumeSnapshot>;
@@ -100,6 +101,12 @@ export class SnapshotController extends PlanControllerSet {
     this.snapshotWrites = new OwnWrites(this.client, VolumeSnapshots, this.snapshotView);
     this.contentWrites = new OwnWrites(this.client, VolumeSnapshotContents, this.contentView);
     this.pvcWrites = new OwnWrites(this.client, PersistentVolumeClaims, this.pvcView);
+    this.snapshotPlans = {
+      writes: this.snapshotWrites,
+      what: 'snapshot',
+      ownWrites: snapshotWrites,
+      classField: 'volumeSnapshotClassName',
+    };
 
     this.snapshots = this.queue('snapshot', (key) => this.syncSnapshot(key))
       .watch(this.snapshotInformer)
@@ -125,17 +132,7 @@ export class SnapshotController extends PlanControllerSet {
     this.contents = this.queue('content', (key) => this.syncContent(key))
       .watch(this.contentInformer)
       .watch(this.snapshotInformer, {
-        toKeys: (snapshot) => [
-          ...new Set(
-            [
-              snapshot.status?.boundVolumeSnapshotContentName,
-              snapshot.spec?.source?.volumeSnapshotContentName,
-              snapshot.metadata.uid
-                ? volumeSnapshotContentNameFor(snapshot.metadata.uid)
-                : undefined,
-            ].filter((name): name is string => !!name),
-          ),
-        ],
+        toKeys: contentsOf,
       });
 
     this.claims = this.queue('pvc', (key) => this.syncPvc(key))
@@ -203,14 +200,10 @@ export class SnapshotController extends PlanControllerSet {
 
   private executeSnapshotPlan(snapshot: VolumeSnapshot, actions: SnapshotAction[]): Promise<void> {
     const namespace = snapshot.metadata.namespace!;
-    const subject = { object: snapshot, writes: this.snapshotWrites, what: 'snapshot' };
-    return this.applyPlan(subject, actions, snapshotWrites, async (action, current) => {
+    return this.applyPlan(this.snapshotPlans, snapshot, actions, async (action, current) => {
       switch (action.type) {
         case 'setSnapshotClass':
-          return this.snapshotWrites.patchObject(current, {
-            metadata: { resourceVersion: current.metadata.resourceVersion },
-            spec: { volumeSnapshotClassName: action.className },
-          });
+          return this.setClassName(this.snapshotPlans, current, action.className);
         case 'updateSnapshotFinalizers': {
           const finalizers = (current.metadata.finalizers ?? []).filter(
             (f) => !action.remove.includes(f),
@@ -230,7 +223,7 @@ export class SnapshotController extends PlanControllerSet {
         case 'createContent':
           return this.contentWrites.create(action.content);
         case 'bindContent':
-          return bindContent(
+          return this.bindContent(
             this.contentWrites,
             action.contentName,
             CONTENT_REF_FIELDS,
@@ -265,26 +258,11 @@ export class SnapshotController extends PlanControllerSet {
       ref?.name && ref.namespace
         ? this.snapshotView.get(makeKey(ref.name, ref.namespace))
         : undefined;
-    const plan = planContent({ content, snapshot });
-    for (const action of plan.actions) await this.executeContentAction(content, action);
-    if (plan.retry) throw new Error(plan.retry);
-  }
-
-  private async executeContentAction(
-    content: VolumeSnapshotContent,
-    action: ContentAction,
-  ): Promise<void> {
-    switch (action.type) {
-      case 'addContentFinalizer':
-        await this.contentWrites.addFinalizer(content, FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND);
-        break;
-      case 'annotateContentBeingDeleted':
-        await this.annotateBeingDeleted(content.metadata.name!);
-        break;
-      case 'event':
-        this.recorder.event(content, action.eventType, action.reason, action.message);
-        break;
-    }
+    await this.applyContentPlan(content, planContent({ content, snapshot }), (action) =>
+      action.type === 'addContentFinalizer'
+        ? this.contentWrites.addFinalizer(content, FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND)
+        : this.annotateBeingDeleted(content.metadata.name!),
+    );
   }
 
   private async syncPvc(key: string): Promise<void> {

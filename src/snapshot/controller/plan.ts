@@ -29,6 +29,7 @@ import { formatBytes, parseQuantity } from '../../api/quantity.js';
 import { isGroupSnapshotMember } from '../group.js';
 import {
   boundVolume,
+  candidateContents,
   chooseDefault,
   errorRecord,
   has,
@@ -151,6 +152,16 @@ function isReleased(snapshot: VolumeSnapshot): boolean {
   return (
     !!snapshot.metadata.deletionTimestamp &&
     !has(snapshot.metadata.finalizers, FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE)
+  );
+}
+
+/** The contents a snapshot may be bound to (the content queue's keys it wakes). */
+export function contentsOf(snapshot: VolumeSnapshot): string[] {
+  return candidateContents(
+    snapshot.status?.boundVolumeSnapshotContentName,
+    snapshot.spec?.source?.volumeSnapshotContentName,
+    snapshot.metadata.uid,
+    volumeSnapshotContentNameFor,
   );
 }
 

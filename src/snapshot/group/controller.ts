@@ -10,7 +10,6 @@ import {
   ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED,
   FINALIZER_VOLUME_GROUP_SNAPSHOT_BOUND,
   FINALIZER_VOLUME_GROUP_SNAPSHOT_CONTENT_BOUND,
-  volumeGroupSnapshotContentNameFor,
   type VolumeGroupSnapshot,
   type VolumeGroupSnapshotClass,
   type VolumeGroupSnapshotContent,
@@ -18,6 +17,7 @@ import {
 import type { VolumeSnapshot, VolumeSnapshotContent } from '../../api/snapshot.js';
 import {
   FreshView,
+  OwnWrites,
   PersistentVolumeClaims,
   PersistentVolumes,
   VolumeSnapshotContents,
@@ -26,15 +26,16 @@ import {
   makeKey,
   type Controller,
   type Informer,
-  type InformerFactory,
 } from '../../kube/index.js';
-import type { ControllerDependencies, WorkQueueFlags } from '../../kube/controller-set.js';
-import { OwnWrites } from '../../kube/own-writes.js';
 import { errorMessage } from '../../observability/logger.js';
-import { PlanControllerSet, bindContent } from '../common/controller.js';
+import {
+  PlanControllerSet,
+  type PlanControllerOptions,
+  type PlanSubject,
+} from '../common/controller.js';
 import type { PersistentVolume, PersistentVolumeClaim } from '../controller/plan.js';
 import { parentGroupOf } from '../group.js';
-import { planGroupContent, planGroupSnapshot, type GroupAction } from './plan.js';
+import { groupContentsOf, planGroupContent, planGroupSnapshot, type GroupAction } from './plan.js';
 import {
   VolumeGroupSnapshotClasses,
   VolumeGroupSnapshotContents,
@@ -48,15 +49,14 @@ export const INDEX_SNAPSHOTS_BY_PARENT_GROUP = 'group-snapshot-controller/parent
 
 const csiHandleKey = (driver: string, volumeHandle: string) => `${driver}^${volumeHandle}`;
 
-export interface GroupSnapshotControllerOptions extends ControllerDependencies, WorkQueueFlags {
-  informers: InformerFactory;
-}
+export type GroupSnapshotControllerOptions = PlanControllerOptions;
 
 /** The two controllers of the group snapshot paths, run and stopped together. */
 export class GroupSnapshotController extends PlanControllerSet {
   readonly groups: Controller;
   readonly groupContents: Controller;
   private readonly groupWrites: OwnWrites<VolumeGroupSnapshot>;
+  private readonly groupPlans: PlanSubject<VolumeGroupSnapshot, GroupAction>;
   private readonly groupContentWrites: OwnWrites<VolumeGroupSnapshotContent>;
   private readonly snapshotWrites: OwnWrites<VolumeSnapshot>;
   private readonly snapshotContentWrites: OwnWrites<VolumeSnapshotContent>;
@@ -110,6 +110,12 @@ export class GroupSnapshotController extends PlanControllerSet {
       this.groupContentView,
     );
     this.snapshotWrites = new OwnWrites(this.client, VolumeSnapshots, this.snapshotView);
+    this.groupPlans = {
+      writes: this.groupWrites,
+      what: 'group snapshot',
+      ownWrites: groupWrites,
+      classField: 'volumeGroupSnapshotClassName',
+    };
     this.snapshotContentWrites = new OwnWrites(
       this.client,
       VolumeSnapshotContents,
@@ -149,17 +155,7 @@ export class GroupSnapshotController extends PlanControllerSet {
     this.groupContents = this.queue('content', (key) => this.syncGroupContent(key))
       .watch(this.groupContentInformer)
       .watch(this.groupInformer, {
-        toKeys: (group) => [
-          ...new Set(
-            [
-              group.status?.boundVolumeGroupSnapshotContentName,
-              group.spec?.source?.volumeGroupSnapshotContentName,
-              group.metadata.uid
-                ? volumeGroupSnapshotContentNameFor(group.metadata.uid)
-                : undefined,
-            ].filter((name): name is string => !!name),
-          ),
-        ],
+        toKeys: groupContentsOf,
       });
   }
 
@@ -195,14 +191,10 @@ export class GroupSnapshotController extends PlanControllerSet {
 
   private executeGroupPlan(group: VolumeGroupSnapshot, actions: GroupAction[]): Promise<void> {
     const namespace = group.metadata.namespace!;
-    const subject = { object: group, writes: this.groupWrites, what: 'group snapshot' };
-    return this.applyPlan(subject, actions, groupWrites, async (action, current) => {
+    return this.applyPlan(this.groupPlans, group, actions, async (action, current) => {
       switch (action.type) {
         case 'setGroupClass':
-          return this.groupWrites.patchObject(current, {
-            metadata: { resourceVersion: current.metadata.resourceVersion },
-            spec: { volumeGroupSnapshotClassName: action.className },
-          });
+          return this.setClassName(this.groupPlans, current, action.className);
         case 'addGroupBoundFinalizer':
           return this.groupWrites.addFinalizer(current, FINALIZER_VOLUME_GROUP_SNAPSHOT_BOUND);
         case 'removeGroupBoundFinalizer':
@@ -210,7 +202,7 @@ export class GroupSnapshotController extends PlanControllerSet {
         case 'createGroupContent':
           return this.groupContentWrites.create(action.content);
         case 'bindGroupContent':
-          return bindContent(
+          return this.bindContent(
             this.groupContentWrites,
             action.contentName,
             GROUP_CONTENT_REF_FIELDS,
@@ -284,21 +276,9 @@ export class GroupSnapshotController extends PlanControllerSet {
   private async syncGroupContent(name: string): Promise<void> {
     const content = this.groupContentView.get(name);
     if (!content) return;
-    const plan = planGroupContent(content);
-    for (const action of plan.actions) {
-      switch (action.type) {
-        case 'addGroupContentFinalizer':
-          await this.groupContentWrites.addFinalizer(
-            content,
-            FINALIZER_VOLUME_GROUP_SNAPSHOT_CONTENT_BOUND,
-          );
-          break;
-        case 'event':
-          this.recorder.event(content, action.eventType, action.reason, action.message);
-          break;
-      }
-    }
-    if (plan.retry) throw new Error(plan.retry);
+    await this.applyContentPlan(content, planGroupContent(content), () =>
+      this.groupContentWrites.addFinalizer(content, FINALIZER_VOLUME_GROUP_SNAPSHOT_CONTENT_BOUND),
+    );
   }
 }
 

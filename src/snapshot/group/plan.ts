@@ -48,6 +48,7 @@ import {
 } from '../controller/plan.js';
 import {
   boundVolume,
+  candidateContents,
   chooseDefault,
   errorRecord,
   has,
@@ -151,6 +152,16 @@ export function isGroupBoundTo(
   group: VolumeGroupSnapshot,
 ): boolean {
   return refersTo(content.spec.volumeGroupSnapshotRef, group);
+}
+
+/** The contents a group may be bound to (the content queue's keys it wakes). */
+export function groupContentsOf(group: VolumeGroupSnapshot): string[] {
+  return candidateContents(
+    group.status?.boundVolumeGroupSnapshotContentName,
+    group.spec?.source?.volumeGroupSnapshotContentName,
+    group.metadata.uid,
+    volumeGroupSnapshotContentNameFor,
+  );
 }
 
 /** The default group class of a driver: exactly one of its classes carries the annotation. */
@@ -616,18 +627,22 @@ export function planGroupSnapshot(obs: GroupObservation): Plan<GroupAction> {
   return { actions: [...actions, ...rest.actions], retry: rest.retry };
 }
 
+/** The group's content is gone: reported on the group as upstream reports it. */
+const contentMissing = (obs: GroupObservation) =>
+  reportGroupError(
+    obs.group,
+    GroupReasons.contentMissing,
+    'VolumeGroupSnapshotContent is missing',
+    obs.now,
+  );
+
 /** A ready, bound group: only checks that the binding still holds (upstream's syncReadyGroupSnapshot). */
 function planReadyGroup(obs: GroupObservation): Plan<GroupAction> {
   const { group, now } = obs;
   const content = obs.content(boundName(group)!);
   if (!content) {
     return {
-      actions: reportGroupError(
-        group,
-        GroupReasons.contentMissing,
-        'VolumeGroupSnapshotContent is missing',
-        now,
-      ),
+      actions: contentMissing(obs),
     };
   }
   if (!isGroupBoundTo(content, group)) {
@@ -649,15 +664,10 @@ function planPreprovisionedGroup(
   found: VolumeGroupSnapshotContent | undefined,
   className: string | undefined,
 ): Plan<GroupAction> {
-  const { group, now } = obs;
+  const { group } = obs;
   if (!found) {
     return {
-      actions: reportGroupError(
-        group,
-        GroupReasons.contentMissing,
-        'VolumeGroupSnapshotContent is missing',
-        now,
-      ),
+      actions: contentMissing(obs),
       retry: `group snapshot ${groupKey(group)} requests an non-existing group snapshot content ${group.spec.source.volumeGroupSnapshotContentName}`,
     };
   }
