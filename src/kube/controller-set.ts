@@ -3,8 +3,11 @@ import { silentLogger, type Logger } from '../observability/logger.js';
 import type { KubeClient } from './client.js';
 import { Controller, type Reconciler } from './controller.js';
 import type { EventRecorder } from './events.js';
+import { FreshView, OwnWrites } from './fresh-view.js';
+import type { Informer } from './informer.js';
 import type { Runnable } from './manager.js';
 import { ItemExponentialRateLimiter } from './rate-limit.js';
+import type { KubeObject, ResourceType } from './resource.js';
 
 /** What every snapback controller is built with; clock and logger have defaults. */
 export interface ControllerDependencies {
@@ -56,6 +59,14 @@ export abstract class ControllerBase {
     this.recorder = options.recorder;
     this.clock = options.clock ?? systemClock;
     this.logger = (options.logger ?? silentLogger()).child({ controller: name });
+  }
+
+  /** Writes of one kind, remembered over its informer so reads see them at once. */
+  protected ownWrites<T extends KubeObject>(
+    resource: ResourceType,
+    informer: Informer<T>,
+  ): OwnWrites<T> {
+    return new OwnWrites(this.client, resource, new FreshView(informer, this.clock));
   }
 }
 

@@ -67,6 +67,11 @@ export class OwnWrites<T extends KubeObject> {
     readonly view: FreshView<T>,
   ) {}
 
+  /** The object as the cache or, when newer, our last write has it. */
+  get(key: string): T | undefined {
+    return this.view.get(key);
+  }
+
   /** A merge patch (of the object, or of its status subresource with `options`). */
   async patch(
     name: string,

@@ -12,9 +12,8 @@ import {
   type VolumeSnapshotClass,
   type VolumeSnapshotContent,
 } from '../../api/snapshot.js';
+import type { OwnWrites } from '../../kube/index.js';
 import {
-  FreshView,
-  OwnWrites,
   PersistentVolumeClaims,
   PersistentVolumes,
   isConflict,
@@ -22,7 +21,7 @@ import {
   keyOf,
   makeKey,
   type Controller,
-  type Informer,
+  type InformerFactory,
 } from '../../kube/index.js';
 import { GROUP_SNAPSHOT_VERSIONS, volumeGroupSnapshots } from '../group.js';
 import {
@@ -64,43 +63,19 @@ export class SnapshotController extends PlanControllerSet {
   readonly contents: Controller;
   readonly claims: Controller;
   private readonly settings: ControllerSettings;
+  private readonly cache: ReturnType<typeof snapshotControllerCache>;
   private readonly snapshotWrites: OwnWrites<VolumeSnapshot>;
   private readonly snapshotPlans: PlanSubject<VolumeSnapshot, SnapshotAction>;
   private readonly contentWrites: OwnWrites<VolumeSnapshotContent>;
   private readonly pvcWrites: OwnWrites<PersistentVolumeClaim>;
-  private readonly snapshotView: FreshView<VolumeSnapshot>;
-  private readonly contentView: FreshView<VolumeSnapshotContent>;
-  private readonly pvcView: FreshView<PersistentVolumeClaim>;
-  private readonly snapshotInformer: Informer<VolumeSnapshot>;
-  private readonly contentInformer: Informer<VolumeSnapshotContent>;
-  private readonly classInformer: Informer<VolumeSnapshotClass>;
-  private readonly pvcInformer: Informer<PersistentVolumeClaim>;
-  private readonly pvInformer: Informer<PersistentVolume>;
 
   constructor(options: SnapshotControllerOptions) {
     super('snapshot-controller', options);
     this.settings = { ...DEFAULT_CONTROLLER_SETTINGS, ...options.settings };
-    const informers = options.informers;
-    this.snapshotInformer = informers.informer<VolumeSnapshot>(VolumeSnapshots, {
-      indexers: {
-        [INDEX_SNAPSHOTS_BY_SOURCE_PVC]: (snapshot) => {
-          const pvc = snapshot.spec?.source?.persistentVolumeClaimName;
-          return pvc ? [makeKey(pvc, snapshot.metadata.namespace)] : [];
-        },
-      },
-    });
-    this.contentInformer = informers.informer<VolumeSnapshotContent>(VolumeSnapshotContents);
-    this.classInformer = informers.informer<VolumeSnapshotClass>(VolumeSnapshotClasses);
-    this.pvcInformer = informers.informer<PersistentVolumeClaim>(PersistentVolumeClaims, {
-      indexers: { [INDEX_PVCS_BY_RESTORE_SOURCE]: restoreSourcesOf },
-    });
-    this.pvInformer = informers.informer<PersistentVolume>(PersistentVolumes);
-    this.snapshotView = new FreshView(this.snapshotInformer, this.clock);
-    this.contentView = new FreshView(this.contentInformer, this.clock);
-    this.pvcView = new FreshView(this.pvcInformer, this.clock);
-    this.snapshotWrites = new OwnWrites(this.client, VolumeSnapshots, this.snapshotView);
-    this.contentWrites = new OwnWrites(this.client, VolumeSnapshotContents, this.contentView);
-    this.pvcWrites = new OwnWrites(this.client, PersistentVolumeClaims, this.pvcView);
+    this.cache = snapshotControllerCache(options.informers);
+    this.snapshotWrites = this.ownWrites(VolumeSnapshots, this.cache.snapshots);
+    this.contentWrites = this.ownWrites(VolumeSnapshotContents, this.cache.contents);
+    this.pvcWrites = this.ownWrites(PersistentVolumeClaims, this.cache.pvcs);
     this.snapshotPlans = {
       writes: this.snapshotWrites,
       what: 'snapshot',
@@ -109,10 +84,10 @@ export class SnapshotController extends PlanControllerSet {
     };
 
     this.snapshots = this.queue('snapshot', (key) => this.syncSnapshot(key))
-      .watch(this.snapshotInformer)
-      .watch(this.contentInformer, { toKeys: snapshotKeyOfContent })
-      .watch(this.pvcInformer, { toKeys: (pvc) => this.snapshotsAffectedBy(pvc) })
-      .watch(this.pvInformer, {
+      .watch(this.cache.snapshots)
+      .watch(this.cache.contents, { toKeys: snapshotKeyOfContent })
+      .watch(this.cache.pvcs, { toKeys: (pvc) => this.snapshotsAffectedBy(pvc) })
+      .watch(this.cache.pvs, {
         toKeys: (pv) => {
           const claim = pv.spec?.claimRef;
           return claim?.name && claim.namespace
@@ -120,27 +95,27 @@ export class SnapshotController extends PlanControllerSet {
             : undefined;
         },
       })
-      .watch(this.classInformer, {
+      .watch(this.cache.classes, {
         // a class appearing (or becoming the default) may unblock snapshots waiting for one
         toKeys: () =>
-          this.snapshotInformer
+          this.cache.snapshots
             .list()
             .filter((snapshot) => !snapshot.status?.boundVolumeSnapshotContentName)
             .map(keyOf),
       });
 
     this.contents = this.queue('content', (key) => this.syncContent(key))
-      .watch(this.contentInformer)
-      .watch(this.snapshotInformer, {
+      .watch(this.cache.contents)
+      .watch(this.cache.snapshots, {
         toKeys: contentsOf,
       });
 
     this.claims = this.queue('pvc', (key) => this.syncPvc(key))
-      .watch(this.pvcInformer, {
+      .watch(this.cache.pvcs, {
         toKeys: (pvc) =>
           pvc.metadata?.finalizers?.includes(FINALIZER_PVC_AS_SOURCE) ? keyOf(pvc) : undefined,
       })
-      .watch(this.snapshotInformer, {
+      .watch(this.cache.snapshots, {
         toKeys: (snapshot) => {
           const pvc = snapshot.spec?.source?.persistentVolumeClaimName;
           return pvc ? makeKey(pvc, snapshot.metadata.namespace) : undefined;
@@ -149,7 +124,7 @@ export class SnapshotController extends PlanControllerSet {
   }
 
   private snapshotsOfPvc(pvcKey: string): string[] {
-    return this.snapshotInformer.byIndex(INDEX_SNAPSHOTS_BY_SOURCE_PVC, pvcKey).map(keyOf);
+    return this.cache.snapshots.byIndex(INDEX_SNAPSHOTS_BY_SOURCE_PVC, pvcKey).map(keyOf);
   }
 
   /** Snapshots taken from the PVC (waiting for it to bind) and snapshots it restores from. */
@@ -158,19 +133,19 @@ export class SnapshotController extends PlanControllerSet {
   }
 
   private async syncSnapshot(key: string): Promise<void> {
-    const snapshot = this.snapshotView.get(key);
+    const snapshot = this.snapshotWrites.get(key);
     if (!snapshot) return;
     const namespace = snapshot.metadata.namespace!;
     const pvcName = snapshot.spec?.source?.persistentVolumeClaimName;
-    const pvc = pvcName ? this.pvcView.get(makeKey(pvcName, namespace)) : undefined;
-    const pv = pvc?.spec?.volumeName ? this.pvInformer.get(pvc.spec.volumeName) : undefined;
+    const pvc = pvcName ? this.pvcWrites.get(makeKey(pvcName, namespace)) : undefined;
+    const pv = pvc?.spec?.volumeName ? this.cache.pvs.get(pvc.spec.volumeName) : undefined;
     const plan = planSnapshot({
       snapshot,
-      content: (name) => this.contentView.get(name),
+      content: (name) => this.contentWrites.get(name),
       pvc,
       pv,
-      classes: this.classInformer.list(),
-      restoringPvcs: this.pvcInformer.byIndex(INDEX_PVCS_BY_RESTORE_SOURCE, key),
+      classes: this.cache.classes.list(),
+      restoringPvcs: this.cache.pvcs.byIndex(INDEX_PVCS_BY_RESTORE_SOURCE, key),
       groupSnapshotExists: await this.groupSnapshotExistsFor(snapshot),
       now: this.clock.now(),
       settings: this.settings,
@@ -215,7 +190,7 @@ export class SnapshotController extends PlanControllerSet {
           });
         }
         case 'addPvcFinalizer': {
-          const pvc = this.pvcView.get(makeKey(action.pvcName, namespace));
+          const pvc = this.pvcWrites.get(makeKey(action.pvcName, namespace));
           if (!pvc) throw new Error(`PVC ${namespace}/${action.pvcName} not found`);
           await this.pvcWrites.addFinalizer(pvc, FINALIZER_PVC_AS_SOURCE);
           return;
@@ -251,12 +226,12 @@ export class SnapshotController extends PlanControllerSet {
   }
 
   private async syncContent(name: string): Promise<void> {
-    const content = this.contentView.get(name);
+    const content = this.contentWrites.get(name);
     if (!content) return;
     const ref = content.spec?.volumeSnapshotRef;
     const snapshot =
       ref?.name && ref.namespace
-        ? this.snapshotView.get(makeKey(ref.name, ref.namespace))
+        ? this.snapshotWrites.get(makeKey(ref.name, ref.namespace))
         : undefined;
     await this.applyContentPlan(content, planContent({ content, snapshot }), (action) =>
       action.type === 'addContentFinalizer'
@@ -266,11 +241,11 @@ export class SnapshotController extends PlanControllerSet {
   }
 
   private async syncPvc(key: string): Promise<void> {
-    const pvc = this.pvcView.get(key);
+    const pvc = this.pvcWrites.get(key);
     if (!pvc) return;
-    const snapshots = this.snapshotInformer
+    const snapshots = this.cache.snapshots
       .byIndex(INDEX_SNAPSHOTS_BY_SOURCE_PVC, key)
-      .map((snapshot) => this.snapshotView.get(keyOf(snapshot)) ?? snapshot);
+      .map((snapshot) => this.snapshotWrites.get(keyOf(snapshot)) ?? snapshot);
     const { removeFinalizer: remove } = planPvcFinalizer({ pvc, snapshots });
     if (!remove) return;
     try {
@@ -316,4 +291,24 @@ function snapshotKeyOfContent(content: VolumeSnapshotContent): string | undefine
 
 export function createSnapshotController(options: SnapshotControllerOptions): SnapshotController {
   return new SnapshotController(options);
+}
+
+/** The kinds the snapshot controller reads, with the indexes it looks them up by. */
+function snapshotControllerCache(informers: InformerFactory) {
+  return {
+    snapshots: informers.informer<VolumeSnapshot>(VolumeSnapshots, {
+      indexers: {
+        [INDEX_SNAPSHOTS_BY_SOURCE_PVC]: (snapshot) => {
+          const pvc = snapshot.spec?.source?.persistentVolumeClaimName;
+          return pvc ? [makeKey(pvc, snapshot.metadata.namespace)] : [];
+        },
+      },
+    }),
+    contents: informers.informer<VolumeSnapshotContent>(VolumeSnapshotContents),
+    classes: informers.informer<VolumeSnapshotClass>(VolumeSnapshotClasses),
+    pvcs: informers.informer<PersistentVolumeClaim>(PersistentVolumeClaims, {
+      indexers: { [INDEX_PVCS_BY_RESTORE_SOURCE]: restoreSourcesOf },
+    }),
+    pvs: informers.informer<PersistentVolume>(PersistentVolumes),
+  };
 }

@@ -15,9 +15,8 @@ import {
   type VolumeGroupSnapshotContent,
 } from '../../api/group-snapshot.js';
 import type { VolumeSnapshot, VolumeSnapshotContent } from '../../api/snapshot.js';
+import type { OwnWrites } from '../../kube/index.js';
 import {
-  FreshView,
-  OwnWrites,
   PersistentVolumeClaims,
   PersistentVolumes,
   VolumeSnapshotContents,
@@ -25,7 +24,7 @@ import {
   keyOf,
   makeKey,
   type Controller,
-  type Informer,
+  type InformerFactory,
 } from '../../kube/index.js';
 import { errorMessage } from '../../observability/logger.js';
 import {
@@ -55,97 +54,54 @@ export type GroupSnapshotControllerOptions = PlanControllerOptions;
 export class GroupSnapshotController extends PlanControllerSet {
   readonly groups: Controller;
   readonly groupContents: Controller;
+  private readonly cache: ReturnType<typeof groupSnapshotControllerCache>;
   private readonly groupWrites: OwnWrites<VolumeGroupSnapshot>;
   private readonly groupPlans: PlanSubject<VolumeGroupSnapshot, GroupAction>;
   private readonly groupContentWrites: OwnWrites<VolumeGroupSnapshotContent>;
   private readonly snapshotWrites: OwnWrites<VolumeSnapshot>;
   private readonly snapshotContentWrites: OwnWrites<VolumeSnapshotContent>;
-  private readonly groupView: FreshView<VolumeGroupSnapshot>;
-  private readonly groupContentView: FreshView<VolumeGroupSnapshotContent>;
-  private readonly snapshotView: FreshView<VolumeSnapshot>;
-  private readonly snapshotContentView: FreshView<VolumeSnapshotContent>;
-  private readonly groupInformer: Informer<VolumeGroupSnapshot>;
-  private readonly groupContentInformer: Informer<VolumeGroupSnapshotContent>;
-  private readonly classInformer: Informer<VolumeGroupSnapshotClass>;
-  private readonly pvcInformer: Informer<PersistentVolumeClaim>;
-  private readonly pvInformer: Informer<PersistentVolume>;
-  private readonly snapshotInformer: Informer<VolumeSnapshot>;
-  private readonly snapshotContentInformer: Informer<VolumeSnapshotContent>;
 
   constructor(options: GroupSnapshotControllerOptions) {
     super('group-snapshot-controller', options);
-    const informers = options.informers;
-    this.groupInformer = informers.informer<VolumeGroupSnapshot>(VolumeGroupSnapshots);
-    this.groupContentInformer = informers.informer<VolumeGroupSnapshotContent>(
-      VolumeGroupSnapshotContents,
-    );
-    this.classInformer = informers.informer<VolumeGroupSnapshotClass>(VolumeGroupSnapshotClasses);
-    this.pvcInformer = informers.informer<PersistentVolumeClaim>(PersistentVolumeClaims);
-    this.pvInformer = informers.informer<PersistentVolume>(PersistentVolumes, {
-      indexers: {
-        [INDEX_PVS_BY_CSI_HANDLE]: (pv) => {
-          const csi = pv.spec?.csi;
-          return csi ? [csiHandleKey(csi.driver, csi.volumeHandle)] : [];
-        },
-      },
-    });
-    this.snapshotInformer = informers.informer<VolumeSnapshot>(VolumeSnapshots, {
-      indexers: {
-        [INDEX_SNAPSHOTS_BY_PARENT_GROUP]: (snapshot) => {
-          const parent = parentGroupOf(snapshot);
-          return parent ? [makeKey(parent, snapshot.metadata.namespace)] : [];
-        },
-      },
-    });
-    this.snapshotContentInformer =
-      informers.informer<VolumeSnapshotContent>(VolumeSnapshotContents);
-    this.groupView = new FreshView(this.groupInformer, this.clock);
-    this.groupContentView = new FreshView(this.groupContentInformer, this.clock);
-    this.snapshotView = new FreshView(this.snapshotInformer, this.clock);
-    this.snapshotContentView = new FreshView(this.snapshotContentInformer, this.clock);
-    this.groupWrites = new OwnWrites(this.client, VolumeGroupSnapshots, this.groupView);
-    this.groupContentWrites = new OwnWrites(
-      this.client,
-      VolumeGroupSnapshotContents,
-      this.groupContentView,
-    );
-    this.snapshotWrites = new OwnWrites(this.client, VolumeSnapshots, this.snapshotView);
+    this.cache = groupSnapshotControllerCache(options.informers);
+    this.groupWrites = this.ownWrites(VolumeGroupSnapshots, this.cache.groups);
+    this.groupContentWrites = this.ownWrites(VolumeGroupSnapshotContents, this.cache.groupContents);
+    this.snapshotWrites = this.ownWrites(VolumeSnapshots, this.cache.snapshots);
     this.groupPlans = {
       writes: this.groupWrites,
       what: 'group snapshot',
       ownWrites: groupWrites,
       classField: 'volumeGroupSnapshotClassName',
     };
-    this.snapshotContentWrites = new OwnWrites(
-      this.client,
+    this.snapshotContentWrites = this.ownWrites(
       VolumeSnapshotContents,
-      this.snapshotContentView,
+      this.cache.snapshotContents,
     );
 
     // groups still waiting for their content: a class, a PVC or a PV may unblock them
     const unboundGroups = (namespace?: string) =>
-      this.groupInformer
+      this.cache.groups
         .list(namespace !== undefined ? { namespace } : {})
         .filter((group) => !group.status?.boundVolumeGroupSnapshotContentName)
         .map(keyOf);
 
     this.groups = this.queue('group', (key) => this.syncGroup(key))
-      .watch(this.groupInformer)
-      .watch(this.groupContentInformer, {
+      .watch(this.cache.groups)
+      .watch(this.cache.groupContents, {
         toKeys: (content) => {
           const ref = content.spec?.volumeGroupSnapshotRef;
           return ref?.name && ref.namespace ? makeKey(ref.name, ref.namespace) : undefined;
         },
       })
-      .watch(this.classInformer, { toKeys: () => unboundGroups() })
-      .watch(this.pvcInformer, {
+      .watch(this.cache.classes, { toKeys: () => unboundGroups() })
+      .watch(this.cache.pvcs, {
         toKeys: (pvc) => (pvc.metadata?.namespace ? unboundGroups(pvc.metadata.namespace) : []),
       })
-      .watch(this.pvInformer, {
+      .watch(this.cache.pvs, {
         toKeys: (pv) =>
           pv.spec?.claimRef?.namespace ? unboundGroups(pv.spec.claimRef.namespace) : [],
       })
-      .watch(this.snapshotInformer, {
+      .watch(this.cache.snapshots, {
         toKeys: (snapshot) => {
           const parent = parentGroupOf(snapshot);
           return parent ? makeKey(parent, snapshot.metadata.namespace) : undefined;
@@ -153,35 +109,35 @@ export class GroupSnapshotController extends PlanControllerSet {
       });
 
     this.groupContents = this.queue('content', (key) => this.syncGroupContent(key))
-      .watch(this.groupContentInformer)
-      .watch(this.groupInformer, {
+      .watch(this.cache.groupContents)
+      .watch(this.cache.groups, {
         toKeys: groupContentsOf,
       });
   }
 
   private async syncGroup(key: string): Promise<void> {
-    const group = this.groupView.get(key);
+    const group = this.groupWrites.get(key);
     if (!group) return;
     const namespace = group.metadata.namespace!;
-    const claims = this.pvcInformer.list({ namespace });
+    const claims = this.cache.pvcs.list({ namespace });
     const plan = planGroupSnapshot({
       group,
-      content: (name) => this.groupContentView.get(name),
-      classes: this.classInformer.list(),
+      content: (name) => this.groupContentWrites.get(name),
+      classes: this.cache.classes.list(),
       pvcs: claims,
-      pv: (name) => this.pvInformer.get(name),
+      pv: (name) => this.cache.pvs.get(name),
       pvByHandle: (driver, volumeHandle) => {
-        const pvs = this.pvInformer.byIndex(
+        const pvs = this.cache.pvs.byIndex(
           INDEX_PVS_BY_CSI_HANDLE,
           csiHandleKey(driver, volumeHandle),
         );
         return pvs.length === 1 ? pvs[0] : undefined;
       },
-      snapshot: (name) => this.snapshotView.get(makeKey(name, namespace)),
-      snapshotContent: (name) => this.snapshotContentView.get(name),
-      members: this.snapshotInformer
+      snapshot: (name) => this.snapshotWrites.get(makeKey(name, namespace)),
+      snapshotContent: (name) => this.snapshotContentWrites.get(name),
+      members: this.cache.snapshots
         .byIndex(INDEX_SNAPSHOTS_BY_PARENT_GROUP, key)
-        .map((snapshot) => this.snapshotView.get(keyOf(snapshot)) ?? snapshot),
+        .map((snapshot) => this.snapshotWrites.get(keyOf(snapshot)) ?? snapshot),
       restoringPvcs: claims.filter((pvc) => pvc.status?.phase === 'Pending'),
       now: this.clock.now(),
     });
@@ -264,7 +220,7 @@ export class GroupSnapshotController extends PlanControllerSet {
     namespace: string,
   ): Promise<void> {
     const snapshot =
-      this.snapshotView.get(makeKey(snapshotName, namespace)) ??
+      this.snapshotWrites.get(makeKey(snapshotName, namespace)) ??
       (await this.client.get<VolumeSnapshot>(VolumeSnapshots, snapshotName, namespace));
     const uid = snapshot?.metadata.uid;
     if (!uid) throw new Error(`created snapshot ${snapshotName} has an empty UID`);
@@ -274,7 +230,7 @@ export class GroupSnapshotController extends PlanControllerSet {
   }
 
   private async syncGroupContent(name: string): Promise<void> {
-    const content = this.groupContentView.get(name);
+    const content = this.groupContentWrites.get(name);
     if (!content) return;
     await this.applyContentPlan(content, planGroupContent(content), () =>
       this.groupContentWrites.addFinalizer(content, FINALIZER_VOLUME_GROUP_SNAPSHOT_CONTENT_BOUND),
@@ -311,4 +267,31 @@ export function createGroupSnapshotController(
   options: GroupSnapshotControllerOptions,
 ): GroupSnapshotController {
   return new GroupSnapshotController(options);
+}
+
+/** The kinds the group snapshot controller reads, with the indexes it looks them up by. */
+function groupSnapshotControllerCache(informers: InformerFactory) {
+  return {
+    groups: informers.informer<VolumeGroupSnapshot>(VolumeGroupSnapshots),
+    groupContents: informers.informer<VolumeGroupSnapshotContent>(VolumeGroupSnapshotContents),
+    classes: informers.informer<VolumeGroupSnapshotClass>(VolumeGroupSnapshotClasses),
+    pvcs: informers.informer<PersistentVolumeClaim>(PersistentVolumeClaims),
+    pvs: informers.informer<PersistentVolume>(PersistentVolumes, {
+      indexers: {
+        [INDEX_PVS_BY_CSI_HANDLE]: (pv) => {
+          const csi = pv.spec?.csi;
+          return csi ? [csiHandleKey(csi.driver, csi.volumeHandle)] : [];
+        },
+      },
+    }),
+    snapshots: informers.informer<VolumeSnapshot>(VolumeSnapshots, {
+      indexers: {
+        [INDEX_SNAPSHOTS_BY_PARENT_GROUP]: (snapshot) => {
+          const parent = parentGroupOf(snapshot);
+          return parent ? [makeKey(parent, snapshot.metadata.namespace)] : [];
+        },
+      },
+    }),
+    snapshotContents: informers.informer<VolumeSnapshotContent>(VolumeSnapshotContents),
+  };
 }
