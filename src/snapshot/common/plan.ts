@@ -199,3 +199,73 @@ export function candidateContents(
   const names = [bound, preprovisioned, uid ? dynamicName(uid) : undefined];
   return [...new Set(names.filter((name): name is string => !!name))];
 }
+
+/** A status merge patch of the object a plan is for (null removes a field). */
+export type StatusPatchAction<T extends string> = {
+  type: T;
+  status: Record<string, unknown>;
+  onFailure?: FailureReport;
+};
+
+/** How a kind's status names its content, and how its events are worded. */
+export interface MirrorNaming {
+  /** The status field that names the bound content. */
+  boundField: string;
+  /** "Snapshot", "GroupSnapshot". */
+  what: string;
+  reasons: { created: string; ready: string };
+}
+
+interface MirroredStatus {
+  readyToUse?: boolean;
+  creationTime?: string;
+  error?: SnapshotError;
+}
+
+/**
+ * What the status of a snapshot or a group should gain from its content: the binding,
+ * readyToUse, creationTime (once) and `report.error` (cleared with it); and a Normal event
+ * the first time the content reports a creation time and the first time it is ready, as
+ * upstream words them. `report` is the content's creation time and error as the kind reads
+ * them. The patch is empty when the status says all of it already.
+ */
+export function mirrorStatus(
+  object: NamedObject & { status?: MirroredStatus },
+  content: { metadata: { name?: string }; status?: { readyToUse?: boolean } },
+  naming: MirrorNaming,
+  report: { creationTime?: string; error?: SnapshotError },
+): { patch: Record<string, unknown>; events: EventAction[] } {
+  const current: MirroredStatus = object.status ?? {};
+  const ready = content.status?.readyToUse === true;
+  const patch: Record<string, unknown> = {};
+  const contentName = content.metadata.name;
+  const bound = (current as Record<string, unknown>)[naming.boundField];
+  if (bound !== contentName) patch[naming.boundField] = contentName;
+  if (current.readyToUse !== ready) patch.readyToUse = ready;
+  const created = !current.creationTime && !!report.creationTime;
+  if (created) patch.creationTime = report.creationTime;
+  if (!sameError(current.error, report.error)) patch.error = report.error ?? null;
+  const { what, reasons } = naming;
+  const key = keyOfObject(object);
+  const events: EventAction[] = [];
+  if (created) {
+    events.push(
+      normal(reasons.created, `${what} ${key} was successfully created by the CSI driver.`),
+    );
+  }
+  if (ready && current.readyToUse !== true) {
+    events.push(normal(reasons.ready, `${what} ${key} is ready to use.`));
+  }
+  return { patch, events };
+}
+
+/** A status mirror as actions: its patch, if any (reported as `onFailure` says when it fails), then its events. */
+export function mirrorActions<T extends string>(
+  type: T,
+  { patch, events }: { patch?: Record<string, unknown>; events: EventAction[] },
+  onFailure: FailureReport,
+): (StatusPatchAction<T> | EventAction)[] {
+  return patch && Object.keys(patch).length > 0
+    ? [{ type, status: patch, onFailure }, ...events]
+    : events;
+}

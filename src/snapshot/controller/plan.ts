@@ -34,12 +34,13 @@ import {
   errorRecord,
   has,
   keyOfObject as snapshotKey,
+  mirrorActions,
+  mirrorStatus,
   pointsBack,
   quoted,
   refersTo,
-  sameError,
   updateFailed,
-  type EventType,
+  type EventAction,
   type FailureReport,
   type Plan,
 } from '../common/plan.js';
@@ -77,6 +78,13 @@ export const Reasons = {
   contentValidationError: 'ContentValidationError',
 } as const;
 
+/** How a snapshot names its content and words its events when it mirrors the content's status. */
+const SNAPSHOT_MIRROR = {
+  boundField: 'boundVolumeSnapshotContentName',
+  what: 'Snapshot',
+  reasons: { created: Reasons.snapshotCreated, ready: Reasons.snapshotReady },
+};
+
 export type { EventType, FailureReport, Plan } from '../common/plan.js';
 
 export type SnapshotAction =
@@ -98,7 +106,7 @@ export type SnapshotAction =
   | { type: 'deleteContent'; contentName: string; onFailure: FailureReport }
   /** Merge patch of `status` (null removes a field). */
   | { type: 'patchSnapshotStatus'; status: Record<string, unknown>; onFailure?: FailureReport }
-  | { type: 'event'; eventType: EventType; reason: string; message: string };
+  | EventAction;
 
 export interface ControllerSettings {
   /** `--prevent-volume-mode-conversion`: record the source volume mode on new contents. */
@@ -332,45 +340,20 @@ function isZeroQuantity(quantity: string | undefined): boolean {
 export function statusFromContent(
   snapshot: VolumeSnapshot,
   content: VolumeSnapshotContent,
-): { patch?: Record<string, unknown>; events: SnapshotAction[] } {
-  const current: VolumeSnapshotStatus = snapshot.status ?? {};
+): { patch?: Record<string, unknown>; events: EventAction[] } {
   const source = content.status ?? {};
-  const ready = source.readyToUse === true;
-  const patch: Record<string, unknown> = {};
-  if (current.boundVolumeSnapshotContentName !== content.metadata.name) {
-    patch.boundVolumeSnapshotContentName = content.metadata.name;
-  }
-  if (current.readyToUse !== ready) patch.readyToUse = ready;
-  const createdAt =
-    source.creationTime !== undefined ? creationTimeOf(source.creationTime) : undefined;
-  if (!current.creationTime && createdAt) patch.creationTime = createdAt;
+  const { patch, events } = mirrorStatus(snapshot, content, SNAPSHOT_MIRROR, {
+    creationTime:
+      source.creationTime !== undefined ? creationTimeOf(source.creationTime) : undefined,
+    error: source.readyToUse === true ? undefined : source.error,
+  });
+  const current: VolumeSnapshotStatus = snapshot.status ?? {};
   if (
     source.restoreSize !== undefined &&
     (current.restoreSize === undefined ||
       (isZeroQuantity(current.restoreSize) && source.restoreSize > 0))
   ) {
     patch.restoreSize = formatBytes(source.restoreSize);
-  }
-  const wantedError = ready ? undefined : source.error;
-  if (!sameError(current.error, wantedError)) patch.error = wantedError ?? null;
-
-  const events: SnapshotAction[] = [];
-  const key = snapshotKey(snapshot);
-  if (!current.creationTime && createdAt) {
-    events.push({
-      type: 'event',
-      eventType: 'Normal',
-      reason: Reasons.snapshotCreated,
-      message: `Snapshot ${key} was successfully created by the CSI driver.`,
-    });
-  }
-  if (ready && current.readyToUse !== true) {
-    events.push({
-      type: 'event',
-      eventType: 'Normal',
-      reason: Reasons.snapshotReady,
-      message: `Snapshot ${key} is ready to use.`,
-    });
   }
   return { patch: Object.keys(patch).length > 0 ? patch : undefined, events };
 }
@@ -738,20 +721,11 @@ function planDynamicBinding(
 }
 
 function statusActions(snapshot: VolumeSnapshot, content: VolumeSnapshotContent): SnapshotAction[] {
-  const { patch, events } = statusFromContent(snapshot, content);
-  if (!patch) return events;
-  return [
-    {
-      type: 'patchSnapshotStatus',
-      status: patch,
-      onFailure: {
-        reason: Reasons.statusUpdateFailed,
-        message: 'Snapshot status update failed,',
-        toStatus: true,
-      },
-    },
-    ...events,
-  ];
+  return mirrorActions('patchSnapshotStatus', statusFromContent(snapshot, content), {
+    reason: Reasons.statusUpdateFailed,
+    message: 'Snapshot status update failed,',
+    toStatus: true,
+  });
 }
 
 /** A ready, bound snapshot: only checks that the binding still holds. */
@@ -850,9 +824,7 @@ function planDeletion(obs: SnapshotObservation): Plan<SnapshotAction> {
 }
 
 export type ContentAction =
-  | { type: 'addContentFinalizer' }
-  | { type: 'annotateContentBeingDeleted' }
-  | { type: 'event'; eventType: EventType; reason: string; message: string };
+  { type: 'addContentFinalizer' } | { type: 'annotateContentBeingDeleted' } | EventAction;
 
 export interface ContentObservation {
   content: VolumeSnapshotContent;

@@ -25,7 +25,6 @@ import {
   type VolumeGroupSnapshot,
   type VolumeGroupSnapshotClass,
   type VolumeGroupSnapshotContent,
-  type VolumeGroupSnapshotStatus,
   type VolumeSnapshotInfo,
 } from '../../api/group-snapshot.js';
 import {
@@ -53,13 +52,14 @@ import {
   errorRecord,
   has,
   keyOfObject as groupKey,
+  mirrorActions,
+  mirrorStatus,
   pointsBack,
   quoted,
   refersTo,
-  sameError,
   updateFailed,
   warning,
-  type EventType,
+  type EventAction,
   type FailureReport,
   type Plan,
 } from '../common/plan.js';
@@ -86,6 +86,17 @@ export const GroupReasons = {
   contentDeleteError: 'GroupSnapshotContentObjectDeleteError',
   contentValidationError: 'GroupContentValidationError',
 } as const;
+
+/**
+ * How the group mirrors its content's status (upstream's updateGroupSnapshotStatus): the
+ * binding, readyToUse as the content says, creationTime (once) and the content's error
+ * (cleared with it); events mark the first creation and readiness.
+ */
+const GROUP_MIRROR = {
+  boundField: 'boundVolumeGroupSnapshotContentName',
+  what: 'GroupSnapshot',
+  reasons: { created: GroupReasons.groupSnapshotCreated, ready: GroupReasons.groupSnapshotReady },
+};
 
 export type GroupAction =
   /** Update `spec.volumeGroupSnapshotClassName` (the default class was chosen). */
@@ -119,7 +130,7 @@ export type GroupAction =
   | { type: 'annotateGroupContentBeingDeleted'; contentName: string }
   | { type: 'deleteGroupContent'; contentName: string; onFailure: FailureReport }
   | { type: 'deleteMemberSnapshot'; snapshotName: string; onFailure: FailureReport }
-  | { type: 'event'; eventType: EventType; reason: string; message: string };
+  | EventAction;
 
 export interface GroupObservation {
   group: VolumeGroupSnapshot;
@@ -404,47 +415,6 @@ export function memberContentStatus(
 }
 
 /**
- * What the group's status should gain from its content (upstream's updateGroupSnapshotStatus):
- * the binding, readyToUse as the content says, creationTime (once) and the content's error
- * (cleared with it). Events mark the first creation and readiness.
- */
-export function groupStatusFromContent(
-  group: VolumeGroupSnapshot,
-  content: VolumeGroupSnapshotContent,
-): { patch?: Record<string, unknown>; events: GroupAction[] } {
-  const current: VolumeGroupSnapshotStatus = group.status ?? {};
-  const source = content.status ?? {};
-  const ready = source.readyToUse === true;
-  const patch: Record<string, unknown> = {};
-  if (current.boundVolumeGroupSnapshotContentName !== content.metadata.name) {
-    patch.boundVolumeGroupSnapshotContentName = content.metadata.name;
-  }
-  if (current.readyToUse !== ready) patch.readyToUse = ready;
-  if (!current.creationTime && source.creationTime) patch.creationTime = source.creationTime;
-  if (!sameError(current.error, source.error)) patch.error = source.error ?? null;
-
-  const events: GroupAction[] = [];
-  const key = groupKey(group);
-  if (!current.creationTime && source.creationTime) {
-    events.push({
-      type: 'event',
-      eventType: 'Normal',
-      reason: GroupReasons.groupSnapshotCreated,
-      message: `GroupSnapshot ${key} was successfully created by the CSI driver.`,
-    });
-  }
-  if (ready && current.readyToUse !== true) {
-    events.push({
-      type: 'event',
-      eventType: 'Normal',
-      reason: GroupReasons.groupSnapshotReady,
-      message: `GroupSnapshot ${key} is ready to use.`,
-    });
-  }
-  return { patch: Object.keys(patch).length > 0 ? patch : undefined, events };
-}
-
-/**
  * Records an error on the group with a Warning event, unless the same message is already
  * recorded (upstream's updateGroupSnapshotErrorStatusWithEvent).
  */
@@ -476,21 +446,13 @@ function statusActions(
   content: VolumeGroupSnapshotContent,
   setReadyFalseOnFailure: boolean,
 ): GroupAction[] {
-  const { patch, events } = groupStatusFromContent(group, content);
-  if (!patch) return events;
-  return [
-    {
-      type: 'patchGroupStatus',
-      status: patch,
-      onFailure: {
-        reason: GroupReasons.statusUpdateFailed,
-        message: 'GroupSnapshot status update failed,',
-        toStatus: true,
-        keepReadyToUse: !setReadyFalseOnFailure,
-      },
-    },
-    ...events,
-  ];
+  const mirror = mirrorStatus(group, content, GROUP_MIRROR, content.status ?? {});
+  return mirrorActions('patchGroupStatus', mirror, {
+    reason: GroupReasons.statusUpdateFailed,
+    message: 'GroupSnapshot status update failed,',
+    toStatus: true,
+    keepReadyToUse: !setReadyFalseOnFailure,
+  });
 }
 
 /**
@@ -945,9 +907,7 @@ export function planGroupDeletion(obs: GroupObservation): Plan<GroupAction> {
   return { actions };
 }
 
-export type GroupContentAction =
-  | { type: 'addGroupContentFinalizer' }
-  | { type: 'event'; eventType: EventType; reason: string; message: string };
+export type GroupContentAction = { type: 'addGroupContentFinalizer' } | EventAction;
 
 /** The next steps for one VolumeGroupSnapshotContent (upstream's syncGroupSnapshotContent). */
 export function planGroupContent(content: VolumeGroupSnapshotContent): Plan<GroupContentAction> {
