@@ -28,17 +28,17 @@ import { startHealthServer, type HealthServer } from '../observability/health.js
 import type { Logger } from '../observability/logger.js';
 import { createMetrics, type SnapbackMetrics } from '../observability/metrics.js';
 import { addPolicyControllers } from '../policy/controllers.js';
-import { createProvisioner } from '../provisioner/controller.js';
+import { createProvisioner } from '../provisioner/provisioner.js';
 import type { FeatureGates } from '../provisioner/feature-gates.js';
 import { DEFAULT_PROVISIONER_SETTINGS } from '../provisioner/plan.js';
 import { createSnapshotController } from '../snapshot/controller/index.js';
 import { createGroupSnapshotController } from '../snapshot/group/index.js';
-import { createSidecar } from '../snapshot/sidecar/controller.js';
+import { createSidecar } from '../snapshot/sidecar/content-sidecar.js';
 import {
   GroupContentSidecar,
   supportsGroupSnapshots,
   type GroupSnapshotterCsi,
-} from '../snapshot/sidecar/group-controller.js';
+} from '../snapshot/sidecar/group-content-sidecar.js';
 import { DEFAULT_SIDECAR_SETTINGS } from '../snapshot/sidecar/plan.js';
 
 /** Which parts of the control plane this process runs. */

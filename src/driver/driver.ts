@@ -8,10 +8,10 @@ import { serveCsi } from '../csi/server.js';
 import { statusName } from '../csi/status.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { supportsGroupSnapshots, type DiskBackend } from './backend.js';
-import { controllerService } from './controller.js';
-import { groupControllerService } from './group-controller.js';
-import { identityService } from './identity.js';
-import { nodeService } from './node.js';
+import { controllerService } from './controller-service.js';
+import { groupControllerService } from './group-controller-service.js';
+import { identityService } from './identity-service.js';
+import { nodeService } from './node-service.js';
 import { OperationLocks } from './operations.js';
 
 export interface DriverOptions {

@@ -1,7 +1,7 @@
 /**
  * The CSI provisioner's decisions, as pure functions: which PVCs to provision, the
  * CreateVolume request for one (blank, or restored from a VolumeSnapshot), the PV that records
- * the result, and when a released PV's volume is deleted. ./controller.ts carries them out.
+ * the result, and when a released PV's volume is deleted. ./provisioner.ts carries them out.
  * Semantics follow upstream external-provisioner and sig-storage-lib-external-provisioner:
  * the same annotations, finalizers, names, Event reasons and error messages.
  */

@@ -3,5 +3,5 @@
  * gives a Runnable to add to a Manager shared with other parts; the CLI's startStack
  * (src/cli/stack.ts) is what wires it, with its clients, its lease and its Events.
  */
-export * from './controller.js';
+export * from './snapshot-controller.js';
 export * from './plan.js';

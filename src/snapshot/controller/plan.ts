@@ -2,7 +2,7 @@
  * The snapshot controller's decisions as pure functions of what the caches hold: for one
  * VolumeSnapshot, one VolumeSnapshotContent or one source PVC, the ordered writes that move
  * it towards the state upstream's common snapshot-controller (external-snapshotter v8) would
- * reach. ./controller.ts only carries these plans out.
+ * reach. ./snapshot-controller.ts only carries these plans out.
  */
 import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import {

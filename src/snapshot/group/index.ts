@@ -3,5 +3,5 @@
  * `createGroupSnapshotController({ client, informers, recorder })` gives a Runnable to add to
  * the Manager that runs the snapshot controller; it needs the group snapshot CRDs installed.
  */
-export * from './controller.js';
+export * from './group-snapshot-controller.js';
 export * from './plan.js';

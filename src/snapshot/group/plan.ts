@@ -3,7 +3,7 @@
  * VolumeGroupSnapshot or one VolumeGroupSnapshotContent, the ordered writes that move it
  * towards the state upstream's common snapshot-controller (external-snapshotter v8, its group
  * paths) would reach. The vocabulary is the one of ../controller/plan.ts (a `Plan` of actions,
- * `FailureReport`s, upstream's event reasons and texts); ./controller.ts carries plans out.
+ * `FailureReport`s, upstream's event reasons and texts); ./group-snapshot-controller.ts carries plans out.
  */
 import {
   ANN_GROUP_DELETION_SECRET_NAME,

@@ -2,7 +2,7 @@
  * The CSI snapshotter's group paths, as pure functions: what to do with one
  * VolumeGroupSnapshotContent (CreateVolumeGroupSnapshot, GetVolumeGroupSnapshot,
  * DeleteVolumeGroupSnapshot, release, nothing) and how a driver's answer changes the content's
- * status. ./group-controller.ts only carries these decisions out. Semantics follow upstream
+ * status. ./group-content-sidecar.ts only carries these decisions out. Semantics follow upstream
  * csi-snapshotter v8 (pkg/sidecar-controller/groupsnapshot_helper.go), with one deliberate
  * difference: a dynamic group cut but not ready yet is polled with GetVolumeGroupSnapshot
  * (every group driver has it: the one GroupController capability is

@@ -1,7 +1,7 @@
 /**
  * The CSI snapshotter sidecar's decisions, as pure functions: what to do with one
  * VolumeSnapshotContent (create, poll, delete, release, nothing), how a CSI answer changes
- * the content's status, and which gRPC failures are final. The controller in ./controller.ts
+ * the content's status, and which gRPC failures are final. The controller in ./content-sidecar.ts
  * only carries these decisions out. Semantics follow upstream csi-snapshotter v8
  * (see docs: reference/external-snapshotter.md §3).
  */

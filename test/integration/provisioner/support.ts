@@ -26,7 +26,7 @@ import {
   type KubeClient,
   type KubeObject,
 } from '../../../src/kube/index.js';
-import { createProvisioner } from '../../../src/provisioner/controller.js';
+import { createProvisioner } from '../../../src/provisioner/provisioner.js';
 import {
   DEFAULT_PROVISIONER_SETTINGS,
   type DriverCapabilities,

@@ -18,11 +18,11 @@ import {
 import {
   createSnapshotController,
   type SnapshotController,
-} from '../../../../src/snapshot/controller/controller.js';
+} from '../../../../src/snapshot/controller/snapshot-controller.js';
 import {
   createGroupSnapshotController,
   type GroupSnapshotController,
-} from '../../../../src/snapshot/group/controller.js';
+} from '../../../../src/snapshot/group/group-snapshot-controller.js';
 import {
   VolumeGroupSnapshotClasses,
   VolumeGroupSnapshotContents,

@@ -6,7 +6,7 @@ import { connectCsi, type CsiClient } from '../../../../src/csi/client.js';
 import { serveCsi, type CsiServer } from '../../../../src/csi/server.js';
 import type { GroupControllerHandlers } from '../../../../src/gen/csi/csi/v1/GroupController.js';
 import type { IdentityHandlers } from '../../../../src/gen/csi/csi/v1/Identity.js';
-import { supportsGroupSnapshots } from '../../../../src/snapshot/sidecar/group-controller.js';
+import { supportsGroupSnapshots } from '../../../../src/snapshot/sidecar/group-content-sidecar.js';
 import { tool } from '../../../support/tools.js';
 
 const identity: IdentityHandlers = {

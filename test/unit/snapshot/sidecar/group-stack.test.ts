@@ -17,10 +17,10 @@ import {
   VolumeGroupSnapshotContents,
   VolumeGroupSnapshots,
 } from '../../../../src/kube/resource.js';
-import { createSnapshotController } from '../../../../src/snapshot/controller/controller.js';
-import { createGroupSnapshotController } from '../../../../src/snapshot/group/controller.js';
-import { createSidecar } from '../../../../src/snapshot/sidecar/controller.js';
-import { GroupContentSidecar } from '../../../../src/snapshot/sidecar/group-controller.js';
+import { createSnapshotController } from '../../../../src/snapshot/controller/snapshot-controller.js';
+import { createGroupSnapshotController } from '../../../../src/snapshot/group/group-snapshot-controller.js';
+import { createSidecar } from '../../../../src/snapshot/sidecar/content-sidecar.js';
+import { GroupContentSidecar } from '../../../../src/snapshot/sidecar/group-content-sidecar.js';
 import { DEFAULT_SIDECAR_SETTINGS } from '../../../../src/snapshot/sidecar/plan.js';
 import { eventually } from '../../kube/eventually.js';
 import { FakeEventRecorder } from '../../../support/fakes/event-recorder.js';

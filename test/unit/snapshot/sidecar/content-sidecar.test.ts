@@ -11,7 +11,10 @@ import type { CreateSnapshotRequest } from '../../../../src/gen/csi/csi/v1/Creat
 import type { CreateSnapshotResponse__Output } from '../../../../src/gen/csi/csi/v1/CreateSnapshotResponse.js';
 import type { ListSnapshotsResponse__Output } from '../../../../src/gen/csi/csi/v1/ListSnapshotsResponse.js';
 import { Manager } from '../../../../src/kube/index.js';
-import { createSidecar, type SnapshotterCsi } from '../../../../src/snapshot/sidecar/controller.js';
+import {
+  createSidecar,
+  type SnapshotterCsi,
+} from '../../../../src/snapshot/sidecar/content-sidecar.js';
 import { DEFAULT_SIDECAR_SETTINGS } from '../../../../src/snapshot/sidecar/plan.js';
 import { VolumeSnapshotClasses, VolumeSnapshotContents } from '../../../../src/kube/resource.js';
 import { ANN_VOLUME_GROUP_SNAPSHOT_HANDLE } from '../../../../src/snapshot/group.js';

@@ -18,7 +18,7 @@ import {
 import {
   createSnapshotController,
   type SnapshotController,
-} from '../../../../src/snapshot/controller/controller.js';
+} from '../../../../src/snapshot/controller/snapshot-controller.js';
 import type { PersistentVolumeClaim } from '../../../../src/snapshot/controller/plan.js';
 import {
   VolumeSnapshotClasses,

@@ -16,7 +16,7 @@ import {
   StorageClasses,
   type KubeObject,
 } from '../../../src/kube/index.js';
-import { createProvisioner, type ProvisionerCsi } from '../../../src/provisioner/controller.js';
+import { createProvisioner, type ProvisionerCsi } from '../../../src/provisioner/provisioner.js';
 import {
   ANN_PROVISIONED_BY,
   ANN_STORAGE_PROVISIONER,

@@ -4,7 +4,7 @@
  * makes each member's VolumeSnapshot and VolumeSnapshotContent once the CSI snapshotter has
  * cut the group, mirrors the content's status onto the group, and runs the group's finalizer
  * and deletion protocol. Decisions live in ./plan.ts; this file reads the caches and performs
- * the writes, as ../controller/controller.ts does for single snapshots.
+ * the writes, as ../controller/snapshot-controller.ts does for single snapshots.
  */
 import {
   ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED,
@@ -31,7 +31,7 @@ import {
   PlanControllerSet,
   type PlanControllerOptions,
   type PlanSubject,
-} from '../common/controller.js';
+} from '../common/plan-controller-set.js';
 import type { PersistentVolume, PersistentVolumeClaim } from '../controller/plan.js';
 import { parentGroupOf } from '../group.js';
 import { groupContentsOf, planGroupContent, planGroupSnapshot, type GroupAction } from './plan.js';

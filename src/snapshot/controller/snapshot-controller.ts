@@ -33,7 +33,7 @@ import {
   PlanControllerSet,
   type PlanControllerOptions,
   type PlanSubject,
-} from '../common/controller.js';
+} from '../common/plan-controller-set.js';
 import {
   DEFAULT_CONTROLLER_SETTINGS,
   Reasons,

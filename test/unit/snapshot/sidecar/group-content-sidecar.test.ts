@@ -30,7 +30,7 @@ import {
   supportsGroupSnapshots,
   type GroupContentSidecarOptions,
   type GroupSnapshotterCsi,
-} from '../../../../src/snapshot/sidecar/group-controller.js';
+} from '../../../../src/snapshot/sidecar/group-content-sidecar.js';
 import { FakeEventRecorder } from '../../../support/fakes/event-recorder.js';
 import { FakeKubeClient } from '../../../support/fakes/kube-client.js';
 import { buildGroupClass, buildGroupContent } from '../../../support/group-fixtures.js';

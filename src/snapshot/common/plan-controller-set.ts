@@ -1,6 +1,6 @@
 /**
- * What the snapshot controller (../controller/controller.ts) and its group paths
- * (../group/controller.ts) do the same way when they carry out a plan: the loop over its
+ * What the snapshot controller (../controller/snapshot-controller.ts) and its group paths
+ * (../group/group-snapshot-controller.ts) do the same way when they carry out a plan: the loop over its
  * actions, the reporting of a failed write, and the binding of a pre-provisioned content.
  */
 import {

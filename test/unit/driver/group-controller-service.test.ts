@@ -16,7 +16,7 @@ import {
   checkSnapshotIds,
   checkSourceVolumeIds,
   groupControllerService,
-} from '../../../src/driver/group-controller.js';
+} from '../../../src/driver/group-controller-service.js';
 import { OperationLocks } from '../../../src/driver/operations.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import type { CreateVolumeGroupSnapshotRequest__Output } from '../../../src/gen/csi/csi/v1/CreateVolumeGroupSnapshotRequest.js';

@@ -25,7 +25,7 @@ import {
 import {
   createGroupSnapshotController,
   type GroupSnapshotController,
-} from '../../../../src/snapshot/group/controller.js';
+} from '../../../../src/snapshot/group/group-snapshot-controller.js';
 import {
   VolumeGroupSnapshotClasses,
   VolumeGroupSnapshotContents,
