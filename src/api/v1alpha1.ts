@@ -305,19 +305,57 @@ const coveredElsewhere = (key: string) =>
   key === PARAM_FORCE_DELETE || key.startsWith(CSI_PARAMETER_PREFIX);
 const keysOf = (parameters: Record<string, string> | undefined) => Object.keys(parameters ?? {});
 
+/** The `driver` of a class template: a CSI driver name, `example` in the format message. */
+const csiDriverField = (example: string, description: string) =>
+  z
+    .string()
+    .min(1)
+    .max(CSI_DRIVER_NAME_MAX_LENGTH)
+    .regex(
+      new RegExp(CSI_DRIVER_NAME_PATTERN),
+      `driver must be a CSI driver name such as ${example}`,
+    )
+    .describe(description);
+
+/**
+ * The rule every class template carries: no `csi.storage.k8s.io/` parameter keys, which name
+ * Secrets for the CSI sidecars. `kind` and `field` word the way out (an administrator's class).
+ */
+const noCsiSecretParameters = (kind: string, field: string) => ({
+  rule: `!has(self.parameters) || self.parameters.all(key, !key.startsWith('${CSI_PARAMETER_PREFIX}'))`,
+  message: `parameters must not contain ${CSI_PARAMETER_PREFIX} keys: they name Secrets for the CSI sidecars; ask an administrator for a ${kind} and set ${field}.name`,
+  fieldPath: '.parameters',
+  check: ({ parameters }: { parameters?: Record<string, string> | undefined }) =>
+    keysOf(parameters).every((k) => !k.startsWith(CSI_PARAMETER_PREFIX)),
+});
+
+/** `{name}` of an existing class of `kind` or `{template}` of one snapback owns: exactly one. */
+const classRef = <T extends z.ZodType>(field: string, kind: string, template: T) =>
+  withRules(
+    z.strictObject({
+      name: objectName(`${field}.name`)
+        .optional()
+        .describe(`The name of an existing ${kind} to use.`),
+      template: template
+        .describe(
+          `A ${kind} that snapback creates and owns for this policy, named after the policy and deleted with it.`,
+        )
+        .optional(),
+    }),
+    [
+      exactlyOneOf(
+        ['name', 'template'],
+        `exactly one of ${field}.name or ${field}.template must be set`,
+      ),
+    ],
+  );
+
 export const SnapshotClassTemplateSchema = withRules(
   z.strictObject({
-    driver: z
-      .string()
-      .min(1)
-      .max(CSI_DRIVER_NAME_MAX_LENGTH)
-      .regex(
-        new RegExp(CSI_DRIVER_NAME_PATTERN),
-        'driver must be a CSI driver name such as diskplugin.csi.alibabacloud.com',
-      )
-      .describe(
-        'The CSI driver that takes the snapshots, e.g. diskplugin.csi.alibabacloud.com for Alibaba Cloud disks or local.snapback.dev for the local backend. It must be the driver of the selected PVCs.',
-      ),
+    driver: csiDriverField(
+      'diskplugin.csi.alibabacloud.com',
+      'The CSI driver that takes the snapshots, e.g. diskplugin.csi.alibabacloud.com for Alibaba Cloud disks or local.snapback.dev for the local backend. It must be the driver of the selected PVCs.',
+    ),
     deletionPolicy: z
       .enum(['Delete', 'Retain'])
       .default('Delete')
@@ -343,13 +381,7 @@ export const SnapshotClassTemplateSchema = withRules(
       fieldPath: '.parameters',
       check: ({ parameters }) => parameters === undefined || !(PARAM_FORCE_DELETE in parameters),
     },
-    {
-      rule: `!has(self.parameters) || self.parameters.all(key, !key.startsWith('${CSI_PARAMETER_PREFIX}'))`,
-      message: `parameters must not contain ${CSI_PARAMETER_PREFIX} keys: they name Secrets for the CSI sidecars; ask an administrator for a VolumeSnapshotClass and set snapshotClass.name`,
-      fieldPath: '.parameters',
-      check: ({ parameters }) =>
-        keysOf(parameters).every((k) => !k.startsWith(CSI_PARAMETER_PREFIX)),
-    },
+    noCsiSecretParameters('VolumeSnapshotClass', 'snapshotClass'),
     {
       rule: `self.driver != '${ALICLOUD_DISK_DRIVER}' || !has(self.parameters) || !('${PARAM_RETENTION_DAYS}' in self.parameters)`,
       message: `parameters must not contain ${PARAM_RETENTION_DAYS}: ECS would delete the snapshots after that many days, unknown to retention; use spec.retention.maxAge`,
@@ -375,24 +407,13 @@ export const SnapshotClassTemplateSchema = withRules(
         driver !== LOCAL_DISK_DRIVER || keysOf(parameters).every(coveredElsewhere),
     },
   ],
-).describe(
-  'A VolumeSnapshotClass that snapback creates and owns for this policy, named after the policy and deleted with it.',
 );
 export type SnapshotClassTemplate = z.infer<typeof SnapshotClassTemplateSchema>;
 
-export const SnapshotClassRefSchema = withRules(
-  z.strictObject({
-    name: objectName('snapshotClass.name')
-      .optional()
-      .describe('The name of an existing VolumeSnapshotClass to use.'),
-    template: SnapshotClassTemplateSchema.optional(),
-  }),
-  [
-    exactlyOneOf(
-      ['name', 'template'],
-      'exactly one of snapshotClass.name or snapshotClass.template must be set',
-    ),
-  ],
+export const SnapshotClassRefSchema = classRef(
+  'snapshotClass',
+  'VolumeSnapshotClass',
+  SnapshotClassTemplateSchema,
 ).describe(
   'The VolumeSnapshotClass of the snapshots: exactly one of name (an existing class) or template (a class snapback creates). When snapshotClass is omitted, the snapshots use the default class of the PVC driver (the class annotated snapshot.storage.kubernetes.io/is-default-class: "true").',
 );
@@ -404,17 +425,10 @@ export type Consistency = (typeof CONSISTENCIES)[number];
 
 export const GroupSnapshotClassTemplateSchema = withRules(
   z.strictObject({
-    driver: z
-      .string()
-      .min(1)
-      .max(CSI_DRIVER_NAME_MAX_LENGTH)
-      .regex(
-        new RegExp(CSI_DRIVER_NAME_PATTERN),
-        'driver must be a CSI driver name such as local.snapback.dev',
-      )
-      .describe(
-        'The CSI driver that takes the group snapshots; it must be the driver of the selected PVCs and serve group snapshots (the CSI GroupController capability CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT).',
-      ),
+    driver: csiDriverField(
+      'local.snapback.dev',
+      'The CSI driver that takes the group snapshots; it must be the driver of the selected PVCs and serve group snapshots (the CSI GroupController capability CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT).',
+    ),
     deletionPolicy: z
       .enum(['Delete', 'Retain'])
       .default('Delete')
@@ -427,33 +441,14 @@ export const GroupSnapshotClassTemplateSchema = withRules(
         `Driver-specific parameters of the VolumeGroupSnapshotClass. Keys starting with ${CSI_PARAMETER_PREFIX} name Secrets for the CSI sidecars and are refused; a class an administrator made, used through groupSnapshotClass.name, is not restricted.`,
       ),
   }),
-  [
-    {
-      rule: `!has(self.parameters) || self.parameters.all(key, !key.startsWith('${CSI_PARAMETER_PREFIX}'))`,
-      message: `parameters must not contain ${CSI_PARAMETER_PREFIX} keys: they name Secrets for the CSI sidecars; ask an administrator for a VolumeGroupSnapshotClass and set groupSnapshotClass.name`,
-      fieldPath: '.parameters',
-      check: ({ parameters }) =>
-        keysOf(parameters).every((k) => !k.startsWith(CSI_PARAMETER_PREFIX)),
-    },
-  ],
-).describe(
-  'A VolumeGroupSnapshotClass that snapback creates and owns for this policy, named after the policy and deleted with it.',
+  [noCsiSecretParameters('VolumeGroupSnapshotClass', 'groupSnapshotClass')],
 );
 export type GroupSnapshotClassTemplate = z.infer<typeof GroupSnapshotClassTemplateSchema>;
 
-export const GroupSnapshotClassRefSchema = withRules(
-  z.strictObject({
-    name: objectName('groupSnapshotClass.name')
-      .optional()
-      .describe('The name of an existing VolumeGroupSnapshotClass to use.'),
-    template: GroupSnapshotClassTemplateSchema.optional(),
-  }),
-  [
-    exactlyOneOf(
-      ['name', 'template'],
-      'exactly one of groupSnapshotClass.name or groupSnapshotClass.template must be set',
-    ),
-  ],
+export const GroupSnapshotClassRefSchema = classRef(
+  'groupSnapshotClass',
+  'VolumeGroupSnapshotClass',
+  GroupSnapshotClassTemplateSchema,
 ).describe(
   'The VolumeGroupSnapshotClass of the group snapshots (consistency Group only): exactly one of name (an existing class) or template (a class snapback creates). When omitted, the groups use the default group class of the PVC driver.',
 );

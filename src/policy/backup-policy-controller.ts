@@ -7,8 +7,7 @@
  * Status writes carry the resourceVersion the plan was made from, so a plan made from a stale
  * cache fails with a conflict and is made again instead of, say, counting a missed run twice.
  * Object creation is idempotent by name, so such a retry never creates anything twice.
- *
- * The helpers at the end of this file are shared with the RestoreJob controller.
+ * What it shares with the RestoreJob controller is in ./policy-controller.ts.
  */
 import type {
   BackupPolicy,
@@ -25,15 +24,8 @@ import {
   LABEL_POLICY,
   LABEL_POLICY_NAMESPACE,
 } from '../api/index.js';
-import type {
-  EventRecorder,
-  Informer,
-  InformerFactory,
-  KubeClient,
-  KubeObject,
-} from '../kube/index.js';
+import type { InformerFactory, KubeObject } from '../kube/index.js';
 import {
-  Controller,
   type ReconcileResult,
   PersistentVolumeClaims,
   PersistentVolumes,
@@ -49,19 +41,12 @@ import {
 } from '../kube/index.js';
 import type { PodExecutor } from '../kube/exec.js';
 import { VolumeSnapshotClasses, VolumeSnapshots } from '../kube/resource.js';
-import { errorMessage, silentLogger, type Logger } from '../observability/logger.js';
+import { errorMessage, type Logger } from '../observability/logger.js';
 import type { SnapbackMetrics } from '../observability/metrics.js';
-import { systemClock, type Clock } from '../util/clock.js';
 import type { BackupPolicyPlan, PlannedEvent, PlannedPrune } from './backup-policy.js';
 import { classesToDelete, planBackupPolicy } from './backup-policy.js';
-import {
-  FIELD_MANAGER,
-  byName,
-  eventsFor,
-  namespacesOf,
-  timed,
-  writeStatus,
-} from './controller-support.js';
+import { FIELD_MANAGER, PolicyController, byName, namespacesOf } from './policy-controller.js';
+import type { PolicyControllerOptions } from './policy-controller.js';
 import {
   Pods,
   REASON_HOOK_FAILED,
@@ -90,16 +75,7 @@ export type BackupPolicyMetrics = Pick<
   | 'reconcileDuration'
 >;
 
-export interface BackupPolicyControllerOptions {
-  client: KubeClient;
-  informers: InformerFactory;
-  recorder: EventRecorder;
-  clock?: Clock | undefined;
-  logger?: Logger | undefined;
-  /** Concurrent reconciles. */
-  workers?: number | undefined;
-  /** Prometheus series to update; none when absent. */
-  metrics?: BackupPolicyMetrics | undefined;
+export interface BackupPolicyControllerOptions extends PolicyControllerOptions<BackupPolicyMetrics> {
   /**
    * Runs hooks in pods (pods/exec). Without it hooks are disabled: a policy that sets them
    * reports HooksDisabled and takes no snapshot.
@@ -128,69 +104,37 @@ interface PolicyRun {
   readonly hookEvents: PlannedEvent[];
 }
 
-export class BackupPolicyController {
-  readonly controller: Controller;
-  private readonly client: KubeClient;
-  private readonly recorder: EventRecorder;
-  private readonly clock: Clock;
-  private readonly log: Logger;
-  private readonly metrics: BackupPolicyMetrics | undefined;
+export class BackupPolicyController extends PolicyController<
+  BackupPolicyMetrics,
+  BackupPolicyCache
+> {
   private readonly hookExecutor: PodExecutor | undefined;
-  private readonly policies: Informer<BackupPolicy>;
-  private readonly restoreJobs: Informer<RestoreJob>;
-  private readonly pvcs: Informer<Pvc>;
-  private readonly pvs: Informer<Pv>;
-  private readonly snapshotClasses: Informer<VolumeSnapshotClass>;
-  private readonly snapshots: Informer<VolumeSnapshot>;
 
   constructor(options: BackupPolicyControllerOptions) {
-    this.client = options.client;
-    this.recorder = options.recorder;
-    this.clock = options.clock ?? systemClock;
-    const logger = options.logger ?? silentLogger();
-    this.log = logger.child({ controller: CONTROLLER });
-    this.metrics = options.metrics;
+    super(CONTROLLER, options, backupPolicyCache);
     this.hookExecutor = options.hookExecutor;
-    const informers = options.informers;
-    this.policies = informers.informer<BackupPolicy>(BackupPolicies);
-    this.restoreJobs = informers.informer<RestoreJob>(RestoreJobs);
-    this.pvcs = informers.informer<Pvc>(PersistentVolumeClaims, { indexers: byName });
-    this.pvs = informers.informer<Pv>(PersistentVolumes);
-    this.snapshotClasses = informers.informer<VolumeSnapshotClass>(VolumeSnapshotClasses);
-    this.snapshots = informers.informer<VolumeSnapshot>(VolumeSnapshots, {
-      indexers: {
-        [INDEX_POLICY]: (s) => {
-          const key = policyKeyOf(s);
-          return key ? [key] : [];
-        },
-        [INDEX_CLASS]: (s) =>
-          s.spec?.volumeSnapshotClassName ? [s.spec.volumeSnapshotClassName] : [],
-      },
-    });
 
     const policiesInNamespace = (obj: KubeObject) =>
-      this.policies
+      this.cache.policies
         .list({ namespace: obj.metadata?.namespace ?? '' })
         .map((p) => makeKey(p.metadata.name!, p.metadata.namespace));
-    this.controller = new Controller({
-      name: CONTROLLER,
-      workers: options.workers ?? 4,
-      logger,
-      reconcile: (key) => timed(this.metrics, CONTROLLER, () => this.reconcile(key)),
-    })
-      .watch(this.policies, { updatePredicate: specOrAnnotationsChanged })
-      .watch(this.snapshots, { toKeys: policyKeyOf })
-      .watch(this.snapshotClasses, { toKeys: policyKeyOf })
-      .watch(this.pvcs, { toKeys: policiesInNamespace, updatePredicate: selectionFactsChanged })
-      .watch(this.restoreJobs, {
+    this.controller
+      .watch(this.cache.policies, { updatePredicate: specOrAnnotationsChanged })
+      .watch(this.cache.snapshots, { toKeys: policyKeyOf })
+      .watch(this.cache.snapshotClasses, { toKeys: policyKeyOf })
+      .watch(this.cache.pvcs, {
+        toKeys: policiesInNamespace,
+        updatePredicate: selectionFactsChanged,
+      })
+      .watch(this.cache.restoreJobs, {
         toKeys: policiesInNamespace,
         updatePredicate: restoreUseChanged,
       });
   }
 
-  private async reconcile(key: string): Promise<ReconcileResult> {
+  protected async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
-    const policy = this.policies.get(name, namespace);
+    const policy = this.cache.policies.get(name, namespace);
     if (!policy) {
       await this.deleteUnusedClasses(namespace!, name, undefined);
       return;
@@ -213,12 +157,12 @@ export class BackupPolicyController {
     const { namespace, name } = splitKey(key);
     const plan = planBackupPolicy({
       policy,
-      pvcs: this.pvcs.list({ namespace: namespace! }),
-      volume: (pvName) => this.pvs.get(pvName),
-      snapshotClasses: this.snapshotClasses.list(),
-      snapshots: this.snapshots.byIndex(INDEX_POLICY, key),
-      restoreJobs: this.restoreJobs.list({ namespace: namespace! }),
-      namespacesWithPvc: (pvcName) => namespacesOf(this.pvcs, pvcName),
+      pvcs: this.cache.pvcs.list({ namespace: namespace! }),
+      volume: (pvName) => this.cache.pvs.get(pvName),
+      snapshotClasses: this.cache.snapshotClasses.list(),
+      snapshots: this.cache.snapshots.byIndex(INDEX_POLICY, key),
+      restoreJobs: this.cache.restoreJobs.list({ namespace: namespace! }),
+      namespacesWithPvc: (pvcName) => namespacesOf(this.cache.pvcs, pvcName),
       now: this.clock.now(),
       hooksEnabled: this.hookExecutor !== undefined,
     });
@@ -227,7 +171,7 @@ export class BackupPolicyController {
       name,
       policy,
       plan,
-      log: this.log.child({ namespace, name }),
+      log: this.logger.child({ namespace, name }),
       labels: { namespace: namespace!, policy: name },
       current: policy,
       hookRun: policy.status?.hookRun,
@@ -239,7 +183,8 @@ export class BackupPolicyController {
   }
 
   private async syncOwnedClass(desired: VolumeSnapshotClass | undefined): Promise<void> {
-    if (!desired || classInSync(this.snapshotClasses.get(desired.metadata.name!), desired)) return;
+    if (!desired || classInSync(this.cache.snapshotClasses.get(desired.metadata.name!), desired))
+      return;
     await createOrPatch<VolumeSnapshotClass>(this.client, VolumeSnapshotClasses, desired, (cls) => {
       cls.metadata.labels = { ...cls.metadata.labels, ...desired.metadata.labels };
       cls.metadata.annotations = { ...cls.metadata.annotations, ...desired.metadata.annotations };
@@ -357,7 +302,7 @@ export class BackupPolicyController {
   ): Promise<void> {
     run.hookRun = hookRun;
     run.hookResults = results;
-    run.current = await writeStatus(this.client, BackupPolicies, run.current, {
+    run.current = await this.writeStatus(BackupPolicies, run.current, {
       ...run.current.status,
       hookRun,
       lastHooks: results,
@@ -388,11 +333,11 @@ export class BackupPolicyController {
       { type: CONDITION_DEGRADED, status: 'True', reason: 'SnapshotCreateFailed', message },
       this.clock.now(),
     );
-    await writeStatus(this.client, BackupPolicies, run.current, {
+    await this.writeStatus(BackupPolicies, run.current, {
       ...run.current.status,
       conditions,
     });
-    eventsFor(this.recorder, run.policy, run.hookEvents);
+    this.emit(run.policy, run.hookEvents);
     this.recorder.event(run.policy, 'Warning', 'SnapshotCreateFailed', message);
     throw new Error(message);
   }
@@ -487,11 +432,10 @@ export class BackupPolicyController {
   /** The final status write, then the run's events, metrics and log line. */
   private async finish(run: PolicyRun): Promise<void> {
     const { plan, policy } = run;
-    await writeStatus(this.client, BackupPolicies, run.current, this.finalStatus(run));
-    eventsFor(this.recorder, policy, run.hookEvents);
+    await this.writeStatus(BackupPolicies, run.current, this.finalStatus(run));
+    this.emit(policy, run.hookEvents);
     // A skipped run started nothing.
-    eventsFor(
-      this.recorder,
+    this.emit(
       policy,
       run.skipRun ? plan.events.filter((e) => e.reason !== 'RunStarted') : plan.events,
     );
@@ -531,7 +475,7 @@ export class BackupPolicyController {
     policy: string,
     wanted: string | undefined,
   ): Promise<void> {
-    const owned = this.snapshotClasses.list({
+    const owned = this.cache.snapshotClasses.list({
       labelSelector: {
         matchLabels: { [LABEL_POLICY]: labelValue(policy), [LABEL_POLICY_NAMESPACE]: namespace },
       },
@@ -541,12 +485,12 @@ export class BackupPolicyController {
       policy,
       wanted,
       owned,
-      (cls) => this.snapshots.byIndex(INDEX_CLASS, cls).length,
+      (cls) => this.cache.snapshots.byIndex(INDEX_CLASS, cls).length,
     );
     for (const name of stale) {
       try {
         await this.client.delete(VolumeSnapshotClasses, name);
-        this.log.info('deleted an owned VolumeSnapshotClass no snapshot uses', {
+        this.logger.info('deleted an owned VolumeSnapshotClass no snapshot uses', {
           namespace,
           policy,
           class: name,
@@ -620,4 +564,27 @@ function classInSync(
     deepEqual(current.parameters ?? {}, desired.parameters ?? {}) &&
     Object.entries(labels).every(([k, v]) => current.metadata.labels?.[k] === v)
   );
+}
+
+type BackupPolicyCache = ReturnType<typeof backupPolicyCache>;
+
+/** The kinds the BackupPolicy controller reads, with the indexes it looks them up by. */
+function backupPolicyCache(informers: InformerFactory) {
+  return {
+    policies: informers.informer<BackupPolicy>(BackupPolicies),
+    restoreJobs: informers.informer<RestoreJob>(RestoreJobs),
+    pvcs: informers.informer<Pvc>(PersistentVolumeClaims, { indexers: byName }),
+    pvs: informers.informer<Pv>(PersistentVolumes),
+    snapshotClasses: informers.informer<VolumeSnapshotClass>(VolumeSnapshotClasses),
+    snapshots: informers.informer<VolumeSnapshot>(VolumeSnapshots, {
+      indexers: {
+        [INDEX_POLICY]: (s) => {
+          const key = policyKeyOf(s);
+          return key ? [key] : [];
+        },
+        [INDEX_CLASS]: (s) =>
+          s.spec?.volumeSnapshotClassName ? [s.spec.volumeSnapshotClassName] : [],
+      },
+    }),
+  };
 }

@@ -10,7 +10,7 @@ import { silentLogger, type Logger } from '../observability/logger.js';
 import type { SnapbackMetrics } from '../observability/metrics.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { BackupPolicyController } from './backup-policy-controller.js';
-import { FIELD_MANAGER } from './controller-support.js';
+import { FIELD_MANAGER } from './policy-controller.js';
 import { RestoreJobController } from './restore-job-controller.js';
 
 export interface PolicyControllerOptions {

@@ -11,15 +11,8 @@ import type {
   VolumeSnapshotContent,
 } from '../api/index.js';
 import { LABEL_RESTORE_JOB } from '../api/index.js';
-import type {
-  EventRecorder,
-  Informer,
-  InformerFactory,
-  KubeClient,
-  KubeObject,
-} from '../kube/index.js';
+import type { InformerFactory, KubeObject } from '../kube/index.js';
 import {
-  Controller,
   type ReconcileResult,
   PersistentVolumeClaims,
   StorageClasses,
@@ -33,17 +26,9 @@ import {
   VolumeSnapshotContents,
   VolumeSnapshots,
 } from '../kube/resource.js';
-import { silentLogger, type Logger } from '../observability/logger.js';
 import type { SnapbackMetrics } from '../observability/metrics.js';
-import { systemClock, type Clock } from '../util/clock.js';
-import {
-  FIELD_MANAGER,
-  byName,
-  eventsFor,
-  namespacesOf,
-  timed,
-  writeStatus,
-} from './controller-support.js';
+import { FIELD_MANAGER, PolicyController, byName, namespacesOf } from './policy-controller.js';
+import type { PolicyControllerOptions } from './policy-controller.js';
 import type { Pvc, StorageClass } from './objects.js';
 import { RestoreJobs, isTerminal } from './objects.js';
 import { planRestoreJob, staleRestoreHolds, type RestoreJobPlan } from './restore-job.js';
@@ -52,72 +37,34 @@ const CONTROLLER = 'restorejob';
 
 export type RestoreJobMetrics = Pick<SnapbackMetrics, 'restores' | 'reconcileDuration'>;
 
-export interface RestoreJobControllerOptions {
-  client: KubeClient;
-  informers: InformerFactory;
-  recorder: EventRecorder;
-  clock?: Clock | undefined;
-  logger?: Logger | undefined;
-  /** Concurrent reconciles. */
-  workers?: number | undefined;
+export interface RestoreJobControllerOptions extends PolicyControllerOptions<RestoreJobMetrics> {
   /** How long a job waits for a named snapshot to appear before failing. */
   sourceWaitMs?: number | undefined;
-  /** Prometheus series to update; none when absent. */
-  metrics?: RestoreJobMetrics | undefined;
 }
 
-export class RestoreJobController {
-  readonly controller: Controller;
-  private readonly client: KubeClient;
-  private readonly recorder: EventRecorder;
-  private readonly clock: Clock;
-  private readonly log: Logger;
-  private readonly metrics: RestoreJobMetrics | undefined;
+export class RestoreJobController extends PolicyController<RestoreJobMetrics, RestoreJobCache> {
   private readonly sourceWaitMs: number | undefined;
-  private readonly restoreJobs: Informer<RestoreJob>;
-  private readonly pvcs: Informer<Pvc>;
-  private readonly storageClasses: Informer<StorageClass>;
-  private readonly snapshotClasses: Informer<VolumeSnapshotClass>;
-  private readonly contents: Informer<VolumeSnapshotContent>;
-  private readonly snapshots: Informer<VolumeSnapshot>;
 
   constructor(options: RestoreJobControllerOptions) {
-    this.client = options.client;
-    this.recorder = options.recorder;
-    this.clock = options.clock ?? systemClock;
-    const logger = options.logger ?? silentLogger();
-    this.log = logger.child({ controller: CONTROLLER });
-    this.metrics = options.metrics;
+    super(CONTROLLER, options, restoreJobCache);
     this.sourceWaitMs = options.sourceWaitMs;
-    const informers = options.informers;
-    this.restoreJobs = informers.informer<RestoreJob>(RestoreJobs);
-    this.pvcs = informers.informer<Pvc>(PersistentVolumeClaims);
-    this.storageClasses = informers.informer<StorageClass>(StorageClasses);
-    this.snapshotClasses = informers.informer<VolumeSnapshotClass>(VolumeSnapshotClasses);
-    this.contents = informers.informer<VolumeSnapshotContent>(VolumeSnapshotContents);
-    this.snapshots = informers.informer<VolumeSnapshot>(VolumeSnapshots, { indexers: byName });
 
-    this.controller = new Controller({
-      name: CONTROLLER,
-      workers: options.workers ?? 4,
-      logger,
-      reconcile: (key) => timed(this.metrics, CONTROLLER, () => this.reconcile(key)),
-    })
-      .watch(this.restoreJobs)
-      .watch(this.pvcs, { toKeys: jobKeyOfPvc })
-      .watch(this.snapshots, { toKeys: (snapshot) => this.keysOfSnapshot(snapshot) });
+    this.controller
+      .watch(this.cache.restoreJobs)
+      .watch(this.cache.pvcs, { toKeys: jobKeyOfPvc })
+      .watch(this.cache.snapshots, { toKeys: (snapshot) => this.keysOfSnapshot(snapshot) });
   }
 
-  private async reconcile(key: string): Promise<ReconcileResult> {
+  protected async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
-    const namespaceSnapshots = this.snapshots.list({ namespace: namespace! });
+    const namespaceSnapshots = this.cache.snapshots.list({ namespace: namespace! });
     // Level-based: every reconcile of a namespace lets go of the holds of RestoreJobs that
     // finished, are being deleted or are gone, whichever job the key names.
     await this.releaseStaleHolds(
       namespaceSnapshots,
-      this.restoreJobs.list({ namespace: namespace! }),
+      this.cache.restoreJobs.list({ namespace: namespace! }),
     );
-    const job = this.restoreJobs.get(name, namespace);
+    const job = this.cache.restoreJobs.get(name, namespace);
     if (!job || job.metadata.deletionTimestamp || isTerminal(job)) return;
     const plan = await this.plan(job, namespaceSnapshots);
     await this.holdSource(job, plan);
@@ -137,15 +84,17 @@ export class RestoreJobController {
     const liveTarget = targetName
       ? await this.client.get<Pvc>(PersistentVolumeClaims, targetName, namespace)
       : undefined;
-    const cached = this.pvcs.list({ namespace }).filter((p) => p.metadata.name !== targetName);
+    const cached = this.cache.pvcs
+      .list({ namespace })
+      .filter((p) => p.metadata.name !== targetName);
     return planRestoreJob({
       job,
       snapshots: namespaceSnapshots,
       pvcs: liveTarget ? [...cached, liveTarget] : cached,
-      storageClasses: this.storageClasses.list(),
-      snapshotClasses: this.snapshotClasses.list(),
-      content: (contentName) => this.contents.get(contentName),
-      namespacesWithSnapshot: (snapshotName) => namespacesOf(this.snapshots, snapshotName),
+      storageClasses: this.cache.storageClasses.list(),
+      snapshotClasses: this.cache.snapshotClasses.list(),
+      content: (contentName) => this.cache.contents.get(contentName),
+      namespacesWithSnapshot: (snapshotName) => namespacesOf(this.cache.snapshots, snapshotName),
       now: this.clock.now(),
       ...(this.sourceWaitMs !== undefined ? { sourceWaitMs: this.sourceWaitMs } : {}),
     });
@@ -165,7 +114,7 @@ export class RestoreJobController {
         finalizers: [...(held.metadata.finalizers ?? []), plan.holdFinalizer],
       },
     });
-    this.log.info('holding the restore source', {
+    this.logger.info('holding the restore source', {
       namespace,
       name,
       snapshot: held.metadata.name,
@@ -180,7 +129,7 @@ export class RestoreJobController {
       await this.client.create(PersistentVolumeClaims, plan.createPvc, {
         fieldManager: FIELD_MANAGER,
       });
-      this.log.info('created the restore target', { namespace, name, pvc: targetName });
+      this.logger.info('created the restore target', { namespace, name, pvc: targetName });
     } catch (error) {
       // Someone else took the name in between: look again, and fail as TargetExists.
       if (isAlreadyExists(error))
@@ -191,8 +140,8 @@ export class RestoreJobController {
 
   /** Status, events, and the count of jobs that finished. */
   private async report(job: RestoreJob, plan: RestoreJobPlan): Promise<void> {
-    if (plan.status) await writeStatus(this.client, RestoreJobs, job, plan.status);
-    eventsFor(this.recorder, job, plan.events);
+    if (plan.status) await this.writeStatus(RestoreJobs, job, plan.status);
+    this.emit(job, plan.events);
     const phase = plan.status?.phase;
     if ((phase === 'Succeeded' || phase === 'Failed') && job.status?.phase !== phase) {
       this.metrics?.restores.inc({
@@ -215,7 +164,7 @@ export class RestoreJobController {
           'merge',
           { metadata: { resourceVersion: snapshot.metadata.resourceVersion, finalizers } },
         );
-        this.log.info('released a restore source', {
+        this.logger.info('released a restore source', {
           namespace: snapshot.metadata.namespace,
           snapshot: snapshot.metadata.name,
         });
@@ -228,14 +177,14 @@ export class RestoreJobController {
   /** A snapshot still held by a job that is gone has no job to queue: it is queued by name. */
   private keysOfSnapshot(snapshot: VolumeSnapshot): string[] {
     const keys = this.activeJobsInNamespace(snapshot);
-    const jobs = this.restoreJobs.list({ namespace: snapshot.metadata.namespace ?? '' });
+    const jobs = this.cache.restoreJobs.list({ namespace: snapshot.metadata.namespace ?? '' });
     if (staleRestoreHolds([snapshot], jobs).length > 0)
       keys.push(makeKey(snapshot.metadata.name!, snapshot.metadata.namespace));
     return keys;
   }
 
   private activeJobsInNamespace(obj: KubeObject): string[] {
-    return this.restoreJobs
+    return this.cache.restoreJobs
       .list({ namespace: obj.metadata?.namespace ?? '' })
       .filter((j) => !isTerminal(j))
       .map((j) => makeKey(j.metadata.name!, j.metadata.namespace));
@@ -245,4 +194,18 @@ export class RestoreJobController {
 function jobKeyOfPvc(pvc: Pvc): string | undefined {
   const job = pvc.metadata.labels?.[LABEL_RESTORE_JOB];
   return job ? makeKey(job, pvc.metadata.namespace) : undefined;
+}
+
+type RestoreJobCache = ReturnType<typeof restoreJobCache>;
+
+/** The kinds the RestoreJob controller reads, with the indexes it looks them up by. */
+function restoreJobCache(informers: InformerFactory) {
+  return {
+    restoreJobs: informers.informer<RestoreJob>(RestoreJobs),
+    pvcs: informers.informer<Pvc>(PersistentVolumeClaims),
+    storageClasses: informers.informer<StorageClass>(StorageClasses),
+    snapshotClasses: informers.informer<VolumeSnapshotClass>(VolumeSnapshotClasses),
+    contents: informers.informer<VolumeSnapshotContent>(VolumeSnapshotContents),
+    snapshots: informers.informer<VolumeSnapshot>(VolumeSnapshots, { indexers: byName }),
+  };
 }
