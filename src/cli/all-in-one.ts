@@ -10,7 +10,7 @@ import { backendFactories } from '../driver/backends/registry.js';
 import { startDriver, type DriverHandle } from '../driver/driver.js';
 import { createLogger } from '../observability/logger.js';
 import { runUntilSignal } from './controller.js';
-import { backendFlags } from './driver.js';
+import { backendFlags, chosenBackend } from './driver.js';
 import { parseCommandFlags, type FlagTable } from './flags.js';
 import { controllerFlags, stackOptions, stackUsage } from './stack-options.js';
 import { startStack } from './stack.js';
@@ -36,14 +36,7 @@ export interface AllInOneOptions {
 
 /** Splits the flags between the driver, its backend and the controllers. */
 export function allInOneOptions(flags: Record<string, string>): AllInOneOptions {
-  const backendName = flags.backend;
-  if (!backendName) throw new Error(`--backend is required (${ownFlags.backend!.help})`);
-  const factory = backendFactories[backendName];
-  if (!factory) {
-    throw new Error(
-      `unknown backend "${backendName}" (known: ${Object.keys(backendFactories).join(', ')})`,
-    );
-  }
+  const { backendName, factory } = chosenBackend(flags);
   const nodeId = flags['node-id'];
   if (!nodeId) throw new Error('--node-id is required (the name NodeGetInfo reports)');
   const backendValues: Record<string, string> = {};

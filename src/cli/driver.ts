@@ -2,7 +2,7 @@ import { startHealthServer, ReadinessGate } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { csiProtoEnv } from '../csi/proto.js';
-import { backendFactories } from '../driver/backends/registry.js';
+import { backendFactories, type BackendFactory } from '../driver/backends/registry.js';
 import { startDriver } from '../driver/driver.js';
 import { flagLines, parseCommandFlags, stringFlags, type FlagTable } from './flags.js';
 
@@ -14,6 +14,19 @@ const ownFlags: FlagTable = stringFlags({
   'csi-proto': `path of csi.proto (default: $${csiProtoEnv}, else dist/csi.proto)`,
   'http-endpoint': 'host:port serving /healthz, /readyz and /metrics (default: none)',
 });
+
+/** The backend `--backend` names; throws naming the known ones when it is missing or unknown. */
+export function chosenBackend(flags: Record<string, string>): {
+  backendName: string;
+  factory: BackendFactory;
+} {
+  const backendName = flags.backend;
+  const known = Object.keys(backendFactories).join(', ');
+  if (!backendName) throw new Error(`--backend is required (one of: ${known})`);
+  const factory = backendFactories[backendName];
+  if (!factory) throw new Error(`unknown backend "${backendName}" (known: ${known})`);
+  return { backendName, factory };
+}
 
 /** The flags of every backend; `--backend` picks whose are allowed. */
 export function backendFlags(): FlagTable {
@@ -39,14 +52,7 @@ export interface DriverCommandOptions {
 
 /** Splits and checks the flags of `snapback driver`; throws with a message naming the fix. */
 export function driverOptions(flags: Record<string, string>): DriverCommandOptions {
-  const backendName = flags.backend;
-  if (!backendName) throw new Error(`--backend is required (${ownFlags.backend!.help})`);
-  const factory = backendFactories[backendName];
-  if (!factory) {
-    throw new Error(
-      `unknown backend "${backendName}" (known: ${Object.keys(backendFactories).join(', ')})`,
-    );
-  }
+  const { backendName, factory } = chosenBackend(flags);
   if (!flags.endpoint) throw new Error('--endpoint is required (unix:///path/csi.sock)');
   const backendFlags: Record<string, string> = {};
   for (const [name, value] of Object.entries(flags)) {
