@@ -2,7 +2,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import type { KubeClient, PatchOptions } from './client.js';
 import { isNotFound } from './errors.js';
 import type { Informer } from './informer.js';
-import { addFinalizer, createIfAbsent, removeFinalizer } from './objects.js';
+import { addFinalizer, createIfAbsent, patchStatusDiff, removeFinalizer } from './objects.js';
 import { keyOf, type KubeObject, type ResourceType } from './resource.js';
 
 /** How long an object we wrote is trusted while the cache has never shown it. */
@@ -87,6 +87,12 @@ export class OwnWrites<T extends KubeObject> {
   /** A merge patch of `obj`, addressed by its name and namespace. */
   patchObject(obj: T, patch: unknown, options?: PatchOptions): Promise<T> {
     return this.patch(obj.metadata!.name!, obj.metadata?.namespace, patch, options);
+  }
+
+  /** Writes `status` by difference (see patchStatusDiff); no request when nothing differs. */
+  async patchStatusDiff(obj: T & { status?: object }, status: object): Promise<T> {
+    const written = await patchStatusDiff(this.client, this.resource, obj, status);
+    return written === obj ? obj : this.view.remember(written);
   }
 
   /** Creates `obj`; one that already exists (an earlier attempt's) counts as created. */

@@ -19,7 +19,7 @@
  * - `Manager` (manager.ts): informers + controllers + optional leader election in one unit.
  * - `EventRecorder` (events.ts): `KubeEventRecorder` (core/v1 Events with count aggregation);
  *   the tests' `FakeEventRecorder` is in test/support/fakes.
- * - objects.ts: `setCondition`, finalizer add/remove, `patchStatus` (merge patch on /status
+ * - objects.ts: `setCondition`, finalizer add/remove, `patchStatusDiff` (merge patch on /status
  *   with observedGeneration), `createOrPatch`, merge-patch helpers.
  * - selectors.ts: label selector matching, parsing and formatting.
  */

@@ -124,29 +124,27 @@ function patchFinalizers<T extends KubeObject>(
 }
 
 /**
- * Merge-patches the status subresource. With `observedGeneration`, the object's current
- * `metadata.generation` is written as `status.observedGeneration`. Fields set to `null` are
- * removed (RFC 7386).
+ * Writes `status` by difference: a merge patch of the status subresource holding only what
+ * differs from `obj.status` (a field `status` lacks is removed), or no request at all when
+ * nothing does; returns the object as written, or `obj`. With `guarded`, the patch carries the
+ * resourceVersion of `obj`, so a status decided from a stale copy fails with a conflict.
  */
-export function patchStatus<T extends KubeObject>(
+export async function patchStatusDiff<T extends KubeObject & { status?: object }>(
   client: KubeClient,
   type: ResourceType,
   obj: T,
-  status: Record<string, unknown>,
-  options: { observedGeneration?: boolean } = {},
+  status: object,
+  options: { guarded?: boolean; fieldManager?: string } = {},
 ): Promise<T> {
-  const body =
-    options.observedGeneration && obj.metadata?.generation !== undefined
-      ? { ...status, observedGeneration: obj.metadata.generation }
-      : status;
-  return client.patch<T>(
-    type,
-    obj.metadata!.name!,
-    obj.metadata?.namespace,
-    'merge',
-    { status: body },
-    { subresource: 'status' },
-  );
+  const diff = createMergePatch(obj.status ?? {}, status);
+  if (!diff) return obj;
+  const body = options.guarded
+    ? { metadata: { resourceVersion: obj.metadata?.resourceVersion }, status: diff }
+    : { status: diff };
+  return client.patch<T>(type, obj.metadata!.name!, obj.metadata?.namespace, 'merge', body, {
+    subresource: 'status',
+    ...(options.fieldManager ? { fieldManager: options.fieldManager } : {}),
+  });
 }
 
 /** An RFC 7386 merge patch turning `before` into `after`, or `undefined` if they are equal. */
@@ -242,7 +240,7 @@ export type CreateOrPatchResult<T> = { operation: 'created' | 'patched' | 'uncha
  * controller-runtime's CreateOrPatch: reads the object named by `obj`, applies `mutate` to it
  * (or to `obj` when it does not exist yet) and creates it or merge-patches the difference.
  * `mutate` must be idempotent; it should set the fields this controller owns and nothing more.
- * Status is not written here (use `patchStatus`).
+ * Status is not written here (use `patchStatusDiff`).
  */
 export async function createOrPatch<T extends KubeObject>(
   client: KubeClient,

@@ -11,7 +11,7 @@ import type {
   ReconcileResult,
   ResourceType,
 } from '../kube/index.js';
-import { Controller, createMergePatch } from '../kube/index.js';
+import { Controller, patchStatusDiff } from '../kube/index.js';
 import { ControllerBase, type ControllerDependencies } from '../kube/controller-set.js';
 import { timeReconcile, type SnapbackMetrics } from '../observability/metrics.js';
 import type { PlannedEvent } from './backup-policy.js';
@@ -87,24 +87,17 @@ export abstract class PolicyController<
   }
 
   /**
-   * Merge-patches status with the difference, guarded by the resourceVersion the plan saw;
-   * returns the object as written (or as it was, when nothing changed).
+   * Writes status by difference, guarded by the resourceVersion the plan saw; returns the
+   * object as written (or as it was, when nothing changed).
    */
-  protected async writeStatus<
-    T extends KubeObject & {
-      metadata: { name?: string; namespace?: string; resourceVersion?: string };
-      status?: object;
-    },
-  >(type: ResourceType, obj: T, status: object): Promise<T> {
-    const diff = createMergePatch(obj.status ?? {}, status);
-    if (!diff) return obj;
-    return this.client.patch<T>(
-      type,
-      obj.metadata.name!,
-      obj.metadata.namespace,
-      'merge',
-      { metadata: { resourceVersion: obj.metadata.resourceVersion }, status: diff },
-      { subresource: 'status', fieldManager: FIELD_MANAGER },
-    );
+  protected writeStatus<T extends KubeObject & { status?: object }>(
+    type: ResourceType,
+    obj: T,
+    status: object,
+  ): Promise<T> {
+    return patchStatusDiff(this.client, type, obj, status, {
+      guarded: true,
+      fieldManager: FIELD_MANAGER,
+    });
   }
 }

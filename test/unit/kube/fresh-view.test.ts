@@ -1,8 +1,9 @@
 import { expect } from 'chai';
-import { FreshView } from '../../../src/kube/fresh-view.js';
+import { FreshView, OwnWrites } from '../../../src/kube/fresh-view.js';
 import type { InformerHandlers } from '../../../src/kube/informer.js';
-import type { KubeObject } from '../../../src/kube/resource.js';
+import type { KubeObject, ResourceType } from '../../../src/kube/resource.js';
 import { FakeClock } from '../../support/fakes/clock.js';
+import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
 /** The two things FreshView reads of an informer: its cache and its delete events. */
 class Cache {
@@ -78,5 +79,42 @@ describe('FreshView (read-your-own-writes over an informer)', function () {
     view.remember(object('a', '11'));
     view.forget('ns/a');
     expect(view.get('ns/a')?.metadata?.resourceVersion).to.equal('10');
+  });
+});
+
+describe('OwnWrites.patchStatusDiff', function () {
+  const Widgets: ResourceType = {
+    group: 'example.dev',
+    version: 'v1',
+    plural: 'widgets',
+    kind: 'Widget',
+    namespaced: true,
+  };
+  type Widget = KubeObject & { status?: { phase?: string } };
+
+  it('writes the status difference and serves the written object before the cache has it', async function () {
+    const client = new FakeKubeClient();
+    client.seed(Widgets, {
+      metadata: { name: 'w', namespace: 'ns' },
+      status: { phase: 'A' },
+    } as Widget);
+    const cache = new Cache();
+    const cached = (await client.get<Widget>(Widgets, 'w', 'ns'))!;
+    cache.objects.set('ns/w', cached);
+    const writes = new OwnWrites<Widget>(
+      client,
+      Widgets,
+      new FreshView(cache, new FakeClock('2026-01-01T00:00:00Z')),
+    );
+    const requests = client.actions.length;
+    expect(await writes.patchStatusDiff(cached, { phase: 'A' })).to.equal(cached);
+    expect(client.actions.length, 'no request when nothing differs').to.equal(requests);
+    await writes.patchStatusDiff(cached, { phase: 'B' });
+    expect(writes.get('ns/w')?.status).to.deep.equal({ phase: 'B' });
+    expect(client.actions.at(-1)).to.deep.include({
+      verb: 'patch',
+      resource: 'widgets/status',
+      body: { status: { phase: 'B' } },
+    });
   });
 });

@@ -6,7 +6,7 @@ import {
   createMergePatch,
   createIfAbsent,
   createOrPatch,
-  patchStatus,
+  patchStatusDiff,
   removeFinalizer,
   setCondition,
   type Condition,
@@ -24,7 +24,13 @@ const Widgets: ResourceType = {
 
 interface Widget extends KubeObject {
   spec?: { size?: number; tags?: string[] };
-  status?: { phase?: string; observedGeneration?: number; conditions?: Condition[] };
+  status?: {
+    phase?: string;
+    note?: string;
+    counts?: Record<string, number>;
+    observedGeneration?: number;
+    conditions?: Condition[];
+  };
 }
 
 describe('setCondition', function () {
@@ -151,25 +157,54 @@ describe('finalizers, status and createOrPatch against the fake API server', fun
     ]);
   });
 
-  it('patches /status with observedGeneration and leaves the spec alone', async function () {
+  it('patchStatusDiff sends only what differs, removes what is gone, and nothing when equal', async function () {
     client.seed(Widgets, {
-      metadata: { name: 'w', namespace: 'ns', generation: 4 },
+      metadata: { name: 'w', namespace: 'ns' },
       spec: { size: 1 },
+      status: { phase: 'Pending', note: 'old', counts: { a: 1, b: 2 } },
     } as Widget);
     const widget = (await client.get<Widget>(Widgets, 'w', 'ns'))!;
-    const updated = await patchStatus(
+    const updated = await patchStatusDiff(
       client,
       Widgets,
       widget,
-      { phase: 'Ready' },
-      { observedGeneration: true },
+      { phase: 'Ready', counts: { a: 1, b: 3 } },
+      { fieldManager: 'test' },
     );
-    expect(updated.status).to.deep.equal({ phase: 'Ready', observedGeneration: 4 });
-    expect(client.actions.at(-1)).to.include({
+    expect(updated.status).to.deep.equal({ phase: 'Ready', counts: { a: 1, b: 3 } });
+    expect(updated.spec).to.deep.equal({ size: 1 });
+    expect(client.actions.at(-1)).to.deep.include({
       verb: 'patch',
       resource: 'widgets/status',
       patchType: 'merge',
+      body: { status: { phase: 'Ready', note: null, counts: { b: 3 } } },
     });
+    const requests = client.actions.length;
+    expect(await patchStatusDiff(client, Widgets, updated, { ...updated.status })).to.equal(
+      updated,
+    );
+    expect(client.actions.length).to.equal(requests);
+  });
+
+  it('patchStatusDiff guarded: a status decided from a stale copy fails with a conflict', async function () {
+    client.seed(Widgets, {
+      metadata: { name: 'w', namespace: 'ns' },
+      status: { phase: 'A' },
+    } as Widget);
+    const stale = (await client.get<Widget>(Widgets, 'w', 'ns'))!;
+    await patchStatusDiff(client, Widgets, stale, { phase: 'B' });
+    const error = await patchStatusDiff(
+      client,
+      Widgets,
+      stale,
+      { phase: 'C' },
+      { guarded: true },
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isConflict(error), String(error)).to.equal(true);
+    expect((await client.get<Widget>(Widgets, 'w', 'ns'))?.status).to.deep.equal({ phase: 'B' });
   });
 
   it('createIfAbsent creates once, then leaves the existing object alone; other errors pass', async function () {
