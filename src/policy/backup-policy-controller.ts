@@ -49,7 +49,6 @@ import { FIELD_MANAGER, PolicyController, byName, namespacesOf } from './policy-
 import type { PolicyControllerOptions } from './policy-controller.js';
 import {
   Pods,
-  REASON_HOOK_FAILED,
   hookTargets,
   lastHooks,
   runHooks,
@@ -58,6 +57,7 @@ import {
   type Pod,
 } from './hooks.js';
 import { capMessage, summariseProblems } from './messages.js';
+import { BackupPolicyReason } from './reasons.js';
 import { labelValue } from './naming.js';
 import type { Pv, Pvc } from './objects.js';
 import { BackupPolicies, RestoreJobs, isDeleting, isHeldForRestore } from './objects.js';
@@ -271,7 +271,7 @@ export class BackupPolicyController extends PolicyController<
     if (targets.length === 0) {
       run.hookEvents.push({
         type: 'Normal',
-        reason: 'HooksNotRun',
+        reason: BackupPolicyReason.HooksNotRun,
         message: `no Running pod mounts PVC ${pvcNames.join(', ')}: no ${phase} hook ran`,
       });
     }
@@ -279,7 +279,7 @@ export class BackupPolicyController extends PolicyController<
     for (const o of outcomes.filter((x) => x.failed)) {
       run.hookEvents.push({
         type: 'Warning',
-        reason: REASON_HOOK_FAILED,
+        reason: BackupPolicyReason.HookFailed,
         message: `${o.description}; onError ${o.onError}${o.onError === 'Continue' ? ': the run goes on' : ''}`,
       });
     }
@@ -287,7 +287,7 @@ export class BackupPolicyController extends PolicyController<
     if (ok > 0) {
       run.hookEvents.push({
         type: 'Normal',
-        reason: 'HooksRan',
+        reason: BackupPolicyReason.HooksRan,
         message: `${phase} hooks: ${ok} of ${outcomes.length} succeeded`,
       });
     }
@@ -330,7 +330,12 @@ export class BackupPolicyController extends PolicyController<
     const message = `could not create ${failures.length} snapshot(s): ${summariseProblems(failures, 'see the controller log')}`;
     const conditions = setCondition(
       run.policy.status?.conditions,
-      { type: CONDITION_DEGRADED, status: 'True', reason: 'SnapshotCreateFailed', message },
+      {
+        type: CONDITION_DEGRADED,
+        status: 'True',
+        reason: BackupPolicyReason.SnapshotCreateFailed,
+        message,
+      },
       this.clock.now(),
     );
     await this.writeStatus(BackupPolicies, run.current, {
@@ -338,7 +343,7 @@ export class BackupPolicyController extends PolicyController<
       conditions,
     });
     this.emit(run.policy, run.hookEvents);
-    this.recorder.event(run.policy, 'Warning', 'SnapshotCreateFailed', message);
+    this.recorder.event(run.policy, 'Warning', BackupPolicyReason.SnapshotCreateFailed, message);
     throw new Error(message);
   }
 
@@ -437,7 +442,9 @@ export class BackupPolicyController extends PolicyController<
     // A skipped run started nothing.
     this.emit(
       policy,
-      run.skipRun ? plan.events.filter((e) => e.reason !== 'RunStarted') : plan.events,
+      run.skipRun
+        ? plan.events.filter((e) => e.reason !== BackupPolicyReason.RunStarted)
+        : plan.events,
     );
     const newlyFailed = plan.newlyFailedSnapshots;
     if (newlyFailed > 0) this.metrics?.snapshotsFailed.inc(run.labels, newlyFailed);
@@ -458,7 +465,7 @@ export class BackupPolicyController extends PolicyController<
         {
           type: CONDITION_DEGRADED,
           status: 'True',
-          reason: REASON_HOOK_FAILED,
+          reason: BackupPolicyReason.HookFailed,
           message: capMessage(run.hookFailure),
           ...(run.policy.metadata.generation !== undefined
             ? { observedGeneration: run.policy.metadata.generation }

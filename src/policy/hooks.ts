@@ -26,6 +26,7 @@ import type { ResourceType } from '../kube/index.js';
 import type { PodExecutor } from '../kube/exec.js';
 import { rfc3339 } from '../kube/index.js';
 import { capMessage } from './messages.js';
+import { BackupPolicyReason } from './reasons.js';
 import { hasFailed, isDeleting, isReady } from './objects.js';
 
 export type Pod = Omit<V1Pod, 'metadata'> & { metadata: ApiObjectMeta };
@@ -38,8 +39,6 @@ export const Pods: ResourceType = {
   namespaced: true,
 };
 
-export const REASON_HOOK_FAILED = 'HookFailed';
-export const REASON_HOOKS_DISABLED = 'HooksDisabled';
 /** How much of a hook's output a message quotes. */
 export const HOOK_OUTPUT_TAIL = 300;
 
@@ -214,5 +213,5 @@ export function hookRunProblem(
 ): { reason: string; message: string } | undefined {
   const hookRun = status?.hookRun;
   if (!hookRun?.message) return undefined;
-  return { reason: REASON_HOOK_FAILED, message: hookRun.message };
+  return { reason: BackupPolicyReason.HookFailed, message: hookRun.message };
 }
