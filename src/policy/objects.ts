@@ -17,6 +17,7 @@ import {
   GROUP as API_GROUP,
   RESTORE_JOB_KIND,
   RESTORE_JOB_PLURAL,
+  SNAPSHOT_GROUP,
   VERSION,
 } from '../api/index.js';
 import type { ResourceType } from '../kube/index.js';
@@ -98,7 +99,7 @@ export function isHeldForRestore(snapshot: VolumeSnapshot): boolean {
 /** The VolumeSnapshot a PVC is being created from, if any. */
 export function pvcSnapshotSource(pvc: Pvc): string | undefined {
   for (const source of [pvc.spec?.dataSourceRef, pvc.spec?.dataSource]) {
-    if (source?.kind === 'VolumeSnapshot' && source.apiGroup === 'snapshot.storage.k8s.io') {
+    if (source?.kind === 'VolumeSnapshot' && source.apiGroup === SNAPSHOT_GROUP) {
       return source.name;
     }
   }
