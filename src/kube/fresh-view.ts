@@ -62,8 +62,8 @@ export class FreshView<T extends KubeObject> {
  */
 export class OwnWrites<T extends KubeObject> {
   constructor(
-    private readonly client: KubeClient,
-    private readonly resource: ResourceType,
+    protected readonly client: KubeClient,
+    protected readonly resource: ResourceType,
     readonly view: FreshView<T>,
   ) {}
 

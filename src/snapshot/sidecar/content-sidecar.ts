@@ -21,17 +21,11 @@ import type { ListSnapshotsResponse__Output } from '../../gen/csi/csi/v1/ListSna
 import type { Snapshot__Output } from '../../gen/csi/csi/v1/Snapshot.js';
 import {
   Controller,
-  FreshView,
   ItemExponentialRateLimiter,
-  readSecretData,
-  createMergePatch,
-  hasAnnotation,
-  removeFinalizer,
   type EventRecorder,
   type InformerFactory,
   type KubeClient,
   type KubeObject,
-  type PatchOptions,
   type ReconcileResult,
 } from '../../kube/index.js';
 import { errorMessage, silentLogger, type Logger } from '../../observability/logger.js';
@@ -49,12 +43,12 @@ import {
   statusAfterReport,
   statusWithError,
   type ContentPlan,
-  type SecretRef,
   type SidecarSettings,
   type SnapshotReport,
 } from './plan.js';
 import { VolumeSnapshotClasses, VolumeSnapshotContents } from '../../kube/resource.js';
 import { messageOf } from '../../csi/status.js';
+import { ContentWrites, type ContentKind } from './content-writes.js';
 
 /** The CSI Controller calls the sidecar makes (a CsiClient's `controller` provides them). */
 export interface SnapshotterCsi {
@@ -88,6 +82,13 @@ export interface SidecarOptions {
   logger?: Logger;
 }
 
+/** How this sidecar's contents are marked, named in messages and given an error status. */
+const SNAPSHOT_CONTENT: ContentKind<VolumeSnapshotContentStatus> = {
+  what: 'snapshot content',
+  beingCreated: ANN_VOLUME_SNAPSHOT_BEING_CREATED,
+  statusWithError: statusWithError,
+};
+
 /** Builds the sidecar; the caller starts it (directly or through a Manager). */
 export function createSidecar(options: SidecarOptions): Controller {
   return new Sidecar(options).controller;
@@ -108,7 +109,7 @@ class Sidecar {
    * watch delivers our own write must not act on the older cached copy (upstream keeps its
    * own store for the same reason).
    */
-  private readonly fresh: FreshView<VolumeSnapshotContent>;
+  private readonly writes: ContentWrites<VolumeSnapshotContentStatus, VolumeSnapshotContent>;
 
   constructor(options: SidecarOptions) {
     this.options = options;
@@ -132,14 +133,21 @@ class Sidecar {
         previous.metadata?.resourceVersion === next.metadata?.resourceVersion ||
         shouldEnqueueContentChange(previous, next),
     });
-    this.fresh = new FreshView(this.contents, this.clock);
+    this.writes = new ContentWrites(this.contents, {
+      client: options.client,
+      resource: VolumeSnapshotContents,
+      kind: SNAPSHOT_CONTENT,
+      recorder: options.events,
+      clock: this.clock,
+      logger: this.logger,
+    });
   }
 
   private async reconcile(key: string): Promise<ReconcileResult> {
-    const content = this.fresh.get(key);
+    const content = this.writes.get(key);
     if (!content) {
       this.polls.forget(key);
-      this.fresh.forget(key);
+      this.writes.view.forget(key);
       return;
     }
     const className = content.spec?.volumeSnapshotClassName;
@@ -155,7 +163,7 @@ class Sidecar {
         this.polls.forget(key);
         return;
       case 'removeBeingCreated':
-        await this.removeBeingCreated(content);
+        await this.writes.removeBeingCreated(content);
         this.polls.forget(key);
         return;
       case 'createSnapshot':
@@ -166,20 +174,13 @@ class Sidecar {
         await this.deleteSnapshot(content, plan);
         return;
       case 'removeFinalizer':
-        this.fresh.remember(
-          await removeFinalizer(
-            this.options.client,
-            VolumeSnapshotContents,
-            content,
-            FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
-          ),
-        );
+        await this.writes.removeFinalizer(content, FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND);
         this.logger.info('released content', { name: key, policy: content.spec.deletionPolicy });
         return;
       case 'fail':
         if (plan.reason === REASON_DELETE_ERROR)
           this.events.event(content, 'Warning', plan.reason, plan.message);
-        else await this.recordFailure(content, plan.reason, plan.message);
+        else await this.writes.recordFailure(content, plan.reason, plan.message);
         throw new Error(plan.message);
     }
   }
@@ -195,24 +196,20 @@ class Sidecar {
   ): Promise<ReconcileResult> {
     let secrets: Record<string, string>;
     try {
-      secrets = await this.readSecret(plan.call.secretRef, content);
+      secrets = await this.writes.readSecret(plan.call.secretRef, content);
     } catch (error) {
       const message = failureMessage(
         plan.failureReason,
         `failed to get input parameters to create snapshot for content ${content.metadata?.name}: ${errorMessage(error)}`,
       );
-      await this.recordFailure(content, plan.failureReason, message);
+      await this.writes.recordFailure(content, plan.failureReason, message);
       throw new Error(message, { cause: error });
     }
 
     // a timed-out call may still cut a snapshot: the annotation keeps the content from being
     // deleted (and the snapshot from leaking) until the driver has answered for sure
     let current = content;
-    if (!hasAnnotation(current, ANN_VOLUME_SNAPSHOT_BEING_CREATED)) {
-      current = await this.patchContent(current, {
-        metadata: { annotations: { [ANN_VOLUME_SNAPSHOT_BEING_CREATED]: 'yes' } },
-      });
-    }
+    current = await this.writes.markBeingCreated(current);
 
     let snapshot: Snapshot__Output | null;
     try {
@@ -228,18 +225,18 @@ class Sidecar {
       snapshot = response.snapshot;
       if (!snapshot?.snapshot_id) throw new Error('CreateSnapshot returned no snapshot id');
     } catch (error) {
-      if (isFinalCsiError(error)) current = await this.removeBeingCreated(current);
+      if (isFinalCsiError(error)) current = await this.writes.removeBeingCreated(current);
       const message = createFailedMessage(plan.failureReason, current, error);
-      await this.recordFailure(current, plan.failureReason, message);
+      await this.writes.recordFailure(current, plan.failureReason, message);
       throw new Error(message, { cause: error });
     }
 
     const report = reportOf(snapshot);
-    current = await this.writeStatus(
+    current = await this.writes.writeStatus(
       current,
       statusAfterReport(current.status, report, this.clock.now()),
     );
-    await this.removeBeingCreated(current);
+    await this.writes.removeBeingCreated(current);
     this.logger.info('snapshot cut', {
       name: key,
       snapshot: report.snapshotId,
@@ -258,7 +255,7 @@ class Sidecar {
       report = { snapshotId: plan.snapshotId, readyToUse: true, sizeBytes: 0 };
     } else {
       try {
-        const secrets = await this.readSecret(plan.secretRef, content);
+        const secrets = await this.writes.readSecret(plan.secretRef, content);
         const response = await this.options.csi.listSnapshots(
           { snapshot_id: plan.snapshotId, secrets },
           { timeoutMs: this.timeoutMs },
@@ -268,11 +265,14 @@ class Sidecar {
         report = reportOf(found);
       } catch (error) {
         const message = failureMessage(REASON_CHECK_FAILED, messageOf(error));
-        await this.recordFailure(content, REASON_CHECK_FAILED, message);
+        await this.writes.recordFailure(content, REASON_CHECK_FAILED, message);
         throw new Error(message, { cause: error });
       }
     }
-    await this.writeStatus(content, statusAfterReport(content.status, report, this.clock.now()));
+    await this.writes.writeStatus(
+      content,
+      statusAfterReport(content.status, report, this.clock.now()),
+    );
     return this.afterReport(key, report);
   }
 
@@ -290,7 +290,7 @@ class Sidecar {
   ): Promise<void> {
     let secrets: Record<string, string>;
     try {
-      secrets = await this.readSecret(plan.secretRef, content);
+      secrets = await this.writes.readSecret(plan.secretRef, content);
     } catch (error) {
       this.events.event(
         content,
@@ -309,101 +309,18 @@ class Sidecar {
       // e.g. FAILED_PRECONDITION from forceDelete=false with dependent disks: the finalizer
       // stays, and the driver's reason goes where users look (both objects)
       const message = failedToDelete(error);
-      const recorded = await this.recordFailure(content, REASON_DELETE_ERROR, message, {
+      const recorded = await this.writes.recordFailure(content, REASON_DELETE_ERROR, message, {
         keepReadyToUse: true,
       });
       if (recorded) this.events.event(snapshotOf(content), 'Warning', REASON_DELETE_ERROR, message);
       throw new Error(message, { cause: error });
     }
-    const cleared = await this.writeStatus(content, statusAfterDelete(content.status));
+    const cleared = await this.writes.writeStatus(content, statusAfterDelete(content.status));
     this.logger.info('snapshot deleted', {
       name: content.metadata?.name,
       snapshot: plan.snapshotId,
     });
-    this.fresh.remember(
-      await removeFinalizer(
-        this.options.client,
-        VolumeSnapshotContents,
-        cleared,
-        FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
-      ),
-    );
-  }
-
-  /**
-   * Writes the error to the content's status and emits the Event, once per distinct message
-   * (as upstream). Returns whether it was new.
-   */
-  private async recordFailure(
-    content: VolumeSnapshotContent,
-    reason: string,
-    message: string,
-    options: { keepReadyToUse?: boolean } = {},
-  ): Promise<boolean> {
-    const status = statusWithError(content.status, message, this.clock.now(), options);
-    if (!status) return false;
-    this.events.event(content, 'Warning', reason, message);
-    try {
-      await this.writeStatus(content, status);
-    } catch (error) {
-      this.logger.warn('could not record the failure on the content', {
-        name: content.metadata?.name,
-        error: errorMessage(error),
-      });
-    }
-    return true;
-  }
-
-  private async writeStatus(
-    content: VolumeSnapshotContent,
-    next: VolumeSnapshotContentStatus | undefined,
-  ): Promise<VolumeSnapshotContent> {
-    if (!next) return content;
-    const patch = createMergePatch(content.status ?? {}, next);
-    if (!patch) return content;
-    return this.patchContent(content, { status: patch }, { subresource: 'status' });
-  }
-
-  private async removeBeingCreated(content: VolumeSnapshotContent): Promise<VolumeSnapshotContent> {
-    if (!hasAnnotation(content, ANN_VOLUME_SNAPSHOT_BEING_CREATED)) return content;
-    return this.patchContent(content, {
-      metadata: { annotations: { [ANN_VOLUME_SNAPSHOT_BEING_CREATED]: null } },
-    });
-  }
-
-  /** A merge patch of the content (or of its status subresource), remembered as our write. */
-  private async patchContent(
-    content: VolumeSnapshotContent,
-    patch: unknown,
-    options?: PatchOptions,
-  ): Promise<VolumeSnapshotContent> {
-    return this.fresh.remember(
-      await this.options.client.patch<VolumeSnapshotContent>(
-        VolumeSnapshotContents,
-        content.metadata!.name!,
-        undefined,
-        'merge',
-        patch,
-        options,
-      ),
-    );
-  }
-
-  private async readSecret(
-    ref: SecretRef | undefined,
-    content: VolumeSnapshotContent,
-  ): Promise<Record<string, string>> {
-    if (!ref) return {};
-    const data = await readSecretData(this.options.client, ref.name, ref.namespace).catch(
-      () => undefined,
-    );
-    if (!data) {
-      throw new Error(
-        `cannot get credentials for snapshot content ${content.metadata?.name}: ` +
-          `secret ${ref.namespace}/${ref.name} could not be read`,
-      );
-    }
-    return data;
+    await this.writes.removeFinalizer(cleared, FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND);
   }
 }
 

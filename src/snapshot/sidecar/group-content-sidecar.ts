@@ -24,17 +24,11 @@ import type { GroupControllerGetCapabilitiesResponse__Output } from '../../gen/c
 import type { VolumeGroupSnapshot__Output } from '../../gen/csi/csi/v1/VolumeGroupSnapshot.js';
 import {
   Controller,
-  FreshView,
   ItemExponentialRateLimiter,
-  createMergePatch,
-  hasAnnotation,
-  readSecretData,
-  removeFinalizer,
   type EventRecorder,
   type Informer,
   type InformerFactory,
   type KubeClient,
-  type PatchOptions,
   type ReconcileContext,
   type ReconcileResult,
   type Runnable,
@@ -60,7 +54,8 @@ import {
   type GroupSidecarSettings,
   type GroupSnapshotReport,
 } from './group-plan.js';
-import { isFinalCsiError, type SecretRef } from './plan.js';
+import { ContentWrites, type ContentKind } from './content-writes.js';
+import { isFinalCsiError } from './plan.js';
 
 /** The GroupController calls the sidecar makes (a CsiClient's `groupController` provides them). */
 export interface GroupSnapshotterCsi {
@@ -127,6 +122,13 @@ export async function supportsGroupSnapshots(
   }
 }
 
+/** How this sidecar's contents are marked, named in messages and given an error status. */
+const GROUP_SNAPSHOT_CONTENT: ContentKind<VolumeGroupSnapshotContentStatus> = {
+  what: 'group snapshot content',
+  beingCreated: ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED,
+  statusWithError: groupStatusWithError,
+};
+
 /** The group content queue of the CSI snapshotter; the caller starts it (or a Manager does). */
 export class GroupContentSidecar implements Runnable {
   readonly name = 'csi-snapshotter-group';
@@ -141,7 +143,10 @@ export class GroupContentSidecar implements Runnable {
   /** Backoff between polls of a group that is not ready, as upstream's AddRateLimited. */
   private readonly polls: ItemExponentialRateLimiter;
   /** Our last write of each content, read instead of an older cached copy. */
-  private readonly fresh: FreshView<VolumeGroupSnapshotContent>;
+  private readonly writes: ContentWrites<
+    VolumeGroupSnapshotContentStatus,
+    VolumeGroupSnapshotContent
+  >;
 
   constructor(options: GroupContentSidecarOptions) {
     this.options = options;
@@ -179,7 +184,14 @@ export class GroupContentSidecar implements Runnable {
         previous.metadata?.resourceVersion === next.metadata?.resourceVersion ||
         shouldEnqueueGroupContentChange(previous, next),
     });
-    this.fresh = new FreshView(this.contents, this.clock);
+    this.writes = new ContentWrites(this.contents, {
+      client: options.client,
+      resource: VolumeGroupSnapshotContents,
+      kind: GROUP_SNAPSHOT_CONTENT,
+      recorder: options.recorder,
+      clock: this.clock,
+      logger: this.logger,
+    });
   }
 
   start(signal?: AbortSignal): Promise<void> {
@@ -196,10 +208,10 @@ export class GroupContentSidecar implements Runnable {
 
   /** One sync of the content named `key` (upstream syncGroupSnapshotContent). */
   async reconcile(key: string, context?: ReconcileContext): Promise<ReconcileResult> {
-    const content = this.fresh.get(key);
+    const content = this.writes.get(key);
     if (!content) {
       this.polls.forget(key);
-      this.fresh.forget(key);
+      this.writes.view.forget(key);
       return;
     }
     const className = content.spec?.volumeGroupSnapshotClassName;
@@ -215,7 +227,7 @@ export class GroupContentSidecar implements Runnable {
         this.polls.forget(key);
         return;
       case 'removeBeingCreated':
-        await this.removeBeingCreated(content);
+        await this.writes.removeBeingCreated(content);
         this.polls.forget(key);
         return;
       case 'createGroupSnapshot':
@@ -231,7 +243,7 @@ export class GroupContentSidecar implements Runnable {
         this.polls.forget(key);
         return;
       case 'fail':
-        await this.recordFailure(content, plan.reason, plan.message, {
+        await this.writes.recordFailure(content, plan.reason, plan.message, {
           keepReadyToUse: plan.reason === REASON_GROUP_DELETE_ERROR,
         });
         throw new Error(plan.message);
@@ -246,24 +258,20 @@ export class GroupContentSidecar implements Runnable {
   ): Promise<ReconcileResult> {
     let secrets: Record<string, string>;
     try {
-      secrets = await this.readSecret(plan.call.secretRef, content);
+      secrets = await this.writes.readSecret(plan.call.secretRef, content);
     } catch (error) {
       const message = groupFailureMessage(
         plan.failureReason,
         `failed to get input parameters to create group snapshot for group snapshot content ${content.metadata.name}: ${errorMessage(error)}`,
       );
-      await this.recordFailure(content, plan.failureReason, message);
+      await this.writes.recordFailure(content, plan.failureReason, message);
       throw new Error(message, { cause: error });
     }
 
     // a timed-out call may still cut the group: the annotation keeps the content from being
     // deleted (and the group from leaking) until the driver has answered for sure
     let current = content;
-    if (!hasAnnotation(current, ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED)) {
-      current = await this.patchContent(current, {
-        metadata: { annotations: { [ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED]: 'yes' } },
-      });
-    }
+    current = await this.writes.markBeingCreated(current);
 
     let group: VolumeGroupSnapshot__Output;
     try {
@@ -281,18 +289,18 @@ export class GroupContentSidecar implements Runnable {
       }
       group = response.group_snapshot;
     } catch (error) {
-      if (isFinalCsiError(error)) current = await this.removeBeingCreated(current);
+      if (isFinalCsiError(error)) current = await this.writes.removeBeingCreated(current);
       const message = groupCreateFailedMessage(plan.failureReason, current, error);
-      await this.recordFailure(current, plan.failureReason, message);
+      await this.writes.recordFailure(current, plan.failureReason, message);
       throw new Error(message, { cause: error });
     }
 
     const report = groupReportOf(group);
-    current = await this.writeStatus(
+    current = await this.writes.writeStatus(
       current,
       groupStatusAfterReport(current.status, report, this.clock.now()),
     );
-    await this.removeBeingCreated(current);
+    await this.writes.removeBeingCreated(current);
     this.logger.info('group snapshot cut', {
       name: key,
       groupSnapshot: report.groupSnapshotId,
@@ -310,7 +318,7 @@ export class GroupContentSidecar implements Runnable {
   ): Promise<ReconcileResult> {
     let report: GroupSnapshotReport;
     try {
-      const secrets = await this.readSecret(plan.call.secretRef, content);
+      const secrets = await this.writes.readSecret(plan.call.secretRef, content);
       const response = await this.options.csi.getVolumeGroupSnapshot(
         {
           group_snapshot_id: plan.call.groupSnapshotId,
@@ -332,10 +340,10 @@ export class GroupContentSidecar implements Runnable {
         REASON_GROUP_CHECK_FAILED,
         `failed to list group snapshot for group snapshot content ${content.metadata.name}: ${messageOf(error)}`,
       );
-      await this.recordFailure(content, REASON_GROUP_CHECK_FAILED, message);
+      await this.writes.recordFailure(content, REASON_GROUP_CHECK_FAILED, message);
       throw new Error(message, { cause: error });
     }
-    await this.writeStatus(
+    await this.writes.writeStatus(
       content,
       groupStatusAfterReport(content.status, report, this.clock.now()),
     );
@@ -357,10 +365,10 @@ export class GroupContentSidecar implements Runnable {
   ): Promise<void> {
     let secrets: Record<string, string>;
     try {
-      secrets = await this.readSecret(plan.call.secretRef, content);
+      secrets = await this.writes.readSecret(plan.call.secretRef, content);
     } catch (error) {
       const message = groupDeleteFailedMessage(errorMessage(error));
-      await this.recordFailure(content, REASON_GROUP_DELETE_ERROR, message, {
+      await this.writes.recordFailure(content, REASON_GROUP_DELETE_ERROR, message, {
         keepReadyToUse: true,
       });
       throw new Error(message, { cause: error });
@@ -377,12 +385,12 @@ export class GroupContentSidecar implements Runnable {
     } catch (error) {
       // e.g. FAILED_PRECONDITION while disks made from a member remain: the finalizer stays
       const message = groupDeleteFailedMessage(messageOf(error));
-      await this.recordFailure(content, REASON_GROUP_DELETE_ERROR, message, {
+      await this.writes.recordFailure(content, REASON_GROUP_DELETE_ERROR, message, {
         keepReadyToUse: true,
       });
       throw new Error(message, { cause: error });
     }
-    const cleared = await this.writeStatus(content, groupStatusAfterDelete(content.status));
+    const cleared = await this.writes.writeStatus(content, groupStatusAfterDelete(content.status));
     this.logger.info('group snapshot deleted', {
       name: content.metadata.name,
       groupSnapshot: plan.call.groupSnapshotId,
@@ -391,95 +399,11 @@ export class GroupContentSidecar implements Runnable {
   }
 
   private async release(content: VolumeGroupSnapshotContent): Promise<void> {
-    this.fresh.remember(
-      await removeFinalizer(
-        this.options.client,
-        VolumeGroupSnapshotContents,
-        content,
-        FINALIZER_VOLUME_GROUP_SNAPSHOT_CONTENT_BOUND,
-      ),
-    );
+    await this.writes.removeFinalizer(content, FINALIZER_VOLUME_GROUP_SNAPSHOT_CONTENT_BOUND);
     this.logger.info('released group content', {
       name: content.metadata.name,
       policy: content.spec.deletionPolicy,
     });
-  }
-
-  /**
-   * Writes the error to the content's status and emits the Warning Event, once per distinct
-   * message (as upstream, the Event goes out even when the status write fails).
-   */
-  private async recordFailure(
-    content: VolumeGroupSnapshotContent,
-    reason: string,
-    message: string,
-    options: { keepReadyToUse?: boolean } = {},
-  ): Promise<void> {
-    const status = groupStatusWithError(content.status, message, this.clock.now(), options);
-    if (!status) return;
-    this.options.recorder.event(content, 'Warning', reason, message);
-    try {
-      await this.writeStatus(content, status);
-    } catch (error) {
-      this.logger.warn('could not record the failure on the group content', {
-        name: content.metadata.name,
-        error: errorMessage(error),
-      });
-    }
-  }
-
-  private async writeStatus(
-    content: VolumeGroupSnapshotContent,
-    next: VolumeGroupSnapshotContentStatus | undefined,
-  ): Promise<VolumeGroupSnapshotContent> {
-    if (!next) return content;
-    const patch = createMergePatch(content.status ?? {}, next);
-    if (!patch) return content;
-    return this.patchContent(content, { status: patch }, { subresource: 'status' });
-  }
-
-  private async removeBeingCreated(
-    content: VolumeGroupSnapshotContent,
-  ): Promise<VolumeGroupSnapshotContent> {
-    if (!hasAnnotation(content, ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED)) return content;
-    return this.patchContent(content, {
-      metadata: { annotations: { [ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED]: null } },
-    });
-  }
-
-  /** A merge patch of the content (or of its status subresource), remembered as our write. */
-  private async patchContent(
-    content: VolumeGroupSnapshotContent,
-    patch: unknown,
-    options?: PatchOptions,
-  ): Promise<VolumeGroupSnapshotContent> {
-    return this.fresh.remember(
-      await this.options.client.patch<VolumeGroupSnapshotContent>(
-        VolumeGroupSnapshotContents,
-        content.metadata.name!,
-        undefined,
-        'merge',
-        patch,
-        options,
-      ),
-    );
-  }
-
-  private async readSecret(
-    ref: SecretRef | undefined,
-    content: VolumeGroupSnapshotContent,
-  ): Promise<Record<string, string>> {
-    if (!ref) return {};
-    const data = await readSecretData(this.options.client, ref.name, ref.namespace).catch(
-      () => undefined,
-    );
-    if (!data) {
-      throw new Error(
-        `cannot get credentials for group snapshot content ${content.metadata.name}: ` +
-          `secret ${ref.namespace}/${ref.name} could not be read`,
-      );
-    }
-    return data;
   }
 }
 
