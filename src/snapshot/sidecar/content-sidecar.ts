@@ -19,17 +19,8 @@ import type { DeleteSnapshotRequest } from '../../gen/csi/csi/v1/DeleteSnapshotR
 import type { ListSnapshotsRequest } from '../../gen/csi/csi/v1/ListSnapshotsRequest.js';
 import type { ListSnapshotsResponse__Output } from '../../gen/csi/csi/v1/ListSnapshotsResponse.js';
 import type { Snapshot__Output } from '../../gen/csi/csi/v1/Snapshot.js';
-import {
-  Controller,
-  ItemExponentialRateLimiter,
-  type EventRecorder,
-  type InformerFactory,
-  type KubeClient,
-  type KubeObject,
-  type ReconcileResult,
-} from '../../kube/index.js';
-import { errorMessage, silentLogger, type Logger } from '../../observability/logger.js';
-import { systemClock, type Clock } from '../../util/clock.js';
+import type { Controller, EventRecorder, KubeObject, ReconcileResult } from '../../kube/index.js';
+import { errorMessage } from '../../observability/logger.js';
 import {
   REASON_CHECK_FAILED,
   REASON_DELETE_ERROR,
@@ -48,7 +39,8 @@ import {
 } from './plan.js';
 import { VolumeSnapshotClasses, VolumeSnapshotContents } from '../../kube/resource.js';
 import { messageOf } from '../../csi/status.js';
-import { ContentWrites, type ContentKind } from './content-writes.js';
+import type { ContentKind } from './content-writes.js';
+import { ContentQueue, type ContentQueueOptions } from './content-queue.js';
 
 /** The CSI Controller calls the sidecar makes (a CsiClient's `controller` provides them). */
 export interface SnapshotterCsi {
@@ -63,23 +55,12 @@ export interface SnapshotterCsi {
   ): Promise<ListSnapshotsResponse__Output>;
 }
 
-export interface SidecarOptions {
-  client: KubeClient;
-  informers: InformerFactory;
+export interface SidecarOptions extends ContentQueueOptions {
   csi: SnapshotterCsi;
   /** Whether the driver reported LIST_SNAPSHOTS; without it a pre-provisioned one is ready. */
   listSnapshots: boolean;
   events: EventRecorder;
   settings: SidecarSettings;
-  /** `--timeout`: the deadline of each CSI call (upstream default 1 min). */
-  timeoutMs?: number;
-  /** `--worker-threads` (upstream default 10). */
-  workers?: number;
-  /** `--retry-interval-start` / `--retry-interval-max` (upstream 1 s .. 5 min). */
-  retryIntervalStartMs?: number;
-  retryIntervalMaxMs?: number;
-  clock?: Clock;
-  logger?: Logger;
 }
 
 /** How this sidecar's contents are marked, named in messages and given an error status. */
@@ -94,62 +75,29 @@ export function createSidecar(options: SidecarOptions): Controller {
   return new Sidecar(options).controller;
 }
 
-class Sidecar {
-  readonly controller: Controller;
+class Sidecar extends ContentQueue<
+  VolumeSnapshotContentStatus,
+  VolumeSnapshotContent,
+  VolumeSnapshotClass
+> {
   private readonly options: SidecarOptions;
-  private readonly contents;
-  private readonly classes;
-  private readonly clock: Clock;
-  private readonly logger: Logger;
-  private readonly timeoutMs: number;
-  /** Backoff between polls of a snapshot that is not ready, as upstream's AddRateLimited. */
-  private readonly polls: ItemExponentialRateLimiter;
-  /**
-   * The last version of each content this sidecar wrote: a reconcile that runs before the
-   * watch delivers our own write must not act on the older cached copy (upstream keeps its
-   * own store for the same reason).
-   */
-  private readonly writes: ContentWrites<VolumeSnapshotContentStatus, VolumeSnapshotContent>;
 
   constructor(options: SidecarOptions) {
-    this.options = options;
-    this.clock = options.clock ?? systemClock;
-    this.logger = (options.logger ?? silentLogger()).child({ controller: 'csi-snapshotter' });
-    this.timeoutMs = options.timeoutMs ?? 60_000;
-    const start = options.retryIntervalStartMs ?? 1_000;
-    const max = options.retryIntervalMaxMs ?? 300_000;
-    this.polls = new ItemExponentialRateLimiter(start, max);
-    this.contents = options.informers.informer<VolumeSnapshotContent>(VolumeSnapshotContents);
-    this.classes = options.informers.informer<VolumeSnapshotClass>(VolumeSnapshotClasses);
-    this.controller = new Controller({
-      name: 'csi-snapshotter',
-      reconcile: (key) => this.reconcile(key),
-      workers: options.workers ?? 10,
-      rateLimiter: new ItemExponentialRateLimiter(start, max),
-      logger: options.logger,
-    });
-    this.controller.watch(this.contents, {
-      updatePredicate: (previous, next) =>
-        previous.metadata?.resourceVersion === next.metadata?.resourceVersion ||
-        shouldEnqueueContentChange(previous, next),
-    });
-    this.writes = new ContentWrites(this.contents, {
-      client: options.client,
-      resource: VolumeSnapshotContents,
+    super('csi-snapshotter', options, {
+      contents: VolumeSnapshotContents,
+      classes: VolumeSnapshotClasses,
       kind: SNAPSHOT_CONTENT,
       recorder: options.events,
-      clock: this.clock,
-      logger: this.logger,
+      shouldEnqueue: (previous, next) =>
+        shouldEnqueueContentChange(
+          previous as VolumeSnapshotContent,
+          next as VolumeSnapshotContent,
+        ),
     });
+    this.options = options;
   }
 
-  private async reconcile(key: string): Promise<ReconcileResult> {
-    const content = this.writes.get(key);
-    if (!content) {
-      this.polls.forget(key);
-      this.writes.view.forget(key);
-      return;
-    }
+  protected async sync(key: string, content: VolumeSnapshotContent): Promise<ReconcileResult> {
     const className = content.spec?.volumeSnapshotClassName;
     const snapshotClass = className ? this.classes.get(className) : undefined;
     const plan = planContent(content, snapshotClass, this.options.settings);
@@ -274,14 +222,6 @@ class Sidecar {
       statusAfterReport(content.status, report, this.clock.now()),
     );
     return this.afterReport(key, report);
-  }
-
-  private afterReport(key: string, report: SnapshotReport): ReconcileResult {
-    if (report.readyToUse) {
-      this.polls.forget(key);
-      return;
-    }
-    return { requeueAfter: this.polls.when(key) };
   }
 
   private async deleteSnapshot(

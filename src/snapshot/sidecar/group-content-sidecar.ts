@@ -22,20 +22,9 @@ import type { GetVolumeGroupSnapshotResponse__Output } from '../../gen/csi/csi/v
 import type { GroupControllerGetCapabilitiesRequest } from '../../gen/csi/csi/v1/GroupControllerGetCapabilitiesRequest.js';
 import type { GroupControllerGetCapabilitiesResponse__Output } from '../../gen/csi/csi/v1/GroupControllerGetCapabilitiesResponse.js';
 import type { VolumeGroupSnapshot__Output } from '../../gen/csi/csi/v1/VolumeGroupSnapshot.js';
-import {
-  Controller,
-  ItemExponentialRateLimiter,
-  type EventRecorder,
-  type Informer,
-  type InformerFactory,
-  type KubeClient,
-  type ReconcileContext,
-  type ReconcileResult,
-  type Runnable,
-} from '../../kube/index.js';
+import type { EventRecorder, ReconcileContext, ReconcileResult } from '../../kube/index.js';
 import { VolumeGroupSnapshotClasses, VolumeGroupSnapshotContents } from '../../kube/resource.js';
-import { errorMessage, silentLogger, type Logger } from '../../observability/logger.js';
-import { systemClock, type Clock } from '../../util/clock.js';
+import { errorMessage } from '../../observability/logger.js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import {
   DEFAULT_GROUP_SIDECAR_SETTINGS,
@@ -54,7 +43,8 @@ import {
   type GroupSidecarSettings,
   type GroupSnapshotReport,
 } from './group-plan.js';
-import { ContentWrites, type ContentKind } from './content-writes.js';
+import type { ContentKind } from './content-writes.js';
+import { ContentQueue, type ContentQueueOptions } from './content-queue.js';
 import { isFinalCsiError } from './plan.js';
 
 /** The GroupController calls the sidecar makes (a CsiClient's `groupController` provides them). */
@@ -73,9 +63,7 @@ export interface GroupSnapshotterCsi {
   ): Promise<GetVolumeGroupSnapshotResponse__Output>;
 }
 
-export interface GroupContentSidecarOptions {
-  client: KubeClient;
-  informers: InformerFactory;
+export interface GroupContentSidecarOptions extends ContentQueueOptions {
   csi: GroupSnapshotterCsi;
   recorder: EventRecorder;
   /** The CSI driver served (GetPluginInfo's name). */
@@ -86,15 +74,6 @@ export interface GroupContentSidecarOptions {
   groupSnapshotNamePrefix?: string;
   /** `--groupsnapshot-name-uuid-length` (default -1: the whole UID). */
   groupSnapshotNameUuidLength?: number;
-  /** `--timeout`: the deadline of each CSI call (upstream default 1 min). */
-  timeoutMs?: number;
-  /** `--worker-threads` (upstream default 10). */
-  workers?: number;
-  /** `--retry-interval-start` / `--retry-interval-max` (upstream 1 s .. 5 min). */
-  retryIntervalStartMs?: number;
-  retryIntervalMaxMs?: number;
-  clock?: Clock;
-  logger?: Logger;
 }
 
 /**
@@ -129,26 +108,30 @@ const GROUP_SNAPSHOT_CONTENT: ContentKind<VolumeGroupSnapshotContentStatus> = {
   statusWithError: groupStatusWithError,
 };
 
+const GROUP_SIDECAR_NAME = 'csi-snapshotter-group';
+
 /** The group content queue of the CSI snapshotter; the caller starts it (or a Manager does). */
-export class GroupContentSidecar implements Runnable {
-  readonly name = 'csi-snapshotter-group';
-  readonly controller: Controller;
+export class GroupContentSidecar extends ContentQueue<
+  VolumeGroupSnapshotContentStatus,
+  VolumeGroupSnapshotContent,
+  VolumeGroupSnapshotClass
+> {
+  readonly name = GROUP_SIDECAR_NAME;
   private readonly options: GroupContentSidecarOptions;
   private readonly settings: GroupSidecarSettings;
-  private readonly contents: Informer<VolumeGroupSnapshotContent>;
-  private readonly classes: Informer<VolumeGroupSnapshotClass>;
-  private readonly clock: Clock;
-  private readonly logger: Logger;
-  private readonly timeoutMs: number;
-  /** Backoff between polls of a group that is not ready, as upstream's AddRateLimited. */
-  private readonly polls: ItemExponentialRateLimiter;
-  /** Our last write of each content, read instead of an older cached copy. */
-  private readonly writes: ContentWrites<
-    VolumeGroupSnapshotContentStatus,
-    VolumeGroupSnapshotContent
-  >;
 
   constructor(options: GroupContentSidecarOptions) {
+    super(GROUP_SIDECAR_NAME, options, {
+      contents: VolumeGroupSnapshotContents,
+      classes: VolumeGroupSnapshotClasses,
+      kind: GROUP_SNAPSHOT_CONTENT,
+      recorder: options.recorder,
+      shouldEnqueue: (previous, next) =>
+        shouldEnqueueGroupContentChange(
+          previous as VolumeGroupSnapshotContent,
+          next as VolumeGroupSnapshotContent,
+        ),
+    });
     this.options = options;
     this.settings = {
       driverName: options.driverName,
@@ -162,58 +145,14 @@ export class GroupContentSidecar implements Runnable {
     if (!this.settings.groupSnapshotNamePrefix) {
       throw new Error('group snapshot name prefix cannot be of length 0');
     }
-    this.clock = options.clock ?? systemClock;
-    this.logger = (options.logger ?? silentLogger()).child({ controller: this.name });
-    this.timeoutMs = options.timeoutMs ?? 60_000;
-    const start = options.retryIntervalStartMs ?? 1_000;
-    const max = options.retryIntervalMaxMs ?? 300_000;
-    this.polls = new ItemExponentialRateLimiter(start, max);
-    this.contents = options.informers.informer<VolumeGroupSnapshotContent>(
-      VolumeGroupSnapshotContents,
-    );
-    this.classes = options.informers.informer<VolumeGroupSnapshotClass>(VolumeGroupSnapshotClasses);
-    this.controller = new Controller({
-      name: this.name,
-      reconcile: (key, context) => this.reconcile(key, context),
-      workers: options.workers ?? 10,
-      rateLimiter: new ItemExponentialRateLimiter(start, max),
-      logger: options.logger,
-    });
-    this.controller.watch(this.contents, {
-      updatePredicate: (previous, next) =>
-        previous.metadata?.resourceVersion === next.metadata?.resourceVersion ||
-        shouldEnqueueGroupContentChange(previous, next),
-    });
-    this.writes = new ContentWrites(this.contents, {
-      client: options.client,
-      resource: VolumeGroupSnapshotContents,
-      kind: GROUP_SNAPSHOT_CONTENT,
-      recorder: options.recorder,
-      clock: this.clock,
-      logger: this.logger,
-    });
-  }
-
-  start(signal?: AbortSignal): Promise<void> {
-    return this.controller.start(signal);
-  }
-
-  stop(): Promise<void> {
-    return this.controller.stop();
-  }
-
-  get queueDepth(): number {
-    return this.controller.queueDepth;
   }
 
   /** One sync of the content named `key` (upstream syncGroupSnapshotContent). */
-  async reconcile(key: string, context?: ReconcileContext): Promise<ReconcileResult> {
-    const content = this.writes.get(key);
-    if (!content) {
-      this.polls.forget(key);
-      this.writes.view.forget(key);
-      return;
-    }
+  protected async sync(
+    key: string,
+    content: VolumeGroupSnapshotContent,
+    context?: ReconcileContext,
+  ): Promise<ReconcileResult> {
     const className = content.spec?.volumeGroupSnapshotClassName;
     const groupClass = className ? this.classes.get(className) : undefined;
     const plan = planGroupSnapshotContent(content, groupClass, this.settings);
@@ -348,14 +287,6 @@ export class GroupContentSidecar implements Runnable {
       groupStatusAfterReport(content.status, report, this.clock.now()),
     );
     return this.afterReport(key, report);
-  }
-
-  private afterReport(key: string, report: GroupSnapshotReport): ReconcileResult {
-    if (report.readyToUse) {
-      this.polls.forget(key);
-      return;
-    }
-    return { requeueAfter: this.polls.when(key) };
   }
 
   private async deleteGroupSnapshot(

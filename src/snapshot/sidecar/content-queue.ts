@@ -1,0 +1,138 @@
+/**
+ * The shape both content queues of the CSI snapshotter share (./content-sidecar.ts for
+ * VolumeSnapshotContents, ./group-content-sidecar.ts for VolumeGroupSnapshotContents): a
+ * work queue with upstream's flags over the contents' informer, the classes' informer, our
+ * own writes read first, a poll backoff per content that is not ready yet, and the CSI call
+ * deadline. A subclass decides and acts in `sync`.
+ */
+import {
+  Controller,
+  ItemExponentialRateLimiter,
+  type EventRecorder,
+  type Informer,
+  type InformerFactory,
+  type KubeClient,
+  type KubeObject,
+  type ReconcileContext,
+  type ReconcileResult,
+  type ResourceType,
+  type Runnable,
+} from '../../kube/index.js';
+import { silentLogger, type Logger } from '../../observability/logger.js';
+import { systemClock, type Clock } from '../../util/clock.js';
+import { ContentWrites, type ContentKind } from './content-writes.js';
+
+/** What both content queues are built with (upstream's csi-snapshotter flags among them). */
+export interface ContentQueueOptions {
+  client: KubeClient;
+  informers: InformerFactory;
+  /** `--timeout`: the deadline of each CSI call (upstream default 1 min). */
+  timeoutMs?: number;
+  /** `--worker-threads` (upstream default 10). */
+  workers?: number;
+  /** `--retry-interval-start` / `--retry-interval-max` (upstream 1 s .. 5 min). */
+  retryIntervalStartMs?: number;
+  retryIntervalMaxMs?: number;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** The kinds a content queue reads and writes. */
+export interface ContentQueueKinds<S> {
+  contents: ResourceType;
+  classes: ResourceType;
+  kind: ContentKind<S>;
+  recorder: EventRecorder;
+  /** Whether a content's update (other than a resync) needs a sync. */
+  shouldEnqueue(previous: KubeObject, next: KubeObject): boolean;
+}
+
+export abstract class ContentQueue<
+  S extends object,
+  C extends KubeObject & { status?: S },
+  K extends KubeObject,
+> implements Runnable {
+  readonly controller: Controller;
+  protected readonly contents: Informer<C>;
+  protected readonly classes: Informer<K>;
+  protected readonly clock: Clock;
+  protected readonly logger: Logger;
+  protected readonly timeoutMs: number;
+  /** Backoff between polls of a content that is not ready, as upstream's AddRateLimited. */
+  protected readonly polls: ItemExponentialRateLimiter;
+  /**
+   * Our writes of each content: a reconcile that runs before the watch delivers our own write
+   * must not act on the older cached copy (upstream keeps its own store for the same reason).
+   */
+  protected readonly writes: ContentWrites<S, C>;
+
+  protected constructor(name: string, options: ContentQueueOptions, kinds: ContentQueueKinds<S>) {
+    this.clock = options.clock ?? systemClock;
+    this.logger = (options.logger ?? silentLogger()).child({ controller: name });
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    const start = options.retryIntervalStartMs ?? 1_000;
+    const max = options.retryIntervalMaxMs ?? 300_000;
+    this.polls = new ItemExponentialRateLimiter(start, max);
+    this.contents = options.informers.informer<C>(kinds.contents);
+    this.classes = options.informers.informer<K>(kinds.classes);
+    this.controller = new Controller({
+      name,
+      reconcile: (key, context) => this.reconcile(key, context),
+      workers: options.workers ?? 10,
+      rateLimiter: new ItemExponentialRateLimiter(start, max),
+      logger: options.logger,
+    });
+    this.controller.watch(this.contents, {
+      updatePredicate: (previous, next) =>
+        previous.metadata?.resourceVersion === next.metadata?.resourceVersion ||
+        kinds.shouldEnqueue(previous, next),
+    });
+    this.writes = new ContentWrites(this.contents, {
+      client: options.client,
+      resource: kinds.contents,
+      kind: kinds.kind,
+      recorder: kinds.recorder,
+      clock: this.clock,
+      logger: this.logger,
+    });
+  }
+
+  start(signal?: AbortSignal): Promise<void> {
+    return this.controller.start(signal);
+  }
+
+  stop(): Promise<void> {
+    return this.controller.stop();
+  }
+
+  get queueDepth(): number {
+    return this.controller.queueDepth;
+  }
+
+  /** One sync of the content named `key`; a content that is gone is forgotten. */
+  async reconcile(key: string, context?: ReconcileContext): Promise<ReconcileResult> {
+    const content = this.writes.get(key);
+    if (!content) {
+      this.polls.forget(key);
+      this.writes.view.forget(key);
+      return;
+    }
+    return this.sync(key, content, context);
+  }
+
+  /** The next step for a content that exists (upstream's syncContent). */
+  protected abstract sync(
+    key: string,
+    content: C,
+    context?: ReconcileContext,
+  ): Promise<ReconcileResult>;
+
+  /** Done once the driver reports the snapshot ready; else polled again after a backoff. */
+  protected afterReport(key: string, report: { readyToUse: boolean }): ReconcileResult {
+    if (report.readyToUse) {
+      this.polls.forget(key);
+      return;
+    }
+    return { requeueAfter: this.polls.when(key) };
+  }
+}
