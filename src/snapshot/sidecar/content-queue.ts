@@ -21,6 +21,7 @@ import {
 import { silentLogger, type Logger } from '../../observability/logger.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import { ContentWrites, type ContentKind } from './content-writes.js';
+import { isFinalCsiError, type SecretRef } from './plan.js';
 
 /** What both content queues are built with (upstream's csi-snapshotter flags among them). */
 export interface ContentQueueOptions {
@@ -126,6 +127,47 @@ export abstract class ContentQueue<
     content: C,
     context?: ReconcileContext,
   ): Promise<ReconcileResult>;
+
+  /**
+   * A create call of the driver, made safe to retry: the Secret it takes is read (a failure
+   * recorded as `secretFailure` words it); the being-created annotation is set before the
+   * call, because a call that timed out may still cut a snapshot, and removed when the driver
+   * has failed for good; a failed call is recorded on the content as `callFailure` words it.
+   * Returns the content as last written and the driver's answer; `recordCut` finishes.
+   */
+  protected async cut<R>(
+    content: C,
+    step: {
+      secretRef: SecretRef | undefined;
+      failureReason: string;
+      secretFailure: (error: unknown) => string;
+      call: (secrets: Record<string, string>) => Promise<R>;
+      callFailure: (current: C, error: unknown) => string;
+    },
+  ): Promise<{ current: C; answer: R }> {
+    let secrets: Record<string, string>;
+    try {
+      secrets = await this.writes.readSecret(step.secretRef, content);
+    } catch (error) {
+      const message = step.secretFailure(error);
+      await this.writes.recordFailure(content, step.failureReason, message);
+      throw new Error(message, { cause: error });
+    }
+    let current = await this.writes.markBeingCreated(content);
+    try {
+      return { current, answer: await step.call(secrets) };
+    } catch (error) {
+      if (isFinalCsiError(error)) current = await this.writes.removeBeingCreated(current);
+      const message = step.callFailure(current, error);
+      await this.writes.recordFailure(current, step.failureReason, message);
+      throw new Error(message, { cause: error });
+    }
+  }
+
+  /** After a cut: the status the driver's answer gives, then the being-created mark goes. */
+  protected async recordCut(content: C, status: S | undefined): Promise<void> {
+    await this.writes.removeBeingCreated(await this.writes.writeStatus(content, status));
+  }
 
   /** Done once the driver reports the snapshot ready; else polled again after a backoff. */
   protected afterReport(key: string, report: { readyToUse: boolean }): ReconcileResult {

@@ -27,7 +27,6 @@ import {
   createFailedMessage,
   failedToDelete,
   failureMessage,
-  isFinalCsiError,
   planContent,
   shouldEnqueueContentChange,
   statusAfterDelete,
@@ -142,49 +141,32 @@ class Sidecar extends ContentQueue<
     content: VolumeSnapshotContent,
     plan: Extract<ContentPlan, { action: 'createSnapshot' }>,
   ): Promise<ReconcileResult> {
-    let secrets: Record<string, string>;
-    try {
-      secrets = await this.writes.readSecret(plan.call.secretRef, content);
-    } catch (error) {
-      const message = failureMessage(
-        plan.failureReason,
-        `failed to get input parameters to create snapshot for content ${content.metadata?.name}: ${errorMessage(error)}`,
-      );
-      await this.writes.recordFailure(content, plan.failureReason, message);
-      throw new Error(message, { cause: error });
-    }
-
-    // a timed-out call may still cut a snapshot: the annotation keeps the content from being
-    // deleted (and the snapshot from leaking) until the driver has answered for sure
-    let current = content;
-    current = await this.writes.markBeingCreated(current);
-
-    let snapshot: Snapshot__Output | null;
-    try {
-      const response = await this.options.csi.createSnapshot(
-        {
-          name: plan.call.name,
-          source_volume_id: plan.call.sourceVolumeId,
-          parameters: plan.call.parameters,
-          secrets,
-        },
-        { timeoutMs: this.timeoutMs },
-      );
-      snapshot = response.snapshot;
-      if (!snapshot?.snapshot_id) throw new Error('CreateSnapshot returned no snapshot id');
-    } catch (error) {
-      if (isFinalCsiError(error)) current = await this.writes.removeBeingCreated(current);
-      const message = createFailedMessage(plan.failureReason, current, error);
-      await this.writes.recordFailure(current, plan.failureReason, message);
-      throw new Error(message, { cause: error });
-    }
-
+    const { current, answer: snapshot } = await this.cut(content, {
+      secretRef: plan.call.secretRef,
+      failureReason: plan.failureReason,
+      secretFailure: (error) =>
+        failureMessage(
+          plan.failureReason,
+          `failed to get input parameters to create snapshot for content ${content.metadata?.name}: ${errorMessage(error)}`,
+        ),
+      call: async (secrets) => {
+        const response = await this.options.csi.createSnapshot(
+          {
+            name: plan.call.name,
+            source_volume_id: plan.call.sourceVolumeId,
+            parameters: plan.call.parameters,
+            secrets,
+          },
+          { timeoutMs: this.timeoutMs },
+        );
+        const snapshot = response.snapshot;
+        if (!snapshot?.snapshot_id) throw new Error('CreateSnapshot returned no snapshot id');
+        return snapshot;
+      },
+      callFailure: (current, error) => createFailedMessage(plan.failureReason, current, error),
+    });
     const report = reportOf(snapshot);
-    current = await this.writes.writeStatus(
-      current,
-      statusAfterReport(current.status, report, this.clock.now()),
-    );
-    await this.writes.removeBeingCreated(current);
+    await this.recordCut(current, statusAfterReport(current.status, report, this.clock.now()));
     this.logger.info('snapshot cut', {
       name: key,
       snapshot: report.snapshotId,

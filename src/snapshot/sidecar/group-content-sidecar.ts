@@ -21,7 +21,6 @@ import type { GetVolumeGroupSnapshotRequest } from '../../gen/csi/csi/v1/GetVolu
 import type { GetVolumeGroupSnapshotResponse__Output } from '../../gen/csi/csi/v1/GetVolumeGroupSnapshotResponse.js';
 import type { GroupControllerGetCapabilitiesRequest } from '../../gen/csi/csi/v1/GroupControllerGetCapabilitiesRequest.js';
 import type { GroupControllerGetCapabilitiesResponse__Output } from '../../gen/csi/csi/v1/GroupControllerGetCapabilitiesResponse.js';
-import type { VolumeGroupSnapshot__Output } from '../../gen/csi/csi/v1/VolumeGroupSnapshot.js';
 import type { EventRecorder, ReconcileContext, ReconcileResult } from '../../kube/index.js';
 import { VolumeGroupSnapshotClasses, VolumeGroupSnapshotContents } from '../../kube/resource.js';
 import { errorMessage } from '../../observability/logger.js';
@@ -45,7 +44,6 @@ import {
 } from './group-plan.js';
 import type { ContentKind } from './content-writes.js';
 import { ContentQueue, type ContentQueueOptions } from './content-queue.js';
-import { isFinalCsiError } from './plan.js';
 
 /** The GroupController calls the sidecar makes (a CsiClient's `groupController` provides them). */
 export interface GroupSnapshotterCsi {
@@ -195,51 +193,34 @@ export class GroupContentSidecar extends ContentQueue<
     plan: Extract<GroupContentPlan, { action: 'createGroupSnapshot' }>,
     call: CallOptions,
   ): Promise<ReconcileResult> {
-    let secrets: Record<string, string>;
-    try {
-      secrets = await this.writes.readSecret(plan.call.secretRef, content);
-    } catch (error) {
-      const message = groupFailureMessage(
-        plan.failureReason,
-        `failed to get input parameters to create group snapshot for group snapshot content ${content.metadata.name}: ${errorMessage(error)}`,
-      );
-      await this.writes.recordFailure(content, plan.failureReason, message);
-      throw new Error(message, { cause: error });
-    }
-
-    // a timed-out call may still cut the group: the annotation keeps the content from being
-    // deleted (and the group from leaking) until the driver has answered for sure
-    let current = content;
-    current = await this.writes.markBeingCreated(current);
-
-    let group: VolumeGroupSnapshot__Output;
-    try {
-      const response = await this.options.csi.createVolumeGroupSnapshot(
-        {
-          name: plan.call.name,
-          source_volume_ids: plan.call.sourceVolumeIds,
-          parameters: plan.call.parameters,
-          secrets,
-        },
-        call,
-      );
-      if (!response.group_snapshot?.group_snapshot_id) {
-        throw new Error('CreateVolumeGroupSnapshot returned no group snapshot id');
-      }
-      group = response.group_snapshot;
-    } catch (error) {
-      if (isFinalCsiError(error)) current = await this.writes.removeBeingCreated(current);
-      const message = groupCreateFailedMessage(plan.failureReason, current, error);
-      await this.writes.recordFailure(current, plan.failureReason, message);
-      throw new Error(message, { cause: error });
-    }
+    const { current, answer: group } = await this.cut(content, {
+      secretRef: plan.call.secretRef,
+      failureReason: plan.failureReason,
+      secretFailure: (error) =>
+        groupFailureMessage(
+          plan.failureReason,
+          `failed to get input parameters to create group snapshot for group snapshot content ${content.metadata.name}: ${errorMessage(error)}`,
+        ),
+      call: async (secrets) => {
+        const response = await this.options.csi.createVolumeGroupSnapshot(
+          {
+            name: plan.call.name,
+            source_volume_ids: plan.call.sourceVolumeIds,
+            parameters: plan.call.parameters,
+            secrets,
+          },
+          call,
+        );
+        if (!response.group_snapshot?.group_snapshot_id) {
+          throw new Error('CreateVolumeGroupSnapshot returned no group snapshot id');
+        }
+        return response.group_snapshot;
+      },
+      callFailure: (current, error) => groupCreateFailedMessage(plan.failureReason, current, error),
+    });
 
     const report = groupReportOf(group);
-    current = await this.writes.writeStatus(
-      current,
-      groupStatusAfterReport(current.status, report, this.clock.now()),
-    );
-    await this.writes.removeBeingCreated(current);
+    await this.recordCut(current, groupStatusAfterReport(current.status, report, this.clock.now()));
     this.logger.info('group snapshot cut', {
       name: key,
       groupSnapshot: report.groupSnapshotId,
