@@ -39,13 +39,13 @@ export interface ContentQueueOptions {
 }
 
 /** The kinds a content queue reads and writes. */
-export interface ContentQueueKinds<S> {
+export interface ContentQueueKinds<S, C> {
   contents: ResourceType;
   classes: ResourceType;
   kind: ContentKind<S>;
   recorder: EventRecorder;
   /** Whether a content's update (other than a resync) needs a sync. */
-  shouldEnqueue(previous: KubeObject, next: KubeObject): boolean;
+  shouldEnqueue(previous: C, next: C): boolean;
 }
 
 export abstract class ContentQueue<
@@ -67,7 +67,11 @@ export abstract class ContentQueue<
    */
   protected readonly writes: ContentWrites<S, C>;
 
-  protected constructor(name: string, options: ContentQueueOptions, kinds: ContentQueueKinds<S>) {
+  protected constructor(
+    name: string,
+    options: ContentQueueOptions,
+    kinds: ContentQueueKinds<S, C>,
+  ) {
     this.clock = options.clock ?? systemClock;
     this.logger = (options.logger ?? silentLogger()).child({ controller: name });
     this.timeoutMs = options.timeoutMs ?? 60_000;
@@ -145,14 +149,9 @@ export abstract class ContentQueue<
       callFailure: (current: C, error: unknown) => string;
     },
   ): Promise<{ current: C; answer: R }> {
-    let secrets: Record<string, string>;
-    try {
-      secrets = await this.writes.readSecret(step.secretRef, content);
-    } catch (error) {
-      const message = step.secretFailure(error);
-      await this.writes.recordFailure(content, step.failureReason, message);
-      throw new Error(message, { cause: error });
-    }
+    const secrets = await this.recorded(content, step.failureReason, step.secretFailure, () =>
+      this.writes.readSecret(step.secretRef, content),
+    );
     let current = await this.writes.markBeingCreated(content);
     try {
       return { current, answer: await step.call(secrets) };
@@ -162,6 +161,37 @@ export abstract class ContentQueue<
       await this.writes.recordFailure(current, step.failureReason, message);
       throw new Error(message, { cause: error });
     }
+  }
+
+  /**
+   * Runs `step`; when it fails, the failure is recorded on the content with `reason`, worded by
+   * `message`, and thrown on (the work queue then retries with backoff).
+   */
+  protected async recorded<R>(
+    content: C,
+    reason: string,
+    message: (error: unknown) => string,
+    step: () => Promise<R>,
+    options: { keepReadyToUse?: boolean } = {},
+  ): Promise<R> {
+    try {
+      return await step();
+    } catch (error) {
+      const text = message(error);
+      await this.writes.recordFailure(content, reason, text, options);
+      throw new Error(text, { cause: error });
+    }
+  }
+
+  /** A driver's report written to the content's status, then the poll it calls for. */
+  protected async reported(
+    key: string,
+    content: C,
+    status: S | undefined,
+    report: { readyToUse: boolean },
+  ): Promise<ReconcileResult> {
+    await this.writes.writeStatus(content, status);
+    return this.afterReport(key, report);
   }
 
   /** After a cut: the status the driver's answer gives, then the being-created mark goes. */

@@ -87,11 +87,7 @@ class Sidecar extends ContentQueue<
       classes: VolumeSnapshotClasses,
       kind: SNAPSHOT_CONTENT,
       recorder: options.events,
-      shouldEnqueue: (previous, next) =>
-        shouldEnqueueContentChange(
-          previous as VolumeSnapshotContent,
-          next as VolumeSnapshotContent,
-        ),
+      shouldEnqueue: shouldEnqueueContentChange,
     });
     this.options = options;
   }
@@ -180,30 +176,25 @@ class Sidecar extends ContentQueue<
     content: VolumeSnapshotContent,
     plan: Extract<ContentPlan, { action: 'checkSnapshot' }>,
   ): Promise<ReconcileResult> {
-    let report: SnapshotReport;
-    if (!this.options.listSnapshots) {
-      report = { snapshotId: plan.snapshotId, readyToUse: true, sizeBytes: 0 };
-    } else {
-      try {
-        const secrets = await this.writes.readSecret(plan.secretRef, content);
-        const response = await this.options.csi.listSnapshots(
-          { snapshot_id: plan.snapshotId, secrets },
-          { timeoutMs: this.timeoutMs },
+    const report: SnapshotReport = !this.options.listSnapshots
+      ? { snapshotId: plan.snapshotId, readyToUse: true, sizeBytes: 0 }
+      : await this.recorded(
+          content,
+          REASON_CHECK_FAILED,
+          (error) => failureMessage(REASON_CHECK_FAILED, messageOf(error)),
+          async () => {
+            const secrets = await this.writes.readSecret(plan.secretRef, content);
+            const response = await this.options.csi.listSnapshots(
+              { snapshot_id: plan.snapshotId, secrets },
+              { timeoutMs: this.timeoutMs },
+            );
+            const found = response.entries.find((entry) => entry.snapshot)?.snapshot;
+            if (!found) throw new Error(`can not find snapshot for snapshotID ${plan.snapshotId}`);
+            return reportOf(found);
+          },
         );
-        const found = response.entries.find((entry) => entry.snapshot)?.snapshot;
-        if (!found) throw new Error(`can not find snapshot for snapshotID ${plan.snapshotId}`);
-        report = reportOf(found);
-      } catch (error) {
-        const message = failureMessage(REASON_CHECK_FAILED, messageOf(error));
-        await this.writes.recordFailure(content, REASON_CHECK_FAILED, message);
-        throw new Error(message, { cause: error });
-      }
-    }
-    await this.writes.writeStatus(
-      content,
-      statusAfterReport(content.status, report, this.clock.now()),
-    );
-    return this.afterReport(key, report);
+    const status = statusAfterReport(content.status, report, this.clock.now());
+    return this.reported(key, content, status, report);
   }
 
   private async deleteSnapshot(

@@ -40,7 +40,6 @@ import {
   shouldEnqueueGroupContentChange,
   type GroupContentPlan,
   type GroupSidecarSettings,
-  type GroupSnapshotReport,
 } from './group-plan.js';
 import type { ContentKind } from './content-writes.js';
 import { ContentQueue, type ContentQueueOptions } from './content-queue.js';
@@ -124,11 +123,7 @@ export class GroupContentSidecar extends ContentQueue<
       classes: VolumeGroupSnapshotClasses,
       kind: GROUP_SNAPSHOT_CONTENT,
       recorder: options.recorder,
-      shouldEnqueue: (previous, next) =>
-        shouldEnqueueGroupContentChange(
-          previous as VolumeGroupSnapshotContent,
-          next as VolumeGroupSnapshotContent,
-        ),
+      shouldEnqueue: shouldEnqueueGroupContentChange,
     });
     this.options = options;
     this.settings = {
@@ -236,38 +231,38 @@ export class GroupContentSidecar extends ContentQueue<
     plan: Extract<GroupContentPlan, { action: 'getGroupSnapshot' }>,
     call: CallOptions,
   ): Promise<ReconcileResult> {
-    let report: GroupSnapshotReport;
-    try {
-      const secrets = await this.writes.readSecret(plan.call.secretRef, content);
-      const response = await this.options.csi.getVolumeGroupSnapshot(
-        {
-          group_snapshot_id: plan.call.groupSnapshotId,
-          snapshot_ids: plan.call.snapshotIds,
-          secrets,
-        },
-        call,
-      );
-      if (!response.group_snapshot) {
-        throw new Error(
-          `GetVolumeGroupSnapshot returned no group snapshot for ${plan.call.groupSnapshotId}`,
-        );
-      }
-      report = groupReportOf(response.group_snapshot);
-      // the handle the content names is the one that counts, whatever the driver echoes
-      report.groupSnapshotId = plan.call.groupSnapshotId;
-    } catch (error) {
-      const message = groupFailureMessage(
-        REASON_GROUP_CHECK_FAILED,
-        `failed to list group snapshot for group snapshot content ${content.metadata.name}: ${messageOf(error)}`,
-      );
-      await this.writes.recordFailure(content, REASON_GROUP_CHECK_FAILED, message);
-      throw new Error(message, { cause: error });
-    }
-    await this.writes.writeStatus(
+    const report = await this.recorded(
       content,
-      groupStatusAfterReport(content.status, report, this.clock.now()),
+      REASON_GROUP_CHECK_FAILED,
+      (error) =>
+        groupFailureMessage(
+          REASON_GROUP_CHECK_FAILED,
+          `failed to list group snapshot for group snapshot content ${content.metadata.name}: ${messageOf(error)}`,
+        ),
+      async () => {
+        const secrets = await this.writes.readSecret(plan.call.secretRef, content);
+        const response = await this.options.csi.getVolumeGroupSnapshot(
+          {
+            group_snapshot_id: plan.call.groupSnapshotId,
+            snapshot_ids: plan.call.snapshotIds,
+            secrets,
+          },
+          call,
+        );
+        if (!response.group_snapshot) {
+          throw new Error(
+            `GetVolumeGroupSnapshot returned no group snapshot for ${plan.call.groupSnapshotId}`,
+          );
+        }
+        // the handle the content names is the one that counts, whatever the driver echoes
+        return {
+          ...groupReportOf(response.group_snapshot),
+          groupSnapshotId: plan.call.groupSnapshotId,
+        };
+      },
     );
-    return this.afterReport(key, report);
+    const status = groupStatusAfterReport(content.status, report, this.clock.now());
+    return this.reported(key, content, status, report);
   }
 
   private async deleteGroupSnapshot(
@@ -275,33 +270,30 @@ export class GroupContentSidecar extends ContentQueue<
     plan: Extract<GroupContentPlan, { action: 'deleteGroupSnapshot' }>,
     call: CallOptions,
   ): Promise<void> {
-    let secrets: Record<string, string>;
-    try {
-      secrets = await this.writes.readSecret(plan.call.secretRef, content);
-    } catch (error) {
-      const message = groupDeleteFailedMessage(errorMessage(error));
-      await this.writes.recordFailure(content, REASON_GROUP_DELETE_ERROR, message, {
-        keepReadyToUse: true,
-      });
-      throw new Error(message, { cause: error });
-    }
-    try {
-      await this.options.csi.deleteVolumeGroupSnapshot(
-        {
-          group_snapshot_id: plan.call.groupSnapshotId,
-          snapshot_ids: plan.call.snapshotIds,
-          secrets,
-        },
-        call,
-      );
-    } catch (error) {
-      // e.g. FAILED_PRECONDITION while disks made from a member remain: the finalizer stays
-      const message = groupDeleteFailedMessage(messageOf(error));
-      await this.writes.recordFailure(content, REASON_GROUP_DELETE_ERROR, message, {
-        keepReadyToUse: true,
-      });
-      throw new Error(message, { cause: error });
-    }
+    const keep = { keepReadyToUse: true };
+    const secrets = await this.recorded(
+      content,
+      REASON_GROUP_DELETE_ERROR,
+      (error) => groupDeleteFailedMessage(errorMessage(error)),
+      () => this.writes.readSecret(plan.call.secretRef, content),
+      keep,
+    );
+    // e.g. FAILED_PRECONDITION while disks made from a member remain: the finalizer stays
+    await this.recorded(
+      content,
+      REASON_GROUP_DELETE_ERROR,
+      (error) => groupDeleteFailedMessage(messageOf(error)),
+      () =>
+        this.options.csi.deleteVolumeGroupSnapshot(
+          {
+            group_snapshot_id: plan.call.groupSnapshotId,
+            snapshot_ids: plan.call.snapshotIds,
+            secrets,
+          },
+          call,
+        ),
+      keep,
+    );
     const cleared = await this.writes.writeStatus(content, groupStatusAfterDelete(content.status));
     this.logger.info('group snapshot deleted', {
       name: content.metadata.name,
