@@ -199,12 +199,14 @@ export abstract class ContentQueue<
     await this.writes.removeBeingCreated(await this.writes.writeStatus(content, status));
   }
 
+  /** Nothing (more) to do for this content: its poll backoff is forgotten. */
+  protected settled(key: string): ReconcileResult {
+    this.polls.forget(key);
+    return undefined;
+  }
+
   /** Done once the driver reports the snapshot ready; else polled again after a backoff. */
   protected afterReport(key: string, report: { readyToUse: boolean }): ReconcileResult {
-    if (report.readyToUse) {
-      this.polls.forget(key);
-      return;
-    }
-    return { requeueAfter: this.polls.when(key) };
+    return report.readyToUse ? this.settled(key) : { requeueAfter: this.polls.when(key) };
   }
 }

@@ -103,12 +103,10 @@ class Sidecar extends ContentQueue<
       case 'notOurs':
       case 'upToDate':
       case 'leftToGroup':
-        this.polls.forget(key);
-        return;
+        return this.settled(key);
       case 'removeBeingCreated':
         await this.writes.removeBeingCreated(content);
-        this.polls.forget(key);
-        return;
+        return this.settled(key);
       case 'createSnapshot':
         return this.createSnapshot(key, content, plan);
       case 'checkSnapshot':

@@ -156,24 +156,20 @@ export class GroupContentSidecar extends ContentQueue<
     switch (plan.action) {
       case 'notOurs':
       case 'upToDate':
-        this.polls.forget(key);
-        return;
+        return this.settled(key);
       case 'removeBeingCreated':
         await this.writes.removeBeingCreated(content);
-        this.polls.forget(key);
-        return;
+        return this.settled(key);
       case 'createGroupSnapshot':
         return this.createGroupSnapshot(key, content, plan, call);
       case 'getGroupSnapshot':
         return this.getGroupSnapshot(key, content, plan, call);
       case 'deleteGroupSnapshot':
         await this.deleteGroupSnapshot(content, plan, call);
-        this.polls.forget(key);
-        return;
+        return this.settled(key);
       case 'removeFinalizer':
         await this.release(content);
-        this.polls.forget(key);
-        return;
+        return this.settled(key);
       case 'fail':
         await this.writes.recordFailure(content, plan.reason, plan.message, {
           keepReadyToUse: plan.reason === REASON_GROUP_DELETE_ERROR,
