@@ -11,10 +11,11 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import type * as Yaml from 'yaml';
 
 /** A cluster entry, with the field names client-node's KubeConfig uses. */
 export interface KubeconfigCluster {
@@ -128,6 +129,17 @@ export function clusterAccessFromKubeConfig(config: KubeConfigLike): ClusterAcce
   const cluster = config.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   return clusterAccessOf(cluster, config.getCurrentUser() ?? {});
+}
+
+/**
+ * yaml is loaded on the first kubeconfig file read, not at start-up: it holds about 13 MiB
+ * resident, and a pod's in-cluster configuration needs none of it. `require` keeps the loaders
+ * synchronous (yaml ships CommonJS; `import()` would make every caller async).
+ */
+let yamlParse: ((text: string) => unknown) | undefined;
+function parseYaml(text: string): unknown {
+  yamlParse ??= (createRequire(import.meta.url)('yaml') as typeof Yaml).parse;
+  return yamlParse(text);
 }
 
 interface KubeconfigFile {

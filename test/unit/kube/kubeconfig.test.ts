@@ -1,9 +1,11 @@
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { loadClusterAccess, readKubeconfig, selectContext } from '../../../src/kube/kubeconfig.js';
+import { repoRoot } from '../../support/tools.js';
 
 const CA = Buffer.from('-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n');
 
@@ -184,5 +186,33 @@ describe('kube: kubeconfig loading', function () {
     expect(selectContext([readKubeconfig(file)], 'work').cluster.server).to.equal(
       'https://127.0.0.1:6443/',
     );
+  });
+
+  it('loads yaml only once a kubeconfig file is read, not for the in-cluster configuration', function () {
+    this.timeout(30_000);
+    const sa = path.join(dir, 'sa');
+    mkdirSync(sa);
+    writeFileSync(path.join(sa, 'ca.crt'), CA);
+    writeFileSync(path.join(sa, 'token'), 't');
+    const file = write('config', kubeconfig({ token: 't0ken' }));
+    // a fresh process: this test file has yaml loaded already
+    const script = `
+import { createRequire } from 'node:module';
+const cache = createRequire(import.meta.url).cache;
+const yamlLoaded = () => Object.keys(cache).some((id) => id.includes('/node_modules/yaml/'));
+const { loadClusterAccess } = await import('./src/kube/kubeconfig.ts');
+const env = { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' };
+loadClusterAccess({ env, home: '/nonexistent', serviceAccountDir: ${JSON.stringify(sa)} });
+const inCluster = yamlLoaded();
+loadClusterAccess({ file: ${JSON.stringify(file)}, env: {} });
+process.stdout.write(JSON.stringify({ inCluster, fromFile: yamlLoaded() }));
+`;
+    const result = spawnSync(
+      process.execPath,
+      ['--import', 'tsx/esm', '--input-type=module', '-e', script],
+      { cwd: repoRoot, encoding: 'utf8' },
+    );
+    expect(result.status, result.stderr).to.equal(0);
+    expect(JSON.parse(result.stdout)).to.deep.equal({ inCluster: false, fromFile: true });
   });
 });
