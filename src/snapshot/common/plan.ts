@@ -4,6 +4,7 @@
  * steps both take the same way for a snapshot and its content as for a group and its content.
  */
 import type { SnapshotError } from '../../api/snapshot.js';
+import { invalidSecretField, type SecretField } from '../../api/secret-template.js';
 import { rfc3339 } from '../../kube/objects.js';
 
 export type EventType = 'Normal' | 'Warning';
@@ -268,4 +269,270 @@ export function mirrorActions<T extends string>(
   return patch && Object.keys(patch).length > 0
     ? [{ type, status: patch, onFailure }, ...events]
     : events;
+}
+
+/** Where a content names its object and its class (`volumeSnapshotRef`, `volumeSnapshotClassName`). */
+export interface ContentFields {
+  ref: string;
+  className: string;
+}
+
+/** How a kind's plan words upstream's reports about it and its content, and writes its status. */
+export interface KindWords<T extends string> {
+  /** The action that patches the object's status. */
+  statusAction: T;
+  /** "VolumeSnapshot", "VolumeGroupSnapshot". */
+  kind: string;
+  /** "VolumeSnapshotContent", "VolumeGroupSnapshotContent". */
+  contentKind: string;
+  /** "snapshot", "group snapshot". */
+  noun: string;
+  reasons: {
+    contentMissing: string;
+    contentMismatch: string;
+    contentMisbound: string;
+    misbound: string;
+  };
+}
+
+/** What a plan of the kind's own vocabulary may hold: its status patch and events. */
+export type KindAction<T extends string> = StatusPatchAction<T> | EventAction;
+
+/**
+ * The status patch and Warning event that record an error on the object (none when the same
+ * message is recorded already), as actions of the kind's plan.
+ */
+export function errorActions<T extends string>(
+  words: KindWords<T>,
+  obj: WithErrorStatus,
+  reason: string,
+  message: string,
+  now: Date,
+  setReadyFalse = true,
+): KindAction<T>[] {
+  const record = errorRecord(obj, reason, message, now, setReadyFalse);
+  return record ? [{ type: words.statusAction, status: record.status }, record.event] : [];
+}
+
+/** An error recorded on the object, then the reconcile fails with it (and backs off). */
+export function failure<T extends string>(
+  words: KindWords<T>,
+  obj: WithErrorStatus,
+  reason: string,
+  message: string,
+  now: Date,
+  setReadyFalse = true,
+): Plan<KindAction<T>> {
+  return { actions: errorActions(words, obj, reason, message, now, setReadyFalse), retry: message };
+}
+
+/** A Warning event, then the reconcile fails with its message. */
+export function warnAndRetry(reason: string, message: string): Plan<EventAction> {
+  return { actions: [warning(reason, message)], retry: message };
+}
+
+/** The object's content is gone: reported on the object as upstream reports it. */
+export function contentMissing<T extends string>(
+  words: KindWords<T>,
+  obj: WithErrorStatus,
+  now: Date,
+): KindAction<T>[] {
+  return errorActions(
+    words,
+    obj,
+    words.reasons.contentMissing,
+    `${words.contentKind} is missing`,
+    now,
+  );
+}
+
+/**
+ * A ready, bound object only checks that its binding still holds: its content exists and
+ * points back at it.
+ */
+export function readyBindingActions<T extends string>(
+  words: KindWords<T>,
+  obj: NamedObject & WithErrorStatus,
+  content: { ref: ObjectRef } | undefined,
+  now: Date,
+): KindAction<T>[] {
+  if (!content) return contentMissing(words, obj, now);
+  if (refersTo(content.ref, obj)) return [];
+  return errorActions(
+    words,
+    obj,
+    words.reasons.misbound,
+    `${words.contentKind} is not bound to the ${words.kind} correctly`,
+    now,
+  );
+}
+
+/** What a content's source says it was made for: a pre-provisioned object, a dynamic one. */
+export interface ContentSource {
+  preprovisioned: boolean;
+  dynamic: boolean;
+}
+
+/**
+ * The content an object expects, checked: a pre-provisioned object's must be pre-provisioned
+ * and point back to it (by name and namespace; by uid once bound); a dynamic object's must be
+ * dynamic and bound to it. A failed check is recorded on the object and retried.
+ */
+export function checkedContent<T extends string, C>(
+  words: KindWords<T>,
+  obj: NamedObject & WithErrorStatus,
+  expected: { name: string; preprovisioned: boolean },
+  found: { content: C; source: ContentSource; ref: ObjectRef } | undefined,
+  now: Date,
+): { content?: C } | { failure: Plan<KindAction<T>> } {
+  if (!found) return {};
+  const { name, preprovisioned } = expected;
+  const fail = (reason: string, message: string) => ({
+    failure: failure(words, obj, reason, message, now),
+  });
+  const { contentKind, reasons } = words;
+  if (preprovisioned && !found.source.preprovisioned) {
+    return fail(
+      reasons.contentMismatch,
+      `${contentKind} is dynamically provisioned while expecting a pre-provisioned one`,
+    );
+  }
+  if (!preprovisioned && !found.source.dynamic) {
+    return fail(
+      reasons.contentMismatch,
+      `${contentKind} ${name} is pre-provisioned while expecting a dynamically provisioned one`,
+    );
+  }
+  return pointsBack(found.ref, obj, preprovisioned)
+    ? { content: found.content }
+    : fail(
+        reasons.contentMisbound,
+        `${contentKind} [${name}] is bound to a different ${words.noun}`,
+      );
+}
+
+/**
+ * A pre-provisioned content as it is once bound: its ref carries the object's uid and, when
+ * the object names one, its class.
+ */
+export function withBinding<C extends { spec: object }>(
+  content: C,
+  fields: ContentFields,
+  uid: string | undefined,
+  className: string | undefined,
+): C {
+  const spec = content.spec as Record<string, unknown>;
+  return {
+    ...content,
+    spec: {
+      ...spec,
+      [fields.ref]: { ...(spec[fields.ref] as object), uid },
+      ...(className !== undefined ? { [fields.className]: className } : {}),
+    },
+  };
+}
+
+/** The `metadata` of a new content: its name and, when the class names one, its deletion Secret. */
+export function contentMetadata(
+  name: string,
+  secret: { name: string; namespace: string } | undefined,
+  keys: { name: string; namespace: string },
+): { name: string; annotations?: Record<string, string> } {
+  return secret ? { name, annotations: secretAnnotations(secret, keys) } : { name };
+}
+
+/** The annotations that record a deletion Secret under `keys`; none without a Secret. */
+export function secretAnnotations(
+  secret: { name: string; namespace: string } | undefined,
+  keys: { name: string; namespace: string },
+): Record<string, string> {
+  return secret ? { [keys.name]: secret.name, [keys.namespace]: secret.namespace } : {};
+}
+
+/** The reference a new dynamic content holds to its object, bound from the start. */
+export function referenceTo(
+  apiVersion: string,
+  kind: string,
+  obj: { metadata: NamedObject['metadata'] & { resourceVersion?: string } },
+) {
+  const { name, namespace, uid, resourceVersion } = obj.metadata;
+  return { apiVersion, kind, name, namespace, uid, resourceVersion };
+}
+
+/** One field's template filled, or the placeholders it may not use. */
+export type TemplateResolution =
+  { value: string } | { unknown: readonly string[]; allowed: readonly string[] };
+
+/**
+ * A Secret reference from two templates (undefined when neither is set), each filled by
+ * `resolve`, with the texts of a template that is incomplete, unknown or yields no valid name.
+ */
+export function secretReference(
+  templates: Record<SecretField, string> | 'incomplete' | undefined,
+  keys: Record<SecretField, string>,
+  resolve: (field: SecretField, template: string) => TemplateResolution,
+): { ref?: { name: string; namespace: string } } | { error: string } {
+  if (templates === undefined) return {};
+  if (templates === 'incomplete') {
+    return { error: `${keys.name} and ${keys.namespace} must be set together` };
+  }
+  const ref = { name: '', namespace: '' };
+  for (const field of ['namespace', 'name'] as const) {
+    const resolved = resolve(field, templates[field]);
+    if ('unknown' in resolved) {
+      const list = (names: readonly string[]) => names.map((key) => `\${${key}}`).join(', ');
+      return {
+        error: `${keys[field]}: "${templates[field]}" uses ${list(resolved.unknown)}; allowed: ${list(resolved.allowed)}`,
+      };
+    }
+    ref[field] = resolved.value;
+  }
+  const invalid = invalidSecretField(ref);
+  if (invalid === 'namespace') {
+    return { error: `${keys.namespace} resolves to "${ref.namespace}", not a namespace name` };
+  }
+  if (invalid === 'name') {
+    return { error: `${keys.name} resolves to "${ref.name}", not a Secret name` };
+  }
+  return { ref };
+}
+
+/** How an object being deleted releases its content: the actions, and the texts of a failed delete. */
+export interface ContentReleaseWords<A extends string, D extends string> {
+  annotate: A;
+  delete: D;
+  /** The annotation that marks the content being deleted. */
+  beingDeleted: string;
+  reason: string;
+  message: string;
+}
+
+export type ContentReleaseAction<A extends string, D extends string> =
+  { type: A; contentName: string } | { type: D; contentName: string; onFailure: FailureReport };
+
+/**
+ * The content of an object being deleted: marked being-deleted (once), and deleted when its
+ * policy says so and its deletion has not begun.
+ */
+export function contentRelease<A extends string, D extends string>(
+  content: NamedObject & {
+    metadata: { deletionTimestamp?: unknown; annotations?: Record<string, string> };
+  },
+  deleteContent: boolean,
+  words: ContentReleaseWords<A, D>,
+): ContentReleaseAction<A, D>[] {
+  const contentName = content.metadata.name!;
+  const actions: ContentReleaseAction<A, D>[] = [];
+  if (content.metadata.annotations?.[words.beingDeleted] !== 'yes') {
+    actions.push({ type: words.annotate, contentName });
+  }
+  if (deleteContent && !content.metadata.deletionTimestamp) {
+    const { reason, message } = words;
+    actions.push({
+      type: words.delete,
+      contentName,
+      onFailure: { reason, message, toStatus: false },
+    });
+  }
+  return actions;
 }

@@ -30,22 +30,33 @@ import { isGroupSnapshotMember } from '../group.js';
 import {
   boundVolume,
   candidateContents,
+  checkedContent,
   chooseDefault,
-  errorRecord,
+  contentMetadata,
+  contentMissing,
+  contentRelease,
+  errorActions,
+  failure,
   has,
   keyOfObject as snapshotKey,
   mirrorActions,
   mirrorStatus,
-  pointsBack,
   quoted,
+  readyBindingActions,
+  referenceTo,
   refersTo,
+  secretReference,
   updateFailed,
+  warnAndRetry,
+  warning,
+  withBinding,
+  type ContentFields,
   type EventAction,
   type FailureReport,
+  type KindWords,
   type Plan,
 } from '../common/plan.js';
 import {
-  invalidSecretField,
   resolveSecretTemplate,
   secretParameterKeys,
   secretTemplates,
@@ -83,6 +94,21 @@ const SNAPSHOT_MIRROR = {
   boundField: 'boundVolumeSnapshotContentName',
   what: 'Snapshot',
   reasons: { created: Reasons.snapshotCreated, ready: Reasons.snapshotReady },
+};
+
+/** How the snapshot's plan words upstream's reports about it and its content. */
+const SNAPSHOT_WORDS: KindWords<'patchSnapshotStatus'> = {
+  statusAction: 'patchSnapshotStatus',
+  kind: 'VolumeSnapshot',
+  contentKind: 'VolumeSnapshotContent',
+  noun: 'snapshot',
+  reasons: Reasons,
+};
+
+/** Where a VolumeSnapshotContent names its snapshot and class. */
+export const CONTENT_REF_FIELDS: ContentFields = {
+  ref: 'volumeSnapshotRef',
+  className: 'volumeSnapshotClassName',
 };
 
 export type { EventType, FailureReport, Plan } from '../common/plan.js';
@@ -238,36 +264,20 @@ export function snapshotterSecretRef(
   snapshot: VolumeSnapshot,
 ): { ref?: { name: string; namespace: string } } | { error: string } {
   const keys = secretParameterKeys('snapshotter');
-  const templates = secretTemplates(parameters ?? {}, keys);
-  if (templates === undefined) return {};
-  if (templates === 'incomplete') {
-    return { error: `${keys.name} and ${keys.namespace} must be set together` };
-  }
   const values = {
     'volumesnapshotcontent.name': contentName,
     'volumesnapshot.namespace': snapshot.metadata.namespace ?? '',
     'volumesnapshot.name': snapshot.metadata.name ?? '',
   };
-  const ref = { name: '', namespace: '' };
-  for (const field of ['namespace', 'name'] as const) {
-    const resolved = resolveSecretTemplate('snapshotter', field, templates[field], values);
-    if ('unknown' in resolved) {
-      const list = (names: readonly string[]) => names.map((key) => `\${${key}}`).join(', ');
-      return {
-        error: `${keys[field]}: "${templates[field]}" uses ${list(resolved.unknown)}; allowed: ${list(resolved.allowed)}`,
-      };
-    }
-    ref[field] = resolved.value;
-  }
-  const invalid = invalidSecretField(ref);
-  if (invalid === 'namespace') {
-    return { error: `${keys.namespace} resolves to "${ref.namespace}", not a namespace name` };
-  }
-  if (invalid === 'name') {
-    return { error: `${keys.name} resolves to "${ref.name}", not a Secret name` };
-  }
-  return { ref };
+  return secretReference(secretTemplates(parameters ?? {}, keys), keys, (field, template) =>
+    resolveSecretTemplate('snapshotter', field, template, values),
+  );
 }
+
+const DELETION_SECRET_KEYS = {
+  name: ANN_DELETION_SECRET_NAME,
+  namespace: ANN_DELETION_SECRET_NAMESPACE,
+};
 
 /** The content a dynamic snapshot gets: `snapcontent-<uid>`, bound to it from the start. */
 export function desiredContent(
@@ -281,26 +291,9 @@ export function desiredContent(
   const content: VolumeSnapshotContent = {
     apiVersion: SNAPSHOT_API_VERSION,
     kind: VOLUME_SNAPSHOT_CONTENT_KIND,
-    metadata: {
-      name,
-      ...(secret
-        ? {
-            annotations: {
-              [ANN_DELETION_SECRET_NAME]: secret.name,
-              [ANN_DELETION_SECRET_NAMESPACE]: secret.namespace,
-            },
-          }
-        : {}),
-    },
+    metadata: contentMetadata(name, secret, DELETION_SECRET_KEYS),
     spec: {
-      volumeSnapshotRef: {
-        apiVersion: SNAPSHOT_API_VERSION,
-        kind: VOLUME_SNAPSHOT_KIND,
-        name: snapshot.metadata.name,
-        namespace: snapshot.metadata.namespace,
-        uid: snapshot.metadata.uid,
-        resourceVersion: snapshot.metadata.resourceVersion,
-      },
+      volumeSnapshotRef: referenceTo(SNAPSHOT_API_VERSION, VOLUME_SNAPSHOT_KIND, snapshot),
       source: { volumeHandle: pv.spec!.csi!.volumeHandle },
       volumeSnapshotClassName: snapshotClass.metadata.name,
       deletionPolicy: snapshotClass.deletionPolicy,
@@ -369,8 +362,7 @@ export function reportError(
   now: Date,
   setReadyFalse = true,
 ): SnapshotAction[] {
-  const record = errorRecord(snapshot, reason, message, now, setReadyFalse);
-  return record ? [{ type: 'patchSnapshotStatus', status: record.status }, record.event] : [];
+  return errorActions(SNAPSHOT_WORDS, snapshot, reason, message, now, setReadyFalse);
 }
 
 function fail(
@@ -380,35 +372,15 @@ function fail(
   now: Date,
   setReadyFalse = true,
 ): Plan<SnapshotAction> {
-  return { actions: reportError(snapshot, reason, message, now, setReadyFalse), retry: message };
+  return failure(SNAPSHOT_WORDS, snapshot, reason, message, now, setReadyFalse);
 }
-
-/** A content that fails its snapshot's check: the snapshot reports the error and is retried. */
-function contentFailure(
-  obs: SnapshotObservation,
-  reason: string,
-  message: string,
-): { failure: Plan<SnapshotAction> } {
-  return { failure: fail(obs.snapshot, reason, message, obs.now) };
-}
-
-/** The snapshot's content is gone: reported on the snapshot as upstream reports it. */
-const contentMissing = (obs: SnapshotObservation) =>
-  reportError(obs.snapshot, Reasons.contentMissing, 'VolumeSnapshotContent is missing', obs.now);
-
-const misbound = (obs: SnapshotObservation, contentName: string) =>
-  contentFailure(
-    obs,
-    Reasons.contentMisbound,
-    `VolumeSnapshotContent [${contentName}] is bound to a different snapshot`,
-  );
 
 /**
  * The content of a snapshot, checked: a pre-provisioned snapshot's named content must be
- * pre-provisioned (snapshotHandle) and point back to it (by name and namespace; by uid once
- * bound); a dynamic snapshot's `snapcontent-<uid>` must be dynamic (volumeHandle) and bound to it.
+ * pre-provisioned (snapshotHandle), a dynamic snapshot's `snapcontent-<uid>` dynamic
+ * (volumeHandle), and either must point back to it.
  */
-function checkedContent(
+function checkedSnapshotContent(
   obs: SnapshotObservation,
   preprovisioned: boolean,
 ): { content?: VolumeSnapshotContent } | { failure: Plan<SnapshotAction> } {
@@ -417,24 +389,15 @@ function checkedContent(
     ? snapshot.spec.source.volumeSnapshotContentName!
     : volumeSnapshotContentNameFor(snapshot.metadata.uid!);
   const content = obs.content(name);
-  if (!content) return {};
-  if (preprovisioned && !content.spec.source.snapshotHandle) {
-    return contentFailure(
-      obs,
-      Reasons.contentMismatch,
-      'VolumeSnapshotContent is dynamically provisioned while expecting a pre-provisioned one',
-    );
-  }
-  if (!preprovisioned && !content.spec.source.volumeHandle) {
-    return contentFailure(
-      obs,
-      Reasons.contentMismatch,
-      `VolumeSnapshotContent ${name} is pre-provisioned while expecting a dynamically provisioned one`,
-    );
-  }
-  return pointsBack(content.spec.volumeSnapshotRef, snapshot, preprovisioned)
-    ? { content }
-    : misbound(obs, name);
+  const found = content && {
+    content,
+    ref: content.spec.volumeSnapshotRef,
+    source: {
+      preprovisioned: !!content.spec.source.snapshotHandle,
+      dynamic: !!content.spec.source.volumeHandle,
+    },
+  };
+  return checkedContent(SNAPSHOT_WORDS, snapshot, { name, preprovisioned }, found, obs.now);
 }
 
 /** The next steps for one VolumeSnapshot (upstream's syncSnapshotByKey and syncSnapshot). */
@@ -513,7 +476,7 @@ export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
   const preprovisioned = volumeSnapshotContentName !== undefined;
   // a dynamic group member's content is made and named by its group, never snapcontent-<uid>
   const groupMember = !preprovisioned && isGroupSnapshotMember(snapshot);
-  const found = groupMember ? {} : checkedContent(obs, preprovisioned);
+  const found = groupMember ? {} : checkedSnapshotContent(obs, preprovisioned);
   const binding: Plan<SnapshotAction> =
     'failure' in found
       ? found.failure
@@ -566,7 +529,7 @@ function planPreprovisionedBinding(
   const { snapshot } = obs;
   if (!found) {
     return {
-      actions: contentMissing(obs),
+      actions: contentMissing(SNAPSHOT_WORDS, snapshot, obs.now),
       retry: `snapshot ${snapshotKey(snapshot)} requests a non-existing content ${snapshot.spec.source.volumeSnapshotContentName}`,
     };
   }
@@ -591,14 +554,7 @@ function planPreprovisionedBinding(
         toStatus: true,
       },
     });
-    content = {
-      ...content,
-      spec: {
-        ...content.spec,
-        volumeSnapshotRef: { ...ref, uid: snapshot.metadata.uid },
-        ...(className !== undefined ? { volumeSnapshotClassName: className } : {}),
-      },
-    };
+    content = withBinding(content, CONTENT_REF_FIELDS, snapshot.metadata.uid, className);
   }
   return { actions: [...actions, ...statusActions(snapshot, content)] };
 }
@@ -732,21 +688,8 @@ function statusActions(snapshot: VolumeSnapshot, content: VolumeSnapshotContent)
 function planReadySnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
   const { snapshot, now } = obs;
   const content = obs.content(boundName(snapshot)!);
-  if (!content)
-    return {
-      actions: contentMissing(obs),
-    };
-  if (!isBoundTo(content, snapshot)) {
-    return {
-      actions: reportError(
-        snapshot,
-        Reasons.misbound,
-        'VolumeSnapshotContent is not bound to the VolumeSnapshot correctly',
-        now,
-      ),
-    };
-  }
-  return { actions: [] };
+  const bound = content && { ref: content.spec.volumeSnapshotRef };
+  return { actions: readyBindingActions(SNAPSHOT_WORDS, snapshot, bound, now) };
 }
 
 /**
@@ -775,12 +718,10 @@ function planDeletion(obs: SnapshotObservation): Plan<SnapshotAction> {
     const names = restores.map((pvc) => pvc.metadata?.name).sort();
     return {
       actions: [
-        {
-          type: 'event',
-          eventType: 'Warning',
-          reason: Reasons.deletePending,
-          message: `Snapshot is being used to restore a PVC (${names.join(', ')})`,
-        },
+        warning(
+          Reasons.deletePending,
+          `Snapshot is being used to restore a PVC (${names.join(', ')})`,
+        ),
       ],
       retry: `snapshot ${snapshotKey(snapshot)} is being used to restore PVC ${names.join(', ')}`,
     };
@@ -792,28 +733,19 @@ function planDeletion(obs: SnapshotObservation): Plan<SnapshotAction> {
   const groupName = snapshot.status?.volumeGroupSnapshotName;
   if (groupName && obs.groupSnapshotExists !== false) {
     const message = `deletion of the individual volume snapshot ${snapshotKey(snapshot)} is not allowed as it belongs to group snapshot ${snapshot.metadata.namespace}/${groupName}. Deleting the group snapshot will trigger the deletion of all the individual volume snapshots that are part of the group.`;
-    return {
-      actions: [{ type: 'event', eventType: 'Warning', reason: Reasons.deletePending, message }],
-      retry: message,
-    };
+    return warnAndRetry(Reasons.deletePending, message);
   }
 
-  const actions: SnapshotAction[] = [];
   const deleteContent = content?.spec.deletionPolicy === 'Delete';
-  if (content && content.metadata.annotations?.[ANN_VOLUME_SNAPSHOT_BEING_DELETED] !== 'yes') {
-    actions.push({ type: 'annotateContentBeingDeleted', contentName: content.metadata.name! });
-  }
-  if (content && deleteContent && !content.metadata.deletionTimestamp) {
-    actions.push({
-      type: 'deleteContent',
-      contentName: content.metadata.name!,
-      onFailure: {
+  const actions: SnapshotAction[] = content
+    ? contentRelease(content, deleteContent, {
+        annotate: 'annotateContentBeingDeleted',
+        delete: 'deleteContent',
+        beingDeleted: ANN_VOLUME_SNAPSHOT_BEING_DELETED,
         reason: Reasons.contentDeleteError,
         message: 'Failed to delete snapshot content API object:',
-        toStatus: false,
-      },
-    });
-  }
+      })
+    : [];
   const remove = [FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE];
   if (!(content && deleteContent)) remove.push(FINALIZER_VOLUME_SNAPSHOT_BOUND);
   if (groupName) remove.push(FINALIZER_VOLUME_SNAPSHOT_IN_GROUP);
@@ -836,13 +768,10 @@ export interface ContentObservation {
 export function planContent({ content, snapshot }: ContentObservation): Plan<ContentAction> {
   const { volumeHandle, snapshotHandle } = content.spec.source;
   if ((volumeHandle === undefined) === (snapshotHandle === undefined)) {
-    const message = 'Exactly one of VolumeHandle and SnapshotHandle should be specified';
-    return {
-      actions: [
-        { type: 'event', eventType: 'Warning', reason: Reasons.contentValidationError, message },
-      ],
-      retry: message,
-    };
+    return warnAndRetry(
+      Reasons.contentValidationError,
+      'Exactly one of VolumeHandle and SnapshotHandle should be specified',
+    );
   }
   // pre-bound: waits for its snapshot to bind it
   if (!content.spec.volumeSnapshotRef.uid) return { actions: [] };

@@ -35,6 +35,7 @@ import {
   type PlanSubject,
 } from '../common/plan-controller-set.js';
 import {
+  CONTENT_REF_FIELDS,
   DEFAULT_CONTROLLER_SETTINGS,
   Reasons,
   contentsOf,
@@ -279,9 +280,6 @@ const snapshotWrites = new Set<SnapshotAction['type']>([
   'updateSnapshotFinalizers',
   'patchSnapshotStatus',
 ]);
-
-/** Where a VolumeSnapshotContent names its snapshot and its class. */
-const CONTENT_REF_FIELDS = { ref: 'volumeSnapshotRef', className: 'volumeSnapshotClassName' };
 
 /** The snapshot a content's ref names, as a work-queue key. */
 function snapshotKeyOfContent(content: VolumeSnapshotContent): string | undefined {

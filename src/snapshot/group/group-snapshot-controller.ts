@@ -34,7 +34,13 @@ import {
 } from '../common/plan-controller-set.js';
 import type { PersistentVolume, PersistentVolumeClaim } from '../controller/plan.js';
 import { parentGroupOf } from '../group.js';
-import { groupContentsOf, planGroupContent, planGroupSnapshot, type GroupAction } from './plan.js';
+import {
+  GROUP_CONTENT_REF_FIELDS,
+  groupContentsOf,
+  planGroupContent,
+  planGroupSnapshot,
+  type GroupAction,
+} from './plan.js';
 import {
   VolumeGroupSnapshotClasses,
   VolumeGroupSnapshotContents,
@@ -248,12 +254,6 @@ async function memberStep(step: string, write: () => Promise<unknown>): Promise<
     });
   }
 }
-
-/** Where a VolumeGroupSnapshotContent names its group and its class. */
-const GROUP_CONTENT_REF_FIELDS = {
-  ref: 'volumeGroupSnapshotRef',
-  className: 'volumeGroupSnapshotClassName',
-};
 
 /** Actions that write the group itself. */
 const groupWrites = new Set<GroupAction['type']>([

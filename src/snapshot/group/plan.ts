@@ -38,7 +38,7 @@ import {
   type VolumeSnapshotContent,
   type VolumeSnapshotContentStatus,
 } from '../../api/snapshot.js';
-import { invalidSecretField, secretTemplates } from '../../api/secret-template.js';
+import { secretTemplates } from '../../api/secret-template.js';
 import { labelSelectorMatches, labelSelectorToString } from '../../kube/selectors.js';
 import {
   isRestoringFrom,
@@ -48,20 +48,33 @@ import {
 import {
   boundVolume,
   candidateContents,
+  checkedContent,
   chooseDefault,
-  errorRecord,
+  contentMetadata,
+  contentMissing,
+  contentRelease,
+  errorActions,
+  failure,
   has,
   keyOfObject as groupKey,
   mirrorActions,
   mirrorStatus,
-  pointsBack,
   quoted,
+  readyBindingActions,
+  referenceTo,
   refersTo,
+  secretAnnotations,
+  secretReference,
   updateFailed,
+  warnAndRetry,
   warning,
+  withBinding,
+  type ContentFields,
   type EventAction,
   type FailureReport,
+  type KindWords,
   type Plan,
+  type TemplateResolution,
 } from '../common/plan.js';
 
 /** Event reasons as upstream's group paths emit them, so alerts written for upstream match. */
@@ -96,6 +109,21 @@ const GROUP_MIRROR = {
   boundField: 'boundVolumeGroupSnapshotContentName',
   what: 'GroupSnapshot',
   reasons: { created: GroupReasons.groupSnapshotCreated, ready: GroupReasons.groupSnapshotReady },
+};
+
+/** How the group's plan words upstream's reports about it and its content. */
+const GROUP_WORDS: KindWords<'patchGroupStatus'> = {
+  statusAction: 'patchGroupStatus',
+  kind: 'VolumeGroupSnapshot',
+  contentKind: 'VolumeGroupSnapshotContent',
+  noun: 'group snapshot',
+  reasons: GroupReasons,
+};
+
+/** Where a VolumeGroupSnapshotContent names its group and class. */
+export const GROUP_CONTENT_REF_FIELDS: ContentFields = {
+  ref: 'volumeGroupSnapshotRef',
+  className: 'volumeGroupSnapshotClassName',
 };
 
 export type GroupAction =
@@ -247,48 +275,37 @@ export function groupSnapshotterSecretRef(
   contentName: string,
   group: VolumeGroupSnapshot | undefined,
 ): { ref?: { name: string; namespace: string } } | { error: string } {
-  const templates = secretTemplates(parameters ?? {}, GROUP_SECRET_KEYS);
-  if (templates === undefined) return {};
-  if (templates === 'incomplete') {
-    return {
-      error: `${GROUP_SECRET_KEYS.name} and ${GROUP_SECRET_KEYS.namespace} must be set together`,
-    };
-  }
   const namespaceValues: Record<string, string> = {
     'volumegroupsnapshotcontent.name': contentName,
   };
   if (group) namespaceValues['volumegroupsnapshot.namespace'] = group.metadata.namespace ?? '';
   const nameValues: Record<string, string> = { ...namespaceValues };
   if (group) nameValues['volumegroupsnapshot.name'] = group.metadata.name ?? '';
-  const ref = { name: '', namespace: '' };
-  for (const [field, values] of [
-    ['namespace', namespaceValues],
-    ['name', nameValues],
-  ] as const) {
-    const unknown: string[] = [];
-    ref[field] = templates[field].replace(/\$\{([^}]*)\}/g, (_token, key: string) => {
-      if (Object.hasOwn(values, key)) return values[key]!;
-      unknown.push(key);
-      return '';
-    });
-    if (unknown.length > 0) {
-      const list = (keys: string[]) => keys.map((key) => `\${${key}}`).join(', ');
-      return {
-        error: `${GROUP_SECRET_KEYS[field]}: "${templates[field]}" uses ${list(unknown)}; allowed: ${list(Object.keys(values))}`,
-      };
-    }
-  }
-  const invalid = invalidSecretField(ref);
-  if (invalid === 'namespace') {
-    return {
-      error: `${GROUP_SECRET_KEYS.namespace} resolves to "${ref.namespace}", not a namespace name`,
-    };
-  }
-  if (invalid === 'name') {
-    return { error: `${GROUP_SECRET_KEYS.name} resolves to "${ref.name}", not a Secret name` };
-  }
-  return { ref };
+  const templates = secretTemplates(parameters ?? {}, GROUP_SECRET_KEYS);
+  return secretReference(templates, GROUP_SECRET_KEYS, (field, template) =>
+    fillPlaceholders(template, field === 'namespace' ? namespaceValues : nameValues),
+  );
 }
+
+/** Fills each `${key}` of a template from `values`; a key they lack is unknown. */
+function fillPlaceholders(template: string, values: Record<string, string>): TemplateResolution {
+  const unknown: string[] = [];
+  const value = template.replace(/\$\{([^}]*)\}/g, (_token, key: string) => {
+    if (Object.hasOwn(values, key)) return values[key]!;
+    unknown.push(key);
+    return '';
+  });
+  return unknown.length > 0 ? { unknown, allowed: Object.keys(values) } : { value };
+}
+
+const GROUP_DELETION_SECRET_KEYS = {
+  name: ANN_GROUP_DELETION_SECRET_NAME,
+  namespace: ANN_GROUP_DELETION_SECRET_NAMESPACE,
+};
+const MEMBER_DELETION_SECRET_KEYS = {
+  name: ANN_DELETION_SECRET_NAME,
+  namespace: ANN_DELETION_SECRET_NAMESPACE,
+};
 
 /** The content a dynamic group gets: `groupsnapcontent-<uid>`, bound to it from the start. */
 export function desiredGroupContent(
@@ -300,26 +317,17 @@ export function desiredGroupContent(
   return {
     apiVersion: GROUP_SNAPSHOT_API_VERSION,
     kind: VOLUME_GROUP_SNAPSHOT_CONTENT_KIND,
-    metadata: {
-      name: volumeGroupSnapshotContentNameFor(group.metadata.uid!),
-      ...(secret
-        ? {
-            annotations: {
-              [ANN_GROUP_DELETION_SECRET_NAME]: secret.name,
-              [ANN_GROUP_DELETION_SECRET_NAMESPACE]: secret.namespace,
-            },
-          }
-        : {}),
-    },
+    metadata: contentMetadata(
+      volumeGroupSnapshotContentNameFor(group.metadata.uid!),
+      secret,
+      GROUP_DELETION_SECRET_KEYS,
+    ),
     spec: {
-      volumeGroupSnapshotRef: {
-        apiVersion: GROUP_SNAPSHOT_API_VERSION,
-        kind: VOLUME_GROUP_SNAPSHOT_KIND,
-        name: group.metadata.name,
-        namespace: group.metadata.namespace,
-        uid: group.metadata.uid,
-        resourceVersion: group.metadata.resourceVersion,
-      },
+      volumeGroupSnapshotRef: referenceTo(
+        GROUP_SNAPSHOT_API_VERSION,
+        VOLUME_GROUP_SNAPSHOT_KIND,
+        group,
+      ),
       source: { volumeHandles },
       volumeGroupSnapshotClassName: groupClass.metadata.name,
       deletionPolicy: groupClass.deletionPolicy,
@@ -349,12 +357,7 @@ export function desiredMemberContent(
       name: memberVolumeSnapshotContentNameFor(uid, volumeHandle),
       annotations: {
         [ANN_VOLUME_GROUP_SNAPSHOT_HANDLE]: groupContent.status!.volumeGroupSnapshotHandle!,
-        ...(secret
-          ? {
-              [ANN_DELETION_SECRET_NAME]: secret.name,
-              [ANN_DELETION_SECRET_NAMESPACE]: secret.namespace,
-            }
-          : {}),
+        ...secretAnnotations(secret, MEMBER_DELETION_SECRET_KEYS),
       },
     },
     spec: {
@@ -425,8 +428,7 @@ export function reportGroupError(
   now: Date,
   setReadyFalse = true,
 ): GroupAction[] {
-  const record = errorRecord(group, reason, message, now, setReadyFalse);
-  return record ? [{ type: 'patchGroupStatus', status: record.status }, record.event] : [];
+  return errorActions(GROUP_WORDS, group, reason, message, now, setReadyFalse);
 }
 
 function fail(
@@ -435,10 +437,7 @@ function fail(
   message: string,
   setReadyFalse = true,
 ): Plan<GroupAction> {
-  return {
-    actions: reportGroupError(obs.group, reason, message, obs.now, setReadyFalse),
-    retry: message,
-  };
+  return failure(GROUP_WORDS, obs.group, reason, message, obs.now, setReadyFalse);
 }
 
 function statusActions(
@@ -457,8 +456,8 @@ function statusActions(
 
 /**
  * The group's content, checked: a pre-provisioned group's named content must carry
- * groupSnapshotHandles and point back to it (by name and namespace; by uid once bound); a
- * dynamic group's `groupsnapcontent-<uid>` must carry volumeHandles and be bound to it.
+ * groupSnapshotHandles, a dynamic group's `groupsnapcontent-<uid>` volumeHandles, and either
+ * must point back to it.
  */
 function checkedGroupContent(
   obs: GroupObservation,
@@ -469,36 +468,13 @@ function checkedGroupContent(
     ? group.spec.source.volumeGroupSnapshotContentName!
     : volumeGroupSnapshotContentNameFor(group.metadata.uid!);
   const content = obs.content(name);
-  if (!content) return {};
-  const handles = content.spec.source.groupSnapshotHandles;
-  if (preprovisioned && !handles) {
-    return {
-      failure: fail(
-        obs,
-        GroupReasons.contentMismatch,
-        'VolumeGroupSnapshotContent is dynamically provisioned while expecting a pre-provisioned one',
-      ),
-    };
-  }
-  if (!preprovisioned && handles) {
-    return {
-      failure: fail(
-        obs,
-        GroupReasons.contentMismatch,
-        `VolumeGroupSnapshotContent ${name} is pre-provisioned while expecting a dynamically provisioned one`,
-      ),
-    };
-  }
-  if (!pointsBack(content.spec.volumeGroupSnapshotRef, group, preprovisioned)) {
-    return {
-      failure: fail(
-        obs,
-        GroupReasons.contentMisbound,
-        `VolumeGroupSnapshotContent [${name}] is bound to a different group snapshot`,
-      ),
-    };
-  }
-  return { content };
+  const handles = !!content?.spec.source.groupSnapshotHandles;
+  const found = content && {
+    content,
+    ref: content.spec.volumeGroupSnapshotRef,
+    source: { preprovisioned: handles, dynamic: !handles },
+  };
+  return checkedContent(GROUP_WORDS, group, { name, preprovisioned }, found, obs.now);
 }
 
 /** The next steps for one VolumeGroupSnapshot (upstream's syncGroupSnapshotByKey and syncGroupSnapshot). */
@@ -589,35 +565,12 @@ export function planGroupSnapshot(obs: GroupObservation): Plan<GroupAction> {
   return { actions: [...actions, ...rest.actions], retry: rest.retry };
 }
 
-/** The group's content is gone: reported on the group as upstream reports it. */
-const contentMissing = (obs: GroupObservation) =>
-  reportGroupError(
-    obs.group,
-    GroupReasons.contentMissing,
-    'VolumeGroupSnapshotContent is missing',
-    obs.now,
-  );
-
 /** A ready, bound group: only checks that the binding still holds (upstream's syncReadyGroupSnapshot). */
 function planReadyGroup(obs: GroupObservation): Plan<GroupAction> {
   const { group, now } = obs;
   const content = obs.content(boundName(group)!);
-  if (!content) {
-    return {
-      actions: contentMissing(obs),
-    };
-  }
-  if (!isGroupBoundTo(content, group)) {
-    return {
-      actions: reportGroupError(
-        group,
-        GroupReasons.misbound,
-        'VolumeGroupSnapshotContent is not bound to the VolumeGroupSnapshot correctly',
-        now,
-      ),
-    };
-  }
-  return { actions: [] };
+  const bound = content && { ref: content.spec.volumeGroupSnapshotRef };
+  return { actions: readyBindingActions(GROUP_WORDS, group, bound, now) };
 }
 
 /** Binds a pre-provisioned content (fills its ref's uid and class) and mirrors its status. */
@@ -629,7 +582,7 @@ function planPreprovisionedGroup(
   const { group } = obs;
   if (!found) {
     return {
-      actions: contentMissing(obs),
+      actions: contentMissing(GROUP_WORDS, group, obs.now),
       retry: `group snapshot ${groupKey(group)} requests an non-existing group snapshot content ${group.spec.source.volumeGroupSnapshotContentName}`,
     };
   }
@@ -650,14 +603,7 @@ function planPreprovisionedGroup(
         toStatus: true,
       },
     });
-    content = {
-      ...content,
-      spec: {
-        ...content.spec,
-        volumeGroupSnapshotRef: { ...ref, uid: group.metadata.uid },
-        ...(className !== undefined ? { volumeGroupSnapshotClassName: className } : {}),
-      },
-    };
+    content = withBinding(content, GROUP_CONTENT_REF_FIELDS, group.metadata.uid, className);
   }
   return { actions: [...actions, ...statusActions(group, content, false)] };
 }
@@ -865,32 +811,21 @@ export function planGroupDeletion(obs: GroupObservation): Plan<GroupAction> {
     if (obs.restoringPvcs.some((pvc) => isRestoringFrom(pvc, member))) {
       const message = `Snapshot ${member.metadata.namespace}/${member.metadata.name} belonging to VolumeGroupSnapshot ${key} is being used to restore a PVC`;
       return {
-        actions: [
-          { type: 'event', eventType: 'Warning', reason: GroupReasons.deletePending, message },
-        ],
+        actions: [warning(GroupReasons.deletePending, message)],
         retry: `${message}: snapshot is in use, will retry deletion`,
       };
     }
   }
 
-  const actions: GroupAction[] = [];
-  if (
-    content &&
-    content.metadata.annotations?.[ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED] !== 'yes'
-  ) {
-    actions.push({ type: 'annotateGroupContentBeingDeleted', contentName: content.metadata.name! });
-  }
-  if (content && deleteContent && !content.metadata.deletionTimestamp) {
-    actions.push({
-      type: 'deleteGroupContent',
-      contentName: content.metadata.name!,
-      onFailure: {
+  const actions: GroupAction[] = content
+    ? contentRelease(content, deleteContent, {
+        annotate: 'annotateGroupContentBeingDeleted',
+        delete: 'deleteGroupContent',
+        beingDeleted: ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED,
         reason: GroupReasons.contentDeleteError,
         message: 'Failed to delete group snapshot content API object:',
-        toStatus: false,
-      },
-    });
-  }
+      })
+    : [];
   for (const member of obs.members) {
     if (member.metadata.deletionTimestamp) continue;
     actions.push({
@@ -914,18 +849,10 @@ export function planGroupContent(content: VolumeGroupSnapshotContent): Plan<Grou
   const { groupSnapshotHandles, volumeHandles } = content.spec.source;
   const dynamic = (volumeHandles?.length ?? 0) > 0;
   if (!!groupSnapshotHandles === dynamic) {
-    const message = 'Exactly one of GroupSnapshotHandles and VolumeHandles should be specified';
-    return {
-      actions: [
-        {
-          type: 'event',
-          eventType: 'Warning',
-          reason: GroupReasons.contentValidationError,
-          message,
-        },
-      ],
-      retry: message,
-    };
+    return warnAndRetry(
+      GroupReasons.contentValidationError,
+      'Exactly one of GroupSnapshotHandles and VolumeHandles should be specified',
+    );
   }
   // pre-bound: waits for its group to bind it
   if (!content.spec.volumeGroupSnapshotRef.uid) return { actions: [] };
