@@ -63,6 +63,8 @@ describe('image build: what the Dockerfile and apt describe', function () {
       expect(stage.user).to.equal('1000:1000');
       expect(stage.workdir).to.equal('/app');
       expect(stage.entrypoint).to.deep.equal(['node', '/app/dist/src/cli/main.js']);
+      // the young generation capped at 2 MiB: the embedded stack's peak memory (bench/snapshot-stack)
+      expect(stage.env).to.deep.include(['NODE_OPTIONS', '--max-semi-space-size=2']);
       expect(stage.aptPackages).to.include.members(['e2fsprogs', 'mount', 'util-linux']);
     });
   });
