@@ -52,7 +52,7 @@ RUN apt-get update \
   && rm -rf /var/lib/apt/lists/*
 # V8's young-generation semi-spaces capped at 2 MiB (V8 otherwise sizes them from the heap
 # limit, several times larger): at 3000 VolumeSnapshots through the embedded stack, peak RSS
-# fell from 284 to 216 MiB at the same speed (bench/snapshot-stack, 2026-12-03). A pod that
+# fell from 284 to 216 MiB for 2% more time (bench/snapshot-stack, 2026-12-03). A pod that
 # sets NODE_OPTIONS replaces this value, so it should keep the flag.
 ENV NODE_ENV=production NODE_OPTIONS=--max-semi-space-size=2
 WORKDIR /app
