@@ -277,95 +277,38 @@ export interface ContentFields {
   className: string;
 }
 
-/** How a kind's plan words upstream's reports about it and its content, and writes its status. */
-export interface KindWords<T extends string> {
+/** What the shared steps of a plan need to know of a kind: a snapshot or a group. */
+export interface KindDescription<T extends string> {
   /** The action that patches the object's status. */
   statusAction: T;
-  /** "VolumeSnapshot", "VolumeGroupSnapshot". */
+  apiVersion: string;
+  /**
+   * "VolumeSnapshot", "VolumeGroupSnapshot". Upstream's names follow from it: the content's
+   * kind (`…Content`), the status field that names it (`bound…ContentName`) and the kind as
+   * its events name it (without "Volume").
+   */
   kind: string;
-  /** "VolumeSnapshotContent", "VolumeGroupSnapshotContent". */
-  contentKind: string;
   /** "snapshot", "group snapshot". */
   noun: string;
+  /** The name of the dynamic content of an object's uid. */
+  contentNameFor: (uid: string) => string;
+  contentFields: ContentFields;
+  /** The class annotation that marks a driver's default class. */
+  defaultClassAnnotation: string;
+  /** The annotations of a new content that record its deletion Secret. */
+  deletionSecretKeys: { name: string; namespace: string };
   reasons: {
     contentMissing: string;
     contentMismatch: string;
     contentMisbound: string;
     misbound: string;
+    created: string;
+    ready: string;
   };
 }
 
 /** What a plan of the kind's own vocabulary may hold: its status patch and events. */
 export type KindAction<T extends string> = StatusPatchAction<T> | EventAction;
-
-/**
- * The status patch and Warning event that record an error on the object (none when the same
- * message is recorded already), as actions of the kind's plan.
- */
-export function errorActions<T extends string>(
-  words: KindWords<T>,
-  obj: WithErrorStatus,
-  reason: string,
-  message: string,
-  now: Date,
-  setReadyFalse = true,
-): KindAction<T>[] {
-  const record = errorRecord(obj, reason, message, now, setReadyFalse);
-  return record ? [{ type: words.statusAction, status: record.status }, record.event] : [];
-}
-
-/** An error recorded on the object, then the reconcile fails with it (and backs off). */
-export function failure<T extends string>(
-  words: KindWords<T>,
-  obj: WithErrorStatus,
-  reason: string,
-  message: string,
-  now: Date,
-  setReadyFalse = true,
-): Plan<KindAction<T>> {
-  return { actions: errorActions(words, obj, reason, message, now, setReadyFalse), retry: message };
-}
-
-/** A Warning event, then the reconcile fails with its message. */
-export function warnAndRetry(reason: string, message: string): Plan<EventAction> {
-  return { actions: [warning(reason, message)], retry: message };
-}
-
-/** The object's content is gone: reported on the object as upstream reports it. */
-export function contentMissing<T extends string>(
-  words: KindWords<T>,
-  obj: WithErrorStatus,
-  now: Date,
-): KindAction<T>[] {
-  return errorActions(
-    words,
-    obj,
-    words.reasons.contentMissing,
-    `${words.contentKind} is missing`,
-    now,
-  );
-}
-
-/**
- * A ready, bound object only checks that its binding still holds: its content exists and
- * points back at it.
- */
-export function readyBindingActions<T extends string>(
-  words: KindWords<T>,
-  obj: NamedObject & WithErrorStatus,
-  content: { ref: ObjectRef } | undefined,
-  now: Date,
-): KindAction<T>[] {
-  if (!content) return contentMissing(words, obj, now);
-  if (refersTo(content.ref, obj)) return [];
-  return errorActions(
-    words,
-    obj,
-    words.reasons.misbound,
-    `${words.contentKind} is not bound to the ${words.kind} correctly`,
-    now,
-  );
-}
 
 /** What a content's source says it was made for: a pre-provisioned object, a dynamic one. */
 export interface ContentSource {
@@ -373,90 +316,208 @@ export interface ContentSource {
   dynamic: boolean;
 }
 
+/** A content as the shared steps read it: its spec holds the ref and class of ContentFields. */
+interface KindContent {
+  metadata: { name?: string };
+  spec: object;
+  status?: { readyToUse?: boolean };
+}
+
+type Secret = { name: string; namespace: string };
+
 /**
- * The content an object expects, checked: a pre-provisioned object's must be pre-provisioned
- * and point back to it (by name and namespace; by uid once bound); a dynamic object's must be
- * dynamic and bound to it. A failed check is recorded on the object and retried.
+ * The steps a snapshot's plan and a group's plan take alike, worded for one kind as upstream
+ * words it: the error records of the object, the checks of its content and class, the binding
+ * of a pre-provisioned content, a new dynamic content's metadata and ref, the status mirror.
  */
-export function checkedContent<T extends string, C>(
-  words: KindWords<T>,
-  obj: NamedObject & WithErrorStatus,
-  expected: { name: string; preprovisioned: boolean },
-  found: { content: C; source: ContentSource; ref: ObjectRef } | undefined,
-  now: Date,
-): { content?: C } | { failure: Plan<KindAction<T>> } {
-  if (!found) return {};
-  const { name, preprovisioned } = expected;
-  const fail = (reason: string, message: string) => ({
-    failure: failure(words, obj, reason, message, now),
-  });
-  const { contentKind, reasons } = words;
-  if (preprovisioned && !found.source.preprovisioned) {
-    return fail(
-      reasons.contentMismatch,
-      `${contentKind} is dynamically provisioned while expecting a pre-provisioned one`,
-    );
+export class KindPlans<T extends string> {
+  readonly contentKind: string;
+  private readonly mirrorNaming: MirrorNaming;
+
+  constructor(private readonly description: KindDescription<T>) {
+    const { kind, reasons } = description;
+    this.contentKind = `${kind}Content`;
+    this.mirrorNaming = {
+      boundField: `bound${kind}ContentName`,
+      what: kind.replace(/^Volume/, ''),
+      reasons: { created: reasons.created, ready: reasons.ready },
+    };
   }
-  if (!preprovisioned && !found.source.dynamic) {
-    return fail(
-      reasons.contentMismatch,
-      `${contentKind} ${name} is pre-provisioned while expecting a dynamically provisioned one`,
-    );
+
+  /**
+   * The status patch and Warning event that record an error on the object (none when the same
+   * message is recorded already, so a retry loop writes once).
+   */
+  errorActions(
+    obj: WithErrorStatus,
+    reason: string,
+    message: string,
+    now: Date,
+    setReadyFalse = true,
+  ): KindAction<T>[] {
+    const record = errorRecord(obj, reason, message, now, setReadyFalse);
+    return record
+      ? [{ type: this.description.statusAction, status: record.status }, record.event]
+      : [];
   }
-  return pointsBack(found.ref, obj, preprovisioned)
-    ? { content: found.content }
-    : fail(
-        reasons.contentMisbound,
-        `${contentKind} [${name}] is bound to a different ${words.noun}`,
+
+  /** An error recorded on the object, then the reconcile fails with it (and backs off). */
+  failure(
+    obj: WithErrorStatus,
+    reason: string,
+    message: string,
+    now: Date,
+    setReadyFalse = true,
+  ): Plan<KindAction<T>> {
+    return { actions: this.errorActions(obj, reason, message, now, setReadyFalse), retry: message };
+  }
+
+  /** The object's content is gone: reported on the object as upstream reports it. */
+  contentMissing(obj: WithErrorStatus, now: Date): KindAction<T>[] {
+    const { reasons } = this.description;
+    return this.errorActions(obj, reasons.contentMissing, `${this.contentKind} is missing`, now);
+  }
+
+  /** The ref by which a content names its object. */
+  refOf(content: KindContent): ObjectRef {
+    return (content.spec as Record<string, ObjectRef>)[this.description.contentFields.ref]!;
+  }
+
+  /** The content points back at exactly this object (name, namespace and uid). */
+  isBoundTo(content: KindContent, obj: NamedObject): boolean {
+    return refersTo(this.refOf(content), obj);
+  }
+
+  /** The contents an object may be bound to (the content queue's keys it wakes). */
+  contentsOf(bound: string | undefined, preprovisioned: string | undefined, uid?: string) {
+    return candidateContents(bound, preprovisioned, uid, this.description.contentNameFor);
+  }
+
+  /** A ready, bound object only checks that its content still exists and points back at it. */
+  readyBinding(
+    obj: NamedObject & WithErrorStatus,
+    content: KindContent | undefined,
+    now: Date,
+  ): KindAction<T>[] {
+    if (!content) return this.contentMissing(obj, now);
+    if (this.isBoundTo(content, obj)) return [];
+    const message = `${this.contentKind} is not bound to the ${this.description.kind} correctly`;
+    return this.errorActions(obj, this.description.reasons.misbound, message, now);
+  }
+
+  /**
+   * The content an object expects, checked: a pre-provisioned object's must be pre-provisioned
+   * and point back to it (by name and namespace; by uid once bound); a dynamic object's must be
+   * dynamic and bound to it. A failed check is recorded on the object and retried.
+   */
+  checkedContent<C extends KindContent>(
+    obj: NamedObject & WithErrorStatus,
+    expected: { name: string; preprovisioned: boolean },
+    content: C | undefined,
+    source: ContentSource,
+    now: Date,
+  ): { content?: C } | { failure: Plan<KindAction<T>> } {
+    if (!content) return {};
+    const { name, preprovisioned } = expected;
+    const { contentKind, description } = this;
+    const { reasons } = description;
+    const fail = (reason: string, message: string) => ({
+      failure: this.failure(obj, reason, message, now),
+    });
+    if (preprovisioned && !source.preprovisioned) {
+      return fail(
+        reasons.contentMismatch,
+        `${contentKind} is dynamically provisioned while expecting a pre-provisioned one`,
       );
+    }
+    if (!preprovisioned && !source.dynamic) {
+      return fail(
+        reasons.contentMismatch,
+        `${contentKind} ${name} is pre-provisioned while expecting a dynamically provisioned one`,
+      );
+    }
+    return pointsBack(this.refOf(content), obj, preprovisioned)
+      ? { content }
+      : fail(
+          reasons.contentMisbound,
+          `${contentKind} [${name}] is bound to a different ${description.noun}`,
+        );
+  }
+
+  /**
+   * A pre-provisioned content as it is once bound: its ref carries the object's uid and, when
+   * the object names one, its class.
+   */
+  withBinding<C extends KindContent>(content: C, uid: string | undefined, className?: string): C {
+    const fields = this.description.contentFields;
+    return {
+      ...content,
+      spec: {
+        ...content.spec,
+        [fields.ref]: { ...this.refOf(content), uid },
+        ...(className !== undefined ? { [fields.className]: className } : {}),
+      },
+    };
+  }
+
+  /** A new content's metadata: its name and, when the class names one, its deletion Secret. */
+  newContentMetadata(
+    name: string,
+    secret: Secret | undefined,
+  ): { name: string; annotations?: Record<string, string> } {
+    if (!secret) return { name };
+    return { name, annotations: secretAnnotations(secret, this.description.deletionSecretKeys) };
+  }
+
+  /** The ref a new dynamic content holds to its object, bound from the start. */
+  referenceTo(obj: { metadata: NamedObject['metadata'] & { resourceVersion?: string } }) {
+    const { name, namespace, uid, resourceVersion } = obj.metadata;
+    const { apiVersion, kind } = this.description;
+    return { apiVersion, kind, name, namespace, uid, resourceVersion };
+  }
+
+  /** The default class of a driver, as upstream's SetDefault…Class chooses it. */
+  chooseDefaultClass<
+    C extends { driver: string; metadata: { annotations?: Record<string, string> } },
+  >(classes: C[], driver: string): { class: C } | { error: string } {
+    const { defaultClassAnnotation, noun } = this.description;
+    return chooseDefault(classes, driver, defaultClassAnnotation, noun);
+  }
+
+  /** The PV of a source PVC, checked before the object is taken (see boundVolume). */
+  boundVolume<V extends Volume>(pvc: Claim, pv: V | undefined): { pv: V } | { error: string } {
+    return boundVolume(pvc, pv, this.description.noun);
+  }
+
+  /** What the object's status should gain from its content (see mirrorStatus). */
+  statusMirror(
+    obj: NamedObject & { status?: MirroredStatus },
+    content: KindContent,
+    report: { creationTime?: string; error?: SnapshotError },
+  ): { patch: Record<string, unknown>; events: EventAction[] } {
+    return mirrorStatus(obj, content, this.mirrorNaming, report);
+  }
+
+  /** A status mirror as actions: its patch, if any (reported as `onFailure` says), then its events. */
+  statusActions(
+    mirror: { patch?: Record<string, unknown>; events: EventAction[] },
+    onFailure: FailureReport,
+  ): KindAction<T>[] {
+    return mirrorActions(this.description.statusAction, mirror, onFailure);
+  }
 }
 
-/**
- * A pre-provisioned content as it is once bound: its ref carries the object's uid and, when
- * the object names one, its class.
- */
-export function withBinding<C extends { spec: object }>(
-  content: C,
-  fields: ContentFields,
-  uid: string | undefined,
-  className: string | undefined,
-): C {
-  const spec = content.spec as Record<string, unknown>;
-  return {
-    ...content,
-    spec: {
-      ...spec,
-      [fields.ref]: { ...(spec[fields.ref] as object), uid },
-      ...(className !== undefined ? { [fields.className]: className } : {}),
-    },
-  };
-}
-
-/** The `metadata` of a new content: its name and, when the class names one, its deletion Secret. */
-export function contentMetadata(
-  name: string,
-  secret: { name: string; namespace: string } | undefined,
-  keys: { name: string; namespace: string },
-): { name: string; annotations?: Record<string, string> } {
-  return secret ? { name, annotations: secretAnnotations(secret, keys) } : { name };
+/** A Warning event, then the reconcile fails with its message. */
+export function warnAndRetry(reason: string, message: string): Plan<EventAction> {
+  return { actions: [warning(reason, message)], retry: message };
 }
 
 /** The annotations that record a deletion Secret under `keys`; none without a Secret. */
 export function secretAnnotations(
-  secret: { name: string; namespace: string } | undefined,
+  secret: Secret | undefined,
   keys: { name: string; namespace: string },
 ): Record<string, string> {
   return secret ? { [keys.name]: secret.name, [keys.namespace]: secret.namespace } : {};
-}
-
-/** The reference a new dynamic content holds to its object, bound from the start. */
-export function referenceTo(
-  apiVersion: string,
-  kind: string,
-  obj: { metadata: NamedObject['metadata'] & { resourceVersion?: string } },
-) {
-  const { name, namespace, uid, resourceVersion } = obj.metadata;
-  return { apiVersion, kind, name, namespace, uid, resourceVersion };
 }
 
 /** One field's template filled, or the placeholders it may not use. */

@@ -28,32 +28,18 @@ import {
 import { formatBytes, parseQuantity } from '../../api/quantity.js';
 import { isGroupSnapshotMember } from '../group.js';
 import {
-  boundVolume,
-  candidateContents,
-  checkedContent,
-  chooseDefault,
-  contentMetadata,
-  contentMissing,
-  contentRelease,
-  errorActions,
-  failure,
+  KindPlans,
   has,
   keyOfObject as snapshotKey,
-  mirrorActions,
-  mirrorStatus,
   quoted,
-  readyBindingActions,
-  referenceTo,
-  refersTo,
+  contentRelease,
   secretReference,
   updateFailed,
   warnAndRetry,
   warning,
-  withBinding,
   type ContentFields,
   type EventAction,
   type FailureReport,
-  type KindWords,
   type Plan,
 } from '../common/plan.js';
 import {
@@ -89,27 +75,24 @@ export const Reasons = {
   contentValidationError: 'ContentValidationError',
 } as const;
 
-/** How a snapshot names its content and words its events when it mirrors the content's status. */
-const SNAPSHOT_MIRROR = {
-  boundField: 'boundVolumeSnapshotContentName',
-  what: 'Snapshot',
-  reasons: { created: Reasons.snapshotCreated, ready: Reasons.snapshotReady },
-};
-
-/** How the snapshot's plan words upstream's reports about it and its content. */
-const SNAPSHOT_WORDS: KindWords<'patchSnapshotStatus'> = {
-  statusAction: 'patchSnapshotStatus',
-  kind: 'VolumeSnapshot',
-  contentKind: 'VolumeSnapshotContent',
-  noun: 'snapshot',
-  reasons: Reasons,
-};
-
 /** Where a VolumeSnapshotContent names its snapshot and class. */
 export const CONTENT_REF_FIELDS: ContentFields = {
   ref: 'volumeSnapshotRef',
   className: 'volumeSnapshotClassName',
 };
+
+/** The steps a snapshot's plan shares with a group's, worded for a VolumeSnapshot. */
+const snapshots = new KindPlans({
+  statusAction: 'patchSnapshotStatus',
+  apiVersion: SNAPSHOT_API_VERSION,
+  kind: VOLUME_SNAPSHOT_KIND,
+  noun: 'snapshot',
+  contentNameFor: volumeSnapshotContentNameFor,
+  contentFields: CONTENT_REF_FIELDS,
+  defaultClassAnnotation: ANN_IS_DEFAULT_CLASS,
+  deletionSecretKeys: { name: ANN_DELETION_SECRET_NAME, namespace: ANN_DELETION_SECRET_NAMESPACE },
+  reasons: { ...Reasons, created: Reasons.snapshotCreated, ready: Reasons.snapshotReady },
+});
 
 export type { EventType, FailureReport, Plan } from '../common/plan.js';
 
@@ -169,7 +152,7 @@ const boundName = (snapshot: VolumeSnapshot) =>
 
 /** The content points back at exactly this snapshot (name, namespace and uid). */
 export function isBoundTo(content: VolumeSnapshotContent, snapshot: VolumeSnapshot): boolean {
-  return refersTo(content.spec.volumeSnapshotRef, snapshot);
+  return snapshots.isBoundTo(content, snapshot);
 }
 
 /** Deleting, and still holding one of our finalizers (so it waits for us). */
@@ -191,11 +174,10 @@ function isReleased(snapshot: VolumeSnapshot): boolean {
 
 /** The contents a snapshot may be bound to (the content queue's keys it wakes). */
 export function contentsOf(snapshot: VolumeSnapshot): string[] {
-  return candidateContents(
+  return snapshots.contentsOf(
     snapshot.status?.boundVolumeSnapshotContentName,
     snapshot.spec?.source?.volumeSnapshotContentName,
     snapshot.metadata.uid,
-    volumeSnapshotContentNameFor,
   );
 }
 
@@ -235,7 +217,7 @@ export function chooseDefaultClass(
   classes: VolumeSnapshotClass[],
   driver: string,
 ): { class: VolumeSnapshotClass } | { error: string } {
-  return chooseDefault(classes, driver, ANN_IS_DEFAULT_CLASS, 'snapshot');
+  return snapshots.chooseDefaultClass(classes, driver);
 }
 
 /**
@@ -251,7 +233,7 @@ function sourceVolume(obs: SnapshotObservation): { pv: PersistentVolume } | { er
       error: `failed to retrieve PVC ${pvcName} from the lister: ${quoted(`persistentvolumeclaim "${pvcName}" not found`)}`,
     };
   }
-  return boundVolume(pvc, pv, 'snapshot');
+  return snapshots.boundVolume(pvc, pv);
 }
 
 /**
@@ -274,11 +256,6 @@ export function snapshotterSecretRef(
   );
 }
 
-const DELETION_SECRET_KEYS = {
-  name: ANN_DELETION_SECRET_NAME,
-  namespace: ANN_DELETION_SECRET_NAMESPACE,
-};
-
 /** The content a dynamic snapshot gets: `snapcontent-<uid>`, bound to it from the start. */
 export function desiredContent(
   snapshot: VolumeSnapshot,
@@ -291,9 +268,9 @@ export function desiredContent(
   const content: VolumeSnapshotContent = {
     apiVersion: SNAPSHOT_API_VERSION,
     kind: VOLUME_SNAPSHOT_CONTENT_KIND,
-    metadata: contentMetadata(name, secret, DELETION_SECRET_KEYS),
+    metadata: snapshots.newContentMetadata(name, secret),
     spec: {
-      volumeSnapshotRef: referenceTo(SNAPSHOT_API_VERSION, VOLUME_SNAPSHOT_KIND, snapshot),
+      volumeSnapshotRef: snapshots.referenceTo(snapshot),
       source: { volumeHandle: pv.spec!.csi!.volumeHandle },
       volumeSnapshotClassName: snapshotClass.metadata.name,
       deletionPolicy: snapshotClass.deletionPolicy,
@@ -335,7 +312,7 @@ export function statusFromContent(
   content: VolumeSnapshotContent,
 ): { patch?: Record<string, unknown>; events: EventAction[] } {
   const source = content.status ?? {};
-  const { patch, events } = mirrorStatus(snapshot, content, SNAPSHOT_MIRROR, {
+  const { patch, events } = snapshots.statusMirror(snapshot, content, {
     creationTime:
       source.creationTime !== undefined ? creationTimeOf(source.creationTime) : undefined,
     error: source.readyToUse === true ? undefined : source.error,
@@ -351,20 +328,7 @@ export function statusFromContent(
   return { patch: Object.keys(patch).length > 0 ? patch : undefined, events };
 }
 
-/**
- * Records an error on the snapshot with a Warning event, unless the same message is already
- * recorded (so a retry loop writes once, as upstream's updateSnapshotErrorStatusWithEvent).
- */
-export function reportError(
-  snapshot: VolumeSnapshot,
-  reason: string,
-  message: string,
-  now: Date,
-  setReadyFalse = true,
-): SnapshotAction[] {
-  return errorActions(SNAPSHOT_WORDS, snapshot, reason, message, now, setReadyFalse);
-}
-
+/** Records the error on the snapshot (once per message), then fails the reconcile with it. */
 function fail(
   snapshot: VolumeSnapshot,
   reason: string,
@@ -372,7 +336,7 @@ function fail(
   now: Date,
   setReadyFalse = true,
 ): Plan<SnapshotAction> {
-  return failure(SNAPSHOT_WORDS, snapshot, reason, message, now, setReadyFalse);
+  return snapshots.failure(snapshot, reason, message, now, setReadyFalse);
 }
 
 /**
@@ -389,15 +353,11 @@ function checkedSnapshotContent(
     ? snapshot.spec.source.volumeSnapshotContentName!
     : volumeSnapshotContentNameFor(snapshot.metadata.uid!);
   const content = obs.content(name);
-  const found = content && {
-    content,
-    ref: content.spec.volumeSnapshotRef,
-    source: {
-      preprovisioned: !!content.spec.source.snapshotHandle,
-      dynamic: !!content.spec.source.volumeHandle,
-    },
+  const source = {
+    preprovisioned: !!content?.spec.source.snapshotHandle,
+    dynamic: !!content?.spec.source.volumeHandle,
   };
-  return checkedContent(SNAPSHOT_WORDS, snapshot, { name, preprovisioned }, found, obs.now);
+  return snapshots.checkedContent(snapshot, { name, preprovisioned }, content, source, obs.now);
 }
 
 /** The next steps for one VolumeSnapshot (upstream's syncSnapshotByKey and syncSnapshot). */
@@ -529,7 +489,7 @@ function planPreprovisionedBinding(
   const { snapshot } = obs;
   if (!found) {
     return {
-      actions: contentMissing(SNAPSHOT_WORDS, snapshot, obs.now),
+      actions: snapshots.contentMissing(snapshot, obs.now),
       retry: `snapshot ${snapshotKey(snapshot)} requests a non-existing content ${snapshot.spec.source.volumeSnapshotContentName}`,
     };
   }
@@ -554,7 +514,7 @@ function planPreprovisionedBinding(
         toStatus: true,
       },
     });
-    content = withBinding(content, CONTENT_REF_FIELDS, snapshot.metadata.uid, className);
+    content = snapshots.withBinding(content, snapshot.metadata.uid, className);
   }
   return { actions: [...actions, ...statusActions(snapshot, content)] };
 }
@@ -677,7 +637,7 @@ function planDynamicBinding(
 }
 
 function statusActions(snapshot: VolumeSnapshot, content: VolumeSnapshotContent): SnapshotAction[] {
-  return mirrorActions('patchSnapshotStatus', statusFromContent(snapshot, content), {
+  return snapshots.statusActions(statusFromContent(snapshot, content), {
     reason: Reasons.statusUpdateFailed,
     message: 'Snapshot status update failed,',
     toStatus: true,
@@ -688,8 +648,7 @@ function statusActions(snapshot: VolumeSnapshot, content: VolumeSnapshotContent)
 function planReadySnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
   const { snapshot, now } = obs;
   const content = obs.content(boundName(snapshot)!);
-  const bound = content && { ref: content.spec.volumeSnapshotRef };
-  return { actions: readyBindingActions(SNAPSHOT_WORDS, snapshot, bound, now) };
+  return { actions: snapshots.readyBinding(snapshot, content, now) };
 }
 
 /**

@@ -46,33 +46,19 @@ import {
   type PersistentVolumeClaim,
 } from '../controller/plan.js';
 import {
-  boundVolume,
-  candidateContents,
-  checkedContent,
-  chooseDefault,
-  contentMetadata,
-  contentMissing,
+  KindPlans,
   contentRelease,
-  errorActions,
-  failure,
   has,
   keyOfObject as groupKey,
-  mirrorActions,
-  mirrorStatus,
   quoted,
-  readyBindingActions,
-  referenceTo,
-  refersTo,
   secretAnnotations,
   secretReference,
   updateFailed,
   warnAndRetry,
   warning,
-  withBinding,
   type ContentFields,
   type EventAction,
   type FailureReport,
-  type KindWords,
   type Plan,
   type TemplateResolution,
 } from '../common/plan.js';
@@ -100,31 +86,31 @@ export const GroupReasons = {
   contentValidationError: 'GroupContentValidationError',
 } as const;
 
-/**
- * How the group mirrors its content's status (upstream's updateGroupSnapshotStatus): the
- * binding, readyToUse as the content says, creationTime (once) and the content's error
- * (cleared with it); events mark the first creation and readiness.
- */
-const GROUP_MIRROR = {
-  boundField: 'boundVolumeGroupSnapshotContentName',
-  what: 'GroupSnapshot',
-  reasons: { created: GroupReasons.groupSnapshotCreated, ready: GroupReasons.groupSnapshotReady },
-};
-
-/** How the group's plan words upstream's reports about it and its content. */
-const GROUP_WORDS: KindWords<'patchGroupStatus'> = {
-  statusAction: 'patchGroupStatus',
-  kind: 'VolumeGroupSnapshot',
-  contentKind: 'VolumeGroupSnapshotContent',
-  noun: 'group snapshot',
-  reasons: GroupReasons,
-};
-
 /** Where a VolumeGroupSnapshotContent names its group and class. */
 export const GROUP_CONTENT_REF_FIELDS: ContentFields = {
   ref: 'volumeGroupSnapshotRef',
   className: 'volumeGroupSnapshotClassName',
 };
+
+/** The steps a group's plan shares with a snapshot's, worded for a VolumeGroupSnapshot. */
+const groups = new KindPlans({
+  statusAction: 'patchGroupStatus',
+  apiVersion: GROUP_SNAPSHOT_API_VERSION,
+  kind: VOLUME_GROUP_SNAPSHOT_KIND,
+  noun: 'group snapshot',
+  contentNameFor: volumeGroupSnapshotContentNameFor,
+  contentFields: GROUP_CONTENT_REF_FIELDS,
+  defaultClassAnnotation: ANN_IS_DEFAULT_GROUP_CLASS,
+  deletionSecretKeys: {
+    name: ANN_GROUP_DELETION_SECRET_NAME,
+    namespace: ANN_GROUP_DELETION_SECRET_NAMESPACE,
+  },
+  reasons: {
+    ...GroupReasons,
+    created: GroupReasons.groupSnapshotCreated,
+    ready: GroupReasons.groupSnapshotReady,
+  },
+});
 
 export type GroupAction =
   /** Update `spec.volumeGroupSnapshotClassName` (the default class was chosen). */
@@ -190,16 +176,15 @@ export function isGroupBoundTo(
   content: VolumeGroupSnapshotContent,
   group: VolumeGroupSnapshot,
 ): boolean {
-  return refersTo(content.spec.volumeGroupSnapshotRef, group);
+  return groups.isBoundTo(content, group);
 }
 
 /** The contents a group may be bound to (the content queue's keys it wakes). */
 export function groupContentsOf(group: VolumeGroupSnapshot): string[] {
-  return candidateContents(
+  return groups.contentsOf(
     group.status?.boundVolumeGroupSnapshotContentName,
     group.spec?.source?.volumeGroupSnapshotContentName,
     group.metadata.uid,
-    volumeGroupSnapshotContentNameFor,
   );
 }
 
@@ -208,7 +193,7 @@ export function chooseDefaultGroupClass(
   classes: VolumeGroupSnapshotClass[],
   driver: string,
 ): { class: VolumeGroupSnapshotClass } | { error: string } {
-  return chooseDefault(classes, driver, ANN_IS_DEFAULT_GROUP_CLASS, 'group snapshot');
+  return groups.chooseDefaultClass(classes, driver);
 }
 
 /**
@@ -252,7 +237,7 @@ export function groupVolumes(
   }
   const pvs: PersistentVolume[] = [];
   for (const pvc of claims) {
-    const volume = boundVolume(pvc, obs.pv(pvc.spec?.volumeName ?? ''), 'group snapshot');
+    const volume = groups.boundVolume(pvc, obs.pv(pvc.spec?.volumeName ?? ''));
     if ('error' in volume) return volume;
     pvs.push(volume.pv);
   }
@@ -298,10 +283,6 @@ function fillPlaceholders(template: string, values: Record<string, string>): Tem
   return unknown.length > 0 ? { unknown, allowed: Object.keys(values) } : { value };
 }
 
-const GROUP_DELETION_SECRET_KEYS = {
-  name: ANN_GROUP_DELETION_SECRET_NAME,
-  namespace: ANN_GROUP_DELETION_SECRET_NAMESPACE,
-};
 const MEMBER_DELETION_SECRET_KEYS = {
   name: ANN_DELETION_SECRET_NAME,
   namespace: ANN_DELETION_SECRET_NAMESPACE,
@@ -317,17 +298,12 @@ export function desiredGroupContent(
   return {
     apiVersion: GROUP_SNAPSHOT_API_VERSION,
     kind: VOLUME_GROUP_SNAPSHOT_CONTENT_KIND,
-    metadata: contentMetadata(
+    metadata: groups.newContentMetadata(
       volumeGroupSnapshotContentNameFor(group.metadata.uid!),
       secret,
-      GROUP_DELETION_SECRET_KEYS,
     ),
     spec: {
-      volumeGroupSnapshotRef: referenceTo(
-        GROUP_SNAPSHOT_API_VERSION,
-        VOLUME_GROUP_SNAPSHOT_KIND,
-        group,
-      ),
+      volumeGroupSnapshotRef: groups.referenceTo(group),
       source: { volumeHandles },
       volumeGroupSnapshotClassName: groupClass.metadata.name,
       deletionPolicy: groupClass.deletionPolicy,
@@ -417,27 +393,14 @@ export function memberContentStatus(
   return status;
 }
 
-/**
- * Records an error on the group with a Warning event, unless the same message is already
- * recorded (upstream's updateGroupSnapshotErrorStatusWithEvent).
- */
-export function reportGroupError(
-  group: VolumeGroupSnapshot,
-  reason: string,
-  message: string,
-  now: Date,
-  setReadyFalse = true,
-): GroupAction[] {
-  return errorActions(GROUP_WORDS, group, reason, message, now, setReadyFalse);
-}
-
+/** Records the error on the group (once per message), then fails the reconcile with it. */
 function fail(
   obs: GroupObservation,
   reason: string,
   message: string,
   setReadyFalse = true,
 ): Plan<GroupAction> {
-  return failure(GROUP_WORDS, obs.group, reason, message, obs.now, setReadyFalse);
+  return groups.failure(obs.group, reason, message, obs.now, setReadyFalse);
 }
 
 function statusActions(
@@ -445,8 +408,8 @@ function statusActions(
   content: VolumeGroupSnapshotContent,
   setReadyFalseOnFailure: boolean,
 ): GroupAction[] {
-  const mirror = mirrorStatus(group, content, GROUP_MIRROR, content.status ?? {});
-  return mirrorActions('patchGroupStatus', mirror, {
+  const mirror = groups.statusMirror(group, content, content.status ?? {});
+  return groups.statusActions(mirror, {
     reason: GroupReasons.statusUpdateFailed,
     message: 'GroupSnapshot status update failed,',
     toStatus: true,
@@ -469,12 +432,8 @@ function checkedGroupContent(
     : volumeGroupSnapshotContentNameFor(group.metadata.uid!);
   const content = obs.content(name);
   const handles = !!content?.spec.source.groupSnapshotHandles;
-  const found = content && {
-    content,
-    ref: content.spec.volumeGroupSnapshotRef,
-    source: { preprovisioned: handles, dynamic: !handles },
-  };
-  return checkedContent(GROUP_WORDS, group, { name, preprovisioned }, found, obs.now);
+  const source = { preprovisioned: handles, dynamic: !handles };
+  return groups.checkedContent(group, { name, preprovisioned }, content, source, obs.now);
 }
 
 /** The next steps for one VolumeGroupSnapshot (upstream's syncGroupSnapshotByKey and syncGroupSnapshot). */
@@ -569,8 +528,7 @@ export function planGroupSnapshot(obs: GroupObservation): Plan<GroupAction> {
 function planReadyGroup(obs: GroupObservation): Plan<GroupAction> {
   const { group, now } = obs;
   const content = obs.content(boundName(group)!);
-  const bound = content && { ref: content.spec.volumeGroupSnapshotRef };
-  return { actions: readyBindingActions(GROUP_WORDS, group, bound, now) };
+  return { actions: groups.readyBinding(group, content, now) };
 }
 
 /** Binds a pre-provisioned content (fills its ref's uid and class) and mirrors its status. */
@@ -582,7 +540,7 @@ function planPreprovisionedGroup(
   const { group } = obs;
   if (!found) {
     return {
-      actions: contentMissing(GROUP_WORDS, group, obs.now),
+      actions: groups.contentMissing(group, obs.now),
       retry: `group snapshot ${groupKey(group)} requests an non-existing group snapshot content ${group.spec.source.volumeGroupSnapshotContentName}`,
     };
   }
@@ -603,7 +561,7 @@ function planPreprovisionedGroup(
         toStatus: true,
       },
     });
-    content = withBinding(content, GROUP_CONTENT_REF_FIELDS, group.metadata.uid, className);
+    content = groups.withBinding(content, group.metadata.uid, className);
   }
   return { actions: [...actions, ...statusActions(group, content, false)] };
 }
