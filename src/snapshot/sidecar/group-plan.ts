@@ -28,7 +28,6 @@ import {
   type VolumeSnapshotInfo,
 } from '../../api/group-snapshot.js';
 import {
-  CSI_PARAMETER_PREFIX,
   PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
   PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
   PARAM_SNAPSHOTTER_SECRET_NAME,
@@ -39,9 +38,16 @@ import type { VolumeSnapshotContent } from '../../api/snapshot.js';
 import { messageOf } from '../../csi/status.js';
 import type { VolumeGroupSnapshot__Output } from '../../gen/csi/csi/v1/VolumeGroupSnapshot.js';
 import type { Timestamp__Output } from '../../gen/csi/google/protobuf/Timestamp.js';
-import { deepEqual, rfc3339 } from '../../kube/objects.js';
+import { deepEqual, hasAnnotation, rfc3339 } from '../../kube/objects.js';
 import { isGroupSnapshotMemberContent } from '../group.js';
-import type { SecretRef } from './plan.js';
+import {
+  annotatedSecretRef,
+  contentChangeNeedsSync,
+  prefixedName,
+  statusRecordingError,
+  withoutReservedParameters,
+  type SecretRef,
+} from './shared-plan.js';
 
 export interface GroupSidecarSettings {
   /** The CSI driver this sidecar serves (GetPluginInfo's name). */
@@ -126,9 +132,6 @@ export function groupContentIsReady(content: VolumeGroupSnapshotContent): boolea
   return content.status?.readyToUse === true;
 }
 
-const hasAnnotation = (content: VolumeGroupSnapshotContent, key: string): boolean =>
-  content.metadata?.annotations?.[key] !== undefined;
-
 /**
  * Whether the group may be released now (upstream shouldDeleteGroupSnapshotContent): the
  * content is being deleted and either it is an unbound pre-provisioned one, or its group is
@@ -146,11 +149,7 @@ export function shouldDeleteGroupContent(content: VolumeGroupSnapshotContent): b
 /** The CreateVolumeGroupSnapshot name for a VolumeGroupSnapshot UID (upstream makeGroupSnapshotName). */
 export function groupSnapshotName(uid: string | undefined, settings: GroupSidecarSettings): string {
   if (!uid) throw new Error('group snapshot object is missing UID');
-  if (settings.groupSnapshotNameUuidLength === -1) {
-    return `${settings.groupSnapshotNamePrefix}-${uid}`;
-  }
-  const compact = uid.replaceAll('-', '').slice(0, settings.groupSnapshotNameUuidLength);
-  return `${settings.groupSnapshotNamePrefix}-${compact}`;
+  return prefixedName(settings.groupSnapshotNamePrefix, uid, settings.groupSnapshotNameUuidLength);
 }
 
 /** The `csi.storage.k8s.io/` keys upstream strips from a group class (RemovePrefixedParameters). */
@@ -169,17 +168,7 @@ const RESERVED_GROUP_PARAMETERS = new Set([
 export function groupDriverParameters(
   parameters: Record<string, string> = {},
 ): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const [key, value] of Object.entries(parameters)) {
-    if (!key.startsWith(CSI_PARAMETER_PREFIX)) {
-      result[key] = value;
-    } else if (!RESERVED_GROUP_PARAMETERS.has(key)) {
-      throw new Error(
-        `found unknown parameter key "${key}" with reserved namespace ${CSI_PARAMETER_PREFIX}`,
-      );
-    }
-  }
-  return result;
+  return withoutReservedParameters(parameters, RESERVED_GROUP_PARAMETERS);
 }
 
 /**
@@ -189,17 +178,11 @@ export function groupDriverParameters(
  * is gone.
  */
 export function groupDeletionSecretRef(content: VolumeGroupSnapshotContent): SecretRef | undefined {
-  const annotations = content.metadata?.annotations ?? {};
-  const name = annotations[ANN_GROUP_DELETION_SECRET_NAME];
-  const namespace = annotations[ANN_GROUP_DELETION_SECRET_NAMESPACE];
-  if (name === undefined || namespace === undefined) return undefined;
-  if (!name || !namespace) {
-    throw new Error(
-      `cannot retrieve secrets for group snapshot content ${content.metadata?.name}: ` +
-        'secret name or namespace not specified',
-    );
-  }
-  return { name, namespace };
+  return annotatedSecretRef(
+    content,
+    { name: ANN_GROUP_DELETION_SECRET_NAME, namespace: ANN_GROUP_DELETION_SECRET_NAMESPACE },
+    'group snapshot content',
+  );
 }
 
 const GET_SECRET_KEYS = {
@@ -545,11 +528,7 @@ export function groupStatusWithError(
   now: Date,
   options: { keepReadyToUse?: boolean } = {},
 ): VolumeGroupSnapshotContentStatus | undefined {
-  if (current?.error?.message === message) return undefined;
-  const next: VolumeGroupSnapshotContentStatus = { ...current };
-  next.error = { time: rfc3339(now), message };
-  if (!options.keepReadyToUse) next.readyToUse = false;
-  return next;
+  return statusRecordingError(current, message, rfc3339(now), options);
 }
 
 /**
@@ -592,29 +571,10 @@ export function groupCreateFailedMessage(
   );
 }
 
-/**
- * Whether an informer update can need a sync: changes to status, finalizers, managed fields
- * or the being-created annotation are the sidecars' own and are ignored (so a status write
- * does not cut a poll's backoff short), except a status turning ready.
- */
+/** Whether an informer update can need a sync (as for VolumeSnapshotContents). */
 export function shouldEnqueueGroupContentChange(
   previous: VolumeGroupSnapshotContent,
   next: VolumeGroupSnapshotContent,
 ): boolean {
-  if (previous.status?.readyToUse !== true && next.status?.readyToUse === true) return true;
-  return !deepEqual(comparable(previous), comparable(next));
-}
-
-function comparable(content: VolumeGroupSnapshotContent): Record<string, unknown> {
-  const metadata: Record<string, unknown> = { ...content.metadata };
-  delete metadata.resourceVersion;
-  delete metadata.managedFields;
-  delete metadata.finalizers;
-  const annotations = { ...content.metadata?.annotations };
-  delete annotations[ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED];
-  if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
-  else delete metadata.annotations;
-  const copy: Record<string, unknown> = { ...content, metadata };
-  delete copy.status;
-  return copy;
+  return contentChangeNeedsSync(previous, next, ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED);
 }

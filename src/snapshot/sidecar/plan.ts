@@ -16,10 +16,9 @@ import {
   type VolumeSnapshotContent,
   type VolumeSnapshotContentStatus,
 } from '../../api/snapshot.js';
-import { deepEqual } from '../../kube/objects.js';
+import { hasAnnotation } from '../../kube/objects.js';
 import { isGroupSnapshotMemberContent } from '../group.js';
 import {
-  CSI_PARAMETER_PREFIX,
   PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
   PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
   PARAM_SNAPSHOTTER_SECRET_NAME,
@@ -35,6 +34,16 @@ import {
   type SecretField,
 } from '../../api/secret-template.js';
 import { grpcCodeOf, messageOf } from '../../csi/status.js';
+import {
+  annotatedSecretRef,
+  contentChangeNeedsSync,
+  prefixedName,
+  statusRecordingError,
+  withoutReservedParameters,
+  type SecretRef,
+} from './shared-plan.js';
+
+export type { SecretRef };
 
 export interface SidecarSettings {
   /** The CSI driver this sidecar serves (GetPluginInfo's name). */
@@ -53,17 +62,10 @@ export const DEFAULT_SIDECAR_SETTINGS: Omit<SidecarSettings, 'driverName'> = {
   extraCreateMetadata: false,
 };
 
-/** Parameters `--extra-create-metadata` adds to CreateSnapshot. */
-
 /** Event reasons, as upstream emits them, so alerts written for upstream keep matching. */
 export const REASON_CREATION_FAILED = 'SnapshotCreationFailed';
 export const REASON_CHECK_FAILED = 'SnapshotContentCheckandUpdateFailed';
 export const REASON_DELETE_ERROR = 'SnapshotDeleteError';
-
-export interface SecretRef {
-  name: string;
-  namespace: string;
-}
 
 export interface CreateSnapshotCall {
   name: string;
@@ -116,9 +118,6 @@ export function contentIsReady(content: VolumeSnapshotContent): boolean {
   return content.status?.readyToUse === true;
 }
 
-const hasAnnotation = (content: VolumeSnapshotContent, key: string): boolean =>
-  content.metadata?.annotations?.[key] !== undefined;
-
 /**
  * Whether the backend snapshot may be released now (upstream shouldDelete): the content is
  * being deleted and either it is an unbound pre-provisioned one, or its VolumeSnapshot is being
@@ -134,9 +133,7 @@ export function shouldDelete(content: VolumeSnapshotContent): boolean {
 /** The CreateSnapshot name for a VolumeSnapshot UID (upstream makeSnapshotName). */
 export function snapshotName(uid: string | undefined, settings: SidecarSettings): string {
   if (!uid) throw new Error('corrupted snapshot object, it is missing UID');
-  if (settings.snapshotNameUuidLength === -1) return `${settings.snapshotNamePrefix}-${uid}`;
-  const compact = uid.replaceAll('-', '').slice(0, settings.snapshotNameUuidLength);
-  return `${settings.snapshotNamePrefix}-${compact}`;
+  return prefixedName(settings.snapshotNamePrefix, uid, settings.snapshotNameUuidLength);
 }
 
 const RESERVED_SNAPSHOT_PARAMETERS = new Set([
@@ -148,32 +145,16 @@ const RESERVED_SNAPSHOT_PARAMETERS = new Set([
 
 /** Class parameters minus the sidecar's own keys; an unknown reserved key is an error. */
 export function driverParameters(parameters: Record<string, string> = {}): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const [key, value] of Object.entries(parameters)) {
-    if (!key.startsWith(CSI_PARAMETER_PREFIX)) {
-      result[key] = value;
-    } else if (!RESERVED_SNAPSHOT_PARAMETERS.has(key)) {
-      throw new Error(
-        `found unknown parameter key "${key}" with reserved namespace ${CSI_PARAMETER_PREFIX}`,
-      );
-    }
-  }
-  return result;
+  return withoutReservedParameters(parameters, RESERVED_SNAPSHOT_PARAMETERS);
 }
 
 /** The Secret named by the content's deletion-secret annotations (upstream reads both). */
 export function deletionSecretRef(content: VolumeSnapshotContent): SecretRef | undefined {
-  const annotations = content.metadata?.annotations ?? {};
-  const name = annotations[ANN_DELETION_SECRET_NAME];
-  const namespace = annotations[ANN_DELETION_SECRET_NAMESPACE];
-  if (name === undefined || namespace === undefined) return undefined;
-  if (!name || !namespace) {
-    throw new Error(
-      `cannot retrieve secrets for snapshot content ${content.metadata?.name}: ` +
-        `secret name or namespace not specified`,
-    );
-  }
-  return { name, namespace };
+  return annotatedSecretRef(
+    content,
+    { name: ANN_DELETION_SECRET_NAME, namespace: ANN_DELETION_SECRET_NAMESPACE },
+    'snapshot content',
+  );
 }
 
 /**
@@ -386,11 +367,7 @@ export function statusWithError(
   now: Date,
   options: { keepReadyToUse?: boolean } = {},
 ): VolumeSnapshotContentStatus | undefined {
-  if (current?.error?.message === message) return undefined;
-  const next: VolumeSnapshotContentStatus = { ...current };
-  next.error = { time: now.toISOString(), message };
-  if (!options.keepReadyToUse) next.readyToUse = false;
-  return next;
+  return statusRecordingError(current, message, now.toISOString(), options);
 }
 
 /**
@@ -453,32 +430,12 @@ export function createFailedMessage(
   );
 }
 
-/**
- * Whether an informer update can need a sync (upstream ShouldEnqueueContentChange): changes
- * to status, finalizers, managed fields or the being-created annotation are the sidecar's
- * own and are ignored, except a status turning ready.
- */
+/** Whether an informer update can need a sync (upstream ShouldEnqueueContentChange). */
 export function shouldEnqueueContentChange(
   previous: VolumeSnapshotContent,
   next: VolumeSnapshotContent,
 ): boolean {
-  if (previous.status?.readyToUse !== true && next.status?.readyToUse === true) return true;
-  return !deepEqual(comparable(previous), comparable(next));
-}
-
-/** The content without what the sidecar itself changes or what changes on every write. */
-function comparable(content: VolumeSnapshotContent): Record<string, unknown> {
-  const metadata: Record<string, unknown> = { ...content.metadata };
-  delete metadata.resourceVersion;
-  delete metadata.managedFields;
-  delete metadata.finalizers;
-  const annotations = { ...content.metadata?.annotations };
-  delete annotations[ANN_VOLUME_SNAPSHOT_BEING_CREATED];
-  if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
-  else delete metadata.annotations;
-  const copy: Record<string, unknown> = { ...content, metadata };
-  delete copy.status;
-  return copy;
+  return contentChangeNeedsSync(previous, next, ANN_VOLUME_SNAPSHOT_BEING_CREATED);
 }
 
 function nanoseconds(time: Date): number {

@@ -1,0 +1,108 @@
+/**
+ * The decisions the two content sidecars make alike, whatever the kind of content: which class
+ * parameters reach the driver, the Secret a content's annotations name, the name a create call
+ * gets, how a failure is written into a status, and which informer updates need a sync.
+ * ./plan.ts and ./group-plan.ts word them for VolumeSnapshotContents and
+ * VolumeGroupSnapshotContents.
+ */
+import { CSI_PARAMETER_PREFIX } from '../../api/csi-parameters.js';
+import { deepEqual, omit } from '../../kube/objects.js';
+import type { KubeObject } from '../../kube/resource.js';
+
+export interface SecretRef {
+  name: string;
+  namespace: string;
+}
+
+/** Class parameters minus the sidecars' own keys (`reserved`); an unknown reserved key is an error. */
+export function withoutReservedParameters(
+  parameters: Record<string, string>,
+  reserved: ReadonlySet<string>,
+): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parameters)) {
+    if (!key.startsWith(CSI_PARAMETER_PREFIX)) {
+      result[key] = value;
+    } else if (!reserved.has(key)) {
+      throw new Error(
+        `found unknown parameter key "${key}" with reserved namespace ${CSI_PARAMETER_PREFIX}`,
+      );
+    }
+  }
+  return result;
+}
+
+/**
+ * The Secret two annotations of a content name (upstream reads both): none when either is
+ * missing, an error when either is empty. `noun` names the content in that error.
+ */
+export function annotatedSecretRef(
+  content: KubeObject,
+  keys: { name: string; namespace: string },
+  noun: string,
+): SecretRef | undefined {
+  const annotations = content.metadata?.annotations ?? {};
+  const name = annotations[keys.name];
+  const namespace = annotations[keys.namespace];
+  if (name === undefined || namespace === undefined) return undefined;
+  if (!name || !namespace) {
+    throw new Error(
+      `cannot retrieve secrets for ${noun} ${content.metadata?.name}: ` +
+        'secret name or namespace not specified',
+    );
+  }
+  return { name, namespace };
+}
+
+/** A create call's name for an object's UID: -1 keeps the whole UID, else dashes go and it is cut. */
+export function prefixedName(prefix: string, uid: string, uuidLength: number): string {
+  if (uuidLength === -1) return `${prefix}-${uid}`;
+  return `${prefix}-${uid.replaceAll('-', '').slice(0, uuidLength)}`;
+}
+
+/** What both content statuses have in common: readiness and the last error. */
+interface StatusWithError {
+  readyToUse?: boolean;
+  error?: { time?: string; message?: string };
+}
+
+/**
+ * The status that records a failure at `time`: `readyToUse: false` and the error, unless the
+ * same message is already there (no write, no new Event, as upstream).
+ */
+export function statusRecordingError<S extends StatusWithError>(
+  current: S | undefined,
+  message: string,
+  time: string,
+  options: { keepReadyToUse?: boolean },
+): S | undefined {
+  if (current?.error?.message === message) return undefined;
+  const next = { ...current } as S;
+  next.error = { time, message };
+  if (!options.keepReadyToUse) next.readyToUse = false;
+  return next;
+}
+
+/**
+ * Whether an informer update can need a sync (upstream ShouldEnqueueContentChange): changes to
+ * status, finalizers, managed fields or the being-created annotation (`beingCreated`) are the
+ * sidecars' own and are ignored, so a status write does not cut a poll's backoff short; a status
+ * turning ready is not.
+ */
+export function contentChangeNeedsSync<C extends KubeObject & { status?: StatusWithError }>(
+  previous: C,
+  next: C,
+  beingCreated: string,
+): boolean {
+  if (previous.status?.readyToUse !== true && next.status?.readyToUse === true) return true;
+  return !deepEqual(comparable(previous, beingCreated), comparable(next, beingCreated));
+}
+
+/** The content without what the sidecar itself changes or what changes on every write. */
+function comparable(content: KubeObject, beingCreated: string): Record<string, unknown> {
+  const metadata = omit(content.metadata ?? {}, 'resourceVersion', 'managedFields', 'finalizers');
+  const annotations = omit(content.metadata?.annotations ?? {}, beingCreated);
+  if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
+  else delete metadata.annotations;
+  return { ...omit(content, 'status'), metadata };
+}
