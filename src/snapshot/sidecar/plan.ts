@@ -236,15 +236,7 @@ export function planContent(
 
   const preProvisioned = content.spec.source.snapshotHandle;
   if (preProvisioned) {
-    try {
-      return {
-        action: 'checkSnapshot',
-        snapshotId: preProvisioned,
-        secretRef: listSecretRef(snapshotClass, contentName),
-      };
-    } catch (error) {
-      return { action: 'fail', reason: REASON_CHECK_FAILED, message: failedToCheck(error) };
-    }
+    return planCheck(preProvisioned, () => listSecretRef(snapshotClass, contentName));
   }
 
   // Group members, as upstream's syncContent and checkandUpdateContentStatusOperation: once
@@ -253,17 +245,7 @@ export function planContent(
   // content marked as a member, no CreateSnapshot of its own is ever made.
   const groupHandle = content.status?.volumeGroupSnapshotHandle;
   const memberHandle = content.status?.snapshotHandle;
-  if (groupHandle && memberHandle) {
-    try {
-      return {
-        action: 'checkSnapshot',
-        snapshotId: memberHandle,
-        secretRef: deletionSecretRef(content),
-      };
-    } catch (error) {
-      return { action: 'fail', reason: REASON_CHECK_FAILED, message: failedToCheck(error) };
-    }
-  }
+  if (groupHandle && memberHandle) return planCheck(memberHandle, () => deletionSecretRef(content));
   if (isGroupSnapshotMemberContent(content)) return { action: 'leftToGroup' };
 
   const failureReason = firstAttempt ? REASON_CREATION_FAILED : REASON_CHECK_FAILED;
@@ -302,6 +284,15 @@ export function planContent(
     };
   } catch (error) {
     return inputError(error);
+  }
+}
+
+/** ListSnapshots of `snapshotId` with the Secret `secretRef` names, or why it cannot be made. */
+function planCheck(snapshotId: string, secretRef: () => SecretRef | undefined): ContentPlan {
+  try {
+    return { action: 'checkSnapshot', snapshotId, secretRef: secretRef() };
+  } catch (error) {
+    return { action: 'fail', reason: REASON_CHECK_FAILED, message: failedToCheck(error) };
   }
 }
 
