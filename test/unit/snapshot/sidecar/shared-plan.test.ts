@@ -1,0 +1,145 @@
+import { expect } from 'chai';
+import type { KubeObject } from '../../../../src/kube/resource.js';
+import {
+  annotatedSecretRef,
+  contentChangeNeedsSync,
+  prefixedName,
+  statusRecordingError,
+  withoutReservedParameters,
+} from '../../../../src/snapshot/sidecar/shared-plan.js';
+
+const BEING_CREATED = 'example.dev/being-created';
+const KEYS = { name: 'example.dev/secret-name', namespace: 'example.dev/secret-namespace' };
+
+type Content = KubeObject & {
+  spec?: { source: string };
+  status?: { readyToUse?: boolean; error?: { time?: string; message?: string } };
+};
+
+function content(overrides: Partial<Content> = {}): Content {
+  return {
+    apiVersion: 'example.dev/v1',
+    kind: 'Content',
+    metadata: { name: 'c1', resourceVersion: '1' },
+    spec: { source: 'vol-1' },
+    ...overrides,
+  };
+}
+
+describe('sidecar shared plan', function () {
+  describe('withoutReservedParameters', function () {
+    const reserved = new Set(['csi.storage.k8s.io/known']);
+
+    it('keeps plain keys and drops the reserved ones it is given', function () {
+      expect(
+        withoutReservedParameters({ a: '1', 'csi.storage.k8s.io/known': 'x' }, reserved),
+      ).to.deep.equal({ a: '1' });
+    });
+
+    it('refuses a reserved key it does not know', function () {
+      expect(() =>
+        withoutReservedParameters({ 'csi.storage.k8s.io/other': 'x' }, reserved),
+      ).to.throw(/unknown parameter key "csi.storage.k8s.io\/other"/);
+    });
+  });
+
+  describe('annotatedSecretRef', function () {
+    const annotated = (annotations: Record<string, string>): Content =>
+      content({ metadata: { name: 'c1', annotations } });
+
+    it('names no Secret unless both annotations are there', function () {
+      expect(annotatedSecretRef(annotated({ [KEYS.name]: 's' }), KEYS, 'content')).to.equal(
+        undefined,
+      );
+    });
+
+    it('names the Secret both annotations give', function () {
+      const ref = annotatedSecretRef(
+        annotated({ [KEYS.name]: 's', [KEYS.namespace]: 'ns' }),
+        KEYS,
+        'content',
+      );
+      expect(ref).to.deep.equal({ name: 's', namespace: 'ns' });
+    });
+
+    it('refuses an empty annotation, naming the content as told', function () {
+      expect(() =>
+        annotatedSecretRef(
+          annotated({ [KEYS.name]: '', [KEYS.namespace]: 'ns' }),
+          KEYS,
+          'group snapshot content',
+        ),
+      ).to.throw('cannot retrieve secrets for group snapshot content c1');
+    });
+  });
+
+  describe('prefixedName', function () {
+    const uid = '3f1c2b7e-1111-2222-3333-444455556666';
+
+    it('keeps the whole UID at -1', function () {
+      expect(prefixedName('snapshot', uid, -1)).to.equal(`snapshot-${uid}`);
+    });
+
+    it('drops the dashes and cuts the UID to the length asked', function () {
+      expect(prefixedName('snap', uid, 10)).to.equal('snap-3f1c2b7e11');
+    });
+  });
+
+  describe('statusRecordingError', function () {
+    const time = '2026-01-02T03:04:05Z';
+
+    it('records the error at the time given and clears readiness', function () {
+      const current = { readyToUse: true };
+      expect(statusRecordingError(current, 'boom', time, {})).to.deep.equal({
+        readyToUse: false,
+        error: { time, message: 'boom' },
+      });
+      expect(current).to.deep.equal({ readyToUse: true });
+    });
+
+    it('can keep readiness', function () {
+      const next = statusRecordingError({ readyToUse: true }, 'boom', time, {
+        keepReadyToUse: true,
+      });
+      expect(next?.readyToUse).to.equal(true);
+    });
+
+    it('writes nothing when the same message is there already', function () {
+      const current = { readyToUse: false, error: { time: 'earlier', message: 'boom' } };
+      expect(statusRecordingError(current, 'boom', time, {})).to.equal(undefined);
+    });
+  });
+
+  describe('contentChangeNeedsSync', function () {
+    const withAnnotation = (key: string): Content =>
+      content({ metadata: { name: 'c1', resourceVersion: '2', annotations: { [key]: 'yes' } } });
+
+    it('ignores the being-created annotation it is given and the resourceVersion', function () {
+      expect(
+        contentChangeNeedsSync(content(), withAnnotation(BEING_CREATED), BEING_CREATED),
+      ).to.equal(false);
+    });
+
+    it('sees any other annotation', function () {
+      expect(
+        contentChangeNeedsSync(content(), withAnnotation('example.dev/other'), BEING_CREATED),
+      ).to.equal(true);
+    });
+
+    it('ignores status and finalizers but not a status turning ready', function () {
+      const failed = content({ status: { readyToUse: false, error: { message: 'x' } } });
+      const finalized = content({ metadata: { name: 'c1', finalizers: ['example.dev/f'] } });
+      expect(contentChangeNeedsSync(content(), failed, BEING_CREATED)).to.equal(false);
+      expect(contentChangeNeedsSync(content(), finalized, BEING_CREATED)).to.equal(false);
+      expect(
+        contentChangeNeedsSync(failed, content({ status: { readyToUse: true } }), BEING_CREATED),
+      ).to.equal(true);
+    });
+
+    it('sees a spec change', function () {
+      expect(
+        contentChangeNeedsSync(content(), content({ spec: { source: 'vol-2' } }), BEING_CREATED),
+      ).to.equal(true);
+    });
+  });
+});
