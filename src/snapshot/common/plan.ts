@@ -4,7 +4,11 @@
  * steps both take the same way for a snapshot and its content as for a group and its content.
  */
 import type { SnapshotError } from '../../api/snapshot.js';
-import { invalidSecretField, type SecretField } from '../../api/secret-template.js';
+import {
+  invalidSecretField,
+  secretTemplates,
+  type SecretField,
+} from '../../api/secret-template.js';
 import { rfc3339 } from '../../kube/objects.js';
 
 export type EventType = 'Normal' | 'Warning';
@@ -284,20 +288,26 @@ export interface KindDescription<T extends string> {
   apiVersion: string;
   /**
    * "VolumeSnapshot", "VolumeGroupSnapshot". Upstream's names follow from it: the content's
-   * kind (`…Content`), the status field that names it (`bound…ContentName`) and the kind as
-   * its events name it (without "Volume").
+   * kind (`…Content`), the status field that names it (`bound…ContentName`), the content's
+   * fields that name the object and its class (`volume…Ref`, `volume…ClassName`) and the kind
+   * as its events name it (without "Volume").
    */
   kind: string;
   /** "snapshot", "group snapshot". */
   noun: string;
   /** The name of the dynamic content of an object's uid. */
   contentNameFor: (uid: string) => string;
-  contentFields: ContentFields;
   /** The class annotation that marks a driver's default class. */
   defaultClassAnnotation: string;
+  /** The class parameters that name the Secret of the content's CSI calls. */
+  secretParameterKeys: Record<SecretField, string>;
   /** The annotations of a new content that record its deletion Secret. */
   deletionSecretKeys: { name: string; namespace: string };
+  /** The annotation that marks a content whose object is being deleted. */
+  beingDeletedAnnotation: string;
   reasons: {
+    bindFailed: string;
+    contentDeleteError: string;
     contentMissing: string;
     contentMismatch: string;
     contentMisbound: string;
@@ -332,11 +342,14 @@ type Secret = { name: string; namespace: string };
  */
 export class KindPlans<T extends string> {
   readonly contentKind: string;
+  readonly contentFields: ContentFields;
   private readonly mirrorNaming: MirrorNaming;
 
   constructor(private readonly description: KindDescription<T>) {
     const { kind, reasons } = description;
     this.contentKind = `${kind}Content`;
+    const field = kind.charAt(0).toLowerCase() + kind.slice(1);
+    this.contentFields = { ref: `${field}Ref`, className: `${field}ClassName` };
     this.mirrorNaming = {
       boundField: `bound${kind}ContentName`,
       what: kind.replace(/^Volume/, ''),
@@ -380,7 +393,7 @@ export class KindPlans<T extends string> {
 
   /** The ref by which a content names its object. */
   refOf(content: KindContent): ObjectRef {
-    return (content.spec as Record<string, ObjectRef>)[this.description.contentFields.ref]!;
+    return (content.spec as Record<string, ObjectRef>)[this.contentFields.ref]!;
   }
 
   /** The content points back at exactly this object (name, namespace and uid). */
@@ -412,13 +425,16 @@ export class KindPlans<T extends string> {
    */
   checkedContent<C extends KindContent>(
     obj: NamedObject & WithErrorStatus,
-    expected: { name: string; preprovisioned: boolean },
-    content: C | undefined,
-    source: ContentSource,
+    preprovisionedName: string | undefined,
+    lookup: (name: string) => C | undefined,
+    sourceOf: (content: C) => ContentSource,
     now: Date,
   ): { content?: C } | { failure: Plan<KindAction<T>> } {
+    const preprovisioned = preprovisionedName !== undefined;
+    const name = preprovisionedName ?? this.description.contentNameFor(obj.metadata.uid!);
+    const content = lookup(name);
     if (!content) return {};
-    const { name, preprovisioned } = expected;
+    const source = sourceOf(content);
     const { contentKind, description } = this;
     const { reasons } = description;
     const fail = (reason: string, message: string) => ({
@@ -445,11 +461,36 @@ export class KindPlans<T extends string> {
   }
 
   /**
+   * The action that binds a pre-provisioned content to the object (fills its ref's uid and,
+   * when the object names one, the class), and the content as it is once bound.
+   */
+  binding<A extends string, C extends KindContent>(
+    type: A,
+    obj: NamedObject,
+    content: C,
+    className: string | undefined,
+  ) {
+    const { what } = this.mirrorNaming;
+    const action = {
+      type,
+      contentName: content.metadata.name!,
+      uid: obj.metadata.uid!,
+      ...(className !== undefined ? { className } : {}),
+      onFailure: {
+        reason: this.description.reasons.bindFailed,
+        message: `${what} failed to bind ${this.contentKind},`,
+        toStatus: true,
+      },
+    };
+    return { action, content: this.withBinding(content, obj.metadata.uid, className) };
+  }
+
+  /**
    * A pre-provisioned content as it is once bound: its ref carries the object's uid and, when
    * the object names one, its class.
    */
   withBinding<C extends KindContent>(content: C, uid: string | undefined, className?: string): C {
-    const fields = this.description.contentFields;
+    const fields = this.contentFields;
     return {
       ...content,
       spec: {
@@ -474,6 +515,42 @@ export class KindPlans<T extends string> {
     const { name, namespace, uid, resourceVersion } = obj.metadata;
     const { apiVersion, kind } = this.description;
     return { apiVersion, kind, name, namespace, uid, resourceVersion };
+  }
+
+  /** The Secret of the content's CSI calls that the class names, each template filled by `resolve`. */
+  classSecretRef(
+    parameters: Record<string, string> | undefined,
+    resolve: (field: SecretField, template: string) => TemplateResolution,
+  ): { ref?: Secret } | { error: string } {
+    const keys = this.description.secretParameterKeys;
+    return secretReference(secretTemplates(parameters ?? {}, keys), keys, resolve);
+  }
+
+  /**
+   * The content of an object being deleted: marked being-deleted (once), and deleted when its
+   * policy says so and its deletion has not begun.
+   */
+  contentRelease<A extends string, D extends string>(
+    content: KindContent & {
+      metadata: { deletionTimestamp?: unknown; annotations?: Record<string, string> };
+    },
+    deleteContent: boolean,
+    types: { annotate: A; delete: D },
+  ): ContentReleaseAction<A, D>[] {
+    const contentName = content.metadata.name!;
+    const actions: ContentReleaseAction<A, D>[] = [];
+    if (content.metadata.annotations?.[this.description.beingDeletedAnnotation] !== 'yes') {
+      actions.push({ type: types.annotate, contentName });
+    }
+    if (deleteContent && !content.metadata.deletionTimestamp) {
+      const onFailure = {
+        reason: this.description.reasons.contentDeleteError,
+        message: `Failed to delete ${this.description.noun} content API object:`,
+        toStatus: false,
+      };
+      actions.push({ type: types.delete, contentName, onFailure });
+    }
+    return actions;
   }
 
   /** The default class of a driver, as upstream's SetDefault…Class chooses it. */
@@ -558,42 +635,6 @@ export function secretReference(
   return { ref };
 }
 
-/** How an object being deleted releases its content: the actions, and the texts of a failed delete. */
-export interface ContentReleaseWords<A extends string, D extends string> {
-  annotate: A;
-  delete: D;
-  /** The annotation that marks the content being deleted. */
-  beingDeleted: string;
-  reason: string;
-  message: string;
-}
-
+/** What releasing the content of an object being deleted does. */
 export type ContentReleaseAction<A extends string, D extends string> =
   { type: A; contentName: string } | { type: D; contentName: string; onFailure: FailureReport };
-
-/**
- * The content of an object being deleted: marked being-deleted (once), and deleted when its
- * policy says so and its deletion has not begun.
- */
-export function contentRelease<A extends string, D extends string>(
-  content: NamedObject & {
-    metadata: { deletionTimestamp?: unknown; annotations?: Record<string, string> };
-  },
-  deleteContent: boolean,
-  words: ContentReleaseWords<A, D>,
-): ContentReleaseAction<A, D>[] {
-  const contentName = content.metadata.name!;
-  const actions: ContentReleaseAction<A, D>[] = [];
-  if (content.metadata.annotations?.[words.beingDeleted] !== 'yes') {
-    actions.push({ type: words.annotate, contentName });
-  }
-  if (deleteContent && !content.metadata.deletionTimestamp) {
-    const { reason, message } = words;
-    actions.push({
-      type: words.delete,
-      contentName,
-      onFailure: { reason, message, toStatus: false },
-    });
-  }
-  return actions;
-}

@@ -27,26 +27,17 @@ import {
 } from '../../api/snapshot.js';
 import { formatBytes, parseQuantity } from '../../api/quantity.js';
 import { isGroupSnapshotMember } from '../group.js';
+import type { EventAction, FailureReport, Plan } from '../common/plan.js';
 import {
   KindPlans,
   has,
   keyOfObject as snapshotKey,
   quoted,
-  contentRelease,
-  secretReference,
   updateFailed,
   warnAndRetry,
   warning,
-  type ContentFields,
-  type EventAction,
-  type FailureReport,
-  type Plan,
 } from '../common/plan.js';
-import {
-  resolveSecretTemplate,
-  secretParameterKeys,
-  secretTemplates,
-} from '../../api/secret-template.js';
+import { resolveSecretTemplate, secretParameterKeys } from '../../api/secret-template.js';
 
 export type PersistentVolumeClaim = V1PersistentVolumeClaim;
 export type PersistentVolume = V1PersistentVolume;
@@ -75,12 +66,6 @@ export const Reasons = {
   contentValidationError: 'ContentValidationError',
 } as const;
 
-/** Where a VolumeSnapshotContent names its snapshot and class. */
-export const CONTENT_REF_FIELDS: ContentFields = {
-  ref: 'volumeSnapshotRef',
-  className: 'volumeSnapshotClassName',
-};
-
 /** The steps a snapshot's plan shares with a group's, worded for a VolumeSnapshot. */
 const snapshots = new KindPlans({
   statusAction: 'patchSnapshotStatus',
@@ -88,11 +73,15 @@ const snapshots = new KindPlans({
   kind: VOLUME_SNAPSHOT_KIND,
   noun: 'snapshot',
   contentNameFor: volumeSnapshotContentNameFor,
-  contentFields: CONTENT_REF_FIELDS,
   defaultClassAnnotation: ANN_IS_DEFAULT_CLASS,
+  secretParameterKeys: secretParameterKeys('snapshotter'),
   deletionSecretKeys: { name: ANN_DELETION_SECRET_NAME, namespace: ANN_DELETION_SECRET_NAMESPACE },
+  beingDeletedAnnotation: ANN_VOLUME_SNAPSHOT_BEING_DELETED,
   reasons: { ...Reasons, created: Reasons.snapshotCreated, ready: Reasons.snapshotReady },
 });
+
+/** Where a VolumeSnapshotContent names its snapshot and class. */
+export const CONTENT_REF_FIELDS = snapshots.contentFields;
 
 export type { EventType, FailureReport, Plan } from '../common/plan.js';
 
@@ -245,13 +234,12 @@ export function snapshotterSecretRef(
   contentName: string,
   snapshot: VolumeSnapshot,
 ): { ref?: { name: string; namespace: string } } | { error: string } {
-  const keys = secretParameterKeys('snapshotter');
   const values = {
     'volumesnapshotcontent.name': contentName,
     'volumesnapshot.namespace': snapshot.metadata.namespace ?? '',
     'volumesnapshot.name': snapshot.metadata.name ?? '',
   };
-  return secretReference(secretTemplates(parameters ?? {}, keys), keys, (field, template) =>
+  return snapshots.classSecretRef(parameters, (field, template) =>
     resolveSecretTemplate('snapshotter', field, template, values),
   );
 }
@@ -339,26 +327,11 @@ function fail(
   return snapshots.failure(snapshot, reason, message, now, setReadyFalse);
 }
 
-/**
- * The content of a snapshot, checked: a pre-provisioned snapshot's named content must be
- * pre-provisioned (snapshotHandle), a dynamic snapshot's `snapcontent-<uid>` dynamic
- * (volumeHandle), and either must point back to it.
- */
-function checkedSnapshotContent(
-  obs: SnapshotObservation,
-  preprovisioned: boolean,
-): { content?: VolumeSnapshotContent } | { failure: Plan<SnapshotAction> } {
-  const { snapshot } = obs;
-  const name = preprovisioned
-    ? snapshot.spec.source.volumeSnapshotContentName!
-    : volumeSnapshotContentNameFor(snapshot.metadata.uid!);
-  const content = obs.content(name);
-  const source = {
-    preprovisioned: !!content?.spec.source.snapshotHandle,
-    dynamic: !!content?.spec.source.volumeHandle,
-  };
-  return snapshots.checkedContent(snapshot, { name, preprovisioned }, content, source, obs.now);
-}
+/** What a VolumeSnapshotContent's source says it was made for. */
+const sourceOfContent = ({ spec }: VolumeSnapshotContent) => ({
+  preprovisioned: !!spec.source.snapshotHandle,
+  dynamic: !!spec.source.volumeHandle,
+});
 
 /** The next steps for one VolumeSnapshot (upstream's syncSnapshotByKey and syncSnapshot). */
 export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
@@ -436,7 +409,15 @@ export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
   const preprovisioned = volumeSnapshotContentName !== undefined;
   // a dynamic group member's content is made and named by its group, never snapcontent-<uid>
   const groupMember = !preprovisioned && isGroupSnapshotMember(snapshot);
-  const found = groupMember ? {} : checkedSnapshotContent(obs, preprovisioned);
+  const found = groupMember
+    ? {}
+    : snapshots.checkedContent(
+        snapshot,
+        volumeSnapshotContentName,
+        obs.content,
+        sourceOfContent,
+        now,
+      );
   const binding: Plan<SnapshotAction> =
     'failure' in found
       ? found.failure
@@ -493,30 +474,15 @@ function planPreprovisionedBinding(
       retry: `snapshot ${snapshotKey(snapshot)} requests a non-existing content ${snapshot.spec.source.volumeSnapshotContentName}`,
     };
   }
-  let content = found;
-  const actions: SnapshotAction[] = [];
-  const ref = content.spec.volumeSnapshotRef;
+  const ref = found.spec.volumeSnapshotRef;
   // upstream's checkandBindSnapshotContent: a content bound by uid that names a class is left
   // alone; otherwise the uid is filled and the snapshot's class, if it names one, replaces
   // the content's
-  const bound = !!ref.uid && content.spec.volumeSnapshotClassName !== undefined;
-  const copyClass = className !== undefined && content.spec.volumeSnapshotClassName !== className;
-  if (!bound && (!ref.uid || copyClass)) {
-    const fillClass = className !== undefined;
-    actions.push({
-      type: 'bindContent',
-      contentName: content.metadata.name!,
-      uid: snapshot.metadata.uid!,
-      ...(fillClass ? { className } : {}),
-      onFailure: {
-        reason: Reasons.bindFailed,
-        message: 'Snapshot failed to bind VolumeSnapshotContent,',
-        toStatus: true,
-      },
-    });
-    content = snapshots.withBinding(content, snapshot.metadata.uid, className);
-  }
-  return { actions: [...actions, ...statusActions(snapshot, content)] };
+  const bound = !!ref.uid && found.spec.volumeSnapshotClassName !== undefined;
+  const copyClass = className !== undefined && found.spec.volumeSnapshotClassName !== className;
+  if (bound || (ref.uid && !copyClass)) return { actions: statusActions(snapshot, found) };
+  const { action, content } = snapshots.binding('bindContent', snapshot, found, className);
+  return { actions: [action, ...statusActions(snapshot, content)] };
 }
 
 /**
@@ -697,12 +663,9 @@ function planDeletion(obs: SnapshotObservation): Plan<SnapshotAction> {
 
   const deleteContent = content?.spec.deletionPolicy === 'Delete';
   const actions: SnapshotAction[] = content
-    ? contentRelease(content, deleteContent, {
+    ? snapshots.contentRelease(content, deleteContent, {
         annotate: 'annotateContentBeingDeleted',
         delete: 'deleteContent',
-        beingDeleted: ANN_VOLUME_SNAPSHOT_BEING_DELETED,
-        reason: Reasons.contentDeleteError,
-        message: 'Failed to delete snapshot content API object:',
       })
     : [];
   const remove = [FINALIZER_VOLUME_SNAPSHOT_AS_SOURCE];

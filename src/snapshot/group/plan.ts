@@ -38,29 +38,22 @@ import {
   type VolumeSnapshotContent,
   type VolumeSnapshotContentStatus,
 } from '../../api/snapshot.js';
-import { secretTemplates } from '../../api/secret-template.js';
 import { labelSelectorMatches, labelSelectorToString } from '../../kube/selectors.js';
 import {
   isRestoringFrom,
   type PersistentVolume,
   type PersistentVolumeClaim,
 } from '../controller/plan.js';
+import type { EventAction, FailureReport, Plan, TemplateResolution } from '../common/plan.js';
 import {
   KindPlans,
-  contentRelease,
   has,
   keyOfObject as groupKey,
   quoted,
   secretAnnotations,
-  secretReference,
   updateFailed,
   warnAndRetry,
   warning,
-  type ContentFields,
-  type EventAction,
-  type FailureReport,
-  type Plan,
-  type TemplateResolution,
 } from '../common/plan.js';
 
 /** Event reasons as upstream's group paths emit them, so alerts written for upstream match. */
@@ -86,10 +79,9 @@ export const GroupReasons = {
   contentValidationError: 'GroupContentValidationError',
 } as const;
 
-/** Where a VolumeGroupSnapshotContent names its group and class. */
-export const GROUP_CONTENT_REF_FIELDS: ContentFields = {
-  ref: 'volumeGroupSnapshotRef',
-  className: 'volumeGroupSnapshotClassName',
+const GROUP_SECRET_KEYS = {
+  name: PARAM_GROUP_SNAPSHOTTER_SECRET_NAME,
+  namespace: PARAM_GROUP_SNAPSHOTTER_SECRET_NAMESPACE,
 };
 
 /** The steps a group's plan shares with a snapshot's, worded for a VolumeGroupSnapshot. */
@@ -99,18 +91,22 @@ const groups = new KindPlans({
   kind: VOLUME_GROUP_SNAPSHOT_KIND,
   noun: 'group snapshot',
   contentNameFor: volumeGroupSnapshotContentNameFor,
-  contentFields: GROUP_CONTENT_REF_FIELDS,
   defaultClassAnnotation: ANN_IS_DEFAULT_GROUP_CLASS,
+  secretParameterKeys: GROUP_SECRET_KEYS,
   deletionSecretKeys: {
     name: ANN_GROUP_DELETION_SECRET_NAME,
     namespace: ANN_GROUP_DELETION_SECRET_NAMESPACE,
   },
+  beingDeletedAnnotation: ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED,
   reasons: {
     ...GroupReasons,
     created: GroupReasons.groupSnapshotCreated,
     ready: GroupReasons.groupSnapshotReady,
   },
 });
+
+/** Where a VolumeGroupSnapshotContent names its group and class. */
+export const GROUP_CONTENT_REF_FIELDS = groups.contentFields;
 
 export type GroupAction =
   /** Update `spec.volumeGroupSnapshotClassName` (the default class was chosen). */
@@ -244,11 +240,6 @@ export function groupVolumes(
   return { pvs };
 }
 
-const GROUP_SECRET_KEYS = {
-  name: PARAM_GROUP_SNAPSHOTTER_SECRET_NAME,
-  namespace: PARAM_GROUP_SNAPSHOTTER_SECRET_NAMESPACE,
-};
-
 /**
  * The Secret of the class's group-snapshotter-secret parameters, as upstream's
  * GetGroupSnapshotSecretReference resolves it: the namespace may use the content's name and
@@ -266,8 +257,7 @@ export function groupSnapshotterSecretRef(
   if (group) namespaceValues['volumegroupsnapshot.namespace'] = group.metadata.namespace ?? '';
   const nameValues: Record<string, string> = { ...namespaceValues };
   if (group) nameValues['volumegroupsnapshot.name'] = group.metadata.name ?? '';
-  const templates = secretTemplates(parameters ?? {}, GROUP_SECRET_KEYS);
-  return secretReference(templates, GROUP_SECRET_KEYS, (field, template) =>
+  return groups.classSecretRef(parameters, (field, template) =>
     fillPlaceholders(template, field === 'namespace' ? namespaceValues : nameValues),
   );
 }
@@ -417,23 +407,10 @@ function statusActions(
   });
 }
 
-/**
- * The group's content, checked: a pre-provisioned group's named content must carry
- * groupSnapshotHandles, a dynamic group's `groupsnapcontent-<uid>` volumeHandles, and either
- * must point back to it.
- */
-function checkedGroupContent(
-  obs: GroupObservation,
-  preprovisioned: boolean,
-): { content?: VolumeGroupSnapshotContent } | { failure: Plan<GroupAction> } {
-  const { group } = obs;
-  const name = preprovisioned
-    ? group.spec.source.volumeGroupSnapshotContentName!
-    : volumeGroupSnapshotContentNameFor(group.metadata.uid!);
-  const content = obs.content(name);
-  const handles = !!content?.spec.source.groupSnapshotHandles;
-  const source = { preprovisioned: handles, dynamic: !handles };
-  return groups.checkedContent(group, { name, preprovisioned }, content, source, obs.now);
+/** What a VolumeGroupSnapshotContent's source says it was made for. */
+function sourceOfGroupContent({ spec }: VolumeGroupSnapshotContent) {
+  const handles = !!spec.source.groupSnapshotHandles;
+  return { preprovisioned: handles, dynamic: !handles };
 }
 
 /** The next steps for one VolumeGroupSnapshot (upstream's syncGroupSnapshotByKey and syncGroupSnapshot). */
@@ -495,7 +472,13 @@ export function planGroupSnapshot(obs: GroupObservation): Plan<GroupAction> {
     );
   }
   const preprovisioned = volumeGroupSnapshotContentName !== undefined;
-  const found = checkedGroupContent(obs, preprovisioned);
+  const found = groups.checkedContent(
+    group,
+    volumeGroupSnapshotContentName,
+    obs.content,
+    sourceOfGroupContent,
+    obs.now,
+  );
   if ('failure' in found) return found.failure;
 
   // the bound finalizer waits for the binding to be recorded (upstream's
@@ -544,26 +527,14 @@ function planPreprovisionedGroup(
       retry: `group snapshot ${groupKey(group)} requests an non-existing group snapshot content ${group.spec.source.volumeGroupSnapshotContentName}`,
     };
   }
-  let content = found;
-  const actions: GroupAction[] = [];
-  const ref = content.spec.volumeGroupSnapshotRef;
+  const ref = found.spec.volumeGroupSnapshotRef;
   // upstream's checkAndBindGroupSnapshotContent: a content bound by uid that names a class is
   // left alone; otherwise the uid is filled and the group's class, if it names one, copied
-  if (!(ref.uid && content.spec.volumeGroupSnapshotClassName !== undefined)) {
-    actions.push({
-      type: 'bindGroupContent',
-      contentName: content.metadata.name!,
-      uid: group.metadata.uid!,
-      ...(className !== undefined ? { className } : {}),
-      onFailure: {
-        reason: GroupReasons.bindFailed,
-        message: 'GroupSnapshot failed to bind VolumeGroupSnapshotContent,',
-        toStatus: true,
-      },
-    });
-    content = groups.withBinding(content, group.metadata.uid, className);
+  if (ref.uid && found.spec.volumeGroupSnapshotClassName !== undefined) {
+    return { actions: statusActions(group, found, false) };
   }
-  return { actions: [...actions, ...statusActions(group, content, false)] };
+  const { action, content } = groups.binding('bindGroupContent', group, found, className);
+  return { actions: [action, ...statusActions(group, content, false)] };
 }
 
 /**
@@ -776,12 +747,9 @@ export function planGroupDeletion(obs: GroupObservation): Plan<GroupAction> {
   }
 
   const actions: GroupAction[] = content
-    ? contentRelease(content, deleteContent, {
+    ? groups.contentRelease(content, deleteContent, {
         annotate: 'annotateGroupContentBeingDeleted',
         delete: 'deleteGroupContent',
-        beingDeleted: ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED,
-        reason: GroupReasons.contentDeleteError,
-        message: 'Failed to delete group snapshot content API object:',
       })
     : [];
   for (const member of obs.members) {
