@@ -330,7 +330,6 @@ export interface ContentSource {
 interface KindContent {
   metadata: { name?: string };
   spec: object;
-  status?: { readyToUse?: boolean };
 }
 
 type Secret = { name: string; namespace: string };
@@ -569,7 +568,7 @@ export class KindPlans<T extends string> {
   /** What the object's status should gain from its content (see mirrorStatus). */
   statusMirror(
     obj: NamedObject & { status?: MirroredStatus },
-    content: KindContent,
+    content: { metadata: { name?: string }; status?: { readyToUse?: boolean } },
     report: { creationTime?: string; error?: SnapshotError },
   ): { patch: Record<string, unknown>; events: EventAction[] } {
     return mirrorStatus(obj, content, this.mirrorNaming, report);
