@@ -1,7 +1,8 @@
 /**
  * The vocabulary the plans of the snapshot controller (../controller/plan.ts) and of its group
  * paths (../group/plan.ts) share: a `Plan` of actions, how a failed write is reported, and the
- * steps both take the same way for a snapshot and its content as for a group and its content.
+ * steps both take the same way for a snapshot and its content as for a group and its content
+ * (`KindPlans`, worded for each kind from its `KindDescription`).
  */
 import type { SnapshotError } from '../../api/snapshot.js';
 import {

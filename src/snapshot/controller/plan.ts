@@ -414,7 +414,7 @@ export function planSnapshot(obs: SnapshotObservation): Plan<SnapshotAction> {
     : snapshots.checkedContent(
         snapshot,
         volumeSnapshotContentName,
-        obs.content,
+        (name) => obs.content(name),
         sourceOfContent,
         now,
       );

@@ -2,8 +2,9 @@
  * The group snapshot controller's decisions as pure functions of what the caches hold: for one
  * VolumeGroupSnapshot or one VolumeGroupSnapshotContent, the ordered writes that move it
  * towards the state upstream's common snapshot-controller (external-snapshotter v8, its group
- * paths) would reach. The vocabulary is the one of ../controller/plan.ts (a `Plan` of actions,
- * `FailureReport`s, upstream's event reasons and texts); ./group-snapshot-controller.ts carries plans out.
+ * paths) would reach. The vocabulary, and the steps taken as for a snapshot, are those of
+ * ../common/plan.ts (`groups` below words them for a group); ./group-snapshot-controller.ts
+ * carries plans out.
  */
 import {
   ANN_GROUP_DELETION_SECRET_NAME,
@@ -475,7 +476,7 @@ export function planGroupSnapshot(obs: GroupObservation): Plan<GroupAction> {
   const found = groups.checkedContent(
     group,
     volumeGroupSnapshotContentName,
-    obs.content,
+    (name) => obs.content(name),
     sourceOfGroupContent,
     obs.now,
   );
