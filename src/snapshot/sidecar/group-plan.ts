@@ -38,14 +38,18 @@ import type { VolumeSnapshotContent } from '../../api/snapshot.js';
 import { messageOf } from '../../csi/status.js';
 import type { VolumeGroupSnapshot__Output } from '../../gen/csi/csi/v1/VolumeGroupSnapshot.js';
 import type { Timestamp__Output } from '../../gen/csi/google/protobuf/Timestamp.js';
-import { deepEqual, hasAnnotation, rfc3339 } from '../../kube/objects.js';
+import { deepEqual, rfc3339 } from '../../kube/objects.js';
 import { isGroupSnapshotMemberContent } from '../group.js';
 import {
   annotatedSecretRef,
   contentChangeNeedsSync,
+  mayRelease,
+  planForeign,
+  planReady,
   prefixedName,
   statusRecordingError,
   withoutReservedParameters,
+  type CallAnnotations,
   type SecretRef,
 } from './shared-plan.js';
 
@@ -116,34 +120,18 @@ export function isGroupMember(content: VolumeSnapshotContent): boolean {
   return isGroupSnapshotMemberContent(content);
 }
 
-/** Whether a group content is this sidecar's (upstream isDriverMatch for group contents). */
-export function isGroupDriverMatch(
-  content: VolumeGroupSnapshotContent,
-  groupClass: VolumeGroupSnapshotClass | undefined,
-  driverName: string,
-): boolean {
-  const source = content.spec?.source ?? {};
-  if (!source.groupSnapshotHandles && (source.volumeHandles?.length ?? 0) === 0) return false;
-  if (content.spec.driver !== driverName) return false;
-  return !groupClass || groupClass.driver === driverName;
-}
+const GROUP_CALL_ANNOTATIONS: CallAnnotations = {
+  beingCreated: ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED,
+  beingDeleted: ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED,
+};
 
-export function groupContentIsReady(content: VolumeGroupSnapshotContent): boolean {
-  return content.status?.readyToUse === true;
-}
-
-/**
- * Whether the group may be released now (upstream shouldDeleteGroupSnapshotContent): the
- * content is being deleted and either it is an unbound pre-provisioned one, or its group is
- * being deleted and no CreateVolumeGroupSnapshot call may still be in flight.
- */
+/** Whether the group may be released now (upstream shouldDeleteGroupSnapshotContent). */
 export function shouldDeleteGroupContent(content: VolumeGroupSnapshotContent): boolean {
-  if (!content.metadata?.deletionTimestamp) return false;
-  if (content.spec.source.groupSnapshotHandles && !content.spec.volumeGroupSnapshotRef?.uid) {
-    return true;
-  }
-  if (hasAnnotation(content, ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED)) return false;
-  return hasAnnotation(content, ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED);
+  return mayRelease(
+    content,
+    GROUP_CALL_ANNOTATIONS,
+    () => !!content.spec.source.groupSnapshotHandles && !content.spec.volumeGroupSnapshotRef?.uid,
+  );
 }
 
 /** The CreateVolumeGroupSnapshot name for a VolumeGroupSnapshot UID (upstream makeGroupSnapshotName). */
@@ -248,12 +236,10 @@ export function planGroupSnapshotContent(
   settings: GroupSidecarSettings,
 ): GroupContentPlan {
   const contentName = content.metadata?.name ?? '';
-  if (!isGroupDriverMatch(content, groupClass, settings.driverName)) {
-    return {
-      action: 'notOurs',
-      why: `driver ${content.spec?.driver} is not ${settings.driverName}`,
-    };
-  }
+  const source = content.spec?.source ?? {};
+  const hasSource = !!source.groupSnapshotHandles || (source.volumeHandles?.length ?? 0) > 0;
+  const foreign = planForeign(settings.driverName, hasSource, content, groupClass);
+  if (foreign) return foreign;
 
   if (shouldDeleteGroupContent(content)) return planRelease(content);
 
@@ -261,11 +247,8 @@ export function planGroupSnapshotContent(
   if (dynamic && !content.status) {
     return planCreate(content, groupClass, settings, REASON_GROUP_CREATION_FAILED);
   }
-  if (groupContentIsReady(content)) {
-    return hasAnnotation(content, ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED)
-      ? { action: 'removeBeingCreated' }
-      : { action: 'upToDate' };
-  }
+  const ready = planReady(content, GROUP_CALL_ANNOTATIONS);
+  if (ready) return ready;
 
   const checkFailed = (error: unknown): GroupContentPlan => ({
     action: 'fail',

@@ -16,7 +16,6 @@ import {
   type VolumeSnapshotContent,
   type VolumeSnapshotContentStatus,
 } from '../../api/snapshot.js';
-import { hasAnnotation } from '../../kube/objects.js';
 import { isGroupSnapshotMemberContent } from '../group.js';
 import {
   PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
@@ -37,9 +36,13 @@ import { grpcCodeOf, messageOf } from '../../csi/status.js';
 import {
   annotatedSecretRef,
   contentChangeNeedsSync,
+  mayRelease,
+  planForeign,
+  planReady,
   prefixedName,
   statusRecordingError,
   withoutReservedParameters,
+  type CallAnnotations,
   type SecretRef,
 } from './shared-plan.js';
 
@@ -102,32 +105,18 @@ export type ContentPlan =
   /** The content cannot be acted on as it is; reported like a failed call, then retried. */
   | { action: 'fail'; reason: string; message: string };
 
-/** Whether a content is this sidecar's (upstream isDriverMatch). */
-export function isDriverMatch(
-  content: VolumeSnapshotContent,
-  snapshotClass: VolumeSnapshotClass | undefined,
-  driverName: string,
-): boolean {
-  const source = content.spec?.source ?? {};
-  if (!source.volumeHandle && !source.snapshotHandle) return false;
-  if (content.spec.driver !== driverName) return false;
-  return !snapshotClass || snapshotClass.driver === driverName;
-}
+const CALL_ANNOTATIONS: CallAnnotations = {
+  beingCreated: ANN_VOLUME_SNAPSHOT_BEING_CREATED,
+  beingDeleted: ANN_VOLUME_SNAPSHOT_BEING_DELETED,
+};
 
-export function contentIsReady(content: VolumeSnapshotContent): boolean {
-  return content.status?.readyToUse === true;
-}
-
-/**
- * Whether the backend snapshot may be released now (upstream shouldDelete): the content is
- * being deleted and either it is an unbound pre-provisioned one, or its VolumeSnapshot is being
- * deleted and no CreateSnapshot call may still be in flight.
- */
+/** Whether the backend snapshot may be released now (upstream shouldDelete). */
 export function shouldDelete(content: VolumeSnapshotContent): boolean {
-  if (!content.metadata?.deletionTimestamp) return false;
-  if (content.spec.source.snapshotHandle && !content.spec.volumeSnapshotRef?.uid) return true;
-  if (hasAnnotation(content, ANN_VOLUME_SNAPSHOT_BEING_CREATED)) return false;
-  return hasAnnotation(content, ANN_VOLUME_SNAPSHOT_BEING_DELETED);
+  return mayRelease(
+    content,
+    CALL_ANNOTATIONS,
+    () => !!content.spec.source.snapshotHandle && !content.spec.volumeSnapshotRef?.uid,
+  );
 }
 
 /** The CreateSnapshot name for a VolumeSnapshot UID (upstream makeSnapshotName). */
@@ -197,12 +186,10 @@ export function planContent(
   settings: SidecarSettings,
 ): ContentPlan {
   const contentName = content.metadata?.name ?? '';
-  if (!isDriverMatch(content, snapshotClass, settings.driverName)) {
-    return {
-      action: 'notOurs',
-      why: `driver ${content.spec?.driver} is not ${settings.driverName}`,
-    };
-  }
+  const source = content.spec?.source ?? {};
+  const hasSource = !!source.volumeHandle || !!source.snapshotHandle;
+  const foreign = planForeign(settings.driverName, hasSource, content, snapshotClass);
+  if (foreign) return foreign;
 
   if (shouldDelete(content)) {
     const handle = content.status?.snapshotHandle;
@@ -228,11 +215,8 @@ export function planContent(
   }
 
   const firstAttempt = !content.status;
-  if (contentIsReady(content)) {
-    return hasAnnotation(content, ANN_VOLUME_SNAPSHOT_BEING_CREATED)
-      ? { action: 'removeBeingCreated' }
-      : { action: 'upToDate' };
-  }
+  const ready = planReady(content, CALL_ANNOTATIONS);
+  if (ready) return ready;
 
   const preProvisioned = content.spec.source.snapshotHandle;
   if (preProvisioned) {

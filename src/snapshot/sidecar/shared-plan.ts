@@ -1,17 +1,74 @@
 /**
- * The decisions the two content sidecars make alike, whatever the kind of content: which class
+ * The decisions the two content sidecars make alike, whatever the kind of content: whether a
+ * content is theirs, whether it may be released, what a ready one still needs, which class
  * parameters reach the driver, the Secret a content's annotations name, the name a create call
  * gets, how a failure is written into a status, and which informer updates need a sync.
  * ./plan.ts and ./group-plan.ts word them for VolumeSnapshotContents and
  * VolumeGroupSnapshotContents.
  */
 import { CSI_PARAMETER_PREFIX } from '../../api/csi-parameters.js';
-import { deepEqual, omit } from '../../kube/objects.js';
+import { deepEqual, hasAnnotation, isBeingDeleted, omit } from '../../kube/objects.js';
 import type { KubeObject } from '../../kube/resource.js';
 
 export interface SecretRef {
   name: string;
   namespace: string;
+}
+
+/** The annotations by which the snapshot controller and a sidecar tell each other of calls. */
+export interface CallAnnotations {
+  /** Set by the sidecar while a create call may still be cutting a snapshot. */
+  beingCreated: string;
+  /** Set by the snapshot controller once the content's snapshot object is being deleted. */
+  beingDeleted: string;
+}
+
+/**
+ * The plan for a content that is not this sidecar's (upstream isDriverMatch): it has no source,
+ * or it or its class names another driver. Undefined for a content that is ours.
+ */
+export function planForeign(
+  driverName: string,
+  hasSource: boolean,
+  content: { spec?: { driver?: string } },
+  contentClass: { driver?: string } | undefined,
+): { action: 'notOurs'; why: string } | undefined {
+  const ours =
+    hasSource &&
+    content.spec?.driver === driverName &&
+    (!contentClass || contentClass.driver === driverName);
+  if (ours) return undefined;
+  return { action: 'notOurs', why: `driver ${content.spec?.driver} is not ${driverName}` };
+}
+
+/**
+ * Whether what the driver holds for a content may be released now (upstream shouldDelete): the
+ * content is being deleted and either it is an unbound pre-provisioned one, or its snapshot
+ * object is being deleted and no create call may still be in flight.
+ */
+export function mayRelease(
+  content: KubeObject,
+  annotations: CallAnnotations,
+  unboundPreProvisioned: () => boolean,
+): boolean {
+  if (!isBeingDeleted(content)) return false;
+  if (unboundPreProvisioned()) return true;
+  if (hasAnnotation(content, annotations.beingCreated)) return false;
+  return hasAnnotation(content, annotations.beingDeleted);
+}
+
+/**
+ * The plan for a ready content: nothing to call, though the being-created annotation may have
+ * outlived its call. Undefined for a content that is not ready.
+ */
+export function planReady(
+  content: KubeObject & { status?: StatusWithError },
+  annotations: CallAnnotations,
+): { action: 'removeBeingCreated' } | { action: 'upToDate' } | undefined {
+  if (content.status?.readyToUse !== true) return undefined;
+  return hasAnnotation(content, annotations.beingCreated)
+    ? { action: 'removeBeingCreated' }
+    : { action: 'upToDate' };
 }
 
 /** Class parameters minus the sidecars' own keys (`reserved`); an unknown reserved key is an error. */

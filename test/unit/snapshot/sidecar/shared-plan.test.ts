@@ -3,12 +3,17 @@ import type { KubeObject } from '../../../../src/kube/resource.js';
 import {
   annotatedSecretRef,
   contentChangeNeedsSync,
+  mayRelease,
+  planForeign,
+  planReady,
   prefixedName,
   statusRecordingError,
   withoutReservedParameters,
 } from '../../../../src/snapshot/sidecar/shared-plan.js';
 
 const BEING_CREATED = 'example.dev/being-created';
+const BEING_DELETED = 'example.dev/being-deleted';
+const CALLS = { beingCreated: BEING_CREATED, beingDeleted: BEING_DELETED };
 const KEYS = { name: 'example.dev/secret-name', namespace: 'example.dev/secret-namespace' };
 
 type Content = KubeObject & {
@@ -27,6 +32,62 @@ function content(overrides: Partial<Content> = {}): Content {
 }
 
 describe('sidecar shared plan', function () {
+  describe('planForeign', function () {
+    const ours = { spec: { driver: 'd1' } };
+    const notOurs = (driver: string) => ({ action: 'notOurs', why: `driver ${driver} is not d1` });
+
+    it('takes a content with a source that names the driver, as its class does', function () {
+      expect(planForeign('d1', true, ours, undefined)).to.equal(undefined);
+      expect(planForeign('d1', true, ours, { driver: 'd1' })).to.equal(undefined);
+    });
+
+    it('leaves one without a source, or where the content or its class names another', function () {
+      expect(planForeign('d1', false, ours, undefined)).to.deep.equal(notOurs('d1'));
+      expect(planForeign('d1', true, { spec: { driver: 'd2' } }, undefined)).to.deep.equal(
+        notOurs('d2'),
+      );
+      expect(planForeign('d1', true, ours, { driver: 'd2' })).to.deep.equal(notOurs('d1'));
+    });
+  });
+
+  describe('mayRelease', function () {
+    const deleting = (annotations: Record<string, string> = {}): Content =>
+      content({ metadata: { name: 'c1', deletionTimestamp: '2026-01-02T03:04:05Z', annotations } });
+    const bound = () => false;
+
+    it('never while the content is not being deleted', function () {
+      expect(mayRelease(content(), CALLS, () => true)).to.equal(false);
+    });
+
+    it('at once for an unbound pre-provisioned content', function () {
+      expect(mayRelease(deleting({ [BEING_CREATED]: 'yes' }), CALLS, () => true)).to.equal(true);
+    });
+
+    it('once the snapshot object is being deleted and no create call is in flight', function () {
+      expect(mayRelease(deleting(), CALLS, bound)).to.equal(false);
+      expect(mayRelease(deleting({ [BEING_DELETED]: 'yes' }), CALLS, bound)).to.equal(true);
+      const both = deleting({ [BEING_DELETED]: 'yes', [BEING_CREATED]: 'yes' });
+      expect(mayRelease(both, CALLS, bound)).to.equal(false);
+    });
+  });
+
+  describe('planReady', function () {
+    it('removes a being-created annotation that outlived its call, else does nothing', function () {
+      const ready = { readyToUse: true };
+      const marked = content({
+        metadata: { name: 'c1', annotations: { [BEING_CREATED]: 'yes' } },
+        status: ready,
+      });
+      expect(planReady(marked, CALLS)).to.deep.equal({ action: 'removeBeingCreated' });
+      expect(planReady(content({ status: ready }), CALLS)).to.deep.equal({ action: 'upToDate' });
+    });
+
+    it('has no plan for a content that is not ready', function () {
+      expect(planReady(content(), CALLS)).to.equal(undefined);
+      expect(planReady(content({ status: { readyToUse: false } }), CALLS)).to.equal(undefined);
+    });
+  });
+
   describe('withoutReservedParameters', function () {
     const reserved = new Set(['csi.storage.k8s.io/known']);
 
