@@ -72,6 +72,20 @@ export type SecretTemplateResolution<K extends SecretTemplateKind> =
   /** Every placeholder the template uses but the field does not allow, in order of use. */
   | { unknown: string[]; allowed: readonly SecretPlaceholder<K>[] };
 
+/** Fills each `${key}` of `template` from `values`; a key `values` lacks is unknown. */
+export function fillPlaceholders(
+  template: string,
+  values: Readonly<Record<string, string>>,
+): { value: string } | { unknown: string[]; allowed: readonly string[] } {
+  const unknown: string[] = [];
+  const value = template.replace(/\$\{([^}]*)\}/g, (_token, key: string) => {
+    if (Object.hasOwn(values, key)) return values[key]!;
+    unknown.push(key);
+    return '';
+  });
+  return unknown.length > 0 ? { unknown, allowed: Object.keys(values) } : { value };
+}
+
 /** Fills the placeholders of one field's template; text outside `${...}` is kept as written. */
 export function resolveSecretTemplate<K extends SecretTemplateKind>(
   kind: K,
@@ -80,13 +94,11 @@ export function resolveSecretTemplate<K extends SecretTemplateKind>(
   values: Readonly<Record<SecretPlaceholder<K>, string>>,
 ): SecretTemplateResolution<K> {
   const allowed = SECRET_TEMPLATE_PLACEHOLDERS[kind][field] as readonly SecretPlaceholder<K>[];
-  const unknown: string[] = [];
-  const value = template.replace(/\$\{([^}]*)\}/g, (_token, key: string) => {
-    if ((allowed as readonly string[]).includes(key)) return values[key as SecretPlaceholder<K>];
-    unknown.push(key);
-    return '';
-  });
-  return unknown.length > 0 ? { unknown, allowed } : { value };
+  const filled = fillPlaceholders(
+    template,
+    Object.fromEntries(allowed.map((key) => [key, values[key]])),
+  );
+  return 'unknown' in filled ? { unknown: filled.unknown, allowed } : filled;
 }
 
 /**

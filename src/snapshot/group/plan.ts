@@ -39,13 +39,14 @@ import {
   type VolumeSnapshotContent,
   type VolumeSnapshotContentStatus,
 } from '../../api/snapshot.js';
+import { fillPlaceholders } from '../../api/secret-template.js';
 import { labelSelectorMatches, labelSelectorToString } from '../../kube/selectors.js';
 import {
   isRestoringFrom,
   type PersistentVolume,
   type PersistentVolumeClaim,
 } from '../controller/plan.js';
-import type { EventAction, FailureReport, Plan, TemplateResolution } from '../common/plan.js';
+import type { EventAction, FailureReport, Plan } from '../common/plan.js';
 import {
   KindPlans,
   has,
@@ -261,17 +262,6 @@ export function groupSnapshotterSecretRef(
   return groups.classSecretRef(parameters, (field, template) =>
     fillPlaceholders(template, field === 'namespace' ? namespaceValues : nameValues),
   );
-}
-
-/** Fills each `${key}` of a template from `values`; a key they lack is unknown. */
-function fillPlaceholders(template: string, values: Record<string, string>): TemplateResolution {
-  const unknown: string[] = [];
-  const value = template.replace(/\$\{([^}]*)\}/g, (_token, key: string) => {
-    if (Object.hasOwn(values, key)) return values[key]!;
-    unknown.push(key);
-    return '';
-  });
-  return unknown.length > 0 ? { unknown, allowed: Object.keys(values) } : { value };
 }
 
 const MEMBER_DELETION_SECRET_KEYS = {
