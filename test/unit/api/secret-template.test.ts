@@ -7,6 +7,7 @@ import {
 } from '../../../src/api/csi-parameters.js';
 import {
   SECRET_TEMPLATE_PLACEHOLDERS,
+  fillPlaceholders,
   invalidSecretField,
   resolveSecretTemplate,
   secretParameterKeys,
@@ -166,5 +167,18 @@ describe('secret templates', function () {
         expect(invalidSecretField(ref)).to.equal(expected);
       });
     }
+  });
+});
+
+describe('fillPlaceholders', function () {
+  it('fills each known placeholder, keeps other text, and lists the unknown ones with the known', function () {
+    expect(fillPlaceholders('pre-${a}-${b}', { a: 'x', b: 'y' })).to.deep.equal({
+      value: 'pre-x-y',
+    });
+    expect(fillPlaceholders('${a}${c}${d}', { a: 'x', b: 'y' })).to.deep.equal({
+      unknown: ['c', 'd'],
+      allowed: ['a', 'b'],
+    });
+    expect(fillPlaceholders('plain', {})).to.deep.equal({ value: 'plain' });
   });
 });
