@@ -20,7 +20,8 @@ import {
 } from '../../kube/index.js';
 import { silentLogger, type Logger } from '../../observability/logger.js';
 import { systemClock, type Clock } from '../../util/clock.js';
-import { ContentWrites, type ContentKind } from './content-writes.js';
+import { ContentWrites } from './content-writes.js';
+import type { ContentKind } from './shared-plan.js';
 import { isFinalCsiError, type SecretRef } from './plan.js';
 
 /** What both content queues are built with (upstream's csi-snapshotter flags among them). */

@@ -4,7 +4,6 @@
  * the being-created annotation, the bound-protection finalizer) and Events.
  */
 import {
-  ANN_VOLUME_SNAPSHOT_BEING_CREATED,
   FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
   SNAPSHOT_API_VERSION,
   VOLUME_SNAPSHOT_KIND,
@@ -24,6 +23,7 @@ import { errorMessage } from '../../observability/logger.js';
 import {
   REASON_CHECK_FAILED,
   REASON_DELETE_ERROR,
+  SNAPSHOT_CONTENT,
   createFailedMessage,
   failedToDelete,
   failureMessage,
@@ -31,14 +31,12 @@ import {
   shouldEnqueueContentChange,
   statusAfterDelete,
   statusAfterReport,
-  statusWithError,
   type ContentPlan,
   type SidecarSettings,
   type SnapshotReport,
 } from './plan.js';
 import { VolumeSnapshotClasses, VolumeSnapshotContents } from '../../kube/resource.js';
 import { messageOf } from '../../csi/status.js';
-import type { ContentKind } from './content-writes.js';
 import { ContentQueue, type ContentQueueOptions } from './content-queue.js';
 
 /** The CSI Controller calls the sidecar makes (a CsiClient's `controller` provides them). */
@@ -61,13 +59,6 @@ export interface SidecarOptions extends ContentQueueOptions {
   events: EventRecorder;
   settings: SidecarSettings;
 }
-
-/** How this sidecar's contents are marked, named in messages and given an error status. */
-const SNAPSHOT_CONTENT: ContentKind<VolumeSnapshotContentStatus> = {
-  what: 'snapshot content',
-  beingCreated: ANN_VOLUME_SNAPSHOT_BEING_CREATED,
-  statusWithError: statusWithError,
-};
 
 /** Builds the sidecar; the caller starts it (directly or through a Manager). */
 export function createSidecar(options: SidecarOptions): Controller {

@@ -11,21 +11,7 @@ import { FreshView, OwnWrites, hasAnnotation } from '../../kube/index.js';
 import type { Informer } from '../../kube/informer.js';
 import { readSecretData } from '../../kube/secrets.js';
 import { errorMessage, type Logger } from '../../observability/logger.js';
-import type { SecretRef } from './plan.js';
-
-/** How one kind of content is marked, named in messages, and given an error status. */
-export interface ContentKind<S> {
-  /** "snapshot content", "group snapshot content". */
-  what: string;
-  /** The annotation set while a create call may still cut a snapshot. */
-  beingCreated: string;
-  statusWithError(
-    current: S | undefined,
-    message: string,
-    now: Date,
-    options: { keepReadyToUse?: boolean },
-  ): S | undefined;
-}
+import type { ContentKind, SecretRef } from './shared-plan.js';
 
 export interface ContentWritesOptions<S> {
   client: KubeClient;

@@ -6,7 +6,6 @@
  * snapshot controller's (src/snapshot/group/), made from the status this writes.
  */
 import {
-  ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED,
   FINALIZER_VOLUME_GROUP_SNAPSHOT_CONTENT_BOUND,
   type VolumeGroupSnapshotClass,
   type VolumeGroupSnapshotContent,
@@ -29,19 +28,18 @@ import {
   DEFAULT_GROUP_SIDECAR_SETTINGS,
   REASON_GROUP_CHECK_FAILED,
   REASON_GROUP_DELETE_ERROR,
+  GROUP_SNAPSHOT_CONTENT,
   groupCreateFailedMessage,
   groupDeleteFailedMessage,
   groupFailureMessage,
   groupReportOf,
   groupStatusAfterDelete,
   groupStatusAfterReport,
-  groupStatusWithError,
   planGroupSnapshotContent,
   shouldEnqueueGroupContentChange,
   type GroupContentPlan,
   type GroupSidecarSettings,
 } from './group-plan.js';
-import type { ContentKind } from './content-writes.js';
 import { ContentQueue, type ContentQueueOptions } from './content-queue.js';
 
 /** The GroupController calls the sidecar makes (a CsiClient's `groupController` provides them). */
@@ -97,13 +95,6 @@ export async function supportsGroupSnapshots(
     throw error;
   }
 }
-
-/** How this sidecar's contents are marked, named in messages and given an error status. */
-const GROUP_SNAPSHOT_CONTENT: ContentKind<VolumeGroupSnapshotContentStatus> = {
-  what: 'group snapshot content',
-  beingCreated: ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED,
-  statusWithError: groupStatusWithError,
-};
 
 const GROUP_SIDECAR_NAME = 'csi-snapshotter-group';
 

@@ -27,12 +27,6 @@ import {
   type VolumeGroupSnapshotContentStatus,
   type VolumeSnapshotInfo,
 } from '../../api/group-snapshot.js';
-import {
-  PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
-  PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
-  PARAM_SNAPSHOTTER_SECRET_NAME,
-  PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
-} from '../../api/csi-parameters.js';
 import { invalidSecretField, secretTemplates } from '../../api/secret-template.js';
 import type { VolumeSnapshotContent } from '../../api/snapshot.js';
 import { messageOf } from '../../csi/status.js';
@@ -49,9 +43,10 @@ import {
   prefixedName,
   statusRecordingError,
   withoutReservedParameters,
-  type CallAnnotations,
+  type ContentKind,
   type SecretRef,
 } from './shared-plan.js';
+import { SNAPSHOT_CONTENT } from './plan.js';
 
 export interface GroupSidecarSettings {
   /** The CSI driver this sidecar serves (GetPluginInfo's name). */
@@ -120,16 +115,31 @@ export function isGroupMember(content: VolumeSnapshotContent): boolean {
   return isGroupSnapshotMemberContent(content);
 }
 
-const GROUP_CALL_ANNOTATIONS: CallAnnotations = {
+/** How VolumeGroupSnapshotContents are marked, named, given a Secret and an error status. */
+export const GROUP_SNAPSHOT_CONTENT: ContentKind<VolumeGroupSnapshotContentStatus> = {
+  what: 'group snapshot content',
   beingCreated: ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED,
   beingDeleted: ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED,
+  secretAnnotations: {
+    name: ANN_GROUP_DELETION_SECRET_NAME,
+    namespace: ANN_GROUP_DELETION_SECRET_NAMESPACE,
+  },
+  // upstream RemovePrefixedParameters: the snapshot sidecar's keys and the group ones
+  sidecarParameters: new Set([
+    ...SNAPSHOT_CONTENT.sidecarParameters,
+    PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAME,
+    PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAMESPACE,
+    PARAM_GROUP_SNAPSHOTTER_SECRET_NAME,
+    PARAM_GROUP_SNAPSHOTTER_SECRET_NAMESPACE,
+  ]),
+  statusWithError: groupStatusWithError,
 };
 
 /** Whether the group may be released now (upstream shouldDeleteGroupSnapshotContent). */
 export function shouldDeleteGroupContent(content: VolumeGroupSnapshotContent): boolean {
   return mayRelease(
     content,
-    GROUP_CALL_ANNOTATIONS,
+    GROUP_SNAPSHOT_CONTENT,
     () => !!content.spec.source.groupSnapshotHandles && !content.spec.volumeGroupSnapshotRef?.uid,
   );
 }
@@ -140,23 +150,11 @@ export function groupSnapshotName(uid: string | undefined, settings: GroupSideca
   return prefixedName(settings.groupSnapshotNamePrefix, uid, settings.groupSnapshotNameUuidLength);
 }
 
-/** The `csi.storage.k8s.io/` keys upstream strips from a group class (RemovePrefixedParameters). */
-const RESERVED_GROUP_PARAMETERS = new Set([
-  PARAM_SNAPSHOTTER_SECRET_NAME,
-  PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
-  PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
-  PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
-  PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAME,
-  PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAMESPACE,
-  PARAM_GROUP_SNAPSHOTTER_SECRET_NAME,
-  PARAM_GROUP_SNAPSHOTTER_SECRET_NAMESPACE,
-]);
-
 /** Group class parameters minus the sidecars' own keys; an unknown reserved key is an error. */
 export function groupDriverParameters(
   parameters: Record<string, string> = {},
 ): Record<string, string> {
-  return withoutReservedParameters(parameters, RESERVED_GROUP_PARAMETERS);
+  return withoutReservedParameters(parameters, GROUP_SNAPSHOT_CONTENT);
 }
 
 /**
@@ -166,11 +164,7 @@ export function groupDriverParameters(
  * is gone.
  */
 export function groupDeletionSecretRef(content: VolumeGroupSnapshotContent): SecretRef | undefined {
-  return annotatedSecretRef(
-    content,
-    { name: ANN_GROUP_DELETION_SECRET_NAME, namespace: ANN_GROUP_DELETION_SECRET_NAMESPACE },
-    'group snapshot content',
-  );
+  return annotatedSecretRef(content, GROUP_SNAPSHOT_CONTENT);
 }
 
 const GET_SECRET_KEYS = {
@@ -247,7 +241,7 @@ export function planGroupSnapshotContent(
   if (dynamic && !content.status) {
     return planCreate(content, groupClass, settings, REASON_GROUP_CREATION_FAILED);
   }
-  const ready = planReady(content, GROUP_CALL_ANNOTATIONS);
+  const ready = planReady(content, GROUP_SNAPSHOT_CONTENT);
   if (ready) return ready;
 
   const checkFailed = (error: unknown): GroupContentPlan => ({
@@ -559,5 +553,5 @@ export function shouldEnqueueGroupContentChange(
   previous: VolumeGroupSnapshotContent,
   next: VolumeGroupSnapshotContent,
 ): boolean {
-  return contentChangeNeedsSync(previous, next, ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED);
+  return contentChangeNeedsSync(previous, next, GROUP_SNAPSHOT_CONTENT);
 }

@@ -42,7 +42,7 @@ import {
   prefixedName,
   statusRecordingError,
   withoutReservedParameters,
-  type CallAnnotations,
+  type ContentKind,
   type SecretRef,
 } from './shared-plan.js';
 
@@ -105,16 +105,26 @@ export type ContentPlan =
   /** The content cannot be acted on as it is; reported like a failed call, then retried. */
   | { action: 'fail'; reason: string; message: string };
 
-const CALL_ANNOTATIONS: CallAnnotations = {
+/** How VolumeSnapshotContents are marked, named, given a Secret and an error status. */
+export const SNAPSHOT_CONTENT: ContentKind<VolumeSnapshotContentStatus> = {
+  what: 'snapshot content',
   beingCreated: ANN_VOLUME_SNAPSHOT_BEING_CREATED,
   beingDeleted: ANN_VOLUME_SNAPSHOT_BEING_DELETED,
+  secretAnnotations: { name: ANN_DELETION_SECRET_NAME, namespace: ANN_DELETION_SECRET_NAMESPACE },
+  sidecarParameters: new Set([
+    PARAM_SNAPSHOTTER_SECRET_NAME,
+    PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
+    PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
+    PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
+  ]),
+  statusWithError,
 };
 
 /** Whether the backend snapshot may be released now (upstream shouldDelete). */
 export function shouldDelete(content: VolumeSnapshotContent): boolean {
   return mayRelease(
     content,
-    CALL_ANNOTATIONS,
+    SNAPSHOT_CONTENT,
     () => !!content.spec.source.snapshotHandle && !content.spec.volumeSnapshotRef?.uid,
   );
 }
@@ -125,25 +135,14 @@ export function snapshotName(uid: string | undefined, settings: SidecarSettings)
   return prefixedName(settings.snapshotNamePrefix, uid, settings.snapshotNameUuidLength);
 }
 
-const RESERVED_SNAPSHOT_PARAMETERS = new Set([
-  PARAM_SNAPSHOTTER_SECRET_NAME,
-  PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
-  PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
-  PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
-]);
-
 /** Class parameters minus the sidecar's own keys; an unknown reserved key is an error. */
 export function driverParameters(parameters: Record<string, string> = {}): Record<string, string> {
-  return withoutReservedParameters(parameters, RESERVED_SNAPSHOT_PARAMETERS);
+  return withoutReservedParameters(parameters, SNAPSHOT_CONTENT);
 }
 
 /** The Secret named by the content's deletion-secret annotations (upstream reads both). */
 export function deletionSecretRef(content: VolumeSnapshotContent): SecretRef | undefined {
-  return annotatedSecretRef(
-    content,
-    { name: ANN_DELETION_SECRET_NAME, namespace: ANN_DELETION_SECRET_NAMESPACE },
-    'snapshot content',
-  );
+  return annotatedSecretRef(content, SNAPSHOT_CONTENT);
 }
 
 /**
@@ -215,7 +214,7 @@ export function planContent(
   }
 
   const firstAttempt = !content.status;
-  const ready = planReady(content, CALL_ANNOTATIONS);
+  const ready = planReady(content, SNAPSHOT_CONTENT);
   if (ready) return ready;
 
   const preProvisioned = content.spec.source.snapshotHandle;
@@ -410,7 +409,7 @@ export function shouldEnqueueContentChange(
   previous: VolumeSnapshotContent,
   next: VolumeSnapshotContent,
 ): boolean {
-  return contentChangeNeedsSync(previous, next, ANN_VOLUME_SNAPSHOT_BEING_CREATED);
+  return contentChangeNeedsSync(previous, next, SNAPSHOT_CONTENT);
 }
 
 function nanoseconds(time: Date): number {

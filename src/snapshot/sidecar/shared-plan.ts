@@ -15,13 +15,29 @@ export interface SecretRef {
   namespace: string;
 }
 
-/** The annotations by which the snapshot controller and a sidecar tell each other of calls. */
-export interface CallAnnotations {
+/** What sets one kind of content apart in what both sidecars decide and write. */
+export interface ContentKind<S> {
+  /** "snapshot content", "group snapshot content": how messages name it. */
+  what: string;
   /** Set by the sidecar while a create call may still be cutting a snapshot. */
   beingCreated: string;
   /** Set by the snapshot controller once the content's snapshot object is being deleted. */
   beingDeleted: string;
+  /** The annotations that name the Secret of the create and delete calls. */
+  secretAnnotations: { name: string; namespace: string };
+  /** The `csi.storage.k8s.io/` keys of a class that the sidecars read themselves. */
+  sidecarParameters: ReadonlySet<string>;
+  /** The status that records a failure (statusRecordingError, each kind's time format). */
+  statusWithError(
+    current: S | undefined,
+    message: string,
+    now: Date,
+    options: { keepReadyToUse?: boolean },
+  ): S | undefined;
 }
+
+/** The part of a kind a decision needs. */
+type KindFacts<K extends keyof ContentKind<unknown>> = Pick<ContentKind<unknown>, K>;
 
 /**
  * The plan for a content that is not this sidecar's (upstream isDriverMatch): it has no source,
@@ -48,13 +64,13 @@ export function planForeign(
  */
 export function mayRelease(
   content: KubeObject,
-  annotations: CallAnnotations,
+  kind: KindFacts<'beingCreated' | 'beingDeleted'>,
   unboundPreProvisioned: () => boolean,
 ): boolean {
   if (!isBeingDeleted(content)) return false;
   if (unboundPreProvisioned()) return true;
-  if (hasAnnotation(content, annotations.beingCreated)) return false;
-  return hasAnnotation(content, annotations.beingDeleted);
+  if (hasAnnotation(content, kind.beingCreated)) return false;
+  return hasAnnotation(content, kind.beingDeleted);
 }
 
 /**
@@ -63,24 +79,24 @@ export function mayRelease(
  */
 export function planReady(
   content: KubeObject & { status?: StatusWithError },
-  annotations: CallAnnotations,
+  kind: KindFacts<'beingCreated'>,
 ): { action: 'removeBeingCreated' } | { action: 'upToDate' } | undefined {
   if (content.status?.readyToUse !== true) return undefined;
-  return hasAnnotation(content, annotations.beingCreated)
+  return hasAnnotation(content, kind.beingCreated)
     ? { action: 'removeBeingCreated' }
     : { action: 'upToDate' };
 }
 
-/** Class parameters minus the sidecars' own keys (`reserved`); an unknown reserved key is an error. */
+/** Class parameters minus the sidecars' own keys; an unknown reserved key is an error. */
 export function withoutReservedParameters(
   parameters: Record<string, string>,
-  reserved: ReadonlySet<string>,
+  kind: KindFacts<'sidecarParameters'>,
 ): Record<string, string> {
   const result: Record<string, string> = {};
   for (const [key, value] of Object.entries(parameters)) {
     if (!key.startsWith(CSI_PARAMETER_PREFIX)) {
       result[key] = value;
-    } else if (!reserved.has(key)) {
+    } else if (!kind.sidecarParameters.has(key)) {
       throw new Error(
         `found unknown parameter key "${key}" with reserved namespace ${CSI_PARAMETER_PREFIX}`,
       );
@@ -90,21 +106,20 @@ export function withoutReservedParameters(
 }
 
 /**
- * The Secret two annotations of a content name (upstream reads both): none when either is
- * missing, an error when either is empty. `noun` names the content in that error.
+ * The Secret the kind's two secret annotations on a content name (upstream reads both): none
+ * when either is missing, an error when either is empty.
  */
 export function annotatedSecretRef(
   content: KubeObject,
-  keys: { name: string; namespace: string },
-  noun: string,
+  kind: KindFacts<'what' | 'secretAnnotations'>,
 ): SecretRef | undefined {
   const annotations = content.metadata?.annotations ?? {};
-  const name = annotations[keys.name];
-  const namespace = annotations[keys.namespace];
+  const name = annotations[kind.secretAnnotations.name];
+  const namespace = annotations[kind.secretAnnotations.namespace];
   if (name === undefined || namespace === undefined) return undefined;
   if (!name || !namespace) {
     throw new Error(
-      `cannot retrieve secrets for ${noun} ${content.metadata?.name}: ` +
+      `cannot retrieve secrets for ${kind.what} ${content.metadata?.name}: ` +
         'secret name or namespace not specified',
     );
   }
@@ -142,17 +157,17 @@ export function statusRecordingError<S extends StatusWithError>(
 
 /**
  * Whether an informer update can need a sync (upstream ShouldEnqueueContentChange): changes to
- * status, finalizers, managed fields or the being-created annotation (`beingCreated`) are the
- * sidecars' own and are ignored, so a status write does not cut a poll's backoff short; a status
- * turning ready is not.
+ * status, finalizers, managed fields or the kind's being-created annotation are the sidecars'
+ * own and are ignored, so a status write does not cut a poll's backoff short; a status turning
+ * ready is not.
  */
 export function contentChangeNeedsSync<C extends KubeObject & { status?: StatusWithError }>(
   previous: C,
   next: C,
-  beingCreated: string,
+  kind: KindFacts<'beingCreated'>,
 ): boolean {
   if (previous.status?.readyToUse !== true && next.status?.readyToUse === true) return true;
-  return !deepEqual(comparable(previous, beingCreated), comparable(next, beingCreated));
+  return !deepEqual(comparable(previous, kind.beingCreated), comparable(next, kind.beingCreated));
 }
 
 /** The content without what the sidecar itself changes or what changes on every write. */

@@ -13,8 +13,14 @@ import {
 
 const BEING_CREATED = 'example.dev/being-created';
 const BEING_DELETED = 'example.dev/being-deleted';
-const CALLS = { beingCreated: BEING_CREATED, beingDeleted: BEING_DELETED };
 const KEYS = { name: 'example.dev/secret-name', namespace: 'example.dev/secret-namespace' };
+const KIND = {
+  what: 'example content',
+  beingCreated: BEING_CREATED,
+  beingDeleted: BEING_DELETED,
+  secretAnnotations: KEYS,
+  sidecarParameters: new Set(['csi.storage.k8s.io/known']),
+};
 
 type Content = KubeObject & {
   spec?: { source: string };
@@ -56,18 +62,18 @@ describe('sidecar shared plan', function () {
     const bound = () => false;
 
     it('never while the content is not being deleted', function () {
-      expect(mayRelease(content(), CALLS, () => true)).to.equal(false);
+      expect(mayRelease(content(), KIND, () => true)).to.equal(false);
     });
 
     it('at once for an unbound pre-provisioned content', function () {
-      expect(mayRelease(deleting({ [BEING_CREATED]: 'yes' }), CALLS, () => true)).to.equal(true);
+      expect(mayRelease(deleting({ [BEING_CREATED]: 'yes' }), KIND, () => true)).to.equal(true);
     });
 
     it('once the snapshot object is being deleted and no create call is in flight', function () {
-      expect(mayRelease(deleting(), CALLS, bound)).to.equal(false);
-      expect(mayRelease(deleting({ [BEING_DELETED]: 'yes' }), CALLS, bound)).to.equal(true);
+      expect(mayRelease(deleting(), KIND, bound)).to.equal(false);
+      expect(mayRelease(deleting({ [BEING_DELETED]: 'yes' }), KIND, bound)).to.equal(true);
       const both = deleting({ [BEING_DELETED]: 'yes', [BEING_CREATED]: 'yes' });
-      expect(mayRelease(both, CALLS, bound)).to.equal(false);
+      expect(mayRelease(both, KIND, bound)).to.equal(false);
     });
   });
 
@@ -78,29 +84,27 @@ describe('sidecar shared plan', function () {
         metadata: { name: 'c1', annotations: { [BEING_CREATED]: 'yes' } },
         status: ready,
       });
-      expect(planReady(marked, CALLS)).to.deep.equal({ action: 'removeBeingCreated' });
-      expect(planReady(content({ status: ready }), CALLS)).to.deep.equal({ action: 'upToDate' });
+      expect(planReady(marked, KIND)).to.deep.equal({ action: 'removeBeingCreated' });
+      expect(planReady(content({ status: ready }), KIND)).to.deep.equal({ action: 'upToDate' });
     });
 
     it('has no plan for a content that is not ready', function () {
-      expect(planReady(content(), CALLS)).to.equal(undefined);
-      expect(planReady(content({ status: { readyToUse: false } }), CALLS)).to.equal(undefined);
+      expect(planReady(content(), KIND)).to.equal(undefined);
+      expect(planReady(content({ status: { readyToUse: false } }), KIND)).to.equal(undefined);
     });
   });
 
   describe('withoutReservedParameters', function () {
-    const reserved = new Set(['csi.storage.k8s.io/known']);
-
-    it('keeps plain keys and drops the reserved ones it is given', function () {
+    it("keeps plain keys and drops the kind's own reserved ones", function () {
       expect(
-        withoutReservedParameters({ a: '1', 'csi.storage.k8s.io/known': 'x' }, reserved),
+        withoutReservedParameters({ a: '1', 'csi.storage.k8s.io/known': 'x' }, KIND),
       ).to.deep.equal({ a: '1' });
     });
 
     it('refuses a reserved key it does not know', function () {
-      expect(() =>
-        withoutReservedParameters({ 'csi.storage.k8s.io/other': 'x' }, reserved),
-      ).to.throw(/unknown parameter key "csi.storage.k8s.io\/other"/);
+      expect(() => withoutReservedParameters({ 'csi.storage.k8s.io/other': 'x' }, KIND)).to.throw(
+        /unknown parameter key "csi.storage.k8s.io\/other"/,
+      );
     });
   });
 
@@ -109,28 +113,18 @@ describe('sidecar shared plan', function () {
       content({ metadata: { name: 'c1', annotations } });
 
     it('names no Secret unless both annotations are there', function () {
-      expect(annotatedSecretRef(annotated({ [KEYS.name]: 's' }), KEYS, 'content')).to.equal(
-        undefined,
-      );
+      expect(annotatedSecretRef(annotated({ [KEYS.name]: 's' }), KIND)).to.equal(undefined);
     });
 
     it('names the Secret both annotations give', function () {
-      const ref = annotatedSecretRef(
-        annotated({ [KEYS.name]: 's', [KEYS.namespace]: 'ns' }),
-        KEYS,
-        'content',
-      );
+      const ref = annotatedSecretRef(annotated({ [KEYS.name]: 's', [KEYS.namespace]: 'ns' }), KIND);
       expect(ref).to.deep.equal({ name: 's', namespace: 'ns' });
     });
 
-    it('refuses an empty annotation, naming the content as told', function () {
+    it('refuses an empty annotation, naming the content as its kind does', function () {
       expect(() =>
-        annotatedSecretRef(
-          annotated({ [KEYS.name]: '', [KEYS.namespace]: 'ns' }),
-          KEYS,
-          'group snapshot content',
-        ),
-      ).to.throw('cannot retrieve secrets for group snapshot content c1');
+        annotatedSecretRef(annotated({ [KEYS.name]: '', [KEYS.namespace]: 'ns' }), KIND),
+      ).to.throw('cannot retrieve secrets for example content c1');
     });
   });
 
@@ -175,31 +169,31 @@ describe('sidecar shared plan', function () {
     const withAnnotation = (key: string): Content =>
       content({ metadata: { name: 'c1', resourceVersion: '2', annotations: { [key]: 'yes' } } });
 
-    it('ignores the being-created annotation it is given and the resourceVersion', function () {
-      expect(
-        contentChangeNeedsSync(content(), withAnnotation(BEING_CREATED), BEING_CREATED),
-      ).to.equal(false);
+    it("ignores the kind's being-created annotation and the resourceVersion", function () {
+      expect(contentChangeNeedsSync(content(), withAnnotation(BEING_CREATED), KIND)).to.equal(
+        false,
+      );
     });
 
     it('sees any other annotation', function () {
-      expect(
-        contentChangeNeedsSync(content(), withAnnotation('example.dev/other'), BEING_CREATED),
-      ).to.equal(true);
+      expect(contentChangeNeedsSync(content(), withAnnotation('example.dev/other'), KIND)).to.equal(
+        true,
+      );
     });
 
     it('ignores status and finalizers but not a status turning ready', function () {
       const failed = content({ status: { readyToUse: false, error: { message: 'x' } } });
       const finalized = content({ metadata: { name: 'c1', finalizers: ['example.dev/f'] } });
-      expect(contentChangeNeedsSync(content(), failed, BEING_CREATED)).to.equal(false);
-      expect(contentChangeNeedsSync(content(), finalized, BEING_CREATED)).to.equal(false);
+      expect(contentChangeNeedsSync(content(), failed, KIND)).to.equal(false);
+      expect(contentChangeNeedsSync(content(), finalized, KIND)).to.equal(false);
       expect(
-        contentChangeNeedsSync(failed, content({ status: { readyToUse: true } }), BEING_CREATED),
+        contentChangeNeedsSync(failed, content({ status: { readyToUse: true } }), KIND),
       ).to.equal(true);
     });
 
     it('sees a spec change', function () {
       expect(
-        contentChangeNeedsSync(content(), content({ spec: { source: 'vol-2' } }), BEING_CREATED),
+        contentChangeNeedsSync(content(), content({ spec: { source: 'vol-2' } }), KIND),
       ).to.equal(true);
     });
   });
