@@ -37,6 +37,7 @@ import { isGroupSnapshotMemberContent } from '../group.js';
 import {
   annotatedSecretRef,
   contentChangeNeedsSync,
+  createParameters,
   mayRelease,
   planForeign,
   planReady,
@@ -45,18 +46,15 @@ import {
   withoutReservedParameters,
   type ContentKind,
   type SecretRef,
+  type SidecarBaseSettings,
 } from './shared-plan.js';
 import { SNAPSHOT_CONTENT } from './plan.js';
 
-export interface GroupSidecarSettings {
-  /** The CSI driver this sidecar serves (GetPluginInfo's name). */
-  driverName: string;
+export interface GroupSidecarSettings extends SidecarBaseSettings {
   /** `--groupsnapshot-name-prefix`: CreateVolumeGroupSnapshot names are `<prefix>-<group UID>`. */
   groupSnapshotNamePrefix: string;
   /** `--groupsnapshot-name-uuid-length`: -1 keeps the whole UID, else dashes go and it is cut. */
   groupSnapshotNameUuidLength: number;
-  /** `--extra-create-metadata`: pass the VolumeGroupSnapshot and content names as parameters. */
-  extraCreateMetadata: boolean;
 }
 
 /** Upstream's flag defaults. */
@@ -132,6 +130,11 @@ export const GROUP_SNAPSHOT_CONTENT: ContentKind<VolumeGroupSnapshotContentStatu
     PARAM_GROUP_SNAPSHOTTER_SECRET_NAME,
     PARAM_GROUP_SNAPSHOTTER_SECRET_NAMESPACE,
   ]),
+  extraMetadata: {
+    name: PARAM_VOLUME_GROUP_SNAPSHOT_NAME,
+    namespace: PARAM_VOLUME_GROUP_SNAPSHOT_NAMESPACE,
+    contentName: PARAM_VOLUME_GROUP_SNAPSHOT_CONTENT_NAME,
+  },
   statusWithError: groupStatusWithError,
 };
 
@@ -359,12 +362,13 @@ function planCreate(
   const ref = content.spec.volumeGroupSnapshotRef;
   try {
     const secretRef = groupDeletionSecretRef(content);
-    const parameters = groupDriverParameters(groupClass.parameters);
-    if (settings.extraCreateMetadata) {
-      parameters[PARAM_VOLUME_GROUP_SNAPSHOT_NAME] = ref?.name ?? '';
-      parameters[PARAM_VOLUME_GROUP_SNAPSHOT_NAMESPACE] = ref?.namespace ?? '';
-      parameters[PARAM_VOLUME_GROUP_SNAPSHOT_CONTENT_NAME] = contentName;
-    }
+    const parameters = createParameters(
+      groupClass.parameters,
+      GROUP_SNAPSHOT_CONTENT,
+      settings,
+      ref,
+      contentName,
+    );
     if (!ref?.uid) {
       throw new Error(
         `cannot create group snapshot. Group snapshot content ${contentName} not bound to a group snapshot`,

@@ -36,6 +36,7 @@ import { grpcCodeOf, messageOf } from '../../csi/status.js';
 import {
   annotatedSecretRef,
   contentChangeNeedsSync,
+  createParameters,
   mayRelease,
   planForeign,
   planReady,
@@ -44,19 +45,16 @@ import {
   withoutReservedParameters,
   type ContentKind,
   type SecretRef,
+  type SidecarBaseSettings,
 } from './shared-plan.js';
 
 export type { SecretRef };
 
-export interface SidecarSettings {
-  /** The CSI driver this sidecar serves (GetPluginInfo's name). */
-  driverName: string;
+export interface SidecarSettings extends SidecarBaseSettings {
   /** `--snapshot-name-prefix`: CreateSnapshot names are `<prefix>-<VolumeSnapshot UID>`. */
   snapshotNamePrefix: string;
   /** `--snapshot-name-uuid-length`: -1 keeps the whole UID, else dashes go and it is cut. */
   snapshotNameUuidLength: number;
-  /** `--extra-create-metadata`: pass the VolumeSnapshot and content names as parameters. */
-  extraCreateMetadata: boolean;
 }
 
 export const DEFAULT_SIDECAR_SETTINGS: Omit<SidecarSettings, 'driverName'> = {
@@ -117,6 +115,11 @@ export const SNAPSHOT_CONTENT: ContentKind<VolumeSnapshotContentStatus> = {
     PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
     PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
   ]),
+  extraMetadata: {
+    name: PARAM_VOLUME_SNAPSHOT_NAME,
+    namespace: PARAM_VOLUME_SNAPSHOT_NAMESPACE,
+    contentName: PARAM_VOLUME_SNAPSHOT_CONTENT_NAME,
+  },
   statusWithError,
 };
 
@@ -248,13 +251,14 @@ export function planContent(
     return inputError(`volumesnapshotclass.snapshot.storage.k8s.io "${className}" not found`);
   }
   try {
-    const parameters = driverParameters(snapshotClass.parameters);
     const ref = content.spec.volumeSnapshotRef;
-    if (settings.extraCreateMetadata) {
-      parameters[PARAM_VOLUME_SNAPSHOT_NAME] = ref?.name ?? '';
-      parameters[PARAM_VOLUME_SNAPSHOT_NAMESPACE] = ref?.namespace ?? '';
-      parameters[PARAM_VOLUME_SNAPSHOT_CONTENT_NAME] = contentName;
-    }
+    const parameters = createParameters(
+      snapshotClass.parameters,
+      SNAPSHOT_CONTENT,
+      settings,
+      ref,
+      contentName,
+    );
     return {
       action: 'createSnapshot',
       failureReason,

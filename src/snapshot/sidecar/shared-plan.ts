@@ -15,6 +15,14 @@ export interface SecretRef {
   namespace: string;
 }
 
+/** What both sidecars are told alike (upstream's flags of the same name). */
+export interface SidecarBaseSettings {
+  /** The CSI driver this sidecar serves (GetPluginInfo's name). */
+  driverName: string;
+  /** `--extra-create-metadata`: pass the snapshot object's and the content's names as parameters. */
+  extraCreateMetadata: boolean;
+}
+
 /** What sets one kind of content apart in what both sidecars decide and write. */
 export interface ContentKind<S> {
   /** "snapshot content", "group snapshot content": how messages name it. */
@@ -27,6 +35,8 @@ export interface ContentKind<S> {
   secretAnnotations: { name: string; namespace: string };
   /** The `csi.storage.k8s.io/` keys of a class that the sidecars read themselves. */
   sidecarParameters: ReadonlySet<string>;
+  /** The parameters `--extra-create-metadata` adds to a create call. */
+  extraMetadata: { name: string; namespace: string; contentName: string };
   /** The status that records a failure (statusRecordingError, each kind's time format). */
   statusWithError(
     current: S | undefined,
@@ -103,6 +113,26 @@ export function withoutReservedParameters(
     }
   }
   return result;
+}
+
+/**
+ * A create call's parameters: the class's without the sidecars' own keys, and with
+ * `--extra-create-metadata` the names of the snapshot object (`ref`) and of the content.
+ */
+export function createParameters(
+  classParameters: Record<string, string> | undefined,
+  kind: KindFacts<'sidecarParameters' | 'extraMetadata'>,
+  settings: Pick<SidecarBaseSettings, 'extraCreateMetadata'>,
+  ref: { name?: string; namespace?: string } | undefined,
+  contentName: string,
+): Record<string, string> {
+  const parameters = withoutReservedParameters(classParameters ?? {}, kind);
+  if (settings.extraCreateMetadata) {
+    parameters[kind.extraMetadata.name] = ref?.name ?? '';
+    parameters[kind.extraMetadata.namespace] = ref?.namespace ?? '';
+    parameters[kind.extraMetadata.contentName] = contentName;
+  }
+  return parameters;
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   planForeign,
   planReady,
   prefixedName,
+  createParameters,
   statusRecordingError,
   withoutReservedParameters,
 } from '../../../../src/snapshot/sidecar/shared-plan.js';
@@ -20,6 +21,7 @@ const KIND = {
   beingDeleted: BEING_DELETED,
   secretAnnotations: KEYS,
   sidecarParameters: new Set(['csi.storage.k8s.io/known']),
+  extraMetadata: { name: 'x/name', namespace: 'x/namespace', contentName: 'x/content' },
 };
 
 type Content = KubeObject & {
@@ -105,6 +107,32 @@ describe('sidecar shared plan', function () {
       expect(() => withoutReservedParameters({ 'csi.storage.k8s.io/other': 'x' }, KIND)).to.throw(
         /unknown parameter key "csi.storage.k8s.io\/other"/,
       );
+    });
+  });
+
+  describe('createParameters', function () {
+    const classParameters = { a: '1', 'csi.storage.k8s.io/known': 'x' };
+    const ref = { name: 'snap', namespace: 'ns' };
+
+    it("gives the class's parameters without the kind's own keys", function () {
+      const off = { extraCreateMetadata: false };
+      expect(createParameters(classParameters, KIND, off, ref, 'c1')).to.deep.equal({ a: '1' });
+      expect(createParameters(undefined, KIND, off, ref, 'c1')).to.deep.equal({});
+    });
+
+    it('adds the names of the snapshot object and the content when asked', function () {
+      const on = { extraCreateMetadata: true };
+      expect(createParameters(classParameters, KIND, on, ref, 'c1')).to.deep.equal({
+        a: '1',
+        'x/name': 'snap',
+        'x/namespace': 'ns',
+        'x/content': 'c1',
+      });
+      expect(createParameters({}, KIND, on, undefined, 'c1')).to.deep.equal({
+        'x/name': '',
+        'x/namespace': '',
+        'x/content': 'c1',
+      });
     });
   });
 
