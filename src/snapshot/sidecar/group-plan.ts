@@ -43,7 +43,6 @@ import {
   planReady,
   prefixedName,
   statusRecordingError,
-  withoutReservedParameters,
   type ContentKind,
   type SecretRef,
   type SidecarBaseSettings,
@@ -151,13 +150,6 @@ export function shouldDeleteGroupContent(content: VolumeGroupSnapshotContent): b
 export function groupSnapshotName(uid: string | undefined, settings: GroupSidecarSettings): string {
   if (!uid) throw new Error('group snapshot object is missing UID');
   return prefixedName(settings.groupSnapshotNamePrefix, uid, settings.groupSnapshotNameUuidLength);
-}
-
-/** Group class parameters minus the sidecars' own keys; an unknown reserved key is an error. */
-export function groupDriverParameters(
-  parameters: Record<string, string> = {},
-): Record<string, string> {
-  return withoutReservedParameters(parameters, GROUP_SNAPSHOT_CONTENT);
 }
 
 /**

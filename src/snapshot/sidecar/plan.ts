@@ -42,7 +42,6 @@ import {
   planReady,
   prefixedName,
   statusRecordingError,
-  withoutReservedParameters,
   type ContentKind,
   type SecretRef,
   type SidecarBaseSettings,
@@ -136,11 +135,6 @@ export function shouldDelete(content: VolumeSnapshotContent): boolean {
 export function snapshotName(uid: string | undefined, settings: SidecarSettings): string {
   if (!uid) throw new Error('corrupted snapshot object, it is missing UID');
   return prefixedName(settings.snapshotNamePrefix, uid, settings.snapshotNameUuidLength);
-}
-
-/** Class parameters minus the sidecar's own keys; an unknown reserved key is an error. */
-export function driverParameters(parameters: Record<string, string> = {}): Record<string, string> {
-  return withoutReservedParameters(parameters, SNAPSHOT_CONTENT);
 }
 
 /** The Secret named by the content's deletion-secret annotations (upstream reads both). */

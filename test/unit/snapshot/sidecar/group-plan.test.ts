@@ -22,7 +22,7 @@ import {
   REASON_GROUP_CHECK_FAILED,
   REASON_GROUP_CREATION_FAILED,
   REASON_GROUP_DELETE_ERROR,
-  groupDriverParameters,
+  GROUP_SNAPSHOT_CONTENT,
   groupGetSecretRef,
   groupReportOf,
   groupSnapshotName,
@@ -37,6 +37,7 @@ import {
   type GroupSidecarSettings,
   type GroupSnapshotReport,
 } from '../../../../src/snapshot/sidecar/group-plan.js';
+import { withoutReservedParameters } from '../../../../src/snapshot/sidecar/shared-plan.js';
 import { DEFAULT_SIDECAR_SETTINGS, planContent } from '../../../../src/snapshot/sidecar/plan.js';
 import { buildContent } from '../../../support/fixtures.js';
 import {
@@ -400,19 +401,23 @@ describe('sidecar group plan', function () {
     expect(() => groupSnapshotName('', settings)).to.throw('missing UID');
   });
 
-  it('groupDriverParameters strips every sidecar key and refuses unknown reserved ones', function () {
+  it("GROUP_SNAPSHOT_CONTENT's sidecar parameters: every sidecar key goes, unknown reserved ones are refused", function () {
     expect(
-      groupDriverParameters({
-        a: '1',
-        [PARAM_GROUP_SNAPSHOTTER_SECRET_NAME]: 's',
-        [PARAM_GROUP_SNAPSHOTTER_SECRET_NAMESPACE]: 'n',
-        [PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAME]: 's',
-        [PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAMESPACE]: 'n',
-      }),
+      withoutReservedParameters(
+        {
+          a: '1',
+          [PARAM_GROUP_SNAPSHOTTER_SECRET_NAME]: 's',
+          [PARAM_GROUP_SNAPSHOTTER_SECRET_NAMESPACE]: 'n',
+          [PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAME]: 's',
+          [PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAMESPACE]: 'n',
+          'csi.storage.k8s.io/snapshotter-list-secret-name': 'l',
+        },
+        GROUP_SNAPSHOT_CONTENT,
+      ),
     ).to.deep.equal({ a: '1' });
-    expect(() => groupDriverParameters({ 'csi.storage.k8s.io/fstype': 'ext4' })).to.throw(
-      'found unknown parameter key "csi.storage.k8s.io/fstype"',
-    );
+    expect(() =>
+      withoutReservedParameters({ 'csi.storage.k8s.io/fstype': 'ext4' }, GROUP_SNAPSHOT_CONTENT),
+    ).to.throw('found unknown parameter key "csi.storage.k8s.io/fstype"');
   });
 
   it('groupGetSecretRef needs both keys and a valid result', function () {

@@ -14,8 +14,8 @@ import {
   REASON_CHECK_FAILED,
   REASON_CREATION_FAILED,
   REASON_DELETE_ERROR,
+  SNAPSHOT_CONTENT,
   createFailedMessage,
-  driverParameters,
   isFinalCsiError,
   listSecretRef,
   planContent,
@@ -28,6 +28,7 @@ import {
   type ContentPlan,
   type SidecarSettings,
 } from '../../../../src/snapshot/sidecar/plan.js';
+import { withoutReservedParameters } from '../../../../src/snapshot/sidecar/shared-plan.js';
 import { ANN_VOLUME_GROUP_SNAPSHOT_HANDLE } from '../../../../src/snapshot/group.js';
 import { messageOf } from '../../../../src/csi/status.js';
 
@@ -405,20 +406,23 @@ describe('sidecar plan', function () {
     });
   });
 
-  describe('driverParameters', function () {
+  describe("SNAPSHOT_CONTENT's sidecar parameters", function () {
     it('strips the sidecar keys and keeps the driver ones', function () {
       expect(
-        driverParameters({
-          forceDelete: 'true',
-          'csi.storage.k8s.io/snapshotter-secret-name': 's',
-          'csi.storage.k8s.io/snapshotter-secret-namespace': 'n',
-        }),
+        withoutReservedParameters(
+          {
+            forceDelete: 'true',
+            'csi.storage.k8s.io/snapshotter-secret-name': 's',
+            'csi.storage.k8s.io/snapshotter-secret-namespace': 'n',
+          },
+          SNAPSHOT_CONTENT,
+        ),
       ).to.deep.equal({ forceDelete: 'true' });
     });
     it('rejects an unknown reserved key', function () {
-      expect(() => driverParameters({ 'csi.storage.k8s.io/fstype': 'ext4' })).to.throw(
-        /unknown parameter key "csi.storage.k8s.io\/fstype"/,
-      );
+      expect(() =>
+        withoutReservedParameters({ 'csi.storage.k8s.io/fstype': 'ext4' }, SNAPSHOT_CONTENT),
+      ).to.throw(/unknown parameter key "csi.storage.k8s.io\/fstype"/);
     });
   });
 
