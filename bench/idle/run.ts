@@ -41,6 +41,7 @@ const PACKAGES = [
   'zod',
   'winston',
   'prom-client',
+  'yaml',
 ];
 
 const accessKeyId = 'BENCHKEY';
