@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { FreshView, OwnWrites } from '../../../src/kube/fresh-view.js';
 import type { InformerHandlers } from '../../../src/kube/informer.js';
-import type { KubeObject, ResourceType } from '../../../src/kube/resource.js';
+import { ConfigMaps, type KubeObject } from '../../../src/kube/resource.js';
 import { FakeClock } from '../../support/fakes/clock.js';
 import { FakeKubeClient } from '../../support/fakes/kube-client.js';
 
@@ -83,27 +83,21 @@ describe('FreshView (read-your-own-writes over an informer)', function () {
 });
 
 describe('OwnWrites.patchStatusDiff', function () {
-  const Widgets: ResourceType = {
-    group: 'example.dev',
-    version: 'v1',
-    plural: 'widgets',
-    kind: 'Widget',
-    namespaced: true,
-  };
+  // (the fake client serves a status subresource for any kind, ConfigMaps included)
   type Widget = KubeObject & { status?: { phase?: string } };
 
   it('writes the status difference and serves the written object before the cache has it', async function () {
     const client = new FakeKubeClient();
-    client.seed(Widgets, {
+    client.seed(ConfigMaps, {
       metadata: { name: 'w', namespace: 'ns' },
       status: { phase: 'A' },
     } as Widget);
     const cache = new Cache();
-    const cached = (await client.get<Widget>(Widgets, 'w', 'ns'))!;
+    const cached = (await client.get<Widget>(ConfigMaps, 'w', 'ns'))!;
     cache.objects.set('ns/w', cached);
     const writes = new OwnWrites<Widget>(
       client,
-      Widgets,
+      ConfigMaps,
       new FreshView(cache, new FakeClock('2026-01-01T00:00:00Z')),
     );
     const requests = client.actions.length;
@@ -113,7 +107,7 @@ describe('OwnWrites.patchStatusDiff', function () {
     expect(writes.get('ns/w')?.status).to.deep.equal({ phase: 'B' });
     expect(client.actions.at(-1)).to.deep.include({
       verb: 'patch',
-      resource: 'widgets/status',
+      resource: 'configmaps/status',
       body: { status: { phase: 'B' } },
     });
   });
