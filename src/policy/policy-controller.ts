@@ -60,8 +60,7 @@ export abstract class PolicyController<
     super(name, options);
     this.metrics = options.metrics;
     this.cache = cache(options.informers);
-    const metrics = options.metrics;
-    const reconcile = (key: string) => this.reconcile(key);
+    const { metrics } = this;
     this.controller = new Controller({
       name,
       workers: options.workers ?? 4,
@@ -71,10 +70,10 @@ export abstract class PolicyController<
           ? timeReconcile(
               metrics,
               name,
-              () => reconcile(key),
+              () => this.reconcile(key),
               (r) => (r?.requeueAfter !== undefined ? 'requeue' : 'success'),
             )
-          : reconcile(key),
+          : this.reconcile(key),
     });
   }
 
