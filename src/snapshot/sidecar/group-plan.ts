@@ -27,7 +27,11 @@ import {
   type VolumeGroupSnapshotContentStatus,
   type VolumeSnapshotInfo,
 } from '../../api/group-snapshot.js';
-import { invalidSecretField, secretTemplates } from '../../api/secret-template.js';
+import {
+  fillPlaceholders,
+  invalidSecretField,
+  secretTemplates,
+} from '../../api/secret-template.js';
 import type { VolumeSnapshotContent } from '../../api/snapshot.js';
 import { messageOf } from '../../csi/status.js';
 import type { VolumeGroupSnapshot__Output } from '../../gen/csi/csi/v1/VolumeGroupSnapshot.js';
@@ -185,18 +189,17 @@ export function groupGetSecretRef(
   }
   const ref = { name: '', namespace: '' };
   for (const field of ['name', 'namespace'] as const) {
-    const unknown: string[] = [];
-    ref[field] = templates[field].replace(/\$\{([^}]*)\}/g, (_token, key: string) => {
-      if (key === 'volumegroupsnapshotcontent.name') return contentName;
-      unknown.push(key);
-      return '';
+    const filled = fillPlaceholders(templates[field], {
+      'volumegroupsnapshotcontent.name': contentName,
     });
-    if (unknown.length > 0 || ref[field].includes('${')) {
+    // a `${` left without its `}` cannot be resolved either
+    if ('unknown' in filled || filled.value.includes('${')) {
       throw new Error(
         `${GET_SECRET_KEYS[field]} "${templates[field]}" uses a token that cannot be resolved ` +
           'here; only ${volumegroupsnapshotcontent.name} is available',
       );
     }
+    ref[field] = filled.value;
   }
   const invalid = invalidSecretField(ref);
   if (invalid) {

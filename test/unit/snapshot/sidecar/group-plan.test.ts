@@ -434,6 +434,22 @@ describe('sidecar group plan', function () {
         NAME,
       ),
     ).to.throw('not a valid namespace name');
+    for (const template of [
+      '${volumegroupsnapshot.name}',
+      'get-${volumegroupsnapshotcontent.name',
+    ]) {
+      expect(
+        () =>
+          groupGetSecretRef(
+            groupClass({
+              [PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAME]: template,
+              [PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAMESPACE]: 'storage',
+            }),
+            NAME,
+          ),
+        template,
+      ).to.throw('only ${volumegroupsnapshotcontent.name} is available');
+    }
   });
 
   describe('groupReportOf', function () {
