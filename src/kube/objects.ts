@@ -49,20 +49,6 @@ export function getCondition(
   return conditions?.find((condition) => condition.type === type);
 }
 
-export function isConditionTrue(
-  conditions: readonly Condition[] | undefined,
-  type: string,
-): boolean {
-  return getCondition(conditions, type)?.status === 'True';
-}
-
-export function removeCondition(
-  conditions: readonly Condition[] | undefined,
-  type: string,
-): Condition[] {
-  return (conditions ?? []).filter((condition) => condition.type !== type);
-}
-
 /** RFC 3339 with second precision, as metav1.Time serialises. */
 export function rfc3339(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');

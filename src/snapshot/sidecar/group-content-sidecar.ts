@@ -297,10 +297,3 @@ export class GroupContentSidecar extends ContentQueue<
     });
   }
 }
-
-/** Builds the group content sidecar; the caller starts it (directly or through a Manager). */
-export function createGroupContentSidecar(
-  options: GroupContentSidecarOptions,
-): GroupContentSidecar {
-  return new GroupContentSidecar(options);
-}
