@@ -111,7 +111,7 @@ export interface Stack {
 /** Starts the chosen parts; the returned stack runs until stopped or leadership is lost. */
 export async function startStack(options: StackOptions): Promise<Stack> {
   const wiring = wire(options);
-  if (options.parts.policy) addPolicy(wiring);
+  if (options.parts.policy) await addPolicy(wiring);
   if (options.parts.snapshotController) await addSnapshotController(wiring);
   const csi = await addCsiParts(wiring);
   const health = await serveHealth(wiring);
@@ -163,14 +163,30 @@ function wire(options: StackOptions): Wiring {
   return { options, logger, metrics, manager, clients, deferred: [], deferredGauge };
 }
 
-function addPolicy({ options, manager, clients, metrics, logger }: Wiring): void {
+async function addPolicy({ options, manager, clients, metrics, logger }: Wiring): Promise<void> {
   addPolicyControllers(manager, {
+    groupSnapshots: await policyGroupSnapshots(manager.client, logger),
     events: clients.recorder('snapback-policy-controller', manager.client),
     metrics,
     workers: options.workers,
     logger,
     ...(options.hooks ? { hookExecutor: clients.podExecutor() } : {}),
   });
+}
+
+/**
+ * Whether the policy controllers can read VolumeGroupSnapshots: the API is served and may be
+ * listed. Without, RestoreJobs that need a group fail saying so; the rest works as before.
+ */
+async function policyGroupSnapshots(client: KubeClient, logger: Logger): Promise<boolean> {
+  try {
+    return await groupSnapshotApiServed(client);
+  } catch (error) {
+    logger.warn('cannot read groupsnapshot.storage.k8s.io/v1; RestoreJobs restore no groups', {
+      error: (error as Error).message,
+    });
+    return false;
+  }
 }
 
 /** One embedded part and the upstream component it stands in for. */
@@ -367,8 +383,8 @@ function addSnapshotter(
       settings: {
         ...DEFAULT_SIDECAR_SETTINGS,
         driverName: driver.name,
-        snapshotNamePrefix: options.snapshotNamePrefix,
-        snapshotNameUuidLength: options.snapshotNameUuidLength,
+        namePrefix: options.snapshotNamePrefix,
+        nameUuidLength: options.snapshotNameUuidLength,
         extraCreateMetadata: options.extraCreateMetadata,
       },
       timeoutMs: options.snapshotterTimeoutMs,

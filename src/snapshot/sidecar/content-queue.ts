@@ -21,7 +21,7 @@ import {
 import { silentLogger, type Logger } from '../../observability/logger.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import { ContentWrites } from './content-writes.js';
-import type { ContentKind } from './shared-plan.js';
+import type { ContentKind, ContentObject, StatusWithError } from './shared-plan.js';
 import { isFinalCsiError, type SecretRef } from './plan.js';
 
 /** What both content queues are built with (upstream's csi-snapshotter flags among them). */
@@ -40,17 +40,15 @@ export interface ContentQueueOptions {
 }
 
 /** The kinds a content queue reads and writes. */
-export interface ContentQueueKinds<S, C> {
+export interface ContentQueueKinds<S extends StatusWithError, C extends ContentObject<S>> {
   contents: ResourceType;
   classes: ResourceType;
-  kind: ContentKind<S>;
+  kind: ContentKind<S, C>;
   recorder: EventRecorder;
-  /** Whether a content's update (other than a resync) needs a sync. */
-  shouldEnqueue(previous: C, next: C): boolean;
 }
 
 export abstract class ContentQueue<
-  S extends object,
+  S extends StatusWithError,
   C extends KubeObject & { status?: S },
   K extends KubeObject,
 > implements Runnable {
@@ -91,7 +89,7 @@ export abstract class ContentQueue<
     this.controller.watch(this.contents, {
       updatePredicate: (previous, next) =>
         previous.metadata?.resourceVersion === next.metadata?.resourceVersion ||
-        kinds.shouldEnqueue(previous, next),
+        kinds.kind.changeNeedsSync(previous, next),
     });
     this.writes = new ContentWrites(this.contents, {
       client: options.client,

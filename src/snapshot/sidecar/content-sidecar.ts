@@ -25,11 +25,7 @@ import {
   REASON_DELETE_ERROR,
   SNAPSHOT_CONTENT,
   createFailedMessage,
-  failedToDelete,
-  failureMessage,
   planContent,
-  shouldEnqueueContentChange,
-  statusAfterDelete,
   statusAfterReport,
   type ContentPlan,
   type SidecarSettings,
@@ -78,7 +74,6 @@ class Sidecar extends ContentQueue<
       classes: VolumeSnapshotClasses,
       kind: SNAPSHOT_CONTENT,
       recorder: options.events,
-      shouldEnqueue: shouldEnqueueContentChange,
     });
     this.options = options;
   }
@@ -130,7 +125,7 @@ class Sidecar extends ContentQueue<
       secretRef: plan.call.secretRef,
       failureReason: plan.failureReason,
       secretFailure: (error) =>
-        failureMessage(
+        SNAPSHOT_CONTENT.failureMessage(
           plan.failureReason,
           `failed to get input parameters to create snapshot for content ${content.metadata?.name}: ${errorMessage(error)}`,
         ),
@@ -170,7 +165,7 @@ class Sidecar extends ContentQueue<
       : await this.recorded(
           content,
           REASON_CHECK_FAILED,
-          (error) => failureMessage(REASON_CHECK_FAILED, messageOf(error)),
+          (error) => SNAPSHOT_CONTENT.failureMessage(REASON_CHECK_FAILED, messageOf(error)),
           async () => {
             const secrets = await this.writes.readSecret(plan.secretRef, content);
             const response = await this.options.csi.listSnapshots(
@@ -210,14 +205,17 @@ class Sidecar extends ContentQueue<
     } catch (error) {
       // e.g. FAILED_PRECONDITION from forceDelete=false with dependent disks: the finalizer
       // stays, and the driver's reason goes where users look (both objects)
-      const message = failedToDelete(error);
+      const message = SNAPSHOT_CONTENT.deleteFailedMessage(messageOf(error));
       const recorded = await this.writes.recordFailure(content, REASON_DELETE_ERROR, message, {
         keepReadyToUse: true,
       });
       if (recorded) this.events.event(snapshotOf(content), 'Warning', REASON_DELETE_ERROR, message);
       throw new Error(message, { cause: error });
     }
-    const cleared = await this.writes.writeStatus(content, statusAfterDelete(content.status));
+    const cleared = await this.writes.writeStatus(
+      content,
+      SNAPSHOT_CONTENT.statusAfterRelease(content.status),
+    );
     this.logger.info('snapshot deleted', {
       name: content.metadata?.name,
       snapshot: plan.snapshotId,

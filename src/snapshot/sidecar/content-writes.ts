@@ -11,27 +11,27 @@ import { FreshView, OwnWrites, hasAnnotation } from '../../kube/index.js';
 import type { Informer } from '../../kube/informer.js';
 import { readSecretData } from '../../kube/secrets.js';
 import { errorMessage, type Logger } from '../../observability/logger.js';
-import type { ContentKind, SecretRef } from './shared-plan.js';
+import type { ContentKind, ContentObject, SecretRef, StatusWithError } from './shared-plan.js';
 
-export interface ContentWritesOptions<S> {
+export interface ContentWritesOptions<S extends StatusWithError, C extends ContentObject<S>> {
   client: KubeClient;
   resource: ResourceType;
-  kind: ContentKind<S>;
+  kind: ContentKind<S, C>;
   recorder: EventRecorder;
   clock: Clock;
   logger: Logger;
 }
 
 export class ContentWrites<
-  S extends object,
+  S extends StatusWithError,
   C extends KubeObject & { status?: S },
 > extends OwnWrites<C> {
-  private readonly kind: ContentKind<S>;
+  private readonly kind: ContentKind<S, C>;
   private readonly recorder: EventRecorder;
   private readonly clock: Clock;
   private readonly logger: Logger;
 
-  constructor(informer: Informer<C>, options: ContentWritesOptions<S>) {
+  constructor(informer: Informer<C>, options: ContentWritesOptions<S, C>) {
     super(options.client, options.resource, new FreshView(informer, options.clock));
     this.kind = options.kind;
     this.recorder = options.recorder;

@@ -30,17 +30,13 @@ import {
   REASON_GROUP_DELETE_ERROR,
   GROUP_SNAPSHOT_CONTENT,
   groupCreateFailedMessage,
-  groupDeleteFailedMessage,
-  groupFailureMessage,
   groupReportOf,
-  groupStatusAfterDelete,
   groupStatusAfterReport,
   planGroupSnapshotContent,
-  shouldEnqueueGroupContentChange,
   type GroupContentPlan,
-  type GroupSidecarSettings,
 } from './group-plan.js';
 import { ContentQueue, type ContentQueueOptions } from './content-queue.js';
+import type { SidecarSettings } from './shared-plan.js';
 
 /** The GroupController calls the sidecar makes (a CsiClient's `groupController` provides them). */
 export interface GroupSnapshotterCsi {
@@ -106,7 +102,7 @@ export class GroupContentSidecar extends ContentQueue<
 > {
   readonly name = GROUP_SIDECAR_NAME;
   private readonly options: GroupContentSidecarOptions;
-  private readonly settings: GroupSidecarSettings;
+  private readonly settings: SidecarSettings;
 
   constructor(options: GroupContentSidecarOptions) {
     super(GROUP_SIDECAR_NAME, options, {
@@ -114,19 +110,16 @@ export class GroupContentSidecar extends ContentQueue<
       classes: VolumeGroupSnapshotClasses,
       kind: GROUP_SNAPSHOT_CONTENT,
       recorder: options.recorder,
-      shouldEnqueue: shouldEnqueueGroupContentChange,
     });
     this.options = options;
     this.settings = {
       driverName: options.driverName,
       extraCreateMetadata: options.extraCreateMetadata ?? false,
-      groupSnapshotNamePrefix:
-        options.groupSnapshotNamePrefix ?? DEFAULT_GROUP_SIDECAR_SETTINGS.groupSnapshotNamePrefix,
-      groupSnapshotNameUuidLength:
-        options.groupSnapshotNameUuidLength ??
-        DEFAULT_GROUP_SIDECAR_SETTINGS.groupSnapshotNameUuidLength,
+      namePrefix: options.groupSnapshotNamePrefix ?? DEFAULT_GROUP_SIDECAR_SETTINGS.namePrefix,
+      nameUuidLength:
+        options.groupSnapshotNameUuidLength ?? DEFAULT_GROUP_SIDECAR_SETTINGS.nameUuidLength,
     };
-    if (!this.settings.groupSnapshotNamePrefix) {
+    if (!this.settings.namePrefix) {
       throw new Error('group snapshot name prefix cannot be of length 0');
     }
   }
@@ -179,7 +172,7 @@ export class GroupContentSidecar extends ContentQueue<
       secretRef: plan.call.secretRef,
       failureReason: plan.failureReason,
       secretFailure: (error) =>
-        groupFailureMessage(
+        GROUP_SNAPSHOT_CONTENT.failureMessage(
           plan.failureReason,
           `failed to get input parameters to create group snapshot for group snapshot content ${content.metadata.name}: ${errorMessage(error)}`,
         ),
@@ -222,7 +215,7 @@ export class GroupContentSidecar extends ContentQueue<
       content,
       REASON_GROUP_CHECK_FAILED,
       (error) =>
-        groupFailureMessage(
+        GROUP_SNAPSHOT_CONTENT.failureMessage(
           REASON_GROUP_CHECK_FAILED,
           `failed to list group snapshot for group snapshot content ${content.metadata.name}: ${messageOf(error)}`,
         ),
@@ -261,7 +254,7 @@ export class GroupContentSidecar extends ContentQueue<
     const secrets = await this.recorded(
       content,
       REASON_GROUP_DELETE_ERROR,
-      (error) => groupDeleteFailedMessage(errorMessage(error)),
+      (error) => GROUP_SNAPSHOT_CONTENT.deleteFailedMessage(errorMessage(error)),
       () => this.writes.readSecret(plan.call.secretRef, content),
       keep,
     );
@@ -269,7 +262,7 @@ export class GroupContentSidecar extends ContentQueue<
     await this.recorded(
       content,
       REASON_GROUP_DELETE_ERROR,
-      (error) => groupDeleteFailedMessage(messageOf(error)),
+      (error) => GROUP_SNAPSHOT_CONTENT.deleteFailedMessage(messageOf(error)),
       () =>
         this.options.csi.deleteVolumeGroupSnapshot(
           {
@@ -281,7 +274,10 @@ export class GroupContentSidecar extends ContentQueue<
         ),
       keep,
     );
-    const cleared = await this.writes.writeStatus(content, groupStatusAfterDelete(content.status));
+    const cleared = await this.writes.writeStatus(
+      content,
+      GROUP_SNAPSHOT_CONTENT.statusAfterRelease(content.status),
+    );
     this.logger.info('group snapshot deleted', {
       name: content.metadata.name,
       groupSnapshot: plan.call.groupSnapshotId,

@@ -38,33 +38,13 @@ import type { VolumeGroupSnapshot__Output } from '../../gen/csi/csi/v1/VolumeGro
 import type { Timestamp__Output } from '../../gen/csi/google/protobuf/Timestamp.js';
 import { deepEqual, rfc3339 } from '../../kube/objects.js';
 import { isGroupSnapshotMemberContent } from '../group.js';
-import {
-  annotatedSecretRef,
-  contentChangeNeedsSync,
-  createParameters,
-  mayRelease,
-  planForeign,
-  planReady,
-  prefixedName,
-  statusRecordingError,
-  type ContentKind,
-  type SecretRef,
-  type SidecarBaseSettings,
-} from './shared-plan.js';
-import { SNAPSHOT_CONTENT } from './plan.js';
+import { planForeign, ContentKind, type SecretRef, type SidecarSettings } from './shared-plan.js';
+import { DEFAULT_SIDECAR_SETTINGS, SNAPSHOT_CONTENT } from './plan.js';
 
-export interface GroupSidecarSettings extends SidecarBaseSettings {
-  /** `--groupsnapshot-name-prefix`: CreateVolumeGroupSnapshot names are `<prefix>-<group UID>`. */
-  groupSnapshotNamePrefix: string;
-  /** `--groupsnapshot-name-uuid-length`: -1 keeps the whole UID, else dashes go and it is cut. */
-  groupSnapshotNameUuidLength: number;
-}
-
-/** Upstream's flag defaults. */
-export const DEFAULT_GROUP_SIDECAR_SETTINGS: Omit<GroupSidecarSettings, 'driverName'> = {
-  groupSnapshotNamePrefix: 'groupsnapshot',
-  groupSnapshotNameUuidLength: -1,
-  extraCreateMetadata: false,
+/** Upstream's flag defaults for the group paths (`--groupsnapshot-name-*`). */
+export const DEFAULT_GROUP_SIDECAR_SETTINGS: Omit<SidecarSettings, 'driverName'> = {
+  ...DEFAULT_SIDECAR_SETTINGS,
+  namePrefix: 'groupsnapshot',
 };
 
 /** Event reasons, as upstream emits them, so alerts written for upstream keep matching. */
@@ -117,8 +97,17 @@ export function isGroupMember(content: VolumeSnapshotContent): boolean {
 }
 
 /** How VolumeGroupSnapshotContents are marked, named, given a Secret and an error status. */
-export const GROUP_SNAPSHOT_CONTENT: ContentKind<VolumeGroupSnapshotContentStatus> = {
+export const GROUP_SNAPSHOT_CONTENT = new ContentKind<
+  VolumeGroupSnapshotContentStatus,
+  VolumeGroupSnapshotContent
+>({
   what: 'group snapshot content',
+  noun: 'group snapshot',
+  reasons: {
+    creationFailed: REASON_GROUP_CREATION_FAILED,
+    checkFailed: REASON_GROUP_CHECK_FAILED,
+    deleteError: REASON_GROUP_DELETE_ERROR,
+  },
   beingCreated: ANN_VOLUME_GROUP_SNAPSHOT_BEING_CREATED,
   beingDeleted: ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED,
   secretAnnotations: {
@@ -127,7 +116,7 @@ export const GROUP_SNAPSHOT_CONTENT: ContentKind<VolumeGroupSnapshotContentStatu
   },
   // upstream RemovePrefixedParameters: the snapshot sidecar's keys and the group ones
   sidecarParameters: new Set([
-    ...SNAPSHOT_CONTENT.sidecarParameters,
+    ...SNAPSHOT_CONTENT.facts.sidecarParameters,
     PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAME,
     PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAMESPACE,
     PARAM_GROUP_SNAPSHOTTER_SECRET_NAME,
@@ -138,23 +127,13 @@ export const GROUP_SNAPSHOT_CONTENT: ContentKind<VolumeGroupSnapshotContentStatu
     namespace: PARAM_VOLUME_GROUP_SNAPSHOT_NAMESPACE,
     contentName: PARAM_VOLUME_GROUP_SNAPSHOT_CONTENT_NAME,
   },
-  statusWithError: groupStatusWithError,
-};
-
-/** Whether the group may be released now (upstream shouldDeleteGroupSnapshotContent). */
-export function shouldDeleteGroupContent(content: VolumeGroupSnapshotContent): boolean {
-  return mayRelease(
-    content,
-    GROUP_SNAPSHOT_CONTENT,
-    () => !!content.spec.source.groupSnapshotHandles && !content.spec.volumeGroupSnapshotRef?.uid,
-  );
-}
-
-/** The CreateVolumeGroupSnapshot name for a VolumeGroupSnapshot UID (upstream makeGroupSnapshotName). */
-export function groupSnapshotName(uid: string | undefined, settings: GroupSidecarSettings): string {
-  if (!uid) throw new Error('group snapshot object is missing UID');
-  return prefixedName(settings.groupSnapshotNamePrefix, uid, settings.groupSnapshotNameUuidLength);
-}
+  unboundPreProvisioned: (content) =>
+    !!content.spec.source.groupSnapshotHandles && !content.spec.volumeGroupSnapshotRef?.uid,
+  // the members' list stays, as upstream's clearGroupSnapshotContentStatus leaves it
+  heldFields: ['volumeGroupSnapshotHandle', 'creationTime'],
+  statusTime: rfc3339,
+  missingUid: 'group snapshot object is missing UID',
+});
 
 /**
  * The Secret of the group calls that create and delete: the one the snapshot controller
@@ -162,9 +141,8 @@ export function groupSnapshotName(uid: string | undefined, settings: GroupSideca
  * (upstream GetCredentialsFromAnnotationForGroupSnapshot), so it is still known once the class
  * is gone.
  */
-export function groupDeletionSecretRef(content: VolumeGroupSnapshotContent): SecretRef | undefined {
-  return annotatedSecretRef(content, GROUP_SNAPSHOT_CONTENT);
-}
+const groupDeletionSecretRef = (content: VolumeGroupSnapshotContent): SecretRef | undefined =>
+  GROUP_SNAPSHOT_CONTENT.annotatedSecretRef(content);
 
 const GET_SECRET_KEYS = {
   name: PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAME,
@@ -225,7 +203,7 @@ function memberSnapshotIds(content: VolumeGroupSnapshotContent): string[] {
 export function planGroupSnapshotContent(
   content: VolumeGroupSnapshotContent,
   groupClass: VolumeGroupSnapshotClass | undefined,
-  settings: GroupSidecarSettings,
+  settings: SidecarSettings,
 ): GroupContentPlan {
   const contentName = content.metadata?.name ?? '';
   const source = content.spec?.source ?? {};
@@ -233,19 +211,19 @@ export function planGroupSnapshotContent(
   const foreign = planForeign(settings.driverName, hasSource, content, groupClass);
   if (foreign) return foreign;
 
-  if (shouldDeleteGroupContent(content)) return planRelease(content);
+  if (GROUP_SNAPSHOT_CONTENT.mayRelease(content)) return planRelease(content);
 
   const dynamic = (content.spec.source.volumeHandles?.length ?? 0) > 0;
   if (dynamic && !content.status) {
     return planCreate(content, groupClass, settings, REASON_GROUP_CREATION_FAILED);
   }
-  const ready = planReady(content, GROUP_SNAPSHOT_CONTENT);
+  const ready = GROUP_SNAPSHOT_CONTENT.planReady(content);
   if (ready) return ready;
 
   const checkFailed = (error: unknown): GroupContentPlan => ({
     action: 'fail',
     reason: REASON_GROUP_CHECK_FAILED,
-    message: groupFailureMessage(REASON_GROUP_CHECK_FAILED, messageOf(error)),
+    message: GROUP_SNAPSHOT_CONTENT.failureMessage(REASON_GROUP_CHECK_FAILED, messageOf(error)),
   });
   const handles = content.spec.source.groupSnapshotHandles;
   if (handles) {
@@ -305,7 +283,7 @@ function planRelease(content: VolumeGroupSnapshotContent): GroupContentPlan {
     const deleteFailed = (detail: string): GroupContentPlan => ({
       action: 'fail',
       reason: REASON_GROUP_DELETE_ERROR,
-      message: groupDeleteFailedMessage(detail),
+      message: GROUP_SNAPSHOT_CONTENT.deleteFailedMessage(detail),
     });
     const snapshotIds = memberSnapshotIds(content);
     if (snapshotIds.length === 0) {
@@ -331,14 +309,14 @@ function planRelease(content: VolumeGroupSnapshotContent): GroupContentPlan {
 function planCreate(
   content: VolumeGroupSnapshotContent,
   groupClass: VolumeGroupSnapshotClass | undefined,
-  settings: GroupSidecarSettings,
+  settings: SidecarSettings,
   failureReason: string,
 ): GroupContentPlan {
   const contentName = content.metadata?.name ?? '';
   const inputError = (error: unknown): GroupContentPlan => ({
     action: 'fail',
     reason: failureReason,
-    message: groupFailureMessage(
+    message: GROUP_SNAPSHOT_CONTENT.failureMessage(
       failureReason,
       `failed to get input parameters to create group snapshot for group snapshot content ${contentName}: ${messageOf(error)}`,
     ),
@@ -357,9 +335,8 @@ function planCreate(
   const ref = content.spec.volumeGroupSnapshotRef;
   try {
     const secretRef = groupDeletionSecretRef(content);
-    const parameters = createParameters(
+    const parameters = GROUP_SNAPSHOT_CONTENT.createParameters(
       groupClass.parameters,
-      GROUP_SNAPSHOT_CONTENT,
       settings,
       ref,
       contentName,
@@ -373,7 +350,7 @@ function planCreate(
       action: 'createGroupSnapshot',
       failureReason,
       call: {
-        name: groupSnapshotName(ref.uid, settings),
+        name: GROUP_SNAPSHOT_CONTENT.createName(ref.uid, settings),
         sourceVolumeIds: [...content.spec.source.volumeHandles!],
         parameters,
         secretRef,
@@ -494,46 +471,6 @@ export function groupStatusAfterReport(
   return deepEqual(next, current) ? undefined : next;
 }
 
-/**
- * The status that records a failure: `readyToUse: false` and the error, unless the same
- * message is already there (no write, no new Event, as upstream).
- */
-export function groupStatusWithError(
-  current: VolumeGroupSnapshotContentStatus | undefined,
-  message: string,
-  now: Date,
-  options: { keepReadyToUse?: boolean } = {},
-): VolumeGroupSnapshotContentStatus | undefined {
-  return statusRecordingError(current, message, rfc3339(now), options);
-}
-
-/**
- * The status once the group is gone from the storage system (upstream
- * clearGroupSnapshotContentStatus): no handle, readiness, time or error left. The members'
- * list stays, as upstream leaves it.
- */
-export function groupStatusAfterDelete(
-  current: VolumeGroupSnapshotContentStatus | undefined,
-): VolumeGroupSnapshotContentStatus | undefined {
-  if (!current) return undefined;
-  const next: VolumeGroupSnapshotContentStatus = { ...current };
-  delete next.volumeGroupSnapshotHandle;
-  delete next.readyToUse;
-  delete next.creationTime;
-  delete next.error;
-  return next;
-}
-
-export function groupFailureMessage(reason: string, detail: string): string {
-  return reason === REASON_GROUP_CREATION_FAILED
-    ? `Failed to create group snapshot: ${detail}`
-    : `Failed to check and update group snapshot content: ${detail}`;
-}
-
-export function groupDeleteFailedMessage(detail: string): string {
-  return `Failed to delete group snapshot: ${detail}`;
-}
-
 /** The message a failed CreateVolumeGroupSnapshot call is recorded with. */
 export function groupCreateFailedMessage(
   reason: string,
@@ -541,16 +478,8 @@ export function groupCreateFailedMessage(
   error: unknown,
 ): string {
   const volumes = (content.spec.source.volumeHandles ?? []).join(', ');
-  return groupFailureMessage(
+  return GROUP_SNAPSHOT_CONTENT.failureMessage(
     reason,
     `failed to take group snapshot of the volumes [${volumes}]: ${messageOf(error)}`,
   );
-}
-
-/** Whether an informer update can need a sync (as for VolumeSnapshotContents). */
-export function shouldEnqueueGroupContentChange(
-  previous: VolumeGroupSnapshotContent,
-  next: VolumeGroupSnapshotContent,
-): boolean {
-  return contentChangeNeedsSync(previous, next, GROUP_SNAPSHOT_CONTENT);
 }

@@ -33,32 +33,14 @@ import {
   type SecretField,
 } from '../../api/secret-template.js';
 import { grpcCodeOf, messageOf } from '../../csi/status.js';
-import {
-  annotatedSecretRef,
-  contentChangeNeedsSync,
-  createParameters,
-  mayRelease,
-  planForeign,
-  planReady,
-  prefixedName,
-  statusRecordingError,
-  type ContentKind,
-  type SecretRef,
-  type SidecarBaseSettings,
-} from './shared-plan.js';
+import { planForeign, ContentKind, type SecretRef, type SidecarSettings } from './shared-plan.js';
 
-export type { SecretRef };
+export type { SecretRef, SidecarSettings };
 
-export interface SidecarSettings extends SidecarBaseSettings {
-  /** `--snapshot-name-prefix`: CreateSnapshot names are `<prefix>-<VolumeSnapshot UID>`. */
-  snapshotNamePrefix: string;
-  /** `--snapshot-name-uuid-length`: -1 keeps the whole UID, else dashes go and it is cut. */
-  snapshotNameUuidLength: number;
-}
-
+/** Upstream's flag defaults for the snapshot paths (`--snapshot-name-*`). */
 export const DEFAULT_SIDECAR_SETTINGS: Omit<SidecarSettings, 'driverName'> = {
-  snapshotNamePrefix: 'snapshot',
-  snapshotNameUuidLength: -1,
+  namePrefix: 'snapshot',
+  nameUuidLength: -1,
   extraCreateMetadata: false,
 };
 
@@ -103,44 +85,40 @@ export type ContentPlan =
   | { action: 'fail'; reason: string; message: string };
 
 /** How VolumeSnapshotContents are marked, named, given a Secret and an error status. */
-export const SNAPSHOT_CONTENT: ContentKind<VolumeSnapshotContentStatus> = {
-  what: 'snapshot content',
-  beingCreated: ANN_VOLUME_SNAPSHOT_BEING_CREATED,
-  beingDeleted: ANN_VOLUME_SNAPSHOT_BEING_DELETED,
-  secretAnnotations: { name: ANN_DELETION_SECRET_NAME, namespace: ANN_DELETION_SECRET_NAMESPACE },
-  sidecarParameters: new Set([
-    PARAM_SNAPSHOTTER_SECRET_NAME,
-    PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
-    PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
-    PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
-  ]),
-  extraMetadata: {
-    name: PARAM_VOLUME_SNAPSHOT_NAME,
-    namespace: PARAM_VOLUME_SNAPSHOT_NAMESPACE,
-    contentName: PARAM_VOLUME_SNAPSHOT_CONTENT_NAME,
+export const SNAPSHOT_CONTENT = new ContentKind<VolumeSnapshotContentStatus, VolumeSnapshotContent>(
+  {
+    what: 'snapshot content',
+    noun: 'snapshot',
+    reasons: {
+      creationFailed: REASON_CREATION_FAILED,
+      checkFailed: REASON_CHECK_FAILED,
+      deleteError: REASON_DELETE_ERROR,
+    },
+    beingCreated: ANN_VOLUME_SNAPSHOT_BEING_CREATED,
+    beingDeleted: ANN_VOLUME_SNAPSHOT_BEING_DELETED,
+    secretAnnotations: { name: ANN_DELETION_SECRET_NAME, namespace: ANN_DELETION_SECRET_NAMESPACE },
+    sidecarParameters: new Set([
+      PARAM_SNAPSHOTTER_SECRET_NAME,
+      PARAM_SNAPSHOTTER_SECRET_NAMESPACE,
+      PARAM_SNAPSHOTTER_LIST_SECRET_NAME,
+      PARAM_SNAPSHOTTER_LIST_SECRET_NAMESPACE,
+    ]),
+    extraMetadata: {
+      name: PARAM_VOLUME_SNAPSHOT_NAME,
+      namespace: PARAM_VOLUME_SNAPSHOT_NAMESPACE,
+      contentName: PARAM_VOLUME_SNAPSHOT_CONTENT_NAME,
+    },
+    unboundPreProvisioned: (content) =>
+      !!content.spec.source.snapshotHandle && !content.spec.volumeSnapshotRef?.uid,
+    heldFields: ['snapshotHandle', 'creationTime', 'restoreSize'],
+    statusTime: (now) => now.toISOString(),
+    missingUid: 'corrupted snapshot object, it is missing UID',
   },
-  statusWithError,
-};
-
-/** Whether the backend snapshot may be released now (upstream shouldDelete). */
-export function shouldDelete(content: VolumeSnapshotContent): boolean {
-  return mayRelease(
-    content,
-    SNAPSHOT_CONTENT,
-    () => !!content.spec.source.snapshotHandle && !content.spec.volumeSnapshotRef?.uid,
-  );
-}
-
-/** The CreateSnapshot name for a VolumeSnapshot UID (upstream makeSnapshotName). */
-export function snapshotName(uid: string | undefined, settings: SidecarSettings): string {
-  if (!uid) throw new Error('corrupted snapshot object, it is missing UID');
-  return prefixedName(settings.snapshotNamePrefix, uid, settings.snapshotNameUuidLength);
-}
+);
 
 /** The Secret named by the content's deletion-secret annotations (upstream reads both). */
-export function deletionSecretRef(content: VolumeSnapshotContent): SecretRef | undefined {
-  return annotatedSecretRef(content, SNAPSHOT_CONTENT);
-}
+const deletionSecretRef = (content: VolumeSnapshotContent): SecretRef | undefined =>
+  SNAPSHOT_CONTENT.annotatedSecretRef(content);
 
 /**
  * The list secret a class names for pre-provisioned contents. Only the content name can be
@@ -187,7 +165,7 @@ export function planContent(
   const foreign = planForeign(settings.driverName, hasSource, content, snapshotClass);
   if (foreign) return foreign;
 
-  if (shouldDelete(content)) {
+  if (SNAPSHOT_CONTENT.mayRelease(content)) {
     const handle = content.status?.snapshotHandle;
     const hasFinalizer = content.metadata?.finalizers?.includes(
       FINALIZER_VOLUME_SNAPSHOT_CONTENT_BOUND,
@@ -211,7 +189,7 @@ export function planContent(
   }
 
   const firstAttempt = !content.status;
-  const ready = planReady(content, SNAPSHOT_CONTENT);
+  const ready = SNAPSHOT_CONTENT.planReady(content);
   if (ready) return ready;
 
   const preProvisioned = content.spec.source.snapshotHandle;
@@ -232,7 +210,7 @@ export function planContent(
   const inputError = (error: unknown): ContentPlan => ({
     action: 'fail',
     reason: failureReason,
-    message: failureMessage(
+    message: SNAPSHOT_CONTENT.failureMessage(
       failureReason,
       `failed to get input parameters to create snapshot for content ${contentName}: ${messageOf(error)}`,
     ),
@@ -246,9 +224,8 @@ export function planContent(
   }
   try {
     const ref = content.spec.volumeSnapshotRef;
-    const parameters = createParameters(
+    const parameters = SNAPSHOT_CONTENT.createParameters(
       snapshotClass.parameters,
-      SNAPSHOT_CONTENT,
       settings,
       ref,
       contentName,
@@ -257,7 +234,7 @@ export function planContent(
       action: 'createSnapshot',
       failureReason,
       call: {
-        name: snapshotName(ref?.uid, settings),
+        name: SNAPSHOT_CONTENT.createName(ref?.uid, settings),
         sourceVolumeId: content.spec.source.volumeHandle!,
         parameters,
         secretRef: deletionSecretRef(content),
@@ -330,36 +307,6 @@ export function statusAfterReport(
 }
 
 /**
- * The status that records a failure: `readyToUse: false` and the error, unless the same
- * message is already there (no write, no new Event, as upstream).
- */
-export function statusWithError(
-  current: VolumeSnapshotContentStatus | undefined,
-  message: string,
-  now: Date,
-  options: { keepReadyToUse?: boolean } = {},
-): VolumeSnapshotContentStatus | undefined {
-  return statusRecordingError(current, message, now.toISOString(), options);
-}
-
-/**
- * The status once the backend snapshot is gone: nothing left that refers to it. The error of
- * a previously refused deletion goes too, since it no longer holds.
- */
-export function statusAfterDelete(
-  current: VolumeSnapshotContentStatus | undefined,
-): VolumeSnapshotContentStatus | undefined {
-  if (!current) return undefined;
-  const next: VolumeSnapshotContentStatus = { ...current };
-  delete next.snapshotHandle;
-  delete next.readyToUse;
-  delete next.creationTime;
-  delete next.restoreSize;
-  delete next.error;
-  return next;
-}
-
-/**
  * Whether a gRPC failure is final: the call surely did not start or surely failed, so no
  * snapshot can be in the making. Unknown (non-gRPC) errors are not final: a CreateSnapshot
  * might still be running, so the being-created annotation must stay.
@@ -376,18 +323,12 @@ export function isFinalCsiError(error: unknown): boolean {
   ].includes(code);
 }
 
-export function failureMessage(reason: string, detail: string): string {
-  return reason === REASON_CREATION_FAILED
-    ? `Failed to create snapshot: ${detail}`
-    : `Failed to check and update snapshot content: ${detail}`;
-}
-
-export function failedToDelete(error: unknown): string {
-  return `Failed to delete snapshot: ${messageOf(error)}`;
+function failedToDelete(error: unknown): string {
+  return SNAPSHOT_CONTENT.deleteFailedMessage(messageOf(error));
 }
 
 function failedToCheck(error: unknown): string {
-  return failureMessage(REASON_CHECK_FAILED, messageOf(error));
+  return SNAPSHOT_CONTENT.failureMessage(REASON_CHECK_FAILED, messageOf(error));
 }
 
 /** The message a failed CreateSnapshot call is recorded with. */
@@ -396,18 +337,10 @@ export function createFailedMessage(
   content: VolumeSnapshotContent,
   error: unknown,
 ): string {
-  return failureMessage(
+  return SNAPSHOT_CONTENT.failureMessage(
     reason,
     `failed to take snapshot of the volume ${content.spec.source.volumeHandle}: ${messageOf(error)}`,
   );
-}
-
-/** Whether an informer update can need a sync (upstream ShouldEnqueueContentChange). */
-export function shouldEnqueueContentChange(
-  previous: VolumeSnapshotContent,
-  next: VolumeSnapshotContent,
-): boolean {
-  return contentChangeNeedsSync(previous, next, SNAPSHOT_CONTENT);
 }
 
 function nanoseconds(time: Date): number {

@@ -25,20 +25,18 @@ import {
   GROUP_SNAPSHOT_CONTENT,
   groupGetSecretRef,
   groupReportOf,
-  groupSnapshotName,
-  groupStatusAfterDelete,
   groupStatusAfterReport,
-  groupStatusWithError,
   isGroupMember,
   planGroupSnapshotContent,
-  shouldDeleteGroupContent,
-  shouldEnqueueGroupContentChange,
   type GroupContentPlan,
-  type GroupSidecarSettings,
   type GroupSnapshotReport,
 } from '../../../../src/snapshot/sidecar/group-plan.js';
-import { withoutReservedParameters } from '../../../../src/snapshot/sidecar/shared-plan.js';
-import { DEFAULT_SIDECAR_SETTINGS, planContent } from '../../../../src/snapshot/sidecar/plan.js';
+
+import {
+  DEFAULT_SIDECAR_SETTINGS,
+  planContent,
+  type SidecarSettings,
+} from '../../../../src/snapshot/sidecar/plan.js';
 import { buildContent } from '../../../support/fixtures.js';
 import {
   buildGroupClass,
@@ -49,7 +47,7 @@ import {
 const DRIVER = 'local.snapback.dev';
 const UID = '7d2e5c11-aaaa-bbbb-cccc-ddddeeeeffff';
 const NAME = `groupsnapcontent-${UID}`;
-const settings: GroupSidecarSettings = { ...DEFAULT_GROUP_SIDECAR_SETTINGS, driverName: DRIVER };
+const settings: SidecarSettings = { ...DEFAULT_GROUP_SIDECAR_SETTINGS, driverName: DRIVER };
 const NOW = new Date('2026-03-01T10:00:00.250Z');
 
 function groupClass(parameters?: Record<string, string>): VolumeGroupSnapshotClass {
@@ -86,13 +84,18 @@ const secretAnnotations = {
   [ANN_GROUP_DELETION_SECRET_NAMESPACE]: 'storage',
 };
 
+const released = (content: VolumeGroupSnapshotContent) =>
+  GROUP_SNAPSHOT_CONTENT.mayRelease(content);
+const needsSync = (previous: VolumeGroupSnapshotContent, next: VolumeGroupSnapshotContent) =>
+  GROUP_SNAPSHOT_CONTENT.changeNeedsSync(previous, next);
+
 describe('sidecar group plan', function () {
   describe('planGroupSnapshotContent', function () {
     const cases: Array<{
       name: string;
       content: VolumeGroupSnapshotContent;
       class?: VolumeGroupSnapshotClass;
-      settings?: GroupSidecarSettings;
+      settings?: SidecarSettings;
       expect: Partial<GroupContentPlan> & Record<string, unknown>;
     }> = [
       {
@@ -367,13 +370,13 @@ describe('sidecar group plan', function () {
     }
   });
 
-  describe('shouldDeleteGroupContent', function () {
+  describe('mayRelease', function () {
     it('needs a deletion timestamp', function () {
       const annotations = { [ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED]: 'yes' };
-      expect(shouldDeleteGroupContent(content({ annotations }))).to.equal(false);
-      expect(
-        shouldDeleteGroupContent(content({ annotations, deletionTimestamp: NOW.toISOString() })),
-      ).to.equal(true);
+      expect(released(content({ annotations }))).to.equal(false);
+      expect(released(content({ annotations, deletionTimestamp: NOW.toISOString() }))).to.equal(
+        true,
+      );
     });
 
     it('an unbound pre-provisioned content goes without the being-deleted annotation', function () {
@@ -382,41 +385,36 @@ describe('sidecar group plan', function () {
         groupRef: { name: 'nightly', namespace: 'apps' },
         deletionTimestamp: NOW.toISOString(),
       });
-      expect(shouldDeleteGroupContent(unbound)).to.equal(true);
-      expect(shouldDeleteGroupContent(content({ deletionTimestamp: NOW.toISOString() }))).to.equal(
-        false,
-      );
+      expect(released(unbound)).to.equal(true);
+      expect(released(content({ deletionTimestamp: NOW.toISOString() }))).to.equal(false);
     });
   });
 
-  it('groupSnapshotName follows the prefix and UUID length flags', function () {
-    expect(groupSnapshotName(UID, settings)).to.equal(`groupsnapshot-${UID}`);
+  it('GROUP_SNAPSHOT_CONTENT.createName follows the prefix and UUID length flags', function () {
+    expect(GROUP_SNAPSHOT_CONTENT.createName(UID, settings)).to.equal(`groupsnapshot-${UID}`);
     expect(
-      groupSnapshotName(UID, {
+      GROUP_SNAPSHOT_CONTENT.createName(UID, {
         ...settings,
-        groupSnapshotNamePrefix: 'g',
-        groupSnapshotNameUuidLength: 8,
+        namePrefix: 'g',
+        nameUuidLength: 8,
       }),
     ).to.equal('g-7d2e5c11');
-    expect(() => groupSnapshotName('', settings)).to.throw('missing UID');
+    expect(() => GROUP_SNAPSHOT_CONTENT.createName('', settings)).to.throw('missing UID');
   });
 
   it("GROUP_SNAPSHOT_CONTENT's sidecar parameters: every sidecar key goes, unknown reserved ones are refused", function () {
     expect(
-      withoutReservedParameters(
-        {
-          a: '1',
-          [PARAM_GROUP_SNAPSHOTTER_SECRET_NAME]: 's',
-          [PARAM_GROUP_SNAPSHOTTER_SECRET_NAMESPACE]: 'n',
-          [PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAME]: 's',
-          [PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAMESPACE]: 'n',
-          'csi.storage.k8s.io/snapshotter-list-secret-name': 'l',
-        },
-        GROUP_SNAPSHOT_CONTENT,
-      ),
+      GROUP_SNAPSHOT_CONTENT.withoutReservedParameters({
+        a: '1',
+        [PARAM_GROUP_SNAPSHOTTER_SECRET_NAME]: 's',
+        [PARAM_GROUP_SNAPSHOTTER_SECRET_NAMESPACE]: 'n',
+        [PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAME]: 's',
+        [PARAM_GROUP_SNAPSHOTTER_GET_SECRET_NAMESPACE]: 'n',
+        'csi.storage.k8s.io/snapshotter-list-secret-name': 'l',
+      }),
     ).to.deep.equal({ a: '1' });
     expect(() =>
-      withoutReservedParameters({ 'csi.storage.k8s.io/fstype': 'ext4' }, GROUP_SNAPSHOT_CONTENT),
+      GROUP_SNAPSHOT_CONTENT.withoutReservedParameters({ 'csi.storage.k8s.io/fstype': 'ext4' }),
     ).to.throw('found unknown parameter key "csi.storage.k8s.io/fstype"');
   });
 
@@ -590,28 +588,31 @@ describe('sidecar group plan', function () {
     });
   });
 
-  it('groupStatusWithError records a message once and can keep readiness', function () {
+  it('statusWithError records a message once and can keep readiness', function () {
     const ready = { volumeGroupSnapshotHandle: 'g', readyToUse: true };
-    const failed = groupStatusWithError(ready, 'no', NOW)!;
+    const failed = GROUP_SNAPSHOT_CONTENT.statusWithError(ready, 'no', NOW)!;
     expect(failed).to.deep.equal({
       volumeGroupSnapshotHandle: 'g',
       readyToUse: false,
       error: { message: 'no', time: '2026-03-01T10:00:00Z' },
     });
-    expect(groupStatusWithError(failed, 'no', NOW)).to.equal(undefined);
-    expect(groupStatusWithError(ready, 'no', NOW, { keepReadyToUse: true })?.readyToUse).to.equal(
-      true,
-    );
+    expect(GROUP_SNAPSHOT_CONTENT.statusWithError(failed, 'no', NOW)).to.equal(undefined);
+    expect(
+      GROUP_SNAPSHOT_CONTENT.statusWithError(ready, 'no', NOW, { keepReadyToUse: true })
+        ?.readyToUse,
+    ).to.equal(true);
   });
 
-  it('groupStatusAfterDelete clears what referred to the group, keeping the member list', function () {
-    expect(groupStatusAfterDelete({ ...cut, error: { message: 'refused' } })).to.deep.equal({
+  it('statusAfterRelease clears what referred to the group, keeping the member list', function () {
+    expect(
+      GROUP_SNAPSHOT_CONTENT.statusAfterRelease({ ...cut, error: { message: 'refused' } }),
+    ).to.deep.equal({
       volumeSnapshotInfoList: cut.volumeSnapshotInfoList,
     });
-    expect(groupStatusAfterDelete(undefined)).to.equal(undefined);
+    expect(GROUP_SNAPSHOT_CONTENT.statusAfterRelease(undefined)).to.equal(undefined);
   });
 
-  describe('shouldEnqueueGroupContentChange', function () {
+  describe('contentChangeNeedsSync', function () {
     const before = content({ status: cut, annotations: {} });
     it('ignores the sidecar own writes', function () {
       const after: VolumeGroupSnapshotContent = {
@@ -624,7 +625,7 @@ describe('sidecar group plan', function () {
         },
         status: { ...cut, error: { message: 'x' } },
       };
-      expect(shouldEnqueueGroupContentChange(before, after)).to.equal(false);
+      expect(needsSync(before, after)).to.equal(false);
     });
 
     it('wakes for a deletion, the being-deleted annotation, or a status turning ready', function () {
@@ -632,7 +633,7 @@ describe('sidecar group plan', function () {
         ...before,
         metadata: { ...before.metadata, deletionTimestamp: NOW.toISOString() },
       };
-      expect(shouldEnqueueGroupContentChange(before, deleting)).to.equal(true);
+      expect(needsSync(before, deleting)).to.equal(true);
       const beingDeleted = {
         ...before,
         metadata: {
@@ -640,9 +641,9 @@ describe('sidecar group plan', function () {
           annotations: { [ANN_VOLUME_GROUP_SNAPSHOT_BEING_DELETED]: 'yes' },
         },
       };
-      expect(shouldEnqueueGroupContentChange(before, beingDeleted)).to.equal(true);
+      expect(needsSync(before, beingDeleted)).to.equal(true);
       const ready = { ...before, status: { ...cut, readyToUse: true } };
-      expect(shouldEnqueueGroupContentChange(before, ready)).to.equal(true);
+      expect(needsSync(before, ready)).to.equal(true);
     });
   });
 

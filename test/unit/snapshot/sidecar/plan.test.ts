@@ -19,16 +19,11 @@ import {
   isFinalCsiError,
   listSecretRef,
   planContent,
-  shouldDelete,
-  shouldEnqueueContentChange,
-  snapshotName,
-  statusAfterDelete,
   statusAfterReport,
-  statusWithError,
   type ContentPlan,
   type SidecarSettings,
 } from '../../../../src/snapshot/sidecar/plan.js';
-import { withoutReservedParameters } from '../../../../src/snapshot/sidecar/shared-plan.js';
+
 import { ANN_VOLUME_GROUP_SNAPSHOT_HANDLE } from '../../../../src/snapshot/group.js';
 import { messageOf } from '../../../../src/csi/status.js';
 
@@ -91,6 +86,10 @@ const beingDeleted = { [ANN_VOLUME_SNAPSHOT_BEING_DELETED]: 'yes' };
 const beingCreated = { [ANN_VOLUME_SNAPSHOT_BEING_CREATED]: 'yes' };
 const groupMember = { [ANN_VOLUME_GROUP_SNAPSHOT_HANDLE]: 'group-1' };
 const readyStatus = { snapshotHandle: 'snap-1', readyToUse: true, creationTime: 1, restoreSize: 5 };
+
+const released = (content: VolumeSnapshotContent) => SNAPSHOT_CONTENT.mayRelease(content);
+const needsSync = (previous: VolumeSnapshotContent, next: VolumeSnapshotContent) =>
+  SNAPSHOT_CONTENT.changeNeedsSync(previous, next);
 
 describe('sidecar plan', function () {
   describe('planContent', function () {
@@ -379,49 +378,46 @@ describe('sidecar plan', function () {
     });
   });
 
-  describe('shouldDelete', function () {
+  describe('mayRelease', function () {
     it('is false without a deletionTimestamp, whatever the annotations', function () {
-      expect(shouldDelete(content({ annotations: beingDeleted }))).to.equal(false);
+      expect(released(content({ annotations: beingDeleted }))).to.equal(false);
     });
     it('is true once the VolumeSnapshot is being deleted and no create is in flight', function () {
-      expect(shouldDelete(content({ deleting: true, annotations: beingDeleted }))).to.equal(true);
+      expect(released(content({ deleting: true, annotations: beingDeleted }))).to.equal(true);
     });
     it('is false while being-created is set', function () {
       const c = content({ deleting: true, annotations: { ...beingDeleted, ...beingCreated } });
-      expect(shouldDelete(c)).to.equal(false);
+      expect(released(c)).to.equal(false);
     });
   });
 
-  describe('snapshotName', function () {
+  describe('SNAPSHOT_CONTENT.createName', function () {
     it('is <prefix>-<uid> by default', function () {
-      expect(snapshotName(UID, settings)).to.equal(`snapshot-${UID}`);
+      expect(SNAPSHOT_CONTENT.createName(UID, settings)).to.equal(`snapshot-${UID}`);
     });
     it('drops dashes and cuts the UID with a UUID length', function () {
       expect(
-        snapshotName(UID, { ...settings, snapshotNamePrefix: 'snap', snapshotNameUuidLength: 8 }),
+        SNAPSHOT_CONTENT.createName(UID, { ...settings, namePrefix: 'snap', nameUuidLength: 8 }),
       ).to.equal('snap-3f1c2b7e');
     });
     it('refuses an empty UID', function () {
-      expect(() => snapshotName('', settings)).to.throw(/missing UID/);
+      expect(() => SNAPSHOT_CONTENT.createName('', settings)).to.throw(/missing UID/);
     });
   });
 
   describe("SNAPSHOT_CONTENT's sidecar parameters", function () {
     it('strips the sidecar keys and keeps the driver ones', function () {
       expect(
-        withoutReservedParameters(
-          {
-            forceDelete: 'true',
-            'csi.storage.k8s.io/snapshotter-secret-name': 's',
-            'csi.storage.k8s.io/snapshotter-secret-namespace': 'n',
-          },
-          SNAPSHOT_CONTENT,
-        ),
+        SNAPSHOT_CONTENT.withoutReservedParameters({
+          forceDelete: 'true',
+          'csi.storage.k8s.io/snapshotter-secret-name': 's',
+          'csi.storage.k8s.io/snapshotter-secret-namespace': 'n',
+        }),
       ).to.deep.equal({ forceDelete: 'true' });
     });
     it('rejects an unknown reserved key', function () {
       expect(() =>
-        withoutReservedParameters({ 'csi.storage.k8s.io/fstype': 'ext4' }, SNAPSHOT_CONTENT),
+        SNAPSHOT_CONTENT.withoutReservedParameters({ 'csi.storage.k8s.io/fstype': 'ext4' }),
       ).to.throw(/unknown parameter key "csi.storage.k8s.io\/fstype"/);
     });
   });
@@ -534,27 +530,29 @@ describe('sidecar plan', function () {
   describe('statusWithError', function () {
     const now = new Date('2026-02-03T04:05:06Z');
     it('sets the error and readyToUse=false', function () {
-      expect(statusWithError(undefined, 'boom', now)).to.deep.equal({
+      expect(SNAPSHOT_CONTENT.statusWithError(undefined, 'boom', now)).to.deep.equal({
         readyToUse: false,
         error: { time: now.toISOString(), message: 'boom' },
       });
     });
     it('keeps readyToUse for a refused deletion', function () {
       expect(
-        statusWithError(readyStatus, 'refused', now, { keepReadyToUse: true }),
+        SNAPSHOT_CONTENT.statusWithError(readyStatus, 'refused', now, { keepReadyToUse: true }),
       ).to.deep.include({
         readyToUse: true,
         snapshotHandle: 'snap-1',
       });
     });
     it('writes nothing when the same message is already recorded', function () {
-      expect(statusWithError({ error: { message: 'boom' } }, 'boom', now)).to.equal(undefined);
+      expect(
+        SNAPSHOT_CONTENT.statusWithError({ error: { message: 'boom' } }, 'boom', now),
+      ).to.equal(undefined);
     });
   });
 
-  it('statusAfterDelete forgets the handle, readiness, time, size and error', function () {
+  it('statusAfterRelease forgets the handle, readiness, time, size and error', function () {
     expect(
-      statusAfterDelete({
+      SNAPSHOT_CONTENT.statusAfterRelease({
         ...readyStatus,
         error: { message: 'refused' },
         volumeGroupSnapshotHandle: 'g',
@@ -574,42 +572,40 @@ describe('sidecar plan', function () {
     );
   });
 
-  describe('shouldEnqueueContentChange', function () {
+  describe('contentChangeNeedsSync', function () {
     const base = content({ status: { readyToUse: false } });
     it('ignores status-only, finalizer-only and being-created-only changes', function () {
       expect(
-        shouldEnqueueContentChange(base, {
+        needsSync(base, {
           ...base,
           status: { readyToUse: false, snapshotHandle: 'x' },
         }),
       ).to.equal(false);
       expect(
-        shouldEnqueueContentChange(base, {
+        needsSync(base, {
           ...base,
           metadata: { ...base.metadata, finalizers: [], resourceVersion: '11' },
         }),
       ).to.equal(false);
       expect(
-        shouldEnqueueContentChange(base, {
+        needsSync(base, {
           ...base,
           metadata: { ...base.metadata, annotations: beingCreated },
         }),
       ).to.equal(false);
     });
     it('handles a readyToUse change to true', function () {
-      expect(shouldEnqueueContentChange(base, { ...base, status: { readyToUse: true } })).to.equal(
-        true,
-      );
+      expect(needsSync(base, { ...base, status: { readyToUse: true } })).to.equal(true);
     });
     it('handles a deletion and the being-deleted annotation', function () {
       expect(
-        shouldEnqueueContentChange(base, {
+        needsSync(base, {
           ...base,
           metadata: { ...base.metadata, deletionTimestamp: new Date() },
         }),
       ).to.equal(true);
       expect(
-        shouldEnqueueContentChange(base, {
+        needsSync(base, {
           ...base,
           metadata: { ...base.metadata, annotations: beingDeleted },
         }),

@@ -1,33 +1,41 @@
 import { expect } from 'chai';
 import type { KubeObject } from '../../../../src/kube/resource.js';
 import {
-  annotatedSecretRef,
-  contentChangeNeedsSync,
-  mayRelease,
   planForeign,
-  planReady,
   prefixedName,
-  createParameters,
-  statusRecordingError,
-  withoutReservedParameters,
+  ContentKind,
 } from '../../../../src/snapshot/sidecar/shared-plan.js';
 
 const BEING_CREATED = 'example.dev/being-created';
 const BEING_DELETED = 'example.dev/being-deleted';
 const KEYS = { name: 'example.dev/secret-name', namespace: 'example.dev/secret-namespace' };
-const KIND = {
+type Status = {
+  handle?: string;
+  kept?: string;
+  readyToUse?: boolean;
+  error?: { time?: string; message?: string };
+};
+type Content = KubeObject & { spec?: { source: string }; status?: Status };
+
+const KIND = new ContentKind<Status, Content>({
   what: 'example content',
+  noun: 'example',
+  reasons: {
+    creationFailed: 'CreateFailed',
+    checkFailed: 'CheckFailed',
+    deleteError: 'DeleteError',
+  },
   beingCreated: BEING_CREATED,
   beingDeleted: BEING_DELETED,
   secretAnnotations: KEYS,
   sidecarParameters: new Set(['csi.storage.k8s.io/known']),
   extraMetadata: { name: 'x/name', namespace: 'x/namespace', contentName: 'x/content' },
-};
-
-type Content = KubeObject & {
-  spec?: { source: string };
-  status?: { readyToUse?: boolean; error?: { time?: string; message?: string } };
-};
+  // in these tests a content whose source is "pre" is pre-provisioned and bound to nothing
+  unboundPreProvisioned: (content) => content.spec?.source === 'pre',
+  heldFields: ['handle'],
+  statusTime: (now) => `at ${now.getTime()}`,
+  missingUid: 'example object without a UID',
+});
 
 function content(overrides: Partial<Content> = {}): Content {
   return {
@@ -59,23 +67,25 @@ describe('sidecar shared plan', function () {
   });
 
   describe('mayRelease', function () {
-    const deleting = (annotations: Record<string, string> = {}): Content =>
-      content({ metadata: { name: 'c1', deletionTimestamp: '2026-01-02T03:04:05Z', annotations } });
-    const bound = () => false;
+    const deleting = (annotations: Record<string, string> = {}, source = 'vol-1'): Content =>
+      content({
+        metadata: { name: 'c1', deletionTimestamp: '2026-01-02T03:04:05Z', annotations },
+        spec: { source },
+      });
 
     it('never while the content is not being deleted', function () {
-      expect(mayRelease(content(), KIND, () => true)).to.equal(false);
+      expect(KIND.mayRelease(content({ spec: { source: 'pre' } }))).to.equal(false);
     });
 
     it('at once for an unbound pre-provisioned content', function () {
-      expect(mayRelease(deleting({ [BEING_CREATED]: 'yes' }), KIND, () => true)).to.equal(true);
+      expect(KIND.mayRelease(deleting({ [BEING_CREATED]: 'yes' }, 'pre'))).to.equal(true);
     });
 
     it('once the snapshot object is being deleted and no create call is in flight', function () {
-      expect(mayRelease(deleting(), KIND, bound)).to.equal(false);
-      expect(mayRelease(deleting({ [BEING_DELETED]: 'yes' }), KIND, bound)).to.equal(true);
+      expect(KIND.mayRelease(deleting())).to.equal(false);
+      expect(KIND.mayRelease(deleting({ [BEING_DELETED]: 'yes' }))).to.equal(true);
       const both = deleting({ [BEING_DELETED]: 'yes', [BEING_CREATED]: 'yes' });
-      expect(mayRelease(both, KIND, bound)).to.equal(false);
+      expect(KIND.mayRelease(both)).to.equal(false);
     });
   });
 
@@ -86,25 +96,25 @@ describe('sidecar shared plan', function () {
         metadata: { name: 'c1', annotations: { [BEING_CREATED]: 'yes' } },
         status: ready,
       });
-      expect(planReady(marked, KIND)).to.deep.equal({ action: 'removeBeingCreated' });
-      expect(planReady(content({ status: ready }), KIND)).to.deep.equal({ action: 'upToDate' });
+      expect(KIND.planReady(marked)).to.deep.equal({ action: 'removeBeingCreated' });
+      expect(KIND.planReady(content({ status: ready }))).to.deep.equal({ action: 'upToDate' });
     });
 
     it('has no plan for a content that is not ready', function () {
-      expect(planReady(content(), KIND)).to.equal(undefined);
-      expect(planReady(content({ status: { readyToUse: false } }), KIND)).to.equal(undefined);
+      expect(KIND.planReady(content())).to.equal(undefined);
+      expect(KIND.planReady(content({ status: { readyToUse: false } }))).to.equal(undefined);
     });
   });
 
   describe('withoutReservedParameters', function () {
     it("keeps plain keys and drops the kind's own reserved ones", function () {
       expect(
-        withoutReservedParameters({ a: '1', 'csi.storage.k8s.io/known': 'x' }, KIND),
+        KIND.withoutReservedParameters({ a: '1', 'csi.storage.k8s.io/known': 'x' }),
       ).to.deep.equal({ a: '1' });
     });
 
     it('refuses a reserved key it does not know', function () {
-      expect(() => withoutReservedParameters({ 'csi.storage.k8s.io/other': 'x' }, KIND)).to.throw(
+      expect(() => KIND.withoutReservedParameters({ 'csi.storage.k8s.io/other': 'x' })).to.throw(
         /unknown parameter key "csi.storage.k8s.io\/other"/,
       );
     });
@@ -116,19 +126,19 @@ describe('sidecar shared plan', function () {
 
     it("gives the class's parameters without the kind's own keys", function () {
       const off = { extraCreateMetadata: false };
-      expect(createParameters(classParameters, KIND, off, ref, 'c1')).to.deep.equal({ a: '1' });
-      expect(createParameters(undefined, KIND, off, ref, 'c1')).to.deep.equal({});
+      expect(KIND.createParameters(classParameters, off, ref, 'c1')).to.deep.equal({ a: '1' });
+      expect(KIND.createParameters(undefined, off, ref, 'c1')).to.deep.equal({});
     });
 
     it('adds the names of the snapshot object and the content when asked', function () {
       const on = { extraCreateMetadata: true };
-      expect(createParameters(classParameters, KIND, on, ref, 'c1')).to.deep.equal({
+      expect(KIND.createParameters(classParameters, on, ref, 'c1')).to.deep.equal({
         a: '1',
         'x/name': 'snap',
         'x/namespace': 'ns',
         'x/content': 'c1',
       });
-      expect(createParameters({}, KIND, on, undefined, 'c1')).to.deep.equal({
+      expect(KIND.createParameters({}, on, undefined, 'c1')).to.deep.equal({
         'x/name': '',
         'x/namespace': '',
         'x/content': 'c1',
@@ -141,17 +151,17 @@ describe('sidecar shared plan', function () {
       content({ metadata: { name: 'c1', annotations } });
 
     it('names no Secret unless both annotations are there', function () {
-      expect(annotatedSecretRef(annotated({ [KEYS.name]: 's' }), KIND)).to.equal(undefined);
+      expect(KIND.annotatedSecretRef(annotated({ [KEYS.name]: 's' }))).to.equal(undefined);
     });
 
     it('names the Secret both annotations give', function () {
-      const ref = annotatedSecretRef(annotated({ [KEYS.name]: 's', [KEYS.namespace]: 'ns' }), KIND);
+      const ref = KIND.annotatedSecretRef(annotated({ [KEYS.name]: 's', [KEYS.namespace]: 'ns' }));
       expect(ref).to.deep.equal({ name: 's', namespace: 'ns' });
     });
 
     it('refuses an empty annotation, naming the content as its kind does', function () {
       expect(() =>
-        annotatedSecretRef(annotated({ [KEYS.name]: '', [KEYS.namespace]: 'ns' }), KIND),
+        KIND.annotatedSecretRef(annotated({ [KEYS.name]: '', [KEYS.namespace]: 'ns' })),
       ).to.throw('cannot retrieve secrets for example content c1');
     });
   });
@@ -168,20 +178,20 @@ describe('sidecar shared plan', function () {
     });
   });
 
-  describe('statusRecordingError', function () {
-    const time = '2026-01-02T03:04:05Z';
+  describe('statusWithError', function () {
+    const now = new Date(1000);
 
-    it('records the error at the time given and clears readiness', function () {
-      const current = { readyToUse: true };
-      expect(statusRecordingError(current, 'boom', time, {})).to.deep.equal({
+    it('records the error at the time, as the kind writes it, and clears readiness', function () {
+      const current: Status = { readyToUse: true };
+      expect(KIND.statusWithError(current, 'boom', now)).to.deep.equal({
         readyToUse: false,
-        error: { time, message: 'boom' },
+        error: { time: 'at 1000', message: 'boom' },
       });
       expect(current).to.deep.equal({ readyToUse: true });
     });
 
     it('can keep readiness', function () {
-      const next = statusRecordingError({ readyToUse: true }, 'boom', time, {
+      const next = KIND.statusWithError({ readyToUse: true }, 'boom', now, {
         keepReadyToUse: true,
       });
       expect(next?.readyToUse).to.equal(true);
@@ -189,7 +199,36 @@ describe('sidecar shared plan', function () {
 
     it('writes nothing when the same message is there already', function () {
       const current = { readyToUse: false, error: { time: 'earlier', message: 'boom' } };
-      expect(statusRecordingError(current, 'boom', time, {})).to.equal(undefined);
+      expect(KIND.statusWithError(current, 'boom', now)).to.equal(undefined);
+    });
+  });
+
+  describe('statusAfterRelease', function () {
+    it("forgets the kind's held fields, readiness and error, and keeps the rest", function () {
+      const current: Status = {
+        handle: 'h1',
+        kept: 'k',
+        readyToUse: true,
+        error: { message: 'refused' },
+      };
+      expect(KIND.statusAfterRelease(current)).to.deep.equal({ kept: 'k' });
+      expect(current.handle).to.equal('h1');
+    });
+
+    it('has no status to write for a content without one', function () {
+      expect(KIND.statusAfterRelease(undefined)).to.equal(undefined);
+    });
+  });
+
+  describe('failure messages', function () {
+    it("word a failed create or check by the kind's reason and noun", function () {
+      expect(KIND.failureMessage('CreateFailed', 'no disk')).to.equal(
+        'Failed to create example: no disk',
+      );
+      expect(KIND.failureMessage('CheckFailed', 'gone')).to.equal(
+        'Failed to check and update example content: gone',
+      );
+      expect(KIND.deleteFailedMessage('in use')).to.equal('Failed to delete example: in use');
     });
   });
 
@@ -198,31 +237,27 @@ describe('sidecar shared plan', function () {
       content({ metadata: { name: 'c1', resourceVersion: '2', annotations: { [key]: 'yes' } } });
 
     it("ignores the kind's being-created annotation and the resourceVersion", function () {
-      expect(contentChangeNeedsSync(content(), withAnnotation(BEING_CREATED), KIND)).to.equal(
-        false,
-      );
+      expect(KIND.changeNeedsSync(content(), withAnnotation(BEING_CREATED))).to.equal(false);
     });
 
     it('sees any other annotation', function () {
-      expect(contentChangeNeedsSync(content(), withAnnotation('example.dev/other'), KIND)).to.equal(
-        true,
-      );
+      expect(KIND.changeNeedsSync(content(), withAnnotation('example.dev/other'))).to.equal(true);
     });
 
     it('ignores status and finalizers but not a status turning ready', function () {
       const failed = content({ status: { readyToUse: false, error: { message: 'x' } } });
       const finalized = content({ metadata: { name: 'c1', finalizers: ['example.dev/f'] } });
-      expect(contentChangeNeedsSync(content(), failed, KIND)).to.equal(false);
-      expect(contentChangeNeedsSync(content(), finalized, KIND)).to.equal(false);
-      expect(
-        contentChangeNeedsSync(failed, content({ status: { readyToUse: true } }), KIND),
-      ).to.equal(true);
+      expect(KIND.changeNeedsSync(content(), failed)).to.equal(false);
+      expect(KIND.changeNeedsSync(content(), finalized)).to.equal(false);
+      expect(KIND.changeNeedsSync(failed, content({ status: { readyToUse: true } }))).to.equal(
+        true,
+      );
     });
 
     it('sees a spec change', function () {
-      expect(
-        contentChangeNeedsSync(content(), content({ spec: { source: 'vol-2' } }), KIND),
-      ).to.equal(true);
+      expect(KIND.changeNeedsSync(content(), content({ spec: { source: 'vol-2' } }))).to.equal(
+        true,
+      );
     });
   });
 });
