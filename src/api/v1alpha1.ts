@@ -826,9 +826,11 @@ export const BackupPolicySourceSchema = z
     name: objectName('source.backupPolicy.name').describe(
       'The BackupPolicy (same namespace) whose snapshots to restore from.',
     ),
-    pvcName: objectName('source.backupPolicy.pvcName').describe(
-      'The PVC whose snapshot to restore (the value of its snapback.dev/pvc label).',
-    ),
+    pvcName: objectName('source.backupPolicy.pvcName')
+      .optional()
+      .describe(
+        "The PVC whose snapshot to restore. Required when the policy has consistency Volume (the value of its snapshots' snapback.dev/pvc label). When the policy has consistency Group, restores that one member of the chosen group; omitted, every member of the group is restored (then set target.pvcNameSuffix).",
+      ),
     at: withRules(z.string().max(64), [
       {
         rule: `self == '${AT_LATEST}' || self.matches(${celRegex(RFC3339_PATTERN)})`,
@@ -838,10 +840,12 @@ export const BackupPolicySourceSchema = z
     ])
       .default(AT_LATEST)
       .describe(
-        'Which snapshot: "latest" (the default) for the newest ready one, or an RFC 3339 time such as 2025-06-01T02:00:00Z for the newest ready one taken at or before it.',
+        'Which snapshot (or, for a policy with consistency Group, which VolumeGroupSnapshot): "latest" (the default) for the newest ready one, or an RFC 3339 time such as 2025-06-01T02:00:00Z for the newest ready one taken at or before it.',
       ),
   })
-  .describe('Restore a snapshot that a BackupPolicy took of one PVC.');
+  .describe(
+    'Restore what a BackupPolicy took: a snapshot of one PVC, or the members of one of its VolumeGroupSnapshots.',
+  );
 export type BackupPolicySource = z.infer<typeof BackupPolicySourceSchema>;
 
 export const RestoreSourceSchema = withRules(
@@ -886,29 +890,53 @@ export const ACCESS_MODES = [
   'ReadWriteOncePod',
 ] as const;
 
-export const RestoreTargetSchema = z
-  .strictObject({
-    pvcName: objectName('target.pvcName').describe(
+/** The longest target.pvcNameSuffix: a DNS label's length. */
+export const PVC_NAME_SUFFIX_MAX_LENGTH = 63;
+/** A suffix that keeps a PVC name a DNS-1123 name: lowercase letters, digits and '-', ending alphanumeric. */
+export const PVC_NAME_SUFFIX_PATTERN = '^[-a-z0-9]*[a-z0-9]$';
+
+const targetFields = z.strictObject({
+  pvcName: objectName('target.pvcName')
+    .optional()
+    .describe(
       'The name of the PVC to create in this namespace. It must not exist yet: a restore never overwrites a volume.',
     ),
-    storageClassName: objectName('target.storageClassName')
-      .optional()
-      .describe(
-        'The StorageClass of the new PVC. Defaults to that of the source PVC while it exists, otherwise to the cluster default.',
-      ),
-    size: sizeSchema.optional(),
-    accessModes: setOf(z.enum(ACCESS_MODES), 4, 'accessModes')
-      .min(1)
-      .optional()
-      .describe(
-        'The access modes of the new PVC. Defaults to those of the source PVC while it exists, otherwise to ReadWriteOnce.',
-      ),
-    labels: labelMap('target.labels').optional().describe('Labels to put on the new PVC.'),
-    annotations: annotationMap('target.annotations')
-      .optional()
-      .describe('Annotations to put on the new PVC.'),
-  })
-  .describe('The PVC to create from the snapshot.');
+  pvcNameSuffix: withRules(z.string().min(1).max(PVC_NAME_SUFFIX_MAX_LENGTH), [
+    matches(
+      PVC_NAME_SUFFIX_PATTERN,
+      "target.pvcNameSuffix must be lowercase letters, digits and '-', ending with a letter or digit, such as -restored",
+    ),
+  ])
+    .optional()
+    .describe(
+      `Name each new PVC after its source PVC with this suffix appended, e.g. -restored restores data into data-restored. Needed to restore every member of a group (source.backupPolicy without pvcName); at most ${PVC_NAME_SUFFIX_MAX_LENGTH} characters. None of the new PVCs may exist yet.`,
+    ),
+  storageClassName: objectName('target.storageClassName')
+    .optional()
+    .describe(
+      'The StorageClass of the new PVC. Defaults to that of the source PVC while it exists, otherwise to the cluster default.',
+    ),
+  size: sizeSchema.optional(),
+  accessModes: setOf(z.enum(ACCESS_MODES), 4, 'accessModes')
+    .min(1)
+    .optional()
+    .describe(
+      'The access modes of the new PVC. Defaults to those of the source PVC while it exists, otherwise to ReadWriteOnce.',
+    ),
+  labels: labelMap('target.labels').optional().describe('Labels to put on the new PVC.'),
+  annotations: annotationMap('target.annotations')
+    .optional()
+    .describe('Annotations to put on the new PVC.'),
+});
+
+export const RestoreTargetSchema = withRules(targetFields, [
+  exactlyOneOf(
+    ['pvcName', 'pvcNameSuffix'],
+    'exactly one of target.pvcName or target.pvcNameSuffix must be set',
+  ),
+]).describe(
+  'The PVC (or PVCs, one per group member) to create from the snapshot: exactly one of pvcName or pvcNameSuffix.',
+);
 export type RestoreTarget = z.infer<typeof RestoreTargetSchema>;
 
 export const RestoreJobSpecSchema = withRules(
@@ -927,10 +955,45 @@ export const RestoreJobSpecSchema = withRules(
     immutable(
       'spec is immutable: to restore something else, create another RestoreJob (deleting this one never deletes data)',
     ),
+    {
+      rule: '!has(self.target.pvcNameSuffix) || has(self.source.backupPolicy)',
+      message:
+        'target.pvcNameSuffix names each new PVC after its source PVC and needs source.backupPolicy; to restore source.volumeSnapshotName set target.pvcName',
+      fieldPath: '.target.pvcNameSuffix',
+      check: ({ source, target }) =>
+        target.pvcNameSuffix === undefined || source.backupPolicy !== undefined,
+    },
+    {
+      rule: '!has(self.source.backupPolicy) || has(self.source.backupPolicy.pvcName) || has(self.target.pvcNameSuffix)',
+      message:
+        'source.backupPolicy without pvcName restores every member of a group, each into its source PVC name plus target.pvcNameSuffix: set target.pvcNameSuffix, or set source.backupPolicy.pvcName to restore one PVC',
+      fieldPath: '.target',
+      check: ({ source, target }) =>
+        source.backupPolicy === undefined ||
+        source.backupPolicy.pvcName !== undefined ||
+        target.pvcNameSuffix !== undefined,
+    },
   ],
 ).describe('What to restore and where. Immutable once created.');
 export type RestoreJobSpec = z.infer<typeof RestoreJobSpecSchema>;
 export type RestoreJobSpecInput = z.input<typeof RestoreJobSpecSchema>;
+
+export const RESTORED_PVC_PHASES = ['Pending', 'Provisioning', 'Bound', 'Lost'] as const;
+export type RestoredPvcPhase = (typeof RESTORED_PVC_PHASES)[number];
+
+export const RestoredPvcSchema = z
+  .strictObject({
+    name: objectName('pvcs[].name').describe('The PVC created (or to be created) for the restore.'),
+    sourcePvc: objectName('pvcs[].sourcePvc').describe('The PVC the member snapshot was taken of.'),
+    snapshotName: objectName('pvcs[].snapshotName').describe(
+      'The member VolumeSnapshot the PVC is restored from.',
+    ),
+    phase: z
+      .enum(RESTORED_PVC_PHASES)
+      .describe('Pending (not created yet), Provisioning (created, not Bound yet), Bound or Lost.'),
+  })
+  .describe('One PVC of a restore.');
+export type RestoredPvc = z.infer<typeof RestoredPvcSchema>;
 
 export const RestoreJobStatusSchema = z
   .strictObject({
@@ -945,7 +1008,17 @@ export const RestoreJobStatusSchema = z
     snapshotName: objectName('snapshotName')
       .optional()
       .describe('The VolumeSnapshot being restored, once resolved.'),
-    pvcName: objectName('pvcName').optional().describe('The PVC created for the restore.'),
+    pvcName: objectName('pvcName')
+      .optional()
+      .describe('The PVC created for the restore, when the restore has one target.'),
+    volumeGroupSnapshotName: objectName('volumeGroupSnapshotName')
+      .optional()
+      .describe('The VolumeGroupSnapshot whose members are restored, once chosen.'),
+    pvcs: mapListOf(RestoredPvcSchema, 'name', MAX_STATUS_PVCS, 'pvcs')
+      .optional()
+      .describe(
+        `Every PVC a restore from a VolumeGroupSnapshot creates, with its source and how far it is (at most ${MAX_STATUS_PVCS}).`,
+      ),
     conditions: conditions().optional(),
     startTime: dateTime().optional().describe('When the restore started.'),
     completionTime: dateTime().optional().describe('When the restore succeeded or failed.'),
@@ -964,6 +1037,7 @@ export type RestoreJobStatus = z.infer<typeof RestoreJobStatusSchema>;
 export function restoreSourceSummary(source: RestoreSource): string {
   if (source.volumeSnapshotName !== undefined) return `snapshot/${source.volumeSnapshotName}`;
   const { name, pvcName, at } = source.backupPolicy!;
+  if (pvcName === undefined) return `policy/${name} group at ${at}`;
   return `policy/${name} pvc/${pvcName} at ${at}`;
 }
 

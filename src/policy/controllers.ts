@@ -21,6 +21,8 @@ export interface PolicyControllerOptions {
   workers?: number;
   /** How long a RestoreJob waits for a named snapshot to appear before failing. */
   restoreSourceWaitMs?: number;
+  /** Whether the cluster serves groupsnapshot.storage.k8s.io/v1 (RestoreJobs restore groups). */
+  groupSnapshots?: boolean;
   /** Prometheus series to update (from `createMetrics()`); none when absent. */
   metrics?: PolicyMetrics;
   /**
@@ -69,6 +71,7 @@ export function addPolicyControllers(
     ...shared,
     workers: options.workers,
     sourceWaitMs: options.restoreSourceWaitMs,
+    groupSnapshots: options.groupSnapshots,
     metrics: options.metrics,
   }).controller;
   manager.add(backupPolicies).add(restoreJobs);

@@ -85,7 +85,7 @@ export function restoreSourceFinalizer(jobUid: string): string {
 }
 
 /** The uids of the RestoreJobs holding a snapshot as their source. */
-export function restoreHolders(snapshot: VolumeSnapshot): string[] {
+export function restoreHolders(snapshot: { metadata: ApiObjectMeta }): string[] {
   return (snapshot.metadata.finalizers ?? [])
     .filter((f) => f.startsWith(FINALIZER_RESTORE_SOURCE_PREFIX))
     .map((f) => f.slice(FINALIZER_RESTORE_SOURCE_PREFIX.length));

@@ -61,6 +61,16 @@ export const RestoreJobReason = {
   SnapshotError: 'SnapshotError',
   SnapshotFailed: 'SnapshotFailed',
   SnapshotDeleting: 'SnapshotDeleting',
+  // Restoring from a VolumeGroupSnapshot.
+  PvcNameRequired: 'PvcNameRequired',
+  GroupSnapshotsUnavailable: 'GroupSnapshotsUnavailable',
+  GroupNotFound: 'GroupNotFound',
+  MembersNotFound: 'MembersNotFound',
+  MemberNotFound: 'MemberNotFound',
+  MemberWithoutSource: 'MemberWithoutSource',
+  TooManyMembers: 'TooManyMembers',
+  TargetNameTooLong: 'TargetNameTooLong',
+  DuplicateTarget: 'DuplicateTarget',
   // Building the target PVC.
   SizeTooSmall: 'SizeTooSmall',
   SizeUnknown: 'SizeUnknown',

@@ -6,29 +6,44 @@
  * reason). The target PVC carries labels and annotations linking it to the job but no
  * ownerReference, so deleting the job never deletes the restored data; a PVC that exists and
  * was not created for this job is never touched.
+ *
+ * From a BackupPolicy with consistency Group the source is one VolumeGroupSnapshot of the
+ * policy: every member (or the one of source.backupPolicy.pvcName) is restored into its own
+ * PVC, all created together once every target name is free, and the job succeeds when all
+ * are Bound.
  */
 import { z } from 'zod';
 import type {
+  ApiObjectMeta,
+  BackupPolicy,
+  RestoredPvc,
+  RestoredPvcPhase,
   RestoreJob,
   RestoreJobSpec,
   RestoreJobStatus,
+  VolumeGroupSnapshot,
+  VolumeGroupSnapshotContent,
   VolumeSnapshot,
   VolumeSnapshotClass,
   VolumeSnapshotContent,
 } from '../api/index.js';
 import {
+  ANNOTATION_POLICY_NAME,
   ANNOTATION_PVC_NAME,
   ANNOTATION_RESTORE_JOB_UID,
   ANNOTATION_RESTORED_FROM,
   AT_LATEST,
   CONDITION_READY,
   LABEL_POLICY,
+  MAX_STATUS_PVCS,
   LABEL_PVC,
   LABEL_RESTORE_JOB,
   RestoreJobSpecSchema,
   restoreSourceSummary,
   SNAPSHOT_GROUP,
+  VOLUME_GROUP_SNAPSHOT_KIND,
 } from '../api/index.js';
+import { OBJECT_NAME_MAX_LENGTH } from '../api/formats.js';
 import { rfc3339, setCondition } from '../kube/index.js';
 import { formatBytes, parseQuantity } from '../api/quantity.js';
 import type { PlannedEvent } from './backup-policy.js';
@@ -64,6 +79,16 @@ export interface RestoreJobObservation {
   content(name: string): VolumeSnapshotContent | undefined;
   /** Other namespaces holding a VolumeSnapshot of this name. */
   namespacesWithSnapshot(name: string): string[];
+  /** BackupPolicies of the job's namespace (a policy's consistency says what it took). */
+  policies: readonly BackupPolicy[];
+  /**
+   * VolumeGroupSnapshots of the job's namespace, with the contents they are bound to; absent
+   * when the cluster does not serve groupsnapshot.storage.k8s.io/v1.
+   */
+  groups?: {
+    snapshots: readonly VolumeGroupSnapshot[];
+    content(name: string): VolumeGroupSnapshotContent | undefined;
+  };
   now: Date;
   sourceWaitMs?: number;
 }
@@ -74,33 +99,48 @@ export interface RestoreJobPlan {
    * retention cannot prune it from the moment it is chosen; absent when it holds it already.
    */
   hold?: VolumeSnapshot;
+  /** The same for a VolumeGroupSnapshot chosen (its members are not held one by one). */
+  holdGroup?: VolumeGroupSnapshot;
   holdFinalizer?: string;
-  createPvc?: Pvc;
+  /** The target PVCs to create, all in this reconcile. */
+  createPvcs?: Pvc[];
   /** The status to write, or undefined when nothing changes (a finished job). */
   status?: RestoreJobStatus;
   events: PlannedEvent<RestoreJobReason>[];
   requeueAfterMs?: number;
 }
 
-type Outcome =
-  | {
-      phase: 'Pending';
-      reason: RestoreJobReason;
-      message: string;
-      snapshot?: string;
-      recheck?: boolean;
-      /** Look again then: the pending deadline. */
-      wakeAt?: Date;
-    }
-  | { phase: 'Failed'; reason: RestoreJobReason; message: string; snapshot?: string }
-  | {
-      phase: 'Restoring';
-      reason: RestoreJobReason;
-      message: string;
-      snapshot: string;
-      create?: Pvc;
-    }
-  | { phase: 'Succeeded'; reason: RestoreJobReason; message: string; snapshot: string };
+/** What a restore from a group adds to any outcome. */
+interface GroupParts {
+  /** The VolumeGroupSnapshot chosen. */
+  group?: string;
+  /** Every target of the group restore, with how far it is. */
+  pvcs?: RestoredPvc[];
+  /** The one target PVC, when there is one. */
+  pvcName?: string;
+}
+
+type Outcome = GroupParts &
+  (
+    | {
+        phase: 'Pending';
+        reason: RestoreJobReason;
+        message: string;
+        snapshot?: string;
+        recheck?: boolean;
+        /** Look again then: the pending deadline. */
+        wakeAt?: Date;
+      }
+    | { phase: 'Failed'; reason: RestoreJobReason; message: string; snapshot?: string }
+    | {
+        phase: 'Restoring';
+        reason: RestoreJobReason;
+        message: string;
+        snapshot?: string;
+        create?: Pvc[];
+      }
+    | { phase: 'Succeeded'; reason: RestoreJobReason; message: string; snapshot?: string }
+  );
 
 const sameName = (name: string) => (o: { metadata: { name?: string } }) => o.metadata.name === name;
 
@@ -210,6 +250,8 @@ function waitOutError(
 }
 
 type PolicySource = NonNullable<RestoreJobSpec['source']['backupPolicy']>;
+/** A policy source naming its PVC, as the Volume path needs. */
+type PvcPolicySource = PolicySource & { pvcName: string };
 
 /**
  * The newest ready snapshot of the policy's PVC taken at or before source.at; else wait for
@@ -218,7 +260,7 @@ type PolicySource = NonNullable<RestoreJobSpec['source']['backupPolicy']>;
 function resolveByPolicy(
   observed: RestoreJobObservation,
   spec: RestoreJobSpec,
-  source: PolicySource,
+  source: PvcPolicySource,
 ): VolumeSnapshot | Outcome {
   const candidates = policySnapshots(observed.snapshots, source);
   const what = `BackupPolicy ${source.name} has no snapshot of PVC ${source.pvcName}`;
@@ -247,7 +289,7 @@ function resolveByPolicy(
 /** The policy's snapshots of the PVC, not being deleted, the newest first. */
 function policySnapshots(
   snapshots: readonly VolumeSnapshot[],
-  source: PolicySource,
+  source: PvcPolicySource,
 ): VolumeSnapshot[] {
   return snapshots
     .filter(
@@ -264,7 +306,7 @@ function policySnapshots(
 function waitForEligible(
   observed: RestoreJobObservation,
   spec: RestoreJobSpec,
-  source: PolicySource,
+  source: PvcPolicySource,
   eligible: readonly VolumeSnapshot[],
 ): Outcome {
   const when = source.at === AT_LATEST ? '' : ` taken at or before ${source.at}`;
@@ -298,6 +340,7 @@ function buildTarget(
   observed: RestoreJobObservation,
   spec: RestoreJobSpec,
   snapshot: VolumeSnapshot,
+  targetName: string,
 ): Pvc | Outcome {
   const sourcePvcName =
     spec.source.backupPolicy?.pvcName ?? snapshot.spec.source.persistentVolumeClaimName;
@@ -315,7 +358,13 @@ function buildTarget(
       message: `StorageClass ${storageClass.metadata.name} provisions with ${storageClass.provisioner}, but VolumeSnapshot ${snapshot.metadata.name} was taken by ${driver}; choose a StorageClass of ${driver}`,
     };
   }
-  return targetPvc(observed.job, spec.target, snapshot, sourcePvc, bytes, storage.className);
+  return targetPvc(observed.job, spec.target, {
+    name: targetName,
+    snapshot,
+    sourcePvc,
+    bytes,
+    className: storage.className,
+  });
 }
 
 type Target = RestoreJobSpec['target'];
@@ -398,10 +447,19 @@ function targetStorageClass(
 function targetPvc(
   job: RestoreJob,
   target: Target,
-  snapshot: VolumeSnapshot,
-  sourcePvc: Pvc | undefined,
-  bytes: number,
-  className: string | undefined,
+  {
+    name,
+    snapshot,
+    sourcePvc,
+    bytes,
+    className,
+  }: {
+    name: string;
+    snapshot: VolumeSnapshot;
+    sourcePvc: Pvc | undefined;
+    bytes: number;
+    className: string | undefined;
+  },
 ): Pvc {
   const accessModes = target.accessModes ?? sourcePvc?.spec?.accessModes ?? ['ReadWriteOnce'];
   const volumeMode = sourcePvc?.spec?.volumeMode;
@@ -409,7 +467,7 @@ function targetPvc(
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
     metadata: {
-      name: target.pvcName,
+      name,
       namespace: job.metadata.namespace!,
       labels: { ...target.labels, [LABEL_RESTORE_JOB]: labelValue(job.metadata.name!) },
       annotations: {
@@ -453,9 +511,16 @@ function decide(observed: RestoreJobObservation): Outcome {
   const { job } = observed;
   const spec = validRestoreSpec(job);
   if (isOutcome(spec)) return spec;
-  const targetName = spec.target.pvcName;
+  const source = spec.source.backupPolicy;
+  if (source) {
+    const mode = policyMode(observed, source);
+    if (isOutcome(mode)) return mode;
+    if (mode === 'Group') return decideGroup(observed, spec, source);
+  }
+  const targetName = singleTargetName(spec);
+  if (isOutcome(targetName)) return targetName;
   const existing = observed.pvcs.find(sameName(targetName));
-  if (existing) return existingTarget(job, existing, targetName);
+  if (existing) return { ...existingTarget(job, existing, targetName), pvcName: targetName };
   if (job.status?.phase === 'Restoring') {
     const resolved = job.status.snapshotName;
     return {
@@ -467,7 +532,51 @@ function decide(observed: RestoreJobObservation): Outcome {
   }
   const found = sourceSnapshot(observed, spec);
   if (isOutcome(found)) return found;
-  return unusableSnapshot(observed, spec, found) ?? restoreFrom(observed, spec, found);
+  return unusableSnapshot(observed, spec, found) ?? restoreFrom(observed, spec, found, targetName);
+}
+
+/**
+ * Whether a policy source restores from the policy's VolumeGroupSnapshots: when the policy
+ * has consistency Group, when no PVC is named, or (the policy gone) when the PVC has no
+ * snapshot of the policy and the policy left groups; a Volume policy without a PVC is an error.
+ */
+function policyMode(
+  observed: RestoreJobObservation,
+  source: PolicySource,
+): 'Volume' | 'Group' | Outcome {
+  if (observed.job.status?.volumeGroupSnapshotName) return 'Group';
+  const policy = observed.policies.find(sameName(source.name));
+  const pvcName = source.pvcName;
+  if (policy) {
+    if (policy.spec.consistency === 'Group') return 'Group';
+    if (pvcName !== undefined) return 'Volume';
+    return {
+      phase: 'Failed',
+      reason: RestoreJobReason.PvcNameRequired,
+      message: `BackupPolicy ${source.name} has consistency Volume: it snapshots each PVC on its own, so a restore from it names the PVC; set source.backupPolicy.pvcName`,
+    };
+  }
+  if (pvcName === undefined) return 'Group';
+  const hasVolumeSnapshots = policySnapshots(observed.snapshots, { ...source, pvcName }).length > 0;
+  return !hasVolumeSnapshots && policyGroups(observed, source).length > 0 ? 'Group' : 'Volume';
+}
+
+/** The one target: target.pvcName, or the source PVC's name with target.pvcNameSuffix. */
+function singleTargetName(spec: RestoreJobSpec): string | Outcome {
+  if (spec.target.pvcName !== undefined) return spec.target.pvcName;
+  // The API admits a suffix only with a policy source, and the Volume path has its pvcName.
+  return suffixedName(spec.source.backupPolicy?.pvcName ?? '', spec.target.pvcNameSuffix ?? '');
+}
+
+/** `<source pvc><suffix>`, or Failed when that is longer than a PVC name may be. */
+function suffixedName(sourcePvc: string, suffix: string): string | Outcome {
+  const name = `${sourcePvc}${suffix}`;
+  if (name.length <= OBJECT_NAME_MAX_LENGTH) return name;
+  return {
+    phase: 'Failed',
+    reason: RestoreJobReason.TargetNameTooLong,
+    message: `PVC ${sourcePvc} with target.pvcNameSuffix ${suffix} makes a name of ${name.length} characters, more than the ${OBJECT_NAME_MAX_LENGTH} a PVC name may have; choose a shorter suffix`,
+  };
 }
 
 /** The spec with defaults applied, or Failed naming what is wrong. */
@@ -491,7 +600,8 @@ function sourceSnapshot(
   if (spec.source.volumeSnapshotName !== undefined) {
     return resolveByName(observed, spec.source.volumeSnapshotName);
   }
-  return resolveByPolicy(observed, spec, spec.source.backupPolicy!);
+  const source = spec.source.backupPolicy!;
+  return resolveByPolicy(observed, spec, { ...source, pvcName: source.pvcName ?? '' });
 }
 
 /** Restoring: the PVC to create from a ready snapshot, or why it cannot be made. */
@@ -499,16 +609,18 @@ function restoreFrom(
   observed: RestoreJobObservation,
   spec: RestoreJobSpec,
   snapshot: VolumeSnapshot,
+  targetName: string,
 ): Outcome {
   const name = snapshot.metadata.name!;
-  const pvc = buildTarget(observed, spec, snapshot);
+  const pvc = buildTarget(observed, spec, snapshot, targetName);
   if (isOutcome(pvc)) return { ...pvc, snapshot: name } as Outcome;
   return {
     phase: 'Restoring',
     reason: RestoreJobReason.Provisioning,
-    message: `creating PVC ${spec.target.pvcName} from VolumeSnapshot ${name}`,
+    message: `creating PVC ${targetName} from VolumeSnapshot ${name}`,
     snapshot: name,
-    create: pvc,
+    pvcName: targetName,
+    create: [pvc],
   };
 }
 
@@ -518,7 +630,7 @@ function existingTarget(job: RestoreJob, existing: Pvc, targetName: string): Out
     return {
       phase: 'Failed',
       reason: RestoreJobReason.TargetExists,
-      message: `PVC ${targetName} already exists and was not created by this RestoreJob; a restore never overwrites a volume: choose another target.pvcName`,
+      message: `PVC ${targetName} already exists and was not created by this RestoreJob; a restore never overwrites a volume: choose another target.pvcName or target.pvcNameSuffix`,
     };
   }
   const snapshot =
@@ -546,6 +658,363 @@ function existingTarget(job: RestoreJob, existing: Pvc, targetName: string): Out
         snapshot,
       };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restoring from a VolumeGroupSnapshot
+
+/** When a group was taken: status.creationTime, else when the object was made. */
+function groupTime(group: VolumeGroupSnapshot): Date {
+  return time(group.status?.creationTime) ?? time(group.metadata.creationTimestamp) ?? new Date(0);
+}
+
+const groupReady = (group: VolumeGroupSnapshot) => group.status?.readyToUse === true;
+const groupFailed = (group: VolumeGroupSnapshot) =>
+  !groupReady(group) && group.status?.error !== undefined;
+
+/** The policy's groups (by its snapback.dev/policy label), not being deleted, the newest first. */
+function policyGroups(
+  observed: RestoreJobObservation,
+  source: PolicySource,
+): VolumeGroupSnapshot[] {
+  return (observed.groups?.snapshots ?? [])
+    .filter(
+      (g) =>
+        g.metadata.labels?.[LABEL_POLICY] === labelValue(source.name) &&
+        (g.metadata.annotations?.[ANNOTATION_POLICY_NAME] ?? source.name) === source.name &&
+        !isDeleting(g),
+    )
+    .sort((a, b) => groupTime(b).getTime() - groupTime(a).getTime());
+}
+
+/**
+ * The group to restore: the one chosen before, else the newest ready group of the policy
+ * taken at or before source.at; else wait for one that may still become ready, or fail.
+ */
+function chosenGroup(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  source: PolicySource,
+): VolumeGroupSnapshot | Outcome {
+  const namespace = observed.job.metadata.namespace!;
+  if (!observed.groups) {
+    return {
+      phase: 'Failed',
+      reason: RestoreJobReason.GroupSnapshotsUnavailable,
+      message: `restoring from BackupPolicy ${source.name} needs its VolumeGroupSnapshots, but the cluster does not serve groupsnapshot.storage.k8s.io/v1; install the group snapshot CRDs (crds/) and restart snapback`,
+    };
+  }
+  const resolved = observed.job.status?.volumeGroupSnapshotName;
+  if (resolved) {
+    const group = observed.groups.snapshots.find(sameName(resolved));
+    if (group) return group;
+    return {
+      phase: 'Failed',
+      reason: RestoreJobReason.GroupNotFound,
+      message: `VolumeGroupSnapshot ${resolved}, chosen for this restore, no longer exists in namespace ${namespace}`,
+    };
+  }
+  const candidates = policyGroups(observed, source);
+  const what = `BackupPolicy ${source.name} has no VolumeGroupSnapshot`;
+  if (candidates.length === 0) {
+    return {
+      phase: 'Failed',
+      reason: RestoreJobReason.NoSnapshots,
+      message: `${what} in namespace ${namespace}`,
+    };
+  }
+  const at = source.at === AT_LATEST ? undefined : new Date(source.at);
+  const eligible = at
+    ? candidates.filter((g) => groupTime(g).getTime() <= at.getTime())
+    : candidates;
+  const readyOne = eligible.find(groupReady);
+  if (readyOne) return readyOne;
+  const when = at ? ` taken at or before ${source.at}` : '';
+  if (eligible.some((g) => !groupFailed(g))) {
+    return waitForReady(observed, spec, {
+      waiting: `waiting for a VolumeGroupSnapshot of BackupPolicy ${source.name}${when} to become ready`,
+      failed: `no VolumeGroupSnapshot of BackupPolicy ${source.name}${when} became ready`,
+    });
+  }
+  if (eligible.length > 0) {
+    const newest = eligible[0]!;
+    const error = `(the newest, ${newest.metadata.name}: ${newest.status?.error?.message ?? 'no message'})`;
+    return waitOutError(observed, spec, {
+      waiting: `every VolumeGroupSnapshot of BackupPolicy ${source.name}${when} reports an error ${error}`,
+      failed: `every VolumeGroupSnapshot of BackupPolicy ${source.name}${when} still reports an error ${error}`,
+    });
+  }
+  const oldestReady = [...candidates].reverse().find(groupReady);
+  return {
+    phase: 'Failed',
+    reason: RestoreJobReason.NoSnapshotBefore,
+    message: `${what} taken at or before ${source.at}${oldestReady ? `; the oldest ready one is from ${rfc3339(groupTime(oldestReady))}` : ''}`,
+  };
+}
+
+/** The group's member VolumeSnapshots: those that name it in status or are owned by it. */
+function groupMembers(
+  observed: RestoreJobObservation,
+  group: VolumeGroupSnapshot,
+): VolumeSnapshot[] {
+  const { name, uid } = group.metadata;
+  return observed.snapshots.filter(
+    (s) =>
+      s.status?.volumeGroupSnapshotName === name ||
+      (uid !== undefined &&
+        (s.metadata.ownerReferences ?? []).some(
+          (ref) => ref.kind === VOLUME_GROUP_SNAPSHOT_KIND && ref.uid === uid,
+        )),
+  );
+}
+
+/** How many members the group has, as its content reports; undefined while not known. */
+function expectedMembers(
+  observed: RestoreJobObservation,
+  group: VolumeGroupSnapshot,
+): number | undefined {
+  const contentName = group.status?.boundVolumeGroupSnapshotContentName;
+  const content = contentName ? observed.groups?.content(contentName) : undefined;
+  return content?.status?.volumeSnapshotInfoList?.length;
+}
+
+const memberSource = (member: VolumeSnapshot) => member.spec.source.persistentVolumeClaimName;
+
+interface GroupTarget {
+  member: VolumeSnapshot;
+  sourcePvc: string;
+  name: string;
+}
+
+const plural = (names: readonly string[], one: string, many: string) =>
+  names.length === 1 ? one : many;
+const listed = (names: readonly string[]) => names.join(', ');
+
+/** A restore from a group: the group chosen, then every target, created together. */
+function decideGroup(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  source: PolicySource,
+): Outcome {
+  const found = chosenGroup(observed, spec, source);
+  if (isOutcome(found)) return found;
+  const { snapshot, ...decided } = fromGroup(observed, spec, source, found);
+  // status.snapshotName and status.pvcName speak of a restore of one PVC only.
+  const single = source.pvcName !== undefined;
+  return {
+    ...decided,
+    group: found.metadata.name!,
+    ...(single && snapshot ? { snapshot } : {}),
+  } as Outcome;
+}
+
+function fromGroup(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  source: PolicySource,
+  group: VolumeGroupSnapshot,
+): Outcome {
+  const label = `VolumeGroupSnapshot ${group.metadata.name}`;
+  const unusable = unusableGroup(observed, spec, group, label);
+  if (unusable) return unusable;
+  const targets = groupTargets(observed, spec, source, group, label);
+  if (isOutcome(targets)) return targets;
+  const { job } = observed;
+  const existing = new Map(targets.map((t) => [t.name, observed.pvcs.find(sameName(t.name))]));
+  const foreign = targets
+    .filter((t) => {
+      const pvc = existing.get(t.name);
+      return pvc !== undefined && !createdByJob(pvc, job);
+    })
+    .map((t) => t.name);
+  if (foreign.length > 0) {
+    return {
+      phase: 'Failed',
+      reason: RestoreJobReason.TargetExists,
+      message: `PVC ${listed(foreign)} already ${plural(foreign, 'exists', 'exist')} and ${plural(foreign, 'was', 'were')} not created by this RestoreJob; a restore never overwrites a volume, so none of the ${targets.length} target PVCs is created: choose another ${spec.target.pvcName !== undefined ? 'target.pvcName' : 'target.pvcNameSuffix'}`,
+    };
+  }
+  const before = new Map((job.status?.pvcs ?? []).map((p) => [p.name, p.phase]));
+  const deleted = targets
+    .filter((t) => !existing.get(t.name) && (before.get(t.name) ?? 'Pending') !== 'Pending')
+    .map((t) => t.name);
+  if (deleted.length > 0) {
+    return {
+      phase: 'Failed',
+      reason: RestoreJobReason.TargetDeleted,
+      message: `PVC ${listed(deleted)} ${plural(deleted, 'was', 'were')} deleted before ${plural(deleted, 'it was', 'they were')} Bound`,
+    };
+  }
+  const creates: Pvc[] = [];
+  for (const target of targets.filter((t) => !existing.get(t.name))) {
+    const memberName = target.member.metadata.name!;
+    const waiting = unusableSnapshot(observed, spec, target.member);
+    if (waiting) return waiting;
+    const pvc = buildTarget(observed, spec, target.member, target.name);
+    if (isOutcome(pvc)) return { ...pvc, snapshot: memberName } as Outcome;
+    creates.push(pvc);
+  }
+  const pvcs: RestoredPvc[] = targets.map((t) => ({
+    name: t.name,
+    sourcePvc: t.sourcePvc,
+    snapshotName: t.member.metadata.name!,
+    phase: restoredPhase(existing.get(t.name)),
+  }));
+  const parts = {
+    pvcs,
+    ...(targets.length === 1 ? { pvcName: targets[0]!.name } : {}),
+    snapshot: targets[0]!.member.metadata.name!,
+  };
+  return { ...groupProgress(pvcs, creates, label), ...parts } as Outcome;
+}
+
+/** Why the chosen group cannot be restored from now (being deleted, failed, not ready). */
+function unusableGroup(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  group: VolumeGroupSnapshot,
+  label: string,
+): Outcome | undefined {
+  if (isDeleting(group)) {
+    return {
+      phase: 'Failed',
+      reason: RestoreJobReason.SnapshotDeleting,
+      message: `${label} is being deleted`,
+    };
+  }
+  if (groupFailed(group)) {
+    const error = group.status?.error?.message ?? 'no message';
+    return waitOutError(observed, spec, {
+      waiting: `${label} reports an error: ${error}`,
+      failed: `${label} still reports an error: ${error}`,
+    });
+  }
+  if (!groupReady(group)) {
+    return waitForReady(observed, spec, {
+      waiting: `waiting for ${label} to be ready`,
+      failed: `${label} did not become ready`,
+    });
+  }
+  return undefined;
+}
+
+/**
+ * The members to restore and the PVC each goes to, once every member is seen: all of them,
+ * or the one of source.pvcName; each to target.pvcName or `<source pvc><suffix>`.
+ */
+function groupTargets(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  source: PolicySource,
+  group: VolumeGroupSnapshot,
+  label: string,
+): GroupTarget[] | Outcome {
+  const members = groupMembers(observed, group);
+  const expected = expectedMembers(observed, group);
+  if (expected === undefined || members.length < expected) {
+    const seen = `${members.length} of ${expected ?? 'an unknown number'} seen`;
+    const wait = waitOrFail(
+      observed,
+      spec,
+      {
+        reason: RestoreJobReason.MembersNotFound,
+        message: `waiting for the member VolumeSnapshots of ${label} (${seen})`,
+      },
+      {
+        reason: RestoreJobReason.MembersNotFound,
+        message: `the member VolumeSnapshots of ${label} were not all found (${seen})`,
+      },
+    );
+    return wait.phase === 'Pending' ? { ...wait, recheck: true } : wait;
+  }
+  const selected =
+    source.pvcName === undefined
+      ? members
+      : members.filter((m) => memberSource(m) === source.pvcName);
+  if (selected.length === 0) {
+    const sources = members.map(memberSource).filter((name): name is string => !!name);
+    return {
+      phase: 'Failed',
+      reason: RestoreJobReason.MemberNotFound,
+      message: `${label} has no member of PVC ${source.pvcName}; its members are of ${sources.length > 0 ? `PVC ${listed(sources.sort())}` : 'no named PVC'}`,
+    };
+  }
+  if (selected.length > MAX_STATUS_PVCS) {
+    return {
+      phase: 'Failed',
+      reason: RestoreJobReason.TooManyMembers,
+      message: `${label} has ${selected.length} members, more than the ${MAX_STATUS_PVCS} one RestoreJob restores; restore them in parts with source.backupPolicy.pvcName`,
+    };
+  }
+  const targets: GroupTarget[] = [];
+  for (const member of selected) {
+    const sourcePvc = memberSource(member);
+    if (!sourcePvc) {
+      return {
+        phase: 'Failed',
+        reason: RestoreJobReason.MemberWithoutSource,
+        message: `member VolumeSnapshot ${member.metadata.name} of ${label} records no source PVC, so it has no target name; restore it with source.volumeSnapshotName and target.pvcName`,
+      };
+    }
+    const name = spec.target.pvcName ?? suffixedName(sourcePvc, spec.target.pvcNameSuffix ?? '');
+    if (isOutcome(name)) return name;
+    const twin = targets.find((t) => t.name === name);
+    if (twin) {
+      return {
+        phase: 'Failed',
+        reason: RestoreJobReason.DuplicateTarget,
+        message: `members ${twin.member.metadata.name} and ${member.metadata.name} of ${label} would both be restored into PVC ${name}`,
+      };
+    }
+    targets.push({ member, sourcePvc, name });
+  }
+  return targets.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** How far a target is: not created yet (Pending), Provisioning, Bound or Lost. */
+function restoredPhase(pvc: Pvc | undefined): RestoredPvcPhase {
+  if (!pvc) return 'Pending';
+  if (pvc.status?.phase === 'Bound') return 'Bound';
+  if (pvc.status?.phase === 'Lost') return 'Lost';
+  return 'Provisioning';
+}
+
+/** The outcome of a group restore from its targets: creating, waiting, Succeeded or Failed. */
+function groupProgress(pvcs: RestoredPvc[], creates: Pvc[], label: string): Outcome {
+  const named = (phase: RestoredPvcPhase) =>
+    pvcs.filter((p) => p.phase === phase).map((p) => p.name);
+  const lost = named('Lost');
+  if (lost.length > 0) {
+    return {
+      phase: 'Failed',
+      reason: RestoreJobReason.VolumeLost,
+      message: `PVC ${listed(lost)} lost ${plural(lost, 'its volume', 'their volumes')}`,
+    };
+  }
+  if (creates.length > 0) {
+    for (const entry of pvcs) if (entry.phase === 'Pending') entry.phase = 'Provisioning';
+    const names = creates.map((c) => c.metadata.name!);
+    return {
+      phase: 'Restoring',
+      reason: RestoreJobReason.Provisioning,
+      message: `creating PVC ${listed(names)} from the ${plural(names, 'member', 'members')} of ${label}`,
+      create: creates,
+    };
+  }
+  const bound = named('Bound');
+  if (bound.length === pvcs.length) {
+    return {
+      phase: 'Succeeded',
+      reason: RestoreJobReason.Restored,
+      message: `PVC ${listed(bound)} ${plural(bound, 'is', 'are')} Bound, restored from ${label}`,
+    };
+  }
+  const waiting = pvcs.filter((p) => p.phase !== 'Bound').map((p) => p.name);
+  return {
+    phase: 'Restoring',
+    reason: RestoreJobReason.Provisioning,
+    message: `waiting for PVC ${listed(waiting)} to be provisioned from ${label} and Bound (${bound.length} of ${pvcs.length} Bound)`,
+  };
 }
 
 /** Why the chosen snapshot cannot be restored from now (being deleted, failed, not ready). */
@@ -594,7 +1063,7 @@ export function planRestoreJob(observed: RestoreJobObservation): RestoreJobPlan 
     events: restoreEvents(previous, outcome),
     ...restoreHold(observed, outcome),
   };
-  if (outcome.phase === 'Restoring' && outcome.create) plan.createPvc = outcome.create;
+  if (outcome.phase === 'Restoring' && outcome.create) plan.createPvcs = outcome.create;
   if (outcome.phase === 'Pending') {
     const waits = [
       ...(outcome.recheck ? [RECHECK_MS] : []),
@@ -620,8 +1089,10 @@ function restoreStatus(observed: RestoreJobObservation, outcome: Outcome): Resto
   }
   status.startTime ??= rfc3339(now);
   if (outcome.snapshot) status.snapshotName = outcome.snapshot;
-  if (outcome.phase === 'Restoring' || outcome.phase === 'Succeeded')
-    status.pvcName = job.spec.target.pvcName;
+  if (outcome.group) status.volumeGroupSnapshotName = outcome.group;
+  if (outcome.pvcs) status.pvcs = outcome.pvcs;
+  if ((outcome.phase === 'Restoring' || outcome.phase === 'Succeeded') && outcome.pvcName)
+    status.pvcName = outcome.pvcName;
   if (outcome.phase === 'Succeeded' || outcome.phase === 'Failed')
     status.completionTime = rfc3339(now);
   status.conditions = setCondition(
@@ -663,28 +1134,35 @@ function restoreEvents(
 function restoreHold(
   observed: RestoreJobObservation,
   outcome: Outcome,
-): Pick<RestoreJobPlan, 'hold' | 'holdFinalizer'> {
-  const chosen =
-    (outcome.phase === 'Pending' || outcome.phase === 'Restoring') && outcome.snapshot
-      ? observed.snapshots.find(sameName(outcome.snapshot))
-      : undefined;
+): Pick<RestoreJobPlan, 'hold' | 'holdGroup' | 'holdFinalizer'> {
   const uid = observed.job.metadata.uid;
-  if (!chosen || !uid || isDeleting(chosen) || restoreHolders(chosen).includes(uid)) return {};
-  return { hold: chosen, holdFinalizer: restoreSourceFinalizer(uid) };
+  const running = outcome.phase === 'Pending' || outcome.phase === 'Restoring';
+  if (!uid || !running) return {};
+  const unheld = <T extends { metadata: ApiObjectMeta }>(chosen: T | undefined) =>
+    chosen && !isDeleting(chosen) && !restoreHolders(chosen).includes(uid) ? chosen : undefined;
+  const holdFinalizer = restoreSourceFinalizer(uid);
+  if (outcome.group) {
+    const group = unheld(observed.groups?.snapshots.find(sameName(outcome.group)));
+    return group ? { holdGroup: group, holdFinalizer } : {};
+  }
+  const snapshot = unheld(
+    outcome.snapshot ? observed.snapshots.find(sameName(outcome.snapshot)) : undefined,
+  );
+  return snapshot ? { hold: snapshot, holdFinalizer } : {};
 }
 
 /**
  * Restore holds to let go of: finalizers of RestoreJobs that finished, are being deleted or
  * are gone. Returns each snapshot concerned with the finalizers it should keep.
  */
-export function staleRestoreHolds(
-  snapshots: readonly VolumeSnapshot[],
+export function staleRestoreHolds<T extends { metadata: ApiObjectMeta }>(
+  snapshots: readonly T[],
   jobs: readonly RestoreJob[],
-): Array<{ snapshot: VolumeSnapshot; finalizers: string[] }> {
+): Array<{ snapshot: T; finalizers: string[] }> {
   const active = new Set(
     jobs.filter((j) => !isTerminal(j) && !isDeleting(j)).map((j) => j.metadata.uid),
   );
-  const stale: Array<{ snapshot: VolumeSnapshot; finalizers: string[] }> = [];
+  const stale: Array<{ snapshot: T; finalizers: string[] }> = [];
   for (const snapshot of snapshots) {
     const holders = restoreHolders(snapshot);
     if (holders.every((uid) => active.has(uid))) continue;

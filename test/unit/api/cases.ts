@@ -104,6 +104,10 @@ const fromPolicy = (fields: Spec) => ({
   ...BASE_RESTORE,
   source: { backupPolicy: { name: 'nightly', pvcName: 'data', ...fields } },
 });
+const fromGroup = (targetFields: Spec) => ({
+  source: { backupPolicy: { name: 'nightly' } },
+  target: targetFields,
+});
 const hooks = (value: Spec) => ({ ...BASE_POLICY, hooks: value });
 const preHook = (fields: Spec) =>
   hooks({ pre: [{ container: 'db', command: ['sync'], ...fields }] });
@@ -203,6 +207,26 @@ export const VALID_CASES: ManifestCase[] = [
   restore('a VolumeSnapshot source', BASE_RESTORE, true),
   restore('a pending deadline', { ...BASE_RESTORE, pendingDeadlineSeconds: 60 }, true),
   restore('a policy source at latest by default', fromPolicy({}), true),
+  restore('every member of a group, suffixed', fromGroup({ pvcNameSuffix: '-restored' }), true),
+  restore(
+    'every member of a group at a time',
+    {
+      source: { backupPolicy: { name: 'nightly', at: '2025-06-01T02:00:00Z' } },
+      target: { pvcNameSuffix: '-r1' },
+    },
+    true,
+  ),
+  restore(
+    'one PVC of a policy into a suffixed name',
+    { ...fromPolicy({}), target: { pvcNameSuffix: '-restored' } },
+    true,
+  ),
+  restore(
+    'a pvcNameSuffix of 63 characters',
+    fromGroup({ pvcNameSuffix: `-${'r'.repeat(62)}` }),
+    true,
+  ),
+  restore('a pvcNameSuffix of one digit', fromGroup({ pvcNameSuffix: '2' }), true),
   restore('a policy source at a UTC time', fromPolicy({ at: '2025-06-01T02:00:00Z' }), true),
   restore(
     'a policy source at a time with fraction and offset',
@@ -476,10 +500,16 @@ export const INVALID_CASES: ManifestCase[] = [
     'spec.source.volumeSnapshotName',
   ),
   restore(
-    'a policy source without pvcName',
+    'a policy source without pvcName, to one target.pvcName',
     { ...BASE_RESTORE, source: { backupPolicy: { name: 'nightly' } } },
     false,
-    'spec.source.backupPolicy.pvcName',
+    'set target.pvcNameSuffix',
+  ),
+  restore(
+    'a pvcNameSuffix with a VolumeSnapshot source',
+    { ...BASE_RESTORE, target: { pvcNameSuffix: '-restored' } },
+    false,
+    'spec.target.pvcNameSuffix',
   ),
   restore('at in words', fromPolicy({ at: 'yesterday' }), false, 'spec.source.backupPolicy.at'),
   restore(
@@ -515,10 +545,49 @@ export const INVALID_CASES: ManifestCase[] = [
   // RestoreJob: target
   restore('no target', without(BASE_RESTORE, 'target'), false, 'spec.target'),
   restore(
-    'a target without pvcName',
+    'a target without pvcName or pvcNameSuffix',
     { ...BASE_RESTORE, target: { size: '1Gi' } },
     false,
-    'spec.target.pvcName',
+    'exactly one of target.pvcName or target.pvcNameSuffix',
+  ),
+  restore(
+    'a target with both pvcName and pvcNameSuffix',
+    {
+      ...fromPolicy({}),
+      target: { pvcName: 'data-restored', pvcNameSuffix: '-restored' },
+    },
+    false,
+    'exactly one of target.pvcName or target.pvcNameSuffix',
+  ),
+  restore(
+    'a pvcNameSuffix with an underscore',
+    fromGroup({ pvcNameSuffix: '_restored' }),
+    false,
+    'spec.target.pvcNameSuffix',
+  ),
+  restore(
+    'a pvcNameSuffix in capitals',
+    fromGroup({ pvcNameSuffix: '-Restored' }),
+    false,
+    'spec.target.pvcNameSuffix',
+  ),
+  restore(
+    'a pvcNameSuffix ending with a dash',
+    fromGroup({ pvcNameSuffix: '-restored-' }),
+    false,
+    'spec.target.pvcNameSuffix',
+  ),
+  restore(
+    'an empty pvcNameSuffix',
+    fromGroup({ pvcNameSuffix: '' }),
+    false,
+    'spec.target.pvcNameSuffix',
+  ),
+  restore(
+    'a pvcNameSuffix of 64 characters',
+    fromGroup({ pvcNameSuffix: `-${'r'.repeat(63)}` }),
+    false,
+    'spec.target.pvcNameSuffix',
   ),
   restore(
     'a target PVC name with an underscore',

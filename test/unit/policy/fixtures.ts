@@ -193,6 +193,8 @@ export function restoreObservation(
     snapshotClasses: parts.snapshotClasses ?? [snapshotClass('default', { isDefault: true })],
     content: (name) => contents.find((c) => c.metadata.name === name),
     namespacesWithSnapshot: parts.namespacesWithSnapshot ?? (() => []),
+    policies: parts.policies ?? [],
+    ...(parts.groups ? { groups: parts.groups } : {}),
     now: parts.now ?? new Date('2026-01-01T12:00:10Z'),
     ...(parts.sourceWaitMs !== undefined ? { sourceWaitMs: parts.sourceWaitMs } : {}),
   };

@@ -45,7 +45,7 @@ describe('RestoreJob planning: resolving the source', function () {
     );
     expect(plan.status?.phase).to.equal('Restoring');
     expect(plan.status?.snapshotName).to.equal('s3');
-    expect(plan.createPvc?.spec?.dataSource).to.deep.equal({
+    expect(plan.createPvcs?.[0]?.spec?.dataSource).to.deep.equal({
       apiGroup: 'snapshot.storage.k8s.io',
       kind: 'VolumeSnapshot',
       name: 's3',
@@ -89,7 +89,7 @@ describe('RestoreJob planning: resolving the source', function () {
         { snapshots: policySnapshots() },
       ),
     );
-    expect(plan.createPvc?.spec?.dataSource?.name).to.equal('s1');
+    expect(plan.createPvcs?.[0]?.spec?.dataSource?.name).to.equal('s1');
   });
 
   it('waits (Pending) while the only candidate is not ready yet', function () {
@@ -99,7 +99,7 @@ describe('RestoreJob planning: resolving the source', function () {
       }),
     );
     expect(plan.status?.phase).to.equal('Pending');
-    expect(plan.createPvc).to.equal(undefined);
+    expect(plan.createPvcs).to.equal(undefined);
     expect(ready(plan.status)).to.include({ status: 'False', reason: 'SnapshotNotReady' });
   });
 
@@ -124,7 +124,7 @@ describe('RestoreJob planning: the target PVC', function () {
     const plan = planRestoreJob(
       restoreObservation(job, { snapshots: policySnapshots(), pvcs: [pvc('data')] }),
     );
-    const created = plan.createPvc!;
+    const created = plan.createPvcs![0]!;
     expect(created.metadata.name).to.equal('restored');
     expect(created.metadata.ownerReferences).to.equal(undefined);
     expect(created.metadata.labels).to.deep.equal({ app: 'web', [LABEL_RESTORE_JOB]: 'restore-1' });
@@ -150,14 +150,14 @@ describe('RestoreJob planning: the target PVC', function () {
         pvcs: [pvc('data', { size: '5Gi' })],
       }),
     );
-    expect(plan.createPvc?.spec?.resources?.requests?.storage).to.equal('5Gi');
+    expect(plan.createPvcs?.[0]?.spec?.resources?.requests?.storage).to.equal('5Gi');
   });
 
   it('accepts a size at or above restoreSize', function () {
     const plan = planRestoreJob(
       restoreObservation(byPolicy('latest', { size: '2Gi' }), { snapshots: policySnapshots() }),
     );
-    expect(plan.createPvc?.spec?.resources?.requests?.storage).to.equal('2Gi');
+    expect(plan.createPvcs?.[0]?.spec?.resources?.requests?.storage).to.equal('2Gi');
   });
 
   it('goes Restoring -> Succeeded when its PVC is Bound', function () {
@@ -167,17 +167,17 @@ describe('RestoreJob planning: the target PVC', function () {
     const pending = planRestoreJob(
       restoreObservation(running, {
         snapshots: policySnapshots(),
-        pvcs: [asCreated(first.createPvc!, 'Pending')],
+        pvcs: [asCreated(first.createPvcs![0]!, 'Pending')],
       }),
     );
-    expect(pending.createPvc).to.equal(undefined);
+    expect(pending.createPvcs).to.equal(undefined);
     expect(pending.status?.phase).to.equal('Restoring');
     const done = planRestoreJob(
       restoreObservation(
         { ...job, status: pending.status! },
         {
           snapshots: policySnapshots(),
-          pvcs: [asCreated(first.createPvc!, 'Bound')],
+          pvcs: [asCreated(first.createPvcs![0]!, 'Bound')],
           now: new Date('2026-01-01T12:05:00Z'),
         },
       ),
@@ -199,7 +199,7 @@ describe('RestoreJob planning: the target PVC', function () {
         pvcs: [pvc('data')],
       }),
     );
-    expect(plan.createPvc).to.equal(undefined);
+    expect(plan.createPvcs).to.equal(undefined);
     expect(plan.status?.phase).to.equal('Failed');
     expect(ready(plan.status)).to.include({ reason: 'TargetExists' });
     expect(plan.status?.message).to.contain('PVC data already exists');
@@ -218,7 +218,7 @@ describe('RestoreJob planning: the target PVC', function () {
     );
     expect(plan.status?.phase).to.equal('Failed');
     expect(ready(plan.status)).to.include({ reason: 'TargetDeleted' });
-    expect(plan.createPvc).to.equal(undefined);
+    expect(plan.createPvcs).to.equal(undefined);
   });
 });
 
@@ -315,7 +315,7 @@ describe('RestoreJob planning: bad input fails with a clear condition and an Eve
       const snapshots = policySnapshots();
       snapshots[2]!.status!.boundVolumeSnapshotContentName = 'content-s3';
       const plan = planRestoreJob(restoreObservation(c.job, { snapshots, ...c.parts }));
-      expect(plan.createPvc).to.equal(undefined);
+      expect(plan.createPvcs).to.equal(undefined);
       expect(plan.status?.phase).to.equal('Failed');
       expect(plan.status?.completionTime).to.be.a('string');
       expect(ready(plan.status)).to.include({ status: 'False', reason: c.reason });
@@ -407,13 +407,13 @@ describe('RestoreJob planning: transient snapshot errors and holding the source'
 
     const chosen = planRestoreJob(restoreObservation(byPolicy(), { snapshots: policySnapshots() }));
     expect(chosen.hold?.metadata.name).to.equal('s3');
-    expect(chosen.createPvc).not.to.equal(undefined);
+    expect(chosen.createPvcs).not.to.equal(undefined);
 
     const held = policySnapshots();
     held[2]!.metadata.finalizers = ['restorejob.snapback.dev/job-uid'];
     const again = planRestoreJob(restoreObservation(byPolicy(), { snapshots: held }));
     expect(again.hold).to.equal(undefined);
-    expect(again.createPvc).not.to.equal(undefined);
+    expect(again.createPvcs).not.to.equal(undefined);
 
     // Nothing to hold while no snapshot is chosen yet, or once the job has failed.
     const none = planRestoreJob(
