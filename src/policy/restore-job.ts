@@ -32,6 +32,7 @@ import {
   ANNOTATION_PVC_NAME,
   ANNOTATION_RESTORE_JOB_UID,
   ANNOTATION_RESTORED_FROM,
+  ANNOTATION_RUN_TIME,
   AT_LATEST,
   CONDITION_READY,
   LABEL_POLICY,
@@ -663,9 +664,17 @@ function existingTarget(job: RestoreJob, existing: Pvc, targetName: string): Out
 // ---------------------------------------------------------------------------------------------
 // Restoring from a VolumeGroupSnapshot
 
-/** When a group was taken: status.creationTime, else when the object was made. */
+/**
+ * When a group was taken: as for a policy's snapshots, its run's time, else status.creationTime,
+ * else when the object was made.
+ */
 function groupTime(group: VolumeGroupSnapshot): Date {
-  return time(group.status?.creationTime) ?? time(group.metadata.creationTimestamp) ?? new Date(0);
+  return (
+    time(group.metadata.annotations?.[ANNOTATION_RUN_TIME]) ??
+    time(group.status?.creationTime) ??
+    time(group.metadata.creationTimestamp) ??
+    new Date(0)
+  );
 }
 
 const groupReady = (group: VolumeGroupSnapshot) => group.status?.readyToUse === true;

@@ -10,6 +10,8 @@ import type {
   BackupPolicySpecInput,
   RestoreJob,
   RestoreJobSpecInput,
+  VolumeGroupSnapshot,
+  VolumeGroupSnapshotContent,
   VolumeSnapshot,
   VolumeSnapshotClass,
   VolumeSnapshotContent,
@@ -198,4 +200,106 @@ export function restoreObservation(
     now: parts.now ?? new Date('2026-01-01T12:00:10Z'),
     ...(parts.sourceWaitMs !== undefined ? { sourceWaitMs: parts.sourceWaitMs } : {}),
   };
+}
+
+/** A policy with consistency Group over the PVCs labelled app=db. */
+export function groupPolicy(name = 'nightly'): BackupPolicy {
+  const p = policy({ consistency: 'Group', selector: { matchLabels: { app: 'db' } } });
+  delete (p.spec as { pvcNames?: string[] }).pvcNames;
+  p.metadata.name = name;
+  return p;
+}
+
+/** A VolumeGroupSnapshot a Group policy took at `time`, bound to content `content-<name>`. */
+export function restorableGroup(
+  name: string,
+  opts: {
+    policy?: string;
+    time?: string;
+    ready?: boolean;
+    error?: string;
+    deleting?: boolean;
+  } = {},
+): VolumeGroupSnapshot {
+  const taken = opts.time ?? '2026-01-01T10:00:00Z';
+  return {
+    apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+    kind: 'VolumeGroupSnapshot',
+    metadata: {
+      name,
+      namespace: NS,
+      uid: `uid-${name}`,
+      labels: { [LABEL_POLICY]: opts.policy ?? 'nightly' },
+      creationTimestamp: taken,
+      ...(opts.deleting ? { deletionTimestamp: '2026-01-01T11:00:00Z' } : {}),
+    },
+    spec: { source: { selector: { matchLabels: { app: 'db' } } } },
+    status: {
+      readyToUse: opts.ready ?? true,
+      creationTime: taken,
+      boundVolumeGroupSnapshotContentName: `content-${name}`,
+      ...(opts.error ? { error: { message: opts.error } } : {}),
+    },
+  };
+}
+
+/** The content of a group, reporting `members` member snapshots. */
+export function restorableGroupContent(
+  group: VolumeGroupSnapshot,
+  members: number,
+): VolumeGroupSnapshotContent {
+  return {
+    apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+    kind: 'VolumeGroupSnapshotContent',
+    metadata: { name: group.status!.boundVolumeGroupSnapshotContentName! },
+    spec: {
+      volumeGroupSnapshotRef: {
+        name: group.metadata.name!,
+        namespace: NS,
+        uid: group.metadata.uid!,
+      },
+      deletionPolicy: 'Delete',
+      driver: DRIVER,
+      source: { volumeHandles: Array.from({ length: members }, (_, i) => `vol-${i}`) },
+    },
+    status: {
+      readyToUse: true,
+      volumeSnapshotInfoList: Array.from({ length: members }, (_, i) => ({
+        volumeHandle: `vol-${i}`,
+        snapshotHandle: `snap-${i}`,
+        readyToUse: true,
+      })),
+    },
+  };
+}
+
+/**
+ * A member VolumeSnapshot as the snapshot controller makes it: named after the group, owned by
+ * it, its source PVC in spec, the group in status, and no policy label.
+ */
+export function restorableMember(
+  group: VolumeGroupSnapshot,
+  pvcName: string,
+  opts: { ready?: boolean; restoreSize?: string; error?: string } = {},
+): VolumeSnapshot {
+  const member = buildSnapshot({
+    name: `${group.metadata.name}-${pvcName}`,
+    namespace: NS,
+    pvc: pvcName,
+    status: {
+      readyToUse: opts.ready ?? true,
+      restoreSize: opts.restoreSize ?? '1Gi',
+      volumeGroupSnapshotName: group.metadata.name!,
+      ...(opts.error ? { error: { message: opts.error } } : {}),
+    },
+  });
+  member.metadata.ownerReferences = [
+    {
+      apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+      kind: 'VolumeGroupSnapshot',
+      name: group.metadata.name!,
+      uid: group.metadata.uid!,
+    },
+  ];
+  return member;
 }
