@@ -1,0 +1,286 @@
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type {
+  BackupPolicy,
+  RestoreJob,
+  VolumeGroupSnapshot,
+  VolumeSnapshot,
+} from '../../../src/api/index.js';
+import {
+  PersistentVolumeClaims,
+  PersistentVolumes,
+  VolumeGroupSnapshotClasses,
+  VolumeGroupSnapshots,
+  type HttpKubeClient,
+  type KubeObject,
+} from '../../../src/kube/index.js';
+import { VolumeSnapshots } from '../../../src/kube/resource.js';
+import { BackupPolicies, RestoreJobs } from '../../../src/policy/objects.js';
+import type { ControlPlane } from '../../support/control-plane.js';
+import {
+  createTestNamespace,
+  deleteTestNamespace,
+  kubeConfigFor,
+  kubectl,
+  sharedControlPlane,
+} from '../../support/cluster.js';
+import { waitFor } from '../../support/processes.js';
+import { claim, createClasses, deleteClasses, writeDurably } from '../stack/recipe.js';
+import {
+  Kubelet,
+  LOCAL_DRIVER,
+  apiClient,
+  boundClaim,
+  eventsFor,
+  installCrds,
+  startSnapback,
+  waitForSocket,
+  type Started,
+  type Volume,
+} from '../stack/support.js';
+
+const GROUP_VERSION = 'snapback.dev/v1alpha1';
+const MEMBERS = ['db-0', 'db-1', 'db-2'];
+const POLICY = 'db';
+const GROUP = 'db-group';
+
+/**
+ * RestoreJobs from a Group policy end to end: `snapback all-in-one` with the local backend and
+ * the group snapshot API served, three PVCs with data, one VolumeGroupSnapshot over them
+ * labelled as the policy's, and a "kubelet" that mounts through the driver's CSI socket to
+ * read back what each restored PVC holds.
+ */
+describe('RestoreJob from a Group policy on snapback all-in-one (local backend, real control plane)', function () {
+  this.timeout(900_000);
+  let controlPlane: ControlPlane;
+  let client: HttpKubeClient;
+  let namespace: string;
+  let dir: string;
+  let aio: Started | undefined;
+  let kubelet: Kubelet | undefined;
+  const written: Record<string, string> = {};
+
+  const restoreManifest = (name: string, spec: Record<string, unknown>): RestoreJob =>
+    ({
+      apiVersion: GROUP_VERSION,
+      kind: 'RestoreJob',
+      metadata: { name, namespace },
+      spec,
+    }) as unknown as RestoreJob;
+  const getJob = (name: string) => client.get<RestoreJob>(RestoreJobs, name, namespace);
+  const groupClass = () => `${namespace}-group`;
+
+  async function waitForJob(name: string, phase: string): Promise<RestoreJob> {
+    return waitFor(
+      async () => {
+        const j = await getJob(name);
+        return j?.status?.phase === phase ? j : undefined;
+      },
+      180_000,
+      `RestoreJob ${name} to be ${phase}`,
+      async () => JSON.stringify((await getJob(name))?.status) + `\n${aio?.log().slice(-3000)}`,
+    );
+  }
+
+  /** What a restored PVC holds, read through a mount of its volume. */
+  async function contentsOf(pvcName: string): Promise<{ files: string[]; text: string }> {
+    const { pv } = await boundClaim(client, namespace, pvcName);
+    const mounted = await kubelet!.mount(pv);
+    return {
+      files: readdirSync(mounted).sort(),
+      text: readFileSync(path.join(mounted, 'test'), 'utf8'),
+    };
+  }
+
+  before(async function () {
+    controlPlane = await sharedControlPlane();
+    client = apiClient(controlPlane);
+    // Every CRD of crds/: the snapshot and group snapshot APIs, and snapback.dev.
+    await installCrds(controlPlane);
+    const kc = kubeConfigFor(controlPlane);
+    namespace = await createTestNamespace(kc, 'group-restore');
+    await createClasses(client, namespace, { forceDelete: false });
+    dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-group-restore-'));
+    const socket = path.join(dir, 'csi.sock');
+    aio = startSnapback(
+      controlPlane,
+      [
+        'all-in-one',
+        '--backend=local',
+        `--root=${path.join(dir, 'disks')}`,
+        `--kubelet-dir=${path.join(dir, 'kubelet')}`,
+        '--node-id=node-a',
+        `--endpoint=unix://${socket}`,
+        `--leader-election-namespace=${namespace}`,
+        '--retry-interval-max=2s',
+      ],
+      path.join(dir, 'all-in-one.log'),
+    );
+    await waitForSocket(socket, aio);
+    kubelet = new Kubelet(socket, path.join(dir, 'kubelet'));
+
+    for (const name of MEMBERS) {
+      await client.create(PersistentVolumeClaims, {
+        ...claim(name, namespace),
+        metadata: { name, namespace, labels: { app: 'db' } },
+      });
+      const { pv } = await boundClaim(client, namespace, name);
+      written[name] = `${name} written before the group snapshot at ${new Date().toISOString()}\n`;
+      writeDurably(path.join(await kubelet.mount(pv), 'test'), written[name]);
+      await kubelet.unmount(pv.spec!.csi!.volumeHandle);
+    }
+
+    // The policy whose groups the RestoreJobs restore from. Its schedule does not come round
+    // during the test: the group it is restored from is the one made below.
+    await client.create(BackupPolicies, {
+      apiVersion: GROUP_VERSION,
+      kind: 'BackupPolicy',
+      metadata: { name: POLICY, namespace },
+      spec: {
+        schedule: '0 0 1 1 *',
+        consistency: 'Group',
+        selector: { matchLabels: { app: 'db' } },
+      },
+    } as unknown as BackupPolicy);
+    await client.create(VolumeGroupSnapshotClasses, {
+      apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+      kind: 'VolumeGroupSnapshotClass',
+      metadata: { name: groupClass() },
+      driver: LOCAL_DRIVER,
+      deletionPolicy: 'Delete',
+      parameters: { forceDelete: 'true' },
+    } as KubeObject);
+    // A group as a run of the policy makes it: one VolumeGroupSnapshot, labelled with the policy.
+    await client.create(VolumeGroupSnapshots, {
+      apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+      kind: 'VolumeGroupSnapshot',
+      metadata: { name: GROUP, namespace, labels: { 'snapback.dev/policy': POLICY } },
+      spec: {
+        volumeGroupSnapshotClassName: groupClass(),
+        source: { selector: { matchLabels: { app: 'db' } } },
+      },
+    } as KubeObject);
+    await waitFor(
+      async () => {
+        const g = await client.get<VolumeGroupSnapshot>(VolumeGroupSnapshots, GROUP, namespace);
+        return g?.status?.readyToUse ? g : undefined;
+      },
+      180_000,
+      'the group snapshot to be ready',
+      async () =>
+        JSON.stringify(await client.get(VolumeGroupSnapshots, GROUP, namespace)) +
+        `\n${aio?.log().slice(-3000)}`,
+    );
+  });
+
+  after(async function () {
+    if (this.currentTest?.state === 'failed') console.log(aio?.log().slice(-6000));
+    await kubelet?.cleanup().catch(() => undefined);
+    const kc = kubeConfigFor(controlPlane);
+    if (namespace) {
+      const pvs = async () =>
+        (await client.list<Volume>(PersistentVolumes)).items.filter(
+          (pv) => pv.spec?.storageClassName === namespace,
+        );
+      await deleteTestNamespace(kc, namespace);
+      await waitFor(
+        async () => (await pvs()).length === 0,
+        120_000,
+        'the test PVs to be deleted',
+      ).catch(() => undefined);
+      await deleteClasses(client, namespace);
+      await client.delete(VolumeGroupSnapshotClasses, groupClass()).catch(() => undefined);
+    }
+    await aio?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('without pvcName restores every member of the group into <pvc><suffix>, with its data', async function () {
+    await client.create(
+      RestoreJobs,
+      restoreManifest('all', {
+        source: { backupPolicy: { name: POLICY } },
+        target: { pvcNameSuffix: '-restored' },
+      }),
+    );
+    const job = await waitForJob('all', 'Succeeded');
+    expect(job.status?.volumeGroupSnapshotName).to.equal(GROUP);
+    expect(job.status?.pvcs?.map((p) => [p.name, p.sourcePvc, p.phase])).to.deep.equal(
+      MEMBERS.map((name) => [`${name}-restored`, name, 'Bound']),
+    );
+    const members = (await client.list<VolumeSnapshot>(VolumeSnapshots, { namespace })).items;
+    for (const entry of job.status!.pvcs!) {
+      const member = members.find((m) => m.metadata.name === entry.snapshotName);
+      expect(member?.status?.volumeGroupSnapshotName, entry.snapshotName).to.equal(GROUP);
+      expect(member?.spec.source.persistentVolumeClaimName).to.equal(entry.sourcePvc);
+    }
+    for (const name of MEMBERS) {
+      const restored = await contentsOf(`${name}-restored`);
+      expect(restored.files).to.deep.equal(['lost+found', 'test']);
+      expect(restored.text, name).to.equal(written[name]);
+    }
+    const events = await eventsFor(client, namespace, 'RestoreJob', 'all');
+    expect(events.map((e) => `${e.type} ${e.reason}`)).to.include.members([
+      'Normal RestoreStarted',
+      'Normal RestoreSucceeded',
+    ]);
+    const out = await kubectl(controlPlane, ['get', 'restorejobs', '-n', namespace, 'all']);
+    expect(out.split('\n')[1]).to.match(/^all\s+policy\/db group at latest\s+.*Succeeded/);
+
+    // The hold on the group is let go once the job is done.
+    await waitFor(
+      async () => {
+        const g = await client.get<VolumeGroupSnapshot>(VolumeGroupSnapshots, GROUP, namespace);
+        return !(g?.metadata.finalizers ?? []).some((f) =>
+          f.startsWith('restorejob.snapback.dev/'),
+        );
+      },
+      60_000,
+      'the restore hold on the group to be released',
+      async () =>
+        JSON.stringify(
+          (await client.get<VolumeGroupSnapshot>(VolumeGroupSnapshots, GROUP, namespace))?.metadata
+            .finalizers,
+        ),
+    );
+  });
+
+  it('with pvcName restores that one member into target.pvcName', async function () {
+    await client.create(
+      RestoreJobs,
+      restoreManifest('one', {
+        source: { backupPolicy: { name: POLICY, pvcName: 'db-1', at: 'latest' } },
+        target: { pvcName: 'db-1-alone' },
+      }),
+    );
+    const job = await waitForJob('one', 'Succeeded');
+    expect(job.status?.pvcName).to.equal('db-1-alone');
+    expect(job.status?.volumeGroupSnapshotName).to.equal(GROUP);
+    expect(job.status?.pvcs?.map((p) => p.name)).to.deep.equal(['db-1-alone']);
+    const restored = await contentsOf('db-1-alone');
+    expect(restored.text).to.equal(written['db-1']);
+  });
+
+  it('fails without creating any PVC when one target name is taken', async function () {
+    // db-0-restored and the others exist from the first test: none is overwritten.
+    await client.create(PersistentVolumeClaims, {
+      ...claim('db-2-again', namespace),
+      metadata: { name: 'db-2-again', namespace },
+    });
+    await client.create(
+      RestoreJobs,
+      restoreManifest('clash', {
+        source: { backupPolicy: { name: POLICY } },
+        target: { pvcNameSuffix: '-again' },
+      }),
+    );
+    const job = await waitForJob('clash', 'Failed');
+    expect(job.status?.message).to.include('PVC db-2-again already exists');
+    const names = (await client.list<KubeObject>(PersistentVolumeClaims, { namespace })).items.map(
+      (p) => p.metadata!.name!,
+    );
+    expect(names.filter((n) => n.endsWith('-again'))).to.deep.equal(['db-2-again']);
+  });
+});
