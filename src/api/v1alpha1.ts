@@ -746,6 +746,35 @@ export const HookRunSchema = z
   .describe('Where the hooks of the latest run are: written before its snapshots are created.');
 export type HookRun = z.infer<typeof HookRunSchema>;
 
+export const GroupBackupStatusSchema = z
+  .strictObject({
+    name: objectName('lastGroup.name').describe('The VolumeGroupSnapshot of the most recent run.'),
+    runTime: dateTime().describe(
+      'The run it stands for: its scheduled time, or when run-now fired.',
+    ),
+    readyToUse: z
+      .boolean()
+      .describe('Whether the group, and so every member, is ready to restore from.'),
+    members: z
+      .int()
+      .min(0)
+      .describe('How many member VolumeSnapshots the group holds (one per PVC it was taken of).'),
+    readyMembers: z.int().min(0).describe('How many of its member VolumeSnapshots are ready.'),
+    readyOverTotal: z
+      .string()
+      .max(64)
+      .describe('readyMembers/members as text, e.g. 3/3, for kubectl get.'),
+    message: z
+      .string()
+      .max(MAX_MESSAGE_LENGTH)
+      .optional()
+      .describe(
+        `Why the group failed or is late, at most ${MAX_MESSAGE_LENGTH} characters; absent while it is fine.`,
+      ),
+  })
+  .describe('The newest VolumeGroupSnapshot of a consistency Group policy.');
+export type GroupBackupStatus = z.infer<typeof GroupBackupStatusSchema>;
+
 export const BackupPolicyStatusSchema = z
   .strictObject({
     observedGeneration: observedGeneration(),
@@ -795,6 +824,22 @@ export const BackupPolicyStatusSchema = z
       .optional()
       .describe('readySnapshots/totalSnapshots as text, e.g. 6/7, for kubectl get.'),
     selectedPvcs: z.int().min(0).optional().describe('How many PVCs the policy selects.'),
+    readyGroups: z
+      .int()
+      .min(0)
+      .optional()
+      .describe("consistency Group: how many of the policy's VolumeGroupSnapshots are ready."),
+    totalGroups: z
+      .int()
+      .min(0)
+      .optional()
+      .describe('consistency Group: how many VolumeGroupSnapshots the policy has, ready or not.'),
+    readyOverTotalGroups: z
+      .string()
+      .max(64)
+      .optional()
+      .describe('readyGroups/totalGroups as text, e.g. 2/3, for kubectl get.'),
+    lastGroup: GroupBackupStatusSchema.optional(),
     pvcs: mapListOf(PvcBackupStatusSchema, 'pvcName', MAX_STATUS_PVCS, 'pvcs')
       .optional()
       .describe(

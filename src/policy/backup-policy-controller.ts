@@ -15,6 +15,8 @@ import type {
   HookPhase,
   HookRun,
   RestoreJob,
+  VolumeGroupSnapshot,
+  VolumeGroupSnapshotClass,
   VolumeSnapshot,
   VolumeSnapshotClass,
 } from '../api/index.js';
@@ -24,7 +26,7 @@ import {
   LABEL_POLICY,
   LABEL_POLICY_NAMESPACE,
 } from '../api/index.js';
-import type { InformerFactory, KubeObject } from '../kube/index.js';
+import type { Informer, InformerFactory, KubeObject } from '../kube/index.js';
 import {
   type ReconcileResult,
   PersistentVolumeClaims,
@@ -40,10 +42,16 @@ import {
   splitKey,
 } from '../kube/index.js';
 import type { PodExecutor } from '../kube/exec.js';
-import { VolumeSnapshotClasses, VolumeSnapshots } from '../kube/resource.js';
+import {
+  VolumeGroupSnapshotClasses,
+  VolumeGroupSnapshots,
+  VolumeSnapshotClasses,
+  VolumeSnapshots,
+} from '../kube/resource.js';
 import { errorMessage, type Logger } from '../observability/logger.js';
 import type { SnapbackMetrics } from '../observability/metrics.js';
 import type { BackupPolicyPlan, PlannedEvent, PlannedPrune } from './backup-policy.js';
+import type { GroupObservation, PlannedGroupPrune } from './plan-groups.js';
 import { classesToDelete, planBackupPolicy } from './backup-policy.js';
 import { FIELD_MANAGER, PolicyController, byName, namespacesOf } from './policy-controller.js';
 import type { PolicyControllerOptions } from './policy-controller.js';
@@ -65,6 +73,7 @@ import { BackupPolicies, RestoreJobs, isDeleting, isHeldForRestore } from './obj
 const CONTROLLER = 'backuppolicy';
 const INDEX_POLICY = 'snapback.policy/by-policy';
 const INDEX_CLASS = 'snapback.policy/by-class';
+const INDEX_GROUP = 'snapback.policy/by-group';
 
 export type BackupPolicyMetrics = Pick<
   SnapbackMetrics,
@@ -81,6 +90,11 @@ export interface BackupPolicyControllerOptions extends PolicyControllerOptions<B
    * reports HooksDisabled and takes no snapshot.
    */
   hookExecutor?: PodExecutor | undefined;
+  /**
+   * Whether the cluster serves groupsnapshot.storage.k8s.io/v1. Without it a consistency Group
+   * policy reports GroupSnapshotAPIUnavailable and takes nothing.
+   */
+  groupSnapshots?: boolean | undefined;
 }
 
 /**
@@ -109,10 +123,13 @@ export class BackupPolicyController extends PolicyController<
   BackupPolicyCache
 > {
   private readonly hookExecutor: PodExecutor | undefined;
+  /** The group snapshot kinds, when the cluster serves groupsnapshot.storage.k8s.io/v1. */
+  private readonly groupCache: GroupCache | undefined;
 
   constructor(options: BackupPolicyControllerOptions) {
     super(CONTROLLER, options, backupPolicyCache);
     this.hookExecutor = options.hookExecutor;
+    this.groupCache = options.groupSnapshots ? groupSnapshotCache(options.informers) : undefined;
 
     const policiesInNamespace = (obj: KubeObject) =>
       this.cache.policies
@@ -120,7 +137,7 @@ export class BackupPolicyController extends PolicyController<
         .map((p) => makeKey(p.metadata.name!, p.metadata.namespace));
     this.controller
       .watch(this.cache.policies, { updatePredicate: specOrAnnotationsChanged })
-      .watch(this.cache.snapshots, { toKeys: policyKeyOf })
+      .watch(this.cache.snapshots, { toKeys: (s) => policyKeyOf(s) ?? this.groupPolicyOf(s) })
       .watch(this.cache.snapshotClasses, { toKeys: policyKeyOf })
       .watch(this.cache.pvcs, {
         toKeys: policiesInNamespace,
@@ -130,6 +147,11 @@ export class BackupPolicyController extends PolicyController<
         toKeys: policiesInNamespace,
         updatePredicate: restoreUseChanged,
       });
+    if (this.groupCache) {
+      this.controller
+        .watch(this.groupCache.groups, { toKeys: policyKeyOf })
+        .watch(this.groupCache.classes, { toKeys: policyKeyOf });
+    }
   }
 
   protected async reconcile(key: string): Promise<ReconcileResult> {
@@ -137,17 +159,27 @@ export class BackupPolicyController extends PolicyController<
     const policy = this.cache.policies.get(name, namespace);
     if (!policy) {
       await this.deleteUnusedClasses(namespace!, name, undefined);
+      await this.deleteUnusedGroupClasses(namespace!, name, undefined);
       return;
     }
     const run = this.plan(key, policy);
     await this.syncOwnedClass(run.plan.ownedClass);
+    await this.syncOwnedGroupClass(run.plan.ownedGroupClass);
     await this.runDuePostHooks(run);
     await this.runPreHooks(run);
     await this.createSnapshots(run);
+    await this.createGroups(run);
     await this.prune(run);
+    await this.pruneGroups(run);
     await this.finish(run);
-    if (!run.plan.blockedBy)
+    if (!run.plan.blockedBy) {
       await this.deleteUnusedClasses(run.namespace, name, run.plan.ownedClass?.metadata.name);
+      await this.deleteUnusedGroupClasses(
+        run.namespace,
+        name,
+        run.plan.ownedGroupClass?.metadata.name,
+      );
+    }
     return run.plan.requeueAfterMs !== undefined
       ? { requeueAfter: run.plan.requeueAfterMs }
       : undefined;
@@ -155,6 +187,12 @@ export class BackupPolicyController extends PolicyController<
 
   private plan(key: string, policy: BackupPolicy): PolicyRun {
     const { namespace, name } = splitKey(key);
+    const groups = this.groupCache;
+    const groupSnapshots: GroupObservation | undefined = groups && {
+      groups: groups.groups.byIndex(INDEX_POLICY, key),
+      classes: groups.classes.list(),
+      members: (group) => this.cache.snapshots.byIndex(INDEX_GROUP, makeKey(group, namespace)),
+    };
     const plan = planBackupPolicy({
       policy,
       pvcs: this.cache.pvcs.list({ namespace: namespace! }),
@@ -165,6 +203,7 @@ export class BackupPolicyController extends PolicyController<
       namespacesWithPvc: (pvcName) => namespacesOf(this.cache.pvcs, pvcName),
       now: this.clock.now(),
       hooksEnabled: this.hookExecutor !== undefined,
+      ...(groupSnapshots ? { groupSnapshots } : {}),
     });
     return {
       namespace: namespace!,
@@ -192,6 +231,31 @@ export class BackupPolicyController extends PolicyController<
       cls.deletionPolicy = desired.deletionPolicy;
       cls.parameters = { ...desired.parameters };
     });
+  }
+
+  /** The policy of the group a member VolumeSnapshot belongs to, as a work-queue key. */
+  private groupPolicyOf(snapshot: VolumeSnapshot): string | undefined {
+    const owner = snapshot.metadata.ownerReferences?.find((o) => o.kind === 'VolumeGroupSnapshot');
+    if (!owner || !this.groupCache) return undefined;
+    const group = this.groupCache.groups.get(owner.name, snapshot.metadata.namespace);
+    return group ? policyKeyOf(group) : undefined;
+  }
+
+  private async syncOwnedGroupClass(desired: VolumeGroupSnapshotClass | undefined): Promise<void> {
+    if (!desired || !this.groupCache) return;
+    if (classInSync(this.groupCache.classes.get(desired.metadata.name!), desired)) return;
+    await createOrPatch<VolumeGroupSnapshotClass>(
+      this.client,
+      VolumeGroupSnapshotClasses,
+      desired,
+      (cls) => {
+        cls.metadata.labels = { ...cls.metadata.labels, ...desired.metadata.labels };
+        cls.metadata.annotations = { ...cls.metadata.annotations, ...desired.metadata.annotations };
+        cls.driver = desired.driver;
+        cls.deletionPolicy = desired.deletionPolicy;
+        cls.parameters = { ...desired.parameters };
+      },
+    );
   }
 
   /** The run before: every snapshot is cut (or failed), so its post hooks are due. */
@@ -347,6 +411,114 @@ export class BackupPolicyController extends PolicyController<
     throw new Error(message);
   }
 
+  /** A failure leaves the run unrecorded, so the next attempt retries the same name. */
+  private async createGroups(run: PolicyRun): Promise<void> {
+    const failures: string[] = [];
+    for (const group of run.plan.createGroups) {
+      try {
+        await this.client.create(VolumeGroupSnapshots, group, { fieldManager: FIELD_MANAGER });
+        run.log.info('created a VolumeGroupSnapshot', { group: group.metadata.name });
+      } catch (error) {
+        if (isAlreadyExists(error)) continue;
+        failures.push(`${group.metadata.name}: ${errorMessage(error)}`);
+        run.log.warn('could not create a VolumeGroupSnapshot', {
+          group: group.metadata.name,
+          error: errorMessage(error),
+        });
+      }
+    }
+    if (failures.length === 0) return;
+    const message = `could not create VolumeGroupSnapshot ${summariseProblems(failures, 'see the controller log')}`;
+    const conditions = setCondition(
+      run.policy.status?.conditions,
+      {
+        type: CONDITION_DEGRADED,
+        status: 'True',
+        reason: BackupPolicyReason.GroupCreateFailed,
+        message: capMessage(message),
+      },
+      this.clock.now(),
+    );
+    await this.writeStatus(BackupPolicies, run.current, { ...run.current.status, conditions });
+    this.recorder.event(run.policy, 'Warning', BackupPolicyReason.GroupCreateFailed, message);
+    throw new Error(message);
+  }
+
+  /**
+   * Retention deletes a VolumeGroupSnapshot, never one of its members: the snapshot controller
+   * deletes the members with their group, so no group is ever left partly deleted. As with
+   * snapshots, the policy is read live first, and the group is deleted only in the version read,
+   * after its members were checked live for a restore holding one.
+   */
+  private async pruneGroups(run: PolicyRun): Promise<void> {
+    for (const prune of run.plan.pruneGroups) {
+      const stopped = await this.pruneStoppedBy(run.policy);
+      if (stopped) {
+        run.log.info('pruning stopped', {
+          reason: stopped,
+          remaining: run.plan.pruneGroups.length,
+        });
+        return;
+      }
+      try {
+        await this.pruneGroup(run, prune);
+      } catch (error) {
+        if (isNotFound(error)) continue;
+        if (isConflict(error)) {
+          run.log.info('a group changed before it was pruned', { group: prune.name });
+          continue;
+        }
+        this.recorder.event(
+          run.policy,
+          'Warning',
+          BackupPolicyReason.GroupPruneFailed,
+          `could not delete VolumeGroupSnapshot ${prune.name}: ${errorMessage(error)}`,
+        );
+        run.log.warn('could not prune a group', { group: prune.name, error: errorMessage(error) });
+      }
+    }
+  }
+
+  private async pruneGroup(run: PolicyRun, prune: PlannedGroupPrune): Promise<void> {
+    const group = await this.client.get<VolumeGroupSnapshot>(
+      VolumeGroupSnapshots,
+      prune.name,
+      run.namespace,
+    );
+    if (!group || isDeleting(group)) return;
+    for (const member of prune.members) {
+      const snapshot = await this.client.get<VolumeSnapshot>(
+        VolumeSnapshots,
+        member,
+        run.namespace,
+      );
+      if (snapshot && isHeldForRestore(snapshot)) {
+        run.log.info('not pruning a group a restore is using', {
+          group: prune.name,
+          snapshot: member,
+        });
+        return;
+      }
+    }
+    await this.client.delete(VolumeGroupSnapshots, prune.name, run.namespace, {
+      preconditions: {
+        ...(group.metadata.uid ? { uid: group.metadata.uid } : {}),
+        ...(group.metadata.resourceVersion
+          ? { resourceVersion: group.metadata.resourceVersion }
+          : {}),
+      },
+    });
+    this.recorder.event(
+      run.policy,
+      'Normal',
+      BackupPolicyReason.GroupPruned,
+      `deleted VolumeGroupSnapshot ${prune.name} with its ${prune.members.length} member snapshot(s): ${prune.message}`,
+    );
+    if (prune.members.length > 0)
+      this.metrics?.snapshotsPruned.inc(run.labels, prune.members.length);
+    run.log.info('pruned a group', { group: prune.name, members: prune.members.length });
+  }
+
   /**
    * Deleting is the one step that cannot be undone, so it is never taken on the word of the
    * cache: the policy is read live before each deletion, and pruning stops when it changed
@@ -453,6 +625,8 @@ export class BackupPolicyController extends PolicyController<
       this.metrics?.policyLastSuccess.set(run.labels, Date.parse(lastSuccess) / 1000);
     if (plan.create.length > 0 && !run.skipRun)
       run.log.info('started a run', { snapshots: plan.create.length });
+    if (plan.createGroups.length > 0)
+      run.log.info('started a run', { groups: plan.createGroups.length });
   }
 
   private finalStatus(run: PolicyRun): BackupPolicyStatus {
@@ -498,6 +672,41 @@ export class BackupPolicyController extends PolicyController<
       try {
         await this.client.delete(VolumeSnapshotClasses, name);
         this.logger.info('deleted an owned VolumeSnapshotClass no snapshot uses', {
+          namespace,
+          policy,
+          class: name,
+        });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
+  }
+
+  /** Owned group classes no group of the policy uses any more, as deleteUnusedClasses. */
+  private async deleteUnusedGroupClasses(
+    namespace: string,
+    policy: string,
+    wanted: string | undefined,
+  ): Promise<void> {
+    const groups = this.groupCache;
+    if (!groups) return;
+    const owned = groups.classes.list({
+      labelSelector: {
+        matchLabels: { [LABEL_POLICY]: labelValue(policy), [LABEL_POLICY_NAMESPACE]: namespace },
+      },
+    });
+    const stale = classesToDelete(
+      namespace,
+      policy,
+      wanted,
+      owned,
+      (cls) =>
+        groups.groups.list().filter((g) => g.spec?.volumeGroupSnapshotClassName === cls).length,
+    );
+    for (const name of stale) {
+      try {
+        await this.client.delete(VolumeGroupSnapshotClasses, name);
+        this.logger.info('deleted an owned VolumeGroupSnapshotClass no group uses', {
           namespace,
           policy,
           class: name,
@@ -559,9 +768,9 @@ function restoreUseChanged(a: RestoreJob, b: RestoreJob): boolean {
   );
 }
 
-function classInSync(
-  current: VolumeSnapshotClass | undefined,
-  desired: VolumeSnapshotClass,
+function classInSync<C extends VolumeSnapshotClass | VolumeGroupSnapshotClass>(
+  current: C | undefined,
+  desired: C,
 ): boolean {
   if (!current) return false;
   const labels = desired.metadata.labels ?? {};
@@ -591,7 +800,31 @@ function backupPolicyCache(informers: InformerFactory) {
         },
         [INDEX_CLASS]: (s) =>
           s.spec?.volumeSnapshotClassName ? [s.spec.volumeSnapshotClassName] : [],
+        // A group's member names its group as owner.
+        [INDEX_GROUP]: (s) =>
+          (s.metadata.ownerReferences ?? [])
+            .filter((o) => o.kind === 'VolumeGroupSnapshot')
+            .map((o) => makeKey(o.name, s.metadata.namespace)),
       },
     }),
+  };
+}
+
+interface GroupCache {
+  groups: Informer<VolumeGroupSnapshot>;
+  classes: Informer<VolumeGroupSnapshotClass>;
+}
+
+function groupSnapshotCache(informers: InformerFactory): GroupCache {
+  return {
+    groups: informers.informer<VolumeGroupSnapshot>(VolumeGroupSnapshots, {
+      indexers: {
+        [INDEX_POLICY]: (g) => {
+          const key = policyKeyOf(g);
+          return key ? [key] : [];
+        },
+      },
+    }),
+    classes: informers.informer<VolumeGroupSnapshotClass>(VolumeGroupSnapshotClasses),
   };
 }

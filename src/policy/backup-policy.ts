@@ -21,11 +21,15 @@ import type {
   BackupPolicyStatus,
   Condition,
   RestoreJob,
+  VolumeGroupSnapshot,
+  VolumeGroupSnapshotClass,
   VolumeSnapshot,
   VolumeSnapshotClass,
 } from '../api/index.js';
 import {
   ANNOTATION_POLICY_NAME,
+  GROUP_SNAPSHOT_API_VERSION,
+  VOLUME_GROUP_SNAPSHOT_CLASS_KIND,
   BackupPolicySpecSchema,
   CONDITION_DEGRADED,
   CONDITION_READY,
@@ -39,7 +43,7 @@ import { setCondition } from '../kube/index.js';
 import { CronError } from './cron.js';
 import { labelValue, ownedSnapshotClassName, snapshotName } from './naming.js';
 import type { Pv, Pvc } from './objects.js';
-import { isDeleting, time } from './objects.js';
+import { isDeleting, time, type SnapshotLike } from './objects.js';
 import { capMessage, summariseProblems } from './messages.js';
 import { compileSchedule, planSchedule, resolvedTimeZone, type SchedulePlan } from './schedule.js';
 import { TimeZoneError } from './timezone.js';
@@ -47,6 +51,13 @@ import { hasHooks, hookRunProblem } from './hooks.js';
 import { BackupPolicyReason } from './reasons.js';
 import { planPvc, selectPvcs, type Problem, type PvcPlan } from './plan-pvcs.js';
 import { listPvcSummaries, summarisePvcs, summariseStatus } from './plan-pvc-summaries.js';
+import {
+  planGroupRuns,
+  selectGroupPvcs,
+  summariseGroups,
+  type GroupObservation,
+  type PlannedGroupPrune,
+} from './plan-groups.js';
 import {
   createdAt,
   planRuns,
@@ -78,6 +89,8 @@ export interface BackupPolicyObservation {
   now: Date;
   /** Whether this installation may exec into pods (the controller's --hooks flag). */
   hooksEnabled?: boolean;
+  /** The group snapshot API as observed; absent when the cluster does not serve it. */
+  groupSnapshots?: GroupObservation;
 }
 
 /** An Event to record; `R` is the reasons of the kind it is about (see reasons.ts). */
@@ -101,6 +114,12 @@ export interface BackupPolicyPlan {
   ownedClass?: VolumeSnapshotClass;
   create: VolumeSnapshot[];
   prune: PlannedPrune[];
+  /** consistency Group: the owned VolumeGroupSnapshotClass to create or bring in sync. */
+  ownedGroupClass?: VolumeGroupSnapshotClass;
+  /** consistency Group: the VolumeGroupSnapshots of the runs taken now. */
+  createGroups: VolumeGroupSnapshot[];
+  /** consistency Group: groups retention lets go, each deleted whole. */
+  pruneGroups: PlannedGroupPrune[];
   /** The complete status once `create` has succeeded. */
   status: BackupPolicyStatus;
   /** Events to record once `create` has succeeded. */
@@ -192,8 +211,35 @@ export function desiredOwnedClass(
   };
 }
 
-/** Whether a class carries the labels of the policy that owns it. */
-export function isOwnedBy(cls: VolumeSnapshotClass, namespace: string, policy: string): boolean {
+/** The VolumeGroupSnapshotClass a groupSnapshotClass.template describes. */
+export function desiredOwnedGroupClass(
+  policy: BackupPolicy,
+  spec: BackupPolicySpec,
+): VolumeGroupSnapshotClass | undefined {
+  const template = spec.groupSnapshotClass?.template;
+  if (!template || spec.consistency !== 'Group') return undefined;
+  const namespace = policy.metadata.namespace!;
+  const name = policy.metadata.name!;
+  return {
+    apiVersion: GROUP_SNAPSHOT_API_VERSION,
+    kind: VOLUME_GROUP_SNAPSHOT_CLASS_KIND,
+    metadata: {
+      name: ownedSnapshotClassName(namespace, name),
+      labels: { [LABEL_POLICY]: labelValue(name), [LABEL_POLICY_NAMESPACE]: namespace },
+      annotations: { [ANNOTATION_POLICY_NAME]: `${namespace}/${name}` },
+    },
+    driver: template.driver,
+    deletionPolicy: template.deletionPolicy,
+    parameters: { ...template.parameters },
+  };
+}
+
+/** Whether a class (snapshot or group snapshot) carries the labels of the policy that owns it. */
+export function isOwnedBy(
+  cls: { metadata: { labels?: Record<string, string> } },
+  namespace: string,
+  policy: string,
+): boolean {
   const labels = cls.metadata.labels ?? {};
   return (
     labels[LABEL_POLICY] === labelValue(policy) && labels[LABEL_POLICY_NAMESPACE] === namespace
@@ -211,6 +257,9 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   const status = startStatus(policy);
   const resolved = resolvePolicy(observed);
   if (resolved instanceof PolicyProblem) return policyProblemPlan(resolved, status, conditions);
+  if (resolved.spec.consistency === 'Group') {
+    return planGroupPolicy(observed, resolved, status, conditions);
+  }
   const { spec, ownedClass } = resolved;
 
   const pvcPlans = selectPvcs(spec, observed).map((entry) =>
@@ -238,6 +287,8 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
   const plan: BackupPolicyPlan = {
     create: runs.create,
     prune: pvcs.prune,
+    createGroups: [],
+    pruneGroups: [],
     status: conditioned.status,
     events: capEvents(events),
     newlyFailedSnapshots: events.filter((e) => e.reason === BackupPolicyReason.SnapshotFailed)
@@ -246,6 +297,57 @@ export function planBackupPolicy(observed: BackupPolicyObservation): BackupPolic
     ...hookPlans(policy, spec, hookHold, runs.runs, runs.runnable, runs.create),
   };
   const requeueAfterMs = nextWakeUp(observed, spec, due.schedule, hookHold.held, runs.inProgress);
+  if (requeueAfterMs !== undefined) plan.requeueAfterMs = requeueAfterMs;
+  return plan;
+}
+
+/**
+ * The plan of a consistency Group policy: one VolumeGroupSnapshot per run over every selected
+ * PVC (or none, saying why), retention over whole groups, the same schedule and conditions.
+ */
+function planGroupPolicy(
+  observed: BackupPolicyObservation,
+  resolved: ResolvedPolicy,
+  status: BackupPolicyStatus,
+  conditions: ConditionWriter,
+): BackupPolicyPlan {
+  const { policy } = observed;
+  const { spec } = resolved;
+  const selection = selectGroupPvcs(observed, resolved);
+  const runs = planGroupRuns(
+    observed,
+    resolved,
+    selection,
+    scheduleDue(observed, spec, resolved.zone),
+  );
+  const scheduled = recordSchedule(status, spec, runs.due, runs.skipped, false);
+  const groups = summariseGroups(observed, resolved, selection, scheduled.status);
+  const conditioned = planConditions(groups.status, conditions, {
+    spec,
+    zone: resolved.zone,
+    namespace: policy.metadata.namespace!,
+    selected: selection.pvcs.length,
+    runnable: selection.blocking.length > 0 ? 0 : selection.pvcs.length,
+    degraded: [...runs.due.problems, ...selection.blocking, ...groups.problems],
+    group: true,
+  });
+  const events = capEvents([
+    ...runs.events,
+    ...scheduled.events,
+    ...groups.events,
+    ...conditioned.events,
+  ]);
+  const plan: BackupPolicyPlan = {
+    create: [],
+    prune: [],
+    createGroups: runs.create,
+    pruneGroups: groups.prune,
+    status: conditioned.status,
+    events,
+    newlyFailedSnapshots: events.filter((e) => e.reason === BackupPolicyReason.GroupFailed).length,
+    ...optional('ownedGroupClass', resolved.ownedGroupClass),
+  };
+  const requeueAfterMs = nextWakeUp(observed, spec, runs.due.schedule, false, runs.inProgress);
   if (requeueAfterMs !== undefined) plan.requeueAfterMs = requeueAfterMs;
   return plan;
 }
@@ -303,6 +405,8 @@ export interface ResolvedPolicy {
   hooked: boolean;
   /** The class the policy owns, when its spec has a template. */
   ownedClass?: VolumeSnapshotClass;
+  /** consistency Group: the group class the policy owns, when groupSnapshotClass has a template. */
+  ownedGroupClass?: VolumeGroupSnapshotClass;
 }
 
 function resolvePolicy(observed: BackupPolicyObservation): ResolvedPolicy | PolicyProblem {
@@ -313,12 +417,7 @@ function resolvePolicy(observed: BackupPolicyObservation): ResolvedPolicy | Poli
     if (!(error instanceof PolicyProblem)) throw error;
     return error;
   }
-  if (spec.consistency === 'Group') {
-    return new PolicyProblem(
-      BackupPolicyReason.GroupConsistencyUnsupported,
-      'spec.consistency is Group, but this version of the controller takes no VolumeGroupSnapshots yet: no snapshot is taken or pruned; set consistency: Volume to snapshot each PVC on its own',
-    );
-  }
+  if (spec.consistency === 'Group') return resolveGroupPolicy(observed, spec);
   const hooked = hasHooks(spec.hooks);
   if (hooked && !observed.hooksEnabled) {
     return new PolicyProblem(
@@ -334,6 +433,45 @@ function resolvePolicy(observed: BackupPolicyObservation): ResolvedPolicy | Poli
     hooked,
     ...optional('ownedClass', ownedClass),
   };
+}
+
+/** consistency Group: the group snapshot API must be served, and the group class usable. */
+function resolveGroupPolicy(
+  observed: BackupPolicyObservation,
+  spec: BackupPolicySpec,
+): ResolvedPolicy | PolicyProblem {
+  const { policy, groupSnapshots } = observed;
+  if (hasHooks(spec.hooks)) {
+    return new PolicyProblem(
+      BackupPolicyReason.HooksWithGroup,
+      'spec.hooks is set with consistency Group, but hooks run around per-PVC snapshots only: no group is taken; remove spec.hooks (a group is crash-consistent across its PVCs without them) or set consistency: Volume',
+    );
+  }
+  if (!groupSnapshots) {
+    return new PolicyProblem(
+      BackupPolicyReason.GroupSnapshotAPIUnavailable,
+      "spec.consistency is Group, but the cluster does not serve groupsnapshot.storage.k8s.io/v1: no group is taken or pruned; install the VolumeGroupSnapshot CRDs (crds/ of snapback) and a snapshot controller with group snapshots (snapback's embedded stack, or upstream's with its group feature gate on)",
+    );
+  }
+  const base = { spec, zone: resolvedTimeZone(spec.timeZone), hooked: false };
+  const name = spec.groupSnapshotClass?.name;
+  if (name !== undefined) {
+    if (groupSnapshots.classes.some((c) => c.metadata.name === name)) return base;
+    return new PolicyProblem(
+      BackupPolicyReason.GroupSnapshotClassNotFound,
+      `VolumeGroupSnapshotClass ${name} not found: no group is taken or pruned; create it or fix spec.groupSnapshotClass.name`,
+    );
+  }
+  const owned = desiredOwnedGroupClass(policy, spec);
+  if (!owned) return base;
+  const existing = groupSnapshots.classes.find((c) => c.metadata.name === owned.metadata.name);
+  if (existing && !isOwnedBy(existing, policy.metadata.namespace!, policy.metadata.name!)) {
+    return new PolicyProblem(
+      BackupPolicyReason.GroupSnapshotClassConflict,
+      `VolumeGroupSnapshotClass ${existing.metadata.name} exists but was not created for this policy; snapback will not change it: delete or rename it, or set spec.groupSnapshotClass.name to use it`,
+    );
+  }
+  return { ...base, ownedGroupClass: owned };
 }
 
 /** The class: an existing one by name (nothing to own), or ours from the template. */
@@ -384,6 +522,8 @@ function policyProblemPlan(
   return {
     create: [],
     prune: [],
+    createGroups: [],
+    pruneGroups: [],
     status,
     events: capEvents(events),
     newlyFailedSnapshots: 0,
@@ -439,6 +579,8 @@ interface ConditionInput {
   runnable: number;
   /** Every problem found, the one to name first first. */
   degraded: readonly Problem[];
+  /** consistency Group: the messages speak of groups. */
+  group?: boolean;
 }
 
 /** The status with its Ready, Degraded and Suspended conditions. */
@@ -449,7 +591,7 @@ function planConditions(
 ): { status: BackupPolicyStatus; events: PolicyEvent[] } {
   const status = { ...previous };
   const events = setReadyCondition(status, conditions, input);
-  setDegradedCondition(status, conditions, input.degraded);
+  setDegradedCondition(status, conditions, input.degraded, input.group === true);
   setSuspendedCondition(status, conditions, input.spec.suspend, previous);
   return { status, events };
 }
@@ -458,7 +600,7 @@ function planConditions(
 function setReadyCondition(
   status: BackupPolicyStatus,
   conditions: ConditionWriter,
-  { spec, zone, namespace, selected, runnable }: ConditionInput,
+  { spec, zone, namespace, selected, runnable, group }: ConditionInput,
 ): PolicyEvent[] {
   if (selected === 0) {
     const reason = BackupPolicyReason.NoPVCsSelected;
@@ -469,9 +611,15 @@ function setReadyCondition(
     conditions.set(status, CONDITION_READY, 'False', reason, message);
     return news ? [{ type: 'Warning', reason, message }] : [];
   }
-  const message = spec.suspend
-    ? `suspended; ${runnable} of ${selected} selected PVC(s) can be snapshotted`
-    : `${runnable} of ${selected} selected PVC(s) snapshotted on "${spec.schedule}" (${zone})`;
+  const message = group
+    ? spec.suspend
+      ? `suspended; ${selected} selected PVC(s), ${runnable === selected ? 'a group can be taken' : 'no group can be taken now (see the Degraded condition)'}`
+      : runnable === selected
+        ? `${selected} selected PVC(s) snapshotted as one VolumeGroupSnapshot on "${spec.schedule}" (${zone})`
+        : `${selected} selected PVC(s) on "${spec.schedule}" (${zone}), but no group can be taken now (see the Degraded condition)`
+    : spec.suspend
+      ? `suspended; ${runnable} of ${selected} selected PVC(s) can be snapshotted`
+      : `${runnable} of ${selected} selected PVC(s) snapshotted on "${spec.schedule}" (${zone})`;
   const reason = spec.suspend ? BackupPolicyReason.Suspended : BackupPolicyReason.Scheduled;
   conditions.set(status, CONDITION_READY, 'True', reason, message);
   return [];
@@ -482,6 +630,7 @@ function setDegradedCondition(
   status: BackupPolicyStatus,
   conditions: ConditionWriter,
   degraded: readonly Problem[],
+  group: boolean,
 ): void {
   if (degraded.length > 0) {
     const message = summariseProblems(
@@ -490,7 +639,9 @@ function setDegradedCondition(
     );
     conditions.set(status, CONDITION_DEGRADED, 'True', degraded[0]!.reason, message);
   } else {
-    const message = 'every selected PVC has a healthy latest snapshot';
+    const message = group
+      ? 'every selected PVC can be snapshotted and the latest group is healthy'
+      : 'every selected PVC has a healthy latest snapshot';
     conditions.set(status, CONDITION_DEGRADED, 'False', BackupPolicyReason.AsExpected, message);
   }
 }
@@ -556,7 +707,7 @@ function nextWakeUp(
   spec: BackupPolicySpec,
   schedule: SchedulePlan,
   held: boolean,
-  inProgress: readonly VolumeSnapshot[],
+  inProgress: readonly SnapshotLike[],
 ): number | undefined {
   const readyDeadlineMs = spec.readyDeadlineSeconds * 1000;
   const wakeUps = [
@@ -593,7 +744,7 @@ export function classesToDelete(
   namespace: string,
   policy: string,
   wanted: string | undefined,
-  classes: readonly VolumeSnapshotClass[],
+  classes: readonly { metadata: VolumeSnapshotClass['metadata'] }[],
   usedBy: (className: string) => number,
 ): string[] {
   return classes

@@ -21,7 +21,10 @@ export interface PolicyControllerOptions {
   workers?: number;
   /** How long a RestoreJob waits for a named snapshot to appear before failing. */
   restoreSourceWaitMs?: number;
-  /** Whether the cluster serves groupsnapshot.storage.k8s.io/v1 (RestoreJobs restore groups). */
+  /**
+   * Whether the cluster serves groupsnapshot.storage.k8s.io/v1: BackupPolicies with consistency
+   * Group take groups, RestoreJobs restore them.
+   */
   groupSnapshots?: boolean;
   /** Prometheus series to update (from `createMetrics()`); none when absent. */
   metrics?: PolicyMetrics;
@@ -66,6 +69,7 @@ export function addPolicyControllers(
     workers: options.workers,
     metrics: options.metrics,
     hookExecutor: options.hookExecutor,
+    groupSnapshots: options.groupSnapshots,
   }).controller;
   const restoreJobs = new RestoreJobController({
     ...shared,

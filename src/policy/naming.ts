@@ -77,6 +77,14 @@ export function snapshotName(policy: string, pvc: string, run: RunIdentity): str
   return fitName([pvc, policy, runLabel(run)], shortHash(policy, pvc, runKey(run)));
 }
 
+/**
+ * The VolumeGroupSnapshot of one run of a consistency Group policy: `<policy>-<run>-<hash>`,
+ * a pure function of (policy, run) as the per-PVC snapshot names are.
+ */
+export function groupSnapshotName(policy: string, run: RunIdentity): string {
+  return fitName([policy, runLabel(run)], shortHash('group', policy, runKey(run)));
+}
+
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 /**
@@ -94,7 +102,11 @@ export function isDnsLabel(name: string): boolean {
   return name.length <= MAX_NAME_LENGTH && DNS_LABEL.test(name);
 }
 
-/** The VolumeSnapshotClass a policy's template produces: cluster-scoped, so the namespace counts. */
+/**
+ * The VolumeSnapshotClass a policy's snapshotClass.template produces, and the
+ * VolumeGroupSnapshotClass its groupSnapshotClass.template produces (another kind, the same
+ * name): cluster-scoped, so the namespace counts.
+ */
 export function ownedSnapshotClassName(namespace: string, policy: string): string {
   return fitName(['snapback', namespace, policy], shortHash(namespace, policy));
 }

@@ -7,7 +7,7 @@ import type {
   V1PersistentVolumeClaim,
   V1StorageClass,
 } from '@kubernetes/client-node';
-import type { ApiObjectMeta, RestoreJob, VolumeSnapshot } from '../api/index.js';
+import type { ApiObjectMeta, RestoreJob, SnapshotError, VolumeSnapshot } from '../api/index.js';
 import {
   ANNOTATION_RUN_TIME,
   API_VERSION,
@@ -53,8 +53,17 @@ export function time(value: Date | string | undefined): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
+/**
+ * What a VolumeSnapshot and a VolumeGroupSnapshot share that the policy reads: run time,
+ * readiness and error.
+ */
+export interface SnapshotLike {
+  metadata: ApiObjectMeta;
+  status?: { creationTime?: string; readyToUse?: boolean; error?: SnapshotError };
+}
+
 /** The run time a snapshot stands for: its run annotation, else when it was taken or created. */
-export function snapshotTime(snapshot: VolumeSnapshot): Date {
+export function snapshotTime(snapshot: SnapshotLike): Date {
   return (
     time(snapshot.metadata.annotations?.[ANNOTATION_RUN_TIME]) ??
     time(snapshot.status?.creationTime) ??
@@ -63,11 +72,11 @@ export function snapshotTime(snapshot: VolumeSnapshot): Date {
   );
 }
 
-export function isReady(snapshot: VolumeSnapshot): boolean {
+export function isReady(snapshot: SnapshotLike): boolean {
   return snapshot.status?.readyToUse === true;
 }
 
-export function hasFailed(snapshot: VolumeSnapshot): boolean {
+export function hasFailed(snapshot: SnapshotLike): boolean {
   return !isReady(snapshot) && snapshot.status?.error !== undefined;
 }
 

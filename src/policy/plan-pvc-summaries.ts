@@ -164,7 +164,7 @@ function pruningPaused(pvc: string, retentionReason?: string): Problem {
   };
 }
 
-function describeRules(rules: RetentionRules): string {
+export function describeRules(rules: RetentionRules): string {
   const parts: string[] = [];
   if (rules.keepLast !== undefined) parts.push(`keepLast ${rules.keepLast}`);
   for (const tier of ['hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const) {

@@ -69,7 +69,7 @@ function pvcNotFound(name: string, observed: BackupPolicyObservation): Problem {
 }
 
 /** Why a PVC's volume cannot be snapshotted yet, if it cannot. */
-function volumeProblem(pvc: Pvc, observed: BackupPolicyObservation): Problem | undefined {
+export function volumeProblem(pvc: Pvc, observed: BackupPolicyObservation): Problem | undefined {
   const name = pvc.metadata.name!;
   if (pvc.status?.phase !== 'Bound') {
     return {
@@ -141,7 +141,7 @@ function defaultClassProblem(
   };
 }
 
-function pvcDriver(pvc: Pvc, observed: BackupPolicyObservation): string | undefined {
+export function pvcDriver(pvc: Pvc, observed: BackupPolicyObservation): string | undefined {
   const volumeName = pvc.spec?.volumeName;
   return volumeName ? observed.volume(volumeName)?.spec?.csi?.driver : undefined;
 }

@@ -27,7 +27,14 @@ import type { BackupPolicyObservation, PolicyEvent, ResolvedPolicy } from './bac
 import { postHooksDue } from './hooks.js';
 import { summariseProblems } from './messages.js';
 import { labelValue, snapshotName, type RunIdentity } from './naming.js';
-import { hasFailed, isDeleting, isReady, snapshotTime, time } from './objects.js';
+import {
+  hasFailed,
+  isDeleting,
+  isReady,
+  snapshotTime,
+  time,
+  type SnapshotLike,
+} from './objects.js';
 import type { Problem, PvcPlan } from './plan-pvcs.js';
 import { BackupPolicyReason } from './reasons.js';
 import type { SchedulePlan } from './schedule.js';
@@ -98,7 +105,7 @@ export interface DueRuns {
 }
 
 /** The schedule's due run, if any, then the run-now run requested, if any. */
-function dueRuns(observed: BackupPolicyObservation, schedule: SchedulePlan): DueRuns {
+export function dueRuns(observed: BackupPolicyObservation, schedule: SchedulePlan): DueRuns {
   const runs: Run[] = schedule.run
     ? [{ identity: { kind: 'scheduled', scheduledTime: schedule.run }, time: schedule.run }]
     : [];
@@ -306,11 +313,11 @@ function snapshotsInProgress(
 }
 
 /** When a snapshot object was created: the start of its readyDeadlineSeconds. */
-export function createdAt(snapshot: VolumeSnapshot): Date {
+export function createdAt(snapshot: SnapshotLike): Date {
   return time(snapshot.metadata.creationTimestamp) ?? snapshotTime(snapshot);
 }
 
 /** Not ready (or failed) within the deadline: reported as failed from then on. */
-export function timedOut(snapshot: VolumeSnapshot, deadlineMs: number, now: Date): boolean {
+export function timedOut(snapshot: SnapshotLike, deadlineMs: number, now: Date): boolean {
   return !isReady(snapshot) && now.getTime() - createdAt(snapshot).getTime() > deadlineMs;
 }

@@ -14,14 +14,24 @@ export const BackupPolicyReason = {
   SnapshotClassNotFound: 'SnapshotClassNotFound',
   SnapshotClassConflict: 'SnapshotClassConflict',
   NoPVCsSelected: 'NoPVCsSelected',
-  /** spec.consistency Group: this controller does not take group snapshots yet. */
-  GroupConsistencyUnsupported: 'GroupConsistencyUnsupported',
+  /** spec.consistency Group on a cluster that does not serve groupsnapshot.storage.k8s.io/v1. */
+  GroupSnapshotAPIUnavailable: 'GroupSnapshotAPIUnavailable',
+  GroupSnapshotClassNotFound: 'GroupSnapshotClassNotFound',
+  GroupSnapshotClassConflict: 'GroupSnapshotClassConflict',
+  /** spec.hooks with consistency Group: hooks run around per-PVC snapshots only. */
+  HooksWithGroup: 'HooksWithGroup',
   // One PVC is not snapshotted.
   PVCNotFound: 'PVCNotFound',
   PVCNotBound: 'PVCNotBound',
   VolumeNotCSI: 'VolumeNotCSI',
   DriverMismatch: 'DriverMismatch',
   NoDefaultSnapshotClass: 'NoDefaultSnapshotClass',
+  // consistency Group: no group is taken (every selected PVC must be snapshottable).
+  NoDefaultGroupSnapshotClass: 'NoDefaultGroupSnapshotClass',
+  MixedDrivers: 'MixedDrivers',
+  GroupNotTaken: 'GroupNotTaken',
+  /** A PVC a group of the policy holds no longer exists; the groups holding it stay whole. */
+  MemberPVCDeleted: 'MemberPVCDeleted',
   // Runs.
   RunStarted: 'RunStarted',
   NothingToSnapshot: 'NothingToSnapshot',
@@ -35,6 +45,14 @@ export const BackupPolicyReason = {
   PruningPaused: 'PruningPaused',
   Pruned: 'Pruned',
   PruneFailed: 'PruneFailed',
+  // Groups (consistency Group), one Event per group.
+  GroupCreated: 'GroupCreated',
+  GroupCreateFailed: 'GroupCreateFailed',
+  GroupReady: 'GroupReady',
+  GroupFailed: 'GroupFailed',
+  GroupTimedOut: 'GroupTimedOut',
+  GroupPruned: 'GroupPruned',
+  GroupPruneFailed: 'GroupPruneFailed',
   // Hooks.
   HookFailed: 'HookFailed',
   HooksNotRun: 'HooksNotRun',

@@ -147,7 +147,7 @@ export const BACKUP_POLICY_DEFINITION: KindDefinition = {
   plural: BACKUP_POLICY_PLURAL,
   singular: BACKUP_POLICY_SINGULAR,
   shortNames: [BACKUP_POLICY_SHORT_NAME],
-  description: `BackupPolicy takes VolumeSnapshots of selected PVCs on a schedule and prunes them by a retention policy. Snapshots carry the labels snapback.dev/policy and snapback.dev/pvc; annotate the policy with snapback.dev/run-now=<a value other than the last one acted on, at most ${MAX_RUN_NOW_TOKEN_LENGTH} characters> for an extra run now.`,
+  description: `BackupPolicy takes VolumeSnapshots of selected PVCs on a schedule (with consistency Group, one VolumeGroupSnapshot of them all per run) and prunes them by a retention policy. Snapshots carry the labels snapback.dev/policy and snapback.dev/pvc, groups snapback.dev/policy; annotate the policy with snapback.dev/run-now=<a value other than the last one acted on, at most ${MAX_RUN_NOW_TOKEN_LENGTH} characters> for an extra run now.`,
   spec: BackupPolicySpecSchema,
   status: BackupPolicyStatusSchema,
   printerColumns: [
@@ -176,6 +176,27 @@ export const BACKUP_POLICY_DEFINITION: KindDefinition = {
       type: 'string',
       jsonPath: '.status.readyOverTotal',
       description: 'Ready snapshots over all snapshots of the selected PVCs.',
+    },
+    {
+      name: 'Consistency',
+      type: 'string',
+      jsonPath: '.spec.consistency',
+      description:
+        'Volume (one VolumeSnapshot per PVC) or Group (one VolumeGroupSnapshot per run).',
+      priority: 1,
+    },
+    {
+      name: 'Groups',
+      type: 'string',
+      jsonPath: '.status.readyOverTotalGroups',
+      description: 'consistency Group: ready VolumeGroupSnapshots over all of the policy.',
+    },
+    {
+      name: 'Members',
+      type: 'string',
+      jsonPath: '.status.lastGroup.readyOverTotal',
+      description: 'consistency Group: ready members over all members of the newest group.',
+      priority: 1,
     },
     AGE,
   ],

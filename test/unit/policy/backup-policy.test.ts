@@ -930,7 +930,7 @@ describe('BackupPolicy planning: runs cannot pile up', function () {
 });
 
 describe('BackupPolicy planning: consistency Group', function () {
-  it('takes no snapshot and prunes nothing: Ready=False GroupConsistencyUnsupported with an Event', function () {
+  it('on a cluster without the group snapshot API takes and prunes nothing: Ready=False GroupSnapshotAPIUnavailable with an Event', function () {
     const p = policy({
       pvcNames: undefined,
       selector: { matchLabels: { app: 'db' } },
@@ -948,12 +948,14 @@ describe('BackupPolicy planning: consistency Group', function () {
     );
     expect(plan.create).to.deep.equal([]);
     expect(plan.prune).to.deep.equal([]);
-    expect(plan.blockedBy).to.equal('GroupConsistencyUnsupported');
+    expect(plan.createGroups).to.deep.equal([]);
+    expect(plan.pruneGroups).to.deep.equal([]);
+    expect(plan.blockedBy).to.equal('GroupSnapshotAPIUnavailable');
     const ready = cond(plan.status, 'Ready');
-    expect(ready).to.include({ status: 'False', reason: 'GroupConsistencyUnsupported' });
-    expect(ready!.message).to.contain('set consistency: Volume');
+    expect(ready).to.include({ status: 'False', reason: 'GroupSnapshotAPIUnavailable' });
+    expect(ready!.message).to.contain('groupsnapshot.storage.k8s.io/v1');
     expect(plan.events.map((e) => `${e.type} ${e.reason}`)).to.deep.equal([
-      'Warning GroupConsistencyUnsupported',
+      'Warning GroupSnapshotAPIUnavailable',
     ]);
   });
 

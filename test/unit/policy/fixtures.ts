@@ -5,18 +5,21 @@ import {
   LABEL_POLICY,
   LABEL_PVC,
 } from '../../../src/api/v1alpha1.js';
+import { ANN_IS_DEFAULT_GROUP_CLASS } from '../../../src/api/group-snapshot.js';
 import type {
   BackupPolicy,
   BackupPolicySpecInput,
   RestoreJob,
   RestoreJobSpecInput,
   VolumeGroupSnapshot,
+  VolumeGroupSnapshotClass,
   VolumeGroupSnapshotContent,
   VolumeSnapshot,
   VolumeSnapshotClass,
   VolumeSnapshotContent,
 } from '../../../src/api/index.js';
 import type { BackupPolicyObservation } from '../../../src/policy/backup-policy.js';
+import type { GroupObservation } from '../../../src/policy/plan-groups.js';
 import type { Pv, Pvc, StorageClass } from '../../../src/policy/objects.js';
 import type { RestoreJobObservation } from '../../../src/policy/restore-job.js';
 import {
@@ -177,6 +180,104 @@ export function policyObservation(
     restoreJobs: parts.restoreJobs ?? [],
     namespacesWithPvc: parts.namespacesWithPvc ?? (() => []),
     now: parts.now ?? new Date('2026-01-01T00:30:00Z'),
+    ...(parts.groupSnapshots ? { groupSnapshots: parts.groupSnapshots } : {}),
+  };
+}
+
+/** A VolumeGroupSnapshot of a Group policy, labelled and annotated as the policy makes them. */
+export function volumeGroupSnapshot(
+  name: string,
+  opts: {
+    policy?: string;
+    runTime?: string;
+    ready?: boolean;
+    error?: string;
+    deleting?: boolean;
+    className?: string;
+    created?: string;
+  } = {},
+): VolumeGroupSnapshot {
+  return {
+    apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+    kind: 'VolumeGroupSnapshot',
+    metadata: {
+      name,
+      namespace: NS,
+      uid: `uid-${name}`,
+      labels: { [LABEL_POLICY]: opts.policy ?? 'nightly' },
+      annotations: {
+        [ANNOTATION_RUN_TIME]: opts.runTime ?? '2026-01-01T10:00:00Z',
+        'snapback.dev/policy-name': opts.policy ?? 'nightly',
+      },
+      creationTimestamp: opts.created ?? opts.runTime ?? '2026-01-01T10:00:00Z',
+      ...(opts.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+    },
+    spec: {
+      source: { selector: { matchLabels: { app: 'db' } } },
+      ...(opts.className ? { volumeGroupSnapshotClassName: opts.className } : {}),
+    },
+    status: {
+      readyToUse: opts.ready ?? true,
+      ...(opts.error ? { error: { message: opts.error } } : {}),
+    },
+  };
+}
+
+/** A member VolumeSnapshot the snapshot controller made for `group` (no policy labels). */
+export function groupMember(
+  group: string,
+  pvcName: string,
+  opts: { ready?: boolean; finalizers?: string[] } = {},
+): VolumeSnapshot {
+  const s = buildSnapshot({
+    name: `snapshot-${group}-${pvcName}`,
+    namespace: NS,
+    pvc: pvcName,
+    status: { readyToUse: opts.ready ?? true, volumeGroupSnapshotName: group },
+  });
+  s.metadata.ownerReferences = [
+    {
+      apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+      kind: 'VolumeGroupSnapshot',
+      name: group,
+      uid: `uid-${group}`,
+    },
+  ];
+  if (opts.finalizers) s.metadata.finalizers = opts.finalizers;
+  return s;
+}
+
+export function groupSnapshotClass(
+  name: string,
+  opts: { driver?: string; isDefault?: boolean; labels?: Record<string, string> } = {},
+): VolumeGroupSnapshotClass {
+  return {
+    apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+    kind: 'VolumeGroupSnapshotClass',
+    metadata: {
+      name,
+      ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.isDefault ? { annotations: { [ANN_IS_DEFAULT_GROUP_CLASS]: 'true' } } : {}),
+    },
+    driver: opts.driver ?? DRIVER,
+    deletionPolicy: 'Delete',
+  };
+}
+
+/** What the controller observes of the group snapshot API: groups, classes, members by group. */
+export function groupObservation(
+  parts: {
+    groups?: VolumeGroupSnapshot[];
+    classes?: VolumeGroupSnapshotClass[];
+    members?: VolumeSnapshot[];
+  } = {},
+): GroupObservation {
+  const members = parts.members ?? [];
+  return {
+    groups: parts.groups ?? [],
+    classes: parts.classes ?? [groupSnapshotClass('group-default', { isDefault: true })],
+    members: (group) =>
+      members.filter((m) => m.metadata.ownerReferences?.some((o) => o.name === group)),
   };
 }
 

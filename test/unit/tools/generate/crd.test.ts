@@ -185,12 +185,25 @@ describe('api: CRDs under crds/', function () {
         'LAST',
         'NEXT',
         'READY/TOTAL',
+        'CONSISTENCY',
+        'GROUPS',
+        'MEMBERS',
         'AGE',
       ]);
       const readyTotal = columns.find((c) => c.name === 'Ready/Total')!;
       const root = servedVersion(crd).schema.openAPIV3Schema;
       expect(readyTotal.type).to.equal('string');
       expect(nodeAt(root, readyTotal.jsonPath.slice(1)).type).to.equal('string');
+      // consistency Group: ready groups, and the members of the newest (wide output only).
+      const groups = columns.find((c) => c.name === 'Groups')!;
+      expect(groups.jsonPath).to.equal('.status.readyOverTotalGroups');
+      expect(nodeAt(root, groups.jsonPath.slice(1)).type).to.equal('string');
+      const members = columns.find((c) => c.name === 'Members') as {
+        priority?: number;
+        jsonPath: string;
+      };
+      expect(members.jsonPath).to.equal('.status.lastGroup.readyOverTotal');
+      expect(members.priority).to.equal(1);
     });
 
     it('RestoreJob: short name rj and the printer columns', function () {
