@@ -264,8 +264,11 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         rulesOf(role).filter((r) => r.apiGroups.includes('snapback.dev')),
         'snapback.dev rules',
       ).to.have.length(2);
-      // the group paths of the snapshot controller: groups, their contents and classes
+      // the group paths of the snapshot controller (groups, their contents and classes), and
+      // Group policies: they create groups, prune them whole and own a class per template
       expect(verbsOn(role, 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshots')).to.deep.equal([
+        'create',
+        'delete',
         'get',
         'list',
         'patch',
@@ -277,7 +280,7 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
       ).to.deep.equal(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']);
       expect(
         verbsOn(role, 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshotclasses'),
-      ).to.deep.equal(['get', 'list', 'watch']);
+      ).to.deep.equal(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']);
       expect(verbsOn(role, 'snapshot.storage.k8s.io', 'volumesnapshots')).to.deep.equal([
         'create',
         'delete',
@@ -732,10 +735,15 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         'watch',
       ]);
       expect(verbsOn(role, 'snapshot.storage.k8s.io', 'volumesnapshots/status')).to.deep.equal([]);
-      // without the embedded snapshot controller nothing reads VolumeGroupSnapshots
-      expect(verbsOn(role, 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshots')).to.deep.equal(
-        [],
-      );
+      // without the embedded snapshot controller only Group policies use VolumeGroupSnapshots:
+      // they create and prune them, and never write their status or finalizers
+      expect(verbsOn(role, 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshots')).to.deep.equal([
+        'create',
+        'delete',
+        'get',
+        'list',
+        'watch',
+      ]);
     });
 
     it('with crossNamespaceVolumeDataSource, turns the gate on and lets the provisioner list ReferenceGrants', async function () {
