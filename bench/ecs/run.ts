@@ -18,16 +18,21 @@
  * Each round starts a fresh emulator process (`test/support/ecs-emulator/main.ts`). Figures,
  * not assertions.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import ecs from '@alicloud/ecs20140526';
 import openapi from '@alicloud/openapi-client';
-import { createAlicloudBackend } from '../../src/driver/backends/alicloud/index.js';
 import type { AlicloudBackend } from '../../src/driver/backends/alicloud/backend.js';
 import { isDiskError } from '../../src/csi/errors.js';
-import { silentLogger } from '../../src/observability/logger.js';
-import { repoRoot } from '../../test/support/tools.js';
+import {
+  ECS,
+  callBreakdown,
+  callTotals,
+  callsBetween,
+  emulatedBackend,
+  seedDisks,
+  startEmulator,
+  type CallSummary,
+} from '../ecs-emulator.js';
 
 function flag(name: string, fallback: number): number {
   const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -39,85 +44,8 @@ const ROUNDS = flag('rounds', 3);
 const JSON_OUT = process.argv.find((a) => a.startsWith('--json='))?.slice('--json='.length);
 const FLOOR_S = SNAPSHOTS / RATE;
 
-const accessKeyId = 'BENCHKEY';
-const accessKeySecret = 'bench-secret';
-const region = 'cn-hangzhou';
-const zone = 'cn-hangzhou-h';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
-
-type CallSummary = Record<string, { ok: number; failed: number }>;
-
-interface Emulator {
-  endpoint: string;
-  admin(method: string, route: string, body?: unknown): Promise<unknown>;
-  stop(): Promise<void>;
-}
-
-async function startEmulator(): Promise<Emulator> {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx/esm',
-      path.join(repoRoot, 'test/support/ecs-emulator/main.ts'),
-      '--port=0',
-      `--access-key-id=${accessKeyId}`,
-      `--access-key-secret=${accessKeySecret}`,
-      `--region=${region}`,
-      `--zones=${zone}`,
-      `--rate-limit=CreateSnapshot=${RATE}`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /listening on (\S+)\n/.exec(out);
-      if (match) resolve(match[1]!);
-    });
-    child.once('exit', (code) =>
-      reject(new Error(`the emulator exited (${code}) before listening: ${out}`)),
-    );
-  });
-  return {
-    endpoint,
-    async admin(method, route, body) {
-      const response = await fetch(`http://${endpoint}/__emulator/${route}`, {
-        method,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      if (!response.ok) throw new Error(`admin ${route}: ${await response.text()}`);
-      return response.json();
-    },
-    async stop() {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-/** Disks that have been attached once, so ECS snapshots them. */
-async function seedDisks(emulator: Emulator): Promise<string[]> {
-  const instance = (await emulator.admin('POST', 'instances', {
-    regionId: region,
-    zoneId: zone,
-  })) as { id: string };
-  const disks: string[] = [];
-  for (let i = 0; i < SNAPSHOTS; i++) {
-    const disk = (await emulator.admin('POST', 'disks', {
-      regionId: region,
-      zoneId: zone,
-      sizeGiB: 40,
-      category: 'cloud_essd',
-      instanceId: instance.id,
-    })) as { DiskId: string };
-    disks.push(disk.DiskId);
-  }
-  return disks;
-}
 
 /** What csi-snapshotter does with one VolumeSnapshotContent, until the snapshot is deleted. */
 async function lifecycle(backend: AlicloudBackend, name: string, diskId: string): Promise<void> {
@@ -159,55 +87,23 @@ interface Result {
   calls: CallSummary;
 }
 
-function totals(calls: CallSummary): { all: number; ok: number } {
-  let all = 0;
-  let ok = 0;
-  for (const entry of Object.values(calls)) {
-    all += entry.ok + entry.failed;
-    ok += entry.ok;
-  }
-  return { all, ok };
-}
-
-function diff(after: CallSummary, before: CallSummary): CallSummary {
-  const out: CallSummary = {};
-  for (const [action, entry] of Object.entries(after)) {
-    const prior = before[action] ?? { ok: 0, failed: 0 };
-    const d = { ok: entry.ok - prior.ok, failed: entry.failed - prior.failed };
-    if (d.ok || d.failed) out[action] = d;
-  }
-  return out;
-}
-
 async function runDriver(side: string, round: number, rateLimits?: string): Promise<Result> {
-  const emulator = await startEmulator();
+  const emulator = await startEmulator([`CreateSnapshot=${RATE}`]);
   try {
-    const disks = await seedDisks(emulator);
-    const backend = await createAlicloudBackend({
-      nodeId: undefined,
-      flags: {
-        region,
-        zone,
-        'ecs-endpoint': emulator.endpoint,
-        'ecs-protocol': 'http',
-        credentials: 'env',
-        ...(rateLimits && { 'ecs-rate-limits': rateLimits }),
-      },
-      env: {
-        ALIBABA_CLOUD_ACCESS_KEY_ID: accessKeyId,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET: accessKeySecret,
-      },
-      logger: silentLogger(),
-    });
+    const disks = await seedDisks(emulator, SNAPSHOTS);
+    const backend = await emulatedBackend(
+      emulator,
+      rateLimits ? { 'ecs-rate-limits': rateLimits } : {},
+    );
     try {
-      const before = (await emulator.admin('GET', 'calls')) as CallSummary;
+      const before = await emulator.calls();
       const start = process.hrtime.bigint();
       await Promise.all(
         disks.map((disk, i) => lifecycle(backend, `snapshot-bench-${round}-${i}`, disk)),
       );
       const elapsed = seconds(start);
-      const calls = diff((await emulator.admin('GET', 'calls')) as CallSummary, before);
-      const { all, ok } = totals(calls);
+      const calls = callsBetween(before, await emulator.calls());
+      const { all, ok } = callTotals(calls);
       return {
         side,
         round,
@@ -225,19 +121,19 @@ async function runDriver(side: string, round: number, rateLimits?: string): Prom
 }
 
 async function runPacedSdk(round: number): Promise<Result> {
-  const emulator = await startEmulator();
+  const emulator = await startEmulator([`CreateSnapshot=${RATE}`]);
   try {
-    const disks = await seedDisks(emulator);
+    const disks = await seedDisks(emulator, SNAPSHOTS);
     const client = new ecs.default(
       new openapi.Config({
-        accessKeyId,
-        accessKeySecret,
+        accessKeyId: ECS.accessKeyId,
+        accessKeySecret: ECS.accessKeySecret,
         endpoint: emulator.endpoint,
         protocol: 'http',
-        regionId: region,
+        regionId: ECS.region,
       }),
     );
-    const before = (await emulator.admin('GET', 'calls')) as CallSummary;
+    const before = await emulator.calls();
     const start = process.hrtime.bigint();
     const ids = await Promise.all(
       disks.map(async (diskId, i) => {
@@ -263,7 +159,7 @@ async function runPacedSdk(round: number): Promise<Result> {
       const batch = [...pending].slice(0, 100);
       const response = await client.describeSnapshots(
         new ecs.DescribeSnapshotsRequest({
-          regionId: region,
+          regionId: ECS.region,
           snapshotIds: JSON.stringify(batch),
           maxResults: 100,
         }),
@@ -275,8 +171,8 @@ async function runPacedSdk(round: number): Promise<Result> {
       ids.map((snapshotId) => client.deleteSnapshot(new ecs.DeleteSnapshotRequest({ snapshotId }))),
     );
     const elapsed = seconds(start);
-    const calls = diff((await emulator.admin('GET', 'calls')) as CallSummary, before);
-    const { all, ok } = totals(calls);
+    const calls = callsBetween(before, await emulator.calls());
+    const { all, ok } = callTotals(calls);
     return {
       side: 'paced-sdk',
       round,
@@ -305,9 +201,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   for (const side of names) {
     const result = await sides[side]!(round);
     results.push(result);
-    const breakdown = Object.entries(result.calls)
-      .map(([action, c]) => `${action} ${c.ok}${c.failed ? `+${c.failed} refused` : ''}`)
-      .join(', ');
+    const breakdown = callBreakdown(result.calls);
     console.log(
       `round ${round} ${side.padEnd(11)} ${result.seconds.toFixed(2)} s (${(result.seconds / FLOOR_S).toFixed(2)}x floor), ` +
         `${result.callsPerSnapshot.toFixed(2)} calls/snapshot (${result.okCallsPerSnapshot.toFixed(2)} answered OK): ${breakdown}`,
