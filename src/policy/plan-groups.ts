@@ -303,7 +303,7 @@ export function summariseGroups(
     events.push(...groupEvents(newest, lastGroup, previous.lastGroup));
     if (lastGroup.problem) problems.push(lastGroup.problem);
   }
-  const missing = missingMembers(observed, live);
+  const missing = missingMembers(observed, selection, live);
   problems.push(...missing.problems);
   const retained = retainGroups(observed, resolved, selection, live, missing.held);
   problems.push(...retained.problems);
@@ -398,11 +398,12 @@ function groupEvents(
  */
 function missingMembers(
   observed: BackupPolicyObservation,
+  selection: GroupSelection,
   live: readonly LiveGroup[],
 ): { held: Set<string>; problems: Problem[] } {
   const namespace = observed.policy.metadata.namespace!;
   const existing = new Set(observed.pvcs.filter((p) => !isDeleting(p)).map((p) => p.metadata.name));
-  const selected = new Set(selectPvcs(observed.policy.spec, observed).map((p) => p.name));
+  const selected = new Set(selection.pvcs.map((p) => p.name));
   const held = new Set<string>();
   const deleted: string[] = [];
   const seen = new Set<string>();
@@ -423,7 +424,7 @@ function missingMembers(
     problems: [
       {
         reason: BackupPolicyReason.MemberPVCDeleted,
-        message: `a member PVC of the policy's groups no longer exists in namespace ${namespace}: ${summariseProblems(deleted, 'see the VolumeGroupSnapshots of this policy')}; the newest ready group holding it is not pruned, and new groups take the PVCs the selector selects now`,
+        message: `a member PVC of the policy's groups is deleted from namespace ${namespace}: ${summariseProblems(deleted, 'see the VolumeGroupSnapshots of this policy')}; retention does not prune the newest ready group holding it (its last backup; delete that group by hand once it is not needed), and new groups take the PVCs the selector selects now`,
       },
     ],
   };

@@ -385,6 +385,7 @@ describe('api: CRDs on a real API server', function () {
       'LAST',
       'NEXT',
       'READY/TOTAL',
+      'GROUPS',
       'AGE',
     ]);
     const bpRow = bpTable[1]!.split(/\s{2,}/);
@@ -395,6 +396,67 @@ describe('api: CRDs on a real API server', function () {
       '3h',
       '2099-01-01T02:00:00Z',
       '3/4',
+    ]);
+
+    // consistency Group: ready groups, and (wide) the consistency and the newest group's members
+    const groupPolicy = 'columns-group';
+    await kubectl(
+      controlPlane,
+      ['create', '-n', namespace, '-f', '-'],
+      JSON.stringify({
+        apiVersion: API_VERSION,
+        kind: BACKUP_POLICY_KIND,
+        metadata: { name: groupPolicy },
+        spec: {
+          selector: { matchLabels: { app: 'db' } },
+          schedule: '@daily',
+          consistency: 'Group',
+        },
+      }),
+    );
+    await kubectl(controlPlane, [
+      'patch',
+      'bp',
+      groupPolicy,
+      '-n',
+      namespace,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: {
+          readyGroups: 2,
+          totalGroups: 2,
+          readyOverTotalGroups: '2/2',
+          lastGroup: {
+            name: 'columns-group-1',
+            runTime: lastSchedule,
+            readyToUse: true,
+            members: 3,
+            readyMembers: 3,
+            readyOverTotal: '3/3',
+          },
+        },
+      }),
+    ]);
+    const wide = (
+      await kubectl(controlPlane, ['get', 'bp', groupPolicy, '-n', namespace, '-o', 'wide'])
+    )
+      .trim()
+      .split('\n');
+    // Cells are cut at the header's column starts: empty cells (no LAST yet) leave no text.
+    const header = wide[0]!;
+    const names = header.split(/\s{2,}/);
+    const cell = (name: string) => {
+      const start = header.indexOf(name);
+      const next = names[names.indexOf(name) + 1];
+      return wide[1]!.slice(start, next ? header.indexOf(next) : undefined).trim();
+    };
+    expect(names).to.include.members(['CONSISTENCY', 'GROUPS', 'MEMBERS']);
+    expect([cell('CONSISTENCY'), cell('GROUPS'), cell('MEMBERS')]).to.deep.equal([
+      'Group',
+      '2/2',
+      '3/3',
     ]);
 
     const jobName = 'columns-job';
