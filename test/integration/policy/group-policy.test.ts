@@ -309,4 +309,25 @@ describe('Group BackupPolicy on snapback all-in-one (local backend, real control
     expect(sourcesOf(membersOf(byName.get(third)!, snapshots))).to.deep.equal(['db-0', 'db-1']);
     expect(snapshots.filter((s) => s.metadata.deletionTimestamp)).to.deep.equal([]);
   });
+
+  it('the owned VolumeGroupSnapshotClass outlives the policy while its groups use it, then goes', async function () {
+    const className = ownedSnapshotClassName(namespace, POLICY);
+    await client.delete(BackupPolicies, POLICY, namespace);
+    await waitFor(async () => !(await getPolicy()), 60_000, 'the policy to be deleted', state);
+    // The policy never deletes its groups: they are backups, not its parts.
+    expect((await groups()).length).to.equal(2);
+    expect(await client.get(VolumeGroupSnapshotClasses, className)).to.not.equal(undefined);
+    for (const g of await groups()) {
+      await client.delete(VolumeGroupSnapshots, g.metadata.name!, namespace);
+    }
+    await waitFor(
+      async () =>
+        (await groups()).length === 0 &&
+        (await allSnapshots()).length === 0 &&
+        !(await client.get(VolumeGroupSnapshotClasses, className)),
+      120_000,
+      'the groups, their members and then the owned class to be deleted',
+      state,
+    );
+  });
 });

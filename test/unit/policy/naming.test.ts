@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import type { RunIdentity } from '../../../src/policy/naming.js';
 import {
   MAX_NAME_LENGTH,
+  groupSnapshotName,
   isDnsLabel,
   labelValue,
   ownedSnapshotClassName,
@@ -103,5 +104,30 @@ describe('naming', function () {
     expect(ownedSnapshotClassName('team-b', 'nightly')).not.to.equal(a);
     expect(ownedSnapshotClassName('team', 'a-nightly')).not.to.equal(a);
     expect(isDnsLabel(ownedSnapshotClassName('n'.repeat(63), 'p'.repeat(253)))).to.equal(true);
+  });
+
+  it('names a group after the policy and the run: retries alike, runs apart, a valid DNS label', function () {
+    expect(groupSnapshotName('db-group', scheduled('2026-03-29T01:00:00Z'))).to.match(
+      /^db-group-202603290100-[0-9a-f]{8}$/,
+    );
+    expect(groupSnapshotName('db-group', runNow('Nightly_1'))).to.match(
+      /^db-group-now-nightly-1-[0-9a-f]{8}$/,
+    );
+    expect(groupSnapshotName('p', scheduled('2026-01-01T10:00:00Z'))).to.equal(
+      groupSnapshotName('p', scheduled('2026-01-01T10:00:00.000Z')),
+    );
+    const names = [
+      groupSnapshotName('p', scheduled('2026-01-01T10:00:00Z')),
+      groupSnapshotName('p', scheduled('2026-01-01T10:01:00Z')),
+      groupSnapshotName('p', runNow('a', 1)),
+      groupSnapshotName('p', runNow('a', 2)),
+      groupSnapshotName('q', runNow('a', 1)),
+      // a group's name never equals the snapshot name a PVC of the same run would get
+      snapshotName('p', 'p', runNow('a', 1)),
+    ];
+    expect(new Set(names).size).to.equal(names.length);
+    const long = groupSnapshotName('p'.repeat(80), runNow('t'.repeat(200)));
+    expect(long.length).to.be.at.most(MAX_NAME_LENGTH);
+    expect(isDnsLabel(long)).to.equal(true);
   });
 });
