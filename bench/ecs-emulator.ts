@@ -42,7 +42,7 @@ export async function startEmulator(rateLimits: string[] = []): Promise<Emulator
       `--zones=${ECS.zone}`,
       ...rateLimits.map((limit) => `--rate-limit=${limit}`),
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const endpoint = await new Promise<string>((resolve, reject) => {
     let out = '';

@@ -16,7 +16,6 @@
  *
  * Figures, not assertions: see the README.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +23,7 @@ import { startControlPlane, freePort } from '../../test/support/control-plane.js
 import { kubectl } from '../../test/support/cluster.js';
 import { isAlive, sleep, waitFor } from '../../test/support/processes.js';
 import { repoRoot, tool } from '../../test/support/tools.js';
+import { ECS, startEmulator, type Emulator } from '../ecs-emulator.js';
 import { BenchProcesses, numberFlag as flag, snapbackMain, stringFlag } from '../support.js';
 
 const ROUNDS = flag('rounds', 3);
@@ -43,11 +43,6 @@ const PACKAGES = [
   'prom-client',
   'yaml',
 ];
-
-const accessKeyId = 'BENCHKEY';
-const accessKeySecret = 'bench-secret';
-const region = 'cn-hangzhou';
-const zone = 'cn-hangzhou-h';
 
 interface Sample {
   rssMiB: number;
@@ -126,38 +121,6 @@ async function measureImport(pkg: string | undefined): Promise<Sample> {
   }
 }
 
-interface Emulator {
-  endpoint: string;
-  child: ChildProcess;
-}
-
-async function startEmulator(): Promise<Emulator> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx/esm',
-      path.join(repoRoot, 'test/support/ecs-emulator/main.ts'),
-      '--port=0',
-      `--access-key-id=${accessKeyId}`,
-      `--access-key-secret=${accessKeySecret}`,
-      `--region=${region}`,
-      `--zones=${zone}`,
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /listening on (\S+)\n/.exec(out);
-      if (match) resolve(match[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`the emulator exited (${code}): ${out}`)));
-  });
-  return { endpoint, child };
-}
-
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
@@ -229,16 +192,16 @@ async function main(): Promise<void> {
             'driver',
             '--backend=alicloud',
             `--endpoint=unix://${path.join(dir, 'alicloud.sock')}`,
-            `--region=${region}`,
-            `--zone=${zone}`,
+            `--region=${ECS.region}`,
+            `--zone=${ECS.zone}`,
             `--ecs-endpoint=${emulator.endpoint}`,
             '--ecs-protocol=http',
             '--credentials=env',
           ],
           {
             ...env,
-            ALIBABA_CLOUD_ACCESS_KEY_ID: accessKeyId,
-            ALIBABA_CLOUD_ACCESS_KEY_SECRET: accessKeySecret,
+            ALIBABA_CLOUD_ACCESS_KEY_ID: ECS.accessKeyId,
+            ALIBABA_CLOUD_ACCESS_KEY_SECRET: ECS.accessKeySecret,
           },
         ),
       );
@@ -246,11 +209,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await processes.stopAll(10_000);
-    if (emulator) {
-      const exited = new Promise((resolve) => emulator!.child.once('exit', resolve));
-      emulator.child.kill('SIGTERM');
-      await exited;
-    }
+    await emulator?.stop();
     await controlPlane.stop();
     rmSync(work, { recursive: true, force: true });
   }
