@@ -231,7 +231,9 @@ describe('policy controllers on snapback all-in-one (local backend, real control
       );
       const table = await kubectl(controlPlane, ['get', 'bp', 'minutely', '-n', namespace]);
       const [header, row] = table.trim().split('\n');
-      expect(header).to.match(/^NAME\s+SCHEDULE\s+SUSPENDED\s+LAST\s+NEXT\s+READY\/TOTAL\s+AGE$/);
+      expect(header).to.match(
+        /^NAME\s+SCHEDULE\s+SUSPENDED\s+LAST\s+NEXT\s+READY\/TOTAL\s+GROUPS\s+AGE$/,
+      );
       const columns = row!.trim().split(/\s{2,}/);
       expect(columns.slice(0, 3)).to.deep.equal(['minutely', '* * * * *', 'false']);
       expect(columns[3], 'LAST').to.match(/^\d+s$/);
