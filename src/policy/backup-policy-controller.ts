@@ -1,8 +1,9 @@
 /**
  * The BackupPolicy controller: thin glue between the informer caches, the pure planner
  * (backup-policy.ts) and the API server. One reconcile keeps the policy's owned
- * VolumeSnapshotClass in sync, runs the hooks that are due, creates the run's snapshots,
- * prunes what retention lets go, and writes the status.
+ * VolumeSnapshotClass (or, with consistency Group, VolumeGroupSnapshotClass) in sync, runs the
+ * hooks that are due, creates the run's snapshots or group, prunes what retention lets go, and
+ * writes the status.
  *
  * Status writes carry the resourceVersion the plan was made from, so a plan made from a stale
  * cache fails with a conflict and is made again instead of, say, counting a missed run twice.

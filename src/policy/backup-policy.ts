@@ -11,7 +11,8 @@
  * This file holds the plan's types, its outline (planBackupPolicy), the spec and class checks,
  * the schedule, conditions and hooks; the larger steps have a file each: plan-pvcs.ts (which
  * PVCs, each checked), plan-runs.ts (the runs taken now) and plan-pvc-summaries.ts (status.pvcs
- * and retention).
+ * and retention). With spec.consistency Group a run takes one VolumeGroupSnapshot of every
+ * selected PVC instead, and retention counts whole groups: plan-groups.ts.
  */
 import { z } from 'zod';
 import type {

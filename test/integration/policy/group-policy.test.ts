@@ -42,6 +42,8 @@ import {
 
 const POLICY = 'db-group';
 const PVCS = ['db-0', 'db-1', 'db-2'];
+/** A policy whose group the driver refuses. */
+const FAILING = 'db-group-refused';
 
 /**
  * A BackupPolicy with consistency Group end to end: a real control plane, `snapback
@@ -79,8 +81,9 @@ describe('Group BackupPolicy on snapback all-in-one (local backend, real control
     client.patch(BackupPolicies, POLICY, namespace, 'merge', {
       metadata: { annotations: { 'snapback.dev/run-now': token } },
     });
-  const runNowGroup = (token: string, sequence: number) =>
-    groupSnapshotName(POLICY, { kind: 'run-now', token, sequence });
+  const runNowGroupOf = (policy: string, token: string, sequence: number) =>
+    groupSnapshotName(policy, { kind: 'run-now', token, sequence });
+  const runNowGroup = (token: string, sequence: number) => runNowGroupOf(POLICY, token, sequence);
   const state = async () =>
     JSON.stringify({
       policy: (await getPolicy())?.status,
@@ -153,14 +156,18 @@ describe('Group BackupPolicy on snapback all-in-one (local backend, real control
     if (this.currentTest?.state === 'failed') console.log(aio?.log().slice(-6000));
     if (namespace) {
       // Groups go with their members while the stack runs, so nothing is left half deleted.
-      await client.delete(BackupPolicies, POLICY, namespace).catch(() => undefined);
-      for (const g of await groups().catch(() => [])) {
+      for (const name of [POLICY, FAILING]) {
+        await client.delete(BackupPolicies, name, namespace).catch(() => undefined);
+      }
+      const everyGroup = async () =>
+        (await client.list<VolumeGroupSnapshot>(VolumeGroupSnapshots, { namespace })).items;
+      for (const g of await everyGroup().catch(() => [])) {
         await client
           .delete(VolumeGroupSnapshots, g.metadata.name!, namespace)
           .catch(() => undefined);
       }
       await waitFor(
-        async () => (await groups()).length === 0 && (await allSnapshots()).length === 0,
+        async () => (await everyGroup()).length === 0 && (await allSnapshots()).length === 0,
         120_000,
         'the groups and their members to be deleted',
       ).catch(() => undefined);
@@ -175,9 +182,11 @@ describe('Group BackupPolicy on snapback all-in-one (local backend, real control
         'the test PVs to be deleted',
       ).catch(() => undefined);
       await deleteClasses(client, namespace);
-      await client
-        .delete(VolumeGroupSnapshotClasses, ownedSnapshotClassName(namespace, POLICY))
-        .catch(() => undefined);
+      for (const name of [POLICY, FAILING]) {
+        await client
+          .delete(VolumeGroupSnapshotClasses, ownedSnapshotClassName(namespace, name))
+          .catch(() => undefined);
+      }
     }
     await aio?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -329,5 +338,51 @@ describe('Group BackupPolicy on snapback all-in-one (local backend, real control
       'the groups, their members and then the owned class to be deleted',
       state,
     );
+  });
+
+  it('a group the driver refuses: its error in the Degraded condition and one GroupFailed Event', async function () {
+    // The local backend takes no group snapshot class parameters: the driver refuses the group.
+    await client.create(BackupPolicies, {
+      apiVersion: 'snapback.dev/v1alpha1',
+      kind: 'BackupPolicy',
+      metadata: { name: FAILING, namespace, annotations: { 'snapback.dev/run-now': 'one' } },
+      spec: {
+        schedule: '@daily',
+        consistency: 'Group',
+        selector: { matchLabels: { app: 'db' } },
+        groupSnapshotClass: {
+          template: { driver: 'local.snapback.dev', parameters: { unknown: 'x' } },
+        },
+      },
+    } as unknown as BackupPolicy);
+    const policy = await waitFor(
+      async () => {
+        const p = await client.get<BackupPolicy>(BackupPolicies, FAILING, namespace);
+        const d = p?.status?.conditions?.find((c) => c.type === 'Degraded');
+        return d?.reason === 'GroupFailed' ? p : undefined;
+      },
+      120_000,
+      'Degraded GroupFailed',
+      async () =>
+        JSON.stringify({
+          policy: (await client.get<BackupPolicy>(BackupPolicies, FAILING, namespace))?.status,
+          groups: (
+            await client.list<VolumeGroupSnapshot>(VolumeGroupSnapshots, { namespace })
+          ).items.map((g) => [g.metadata.name, g.status]),
+        }),
+    );
+    const group = await client.get<VolumeGroupSnapshot>(
+      VolumeGroupSnapshots,
+      runNowGroupOf(FAILING, 'one', 1),
+      namespace,
+    );
+    const error = group?.status?.error?.message;
+    expect(error, JSON.stringify(group?.status)).to.be.a('string');
+    const degraded = policy.status!.conditions!.find((c) => c.type === 'Degraded')!;
+    expect(degraded.message).to.contain(`VolumeGroupSnapshot ${group!.metadata.name} failed`);
+    expect(degraded.message).to.contain(error!.slice(0, 40));
+    expect(policy.status?.lastGroup).to.include({ readyToUse: false, members: 0 });
+    const events = await eventsFor(client, namespace, 'BackupPolicy', FAILING);
+    expect(events.filter((e) => e.reason === 'GroupFailed')).to.have.length(1);
   });
 });
