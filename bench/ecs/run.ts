@@ -10,6 +10,8 @@
  * - driver:        the alicloud backend as `snapback driver` builds it (default client limits),
  *                  driven the way csi-snapshotter drives a CSI driver: CreateSnapshot repeated
  *                  every second until ready, then DeleteSnapshot, retried on UNAVAILABLE/ABORTED;
+ * - driver-process: `snapback driver --backend=alicloud` from dist/ as its own process, driven
+ *                  the same way over its CSI socket: the figures plus the driver's peak RSS;
  * - driver-20/s:   the same, told CreateSnapshot may go at 20/s: it must learn the real limit
  *                  from ECS's throttling replies;
  * - paced-sdk:     a hand-written client that knows the limit: CreateSnapshot paced at exactly
@@ -18,11 +20,18 @@
  * Each round starts a fresh emulator process (`test/support/ecs-emulator/main.ts`). Figures,
  * not assertions.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import ecs from '@alicloud/ecs20140526';
 import openapi from '@alicloud/openapi-client';
 import type { AlicloudBackend } from '../../src/driver/backends/alicloud/backend.js';
+import { connectCsi, type CsiClient } from '../../src/csi/client.js';
 import { isDiskError } from '../../src/csi/errors.js';
+import { grpcCodeOf } from '../../src/csi/status.js';
+import { isAlive, startProcess, stopProcess, waitFor } from '../../test/support/processes.js';
+import { tool } from '../../test/support/tools.js';
 import {
   ECS,
   callBreakdown,
@@ -32,7 +41,9 @@ import {
   seedDisks,
   startEmulator,
   type CallSummary,
+  type Emulator,
 } from '../ecs-emulator.js';
+import { peakRssMiB, snapbackMain } from '../support.js';
 
 function flag(name: string, fallback: number): number {
   const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -47,32 +58,68 @@ const FLOOR_S = SNAPSHOTS / RATE;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
 
-/** What csi-snapshotter does with one VolumeSnapshotContent, until the snapshot is deleted. */
-async function lifecycle(backend: AlicloudBackend, name: string, diskId: string): Promise<void> {
-  const request = {
-    name,
-    sourceVolumeId: diskId,
-    forceDelete: false,
-    parameters: {},
-    metadata: {},
+/** One side's CreateSnapshot and DeleteSnapshot, and which failures a sidecar retries. */
+interface SnapshotCalls {
+  create(name: string, diskId: string): Promise<{ id: string; ready: boolean }>;
+  delete(id: string): Promise<void>;
+  retryable(error: unknown): boolean;
+}
+
+/** The alicloud backend's calls, in this process. */
+function backendCalls(backend: AlicloudBackend): SnapshotCalls {
+  return {
+    async create(name, diskId) {
+      const snapshot = await backend.createSnapshot({
+        name,
+        sourceVolumeId: diskId,
+        forceDelete: false,
+        parameters: {},
+        metadata: {},
+      });
+      return { id: snapshot.id, ready: snapshot.readyToUse };
+    },
+    delete: (id) => backend.deleteSnapshot(id),
+    retryable: (error) => isDiskError(error, 'UNAVAILABLE') || isDiskError(error, 'ABORTED'),
   };
+}
+
+/** A `snapback driver` process's calls, over its CSI socket. */
+function csiCalls(client: CsiClient): SnapshotCalls {
+  return {
+    async create(name, diskId) {
+      const { snapshot } = await client.controller.createSnapshot({
+        name,
+        source_volume_id: diskId,
+      });
+      return { id: snapshot!.snapshot_id, ready: snapshot!.ready_to_use };
+    },
+    async delete(id) {
+      await client.controller.deleteSnapshot({ snapshot_id: id });
+    },
+    retryable: (error) =>
+      grpcCodeOf(error) === GrpcStatus.UNAVAILABLE || grpcCodeOf(error) === GrpcStatus.ABORTED,
+  };
+}
+
+/** What csi-snapshotter does with one VolumeSnapshotContent, until the snapshot is deleted. */
+async function lifecycle(calls: SnapshotCalls, name: string, diskId: string): Promise<void> {
   let snapshotId: string | undefined;
   for (;;) {
     try {
-      const snapshot = await backend.createSnapshot(request);
+      const snapshot = await calls.create(name, diskId);
       snapshotId = snapshot.id;
-      if (snapshot.readyToUse) break;
+      if (snapshot.ready) break;
     } catch (error) {
-      if (!isDiskError(error, 'UNAVAILABLE') && !isDiskError(error, 'ABORTED')) throw error;
+      if (!calls.retryable(error)) throw error;
     }
     await sleep(1000);
   }
   for (;;) {
     try {
-      await backend.deleteSnapshot(snapshotId);
+      await calls.delete(snapshotId);
       return;
     } catch (error) {
-      if (!isDiskError(error, 'UNAVAILABLE') && !isDiskError(error, 'ABORTED')) throw error;
+      if (!calls.retryable(error)) throw error;
       await sleep(1000);
     }
   }
@@ -85,6 +132,32 @@ interface Result {
   callsPerSnapshot: number;
   okCallsPerSnapshot: number;
   calls: CallSummary;
+  /** driver-process: the driver's peak RSS (VmHWM). */
+  peakRssMiB?: number;
+}
+
+/** 100 lifecycles against a fresh emulator through `calls`; the emulator counts the calls. */
+async function measured(
+  side: string,
+  round: number,
+  emulator: Emulator,
+  disks: string[],
+  calls: SnapshotCalls,
+): Promise<Result> {
+  const before = await emulator.calls();
+  const start = process.hrtime.bigint();
+  await Promise.all(disks.map((disk, i) => lifecycle(calls, `snapshot-bench-${round}-${i}`, disk)));
+  const elapsed = seconds(start);
+  const counted = callsBetween(before, await emulator.calls());
+  const { all, ok } = callTotals(counted);
+  return {
+    side,
+    round,
+    seconds: elapsed,
+    callsPerSnapshot: all / SNAPSHOTS,
+    okCallsPerSnapshot: ok / SNAPSHOTS,
+    calls: counted,
+  };
 }
 
 async function runDriver(side: string, round: number, rateLimits?: string): Promise<Result> {
@@ -96,27 +169,62 @@ async function runDriver(side: string, round: number, rateLimits?: string): Prom
       rateLimits ? { 'ecs-rate-limits': rateLimits } : {},
     );
     try {
-      const before = await emulator.calls();
-      const start = process.hrtime.bigint();
-      await Promise.all(
-        disks.map((disk, i) => lifecycle(backend, `snapshot-bench-${round}-${i}`, disk)),
-      );
-      const elapsed = seconds(start);
-      const calls = callsBetween(before, await emulator.calls());
-      const { all, ok } = callTotals(calls);
-      return {
-        side,
-        round,
-        seconds: elapsed,
-        callsPerSnapshot: all / SNAPSHOTS,
-        okCallsPerSnapshot: ok / SNAPSHOTS,
-        calls,
-      };
+      return await measured(side, round, emulator, disks, backendCalls(backend));
     } finally {
       await backend.close();
     }
   } finally {
     await emulator.stop();
+  }
+}
+
+/** `snapback driver --backend=alicloud` (the compiled dist/) as its own process, over CSI. */
+async function runDriverProcess(round: number): Promise<Result> {
+  const emulator = await startEmulator([`CreateSnapshot=${RATE}`]);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-bench-ecs-'));
+  const socket = path.join(dir, 'csi.sock');
+  const driver = startProcess(
+    process.execPath,
+    [
+      snapbackMain(),
+      'driver',
+      '--backend=alicloud',
+      `--endpoint=unix://${socket}`,
+      `--region=${ECS.region}`,
+      `--zone=${ECS.zone}`,
+      `--ecs-endpoint=${emulator.endpoint}`,
+      '--ecs-protocol=http',
+      '--credentials=env',
+    ],
+    {
+      logFile: path.join(dir, 'driver.log'),
+      owned: true,
+      env: {
+        ...process.env,
+        SNAPBACK_CSI_PROTO: tool('CSI_PROTO'),
+        SNAPBACK_LOG_LEVEL: 'warn',
+        ALIBABA_CLOUD_ACCESS_KEY_ID: ECS.accessKeyId,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET: ECS.accessKeySecret,
+      },
+    },
+  );
+  const pid = driver.pid!;
+  const client = connectCsi(`unix://${socket}`, { protoPath: tool('CSI_PROTO') });
+  try {
+    const disks = await seedDisks(emulator, SNAPSHOTS);
+    await waitFor(
+      async () =>
+        isAlive(pid) && (await client.identity.probe({}, { timeoutMs: 1000 })).ready?.value,
+      60_000,
+      'the driver to answer Probe',
+    );
+    const result = await measured('driver-process', round, emulator, disks, csiCalls(client));
+    return { ...result, peakRssMiB: peakRssMiB(pid) };
+  } finally {
+    client.close();
+    await stopProcess(pid);
+    await emulator.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -189,6 +297,7 @@ async function runPacedSdk(round: number): Promise<Result> {
 const results: Result[] = [];
 const sides: Record<string, (round: number) => Promise<Result>> = {
   driver: (round) => runDriver('driver', round),
+  'driver-process': (round) => runDriverProcess(round),
   'driver-20/s': (round) => runDriver('driver-20/s', round, 'CreateSnapshot=20'),
   'paced-sdk': (round) => runPacedSdk(round),
 };
@@ -202,9 +311,10 @@ for (let round = 1; round <= ROUNDS; round++) {
     const result = await sides[side]!(round);
     results.push(result);
     const breakdown = callBreakdown(result.calls);
+    const rss = result.peakRssMiB === undefined ? '' : `, peak RSS ${result.peakRssMiB} MiB`;
     console.log(
-      `round ${round} ${side.padEnd(11)} ${result.seconds.toFixed(2)} s (${(result.seconds / FLOOR_S).toFixed(2)}x floor), ` +
-        `${result.callsPerSnapshot.toFixed(2)} calls/snapshot (${result.okCallsPerSnapshot.toFixed(2)} answered OK): ${breakdown}`,
+      `round ${round} ${side.padEnd(14)} ${result.seconds.toFixed(2)} s (${(result.seconds / FLOOR_S).toFixed(2)}x floor), ` +
+        `${result.callsPerSnapshot.toFixed(2)} calls/snapshot (${result.okCallsPerSnapshot.toFixed(2)} answered OK)${rss}: ${breakdown}`,
     );
   }
 }
@@ -220,6 +330,9 @@ const summary = Object.fromEntries(
         floorRatio: mean(mine.map((r) => r.seconds)) / FLOOR_S,
         callsPerSnapshot: mean(mine.map((r) => r.callsPerSnapshot)),
         okCallsPerSnapshot: mean(mine.map((r) => r.okCallsPerSnapshot)),
+        ...(mine[0]?.peakRssMiB !== undefined && {
+          peakRssMiB: Math.max(...mine.map((r) => r.peakRssMiB!)),
+        }),
       },
     ];
   }),
@@ -229,7 +342,8 @@ for (const [side, s] of Object.entries(summary)) {
   console.log(
     `  ${side.padEnd(11)} ${s.seconds.toFixed(2)} s = ${s.floorRatio.toFixed(2)}x the ${FLOOR_S} s floor ` +
       `(${(s.seconds / summary['paced-sdk']!.seconds).toFixed(2)}x paced-sdk), ` +
-      `${s.callsPerSnapshot.toFixed(2)} calls/snapshot (${s.okCallsPerSnapshot.toFixed(2)} OK)`,
+      `${s.callsPerSnapshot.toFixed(2)} calls/snapshot (${s.okCallsPerSnapshot.toFixed(2)} OK)` +
+      ('peakRssMiB' in s ? `, peak RSS ${s.peakRssMiB} MiB` : ''),
   );
 }
 if (JSON_OUT)
