@@ -44,13 +44,12 @@ import {
 const GROUP_VERSION = 'snapback.dev/v1alpha1';
 const MEMBERS = ['db-0', 'db-1', 'db-2'];
 const POLICY = 'db';
-const GROUP = 'db-group';
 
 /**
  * RestoreJobs from a Group policy end to end: `snapback all-in-one` with the local backend and
- * the group snapshot API served, three PVCs with data, one VolumeGroupSnapshot over them
- * labelled as the policy's, and a "kubelet" that mounts through the driver's CSI socket to
- * read back what each restored PVC holds.
+ * the group snapshot API served, three PVCs with data, the one VolumeGroupSnapshot a run of the
+ * policy takes over them, and a "kubelet" that mounts through the driver's CSI socket to read
+ * back what each restored PVC holds.
  */
 describe('RestoreJob from a Group policy on snapback all-in-one (local backend, real control plane)', function () {
   this.timeout(900_000);
@@ -61,6 +60,8 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
   let aio: Started | undefined;
   let kubelet: Kubelet | undefined;
   const written: Record<string, string> = {};
+  /** The group the policy's run took. */
+  let group: string;
 
   const restoreManifest = (name: string, spec: Record<string, unknown>): RestoreJob =>
     ({
@@ -132,18 +133,6 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
       await kubelet.unmount(pv.spec!.csi!.volumeHandle);
     }
 
-    // The policy whose groups the RestoreJobs restore from. Its schedule does not come round
-    // during the test: the group it is restored from is the one made below.
-    await client.create(BackupPolicies, {
-      apiVersion: GROUP_VERSION,
-      kind: 'BackupPolicy',
-      metadata: { name: POLICY, namespace },
-      spec: {
-        schedule: '0 0 1 1 *',
-        consistency: 'Group',
-        selector: { matchLabels: { app: 'db' } },
-      },
-    } as unknown as BackupPolicy);
     await client.create(VolumeGroupSnapshotClasses, {
       apiVersion: 'groupsnapshot.storage.k8s.io/v1',
       kind: 'VolumeGroupSnapshotClass',
@@ -152,27 +141,38 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
       deletionPolicy: 'Delete',
       parameters: { forceDelete: 'true' },
     } as KubeObject);
-    // A group as a run of the policy makes it: one VolumeGroupSnapshot, labelled with the policy.
-    await client.create(VolumeGroupSnapshots, {
-      apiVersion: 'groupsnapshot.storage.k8s.io/v1',
-      kind: 'VolumeGroupSnapshot',
-      metadata: { name: GROUP, namespace, labels: { 'snapback.dev/policy': POLICY } },
+    // The policy whose group the RestoreJobs restore from: one run (run-now) takes one group
+    // over the three PVCs; its schedule does not come round during the test.
+    await client.create(BackupPolicies, {
+      apiVersion: GROUP_VERSION,
+      kind: 'BackupPolicy',
+      metadata: { name: POLICY, namespace, annotations: { 'snapback.dev/run-now': 'one' } },
       spec: {
-        volumeGroupSnapshotClassName: groupClass(),
-        source: { selector: { matchLabels: { app: 'db' } } },
+        schedule: '0 0 1 1 *',
+        consistency: 'Group',
+        selector: { matchLabels: { app: 'db' } },
+        groupSnapshotClass: { name: groupClass() },
       },
-    } as KubeObject);
-    await waitFor(
+    } as unknown as BackupPolicy);
+    const groupsOfPolicy = async () =>
+      (
+        await client.list<VolumeGroupSnapshot>(VolumeGroupSnapshots, {
+          namespace,
+          labelSelector: `snapback.dev/policy=${POLICY}`,
+        })
+      ).items;
+    const taken = await waitFor(
       async () => {
-        const g = await client.get<VolumeGroupSnapshot>(VolumeGroupSnapshots, GROUP, namespace);
-        return g?.status?.readyToUse ? g : undefined;
+        const groups = await groupsOfPolicy();
+        return groups.length === 1 && groups[0]!.status?.readyToUse ? groups[0] : undefined;
       },
       180_000,
-      'the group snapshot to be ready',
+      'one ready group of the policy',
       async () =>
-        JSON.stringify(await client.get(VolumeGroupSnapshots, GROUP, namespace)) +
+        JSON.stringify((await groupsOfPolicy()).map((g) => [g.metadata.name, g.status])) +
         `\n${aio?.log().slice(-3000)}`,
     );
+    group = taken.metadata.name!;
   });
 
   after(async function () {
@@ -206,14 +206,14 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
       }),
     );
     const job = await waitForJob('all', 'Succeeded');
-    expect(job.status?.volumeGroupSnapshotName).to.equal(GROUP);
+    expect(job.status?.volumeGroupSnapshotName).to.equal(group);
     expect(job.status?.pvcs?.map((p) => [p.name, p.sourcePvc, p.phase])).to.deep.equal(
       MEMBERS.map((name) => [`${name}-restored`, name, 'Bound']),
     );
     const members = (await client.list<VolumeSnapshot>(VolumeSnapshots, { namespace })).items;
     for (const entry of job.status!.pvcs!) {
       const member = members.find((m) => m.metadata.name === entry.snapshotName);
-      expect(member?.status?.volumeGroupSnapshotName, entry.snapshotName).to.equal(GROUP);
+      expect(member?.status?.volumeGroupSnapshotName, entry.snapshotName).to.equal(group);
       expect(member?.spec.source.persistentVolumeClaimName).to.equal(entry.sourcePvc);
     }
     for (const name of MEMBERS) {
@@ -232,7 +232,7 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
     // The hold on the group is let go once the job is done.
     await waitFor(
       async () => {
-        const g = await client.get<VolumeGroupSnapshot>(VolumeGroupSnapshots, GROUP, namespace);
+        const g = await client.get<VolumeGroupSnapshot>(VolumeGroupSnapshots, group, namespace);
         return !(g?.metadata.finalizers ?? []).some((f) =>
           f.startsWith('restorejob.snapback.dev/'),
         );
@@ -241,7 +241,7 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
       'the restore hold on the group to be released',
       async () =>
         JSON.stringify(
-          (await client.get<VolumeGroupSnapshot>(VolumeGroupSnapshots, GROUP, namespace))?.metadata
+          (await client.get<VolumeGroupSnapshot>(VolumeGroupSnapshots, group, namespace))?.metadata
             .finalizers,
         ),
     );
@@ -257,14 +257,14 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
     );
     const job = await waitForJob('one', 'Succeeded');
     expect(job.status?.pvcName).to.equal('db-1-alone');
-    expect(job.status?.volumeGroupSnapshotName).to.equal(GROUP);
+    expect(job.status?.volumeGroupSnapshotName).to.equal(group);
     expect(job.status?.pvcs?.map((p) => p.name)).to.deep.equal(['db-1-alone']);
     const restored = await contentsOf('db-1-alone');
     expect(restored.text).to.equal(written['db-1']);
   });
 
   it('fails without creating any PVC when one target name is taken', async function () {
-    // db-0-restored and the others exist from the first test: none is overwritten.
+    // db-2-again is taken by a PVC of its own: the job creates neither db-0-again nor db-1-again.
     await client.create(PersistentVolumeClaims, {
       ...claim('db-2-again', namespace),
       metadata: { name: 'db-2-again', namespace },
