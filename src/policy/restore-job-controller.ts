@@ -1,8 +1,8 @@
 /**
  * The RestoreJob controller: thin glue between the informer caches, the pure planner
  * (restore-job.ts) and the API server. One reconcile lets go of the holds of finished jobs,
- * then, for a job still running, holds its source snapshot (or VolumeGroupSnapshot), creates
- * the target PVCs and writes the status.
+ * then, for a job still running, holds its source snapshot (or the group members it restores
+ * from), creates the target PVCs and writes the status.
  */
 import type {
   BackupPolicy,
@@ -67,7 +67,9 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
       .watch(this.cache.snapshots, { toKeys: (snapshot) => this.keysOfSnapshot(snapshot) });
     if (this.cache.groups) {
       this.controller
-        .watch(this.cache.groups.snapshots, { toKeys: (group) => this.keysOfSnapshot(group) })
+        .watch(this.cache.groups.snapshots, {
+          toKeys: (group) => this.activeJobsInNamespace(group),
+        })
         .watch(this.cache.groups.contents, {
           toKeys: (content) => {
             const ref = content.spec?.volumeGroupSnapshotRef;
@@ -82,10 +84,11 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
     const namespaceSnapshots = this.cache.snapshots.list({ namespace: namespace! });
     // Level-based: every reconcile of a namespace lets go of the holds of RestoreJobs that
     // finished, are being deleted or are gone, whichever job the key names.
-    const jobs = this.cache.restoreJobs.list({ namespace: namespace! });
-    await this.releaseStaleHolds(VolumeSnapshots, namespaceSnapshots, jobs);
+    await this.releaseStaleHolds(
+      namespaceSnapshots,
+      this.cache.restoreJobs.list({ namespace: namespace! }),
+    );
     const groups = this.cache.groups?.snapshots.list({ namespace: namespace! }) ?? [];
-    await this.releaseStaleHolds(VolumeGroupSnapshots, groups, jobs);
     const job = this.cache.restoreJobs.get(name, namespace);
     if (!job || job.metadata.deletionTimestamp || isTerminal(job)) return;
     const plan = await this.plan(job, namespaceSnapshots, groups);
@@ -140,22 +143,22 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
    * change) makes this fail, and the job is planned again from what is there now.
    */
   private async holdSource(job: RestoreJob, plan: RestoreJobPlan): Promise<void> {
-    const [type, held] = plan.holdGroup
-      ? ([VolumeGroupSnapshots, plan.holdGroup] as const)
-      : ([VolumeSnapshots, plan.hold] as const);
-    if (!held || !plan.holdFinalizer) return;
+    const finalizer = plan.holdFinalizer;
+    if (!finalizer) return;
     const { namespace, name } = job.metadata;
-    await this.client.patch(type, held.metadata.name!, namespace, 'merge', {
-      metadata: {
-        resourceVersion: held.metadata.resourceVersion,
-        finalizers: [...(held.metadata.finalizers ?? []), plan.holdFinalizer],
-      },
-    });
-    this.logger.info('holding the restore source', {
-      namespace,
-      name,
-      [plan.holdGroup ? 'volumeGroupSnapshot' : 'snapshot']: held.metadata.name,
-    });
+    for (const held of [...(plan.hold ? [plan.hold] : []), ...(plan.holdMembers ?? [])]) {
+      await this.client.patch(VolumeSnapshots, held.metadata.name!, namespace, 'merge', {
+        metadata: {
+          resourceVersion: held.metadata.resourceVersion,
+          finalizers: [...(held.metadata.finalizers ?? []), finalizer],
+        },
+      });
+      this.logger.info('holding the restore source', {
+        namespace,
+        name,
+        snapshot: held.metadata.name,
+      });
+    }
   }
 
   private async createTarget(job: RestoreJob, plan: RestoreJobPlan): Promise<void> {
@@ -188,14 +191,13 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
   }
 
   private async releaseStaleHolds(
-    type: typeof VolumeSnapshots,
-    sources: readonly (VolumeSnapshot | VolumeGroupSnapshot)[],
+    namespaceSnapshots: readonly VolumeSnapshot[],
     jobs: readonly RestoreJob[],
   ): Promise<void> {
-    for (const { snapshot, finalizers } of staleRestoreHolds(sources, jobs)) {
+    for (const { snapshot, finalizers } of staleRestoreHolds(namespaceSnapshots, jobs)) {
       try {
         await this.client.patch(
-          type,
+          VolumeSnapshots,
           snapshot.metadata.name!,
           snapshot.metadata.namespace,
           'merge',
@@ -212,7 +214,7 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
   }
 
   /** A snapshot still held by a job that is gone has no job to queue: it is queued by name. */
-  private keysOfSnapshot(snapshot: VolumeSnapshot | VolumeGroupSnapshot): string[] {
+  private keysOfSnapshot(snapshot: VolumeSnapshot): string[] {
     const keys = this.activeJobsInNamespace(snapshot);
     const jobs = this.cache.restoreJobs.list({ namespace: snapshot.metadata.namespace ?? '' });
     if (staleRestoreHolds([snapshot], jobs).length > 0)

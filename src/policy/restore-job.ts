@@ -14,7 +14,6 @@
  */
 import { z } from 'zod';
 import type {
-  ApiObjectMeta,
   BackupPolicy,
   RestoredPvc,
   RestoredPvcPhase,
@@ -100,8 +99,11 @@ export interface RestoreJobPlan {
    * retention cannot prune it from the moment it is chosen; absent when it holds it already.
    */
   hold?: VolumeSnapshot;
-  /** The same for a VolumeGroupSnapshot chosen (its members are not held one by one). */
-  holdGroup?: VolumeGroupSnapshot;
+  /**
+   * The same for a restore from a group: the members it restores from, each held (retention
+   * keeps a group while any member is held, and deletes it whole).
+   */
+  holdMembers?: VolumeSnapshot[];
   holdFinalizer?: string;
   /** The target PVCs to create, all in this reconcile. */
   createPvcs?: Pvc[];
@@ -119,6 +121,8 @@ interface GroupParts {
   pvcs?: RestoredPvc[];
   /** The one target PVC, when there is one. */
   pvcName?: string;
+  /** The member VolumeSnapshots restored from, held while the job runs. */
+  members?: string[];
 }
 
 type Outcome = GroupParts &
@@ -828,6 +832,17 @@ function fromGroup(
   if (unusable) return unusable;
   const targets = groupTargets(observed, spec, source, group, label);
   if (isOutcome(targets)) return targets;
+  const members = targets.map((t) => t.member.metadata.name!);
+  return { ...restoreTargets(observed, spec, targets, label), members } as Outcome;
+}
+
+/** The targets of a group restore: refused, created, waited on, or all Bound. */
+function restoreTargets(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  targets: readonly GroupTarget[],
+  label: string,
+): Outcome {
   const { job } = observed;
   const existing = new Map(targets.map((t) => [t.name, observed.pvcs.find(sameName(t.name))]));
   const foreign = targets
@@ -1139,24 +1154,31 @@ function restoreEvents(
   }
 }
 
-/** The snapshot chosen while the job waits or restores, when it is not held for the job yet. */
+/**
+ * The snapshot chosen (or, from a group, the members chosen) while the job waits or restores,
+ * those not held for the job yet.
+ */
 function restoreHold(
   observed: RestoreJobObservation,
   outcome: Outcome,
-): Pick<RestoreJobPlan, 'hold' | 'holdGroup' | 'holdFinalizer'> {
+): Pick<RestoreJobPlan, 'hold' | 'holdMembers' | 'holdFinalizer'> {
   const uid = observed.job.metadata.uid;
   const running = outcome.phase === 'Pending' || outcome.phase === 'Restoring';
   if (!uid || !running) return {};
-  const unheld = <T extends { metadata: ApiObjectMeta }>(chosen: T | undefined) =>
-    chosen && !isDeleting(chosen) && !restoreHolders(chosen).includes(uid) ? chosen : undefined;
+  const unheld = (name: string) => {
+    const chosen = observed.snapshots.find(sameName(name));
+    return chosen && !isDeleting(chosen) && !restoreHolders(chosen).includes(uid)
+      ? chosen
+      : undefined;
+  };
   const holdFinalizer = restoreSourceFinalizer(uid);
   if (outcome.group) {
-    const group = unheld(observed.groups?.snapshots.find(sameName(outcome.group)));
-    return group ? { holdGroup: group, holdFinalizer } : {};
+    const members = (outcome.members ?? [])
+      .map(unheld)
+      .filter((m): m is VolumeSnapshot => m !== undefined);
+    return members.length > 0 ? { holdMembers: members, holdFinalizer } : {};
   }
-  const snapshot = unheld(
-    outcome.snapshot ? observed.snapshots.find(sameName(outcome.snapshot)) : undefined,
-  );
+  const snapshot = outcome.snapshot ? unheld(outcome.snapshot) : undefined;
   return snapshot ? { hold: snapshot, holdFinalizer } : {};
 }
 
@@ -1164,14 +1186,14 @@ function restoreHold(
  * Restore holds to let go of: finalizers of RestoreJobs that finished, are being deleted or
  * are gone. Returns each snapshot concerned with the finalizers it should keep.
  */
-export function staleRestoreHolds<T extends { metadata: ApiObjectMeta }>(
-  snapshots: readonly T[],
+export function staleRestoreHolds(
+  snapshots: readonly VolumeSnapshot[],
   jobs: readonly RestoreJob[],
-): Array<{ snapshot: T; finalizers: string[] }> {
+): Array<{ snapshot: VolumeSnapshot; finalizers: string[] }> {
   const active = new Set(
     jobs.filter((j) => !isTerminal(j) && !isDeleting(j)).map((j) => j.metadata.uid),
   );
-  const stale: Array<{ snapshot: T; finalizers: string[] }> = [];
+  const stale: Array<{ snapshot: VolumeSnapshot; finalizers: string[] }> = [];
   for (const snapshot of snapshots) {
     const holders = restoreHolders(snapshot);
     if (holders.every((uid) => active.has(uid))) continue;

@@ -11,6 +11,7 @@ import type {
 import {
   PersistentVolumeClaims,
   PersistentVolumes,
+  StorageClasses,
   VolumeGroupSnapshotClasses,
   VolumeGroupSnapshots,
   type HttpKubeClient,
@@ -72,6 +73,19 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
     }) as unknown as RestoreJob;
   const getJob = (name: string) => client.get<RestoreJob>(RestoreJobs, name, namespace);
   const groupClass = () => `${namespace}-group`;
+  /** The restore holds (finalizers of RestoreJobs) on the named member snapshots. */
+  const restoreHolds = async (names: string[]) => {
+    const holds: string[] = [];
+    for (const name of names) {
+      const member = await client.get<VolumeSnapshot>(VolumeSnapshots, name, namespace);
+      holds.push(
+        ...(member?.metadata.finalizers ?? []).filter((f) =>
+          f.startsWith('restorejob.snapback.dev/'),
+        ),
+      );
+    }
+    return holds;
+  };
 
   async function waitForJob(name: string, phase: string): Promise<RestoreJob> {
     return waitFor(
@@ -229,22 +243,61 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
     const out = await kubectl(controlPlane, ['get', 'restorejobs', '-n', namespace, 'all']);
     expect(out.split('\n')[1]).to.match(/^all\s+policy\/db group at latest\s+.*Succeeded/);
 
-    // The hold on the group is let go once the job is done.
+    // Done: no member is held for the job any more.
     await waitFor(
-      async () => {
-        const g = await client.get<VolumeGroupSnapshot>(VolumeGroupSnapshots, group, namespace);
-        return !(g?.metadata.finalizers ?? []).some((f) =>
-          f.startsWith('restorejob.snapback.dev/'),
-        );
-      },
+      async () => (await restoreHolds(job.status!.pvcs!.map((p) => p.snapshotName))).length === 0,
       60_000,
-      'the restore hold on the group to be released',
-      async () =>
-        JSON.stringify(
-          (await client.get<VolumeGroupSnapshot>(VolumeGroupSnapshots, group, namespace))?.metadata
-            .finalizers,
-        ),
+      'the restore holds on the members to be released',
+      async () => JSON.stringify(await restoreHolds(job.status!.pvcs!.map((p) => p.snapshotName))),
     );
+  });
+
+  it('holds the members it restores from while it restores, and lets go when deleted', async function () {
+    // A StorageClass that binds only for a pod: the restore stays Restoring as long as needed.
+    const waiting = `${namespace}-wait`;
+    await client.create(StorageClasses, {
+      metadata: { name: waiting },
+      provisioner: LOCAL_DRIVER,
+      volumeBindingMode: 'WaitForFirstConsumer',
+    } as KubeObject);
+    try {
+      const created = await client.create<RestoreJob>(
+        RestoreJobs,
+        restoreManifest('held', {
+          source: { backupPolicy: { name: POLICY } },
+          target: { pvcNameSuffix: '-held', storageClassName: waiting },
+        }),
+      );
+      const job = await waitForJob('held', 'Restoring');
+      const members = job.status!.pvcs!.map((p) => p.snapshotName);
+      expect(members).to.have.length(MEMBERS.length);
+      const hold = `restorejob.snapback.dev/${created.metadata.uid}`;
+      await waitFor(
+        async () => (await restoreHolds(members)).filter((f) => f === hold).length === 3,
+        60_000,
+        'every member held for the job',
+        async () => JSON.stringify(await restoreHolds(members)),
+      );
+      await client.delete(RestoreJobs, 'held', namespace);
+      await waitFor(
+        async () => (await restoreHolds(members)).length === 0,
+        60_000,
+        'the holds released once the job is deleted',
+        async () => JSON.stringify(await restoreHolds(members)),
+      );
+      // Letting go deletes nothing: the group and the PVCs made for the job stay.
+      expect(await client.get(VolumeGroupSnapshots, group, namespace)).not.to.equal(undefined);
+      const names = (await client.list<KubeObject>(PersistentVolumeClaims, { namespace })).items
+        .map((p) => p.metadata!.name!)
+        .filter((n) => n.endsWith('-held'))
+        .sort();
+      expect(names).to.deep.equal(MEMBERS.map((m) => `${m}-held`));
+    } finally {
+      for (const m of MEMBERS) {
+        await client.delete(PersistentVolumeClaims, `${m}-held`, namespace).catch(() => undefined);
+      }
+      await client.delete(StorageClasses, waiting).catch(() => undefined);
+    }
   });
 
   it('with pvcName restores that one member into target.pvcName', async function () {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { RestoreJob, VolumeGroupSnapshot } from '../../../src/api/index.js';
+import type { RestoreJob, VolumeSnapshot } from '../../../src/api/index.js';
 import { Manager, PersistentVolumeClaims, StorageClasses } from '../../../src/kube/index.js';
 import {
   VolumeGroupSnapshotContents,
@@ -78,10 +78,15 @@ describe('RestoreJob controller: restoring a group (glue, in-memory API server)'
       } as RestoreJob['spec'],
     });
   const jobNow = () => client.peek<RestoreJob>(RestoreJobs, 'restore-db', NS);
-  const holdsOfGroup = () =>
-    client.peek<VolumeGroupSnapshot>(VolumeGroupSnapshots, 'g1', NS)?.metadata.finalizers ?? [];
+  /** The finalizers of every member of the group, in PVCS order. */
+  const memberFinalizers = () =>
+    PVCS.map(
+      (name) => client.peek<VolumeSnapshot>(VolumeSnapshots, `g1-${name}`, NS)?.metadata.finalizers,
+    );
+  const heldBy = (hold: string) => memberFinalizers().every((f) => (f ?? []).includes(hold));
+  const heldByNone = () => memberFinalizers().every((f) => (f ?? []).length === 0);
 
-  it('creates every target, holds the group, succeeds once all are Bound, then lets go', async function () {
+  it('creates every target, holds the members, succeeds once all are Bound, then lets go', async function () {
     await start(true);
     const job = await createJob();
     const hold = `restorejob.snapback.dev/${job.metadata.uid}`;
@@ -100,10 +105,10 @@ describe('RestoreJob controller: restoring a group (glue, in-memory API server)'
       PVCS.map((name) => `g1-${name}`),
     );
     await waitFor(
-      () => holdsOfGroup().includes(hold),
+      () => heldBy(hold),
       10_000,
-      'the hold on the group',
-      () => JSON.stringify(holdsOfGroup()),
+      'the hold on every member',
+      () => JSON.stringify(memberFinalizers()),
     );
     await waitFor(() => jobNow()?.status?.phase === 'Restoring', 10_000, 'Restoring');
 
@@ -141,11 +146,8 @@ describe('RestoreJob controller: restoring a group (glue, in-memory API server)'
       () => JSON.stringify(jobNow()?.status),
     );
     expect(jobNow()?.status?.pvcs?.map((p) => p.phase)).to.deep.equal(['Bound', 'Bound', 'Bound']);
-    await waitFor(
-      () => !holdsOfGroup().includes(hold),
-      10_000,
-      'the hold released',
-      () => JSON.stringify(holdsOfGroup()),
+    await waitFor(heldByNone, 10_000, 'the holds released', () =>
+      JSON.stringify(memberFinalizers()),
     );
     expect(recorder.lines.some((l) => l.startsWith('Normal RestoreSucceeded'))).to.equal(true);
   });
@@ -161,6 +163,6 @@ describe('RestoreJob controller: restoring a group (glue, in-memory API server)'
     );
     expect(job.status?.conditions?.[0]?.reason).to.equal('GroupSnapshotsUnavailable');
     expect(client.all<Pvc>(PersistentVolumeClaims).map((p) => p.metadata.name)).to.deep.equal(PVCS);
-    expect(holdsOfGroup()).to.deep.equal([]);
+    expect(heldByNone()).to.equal(true);
   });
 });

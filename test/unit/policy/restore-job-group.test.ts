@@ -117,18 +117,27 @@ describe('RestoreJob from a Group policy: every member of the chosen group', fun
     expect(RestoreJobStatusSchema.safeParse(plan.status).success).to.equal(true);
   });
 
-  it('holds the chosen group (not its members) until the job ends', function () {
-    const group = restorableGroup('g1');
-    const plan = planRestoreJob(observe(groupJob(), stored(group)));
-    expect(plan.holdGroup?.metadata.name).to.equal('g1');
+  it('holds the members it restores from until the job ends (retention keeps their group)', function () {
+    const groups = stored(restorableGroup('g1'));
+    const plan = planRestoreJob(observe(groupJob(), groups));
+    expect(plan.holdMembers?.map((m) => m.metadata.name)).to.deep.equal(
+      PVCS.map((name) => `g1-${name}`),
+    );
     expect(plan.holdFinalizer).to.equal('restorejob.snapback.dev/job-uid');
     expect(plan.hold).to.equal(undefined);
 
-    const held = { ...group, metadata: { ...group.metadata, finalizers: [plan.holdFinalizer!] } };
-    expect(planRestoreJob(observe(groupJob(), stored(held))).holdGroup).to.equal(undefined);
+    const held = groups.members.map((m) => ({
+      ...m,
+      metadata: { ...m.metadata, finalizers: [plan.holdFinalizer!] },
+    }));
+    expect(planRestoreJob(observe(groupJob(), { ...groups, members: held })).holdMembers).to.equal(
+      undefined,
+    );
     const finished = groupJob(undefined, undefined, { status: { phase: 'Succeeded' } });
-    expect(staleRestoreHolds([held], [finished])).to.deep.equal([
-      { snapshot: held, finalizers: [] },
+    expect(staleRestoreHolds(held, [finished]).map((h) => h.finalizers)).to.deep.equal([
+      [],
+      [],
+      [],
     ]);
   });
 
@@ -283,7 +292,7 @@ describe('RestoreJob from a Group policy: one member', function () {
     expect(plan.status?.snapshotName).to.equal('g1-db-1');
     expect(plan.status?.volumeGroupSnapshotName).to.equal('g1');
     expect(plan.status?.source).to.equal('policy/nightly pvc/db-1 at latest');
-    expect(plan.holdGroup?.metadata.name).to.equal('g1');
+    expect(plan.holdMembers?.map((m) => m.metadata.name)).to.deep.equal(['g1-db-1']);
   });
 
   it('restores it into <pvcName><suffix> with target.pvcNameSuffix', function () {
