@@ -813,7 +813,7 @@ function decideGroup(
   if (isOutcome(found)) return found;
   const { snapshot, ...decided } = fromGroup(observed, spec, source, found);
   // status.snapshotName and status.pvcName speak of a restore of one PVC only.
-  const single = source.pvcName !== undefined;
+  const single = source.pvcName !== undefined || decided.pvcs?.length === 1;
   return {
     ...decided,
     group: found.metadata.name!,

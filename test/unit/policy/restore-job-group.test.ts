@@ -319,6 +319,20 @@ describe('RestoreJob from a Group policy: one member', function () {
     expect(done.status?.pvcName).to.equal('only-db-1');
   });
 
+  it('names its one PVC and snapshot in status when the whole group is one member', function () {
+    const group = restorableGroup('g1');
+    const plan = planRestoreJob(
+      observe(groupJob(), {
+        groups: [group],
+        contents: [restorableGroupContent(group, 1)],
+        members: [restorableMember(group, 'db-0')],
+      }),
+    );
+    expect(plan.createPvcs?.map((p) => p.metadata.name)).to.deep.equal(['db-0-restored']);
+    expect(plan.status?.pvcName).to.equal('db-0-restored');
+    expect(plan.status?.snapshotName).to.equal('g1-db-0');
+  });
+
   it('fails naming the members when the group has none of that PVC', function () {
     const job = groupJob({ pvcName: 'x' }, { pvcName: 'web' });
     const plan = planRestoreJob(observe(job, stored(restorableGroup('g1'))));
