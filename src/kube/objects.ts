@@ -1,4 +1,4 @@
-import type { KubeClient } from './client.js';
+import type { DeleteOptions, KubeClient } from './client.js';
 import { isAlreadyExists } from './errors.js';
 import type { KubeObject, ResourceType } from './resource.js';
 
@@ -249,5 +249,16 @@ export async function createOrPatch<T extends KubeObject>(
   return {
     operation: 'patched',
     object: await client.patch<T>(type, name, obj.metadata?.namespace, 'merge', patch),
+  };
+}
+
+/**
+ * Delete options that delete `obj` only as it was read: the same UID and resourceVersion, so a
+ * change since (a finalizer added, a new object of the same name) makes the delete a conflict.
+ */
+export function onlyThisVersion(obj: KubeObject): DeleteOptions {
+  const { uid, resourceVersion } = obj.metadata ?? {};
+  return {
+    preconditions: { ...(uid ? { uid } : {}), ...(resourceVersion ? { resourceVersion } : {}) },
   };
 }

@@ -16,28 +16,33 @@ import type {
   HookPhase,
   HookRun,
   RestoreJob,
-  VolumeGroupSnapshot,
-  VolumeGroupSnapshotClass,
-  VolumeSnapshot,
-  VolumeSnapshotClass,
 } from '../api/index.js';
+import type { VolumeGroupSnapshot, VolumeGroupSnapshotClass } from '../api/group-snapshot.js';
+import type { VolumeSnapshot, VolumeSnapshotClass } from '../api/snapshot.js';
 import {
   ANNOTATION_POLICY_NAME,
   CONDITION_DEGRADED,
   LABEL_POLICY,
   LABEL_POLICY_NAMESPACE,
 } from '../api/index.js';
-import type { Informer, InformerFactory, KubeObject } from '../kube/index.js';
+import type {
+  CacheListOptions,
+  Informer,
+  InformerFactory,
+  KubeObject,
+  ResourceType,
+} from '../kube/index.js';
 import {
-  type ReconcileResult,
-  PersistentVolumeClaims,
-  PersistentVolumes,
   createOrPatch,
   deepEqual,
   isAlreadyExists,
   isConflict,
   isNotFound,
   makeKey,
+  onlyThisVersion,
+  PersistentVolumeClaims,
+  PersistentVolumes,
+  type ReconcileResult,
   rfc3339,
   setCondition,
   splitKey,
@@ -75,6 +80,26 @@ const CONTROLLER = 'backuppolicy';
 const INDEX_POLICY = 'snapback.policy/by-policy';
 const INDEX_CLASS = 'snapback.policy/by-class';
 const INDEX_GROUP = 'snapback.policy/by-group';
+
+/** How a prune that failed is reported, for snapshots and for groups. */
+interface PruneKind {
+  noun: string;
+  what: string;
+  logKey: string;
+  failedReason: string;
+}
+const SNAPSHOT_PRUNE: PruneKind = {
+  noun: 'snapshot',
+  what: 'snapshot',
+  logKey: 'snapshot',
+  failedReason: BackupPolicyReason.PruneFailed,
+};
+const GROUP_PRUNE: PruneKind = {
+  noun: 'group',
+  what: 'VolumeGroupSnapshot',
+  logKey: 'group',
+  failedReason: BackupPolicyReason.GroupPruneFailed,
+};
 
 export type BackupPolicyMetrics = Pick<
   SnapbackMetrics,
@@ -159,8 +184,7 @@ export class BackupPolicyController extends PolicyController<
     const { namespace, name } = splitKey(key);
     const policy = this.cache.policies.get(name, namespace);
     if (!policy) {
-      await this.deleteUnusedClasses(namespace!, name, undefined);
-      await this.deleteUnusedGroupClasses(namespace!, name, undefined);
+      await this.deleteUnusedClasses(namespace!, name, {});
       return;
     }
     const run = this.plan(key, policy);
@@ -171,15 +195,12 @@ export class BackupPolicyController extends PolicyController<
     await this.createSnapshots(run);
     await this.createGroups(run);
     await this.prune(run);
-    await this.pruneGroups(run);
     await this.finish(run);
     if (!run.plan.blockedBy) {
-      await this.deleteUnusedClasses(run.namespace, name, run.plan.ownedClass?.metadata.name);
-      await this.deleteUnusedGroupClasses(
-        run.namespace,
-        name,
-        run.plan.ownedGroupClass?.metadata.name,
-      );
+      await this.deleteUnusedClasses(run.namespace, name, {
+        snapshotClass: run.plan.ownedClass?.metadata.name,
+        groupClass: run.plan.ownedGroupClass?.metadata.name,
+      });
     }
     return run.plan.requeueAfterMs !== undefined
       ? { requeueAfter: run.plan.requeueAfterMs }
@@ -446,40 +467,84 @@ export class BackupPolicyController extends PolicyController<
   }
 
   /**
-   * Retention deletes a VolumeGroupSnapshot, never one of its members: the snapshot controller
-   * deletes the members with their group, so no group is ever left partly deleted. As with
-   * snapshots, the policy is read live first, and the group is deleted only in the version read,
-   * after its members were checked live for a restore holding one.
+   * Deleting is the one step that cannot be undone, so it is never taken on the word of the
+   * cache: the policy is read live before each deletion, and pruning stops when it changed
+   * since the plan was made (a new plan follows) or is suspended. Each snapshot or group is
+   * read live too, and deleted only in the version read.
    */
-  private async pruneGroups(run: PolicyRun): Promise<void> {
-    for (const prune of run.plan.pruneGroups) {
+  private async prune(run: PolicyRun): Promise<void> {
+    const planned = [
+      ...run.plan.prune.map((prune) => ({
+        kind: SNAPSHOT_PRUNE,
+        name: prune.name,
+        prune: () => this.pruneSnapshot(run, prune),
+      })),
+      ...run.plan.pruneGroups.map((prune) => ({
+        kind: GROUP_PRUNE,
+        name: prune.name,
+        prune: () => this.pruneGroup(run, prune),
+      })),
+    ];
+    for (const [done, { kind, name, prune }] of planned.entries()) {
       const stopped = await this.pruneStoppedBy(run.policy);
       if (stopped) {
-        run.log.info('pruning stopped', {
-          reason: stopped,
-          remaining: run.plan.pruneGroups.length,
-        });
+        run.log.info('pruning stopped', { reason: stopped, remaining: planned.length - done });
         return;
       }
       try {
-        await this.pruneGroup(run, prune);
+        await prune();
       } catch (error) {
-        if (isNotFound(error)) continue;
-        if (isConflict(error)) {
-          run.log.info('a group changed before it was pruned', { group: prune.name });
-          continue;
-        }
-        this.recorder.event(
-          run.policy,
-          'Warning',
-          BackupPolicyReason.GroupPruneFailed,
-          `could not delete VolumeGroupSnapshot ${prune.name}: ${errorMessage(error)}`,
-        );
-        run.log.warn('could not prune a group', { group: prune.name, error: errorMessage(error) });
+        this.pruneFailed(run, kind, name, error);
       }
     }
   }
 
+  /** Why pruning must stop now, from the policy as the API server has it; undefined: go on. */
+  private async pruneStoppedBy(planned: BackupPolicy): Promise<string | undefined> {
+    const live = await this.client.get<BackupPolicy>(
+      BackupPolicies,
+      planned.metadata.name!,
+      planned.metadata.namespace,
+    );
+    if (!live) return 'the policy was deleted';
+    if (live.metadata.deletionTimestamp) return 'the policy is being deleted';
+    if (live.metadata.uid !== planned.metadata.uid) return 'the policy was replaced';
+    if (live.metadata.generation !== planned.metadata.generation) {
+      return `the spec changed (generation ${planned.metadata.generation} -> ${live.metadata.generation}) since the plan was made`;
+    }
+    if (live.spec?.suspend) return 'the policy is suspended';
+    return undefined;
+  }
+
+  private async pruneSnapshot(run: PolicyRun, prune: PlannedPrune): Promise<void> {
+    // Read live and delete only that version: a RestoreJob holding it (a finalizer it adds
+    // before using it) either shows here or makes the delete fail as a conflict.
+    const snapshot = await this.client.get<VolumeSnapshot>(
+      VolumeSnapshots,
+      prune.name,
+      run.namespace,
+    );
+    if (!snapshot || isDeleting(snapshot)) return;
+    if (isHeldForRestore(snapshot)) {
+      run.log.info('not pruning a snapshot a restore is using', { snapshot: prune.name });
+      return;
+    }
+    await this.client.delete(VolumeSnapshots, prune.name, run.namespace, onlyThisVersion(snapshot));
+    this.recorder.event(
+      run.policy,
+      'Normal',
+      BackupPolicyReason.Pruned,
+      `deleted snapshot ${prune.name} of PVC ${prune.pvc}: ${prune.message}`,
+    );
+    this.metrics?.snapshotsPruned.inc(run.labels);
+    run.log.info('pruned a snapshot', { snapshot: prune.name, pvc: prune.pvc });
+  }
+
+  /**
+   * Retention deletes a VolumeGroupSnapshot, never one of its members: the snapshot controller
+   * deletes the members with their group, so no group is ever left partly deleted. The group
+   * is deleted only after its members were checked live for a restore holding one.
+   */
   private async pruneGroup(run: PolicyRun, prune: PlannedGroupPrune): Promise<void> {
     const group = await this.client.get<VolumeGroupSnapshot>(
       VolumeGroupSnapshots,
@@ -501,14 +566,12 @@ export class BackupPolicyController extends PolicyController<
         return;
       }
     }
-    await this.client.delete(VolumeGroupSnapshots, prune.name, run.namespace, {
-      preconditions: {
-        ...(group.metadata.uid ? { uid: group.metadata.uid } : {}),
-        ...(group.metadata.resourceVersion
-          ? { resourceVersion: group.metadata.resourceVersion }
-          : {}),
-      },
-    });
+    await this.client.delete(
+      VolumeGroupSnapshots,
+      prune.name,
+      run.namespace,
+      onlyThisVersion(group),
+    );
     this.recorder.event(
       run.policy,
       'Normal',
@@ -520,89 +583,21 @@ export class BackupPolicyController extends PolicyController<
     run.log.info('pruned a group', { group: prune.name, members: prune.members.length });
   }
 
-  /**
-   * Deleting is the one step that cannot be undone, so it is never taken on the word of the
-   * cache: the policy is read live before each deletion, and pruning stops when it changed
-   * since the plan was made (a new plan follows) or is suspended.
-   */
-  private async prune(run: PolicyRun): Promise<void> {
-    for (const prune of run.plan.prune) {
-      const stopped = await this.pruneStoppedBy(run.policy);
-      if (stopped) {
-        run.log.info('pruning stopped', { reason: stopped, remaining: run.plan.prune.length });
-        return;
-      }
-      await this.pruneOne(run, prune);
-    }
-  }
-
-  /** Why pruning must stop now, from the policy as the API server has it; undefined: go on. */
-  private async pruneStoppedBy(planned: BackupPolicy): Promise<string | undefined> {
-    const live = await this.client.get<BackupPolicy>(
-      BackupPolicies,
-      planned.metadata.name!,
-      planned.metadata.namespace,
-    );
-    if (!live) return 'the policy was deleted';
-    if (live.metadata.deletionTimestamp) return 'the policy is being deleted';
-    if (live.metadata.uid !== planned.metadata.uid) return 'the policy was replaced';
-    if (live.metadata.generation !== planned.metadata.generation) {
-      return `the spec changed (generation ${planned.metadata.generation} -> ${live.metadata.generation}) since the plan was made`;
-    }
-    if (live.spec?.suspend) return 'the policy is suspended';
-    return undefined;
-  }
-
-  private async pruneOne(run: PolicyRun, prune: PlannedPrune): Promise<void> {
-    try {
-      // Read live and delete only that version: a RestoreJob holding it (a finalizer it adds
-      // before using it) either shows here or makes the delete fail as a conflict.
-      const snapshot = await this.client.get<VolumeSnapshot>(
-        VolumeSnapshots,
-        prune.name,
-        run.namespace,
-      );
-      if (!snapshot || isDeleting(snapshot)) return;
-      if (isHeldForRestore(snapshot)) {
-        run.log.info('not pruning a snapshot a restore is using', { snapshot: prune.name });
-        return;
-      }
-      await this.client.delete(VolumeSnapshots, prune.name, run.namespace, {
-        preconditions: {
-          ...(snapshot.metadata.uid ? { uid: snapshot.metadata.uid } : {}),
-          ...(snapshot.metadata.resourceVersion
-            ? { resourceVersion: snapshot.metadata.resourceVersion }
-            : {}),
-        },
-      });
-      this.recorder.event(
-        run.policy,
-        'Normal',
-        'Pruned',
-        `deleted snapshot ${prune.name} of PVC ${prune.pvc}: ${prune.message}`,
-      );
-      this.metrics?.snapshotsPruned.inc(run.labels);
-      run.log.info('pruned a snapshot', { snapshot: prune.name, pvc: prune.pvc });
-    } catch (error) {
-      this.pruneFailed(run, prune, error);
-    }
-  }
-
-  private pruneFailed(run: PolicyRun, prune: PlannedPrune, error: unknown): void {
+  private pruneFailed(run: PolicyRun, kind: PruneKind, name: string, error: unknown): void {
     if (isNotFound(error)) return;
     if (isConflict(error)) {
       // It changed since it was read (say, a restore now holds it): decided next time.
-      run.log.info('a snapshot changed before it was pruned', { snapshot: prune.name });
+      run.log.info(`a ${kind.noun} changed before it was pruned`, { [kind.logKey]: name });
       return;
     }
     this.recorder.event(
       run.policy,
       'Warning',
-      'PruneFailed',
-      `could not delete snapshot ${prune.name}: ${errorMessage(error)}`,
+      kind.failedReason,
+      `could not delete ${kind.what} ${name}: ${errorMessage(error)}`,
     );
-    run.log.warn('could not prune a snapshot', {
-      snapshot: prune.name,
+    run.log.warn(`could not prune a ${kind.noun}`, {
+      [kind.logKey]: name,
       error: errorMessage(error),
     });
   }
@@ -652,68 +647,56 @@ export class BackupPolicyController extends PolicyController<
     return status;
   }
 
+  /**
+   * The classes the policy owns that nothing of it uses any more (classesToDelete): its
+   * VolumeSnapshotClasses no snapshot uses and, where the cluster serves groups, its
+   * VolumeGroupSnapshotClasses no group uses. `wanted` keeps the classes its spec asks for now.
+   */
   private async deleteUnusedClasses(
     namespace: string,
     policy: string,
-    wanted: string | undefined,
-  ): Promise<void> {
-    const owned = this.cache.snapshotClasses.list({
-      labelSelector: {
-        matchLabels: { [LABEL_POLICY]: labelValue(policy), [LABEL_POLICY_NAMESPACE]: namespace },
-      },
-    });
-    const stale = classesToDelete(
-      namespace,
-      policy,
-      wanted,
-      owned,
-      (cls) => this.cache.snapshots.byIndex(INDEX_CLASS, cls).length,
-    );
-    for (const name of stale) {
-      try {
-        await this.client.delete(VolumeSnapshotClasses, name);
-        this.logger.info('deleted an owned VolumeSnapshotClass no snapshot uses', {
-          namespace,
-          policy,
-          class: name,
-        });
-      } catch (error) {
-        if (!isNotFound(error)) throw error;
-      }
-    }
-  }
-
-  /** Owned group classes no group of the policy uses any more, as deleteUnusedClasses. */
-  private async deleteUnusedGroupClasses(
-    namespace: string,
-    policy: string,
-    wanted: string | undefined,
+    wanted: { snapshotClass?: string; groupClass?: string },
   ): Promise<void> {
     const groups = this.groupCache;
-    if (!groups) return;
-    const owned = groups.classes.list({
-      labelSelector: {
-        matchLabels: { [LABEL_POLICY]: labelValue(policy), [LABEL_POLICY_NAMESPACE]: namespace },
+    const kinds: OwnedClasses[] = [
+      {
+        type: VolumeSnapshotClasses,
+        classes: this.cache.snapshotClasses,
+        wanted: wanted.snapshotClass,
+        users: 'snapshot',
+        usedBy: (cls) => this.cache.snapshots.byIndex(INDEX_CLASS, cls).length,
       },
-    });
-    const stale = classesToDelete(
-      namespace,
-      policy,
-      wanted,
-      owned,
-      (cls) =>
-        groups.groups.list().filter((g) => g.spec?.volumeGroupSnapshotClassName === cls).length,
-    );
-    for (const name of stale) {
-      try {
-        await this.client.delete(VolumeGroupSnapshotClasses, name);
-        this.logger.info('deleted an owned VolumeGroupSnapshotClass no group uses', {
-          namespace,
-          policy,
-          class: name,
-        });
-      } catch (error) {
-        if (!isNotFound(error)) throw error;
+      ...(groups
+        ? [
+            {
+              type: VolumeGroupSnapshotClasses,
+              classes: groups.classes,
+              wanted: wanted.groupClass,
+              users: 'group',
+              usedBy: (cls: string) =>
+                groups.groups.list().filter((g) => g.spec?.volumeGroupSnapshotClassName === cls)
+                  .length,
+            },
+          ]
+        : []),
+    ];
+    for (const kind of kinds) {
+      const owned = kind.classes.list({
+        labelSelector: {
+          matchLabels: { [LABEL_POLICY]: labelValue(policy), [LABEL_POLICY_NAMESPACE]: namespace },
+        },
+      });
+      for (const name of classesToDelete(namespace, policy, kind.wanted, owned, kind.usedBy)) {
+        try {
+          await this.client.delete(kind.type, name);
+          this.logger.info(`deleted an owned ${kind.type.kind} no ${kind.users} uses`, {
+            namespace,
+            policy,
+            class: name,
+          });
+        } catch (error) {
+          if (!isNotFound(error)) throw error;
+        }
       }
     }
   }
@@ -809,6 +792,18 @@ function backupPolicyCache(informers: InformerFactory) {
       },
     }),
   };
+}
+
+/** The classes of one kind a policy may own, and what uses them. */
+interface OwnedClasses {
+  type: ResourceType;
+  classes: {
+    list(options: CacheListOptions): readonly { metadata: VolumeSnapshotClass['metadata'] }[];
+  };
+  wanted: string | undefined;
+  /** What uses a class, as log lines name it. */
+  users: string;
+  usedBy(className: string): number;
 }
 
 interface GroupCache {

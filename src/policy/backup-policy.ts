@@ -22,11 +22,9 @@ import type {
   BackupPolicyStatus,
   Condition,
   RestoreJob,
-  VolumeGroupSnapshot,
-  VolumeGroupSnapshotClass,
-  VolumeSnapshot,
-  VolumeSnapshotClass,
 } from '../api/index.js';
+import type { VolumeGroupSnapshot, VolumeGroupSnapshotClass } from '../api/group-snapshot.js';
+import type { VolumeSnapshot, VolumeSnapshotClass } from '../api/snapshot.js';
 import {
   ANNOTATION_POLICY_NAME,
   GROUP_SNAPSHOT_API_VERSION,
@@ -186,6 +184,17 @@ export function validatePolicySpec(policy: BackupPolicy): BackupPolicySpec {
   return spec;
 }
 
+/** The metadata of a class a policy owns: named after it, labelled and annotated with it. */
+function ownedClassMetadata(policy: BackupPolicy): VolumeSnapshotClass['metadata'] {
+  const namespace = policy.metadata.namespace!;
+  const name = policy.metadata.name!;
+  return {
+    name: ownedSnapshotClassName(namespace, name),
+    labels: { [LABEL_POLICY]: labelValue(name), [LABEL_POLICY_NAMESPACE]: namespace },
+    annotations: { [ANNOTATION_POLICY_NAME]: `${namespace}/${name}` },
+  };
+}
+
 /** The VolumeSnapshotClass a template describes. */
 export function desiredOwnedClass(
   policy: BackupPolicy,
@@ -193,16 +202,10 @@ export function desiredOwnedClass(
 ): VolumeSnapshotClass | undefined {
   const template = spec.snapshotClass?.template;
   if (!template) return undefined;
-  const namespace = policy.metadata.namespace!;
-  const name = policy.metadata.name!;
   return {
     apiVersion: SNAPSHOT_API_VERSION,
     kind: VOLUME_SNAPSHOT_CLASS_KIND,
-    metadata: {
-      name: ownedSnapshotClassName(namespace, name),
-      labels: { [LABEL_POLICY]: labelValue(name), [LABEL_POLICY_NAMESPACE]: namespace },
-      annotations: { [ANNOTATION_POLICY_NAME]: `${namespace}/${name}` },
-    },
+    metadata: ownedClassMetadata(policy),
     driver: template.driver,
     deletionPolicy: template.deletionPolicy,
     parameters: {
@@ -219,16 +222,10 @@ export function desiredOwnedGroupClass(
 ): VolumeGroupSnapshotClass | undefined {
   const template = spec.groupSnapshotClass?.template;
   if (!template || spec.consistency !== 'Group') return undefined;
-  const namespace = policy.metadata.namespace!;
-  const name = policy.metadata.name!;
   return {
     apiVersion: GROUP_SNAPSHOT_API_VERSION,
     kind: VOLUME_GROUP_SNAPSHOT_CLASS_KIND,
-    metadata: {
-      name: ownedSnapshotClassName(namespace, name),
-      labels: { [LABEL_POLICY]: labelValue(name), [LABEL_POLICY_NAMESPACE]: namespace },
-      annotations: { [ANNOTATION_POLICY_NAME]: `${namespace}/${name}` },
-    },
+    metadata: ownedClassMetadata(policy),
     driver: template.driver,
     deletionPolicy: template.deletionPolicy,
     parameters: { ...template.parameters },

@@ -32,17 +32,14 @@ import { rfc3339 } from '../kube/index.js';
 import type { BackupPolicyObservation, PolicyEvent, ResolvedPolicy } from './backup-policy.js';
 import { capMessage, summariseProblems } from './messages.js';
 import { groupSnapshotName, labelValue, type RunIdentity } from './naming.js';
-import {
-  hasFailed,
-  isDeleting,
-  isHeldForRestore,
-  isReady,
-  snapshotTime,
-  snapshotsInUse,
-  time,
-} from './objects.js';
+import { hasFailed, isDeleting, isReady, snapshotTime, snapshotsInUse, time } from './objects.js';
 import { pvcDriver, selectPvcs, volumeProblem, type Problem, type PvcPlan } from './plan-pvcs.js';
-import { describeRules, retentionRules } from './plan-pvc-summaries.js';
+import {
+  describeRules,
+  retentionFacts,
+  retentionRules,
+  withProblem,
+} from './plan-pvc-summaries.js';
 import { dueRuns, runLabel, timedOut, type DueRuns } from './plan-runs.js';
 import { BackupPolicyReason } from './reasons.js';
 import { planRetention } from './retention.js';
@@ -362,10 +359,7 @@ function summariseGroup(
       message: `VolumeGroupSnapshot ${name} is not ready ${spec.readyDeadlineSeconds}s after it was created (spec.readyDeadlineSeconds), ${readyMembers} of ${members.length} member(s) ready; it is kept, and counts once it becomes ready`,
     };
   }
-  if (!problem) return { entry };
-  problem = { reason: problem.reason, message: capMessage(problem.message) };
-  entry.message = problem.message;
-  return { entry, problem };
+  return withProblem(entry, problem);
 }
 
 /** An Event when the newest group becomes ready, and when it fails or times out (once each). */
@@ -456,16 +450,20 @@ function retainGroups(
   const inUse = snapshotsInUse(observed.restoreJobs, observed.pvcs);
   const readyDeadlineMs = spec.readyDeadlineSeconds * 1000;
   const decision = planRetention({
-    snapshots: live.map((g) => ({
-      name: g.name,
-      time: g.time,
-      ready: isReady(g.group),
-      failed: hasFailed(g.group) || timedOut(g.group, readyDeadlineMs, observed.now),
-      deleting: false,
-      inUse:
-        held.has(g.name) ||
-        g.members.some((m) => inUse.has(m.metadata.name!) || isHeldForRestore(m)),
-    })),
+    snapshots: live.map((g) =>
+      retentionFacts(
+        {
+          name: g.name,
+          time: g.time,
+          object: g.group,
+          snapshots: g.members,
+          held: held.has(g.name),
+        },
+        inUse,
+        readyDeadlineMs,
+        observed.now,
+      ),
+    ),
     rules,
     timeZone: resolved.zone,
     now: observed.now,

@@ -4,12 +4,9 @@
  * pruning is paused, and the counts in the status: a step of planBackupPolicy
  * (backup-policy.ts).
  */
-import type {
-  BackupPolicySpec,
-  BackupPolicyStatus,
-  PvcBackupStatus,
-  VolumeSnapshot,
-} from '../api/index.js';
+import type { BackupPolicySpec, BackupPolicyStatus, PvcBackupStatus } from '../api/index.js';
+import type { VolumeGroupSnapshot } from '../api/group-snapshot.js';
+import type { VolumeSnapshot } from '../api/snapshot.js';
 import { ANNOTATION_PVC_NAME, LABEL_PVC, MAX_STATUS_PVCS } from '../api/index.js';
 import { rfc3339 } from '../kube/index.js';
 import type {
@@ -101,10 +98,7 @@ function summarisePvc(
       message: `snapshot ${newest.metadata.name} of PVC ${plan.name} is not ready ${spec.readyDeadlineSeconds}s after it was created (spec.readyDeadlineSeconds); it is kept, and counts once it becomes ready${newest.status?.error?.message ? `; its last error: ${newest.status.error.message}` : ''}`,
     };
   }
-  if (!problem) return { entry };
-  problem = { reason: problem.reason, message: capMessage(problem.message) };
-  entry.message = problem.message;
-  return { entry, problem };
+  return withProblem(entry, problem);
 }
 
 /** What retention prunes of a PVC's snapshots, or why its pruning is paused. */
@@ -138,21 +132,50 @@ function retainPvc(
   return { prune, problems };
 }
 
-/** A PVC's snapshots as retention weighs them: one held for a restore is in use. */
+/** A PVC's snapshots as retention weighs them. */
 function retentionCandidates(
   live: readonly VolumeSnapshot[],
   inUse: ReadonlySet<string>,
   readyDeadlineMs: number,
   now: Date,
 ): SnapshotFacts[] {
-  return live.map((s) => ({
-    name: s.metadata.name!,
-    time: snapshotTime(s),
-    ready: isReady(s),
-    failed: hasFailed(s) || timedOut(s, readyDeadlineMs, now),
+  return live.map((s) =>
+    retentionFacts(
+      { name: s.metadata.name!, time: snapshotTime(s), object: s, snapshots: [s] },
+      inUse,
+      readyDeadlineMs,
+      now,
+    ),
+  );
+}
+
+/**
+ * How retention weighs one snapshot, or one group with its members as `snapshots`: ready,
+ * failed (or not ready past the deadline), and in use while a restore reads from or holds any
+ * of the snapshots (or, `held`, the subject itself).
+ */
+export function retentionFacts(
+  subject: {
+    name: string;
+    time: Date;
+    object: VolumeSnapshot | VolumeGroupSnapshot;
+    snapshots: readonly VolumeSnapshot[];
+    held?: boolean;
+  },
+  inUse: ReadonlySet<string>,
+  readyDeadlineMs: number,
+  now: Date,
+): SnapshotFacts {
+  const { object, snapshots } = subject;
+  return {
+    name: subject.name,
+    time: subject.time,
+    ready: isReady(object),
+    failed: hasFailed(object) || timedOut(object, readyDeadlineMs, now),
     deleting: false,
-    inUse: inUse.has(s.metadata.name!) || isHeldForRestore(s),
-  }));
+    inUse:
+      !!subject.held || snapshots.some((s) => inUse.has(s.metadata.name!) || isHeldForRestore(s)),
+  };
 }
 
 /** Pruning paused by retention (with its reason), or because the PVC cannot be snapshotted. */
@@ -270,4 +293,15 @@ function lastSuccessfulTime(
   const prev = time(previous)?.getTime();
   if (newest === undefined || (prev !== undefined && prev >= newest)) return previous;
   return rfc3339(new Date(newest));
+}
+
+/** A status entry and its problem, if any, with the problem's message capped and recorded on it. */
+export function withProblem<E extends { message?: string }>(
+  entry: E,
+  problem: Problem | undefined,
+): { entry: E; problem?: Problem } {
+  if (!problem) return { entry };
+  const capped = { reason: problem.reason, message: capMessage(problem.message) };
+  entry.message = capped.message;
+  return { entry, problem: capped };
 }

@@ -4,15 +4,13 @@
  * then, for a job still running, holds its source snapshot (or the group members it restores
  * from), creates the target PVCs and writes the status.
  */
+import type { BackupPolicy, RestoreJob } from '../api/index.js';
+import type { VolumeGroupSnapshot, VolumeGroupSnapshotContent } from '../api/group-snapshot.js';
 import type {
-  BackupPolicy,
-  RestoreJob,
-  VolumeGroupSnapshot,
-  VolumeGroupSnapshotContent,
   VolumeSnapshot,
   VolumeSnapshotClass,
   VolumeSnapshotContent,
-} from '../api/index.js';
+} from '../api/snapshot.js';
 import { LABEL_RESTORE_JOB } from '../api/index.js';
 import type { InformerFactory, KubeObject } from '../kube/index.js';
 import {

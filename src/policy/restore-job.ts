@@ -20,12 +20,13 @@ import type {
   RestoreJob,
   RestoreJobSpec,
   RestoreJobStatus,
-  VolumeGroupSnapshot,
-  VolumeGroupSnapshotContent,
+} from '../api/index.js';
+import type { VolumeGroupSnapshot, VolumeGroupSnapshotContent } from '../api/group-snapshot.js';
+import type {
   VolumeSnapshot,
   VolumeSnapshotClass,
   VolumeSnapshotContent,
-} from '../api/index.js';
+} from '../api/snapshot.js';
 import {
   ANNOTATION_POLICY_NAME,
   ANNOTATION_PVC_NAME,
