@@ -744,6 +744,10 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         'list',
         'watch',
       ]);
+      // a group restore reads its group's content (how many members it has)
+      expect(
+        verbsOn(role, 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshotcontents'),
+      ).to.deep.equal(['get', 'list', 'watch']);
     });
 
     it('with crossNamespaceVolumeDataSource, turns the gate on and lets the provisioner list ReferenceGrants', async function () {
