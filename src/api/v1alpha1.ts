@@ -1050,6 +1050,13 @@ export const RestoreJobStatusSchema = z
         'Pending (waiting for a ready snapshot; the Ready condition says why), Restoring (the PVC exists and is being provisioned), Succeeded (the PVC is Bound) or Failed (see message).',
       ),
     source: z.string().max(1024).optional().describe('The source in one line, for kubectl get.'),
+    target: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe(
+        'The target in one line, for kubectl get: the PVC, or <pvc><suffix> when each member of a group gets its own.',
+      ),
     snapshotName: objectName('snapshotName')
       .optional()
       .describe('The VolumeSnapshot being restored, once resolved.'),
@@ -1084,6 +1091,11 @@ export function restoreSourceSummary(source: RestoreSource): string {
   const { name, pvcName, at } = source.backupPolicy!;
   if (pvcName === undefined) return `policy/${name} group at ${at}`;
   return `policy/${name} pvc/${pvcName} at ${at}`;
+}
+
+/** The one-line target a RestoreJob's status shows in the TARGET column. */
+export function restoreTargetSummary(target: RestoreTarget): string {
+  return target.pvcName ?? `<pvc>${target.pvcNameSuffix}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ import {
   LABEL_RESTORE_JOB,
   RestoreJobSpecSchema,
   restoreSourceSummary,
+  restoreTargetSummary,
   SNAPSHOT_GROUP,
   VOLUME_GROUP_SNAPSHOT_KIND,
 } from '../api/index.js';
@@ -1109,8 +1110,10 @@ function restoreStatus(observed: RestoreJobObservation, outcome: Outcome): Resto
   status.message = outcome.message;
   try {
     status.source = restoreSourceSummary(job.spec.source);
+    status.target = restoreTargetSummary(job.spec.target);
   } catch {
     delete status.source;
+    delete status.target;
   }
   status.startTime ??= rfc3339(now);
   if (outcome.snapshot) status.snapshotName = outcome.snapshot;

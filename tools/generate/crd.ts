@@ -221,8 +221,8 @@ export const RESTORE_JOB_DEFINITION: KindDefinition = {
     {
       name: 'Target',
       type: 'string',
-      jsonPath: '.spec.target.pvcName',
-      description: 'The PVC the restore creates.',
+      jsonPath: '.status.target',
+      description: 'The PVC the restore creates, or <pvc><suffix> for each member of a group.',
     },
     { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'The restore phase.' },
     AGE,

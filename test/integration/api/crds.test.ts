@@ -483,7 +483,11 @@ describe('api: CRDs on a real API server', function () {
       '--type=merge',
       '-p',
       JSON.stringify({
-        status: { source: 'policy/columns-policy pvc/data at latest', phase: 'Restoring' },
+        status: {
+          source: 'policy/columns-policy pvc/data at latest',
+          target: 'data-restored',
+          phase: 'Restoring',
+        },
       }),
     ]);
     const rjTable = (await kubectl(controlPlane, ['get', 'rj', jobName, '-n', namespace]))

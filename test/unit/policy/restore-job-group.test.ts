@@ -113,6 +113,7 @@ describe('RestoreJob from a Group policy: every member of the chosen group', fun
     expect(plan.status?.pvcName).to.equal(undefined);
     expect(plan.status?.snapshotName).to.equal(undefined);
     expect(plan.status?.source).to.equal('policy/nightly group at latest');
+    expect(plan.status?.target, 'the TARGET column').to.equal('<pvc>-restored');
     expect(plan.events.map((e) => e.reason)).to.deep.equal(['RestoreStarted']);
     expect(RestoreJobStatusSchema.safeParse(plan.status).success).to.equal(true);
   });
@@ -292,6 +293,7 @@ describe('RestoreJob from a Group policy: one member', function () {
     expect(plan.status?.snapshotName).to.equal('g1-db-1');
     expect(plan.status?.volumeGroupSnapshotName).to.equal('g1');
     expect(plan.status?.source).to.equal('policy/nightly pvc/db-1 at latest');
+    expect(plan.status?.target, 'the TARGET column').to.equal('only-db-1');
     expect(plan.holdMembers?.map((m) => m.metadata.name)).to.deep.equal(['g1-db-1']);
   });
 
