@@ -1,18 +1,12 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+
 import type {
   BackupPolicy,
   VolumeGroupSnapshot,
   VolumeGroupSnapshotClass,
   VolumeSnapshot,
 } from '../../../src/api/index.js';
-import {
-  PersistentVolumeClaims,
-  PersistentVolumes,
-  type HttpKubeClient,
-} from '../../../src/kube/index.js';
+import { PersistentVolumeClaims, type HttpKubeClient } from '../../../src/kube/index.js';
 import { groupSnapshotName, ownedSnapshotClassName } from '../../../src/policy/naming.js';
 import { BackupPolicies } from '../../../src/policy/objects.js';
 import {
@@ -21,24 +15,11 @@ import {
   VolumeSnapshots,
 } from '../../../src/kube/resource.js';
 import type { ControlPlane } from '../../support/control-plane.js';
-import {
-  createTestNamespace,
-  deleteTestNamespace,
-  kubeConfigFor,
-  sharedControlPlane,
-} from '../../support/cluster.js';
+import { sharedControlPlane } from '../../support/cluster.js';
 import { waitFor } from '../../support/processes.js';
-import { claim, createClasses, deleteClasses } from '../stack/recipe.js';
-import {
-  apiClient,
-  boundClaim,
-  eventsFor,
-  installCrds,
-  startSnapback,
-  waitForSocket,
-  type Started,
-  type Volume,
-} from '../stack/support.js';
+import { claim } from '../stack/recipe.js';
+import { Rig } from '../stack/rig.js';
+import { apiClient, boundClaim, eventsFor, installCrds, type Started } from '../stack/support.js';
 
 const POLICY = 'db-group';
 const PVCS = ['db-0', 'db-1', 'db-2'];
@@ -56,7 +37,7 @@ describe('Group BackupPolicy on snapback all-in-one (local backend, real control
   let controlPlane: ControlPlane;
   let client: HttpKubeClient;
   let namespace: string;
-  let dir: string;
+  let rig: Rig | undefined;
   let aio: Started | undefined;
 
   const getPolicy = () => client.get<BackupPolicy>(BackupPolicies, POLICY, namespace);
@@ -121,28 +102,12 @@ describe('Group BackupPolicy on snapback all-in-one (local backend, real control
 
   before(async function () {
     controlPlane = await sharedControlPlane();
-    client = apiClient(controlPlane);
     // Every CRD of crds/: the snapshot and group snapshot APIs, and snapback.dev.
     await installCrds(controlPlane);
-    namespace = await createTestNamespace(kubeConfigFor(controlPlane), 'grouppolicy');
-    await createClasses(client, namespace, { forceDelete: false });
-    dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-group-policy-'));
-    const socket = path.join(dir, 'csi.sock');
-    aio = startSnapback(
-      controlPlane,
-      [
-        'all-in-one',
-        '--backend=local',
-        `--root=${path.join(dir, 'disks')}`,
-        `--kubelet-dir=${path.join(dir, 'kubelet')}`,
-        '--node-id=node-a',
-        `--endpoint=unix://${socket}`,
-        `--leader-election-namespace=${namespace}`,
-        '--retry-interval-max=2s',
-      ],
-      path.join(dir, 'all-in-one.log'),
-    );
-    await waitForSocket(socket, aio);
+    rig = new Rig(controlPlane, apiClient(controlPlane));
+    await rig.setUp('grouppolicy', []);
+    ({ client, namespace } = rig);
+    aio = rig.aio;
     for (const name of [...PVCS, 'unselected']) {
       await client.create(PersistentVolumeClaims, {
         ...claim(name, namespace),
@@ -171,25 +136,13 @@ describe('Group BackupPolicy on snapback all-in-one (local backend, real control
         120_000,
         'the groups and their members to be deleted',
       ).catch(() => undefined);
-      const pvs = async () =>
-        (await client.list<Volume>(PersistentVolumes)).items.filter(
-          (pv) => pv.spec?.storageClassName === namespace,
-        );
-      await deleteTestNamespace(kubeConfigFor(controlPlane), namespace);
-      await waitFor(
-        async () => (await pvs()).length === 0,
-        120_000,
-        'the test PVs to be deleted',
-      ).catch(() => undefined);
-      await deleteClasses(client, namespace);
       for (const name of [POLICY, FAILING]) {
         await client
           .delete(VolumeGroupSnapshotClasses, ownedSnapshotClassName(namespace, name))
           .catch(() => undefined);
       }
     }
-    await aio?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await rig?.tearDown();
   });
 
   it('each run makes one VolumeGroupSnapshot of the three selected PVCs, all members ready', async function () {

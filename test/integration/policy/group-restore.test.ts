@@ -1,6 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type {
   BackupPolicy,
@@ -10,7 +9,6 @@ import type {
 } from '../../../src/api/index.js';
 import {
   PersistentVolumeClaims,
-  PersistentVolumes,
   StorageClasses,
   VolumeGroupSnapshotClasses,
   VolumeGroupSnapshots,
@@ -20,26 +18,18 @@ import {
 import { VolumeSnapshots } from '../../../src/kube/resource.js';
 import { BackupPolicies, RestoreJobs } from '../../../src/policy/objects.js';
 import type { ControlPlane } from '../../support/control-plane.js';
-import {
-  createTestNamespace,
-  deleteTestNamespace,
-  kubeConfigFor,
-  kubectl,
-  sharedControlPlane,
-} from '../../support/cluster.js';
+import { kubectl, sharedControlPlane } from '../../support/cluster.js';
 import { waitFor } from '../../support/processes.js';
-import { claim, createClasses, deleteClasses, writeDurably } from '../stack/recipe.js';
+import { claim, writeDurably } from '../stack/recipe.js';
+import { Rig } from '../stack/rig.js';
+import type { Kubelet } from '../stack/support.js';
 import {
-  Kubelet,
   LOCAL_DRIVER,
   apiClient,
   boundClaim,
   eventsFor,
   installCrds,
-  startSnapback,
-  waitForSocket,
   type Started,
-  type Volume,
 } from '../stack/support.js';
 
 const GROUP_VERSION = 'snapback.dev/v1alpha1';
@@ -57,7 +47,7 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
   let controlPlane: ControlPlane;
   let client: HttpKubeClient;
   let namespace: string;
-  let dir: string;
+  let rig: Rig | undefined;
   let aio: Started | undefined;
   let kubelet: Kubelet | undefined;
   const written: Record<string, string> = {};
@@ -111,30 +101,13 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
 
   before(async function () {
     controlPlane = await sharedControlPlane();
-    client = apiClient(controlPlane);
     // Every CRD of crds/: the snapshot and group snapshot APIs, and snapback.dev.
     await installCrds(controlPlane);
-    const kc = kubeConfigFor(controlPlane);
-    namespace = await createTestNamespace(kc, 'group-restore');
-    await createClasses(client, namespace, { forceDelete: false });
-    dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-group-restore-'));
-    const socket = path.join(dir, 'csi.sock');
-    aio = startSnapback(
-      controlPlane,
-      [
-        'all-in-one',
-        '--backend=local',
-        `--root=${path.join(dir, 'disks')}`,
-        `--kubelet-dir=${path.join(dir, 'kubelet')}`,
-        '--node-id=node-a',
-        `--endpoint=unix://${socket}`,
-        `--leader-election-namespace=${namespace}`,
-        '--retry-interval-max=2s',
-      ],
-      path.join(dir, 'all-in-one.log'),
-    );
-    await waitForSocket(socket, aio);
-    kubelet = new Kubelet(socket, path.join(dir, 'kubelet'));
+    rig = new Rig(controlPlane, apiClient(controlPlane));
+    await rig.setUp('group-restore', []);
+    ({ client, namespace } = rig);
+    aio = rig.aio;
+    kubelet = rig.kubelet!;
 
     for (const name of MEMBERS) {
       await client.create(PersistentVolumeClaims, {
@@ -191,24 +164,10 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
 
   after(async function () {
     if (this.currentTest?.state === 'failed') console.log(aio?.log().slice(-6000));
-    await kubelet?.cleanup().catch(() => undefined);
-    const kc = kubeConfigFor(controlPlane);
+    await rig?.tearDown();
     if (namespace) {
-      const pvs = async () =>
-        (await client.list<Volume>(PersistentVolumes)).items.filter(
-          (pv) => pv.spec?.storageClassName === namespace,
-        );
-      await deleteTestNamespace(kc, namespace);
-      await waitFor(
-        async () => (await pvs()).length === 0,
-        120_000,
-        'the test PVs to be deleted',
-      ).catch(() => undefined);
-      await deleteClasses(client, namespace);
       await client.delete(VolumeGroupSnapshotClasses, groupClass()).catch(() => undefined);
     }
-    await aio?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('without pvcName restores every member of the group into <pvc><suffix>, with its data', async function () {

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { BackupPolicy, RestoreJob, VolumeSnapshot } from '../../../src/api/index.js';
 import {
@@ -22,18 +21,10 @@ import {
   sharedControlPlane,
 } from '../../support/cluster.js';
 import { waitFor } from '../../support/processes.js';
-import { claim, createClasses, deleteClasses, writeDurably } from '../stack/recipe.js';
-import {
-  Kubelet,
-  apiClient,
-  boundClaim,
-  eventsFor,
-  installCrds,
-  startSnapback,
-  waitForSocket,
-  type Started,
-  type Volume,
-} from '../stack/support.js';
+import { claim, writeDurably } from '../stack/recipe.js';
+import { Rig } from '../stack/rig.js';
+import type { Kubelet } from '../stack/support.js';
+import { apiClient, boundClaim, eventsFor, installCrds, type Started } from '../stack/support.js';
 
 const GROUP_VERSION = 'snapback.dev/v1alpha1';
 
@@ -48,9 +39,9 @@ describe('policy controllers on snapback all-in-one (local backend, real control
   let client: HttpKubeClient;
   let namespace: string;
   let otherNamespace: string;
-  let dir: string;
   let aio: Started | undefined;
   let kubelet: Kubelet | undefined;
+  let rig: Rig | undefined;
 
   const policyManifest = (
     name: string,
@@ -121,32 +112,15 @@ describe('policy controllers on snapback all-in-one (local backend, real control
 
   before(async function () {
     controlPlane = await sharedControlPlane();
-    client = apiClient(controlPlane);
     // Every CRD of crds/: the snapshot API and snapback.dev.
     await installCrds(controlPlane);
-    const kc = kubeConfigFor(controlPlane);
-    namespace = await createTestNamespace(kc, 'policy');
-    otherNamespace = await createTestNamespace(kc, 'policy-other');
+    rig = new Rig(controlPlane, apiClient(controlPlane));
     // Classes named after the namespace: StorageClass and VolumeSnapshotClass of the local driver.
-    await createClasses(client, namespace, { forceDelete: false });
-    dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-policy-'));
-    const socket = path.join(dir, 'csi.sock');
-    aio = startSnapback(
-      controlPlane,
-      [
-        'all-in-one',
-        '--backend=local',
-        `--root=${path.join(dir, 'disks')}`,
-        `--kubelet-dir=${path.join(dir, 'kubelet')}`,
-        '--node-id=node-a',
-        `--endpoint=unix://${socket}`,
-        `--leader-election-namespace=${namespace}`,
-        '--retry-interval-max=2s',
-      ],
-      path.join(dir, 'all-in-one.log'),
-    );
-    await waitForSocket(socket, aio);
-    kubelet = new Kubelet(socket, path.join(dir, 'kubelet'));
+    await rig.setUp('policy', []);
+    ({ client, namespace } = rig);
+    aio = rig.aio;
+    kubelet = rig.kubelet;
+    otherNamespace = await createTestNamespace(kubeConfigFor(controlPlane), 'policy-other');
     for (const name of ['data', 'logs', 'unselected']) {
       await client.create(PersistentVolumeClaims, {
         ...claim(name, namespace),
@@ -160,29 +134,15 @@ describe('policy controllers on snapback all-in-one (local backend, real control
 
   after(async function () {
     if (this.currentTest?.state === 'failed') console.log(aio?.log().slice(-6000));
-    await kubelet?.cleanup().catch(() => undefined);
-    const kc = kubeConfigFor(controlPlane);
-    if (otherNamespace) await deleteTestNamespace(kc, otherNamespace);
+    if (otherNamespace) await deleteTestNamespace(kubeConfigFor(controlPlane), otherNamespace);
     if (namespace) {
-      const pvs = async () =>
-        (await client.list<Volume>(PersistentVolumes)).items.filter(
-          (pv) => pv.spec?.storageClassName === namespace,
-        );
-      await deleteTestNamespace(kc, namespace);
-      await waitFor(
-        async () => (await pvs()).length === 0,
-        120_000,
-        'the test PVs to be deleted',
-      ).catch(() => undefined);
-      await deleteClasses(client, namespace);
       await client.delete(StorageClasses, `${namespace}-other`).catch(() => undefined);
       await client.delete(VolumeSnapshotClasses, `${namespace}-other`).catch(() => undefined);
       await client
         .delete(VolumeSnapshotClasses, ownedSnapshotClassName(namespace, 'bad'))
         .catch(() => undefined);
     }
-    await aio?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await rig?.tearDown();
   });
 
   it('run-now snapshots the two selected PVCs and not the unselected one', async function () {

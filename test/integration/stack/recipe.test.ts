@@ -1,31 +1,14 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+
 import path from 'node:path';
 import type { VolumeSnapshot, VolumeSnapshotContent } from '../../../src/api/snapshot.js';
-import {
-  PersistentVolumeClaims,
-  PersistentVolumes,
-  type HttpKubeClient,
-} from '../../../src/kube/index.js';
+import { PersistentVolumeClaims } from '../../../src/kube/index.js';
 import { VolumeSnapshotContents, VolumeSnapshots } from '../../../src/kube/resource.js';
-import type { ControlPlane } from '../../support/control-plane.js';
-import {
-  createTestNamespace,
-  deleteTestNamespace,
-  kubeConfigFor,
-  sharedControlPlane,
-} from '../../support/cluster.js';
+
+import { sharedControlPlane } from '../../support/cluster.js';
 import { waitFor } from '../../support/processes.js';
-import {
-  claim,
-  createClasses,
-  deleteClasses,
-  observe,
-  playRecipe,
-  type Observation,
-  type RecipeResult,
-} from './recipe.js';
+import { claim, observe, playRecipe, type Observation, type RecipeResult } from './recipe.js';
+import { Rig } from './rig.js';
 import {
   deleteGroupRecipe,
   observeGroup,
@@ -33,81 +16,13 @@ import {
   type GroupObservation,
 } from './group-recipe.js';
 import {
-  Kubelet,
   LOCAL_DRIVER,
   apiClient,
   eventsFor,
   installCrds,
-  startSnapback,
   startUpstream,
-  waitForSocket,
   type Claim,
-  type Started,
-  type Volume,
 } from './support.js';
-
-/** One stack under test: a namespace, cluster-scoped classes, its processes and a kubelet. */
-class Rig {
-  readonly dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-stack-'));
-  readonly socket = path.join(this.dir, 'csi.sock');
-  readonly processes: Started[] = [];
-  namespace = '';
-  kubelet: Kubelet | undefined;
-
-  constructor(
-    readonly controlPlane: ControlPlane,
-    readonly client: HttpKubeClient,
-  ) {}
-
-  async setUp(prefix: string, allInOneArgs: string[]): Promise<void> {
-    this.namespace = await createTestNamespace(kubeConfigFor(this.controlPlane), prefix);
-    await createClasses(this.client, this.namespace, { forceDelete: false });
-    const aio = startSnapback(
-      this.controlPlane,
-      [
-        'all-in-one',
-        '--backend=local',
-        `--root=${path.join(this.dir, 'disks')}`,
-        `--kubelet-dir=${path.join(this.dir, 'kubelet')}`,
-        '--node-id=node-a',
-        `--endpoint=unix://${this.socket}`,
-        `--leader-election-namespace=${this.namespace}`,
-        '--retry-interval-max=2s',
-        ...allInOneArgs,
-      ],
-      path.join(this.dir, 'all-in-one.log'),
-    );
-    this.processes.push(aio);
-    await waitForSocket(this.socket, aio);
-    this.kubelet = new Kubelet(this.socket, path.join(this.dir, 'kubelet'));
-  }
-
-  /** Unmounts, deletes what the tests made while the stack still runs, then stops it. */
-  async tearDown(): Promise<void> {
-    await this.kubelet?.cleanup().catch(() => undefined);
-    if (this.namespace) {
-      const pvs = async () =>
-        (await this.client.list<Volume>(PersistentVolumes)).items.filter(
-          (pv) => pv.spec?.storageClassName === this.namespace,
-        );
-      await deleteTestNamespace(kubeConfigFor(this.controlPlane), this.namespace);
-      await waitFor(
-        async () => (await pvs()).length === 0,
-        120_000,
-        'the test PVs to be deleted',
-        async () =>
-          JSON.stringify((await pvs()).map((pv) => [pv.metadata?.name, pv.status?.phase])),
-      ).catch(() => undefined);
-      await deleteClasses(this.client, this.namespace);
-    }
-    for (const process of this.processes.reverse()) await process.stop();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  logs(): string {
-    return this.processes.map((p) => `--- ${p.logFile}\n${p.log().slice(-4000)}`).join('\n');
-  }
-}
 
 let ours: Observation | undefined;
 let oursGroup: GroupObservation | undefined;

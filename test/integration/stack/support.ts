@@ -7,7 +7,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { connectCsi, type CallOptions } from '../../../src/csi/client.js';
+import { grpcCodeOf } from '../../../src/csi/status.js';
 import type { NodePublishVolumeRequest } from '../../../src/gen/csi/csi/v1/NodePublishVolumeRequest.js';
 import type { NodeStageVolumeRequest } from '../../../src/gen/csi/csi/v1/NodeStageVolumeRequest.js';
 import type { NodeUnpublishVolumeRequest } from '../../../src/gen/csi/csi/v1/NodeUnpublishVolumeRequest.js';
@@ -171,38 +173,62 @@ export class Kubelet {
       access_mode: { mode: 'SINGLE_NODE_WRITER' },
     };
     const context = source.volumeAttributes ?? {};
-    await this.node.nodeStageVolume({
-      volume_id: source.volumeHandle,
-      staging_target_path: staging,
-      volume_capability: capability,
-      volume_context: context,
-    });
+    await whileBusy(() =>
+      this.node.nodeStageVolume({
+        volume_id: source.volumeHandle,
+        staging_target_path: staging,
+        volume_capability: capability,
+        volume_context: context,
+      }),
+    );
     this.mounted.push({ volumeId: source.volumeHandle, staging, target });
-    await this.node.nodePublishVolume({
-      volume_id: source.volumeHandle,
-      staging_target_path: staging,
-      target_path: target,
-      volume_capability: capability,
-      readonly: false,
-      volume_context: context,
-    });
+    await whileBusy(() =>
+      this.node.nodePublishVolume({
+        volume_id: source.volumeHandle,
+        staging_target_path: staging,
+        target_path: target,
+        volume_capability: capability,
+        readonly: false,
+        volume_context: context,
+      }),
+    );
     return target;
   }
 
   async unmount(volumeId: string): Promise<void> {
-    const index = this.mounted.findIndex((m) => m.volumeId === volumeId);
-    if (index < 0) return;
-    const [entry] = this.mounted.splice(index, 1);
-    await this.node.nodeUnpublishVolume({ volume_id: entry!.volumeId, target_path: entry!.target });
-    await this.node.nodeUnstageVolume({
-      volume_id: entry!.volumeId,
-      staging_target_path: entry!.staging,
-    });
+    const entry = this.mounted.find((m) => m.volumeId === volumeId);
+    if (!entry) return;
+    await whileBusy(() =>
+      this.node.nodeUnpublishVolume({ volume_id: entry.volumeId, target_path: entry.target }),
+    );
+    await whileBusy(() =>
+      this.node.nodeUnstageVolume({
+        volume_id: entry.volumeId,
+        staging_target_path: entry.staging,
+      }),
+    );
+    this.mounted.splice(this.mounted.indexOf(entry), 1);
   }
 
   async cleanup(): Promise<void> {
     for (const entry of [...this.mounted].reverse()) await this.unmount(entry.volumeId);
     this.csi.close();
+  }
+}
+
+/**
+ * Repeats a Node call the driver refuses with ABORTED (another operation on the volume, such as
+ * a snapshot copying it, is in flight), as kubelet retries it, for up to a minute.
+ */
+async function whileBusy<T>(call: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2_000)) {
+    try {
+      return await call();
+    } catch (error) {
+      if (grpcCodeOf(error) !== GrpcStatus.ABORTED || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
   }
 }
 
