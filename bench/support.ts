@@ -16,8 +16,9 @@ import {
 } from '../src/kube/index.js';
 import { VolumeSnapshotClasses } from '../src/kube/resource.js';
 import type { ControlPlane } from '../test/support/control-plane.js';
-import { startProcess, stopProcess, waitFor } from '../test/support/processes.js';
-import { repoRoot } from '../test/support/tools.js';
+import { connectCsi, type CsiClient } from '../src/csi/client.js';
+import { isAlive, startProcess, stopProcess, waitFor } from '../test/support/processes.js';
+import { repoRoot, tool } from '../test/support/tools.js';
 
 /** The local backend's driver name, which the benches' classes name. */
 export const LOCAL_DRIVER = 'local.snapback.dev';
@@ -30,6 +31,54 @@ export function snapbackMain(): string {
   const main = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run the benches with make bench`);
   return main;
+}
+
+/** A `snapback driver` process the bench talks to over its CSI socket. */
+export interface BenchDriver {
+  pid: number;
+  client: CsiClient;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * `snapback driver` from dist/ with `args`, serving a socket in `dir` and logging to
+ * `dir/driver.log`, once it answers Probe.
+ */
+export async function startDriver(
+  dir: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<BenchDriver> {
+  const socket = path.join(dir, 'csi.sock');
+  const logFile = path.join(dir, 'driver.log');
+  const child = startProcess(
+    process.execPath,
+    [snapbackMain(), 'driver', `--endpoint=unix://${socket}`, ...args],
+    {
+      logFile,
+      owned: true,
+      env: { ...process.env, SNAPBACK_CSI_PROTO: tool('CSI_PROTO'), ...env },
+    },
+  );
+  const pid = child.pid!;
+  const client = connectCsi(`unix://${socket}`, { protoPath: tool('CSI_PROTO') });
+  const stop = async () => {
+    client.close();
+    await stopProcess(pid);
+  };
+  try {
+    await waitFor(
+      async () =>
+        isAlive(pid) && (await client.identity.probe({}, { timeoutMs: 1000 })).ready?.value,
+      60_000,
+      'the driver to answer Probe',
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { pid, client, logFile, stop };
 }
 
 /** `--name=<number>` on the command line, or `fallback`. */

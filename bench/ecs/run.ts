@@ -27,11 +27,10 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import ecs from '@alicloud/ecs20140526';
 import openapi from '@alicloud/openapi-client';
 import type { AlicloudBackend } from '../../src/driver/backends/alicloud/backend.js';
-import { connectCsi, type CsiClient } from '../../src/csi/client.js';
+import { type CsiClient } from '../../src/csi/client.js';
 import { isDiskError } from '../../src/csi/errors.js';
 import { grpcCodeOf } from '../../src/csi/status.js';
-import { isAlive, startProcess, stopProcess, waitFor } from '../../test/support/processes.js';
-import { tool } from '../../test/support/tools.js';
+
 import {
   ECS,
   callBreakdown,
@@ -43,7 +42,7 @@ import {
   type CallSummary,
   type Emulator,
 } from '../ecs-emulator.js';
-import { peakRssMiB, snapbackMain } from '../support.js';
+import { peakRssMiB, startDriver, type BenchDriver } from '../support.js';
 
 function flag(name: string, fallback: number): number {
   const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -182,47 +181,30 @@ async function runDriver(side: string, round: number, rateLimits?: string): Prom
 async function runDriverProcess(round: number): Promise<Result> {
   const emulator = await startEmulator([`CreateSnapshot=${RATE}`]);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-bench-ecs-'));
-  const socket = path.join(dir, 'csi.sock');
-  const driver = startProcess(
-    process.execPath,
-    [
-      snapbackMain(),
-      'driver',
-      '--backend=alicloud',
-      `--endpoint=unix://${socket}`,
-      `--region=${ECS.region}`,
-      `--zone=${ECS.zone}`,
-      `--ecs-endpoint=${emulator.endpoint}`,
-      '--ecs-protocol=http',
-      '--credentials=env',
-    ],
-    {
-      logFile: path.join(dir, 'driver.log'),
-      owned: true,
-      env: {
-        ...process.env,
-        SNAPBACK_CSI_PROTO: tool('CSI_PROTO'),
+  let driver: BenchDriver | undefined;
+  try {
+    const disks = await seedDisks(emulator, SNAPSHOTS);
+    driver = await startDriver(
+      dir,
+      [
+        '--backend=alicloud',
+        `--region=${ECS.region}`,
+        `--zone=${ECS.zone}`,
+        `--ecs-endpoint=${emulator.endpoint}`,
+        '--ecs-protocol=http',
+        '--credentials=env',
+      ],
+      {
         SNAPBACK_LOG_LEVEL: 'warn',
         ALIBABA_CLOUD_ACCESS_KEY_ID: ECS.accessKeyId,
         ALIBABA_CLOUD_ACCESS_KEY_SECRET: ECS.accessKeySecret,
       },
-    },
-  );
-  const pid = driver.pid!;
-  const client = connectCsi(`unix://${socket}`, { protoPath: tool('CSI_PROTO') });
-  try {
-    const disks = await seedDisks(emulator, SNAPSHOTS);
-    await waitFor(
-      async () =>
-        isAlive(pid) && (await client.identity.probe({}, { timeoutMs: 1000 })).ready?.value,
-      60_000,
-      'the driver to answer Probe',
     );
+    const { client, pid } = driver;
     const result = await measured('driver-process', round, emulator, disks, csiCalls(client));
     return { ...result, peakRssMiB: peakRssMiB(pid) };
   } finally {
-    client.close();
-    await stopProcess(pid);
+    await driver?.stop();
     await emulator.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -22,11 +22,9 @@ import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { connectCsi, type CsiClient } from '../../src/csi/client.js';
 import { isDiskError } from '../../src/csi/errors.js';
 import type { AlicloudBackend } from '../../src/driver/backends/alicloud/backend.js';
-import { isAlive, startProcess, stopProcess, waitFor } from '../../test/support/processes.js';
-import { tool } from '../../test/support/tools.js';
+
 import {
   callBreakdown,
   callTotals,
@@ -36,7 +34,7 @@ import {
   startEmulator,
   type CallSummary,
 } from '../ecs-emulator.js';
-import { numberFlag, peakRssMiB, snapbackMain, stringFlag } from '../support.js';
+import { numberFlag, peakRssMiB, startDriver, stringFlag } from '../support.js';
 
 const MEMBERS = numberFlag('members', 10);
 /** Even, so that each side goes first in as many rounds as the other. */
@@ -105,37 +103,20 @@ async function fill(dir: string, mib: number): Promise<void> {
 async function benchLocal(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the local backend needs root (loop devices)');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-bench-group-'));
-  const root = path.join(dir, 'root');
-  const socket = path.join(dir, 'csi.sock');
-  const driverLog = path.join(dir, 'driver.log');
-  const driver = startProcess(
-    process.execPath,
+  const driver = await startDriver(
+    dir,
     [
-      snapbackMain(),
-      'driver',
       '--backend=local',
-      `--endpoint=unix://${socket}`,
       '--node-id=bench',
-      `--root=${root}`,
+      `--root=${path.join(dir, 'root')}`,
       `--kubelet-dir=${dir}`,
     ],
-    {
-      logFile: driverLog,
-      owned: true,
-      env: { ...process.env, SNAPBACK_CSI_PROTO: tool('CSI_PROTO'), SNAPBACK_LOG_LEVEL: 'info' },
-    },
+    { SNAPBACK_LOG_LEVEL: 'info' },
   );
-  const pid = driver.pid!;
-  const client: CsiClient = connectCsi(`unix://${socket}`, { protoPath: tool('CSI_PROTO') });
+  const { client, pid, logFile: driverLog } = driver;
   const volumes = Array.from({ length: MEMBERS }, (_, i) => `vol-${i}`);
   const staging = (volume: string) => path.join(dir, 'staging', volume);
   try {
-    await waitFor(
-      async () =>
-        isAlive(pid) && (await client.identity.probe({}, { timeoutMs: 1000 })).ready?.value,
-      60_000,
-      'the driver to answer Probe',
-    );
     for (const volume of volumes) {
       await client.controller.createVolume({
         name: volume,
@@ -215,8 +196,7 @@ async function benchLocal(): Promise<void> {
         .nodeUnstageVolume({ volume_id: volume, staging_target_path: staging(volume) })
         .catch(() => undefined);
     }
-    client.close();
-    await stopProcess(pid);
+    await driver.stop();
     for (const line of execFileSync(
       'losetup',
       ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'],

@@ -17,11 +17,9 @@ import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { connectCsi, type CsiClient } from '../../src/csi/client.js';
 import { Layout } from '../../src/driver/backends/local/layout.js';
-import { isAlive, startProcess, stopProcess, waitFor } from '../../test/support/processes.js';
-import { tool } from '../../test/support/tools.js';
-import { numberFlag as flag, peakRssMiB, snapbackMain, stringFlag } from '../support.js';
+
+import { numberFlag as flag, peakRssMiB, startDriver, stringFlag } from '../support.js';
 
 /** Even, so that the driver goes first in as many rounds as cp does. */
 const ROUNDS = Math.max(2, Math.ceil(flag('rounds', 6) / 2) * 2);
@@ -117,40 +115,18 @@ interface Round {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the local backend needs root (loop devices)');
-  const main = snapbackMain();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-bench-local-'));
   const root = path.join(dir, 'root');
-  const socket = path.join(dir, 'csi.sock');
   const layout = new Layout(root);
-  const driverLog = path.join(dir, 'driver.log');
-  const driver = startProcess(
-    process.execPath,
-    [
-      main,
-      'driver',
-      '--backend=local',
-      `--endpoint=unix://${socket}`,
-      '--node-id=bench',
-      `--root=${root}`,
-      // the bench stages and publishes under its own directory, not kubelet's
-      `--kubelet-dir=${dir}`,
-    ],
-    {
-      logFile: driverLog,
-      owned: true,
-      env: { ...process.env, SNAPBACK_CSI_PROTO: tool('CSI_PROTO'), SNAPBACK_LOG_LEVEL: 'info' },
-    },
+  const driver = await startDriver(
+    dir,
+    // the bench stages and publishes under its own directory, not kubelet's
+    ['--backend=local', '--node-id=bench', `--root=${root}`, `--kubelet-dir=${dir}`],
+    { SNAPBACK_LOG_LEVEL: 'info' },
   );
-  const pid = driver.pid!;
-  const client: CsiClient = connectCsi(`unix://${socket}`, { protoPath: tool('CSI_PROTO') });
+  const { client, pid, logFile: driverLog } = driver;
   const rounds: Round[] = [];
   try {
-    await waitFor(
-      async () =>
-        isAlive(pid) && (await client.identity.probe({}, { timeoutMs: 1000 })).ready?.value,
-      60_000,
-      'the driver to answer Probe',
-    );
     console.log(
       `disk: ${DISK_GIB} GiB sparse image, ${DATA_MIB} MiB of random data written through ext4`,
     );
@@ -299,8 +275,7 @@ async function main(): Promise<void> {
       writeFileSync(JSON_OUT, `${JSON.stringify({ summary, ratios, rounds }, null, 2)}\n`);
     }
   } finally {
-    client.close();
-    await stopProcess(pid);
+    await driver.stop();
     for (const line of execFileSync(
       'losetup',
       ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'],

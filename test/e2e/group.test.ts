@@ -12,6 +12,7 @@ import { waitFor } from '../support/processes.js';
 import { boundClaim } from '../integration/stack/support.js';
 import {
   apply,
+  chartWithNamespace,
   examples,
   exec,
   rolledOut,
@@ -19,7 +20,7 @@ import {
   RecordingNarrator,
   type RecipeContext,
 } from './recipe.js';
-import { CLASS, chartOnNode, type Kubectl } from './support.js';
+import { CLASS, type Kubectl } from './support.js';
 
 const NAMESPACE = 'group';
 const TIMEOUT_MS = 240_000;
@@ -60,17 +61,13 @@ describe('node: a StatefulSet’s three volumes snapshotted as one group while i
 
   before(async function () {
     dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-group-e2e-'));
-    ({ cluster, kubectl, client } = await chartOnNode(dir));
-    await kubectl(['create', 'namespace', NAMESPACE]);
-    context = {
-      client,
-      kubectl,
-      namespace: NAMESPACE,
-      storageClass: CLASS,
-      snapshotClass: CLASS,
+    ({ cluster, kubectl, client, context } = await chartWithNamespace(
+      dir,
+      NAMESPACE,
       narrator,
-      timeoutMs: TIMEOUT_MS,
-    };
+      TIMEOUT_MS,
+      [],
+    ));
   });
 
   afterEach(async function () {

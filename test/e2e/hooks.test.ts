@@ -13,6 +13,7 @@ import {
   WEB_PVC,
   WEB_PVC_SIZE,
   apply,
+  chartWithNamespace,
   examples,
   exec,
   rolledOut,
@@ -28,7 +29,6 @@ import {
   RELEASE,
   RELEASE_NAMESPACE,
   CLASS,
-  chartOnNode,
 } from './support.js';
 
 const SubjectAccessReviews: ResourceType = {
@@ -114,17 +114,13 @@ describe('node: BackupPolicy hooks exec in the pods of the snapshotted PVCs', fu
 
   before(async function () {
     dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-hooks-e2e-'));
-    ({ cluster, kubectl, client } = await chartOnNode(dir, ['--set', 'hooks.enabled=true']));
-    await kubectl(['create', 'namespace', NAMESPACE]);
-    context = {
-      client,
-      kubectl,
-      namespace: NAMESPACE,
-      storageClass: CLASS,
-      snapshotClass: CLASS,
+    ({ cluster, kubectl, client, context } = await chartWithNamespace(
+      dir,
+      NAMESPACE,
       narrator,
-      timeoutMs: TIMEOUT_MS,
-    };
+      TIMEOUT_MS,
+      ['--set', 'hooks.enabled=true'],
+    ));
 
     narrator.step(`StatefulSet web with a ${WEB_PVC_SIZE} disk of StorageClass ${CLASS}`);
     const docs = examples('recipe-2-statefulset-web.yaml');

@@ -17,7 +17,7 @@ import { VolumeSnapshots } from '../../src/kube/resource.js';
 import { waitFor } from '../support/processes.js';
 import { repoRoot } from '../support/tools.js';
 import { boundClaim, type Claim, type Volume } from '../integration/stack/support.js';
-import { whyNotReady, type Kubectl } from './support.js';
+import { CLASS, chartOnNode, whyNotReady, type ChartOnNode, type Kubectl } from './support.js';
 
 /** The PVC StatefulSet `web`'s volumeClaimTemplate `disk-ssd` gives pod web-0. */
 export const WEB_PVC = 'disk-ssd-web-0';
@@ -298,4 +298,29 @@ export function checkOutcome(outcome: RecipeOutcome): void {
         `expected ${JSON.stringify(outcome.written)}`,
     );
   }
+}
+
+/**
+ * The chart on a fresh node (`chartOnNode`), a namespace of its own for the test, and the
+ * context the recipe's steps take there, with the chart's classes.
+ */
+export async function chartWithNamespace(
+  dir: string,
+  namespace: string,
+  narrator: Narrator,
+  timeoutMs: number,
+  chartArgs: string[] = [],
+): Promise<ChartOnNode & { context: RecipeContext }> {
+  const onNode = await chartOnNode(dir, chartArgs);
+  await onNode.kubectl(['create', 'namespace', namespace]);
+  const context: RecipeContext = {
+    client: onNode.client,
+    kubectl: onNode.kubectl,
+    namespace,
+    storageClass: CLASS,
+    snapshotClass: CLASS,
+    narrator,
+    timeoutMs,
+  };
+  return { ...onNode, context };
 }
