@@ -81,6 +81,17 @@ export async function startDriver(
   return { pid, client, logFile, stop };
 }
 
+/** Detaches the loop devices whose backing files lie under `dir` (a local driver's disks). */
+export function detachLoopDevicesUnder(dir: string): void {
+  const listed = execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'], {
+    encoding: 'utf8',
+  });
+  for (const line of listed.split('\n')) {
+    const [name, file] = line.trim().split(/\s+/);
+    if (name && file?.startsWith(`${dir}/`)) execFileSync('losetup', ['--detach', name]);
+  }
+}
+
 /** `--name=<number>` on the command line, or `fallback`. */
 export function numberFlag(name: string, fallback: number): number {
   const value = stringFlag(name);

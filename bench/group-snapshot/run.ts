@@ -34,7 +34,13 @@ import {
   startEmulator,
   type CallSummary,
 } from '../ecs-emulator.js';
-import { numberFlag, peakRssMiB, startDriver, stringFlag } from '../support.js';
+import {
+  numberFlag,
+  peakRssMiB,
+  detachLoopDevicesUnder,
+  startDriver,
+  stringFlag,
+} from '../support.js';
 
 const MEMBERS = numberFlag('members', 10);
 /** Even, so that each side goes first in as many rounds as the other. */
@@ -197,14 +203,7 @@ async function benchLocal(): Promise<void> {
         .catch(() => undefined);
     }
     await driver.stop();
-    for (const line of execFileSync(
-      'losetup',
-      ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'],
-      { encoding: 'utf8' },
-    ).split('\n')) {
-      const [name, file] = line.trim().split(/\s+/);
-      if (name && file?.startsWith(`${dir}/`)) execFileSync('losetup', ['--detach', name]);
-    }
+    detachLoopDevicesUnder(dir);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -19,7 +19,13 @@ import path from 'node:path';
 
 import { Layout } from '../../src/driver/backends/local/layout.js';
 
-import { numberFlag as flag, peakRssMiB, startDriver, stringFlag } from '../support.js';
+import {
+  numberFlag as flag,
+  peakRssMiB,
+  detachLoopDevicesUnder,
+  startDriver,
+  stringFlag,
+} from '../support.js';
 
 /** Even, so that the driver goes first in as many rounds as cp does. */
 const ROUNDS = Math.max(2, Math.ceil(flag('rounds', 6) / 2) * 2);
@@ -276,14 +282,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await driver.stop();
-    for (const line of execFileSync(
-      'losetup',
-      ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'],
-      { encoding: 'utf8' },
-    ).split('\n')) {
-      const [name, file] = line.trim().split(/\s+/);
-      if (name && file?.startsWith(`${dir}/`)) execFileSync('losetup', ['--detach', name]);
-    }
+    detachLoopDevicesUnder(dir);
     rmSync(dir, { recursive: true, force: true });
   }
 }
