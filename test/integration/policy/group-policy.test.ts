@@ -19,7 +19,14 @@ import { sharedControlPlane } from '../../support/cluster.js';
 import { waitFor } from '../../support/processes.js';
 import { claim } from '../stack/recipe.js';
 import { Rig } from '../stack/rig.js';
-import { apiClient, boundClaim, eventsFor, installCrds, type Started } from '../stack/support.js';
+import {
+  apiClient,
+  boundClaim,
+  eventsFor,
+  eventsWhen,
+  installCrds,
+  type Started,
+} from '../stack/support.js';
 
 const POLICY = 'db-group';
 const PVCS = ['db-0', 'db-1', 'db-2'];
@@ -230,7 +237,9 @@ describe('Group BackupPolicy on snapback all-in-one (local backend, real control
         .sort(),
     );
     expect(sourcesOf(settled)).to.deep.equal(PVCS);
-    const events = await eventsFor(client, namespace, 'BackupPolicy', POLICY);
+    const events = await eventsWhen(client, namespace, 'BackupPolicy', POLICY, (es) =>
+      es.some((e) => e.reason === 'GroupPruned'),
+    );
     const pruned = events.find((e) => e.reason === 'GroupPruned');
     expect(pruned?.message).to.contain(runNowGroup('one', 1));
     expect(pruned?.message).to.contain('3 member snapshot(s)');
@@ -335,7 +344,9 @@ describe('Group BackupPolicy on snapback all-in-one (local backend, real control
     expect(degraded.message).to.contain(`VolumeGroupSnapshot ${group!.metadata.name} failed`);
     expect(degraded.message).to.contain(error!.slice(0, 40));
     expect(policy.status?.lastGroup).to.include({ readyToUse: false, members: 0 });
-    const events = await eventsFor(client, namespace, 'BackupPolicy', FAILING);
+    const events = await eventsWhen(client, namespace, 'BackupPolicy', FAILING, (es) =>
+      es.some((e) => e.reason === 'GroupFailed'),
+    );
     expect(events.filter((e) => e.reason === 'GroupFailed')).to.have.length(1);
   });
 });

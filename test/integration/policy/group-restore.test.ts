@@ -27,7 +27,7 @@ import {
   LOCAL_DRIVER,
   apiClient,
   boundClaim,
-  eventsFor,
+  eventsWhen,
   installCrds,
   type Started,
 } from '../stack/support.js';
@@ -194,7 +194,9 @@ describe('RestoreJob from a Group policy on snapback all-in-one (local backend, 
       expect(restored.files).to.deep.equal(['lost+found', 'test']);
       expect(restored.text, name).to.equal(written[name]);
     }
-    const events = await eventsFor(client, namespace, 'RestoreJob', 'all');
+    const events = await eventsWhen(client, namespace, 'RestoreJob', 'all', (es) =>
+      es.some((e) => e.reason === 'RestoreSucceeded'),
+    );
     expect(events.map((e) => `${e.type} ${e.reason}`)).to.include.members([
       'Normal RestoreStarted',
       'Normal RestoreSucceeded',

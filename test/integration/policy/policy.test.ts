@@ -24,7 +24,14 @@ import { waitFor } from '../../support/processes.js';
 import { claim, writeDurably } from '../stack/recipe.js';
 import { Rig } from '../stack/rig.js';
 import type { Kubelet } from '../stack/support.js';
-import { apiClient, boundClaim, eventsFor, installCrds, type Started } from '../stack/support.js';
+import {
+  apiClient,
+  boundClaim,
+  eventsFor,
+  eventsWhen,
+  installCrds,
+  type Started,
+} from '../stack/support.js';
 
 const GROUP_VERSION = 'snapback.dev/v1alpha1';
 
@@ -174,7 +181,9 @@ describe('policy controllers on snapback all-in-one (local backend, real control
       (p) => p.status?.readyOverTotal === '2/2',
     );
     expect(policy.status?.lastRunNowToken).to.equal('one');
-    const events = await eventsFor(client, namespace, 'BackupPolicy', 'selected');
+    const events = await eventsWhen(client, namespace, 'BackupPolicy', 'selected', (es) =>
+      es.some((e) => e.reason === 'RunStarted'),
+    );
     expect(events.map((e) => `${e.type} ${e.reason}`)).to.include('Normal RunStarted');
   });
 
@@ -243,7 +252,13 @@ describe('policy controllers on snapback all-in-one (local backend, real control
         .sort();
     expect(byPvc('data')).to.deep.equal(['r3', 'r4']);
     expect(byPvc('logs')).to.deep.equal(['r3', 'r4']);
-    const events = await eventsFor(client, namespace, 'BackupPolicy', 'kept');
+    const events = await eventsWhen(
+      client,
+      namespace,
+      'BackupPolicy',
+      'kept',
+      (es) => es.filter((e) => e.reason === 'Pruned').length >= 2,
+    );
     expect(events.filter((e) => e.reason === 'Pruned')).to.have.length.of.at.least(2);
   });
 
@@ -291,7 +306,9 @@ describe('policy controllers on snapback all-in-one (local backend, real control
       expect(degraded.message).to.contain('is 2000 characters long, at most 253');
       expect(policy.status?.lastRunNowToken).to.equal(undefined);
       expect(await snapshotsOf('long-token')).to.deep.equal([]);
-      const events = await eventsFor(client, namespace, 'BackupPolicy', 'long-token');
+      const events = await eventsWhen(client, namespace, 'BackupPolicy', 'long-token', (es) =>
+        es.some((e) => e.reason === 'InvalidRunNowToken'),
+      );
       expect(events.map((e) => `${e.type} ${e.reason}`)).to.include('Warning InvalidRunNowToken');
     } finally {
       await client.delete(BackupPolicies, 'long-token', namespace);
@@ -425,7 +442,9 @@ describe('policy controllers on snapback all-in-one (local backend, real control
     );
     const after = await client.get<KubeObject>(PersistentVolumeClaims, 'logs', namespace);
     expect(after?.metadata?.resourceVersion).to.equal(before?.metadata?.resourceVersion);
-    const events = await eventsFor(client, namespace, 'RestoreJob', 'clobber');
+    const events = await eventsWhen(client, namespace, 'RestoreJob', 'clobber', (es) =>
+      es.some((e) => e.reason === 'TargetExists'),
+    );
     expect(events.map((e) => `${e.type} ${e.reason}`)).to.include('Warning TargetExists');
   });
 

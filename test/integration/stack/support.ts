@@ -286,3 +286,29 @@ export async function eventsFor(
       host: e.source?.host ?? e.reportingInstance ?? '',
     }));
 }
+
+/**
+ * The Events of an object once `ready(events)` holds: controllers write Events after the status
+ * (in the background), so a test that saw the status waits for them.
+ */
+export async function eventsWhen(
+  client: HttpKubeClient,
+  namespace: string,
+  kind: string,
+  name: string,
+  ready: (events: Awaited<ReturnType<typeof eventsFor>>) => boolean,
+  timeoutMs = 30_000,
+): Promise<Awaited<ReturnType<typeof eventsFor>>> {
+  return waitFor(
+    async () => {
+      const events = await eventsFor(client, namespace, kind, name);
+      return ready(events) ? events : undefined;
+    },
+    timeoutMs,
+    `the Events of ${kind} ${namespace}/${name}`,
+    async () =>
+      JSON.stringify(
+        (await eventsFor(client, namespace, kind, name)).map((e) => `${e.type} ${e.reason}`),
+      ),
+  );
+}
