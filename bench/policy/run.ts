@@ -6,11 +6,12 @@
  * script applying the recipe by hand would. The policy layer's cost is the difference.
  *
  *   make bench BENCH=policy ARGS='[--policies=100] [--pvcs=10] [--qps=50]
- *     [--burst=100] [--json=<file>]'
+ *     [--burst=100] [--one-process] [--json=<file>]'
  *
  * Processes (each started and stopped by PID): the local-backend driver, the embedded stack
  * (`snapback controller --policy=false`), and the policy controllers alone (`snapback controller
- * --policy=true` with every other part off). Needs root (the local backend); `make bench` builds
+ * --policy=true` with every other part off); with --one-process the policy controllers run in
+ * the stack's process instead, as the chart runs them, and its peak is the one reported. Needs root (the local backend); `make bench` builds
  * dist/ and the tools first.
  * Figures, not assertions.
  */
@@ -47,6 +48,8 @@ const QPS = flag('qps', 50);
 const BURST = flag('burst', 100);
 const JSON_OUT = stringFlag('json');
 const TOTAL = POLICIES * PVCS_PER_POLICY;
+/** The policy controllers in the stack's process (as the chart runs them), not one of their own. */
+const ONE_PROCESS = process.argv.includes('--one-process');
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'snapback-bench-policy-'));
 const processes = new BenchProcesses(work);
@@ -134,7 +137,7 @@ async function main(): Promise<void> {
       [
         'controller',
         `--csi-address=unix://${socket}`,
-        '--policy=false',
+        `--policy=${ONE_PROCESS}`,
         '--leader-election=false',
         ...qpsFlags,
       ],
@@ -171,19 +174,21 @@ async function main(): Promise<void> {
     await deleteAllSnapshots(client);
 
     // The policies: all scheduled for the same minute, at least 90 s ahead.
-    const policyProc = spawn(
-      'policy',
-      [
-        'controller',
-        '--policy=true',
-        '--snapshot-controller=false',
-        '--csi-snapshotter=false',
-        '--csi-provisioner=false',
-        '--leader-election=false',
-        ...qpsFlags,
-      ],
-      env,
-    );
+    const policyProc = ONE_PROCESS
+      ? stack
+      : spawn(
+          'policy',
+          [
+            'controller',
+            '--policy=true',
+            '--snapshot-controller=false',
+            '--csi-snapshotter=false',
+            '--csi-provisioner=false',
+            '--leader-election=false',
+            ...qpsFlags,
+          ],
+          env,
+        );
     const fire = new Date(Math.ceil((Date.now() + 90_000) / 60_000) * 60_000);
     const schedule = `${fire.getUTCMinutes()} ${fire.getUTCHours()} * * *`;
     console.log(`${POLICIES} policies x ${PVCS_PER_POLICY} PVCs, schedule "${schedule}" (UTC) ...`);
@@ -223,9 +228,10 @@ async function main(): Promise<void> {
         secondsFromScheduledTimeUntilAllExist: round((scheduled.existAt - t1) / 1000),
         secondsFromScheduledTimeUntilAllReady: round((scheduled.readyAt - t1) / 1000),
         requestsPerSnapshot: round(policyRequests / TOTAL),
-        policyControllerPeakRssMiB: peakRssMiB(policyProc.pid),
+        policyControllerPeakRssMiB: ONE_PROCESS ? undefined : peakRssMiB(policyProc.pid),
       },
       stackPeakRssMiB: peakRssMiB(stack.pid),
+      oneProcess: ONE_PROCESS,
       readyTimeRatioPolicyOverDirect: round((scheduled.readyAt - t1) / (direct.readyAt - t0)),
       requestRatioPolicyOverDirect: round(policyRequests / directRequests),
     };
