@@ -322,26 +322,15 @@ export function restorableGroup(
     deleting?: boolean;
   } = {},
 ): VolumeGroupSnapshot {
-  const taken = opts.time ?? '2026-01-01T10:00:00Z';
-  return {
-    apiVersion: 'groupsnapshot.storage.k8s.io/v1',
-    kind: 'VolumeGroupSnapshot',
-    metadata: {
-      name,
-      namespace: NS,
-      uid: `uid-${name}`,
-      labels: { [LABEL_POLICY]: opts.policy ?? 'nightly' },
-      creationTimestamp: taken,
-      ...(opts.deleting ? { deletionTimestamp: '2026-01-01T11:00:00Z' } : {}),
-    },
-    spec: { source: { selector: { matchLabels: { app: 'db' } } } },
-    status: {
-      readyToUse: opts.ready ?? true,
-      creationTime: taken,
-      boundVolumeGroupSnapshotContentName: `content-${name}`,
-      ...(opts.error ? { error: { message: opts.error } } : {}),
-    },
+  const { time, ...rest } = opts;
+  const taken = time ?? '2026-01-01T10:00:00Z';
+  const group = volumeGroupSnapshot(name, { ...rest, runTime: taken });
+  group.status = {
+    ...group.status,
+    creationTime: taken,
+    boundVolumeGroupSnapshotContentName: `content-${name}`,
   };
+  return group;
 }
 
 /** The content of a group, reporting `members` member snapshots. */
