@@ -76,6 +76,11 @@ export const controllerFlags: FlagTable = {
   'extra-create-metadata': bool('pass object names to CreateSnapshot/CreateVolume (default false)'),
   'http-endpoint': { help: 'host:port serving /healthz, /readyz and /metrics (default: none)' },
   hooks: bool('run BackupPolicy hooks by exec in the pods of snapshotted PVCs (default false)'),
+  'restore-swap': bool(
+    'let RestoreJobs with mode Swap scale a StatefulSet down and swap its PVCs (default false)',
+  ),
+  verify: bool('run BackupPolicy restore drills (spec.verify) as Jobs (default false)'),
+  'verify-image': { help: 'image the restore-drill Jobs run (required with --verify)' },
   'csi-proto': { help: 'path of csi.proto (default: $SNAPBACK_CSI_PROTO, else dist/csi.proto)' },
 };
 
@@ -119,8 +124,18 @@ export function stackOptions(
     extraCreateMetadata: parseBoolean(flags, 'extra-create-metadata', false),
     httpEndpoint: flags['http-endpoint'],
     hooks: parseBoolean(flags, 'hooks', false),
+    restoreSwap: parseBoolean(flags, 'restore-swap', false),
+    ...verifyOf(flags),
     logger,
   };
+}
+
+/** `--verify` and the image its Jobs run: a drill needs one, so --verify without it is an error. */
+function verifyOf(flags: Record<string, string>): { verifyImage?: string } {
+  if (!parseBoolean(flags, 'verify', false)) return {};
+  const image = flags['verify-image'];
+  if (!image) throw new Error('--verify needs --verify-image, the image the drill Jobs run');
+  return { verifyImage: image };
 }
 
 /** The CSI parts run by default when there is a driver to drive. */

@@ -95,6 +95,10 @@ export interface StackOptions {
   httpEndpoint?: string;
   /** Let BackupPolicy hooks exec into pods (the chart's hooks.enabled grants pods/exec). */
   hooks?: boolean;
+  /** Let RestoreJobs with mode Swap scale workloads and swap PVCs (restore.swap.enabled). */
+  restoreSwap?: boolean;
+  /** Run BackupPolicy restore drills as Jobs of this image (verify.enabled); none without it. */
+  verifyImage?: string;
   logger: Logger;
 }
 
@@ -171,6 +175,8 @@ async function addPolicy({ options, manager, clients, metrics, logger }: Wiring)
     workers: options.workers,
     logger,
     ...(options.hooks ? { hookExecutor: clients.podExecutor() } : {}),
+    restoreSwap: options.restoreSwap ?? false,
+    ...(options.verifyImage ? { verifyImage: options.verifyImage } : {}),
   });
 }
 

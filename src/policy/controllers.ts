@@ -33,6 +33,16 @@ export interface PolicyControllerOptions {
    * sets them reports HooksDisabled and takes no snapshot.
    */
   hookExecutor?: PodExecutor;
+  /**
+   * Whether RestoreJobs with mode Swap may act (scale the workload, retain and rebind PVs,
+   * delete and recreate its PVCs). Without it such a job reports SwapDisabled and touches nothing.
+   */
+  restoreSwap?: boolean;
+  /**
+   * The image the Jobs of BackupPolicy restore drills (spec.verify) run. Without it drills are
+   * disabled: a policy that sets spec.verify reports VerifyDisabled and runs none.
+   */
+  verifyImage?: string;
 }
 
 export type PolicyMetrics = Pick<
