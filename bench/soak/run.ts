@@ -4,9 +4,12 @@
  * embedded snapshot stack in one process) and of the local-backend driver is sampled. After
  * --warmup-minutes the RSS should stay flat: the summary gives the first and last post-warm-up
  * minute, the largest sample, and the least-squares slope in MiB per hour; --svg writes a plot.
+ * The controller's V8 heap in use (nodejs_heap_size_used_bytes from its /metrics) is sampled
+ * too: RSS that grows while the heap in use does not is V8 keeping pages, not live objects.
  *
  *   make bench BENCH=soak ARGS='[--minutes=30] [--warmup-minutes=5] [--pvcs=3]
- *     [--sample-seconds=10] [--json=<file>] [--svg=<file>]'
+ *     [--sample-seconds=10] [--node-options="--max-semi-space-size=2"] [--json=<file>]
+ *     [--svg=<file>]'
  *
  * Needs root (the local backend). Figures, not assertions.
  */
@@ -37,13 +40,27 @@ const PVCS = flag('pvcs', 3);
 const SAMPLE_SECONDS = flag('sample-seconds', 10);
 const JSON_OUT = stringFlag('json');
 const SVG_OUT = stringFlag('svg');
+/** Node.js (and V8) flags for both processes, e.g. the image's --max-semi-space-size=2. */
+const NODE_FLAGS = stringFlag('node-options')?.split(/\s+/).filter(Boolean) ?? [];
+const METRICS_PORT = flag('metrics-port', 18390);
 
 interface Sample {
   /** Minutes since the policy was created. */
   minute: number;
   controllerMiB: number;
   driverMiB: number;
+  /** The controller's V8 heap in use, as its /metrics reports it. */
+  controllerHeapMiB: number;
   readySnapshots: number;
+}
+
+type Series = 'controllerMiB' | 'driverMiB' | 'controllerHeapMiB';
+
+/** nodejs_heap_size_used_bytes of the controller, in MiB. */
+async function heapUsedMiB(): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
+  const bytes = Number(/^nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1]);
+  return Math.round((bytes / 2 ** 20) * 10) / 10;
 }
 
 const rssMiB = (pid: number): number => {
@@ -63,7 +80,7 @@ function slope(points: [number, number][]): number {
   return sxx === 0 ? 0 : sxy / sxx;
 }
 
-function summarize(samples: Sample[], key: 'controllerMiB' | 'driverMiB') {
+function summarize(samples: Sample[], key: Series) {
   const after = samples.filter((s) => s.minute >= WARMUP_MINUTES);
   const firstMinute = after.filter((s) => s.minute < WARMUP_MINUTES + 1).map((s) => s[key]);
   const lastMinute = after.filter((s) => s.minute >= MINUTES - 1).map((s) => s[key]);
@@ -84,7 +101,7 @@ function svgPlot(samples: Sample[]): string {
   const maxY = Math.ceil(Math.max(...samples.map((s) => s.controllerMiB)) / 50) * 50;
   const x = (m: number) => pad + ((width - 2 * pad) * m) / MINUTES;
   const y = (v: number) => height - pad - ((height - 2 * pad) * v) / maxY;
-  const line = (key: 'controllerMiB' | 'driverMiB', color: string) =>
+  const line = (key: Series, color: string) =>
     `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${samples
       .map((s) => `${x(s.minute).toFixed(1)},${y(s[key]).toFixed(1)}`)
       .join(' ')}"/>`;
@@ -101,7 +118,8 @@ function svgPlot(samples: Sample[]): string {
     `<line x1="${x(WARMUP_MINUTES)}" x2="${x(WARMUP_MINUTES)}" y1="${pad}" y2="${height - pad}" stroke="#aaa" stroke-dasharray="3,3"/>`,
     line('controllerMiB', '#1f77b4'),
     line('driverMiB', '#ff7f0e'),
-    `<text x="${pad}" y="${pad - 10}">RSS (MiB): controller (blue), driver (orange); dashed: end of warm-up</text>`,
+    line('controllerHeapMiB', '#2ca02c'),
+    `<text x="${pad}" y="${pad - 10}">MiB: controller RSS (blue), driver RSS (orange), controller V8 heap in use (green); dashed: end of warm-up</text>`,
     `<text x="${width - pad}" y="${height - 10}" text-anchor="end">${MINUTES} minutes, one policy run a minute</text>`,
     '</svg>',
   ].join('\n');
@@ -121,7 +139,7 @@ async function main(): Promise<void> {
     SNAPBACK_LOG_LEVEL: 'warn',
   };
   const spawn = (name: string, args: string[]) =>
-    processes.spawn(name, process.execPath, [snapbackMain(), ...args], env);
+    processes.spawn(name, process.execPath, [...NODE_FLAGS, snapbackMain(), ...args], env);
   try {
     const crds = path.join(repoRoot, 'crds');
     await kubectl(controlPlane, ['apply', '--server-side', '-f', crds]);
@@ -139,6 +157,7 @@ async function main(): Promise<void> {
       'controller',
       `--csi-address=unix://${socket}`,
       '--leader-election=false',
+      `--http-endpoint=127.0.0.1:${METRICS_PORT}`,
     ]);
     await createLocalClasses(client, { defaultSnapshotClass: true });
     const names = Array.from({ length: PVCS }, (_, i) => `data-${i}`);
@@ -171,6 +190,7 @@ async function main(): Promise<void> {
         minute: round(minute, 2),
         controllerMiB: rssMiB(controller.pid),
         driverMiB: rssMiB(driver.pid),
+        controllerHeapMiB: await heapUsedMiB(),
         readySnapshots: items.filter((s) => s.status?.readyToUse).length,
       });
       await new Promise((r) => setTimeout(r, SAMPLE_SECONDS * 1000));
@@ -179,7 +199,9 @@ async function main(): Promise<void> {
       minutes: MINUTES,
       warmupMinutes: WARMUP_MINUTES,
       pvcs: PVCS,
+      nodeOptions: NODE_FLAGS.join(' '),
       controller: summarize(samples, 'controllerMiB'),
+      controllerHeap: summarize(samples, 'controllerHeapMiB'),
       driver: summarize(samples, 'driverMiB'),
       readySnapshotsAtEnd: samples.at(-1)?.readySnapshots,
     };
