@@ -580,6 +580,60 @@ export const HooksSchema = z
   );
 export type Hooks = z.infer<typeof HooksSchema>;
 
+/** On a BackupPolicy: a new value asks for one restore drill now (spec.verify), as run-now does for a run. */
+export const ANNOTATION_VERIFY_NOW = `${GROUP}/verify-now`;
+/** On the scratch PVCs and the Job of a restore drill: the policy's name (beside snapback.dev/policy). */
+export const LABEL_VERIFY = `${GROUP}/verify`;
+export const DEFAULT_VERIFY_TIMEOUT_SECONDS = 600;
+export const VERIFICATION_RESULTS = ['Succeeded', 'Failed'] as const;
+export type VerificationResult = (typeof VERIFICATION_RESULTS)[number];
+
+export const VerifySchema = z
+  .strictObject({
+    schedule: withRules(z.string().max(SCHEDULE_MAX_LENGTH), [
+      matches(
+        CRON_PATTERN,
+        `verify.schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week) or one of ${SCHEDULE_MACROS.join(', ')}`,
+      ),
+    ]).describe(
+      'When to run a restore drill, as a CronJob schedule (the same syntax as spec.schedule), e.g. "0 4 * * SUN". A drill at other times: set the snapback.dev/verify-now annotation to a new value.',
+    ),
+    timeZone: z
+      .string()
+      .max(TIME_ZONE_MAX_LENGTH)
+      .regex(
+        new RegExp(TIME_ZONE_PATTERN),
+        'verify.timeZone must be an IANA time-zone name such as UTC or Europe/Berlin',
+      )
+      .optional()
+      .describe('The IANA time zone verify.schedule is read in; defaults to spec.timeZone.'),
+    command: z
+      .array(z.string().max(4096))
+      .min(1)
+      .max(64)
+      .optional()
+      .describe(
+        'A command run in the drill container after the built-in check, without a shell (use ["sh", "-c", "..."] for one), with each restored volume mounted read-only under /data/<pvc>; a non-zero exit fails the drill.',
+      ),
+    timeoutSeconds: z
+      .int()
+      .min(30)
+      .max(86400)
+      .default(DEFAULT_VERIFY_TIMEOUT_SECONDS)
+      .describe(
+        `How long the whole drill may take, in seconds, from the restore of the scratch volume to the end of the check and command; default ${DEFAULT_VERIFY_TIMEOUT_SECONDS}. Past it the drill fails as timed out and its scratch objects are removed.`,
+      ),
+    storageClassName: objectName('verify.storageClassName')
+      .optional()
+      .describe(
+        "The StorageClass of the scratch PVCs the snapshot is restored into; defaults to the source PVC's.",
+      ),
+  })
+  .describe(
+    'Restore drills: on a schedule (and on demand through the snapback.dev/verify-now annotation), the newest ready snapshot (with consistency Group: every member of the newest ready group) is restored into scratch PVCs, mounted read-only in a Job that reads every file and runs the optional command, and the result recorded in status.lastVerification; the scratch objects are removed afterwards. The installation must allow drills (the chart value verify.enabled); otherwise the policy reports VerifyDisabled and runs none, while its snapshots go on.',
+  );
+export type Verify = z.infer<typeof VerifySchema>;
+
 export const BackupPolicySpecSchema = withRules(
   z.strictObject({
     selector: LabelSelectorSchema.optional(),
@@ -644,6 +698,7 @@ export const BackupPolicySpecSchema = withRules(
     groupSnapshotClass: GroupSnapshotClassRefSchema.optional(),
     retention: RetentionSchema.optional(),
     hooks: HooksSchema.optional(),
+    verify: VerifySchema.optional(),
   }),
   [
     exactlyOneOf(['selector', 'pvcNames'], 'exactly one of selector or pvcNames must be set'),
@@ -775,6 +830,63 @@ export const GroupBackupStatusSchema = z
   .describe('The newest VolumeGroupSnapshot of a consistency Group policy.');
 export type GroupBackupStatus = z.infer<typeof GroupBackupStatusSchema>;
 
+export const VerificationSchema = z
+  .strictObject({
+    trigger: z
+      .string()
+      .max(MAX_MESSAGE_LENGTH)
+      .describe('What started the drill: "verify-now <token>" or "scheduled <time>".'),
+    startTime: dateTime().describe('When the drill started; its timeout counts from here.'),
+    snapshotName: objectName('snapshotName')
+      .optional()
+      .describe('The VolumeSnapshot restored (consistency Volume).'),
+    volumeGroupSnapshotName: objectName('volumeGroupSnapshotName')
+      .optional()
+      .describe('The VolumeGroupSnapshot whose members are restored (consistency Group).'),
+    snapshots: setOf(objectName('snapshots entries'), MAX_STATUS_PVCS, 'snapshots').describe(
+      'The VolumeSnapshots restored; retention does not delete them while the drill runs.',
+    ),
+    pvcs: setOf(objectName('pvcs entries'), MAX_STATUS_PVCS, 'pvcs').describe(
+      'The scratch PVCs, one per snapshot, in the order of snapshots.',
+    ),
+    sourcePvcs: setOf(objectName('sourcePvcs entries'), MAX_STATUS_PVCS, 'sourcePvcs').describe(
+      'The PVCs the snapshots were taken of, in the order of snapshots: each is mounted under /data/<pvc>.',
+    ),
+    job: objectName('job').describe('The Job running the check.'),
+    result: z
+      .enum(VERIFICATION_RESULTS)
+      .optional()
+      .describe('Set once the drill has a result: its scratch objects are then being removed.'),
+    reason: z.string().max(64).optional().describe('A CamelCase word for the result.'),
+    message: z.string().max(MAX_MESSAGE_LENGTH).optional().describe('The result, in words.'),
+  })
+  .describe('The restore drill in progress, written before any of its objects is created.');
+export type Verification = z.infer<typeof VerificationSchema>;
+
+export const LastVerificationSchema = z
+  .strictObject({
+    time: dateTime().describe('When the drill ended.'),
+    snapshotName: objectName('snapshotName')
+      .optional()
+      .describe('The VolumeSnapshot restored (consistency Volume).'),
+    volumeGroupSnapshotName: objectName('volumeGroupSnapshotName')
+      .optional()
+      .describe('The VolumeGroupSnapshot restored (consistency Group).'),
+    result: z.enum(VERIFICATION_RESULTS).describe('Succeeded or Failed.'),
+    reason: z
+      .string()
+      .max(64)
+      .describe(
+        'A CamelCase word for the result: VerificationSucceeded, VerificationFailed, VerificationTimedOut, VolumeMountFailed or NoSnapshotToVerify.',
+      ),
+    message: z
+      .string()
+      .max(MAX_MESSAGE_LENGTH)
+      .describe('What the drill found: success, or why it failed.'),
+  })
+  .describe('The result of the most recent restore drill.');
+export type LastVerification = z.infer<typeof LastVerificationSchema>;
+
 export const BackupPolicyStatusSchema = z
   .strictObject({
     observedGeneration: observedGeneration(),
@@ -852,6 +964,29 @@ export const BackupPolicyStatusSchema = z
       .optional()
       .describe(
         `The result of each hook of the latest run that had hooks, pre hooks first, at most ${MAX_STATUS_HOOK_RESULTS}.`,
+      ),
+    verification: VerificationSchema.optional(),
+    lastVerification: LastVerificationSchema.optional(),
+    lastSuccessfulVerificationTime: dateTime()
+      .optional()
+      .describe('When the most recent restore drill that succeeded ended.'),
+    verifySince: dateTime()
+      .optional()
+      .describe(
+        'When the policy was first seen with spec.verify: the first scheduled drill is the first scheduled time after it, and a drill is overdue counting from it until one succeeds.',
+      ),
+    lastVerifyScheduleTime: dateTime()
+      .optional()
+      .describe('The scheduled time of the most recent scheduled drill.'),
+    nextVerificationTime: dateTime()
+      .optional()
+      .describe('When the next scheduled drill is due; absent without spec.verify.'),
+    lastVerifyNowToken: z
+      .string()
+      .max(MAX_RUN_NOW_TOKEN_LENGTH)
+      .optional()
+      .describe(
+        'The value of the snapback.dev/verify-now annotation last acted on; another value starts a drill.',
       ),
   })
   .describe('The observed state of the policy, written by snapback.');

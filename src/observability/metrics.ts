@@ -41,6 +41,13 @@ export interface SnapbackMetrics {
   observeQueueDepths(source: () => Record<string, number>): void;
   /** Unix seconds of the policy's last run in which every selected PVC got a ready snapshot. */
   readonly policyLastSuccess: Gauge<keyof PolicyLabels>;
+  /** Restore drills (spec.verify) that ended, by result (Succeeded, Failed). */
+  readonly verifications: Counter<keyof PolicyLabels | 'result'>;
+  /**
+   * Unix seconds of the policy's last successful restore drill; until one succeeds, of when
+   * the policy got spec.verify, so a policy whose drills never succeed goes stale too.
+   */
+  readonly policyLastVerificationSuccess: Gauge<keyof PolicyLabels>;
 }
 
 export interface MetricsOptions {
@@ -126,6 +133,18 @@ export function createMetrics(options: MetricsOptions = {}): SnapbackMetrics {
       labelNames: ['namespace', 'policy'],
       registers,
     }),
+    verifications: new Counter({
+      name: 'snapback_verifications_total',
+      help: 'BackupPolicy restore drills that ended, by result (Succeeded, Failed).',
+      labelNames: ['namespace', 'policy', 'result'],
+      registers,
+    }),
+    policyLastVerificationSuccess: new Gauge({
+      name: 'snapback_policy_last_verification_success_timestamp_seconds',
+      help: 'Unix time of the last successful BackupPolicy restore drill, or of when the policy got spec.verify while none has succeeded.',
+      labelNames: ['namespace', 'policy'],
+      registers,
+    }),
   };
 }
 
@@ -165,4 +184,6 @@ export function forgetPolicy(metrics: SnapbackMetrics, labels: PolicyLabels): vo
   metrics.snapshotsFailed.remove(labels);
   metrics.snapshotsPruned.remove(labels);
   metrics.policyLastSuccess.remove(labels);
+  metrics.policyLastVerificationSuccess.remove(labels);
+  for (const result of ['Succeeded', 'Failed']) metrics.verifications.remove({ ...labels, result });
 }

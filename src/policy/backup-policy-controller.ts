@@ -58,7 +58,9 @@ import { errorMessage, type Logger } from '../observability/logger.js';
 import type { SnapbackMetrics } from '../observability/metrics.js';
 import type { BackupPolicyPlan, PlannedEvent, PlannedPrune } from './backup-policy.js';
 import type { GroupObservation, PlannedGroupPrune } from './plan-groups.js';
-import { classesToDelete, planBackupPolicy } from './backup-policy.js';
+import { classesToDelete, planBackupPolicy, validatePolicySpec } from './backup-policy.js';
+import { planVerify, snapshotsInDrill, withVerifyStatus, type VerifyPlan } from './verify.js';
+import { createScratch, deleteScratch, observeDrill } from './verify-controller.js';
 import { FIELD_MANAGER, PolicyController, byName, namespacesOf } from './policy-controller.js';
 import type { PolicyControllerOptions } from './policy-controller.js';
 import {
@@ -107,6 +109,8 @@ export type BackupPolicyMetrics = Pick<
   | 'snapshotsFailed'
   | 'snapshotsPruned'
   | 'policyLastSuccess'
+  | 'verifications'
+  | 'policyLastVerificationSuccess'
   | 'reconcileDuration'
 >;
 
@@ -121,6 +125,8 @@ export interface BackupPolicyControllerOptions extends PolicyControllerOptions<B
    * policy reports GroupSnapshotAPIUnavailable and takes nothing.
    */
   groupSnapshots?: boolean | undefined;
+  /** The image of restore drill Jobs (spec.verify); without it drills are disabled. */
+  verifyImage?: string | undefined;
 }
 
 /**
@@ -142,6 +148,10 @@ interface PolicyRun {
   hookFailure: string | undefined;
   skipRun: boolean;
   readonly hookEvents: PlannedEvent[];
+  /** The restore drill step of this reconcile (verify.ts), once planned. */
+  verify?: VerifyPlan;
+  /** The snapshots a restore drill uses, as the live policy said before the last prune. */
+  inDrill: Set<string>;
 }
 
 export class BackupPolicyController extends PolicyController<
@@ -151,10 +161,12 @@ export class BackupPolicyController extends PolicyController<
   private readonly hookExecutor: PodExecutor | undefined;
   /** The group snapshot kinds, when the cluster serves groupsnapshot.storage.k8s.io/v1. */
   private readonly groupCache: GroupCache | undefined;
+  private readonly verifyImage: string | undefined;
 
   constructor(options: BackupPolicyControllerOptions) {
     super(CONTROLLER, options, backupPolicyCache);
     this.hookExecutor = options.hookExecutor;
+    this.verifyImage = options.verifyImage;
     this.groupCache = options.groupSnapshots ? groupSnapshotCache(options.informers) : undefined;
 
     const policiesInNamespace = (obj: KubeObject) =>
@@ -194,6 +206,7 @@ export class BackupPolicyController extends PolicyController<
     await this.runPreHooks(run);
     await this.createSnapshots(run);
     await this.createGroups(run);
+    await this.runDrill(run);
     await this.prune(run);
     await this.finish(run);
     if (!run.plan.blockedBy) {
@@ -202,19 +215,15 @@ export class BackupPolicyController extends PolicyController<
         groupClass: run.plan.ownedGroupClass?.metadata.name,
       });
     }
-    return run.plan.requeueAfterMs !== undefined
-      ? { requeueAfter: run.plan.requeueAfterMs }
-      : undefined;
+    const wakeUps = [run.plan.requeueAfterMs, run.verify?.requeueAfterMs].filter(
+      (ms): ms is number => ms !== undefined,
+    );
+    return wakeUps.length > 0 ? { requeueAfter: Math.min(...wakeUps) } : undefined;
   }
 
   private plan(key: string, policy: BackupPolicy): PolicyRun {
     const { namespace, name } = splitKey(key);
-    const groups = this.groupCache;
-    const groupSnapshots: GroupObservation | undefined = groups && {
-      groups: groups.groups.byIndex(INDEX_POLICY, key),
-      classes: groups.classes.list(),
-      members: (group) => this.cache.snapshots.byIndex(INDEX_GROUP, makeKey(group, namespace)),
-    };
+    const groupSnapshots = this.groupObservation(key);
     const plan = planBackupPolicy({
       policy,
       pvcs: this.cache.pvcs.list({ namespace: namespace! }),
@@ -240,7 +249,51 @@ export class BackupPolicyController extends PolicyController<
       hookFailure: undefined,
       skipRun: false,
       hookEvents: [],
+      inDrill: snapshotsInDrill(policy.status),
     };
+  }
+
+  private groupObservation(key: string): GroupObservation | undefined {
+    const { namespace } = splitKey(key);
+    const groups = this.groupCache;
+    return (
+      groups && {
+        groups: groups.groups.byIndex(INDEX_POLICY, key),
+        classes: groups.classes.list(),
+        members: (group) => this.cache.snapshots.byIndex(INDEX_GROUP, makeKey(group, namespace)),
+      }
+    );
+  }
+
+  /**
+   * The restore drill step (verify.ts): its status is recorded before its scratch objects are
+   * created or deleted, so a restart finds the drill where it was. Not while the policy is
+   * blocked (its spec is then not known to be valid).
+   */
+  private async runDrill(run: PolicyRun): Promise<void> {
+    if (run.plan.blockedBy) return;
+    const verification = run.policy.status?.verification;
+    const key = makeKey(run.name, run.namespace);
+    const plan = planVerify({
+      policy: run.policy,
+      spec: validatePolicySpec(run.policy),
+      snapshots: this.cache.snapshots.byIndex(INDEX_POLICY, key),
+      groupSnapshots: this.groupObservation(key),
+      pvcs: this.cache.pvcs.list({ namespace: run.namespace }),
+      now: this.clock.now(),
+      image: this.verifyImage,
+      drill: verification && (await observeDrill(this.client, run, verification)),
+    });
+    run.verify = plan;
+    if (plan.recordFirst) {
+      run.current = await this.writeStatus(
+        BackupPolicies,
+        run.current,
+        withVerifyStatus(run.current.status ?? {}, plan.status),
+      );
+    }
+    await createScratch(this.client, plan.create);
+    await deleteScratch(this.client, run, plan.delete);
   }
 
   private async syncOwnedClass(desired: VolumeSnapshotClass | undefined): Promise<void> {
@@ -486,7 +539,7 @@ export class BackupPolicyController extends PolicyController<
       })),
     ];
     for (const [done, { kind, name, prune }] of planned.entries()) {
-      const stopped = await this.pruneStoppedBy(run.policy);
+      const stopped = await this.pruneStoppedBy(run);
       if (stopped) {
         run.log.info('pruning stopped', { reason: stopped, remaining: planned.length - done });
         return;
@@ -500,13 +553,15 @@ export class BackupPolicyController extends PolicyController<
   }
 
   /** Why pruning must stop now, from the policy as the API server has it; undefined: go on. */
-  private async pruneStoppedBy(planned: BackupPolicy): Promise<string | undefined> {
+  private async pruneStoppedBy(run: PolicyRun): Promise<string | undefined> {
+    const planned = run.policy;
     const live = await this.client.get<BackupPolicy>(
       BackupPolicies,
       planned.metadata.name!,
       planned.metadata.namespace,
     );
     if (!live) return 'the policy was deleted';
+    run.inDrill = snapshotsInDrill(live.status);
     if (live.metadata.deletionTimestamp) return 'the policy is being deleted';
     if (live.metadata.uid !== planned.metadata.uid) return 'the policy was replaced';
     if (live.metadata.generation !== planned.metadata.generation) {
@@ -525,7 +580,7 @@ export class BackupPolicyController extends PolicyController<
       run.namespace,
     );
     if (!snapshot || isDeleting(snapshot)) return;
-    if (isHeldForRestore(snapshot)) {
+    if (isHeldForRestore(snapshot) || run.inDrill.has(prune.name)) {
       run.log.info('not pruning a snapshot a restore is using', { snapshot: prune.name });
       return;
     }
@@ -558,7 +613,7 @@ export class BackupPolicyController extends PolicyController<
         member,
         run.namespace,
       );
-      if (snapshot && isHeldForRestore(snapshot)) {
+      if ((snapshot && isHeldForRestore(snapshot)) || run.inDrill.has(member)) {
         run.log.info('not pruning a group a restore is using', {
           group: prune.name,
           snapshot: member,
@@ -623,10 +678,42 @@ export class BackupPolicyController extends PolicyController<
       run.log.info('started a run', { snapshots: plan.create.length });
     if (plan.createGroups.length > 0)
       run.log.info('started a run', { groups: plan.createGroups.length });
+    this.finishDrill(run);
+  }
+
+  /** The drill's Events, its result in the metrics and log, and the staleness gauge. */
+  private finishDrill(run: PolicyRun): void {
+    const drill = run.verify;
+    if (!drill) return;
+    this.emit(run.policy, drill.events);
+    if (drill.finished) {
+      this.metrics?.verifications.inc({ ...run.labels, result: drill.finished.result });
+      run.log.info('a restore drill ended', {
+        result: drill.finished.result,
+        reason: drill.finished.reason,
+      });
+    }
+    const since = drill.status.lastSuccessfulVerificationTime ?? drill.status.verifySince;
+    if (since && run.policy.spec?.verify) {
+      this.metrics?.policyLastVerificationSuccess.set(run.labels, Date.parse(since) / 1000);
+    } else if (!run.policy.spec?.verify) {
+      this.metrics?.policyLastVerificationSuccess.remove(run.labels);
+    }
   }
 
   private finalStatus(run: PolicyRun): BackupPolicyStatus {
-    const status: BackupPolicyStatus = { ...run.plan.status };
+    const status: BackupPolicyStatus = run.verify
+      ? withVerifyStatus(run.plan.status, run.verify.status)
+      : { ...run.plan.status };
+    const problem = run.verify?.problem;
+    const degraded = status.conditions?.find((c) => c.type === CONDITION_DEGRADED);
+    if (problem && degraded?.status !== 'True') {
+      status.conditions = setCondition(
+        status.conditions,
+        { type: CONDITION_DEGRADED, status: 'True', ...problem, ...this.generationOf(run) },
+        this.clock.now(),
+      );
+    }
     if (run.hookRun) status.hookRun = run.hookRun;
     if (run.hookResults) status.lastHooks = run.hookResults;
     if (run.hookFailure) {
@@ -637,14 +724,17 @@ export class BackupPolicyController extends PolicyController<
           status: 'True',
           reason: BackupPolicyReason.HookFailed,
           message: capMessage(run.hookFailure),
-          ...(run.policy.metadata.generation !== undefined
-            ? { observedGeneration: run.policy.metadata.generation }
-            : {}),
+          ...this.generationOf(run),
         },
         this.clock.now(),
       );
     }
     return status;
+  }
+
+  private generationOf(run: PolicyRun): { observedGeneration?: number } {
+    const generation = run.policy.metadata.generation;
+    return generation !== undefined ? { observedGeneration: generation } : {};
   }
 
   /**

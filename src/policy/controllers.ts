@@ -52,6 +52,8 @@ export type PolicyMetrics = Pick<
   | 'snapshotsPruned'
   | 'restores'
   | 'policyLastSuccess'
+  | 'verifications'
+  | 'policyLastVerificationSuccess'
   | 'reconcileDuration'
 >;
 
@@ -80,6 +82,7 @@ export function addPolicyControllers(
     metrics: options.metrics,
     hookExecutor: options.hookExecutor,
     groupSnapshots: options.groupSnapshots,
+    verifyImage: options.verifyImage,
   }).controller;
   const restoreJobs = new RestoreJobController({
     ...shared,

@@ -57,6 +57,15 @@ export const BackupPolicyReason = {
   HookFailed: 'HookFailed',
   HooksNotRun: 'HooksNotRun',
   HooksRan: 'HooksRan',
+  // Restore drills (spec.verify): Degraded while they cannot run, an Event for each result.
+  VerifyDisabled: 'VerifyDisabled',
+  InvalidVerifySchedule: 'InvalidVerifySchedule',
+  VerificationStarted: 'VerificationStarted',
+  VerificationSucceeded: 'VerificationSucceeded',
+  VerificationFailed: 'VerificationFailed',
+  VerificationTimedOut: 'VerificationTimedOut',
+  VolumeMountFailed: 'VolumeMountFailed',
+  NoSnapshotToVerify: 'NoSnapshotToVerify',
   // Conditions of a policy that works.
   Scheduled: 'Scheduled',
   AsExpected: 'AsExpected',

@@ -31,6 +31,8 @@ describe('observability/metrics', function () {
       snapback_ecs_api_requests_total: 'counter',
       snapback_workqueue_depth: 'gauge',
       snapback_policy_last_success_timestamp_seconds: 'gauge',
+      snapback_verifications_total: 'counter',
+      snapback_policy_last_verification_success_timestamp_seconds: 'gauge',
     });
   });
 
