@@ -65,6 +65,7 @@ export const BackupPolicyReason = {
   VerificationFailed: 'VerificationFailed',
   VerificationTimedOut: 'VerificationTimedOut',
   VolumeMountFailed: 'VolumeMountFailed',
+  ScratchRestoreFailed: 'ScratchRestoreFailed',
   NoSnapshotToVerify: 'NoSnapshotToVerify',
   // Conditions of a policy that works.
   Scheduled: 'Scheduled',
