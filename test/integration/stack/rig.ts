@@ -35,24 +35,42 @@ export class Rig {
   async setUp(prefix: string, allInOneArgs: string[]): Promise<void> {
     this.namespace = await createTestNamespace(kubeConfigFor(this.controlPlane), prefix);
     await createClasses(this.client, this.namespace, { forceDelete: false });
+    this.allInOneArgs = [
+      'all-in-one',
+      '--backend=local',
+      `--root=${path.join(this.dir, 'disks')}`,
+      `--kubelet-dir=${path.join(this.dir, 'kubelet')}`,
+      '--node-id=node-a',
+      `--endpoint=unix://${this.socket}`,
+      `--leader-election-namespace=${this.namespace}`,
+      '--retry-interval-max=2s',
+      ...allInOneArgs,
+    ];
+    await this.startAllInOne();
+    this.kubelet = new Kubelet(this.socket, path.join(this.dir, 'kubelet'));
+  }
+
+  private allInOneArgs: string[] = [];
+
+  private async startAllInOne(): Promise<void> {
     const aio = startSnapback(
       this.controlPlane,
-      [
-        'all-in-one',
-        '--backend=local',
-        `--root=${path.join(this.dir, 'disks')}`,
-        `--kubelet-dir=${path.join(this.dir, 'kubelet')}`,
-        '--node-id=node-a',
-        `--endpoint=unix://${this.socket}`,
-        `--leader-election-namespace=${this.namespace}`,
-        '--retry-interval-max=2s',
-        ...allInOneArgs,
-      ],
+      this.allInOneArgs,
       path.join(this.dir, 'all-in-one.log'),
     );
-    this.processes.push(aio);
+    this.processes.splice(0, 1, aio);
     await waitForSocket(this.socket, aio);
-    this.kubelet = new Kubelet(this.socket, path.join(this.dir, 'kubelet'));
+  }
+
+  /**
+   * Stops the all-in-one process (SIGKILL with `kill`, as a crash or an OOM kill would; else
+   * SIGTERM) and starts it again with the same arguments and log file.
+   */
+  async restartAllInOne({ kill = false } = {}): Promise<void> {
+    const aio = this.aio!;
+    if (kill) aio.child.kill('SIGKILL');
+    await aio.stop();
+    await this.startAllInOne();
   }
 
   /** Unmounts, deletes what the tests made while the stack still runs, then stops it. */
