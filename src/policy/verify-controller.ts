@@ -51,19 +51,30 @@ export async function observeDrill(
       ).items
     : [];
   const events: PodEvent[] = [];
-  for (const pod of pods) {
-    const list = await client.list<PodEvent>(Events, {
-      namespace,
-      fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${pod.metadata.name}`,
-    });
-    events.push(...list.items);
-  }
+  for (const pod of pods) events.push(...(await eventsOf(client, 'Pod', pod)));
   const pvcs: string[] = [];
+  const pvcEvents: PodEvent[] = [];
   for (const pvc of verification.pvcs) {
-    if (isScratchOf(await client.get<Pvc>(PersistentVolumeClaims, pvc, namespace), name))
-      pvcs.push(pvc);
+    const scratch = await client.get<Pvc>(PersistentVolumeClaims, pvc, namespace);
+    if (!isScratchOf(scratch, name)) continue;
+    pvcs.push(pvc);
+    if (scratch!.status?.phase !== 'Bound')
+      pvcEvents.push(...(await eventsOf(client, 'PersistentVolumeClaim', scratch!)));
   }
-  return { ...(ours ? { job: ours } : {}), pods, events, pvcs };
+  return { ...(ours ? { job: ours } : {}), pods, events, pvcEvents, pvcs };
+}
+
+/** The Events about one object (a drill's pod or scratch PVC; list items carry no kind). */
+async function eventsOf(
+  client: KubeClient,
+  kind: 'Pod' | 'PersistentVolumeClaim',
+  { metadata }: KubeObject,
+): Promise<PodEvent[]> {
+  const list = await client.list<PodEvent>(Events, {
+    namespace: metadata!.namespace!,
+    fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${metadata!.name}`,
+  });
+  return list.items;
 }
 
 /** Creates the scratch PVCs, then the Job; one that exists already is left as it is. */

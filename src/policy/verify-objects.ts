@@ -36,19 +36,41 @@ export const LABEL_JOB_NAME = 'batch.kubernetes.io/job-name';
 export const DATA_DIR = '/data';
 
 /**
- * The built-in check: every mount is read-only, every directory is walked and every file read
- * to its end (find fails when a directory or a file cannot be read). Then the spec's command.
+ * The built-in check, per restored volume (each a mount point under /data, walked without
+ * leaving it): it is read-only, every directory is walked and every file read to its end (find
+ * fails when a directory or a file cannot be read). Then the spec's command; at the end, what
+ * was read goes to `messageFile`.
  */
-export const BUILT_IN_CHECK = [
-  'set -u',
-  `for d in ${DATA_DIR}/*; do`,
-  '  if touch "$d/.snapback-verify-write-test" 2>/dev/null; then echo "$d is writable: the scratch volume must be mounted read-only" >&2; exit 3; fi',
-  'done',
-  `find ${DATA_DIR} -xdev -type f -exec cat {} + >/dev/null || { echo "reading the files of the restored volume failed (see the errors above)" >&2; exit 4; }`,
-  `find ${DATA_DIR} -xdev >/dev/null || { echo "walking the restored volume failed" >&2; exit 4; }`,
-  `echo "read $(find ${DATA_DIR} -xdev -type f | wc -l) file(s) in $(find ${DATA_DIR} -xdev -type d | wc -l) directories"`,
-  'if [ "$#" -gt 0 ]; then "$@" || { code=$?; echo "verify command exited with code $code" >&2; exit $code; }; fi',
-].join('\n');
+export const checkScript = (dataDir: string, messageFile = '/dev/termination-log'): string =>
+  [
+    'set -u',
+    'files=0; dirs=0',
+    `for d in ${dataDir}/*; do`,
+    '  if touch "$d/.snapback-verify-write-test" 2>/dev/null; then echo "$d is writable: the scratch volume must be mounted read-only" >&2; exit 3; fi',
+    '  find "$d" -xdev -type f -exec cat {} + >/dev/null || { echo "reading the files of $d failed (see the errors above)" >&2; exit 4; }',
+    '  n=$(find "$d" -xdev -type f | wc -l) || exit 4; files=$((files + n))',
+    '  n=$(find "$d" -xdev -type d | wc -l) || exit 4; dirs=$((dirs + n))',
+    'done',
+    'summary="read $files file(s) in $dirs directories"; echo "$summary"',
+    'if [ "$#" -gt 0 ]; then "$@" || { code=$?; echo "verify command exited with code $code" >&2; exit $code; }; fi',
+    // On success the summary is the termination message the drill's result quotes (on a
+    // failure the container's log is, by terminationMessagePolicy FallbackToLogsOnError).
+    `echo "$summary" > ${messageFile} 2>/dev/null || true`,
+  ].join('\n');
+
+export const BUILT_IN_CHECK = checkScript(DATA_DIR);
+
+/**
+ * The drill container reads every file whatever its owner (lost+found is root's, mode 0700):
+ * root with no capability but reading past file permissions, on a read-only root file system.
+ */
+export const DRILL_SECURITY_CONTEXT = {
+  runAsUser: 0,
+  runAsGroup: 0,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'], add: ['DAC_READ_SEARCH'] },
+};
 
 /** Names of a drill's scratch objects: the policy, "verify", a hash of the drill and the index. */
 export function scratchNames(
@@ -152,6 +174,7 @@ export function drillJob({
               image,
               command: ['bash', '-c', BUILT_IN_CHECK, 'verify', ...(command ?? [])],
               volumeMounts: mounts,
+              securityContext: DRILL_SECURITY_CONTEXT,
               terminationMessagePolicy: 'FallbackToLogsOnError',
             },
           ],
@@ -166,6 +189,8 @@ export interface DrillObjects {
   job?: Job;
   pods: readonly Pod[];
   events: readonly PodEvent[];
+  /** Events of the scratch PVCs (the provisioner says there why a restore fails). */
+  pvcEvents?: readonly PodEvent[];
   /** The scratch PVCs of the drill that still exist. */
   pvcs: readonly string[];
 }
@@ -176,7 +201,10 @@ export interface DrillOutcome {
   message: string;
 }
 
-/** FailedMount Events (summed counts) past which a drill fails without waiting for its timeout. */
+/**
+ * FailedMount or ProvisioningFailed Events (summed counts) past which a drill fails without
+ * waiting for its timeout: one may be a transient error the next try gets past.
+ */
 export const FAILED_MOUNT_LIMIT = 2;
 
 /** The drill's result once the Job or the pod's Events give one; undefined: still running. */
@@ -202,7 +230,7 @@ export function drillOutcome(
       message: `the check failed${podMessage(objects.pods, 'failed')}`,
     };
   }
-  return mountFailure(objects.events);
+  return restoreFailure(objects.pvcEvents ?? []) ?? mountFailure(objects.events);
 }
 
 export function timedOut(timeoutSeconds: number): DrillOutcome {
@@ -213,11 +241,27 @@ export function timedOut(timeoutSeconds: number): DrillOutcome {
   };
 }
 
+/** The last of the Events with this reason, once they have happened often enough. */
+function repeated(events: readonly PodEvent[], reason: string): PodEvent | undefined {
+  const matching = events.filter((e) => e.reason === reason);
+  const count = matching.reduce((sum, e) => sum + (e.count ?? 1), 0);
+  return count >= FAILED_MOUNT_LIMIT ? matching.at(-1) : undefined;
+}
+
+/** The snapshot cannot be restored: a corrupt or lost backup, the very thing a drill is for. */
+function restoreFailure(events: readonly PodEvent[]): DrillOutcome | undefined {
+  const last = repeated(events, 'ProvisioningFailed');
+  if (!last) return undefined;
+  return {
+    result: 'Failed',
+    reason: BackupPolicyReason.ScratchRestoreFailed,
+    message: `the snapshot cannot be restored into scratch PVC ${last.involvedObject?.name ?? ''}: ${last.message ?? 'ProvisioningFailed'}`,
+  };
+}
+
 function mountFailure(events: readonly PodEvent[]): DrillOutcome | undefined {
-  const mounts = events.filter((e) => e.reason === 'FailedMount');
-  const count = mounts.reduce((sum, e) => sum + (e.count ?? 1), 0);
-  if (count < FAILED_MOUNT_LIMIT) return undefined;
-  const last = mounts.at(-1)!;
+  const last = repeated(events, 'FailedMount');
+  if (!last) return undefined;
   return {
     result: 'Failed',
     reason: BackupPolicyReason.VolumeMountFailed,

@@ -1,4 +1,8 @@
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type {
   BackupPolicy,
   BackupPolicySpecInput,
@@ -7,6 +11,7 @@ import type {
 } from '../../../src/api/index.js';
 import { BackupPolicySpecSchema, LABEL_VERIFY } from '../../../src/api/index.js';
 import { planVerify, withVerifyStatus, type VerifyPlan } from '../../../src/policy/verify.js';
+import { BUILT_IN_CHECK, checkScript } from '../../../src/policy/verify-objects.js';
 import type { DrillObjects, Job, PodEvent } from '../../../src/policy/verify-objects.js';
 import type { Pod } from '../../../src/policy/hooks.js';
 import {
@@ -135,7 +140,81 @@ describe('restore drills (planVerify)', () => {
       expect(container.image).to.equal(IMAGE);
       expect(container.volumeMounts![0]).to.include({ mountPath: '/data/data', readOnly: true });
       expect(container.command!.slice(-3)).to.deep.equal(['sh', '-c', 'test -f /data/data/x']);
-      expect(container.command![2]).to.contain('find /data -xdev -type f -exec cat {} +');
+      expect(container.command![2]).to.equal(BUILT_IN_CHECK);
+      // every file is read whatever its owner (lost+found is root's, 0700), nothing else allowed
+      expect(container.securityContext).to.deep.include({
+        runAsUser: 0,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'], add: ['DAC_READ_SEARCH'] },
+      });
+    });
+
+    it('the built-in check walks each volume under /data, not the directory holding them', () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-check-'));
+      try {
+        mkdirSync(path.join(dir, 'data', 'sub'), { recursive: true });
+        writeFileSync(path.join(dir, 'data', 'sub', 'x'), 'x');
+        // a writable volume is refused: the drill must never be able to change a backup
+        const run = spawnSync('bash', ['-c', checkScript(dir), 'verify'], { encoding: 'utf8' });
+        expect(run.status, run.stderr).to.equal(3);
+        expect(run.stderr).to.contain(`${dir}/data is writable`);
+        expect(checkScript(dir)).to.contain(`for d in ${dir}/*; do`);
+        expect(checkScript(dir)).to.contain('find "$d" -xdev -type f -exec cat {} +');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('the built-in check reads a read-only volume in full and leaves its summary as the termination message', () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'snapback-check-'));
+      const volume = path.join(dir, 'data', 'web');
+      const content = path.join(dir, 'content');
+      try {
+        mkdirSync(path.join(content, 'sub'), { recursive: true });
+        writeFileSync(path.join(content, 'test'), 'hello');
+        writeFileSync(path.join(content, 'sub', 'x'), 'x');
+        mkdirSync(volume, { recursive: true });
+        // a read-only bind mount, as the drill's volumeMount with readOnly: true
+        const mount = (args: string[]) => {
+          const run = spawnSync('mount', args, { encoding: 'utf8' });
+          expect(run.status, `mount ${args.join(' ')}: ${run.stderr}`).to.equal(0);
+        };
+        mount(['--bind', content, volume]);
+        try {
+          mount(['-o', 'remount,ro,bind', volume]);
+          const message = path.join(dir, 'termination-log');
+          const run = spawnSync(
+            'bash',
+            [
+              '-c',
+              checkScript(path.join(dir, 'data'), message),
+              'verify',
+              'grep',
+              '-qx',
+              'hello',
+              `${volume}/test`,
+            ],
+            { encoding: 'utf8' },
+          );
+          expect(run.status, run.stderr).to.equal(0);
+          expect(run.stdout).to.equal('read 2 file(s) in 2 directories\n');
+          expect(readFileSync(message, 'utf8')).to.equal('read 2 file(s) in 2 directories\n');
+          // a failing command leaves no summary: its log is the message
+          rmSync(message);
+          const failing = spawnSync(
+            'bash',
+            ['-c', checkScript(path.join(dir, 'data'), message), 'verify', 'false'],
+            { encoding: 'utf8' },
+          );
+          expect(failing.status).to.equal(1);
+          expect(failing.stderr).to.contain('verify command exited with code 1');
+          expect(existsSync(message)).to.equal(false);
+        } finally {
+          spawnSync('umount', [volume]);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('uses verify.storageClassName over the source PVC class', () => {
@@ -358,6 +437,37 @@ describe('restore drills (planVerify)', () => {
         reason: 'VolumeMountFailed',
       });
       expect(failed.status.verification!.message).to.contain('bad superblock');
+    });
+
+    it('fails early, naming the scratch PVC and the cause, when the snapshot cannot be restored', () => {
+      const { p, v } = started();
+      const event = (reason: string, count: number): PodEvent =>
+        ({
+          metadata: {},
+          involvedObject: { kind: 'PersistentVolumeClaim', name: v.pvcs[0] },
+          reason,
+          count,
+          message:
+            'failed to provision volume: snapshot image is corrupt: its content checksum differs',
+        }) as PodEvent;
+      const once = plan(p, { drill: running(v, { pvcEvents: [event('ProvisioningFailed', 1)] }) });
+      expect(once.status.verification!.result, 'one failed try may be transient').to.equal(
+        undefined,
+      );
+      const other = plan(p, { drill: running(v, { pvcEvents: [event('Provisioning', 5)] }) });
+      expect(other.status.verification!.result).to.equal(undefined);
+      const failed = plan(p, {
+        drill: running(v, {
+          pvcEvents: [event('ProvisioningFailed', 1), event('ProvisioningFailed', 1)],
+        }),
+      });
+      expect(failed.status.verification).to.include({
+        result: 'Failed',
+        reason: 'ScratchRestoreFailed',
+      });
+      expect(failed.status.verification!.message).to.contain(`scratch PVC ${v.pvcs[0]}`);
+      expect(failed.status.verification!.message).to.contain('content checksum differs');
+      expect(failed.delete.pvcs, 'the scratch objects go').to.deep.equal(v.pvcs);
     });
 
     it('after its result: deletes what is left, then records lastVerification once nothing is', () => {
