@@ -97,6 +97,17 @@ export const DEFAULT_PENDING_DEADLINE_SECONDS = 3600;
  * finishes or is deleted. Retention never prunes a snapshot that carries one.
  */
 export const FINALIZER_RESTORE_SOURCE_PREFIX = `restorejob.${GROUP}/`;
+/**
+ * On a RestoreJob with mode Swap, from its first step until the workload runs again (swapped or
+ * rolled back): deleting the job mid-swap rolls the workload back instead of stranding it.
+ */
+export const FINALIZER_SWAP = `${GROUP}/swap`;
+/** On a StatefulSet a Swap restore works on: the uid of that RestoreJob (one swap at a time). */
+export const ANNOTATION_SWAP_JOB = `${GROUP}/swap-job`;
+/** On a StatefulSet a Swap restore works on: the replicas to return to. */
+export const ANNOTATION_SWAP_REPLICAS = `${GROUP}/swap-replicas`;
+/** How long a Swap restore waits, by default, for the workload to be Ready again. */
+export const DEFAULT_READY_TIMEOUT_SECONDS = 600;
 
 /** Condition types both kinds report. */
 export const CONDITION_READY = 'Ready';
@@ -996,6 +1007,8 @@ export type BackupPolicyStatus = z.infer<typeof BackupPolicyStatusSchema>;
 // RestoreJob
 
 export const RESTORE_JOB_PHASES = ['Pending', 'Restoring', 'Succeeded', 'Failed'] as const;
+export const RESTORE_MODES = ['New', 'Swap'] as const;
+export type RestoreMode = (typeof RESTORE_MODES)[number];
 export type RestoreJobPhase = (typeof RESTORE_JOB_PHASES)[number];
 
 /** The value of `at` that means "the newest ready snapshot". */
@@ -1075,6 +1088,18 @@ export const PVC_NAME_SUFFIX_MAX_LENGTH = 63;
 /** A suffix that keeps a PVC name a DNS-1123 name: lowercase letters, digits and '-', ending alphanumeric. */
 export const PVC_NAME_SUFFIX_PATTERN = '^[-a-z0-9]*[a-z0-9]$';
 
+export const WORKLOAD_KINDS = ['StatefulSet'] as const;
+
+export const WorkloadRefSchema = z
+  .strictObject({
+    kind: z.enum(WORKLOAD_KINDS).describe('The kind of the workload: StatefulSet.'),
+    name: objectName('target.workload.name').describe('The workload, in this namespace.'),
+  })
+  .describe(
+    "Mode Swap: the StatefulSet whose PVCs are replaced in place by volumes restored from the policy's snapshots (of each PVC the workload mounts, or only of source.backupPolicy.pvcName). The old volumes are kept (reclaim policy Retain) and named in status.swap.",
+  );
+export type WorkloadRef = z.infer<typeof WorkloadRefSchema>;
+
 const targetFields = z.strictObject({
   pvcName: objectName('target.pvcName')
     .optional()
@@ -1103,6 +1128,7 @@ const targetFields = z.strictObject({
     .describe(
       'The access modes of the new PVC. Defaults to those of the source PVC while it exists, otherwise to ReadWriteOnce.',
     ),
+  workload: WorkloadRefSchema.optional(),
   labels: labelMap('target.labels').optional().describe('Labels to put on the new PVC.'),
   annotations: annotationMap('target.annotations')
     .optional()
@@ -1111,11 +1137,11 @@ const targetFields = z.strictObject({
 
 export const RestoreTargetSchema = withRules(targetFields, [
   exactlyOneOf(
-    ['pvcName', 'pvcNameSuffix'],
-    'exactly one of target.pvcName or target.pvcNameSuffix must be set',
+    ['pvcName', 'pvcNameSuffix', 'workload'],
+    'exactly one of target.pvcName, target.pvcNameSuffix or target.workload must be set',
   ),
 ]).describe(
-  'The PVC (or PVCs, one per group member) to create from the snapshot: exactly one of pvcName or pvcNameSuffix.',
+  'Where the snapshot goes: exactly one of pvcName or pvcNameSuffix (mode New: the PVC, or PVCs, one per group member, to create), or workload (mode Swap: the StatefulSet whose PVCs are swapped for restored ones).',
 );
 export type RestoreTarget = z.infer<typeof RestoreTargetSchema>;
 
@@ -1123,6 +1149,20 @@ export const RestoreJobSpecSchema = withRules(
   z.strictObject({
     source: RestoreSourceSchema,
     target: RestoreTargetSchema,
+    mode: z
+      .enum(RESTORE_MODES)
+      .default('New')
+      .describe(
+        'New (the default): restore into new PVCs (target.pvcName or target.pvcNameSuffix). Swap: restore in place under the names of the PVCs of target.workload: its volumes are restored, it is scaled to 0, its old volumes are retained, the restored ones bound under the original PVC names, and it is scaled back; if it is not Ready within readyTimeoutSeconds, the old volumes are put back. Needs the controller flag --restore-swap (chart value restore.swap.enabled).',
+      ),
+    readyTimeoutSeconds: z
+      .int()
+      .min(1)
+      .max(86400)
+      .default(DEFAULT_READY_TIMEOUT_SECONDS)
+      .describe(
+        `Mode Swap: how long the workload may take, in seconds from being scaled to 0, to be back with every replica Ready on the restored volumes; past it the old volumes are put back (reason RolledBack). Default ${DEFAULT_READY_TIMEOUT_SECONDS}.`,
+      ),
     pendingDeadlineSeconds: z
       .int()
       .min(1)
@@ -1144,14 +1184,29 @@ export const RestoreJobSpecSchema = withRules(
         target.pvcNameSuffix === undefined || source.backupPolicy !== undefined,
     },
     {
-      rule: '!has(self.source.backupPolicy) || has(self.source.backupPolicy.pvcName) || has(self.target.pvcNameSuffix)',
+      rule: '!has(self.source.backupPolicy) || has(self.source.backupPolicy.pvcName) || has(self.target.pvcNameSuffix) || has(self.target.workload)',
       message:
         'source.backupPolicy without pvcName restores every member of a group, each into its source PVC name plus target.pvcNameSuffix: set target.pvcNameSuffix, or set source.backupPolicy.pvcName to restore one PVC',
       fieldPath: '.target',
       check: ({ source, target }) =>
         source.backupPolicy === undefined ||
         source.backupPolicy.pvcName !== undefined ||
-        target.pvcNameSuffix !== undefined,
+        target.pvcNameSuffix !== undefined ||
+        target.workload !== undefined,
+    },
+    {
+      rule: "(has(self.mode) && self.mode == 'Swap') == has(self.target.workload)",
+      message:
+        'mode Swap restores in place and needs target.workload (the StatefulSet), and target.workload needs mode Swap; to restore into new PVCs use mode New with target.pvcName or target.pvcNameSuffix',
+      fieldPath: '.mode',
+      check: ({ mode, target }) => (mode === 'Swap') === (target.workload !== undefined),
+    },
+    {
+      rule: "!has(self.mode) || self.mode != 'Swap' || has(self.source.backupPolicy)",
+      message:
+        "mode Swap restores each PVC of the workload from a BackupPolicy's snapshots: set source.backupPolicy",
+      fieldPath: '.source',
+      check: ({ mode, source }) => mode !== 'Swap' || source.backupPolicy !== undefined,
     },
   ],
 ).describe('What to restore and where. Immutable once created.');
@@ -1174,6 +1229,72 @@ export const RestoredPvcSchema = z
   })
   .describe('One PVC of a restore.');
 export type RestoredPvc = z.infer<typeof RestoredPvcSchema>;
+
+/**
+ * The steps of a Swap restore, in order; RollingBack -> RolledBack when the workload is not
+ * Ready in time (or the job is deleted while the workload is down).
+ */
+export const SWAP_STEPS = [
+  'RestoringVolumes',
+  'RetainingVolumes',
+  'ScalingDown',
+  'ReplacingClaims',
+  'ScalingUp',
+  'WaitingForReady',
+  'Done',
+  'RollingBack',
+  'RolledBack',
+] as const;
+export type SwapStep = (typeof SWAP_STEPS)[number];
+
+export const SwapVolumeSchema = z
+  .strictObject({
+    claim: objectName('swap.volumes[].claim').describe('The PVC of the workload, by its name.'),
+    snapshotName: objectName('swap.volumes[].snapshotName').describe(
+      'The VolumeSnapshot it is restored from.',
+    ),
+    restoredClaim: objectName('swap.volumes[].restoredClaim').describe(
+      'The PVC the snapshot is first restored into, deleted once its volume is bound under the original name.',
+    ),
+    restoredVolume: objectName('swap.volumes[].restoredVolume')
+      .optional()
+      .describe('The PV restored from the snapshot, once provisioned.'),
+    retainedVolume: objectName('swap.volumes[].retainedVolume')
+      .optional()
+      .describe(
+        'The PV the PVC was bound to before the swap: set to reclaim policy Retain and kept, so nothing is lost; delete it once the restored data is trusted.',
+      ),
+  })
+  .describe('One PVC of the workload swapped for a restored volume.');
+export type SwapVolume = z.infer<typeof SwapVolumeSchema>;
+
+export const SwapStatusSchema = z
+  .strictObject({
+    step: z
+      .enum(SWAP_STEPS)
+      .describe(
+        'Where the swap is: RestoringVolumes, RetainingVolumes, ScalingDown, ReplacingClaims, ScalingUp, WaitingForReady, Done; or RollingBack, RolledBack.',
+      ),
+    workload: objectName('swap.workload').describe('The StatefulSet swapped.'),
+    replicas: z
+      .int()
+      .min(0)
+      .optional()
+      .describe('The replicas of the workload before the swap, which it returns to.'),
+    scaledDownAt: dateTime()
+      .optional()
+      .describe('When the workload was scaled to 0; readyTimeoutSeconds counts from here.'),
+    rollbackCause: z
+      .string()
+      .max(MAX_MESSAGE_LENGTH)
+      .optional()
+      .describe('Why the swap is rolled back, once it is.'),
+    volumes: mapListOf(SwapVolumeSchema, 'claim', MAX_STATUS_PVCS, 'swap.volumes').describe(
+      'Each PVC swapped, with its snapshot, its restored volume and its old, retained volume.',
+    ),
+  })
+  .describe('Mode Swap: the step the swap is in and the volumes it swaps.');
+export type SwapStatus = z.infer<typeof SwapStatusSchema>;
 
 export const RestoreJobStatusSchema = z
   .strictObject({
@@ -1206,6 +1327,7 @@ export const RestoreJobStatusSchema = z
       .describe(
         `Every PVC a restore from a VolumeGroupSnapshot creates, with its source and how far it is (at most ${MAX_STATUS_PVCS}).`,
       ),
+    swap: SwapStatusSchema.optional(),
     conditions: conditions().optional(),
     startTime: dateTime().optional().describe('When the restore started.'),
     completionTime: dateTime().optional().describe('When the restore succeeded or failed.'),
@@ -1230,6 +1352,7 @@ export function restoreSourceSummary(source: RestoreSource): string {
 
 /** The one-line target a RestoreJob's status shows in the TARGET column. */
 export function restoreTargetSummary(target: RestoreTarget): string {
+  if (target.workload) return `swap ${target.workload.kind.toLowerCase()}/${target.workload.name}`;
   return target.pvcName ?? `<pvc>${target.pvcNameSuffix}`;
 }
 

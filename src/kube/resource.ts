@@ -101,6 +101,14 @@ export const PersistentVolumes: ResourceType = {
   namespaced: false,
 };
 
+export const StatefulSets: ResourceType = {
+  group: 'apps',
+  version: 'v1',
+  plural: 'statefulsets',
+  kind: 'StatefulSet',
+  namespaced: true,
+};
+
 export const ConfigMaps: ResourceType = {
   group: '',
   version: 'v1',

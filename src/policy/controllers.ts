@@ -89,6 +89,7 @@ export function addPolicyControllers(
     workers: options.workers,
     sourceWaitMs: options.restoreSourceWaitMs,
     groupSnapshots: options.groupSnapshots,
+    restoreSwap: options.restoreSwap,
     metrics: options.metrics,
   }).controller;
   manager.add(backupPolicies).add(restoreJobs);

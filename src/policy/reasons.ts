@@ -112,6 +112,17 @@ export const RestoreJobReason = {
   Provisioning: 'Provisioning',
   Restored: 'Restored',
   VolumeLost: 'VolumeLost',
+  // Mode Swap.
+  SwapDisabled: 'SwapDisabled',
+  WorkloadNotFound: 'WorkloadNotFound',
+  WorkloadNotCovered: 'WorkloadNotCovered',
+  WorkloadBusy: 'WorkloadBusy',
+  ClaimNotBound: 'ClaimNotBound',
+  Swapping: 'Swapping',
+  Swapped: 'Swapped',
+  RollingBack: 'RollingBack',
+  RolledBack: 'RolledBack',
+  Deleted: 'Deleted',
   // Events only.
   RestoreStarted: 'RestoreStarted',
   RestoreSucceeded: 'RestoreSucceeded',

@@ -2,7 +2,9 @@
  * The RestoreJob controller: thin glue between the informer caches, the pure planner
  * (restore-job.ts) and the API server. One reconcile lets go of the holds of finished jobs,
  * then, for a job still running, holds its source snapshot (or the group members it restores
- * from), creates the target PVCs and writes the status.
+ * from), creates the target PVCs and writes the status. A job with mode Swap (with
+ * --restore-swap) also gets its finalizer first, and the swap's actions (restore-swap.ts) are
+ * done before the status that records them is written.
  */
 import type { BackupPolicy, RestoreJob } from '../api/index.js';
 import type { VolumeGroupSnapshot, VolumeGroupSnapshotContent } from '../api/group-snapshot.js';
@@ -11,18 +13,26 @@ import type {
   VolumeSnapshotClass,
   VolumeSnapshotContent,
 } from '../api/snapshot.js';
-import { LABEL_RESTORE_JOB } from '../api/index.js';
+import {
+  ANNOTATION_SWAP_JOB,
+  ANNOTATION_SWAP_REPLICAS,
+  FINALIZER_SWAP,
+  LABEL_RESTORE_JOB,
+} from '../api/index.js';
 import type { InformerFactory, KubeObject } from '../kube/index.js';
 import {
   type ReconcileResult,
   PersistentVolumeClaims,
   StorageClasses,
   isAlreadyExists,
+  isConflict,
   isNotFound,
   makeKey,
   splitKey,
 } from '../kube/index.js';
 import {
+  PersistentVolumes,
+  StatefulSets,
   VolumeGroupSnapshotContents,
   VolumeGroupSnapshots,
   VolumeSnapshotClasses,
@@ -32,9 +42,16 @@ import {
 import type { SnapbackMetrics } from '../observability/metrics.js';
 import { FIELD_MANAGER, PolicyController, byName, namespacesOf } from './policy-controller.js';
 import type { PolicyControllerOptions } from './policy-controller.js';
-import type { Pvc, StorageClass } from './objects.js';
+import type { Pv, Pvc, StorageClass } from './objects.js';
 import { BackupPolicies, RestoreJobs, isTerminal } from './objects.js';
-import { planRestoreJob, staleRestoreHolds, type RestoreJobPlan } from './restore-job.js';
+import { Pods, type Pod } from './hooks.js';
+import {
+  planRestoreJob,
+  staleRestoreHolds,
+  type RestoreJobPlan,
+  type SwapView,
+} from './restore-job.js';
+import type { StatefulSet, SwapAction } from './restore-swap.js';
 
 const CONTROLLER = 'restorejob';
 
@@ -48,6 +65,11 @@ export interface RestoreJobControllerOptions extends PolicyControllerOptions<Res
    * VolumeGroupSnapshots watched and restored from (a job that needs one fails, saying so).
    */
   groupSnapshots?: boolean | undefined;
+  /**
+   * Whether jobs with mode Swap may act (--restore-swap): only then are StatefulSets watched
+   * and PVs read; without it such a job fails with SwapDisabled, touching nothing.
+   */
+  restoreSwap?: boolean | undefined;
 }
 
 export class RestoreJobController extends PolicyController<RestoreJobMetrics, RestoreJobCache> {
@@ -55,9 +77,14 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
 
   constructor(options: RestoreJobControllerOptions) {
     super(CONTROLLER, options, (informers) =>
-      restoreJobCache(informers, options.groupSnapshots ?? false),
+      restoreJobCache(informers, options.groupSnapshots ?? false, options.restoreSwap ?? false),
     );
     this.sourceWaitMs = options.sourceWaitMs;
+    if (this.cache.statefulSets) {
+      this.controller.watch(this.cache.statefulSets, {
+        toKeys: (set) => this.swapJobsOf(set),
+      });
+    }
 
     this.controller
       .watch(this.cache.restoreJobs)
@@ -87,13 +114,140 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
       this.cache.restoreJobs.list({ namespace: namespace! }),
     );
     const groups = this.cache.groups?.snapshots.list({ namespace: namespace! }) ?? [];
-    const job = this.cache.restoreJobs.get(name, namespace);
-    if (!job || job.metadata.deletionTimestamp || isTerminal(job)) return;
+    const cached = this.cache.restoreJobs.get(name, namespace);
+    if (!cached) return;
+    // A swap holds its finalizer until the workload runs again, deleted or finished.
+    const swapping = (cached.metadata.finalizers ?? []).includes(FINALIZER_SWAP);
+    if (!swapping && (cached.metadata.deletionTimestamp || isTerminal(cached))) return;
+    let job = cached;
     const plan = await this.plan(job, namespaceSnapshots, groups);
+    if (plan.finalizer && 'add' in plan.finalizer)
+      job = await this.setFinalizers(job, [...(job.metadata.finalizers ?? []), plan.finalizer.add]);
     await this.holdSource(job, plan);
     await this.createTarget(job, plan);
-    await this.report(job, plan);
+    for (const action of plan.swapActions ?? []) await this.act(job, action);
+    job = await this.report(job, plan);
+    if (plan.finalizer && 'remove' in plan.finalizer) {
+      const { remove } = plan.finalizer;
+      await this.setFinalizers(
+        job,
+        (job.metadata.finalizers ?? []).filter((f) => f !== remove),
+      );
+    }
     return plan.requeueAfterMs !== undefined ? { requeueAfter: plan.requeueAfterMs } : undefined;
+  }
+
+  /** Guarded by the resourceVersion seen: the job's status was planned from it. */
+  private async setFinalizers(job: RestoreJob, finalizers: string[]): Promise<RestoreJob> {
+    const { namespace, name, resourceVersion } = job.metadata;
+    return this.client.patch<RestoreJob>(RestoreJobs, name!, namespace, 'merge', {
+      metadata: { resourceVersion, finalizers },
+    });
+  }
+
+  /** One step of a swap, idempotent: done already (gone, exists) is done. */
+  private async act(job: RestoreJob, action: SwapAction): Promise<void> {
+    const namespace = job.metadata.namespace!;
+    const set = job.spec.target.workload?.name ?? '';
+    this.logger.info('swap', {
+      namespace,
+      name: job.metadata.name,
+      action: action.kind,
+      ...('name' in action ? { pvc: action.name } : {}),
+      ...('pv' in action ? { pv: action.pv } : {}),
+      ...('replicas' in action ? { replicas: action.replicas ?? null } : {}),
+    });
+    switch (action.kind) {
+      case 'createPvc':
+        try {
+          await this.client.create(PersistentVolumeClaims, action.pvc, {
+            fieldManager: FIELD_MANAGER,
+          });
+        } catch (error) {
+          if (!isAlreadyExists(error)) throw error;
+        }
+        return;
+      case 'deletePvc':
+        try {
+          await this.client.delete(PersistentVolumeClaims, action.name, namespace, {
+            preconditions: { uid: action.uid },
+          });
+        } catch (error) {
+          if (!isNotFound(error) && !isConflict(error)) throw error;
+        }
+        return;
+      case 'reclaimPolicy':
+        await this.client.patch(PersistentVolumes, action.pv, undefined, 'merge', {
+          spec: { persistentVolumeReclaimPolicy: action.policy },
+        });
+        return;
+      case 'claimPv':
+        await this.client.patch(PersistentVolumes, action.pv, undefined, 'merge', {
+          spec: {
+            claimRef: {
+              apiVersion: 'v1',
+              kind: 'PersistentVolumeClaim',
+              namespace,
+              name: action.claim,
+              uid: null,
+              resourceVersion: null,
+            },
+          },
+        });
+        return;
+      case 'scale':
+        await this.client.patch(StatefulSets, set, namespace, 'merge', {
+          spec: { replicas: action.replicas },
+        });
+        return;
+      case 'lock': {
+        const locked = action.replicas !== undefined;
+        await this.client.patch(StatefulSets, set, namespace, 'merge', {
+          metadata: {
+            annotations: {
+              [ANNOTATION_SWAP_JOB]: locked ? job.metadata.uid : null,
+              [ANNOTATION_SWAP_REPLICAS]: locked ? String(action.replicas) : null,
+            },
+          },
+        });
+        return;
+      }
+    }
+  }
+
+  /** What a Swap job looks at, read live: the cache may lag behind the swap's own writes. */
+  private async swapView(job: RestoreJob): Promise<SwapView | undefined> {
+    const namespace = job.metadata.namespace!;
+    const ref = job.spec?.target?.workload;
+    if (!this.cache.statefulSets || job.spec?.mode !== 'Swap' || !ref) return undefined;
+    const workload = await this.client.get<StatefulSet>(StatefulSets, ref.name, namespace);
+    const matchLabels = workload?.spec?.selector?.matchLabels ?? {};
+    const labelSelector = Object.entries(matchLabels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    const pods = workload
+      ? (
+          await this.client.list<Pod>(Pods, {
+            namespace,
+            ...(labelSelector ? { labelSelector } : {}),
+          })
+        ).items.filter((p) =>
+          (p.metadata.ownerReferences ?? []).some((o) => o.uid === workload.metadata.uid),
+        )
+      : [];
+    const pvs = new Map<string, Pv>();
+    for (const v of job.status?.swap?.volumes ?? []) {
+      for (const pvName of [v.restoredVolume, v.retainedVolume]) {
+        if (!pvName || pvs.has(pvName)) continue;
+        const pv = await this.client.get<Pv>(PersistentVolumes, pvName);
+        if (pv) pvs.set(pvName, pv);
+      }
+    }
+    return {
+      workload,
+      pods,
+      pv: (pvName) => pvs.get(pvName) ?? this.cache.pvs?.get(pvName),
+    };
   }
 
   private async plan(
@@ -105,6 +259,7 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
     // The cache may not show a PVC created a moment ago; the targets known so far are read
     // live so that a restore in progress is never mistaken for one whose PVC vanished.
     const targetNames = new Set(knownTargets(job));
+    const swap = await this.swapView(job);
     const live: Pvc[] = [];
     for (const targetName of targetNames) {
       const pvc = await this.client.get<Pvc>(PersistentVolumeClaims, targetName, namespace);
@@ -133,6 +288,7 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
       namespacesWithSnapshot: (snapshotName) => namespacesOf(this.cache.snapshots, snapshotName),
       now: this.clock.now(),
       ...(this.sourceWaitMs !== undefined ? { sourceWaitMs: this.sourceWaitMs } : {}),
+      ...(swap ? { swap } : {}),
     });
   }
 
@@ -175,9 +331,9 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
     }
   }
 
-  /** Status, events, and the count of jobs that finished. */
-  private async report(job: RestoreJob, plan: RestoreJobPlan): Promise<void> {
-    if (plan.status) await this.writeStatus(RestoreJobs, job, plan.status);
+  /** Status, events, and the count of jobs that finished; returns the job as written. */
+  private async report(job: RestoreJob, plan: RestoreJobPlan): Promise<RestoreJob> {
+    const written = plan.status ? await this.writeStatus(RestoreJobs, job, plan.status) : job;
     this.emit(job, plan.events);
     const phase = plan.status?.phase;
     if ((phase === 'Succeeded' || phase === 'Failed') && job.status?.phase !== phase) {
@@ -186,6 +342,7 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
         result: phase === 'Succeeded' ? 'succeeded' : 'failed',
       });
     }
+    return written;
   }
 
   private async releaseStaleHolds(
@@ -220,6 +377,18 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
     return keys;
   }
 
+  /** The Swap jobs of a StatefulSet's namespace that name it, running or holding the finalizer. */
+  private swapJobsOf(set: StatefulSet): string[] {
+    return this.cache.restoreJobs
+      .list({ namespace: set.metadata.namespace ?? '' })
+      .filter(
+        (j) =>
+          j.spec?.target?.workload?.name === set.metadata.name &&
+          (!isTerminal(j) || (j.metadata.finalizers ?? []).includes(FINALIZER_SWAP)),
+      )
+      .map((j) => makeKey(j.metadata.name!, j.metadata.namespace));
+  }
+
   private activeJobsInNamespace(obj: Pick<KubeObject, 'metadata'>): string[] {
     return this.cache.restoreJobs
       .list({ namespace: obj.metadata?.namespace ?? '' })
@@ -241,6 +410,7 @@ function knownTargets(job: RestoreJob): string[] {
     ...(named ? [named] : []),
     ...(job.status?.pvcName ? [job.status.pvcName] : []),
     ...(job.status?.pvcs ?? []).map((p) => p.name),
+    ...(job.status?.swap?.volumes ?? []).flatMap((v) => [v.claim, v.restoredClaim]),
   ];
 }
 
@@ -252,8 +422,10 @@ function jobKeyOfPvc(pvc: Pvc): string | undefined {
 type RestoreJobCache = ReturnType<typeof restoreJobCache>;
 
 /** The kinds the RestoreJob controller reads, with the indexes it looks them up by. */
-function restoreJobCache(informers: InformerFactory, groupSnapshots: boolean) {
+function restoreJobCache(informers: InformerFactory, groupSnapshots: boolean, swap: boolean) {
   return {
+    statefulSets: swap ? informers.informer<StatefulSet>(StatefulSets) : undefined,
+    pvs: swap ? informers.informer<Pv>(PersistentVolumes) : undefined,
     restoreJobs: informers.informer<RestoreJob>(RestoreJobs),
     policies: informers.informer<BackupPolicy>(BackupPolicies),
     groups: groupSnapshots

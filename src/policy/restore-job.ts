@@ -35,6 +35,7 @@ import {
   ANNOTATION_RUN_TIME,
   AT_LATEST,
   CONDITION_READY,
+  FINALIZER_SWAP,
   LABEL_POLICY,
   MAX_STATUS_PVCS,
   LABEL_PVC,
@@ -52,7 +53,15 @@ import type { PlannedEvent } from './backup-policy.js';
 import { labelValue } from './naming.js';
 import { capMessage } from './messages.js';
 import { RestoreJobReason } from './reasons.js';
-import type { Pvc, StorageClass } from './objects.js';
+import type { Pv, Pvc, StorageClass } from './objects.js';
+import type { Pod } from './hooks.js';
+import {
+  type ClaimRestore,
+  type StatefulSet,
+  type SwapAction,
+  type SwapDecision,
+  decideSwap,
+} from './restore-swap.js';
 import {
   ANN_DEFAULT_STORAGE_CLASS,
   hasFailed,
@@ -93,6 +102,16 @@ export interface RestoreJobObservation {
   };
   now: Date;
   sourceWaitMs?: number;
+  /** What a job with mode Swap looks at; absent when the controller runs without --restore-swap. */
+  swap?: SwapView;
+}
+
+export interface SwapView {
+  /** The job's target.workload, read live. */
+  workload: StatefulSet | undefined;
+  /** The pods the workload owns. */
+  pods: readonly Pod[];
+  pv(name: string): Pv | undefined;
 }
 
 export interface RestoreJobPlan {
@@ -113,6 +132,10 @@ export interface RestoreJobPlan {
   status?: RestoreJobStatus;
   events: PlannedEvent<RestoreJobReason>[];
   requeueAfterMs?: number;
+  /** Mode Swap: what to do to the workload, its PVCs and PVs, in this order. */
+  swapActions?: SwapAction[];
+  /** Mode Swap: add the swap finalizer before anything else, or remove it after the status. */
+  finalizer?: { add: string } | { remove: string };
 }
 
 /** What a restore from a group adds to any outcome. */
@@ -1079,6 +1102,7 @@ function unusableSnapshot(
  * status and Events it makes, the snapshot to hold and when to look again.
  */
 export function planRestoreJob(observed: RestoreJobObservation): RestoreJobPlan {
+  if (observed.job.spec?.mode === 'Swap') return planSwap(observed);
   const previous = observed.job.status;
   if (previous?.phase === 'Succeeded' || previous?.phase === 'Failed') return { events: [] };
 
@@ -1090,14 +1114,135 @@ export function planRestoreJob(observed: RestoreJobObservation): RestoreJobPlan 
     ...restoreHold(observed, outcome),
   };
   if (outcome.phase === 'Restoring' && outcome.create) plan.createPvcs = outcome.create;
-  if (outcome.phase === 'Pending') {
-    const waits = [
-      ...(outcome.recheck ? [RECHECK_MS] : []),
-      ...(outcome.wakeAt ? [outcome.wakeAt.getTime() - observed.now.getTime() + 1000] : []),
-    ];
-    if (waits.length > 0) plan.requeueAfterMs = Math.max(0, Math.min(...waits));
-  }
+  const requeue = requeueOf(observed, outcome);
+  if (requeue !== undefined) plan.requeueAfterMs = requeue;
   return plan;
+}
+
+/** When a Pending outcome looks again: to recheck, or at its deadline. */
+function requeueOf(observed: RestoreJobObservation, outcome: Outcome): number | undefined {
+  if (outcome.phase !== 'Pending') return undefined;
+  const waits = [
+    ...(outcome.recheck ? [RECHECK_MS] : []),
+    ...(outcome.wakeAt ? [outcome.wakeAt.getTime() - observed.now.getTime() + 1000] : []),
+  ];
+  return waits.length > 0 ? Math.max(0, Math.min(...waits)) : undefined;
+}
+
+/**
+ * Mode Swap: the swap's next step (restore-swap.ts), each claim restored as a New restore of
+ * the claim from the policy would restore it; the finalizer held from the first step until the
+ * workload runs again.
+ */
+function planSwap(observed: RestoreJobObservation): RestoreJobPlan {
+  const { job } = observed;
+  const held = (job.metadata.finalizers ?? []).includes(FINALIZER_SWAP);
+  if (isTerminal(job))
+    return held ? { events: [], finalizer: { remove: FINALIZER_SWAP } } : { events: [] };
+  const spec = validRestoreSpec(job);
+  if (isOutcome(spec)) {
+    const outcome = { ...spec, message: capMessage(spec.message) };
+    return { status: restoreStatus(observed, outcome), events: restoreEvents(job.status, outcome) };
+  }
+  const view = observed.swap;
+  const decision = decideSwap({
+    job,
+    spec,
+    enabled: view !== undefined,
+    workload: view?.workload,
+    pods: view?.pods ?? [],
+    pvcs: observed.pvcs,
+    pv: (name) => view?.pv(name),
+    storageClasses: observed.storageClasses,
+    now: observed.now,
+    restore: (claim, restoredClaim, snapshotName) =>
+      claimRestore(observed, spec, { claim, restoredClaim, snapshotName }),
+  });
+  const outcome = {
+    phase: decision.phase,
+    reason: decision.reason,
+    message: capMessage(decision.message),
+    ...(decision.snapshot ? { snapshot: decision.snapshot } : {}),
+    ...(decision.group ? { group: decision.group } : {}),
+    ...(decision.snapshots ? { members: decision.snapshots } : {}),
+  } as Outcome;
+  const status = restoreStatus(observed, outcome);
+  if (decision.swap) status.swap = decision.swap;
+  const restoring = (decision.swap?.step ?? 'RestoringVolumes') === 'RestoringVolumes';
+  const plan: RestoreJobPlan = {
+    status,
+    events: swapEvents(job.status, decision),
+    ...(restoring && !isDeleting(job) ? restoreHold(observed, outcome) : {}),
+    swapActions: decision.actions,
+  };
+  if (decision.finalizer && !held && !isDeleting(job)) plan.finalizer = { add: FINALIZER_SWAP };
+  if (!decision.finalizer && held) plan.finalizer = { remove: FINALIZER_SWAP };
+  if (
+    decision.requeueAfterMs !== undefined &&
+    decision.phase !== 'Succeeded' &&
+    decision.phase !== 'Failed'
+  )
+    plan.requeueAfterMs = decision.requeueAfterMs;
+  return plan;
+}
+
+/** Restores one claim of a swap: a New restore of it from the policy, into `restoredClaim`. */
+function claimRestore(
+  observed: RestoreJobObservation,
+  spec: RestoreJobSpec,
+  {
+    claim,
+    restoredClaim,
+    snapshotName,
+  }: { claim: string; restoredClaim: string; snapshotName: string | undefined },
+): ClaimRestore {
+  const { job } = observed;
+  const group = job.status?.volumeGroupSnapshotName;
+  const single: RestoreJob = {
+    ...job,
+    spec: {
+      ...spec,
+      mode: 'New',
+      source: { backupPolicy: { ...spec.source.backupPolicy!, pvcName: claim } },
+      target: { pvcName: restoredClaim },
+    },
+    // The snapshot (or group) chosen stays chosen; a restored PVC that went is made again.
+    status: {
+      phase: 'Pending',
+      ...(snapshotName ? { snapshotName } : {}),
+      ...(group ? { volumeGroupSnapshotName: group } : {}),
+    },
+  };
+  const observedOne = { ...observed, job: single };
+  const outcome = decide(observedOne);
+  const requeue = requeueOf(observedOne, outcome);
+  return {
+    phase: outcome.phase,
+    reason: outcome.reason,
+    message: outcome.message,
+    ...(outcome.snapshot ? { snapshot: outcome.snapshot } : {}),
+    ...(outcome.group ? { group: outcome.group } : {}),
+    ...(outcome.phase === 'Restoring' && outcome.create ? { create: outcome.create } : {}),
+    ...(requeue !== undefined ? { requeueAfterMs: requeue } : {}),
+  };
+}
+
+/** An Event when the swap moves to another step or phase (a wait that goes on is no news). */
+function swapEvents(
+  previous: RestoreJobStatus | undefined,
+  decision: SwapDecision,
+): PlannedEvent<RestoreJobReason>[] {
+  const step = decision.swap?.step;
+  const same = previous?.phase === decision.phase && previous?.swap?.step === step;
+  if (same && (decision.phase !== 'Pending' || previous?.message === decision.message)) return [];
+  const warning = decision.phase === 'Failed' || decision.reason === RestoreJobReason.RollingBack;
+  return [
+    {
+      type: warning ? 'Warning' : 'Normal',
+      reason: decision.reason,
+      message: capMessage(decision.message),
+    },
+  ];
 }
 
 /** The last status written, brought to the outcome. */
@@ -1176,7 +1321,7 @@ function restoreHold(
       : undefined;
   };
   const holdFinalizer = restoreSourceFinalizer(uid);
-  if (outcome.group) {
+  if (outcome.group || outcome.members) {
     const members = (outcome.members ?? [])
       .map(unheld)
       .filter((m): m is VolumeSnapshot => m !== undefined);

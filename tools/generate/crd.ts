@@ -208,7 +208,7 @@ export const RESTORE_JOB_DEFINITION: KindDefinition = {
   singular: RESTORE_JOB_SINGULAR,
   shortNames: [RESTORE_JOB_SHORT_NAME],
   description:
-    'RestoreJob restores a VolumeSnapshot into a new PVC and reports progress until the PVC is Bound. Its spec cannot change; deleting it never deletes the restored PVC or any snapshot.',
+    'RestoreJob restores a VolumeSnapshot into a new PVC and reports progress until the PVC is Bound, or (mode Swap) swaps the PVCs of a StatefulSet for restored volumes in place, keeping the old ones. Its spec cannot change; deleting it never deletes the restored PVC or any snapshot.',
   spec: RestoreJobSpecSchema,
   status: RestoreJobStatusSchema,
   printerColumns: [
@@ -225,6 +225,12 @@ export const RESTORE_JOB_DEFINITION: KindDefinition = {
       description: 'The PVC the restore creates, or <pvc><suffix> for each member of a group.',
     },
     { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'The restore phase.' },
+    {
+      name: 'Step',
+      type: 'string',
+      jsonPath: '.status.swap.step',
+      description: 'Mode Swap: the step the swap is in.',
+    },
     AGE,
   ],
 };

@@ -100,6 +100,13 @@ const target = (fields: Spec) => ({
   ...BASE_RESTORE,
   target: { pvcName: 'data-restored', ...fields },
 });
+const SWAP_TARGET = { workload: { kind: 'StatefulSet', name: 'web' } };
+const SWAP: Spec = {
+  mode: 'Swap',
+  source: { backupPolicy: { name: 'nightly' } },
+  target: { workload: SWAP_TARGET.workload },
+};
+
 const fromPolicy = (fields: Spec) => ({
   ...BASE_RESTORE,
   source: { backupPolicy: { name: 'nightly', pvcName: 'data', ...fields } },
@@ -206,6 +213,16 @@ export const VALID_CASES: ManifestCase[] = [
   policy('keepLast 0 with maxAge', retention({ keepLast: 0, maxAge: '30d' }), true),
   restore('a VolumeSnapshot source', BASE_RESTORE, true),
   restore('a pending deadline', { ...BASE_RESTORE, pendingDeadlineSeconds: 60 }, true),
+  restore('a Swap of a StatefulSet from a policy', SWAP, true),
+  restore(
+    'a Swap of one PVC of a StatefulSet, with a ready timeout',
+    {
+      ...SWAP,
+      source: { backupPolicy: { name: 'nightly', pvcName: 'data-web-0' } },
+      readyTimeoutSeconds: 120,
+    },
+    true,
+  ),
   restore('a policy source at latest by default', fromPolicy({}), true),
   restore('every member of a group, suffixed', fromGroup({ pvcNameSuffix: '-restored' }), true),
   restore(
@@ -542,13 +559,51 @@ export const INVALID_CASES: ManifestCase[] = [
     false,
     'spec.pendingDeadlineSeconds',
   ),
+  // RestoreJob: mode Swap
+  restore(
+    'mode Swap without a workload',
+    { ...SWAP, target: { pvcName: 'data-restored' } },
+    false,
+    'mode Swap restores in place and needs target.workload',
+  ),
+  restore(
+    'a workload with mode New',
+    { ...SWAP, mode: 'New' },
+    false,
+    'target.workload needs mode Swap',
+  ),
+  restore(
+    'a workload and a pvcName',
+    { ...SWAP, target: { ...SWAP_TARGET, pvcName: 'data-restored' } },
+    false,
+    'exactly one of target.pvcName, target.pvcNameSuffix or target.workload',
+  ),
+  restore(
+    'mode Swap from a VolumeSnapshot',
+    { ...SWAP, source: { volumeSnapshotName: 'snap' } },
+    false,
+    "mode Swap restores each PVC of the workload from a BackupPolicy's snapshots",
+  ),
+  restore(
+    'a workload of kind Deployment',
+    { ...SWAP, target: { workload: { kind: 'Deployment', name: 'web' } } },
+    false,
+    'spec.target.workload.kind',
+  ),
+  restore('an unknown mode', { ...SWAP, mode: 'InPlace' }, false, 'spec.mode'),
+  restore(
+    'a zero ready timeout',
+    { ...SWAP, readyTimeoutSeconds: 0 },
+    false,
+    'spec.readyTimeoutSeconds',
+  ),
   // RestoreJob: target
   restore('no target', without(BASE_RESTORE, 'target'), false, 'spec.target'),
   restore(
     'a target without pvcName or pvcNameSuffix',
     { ...BASE_RESTORE, target: { size: '1Gi' } },
     false,
-    'exactly one of target.pvcName or target.pvcNameSuffix',
+    'exactly one of target.pvcName, target.pvcNameSuffix or target.workload',
   ),
   restore(
     'a target with both pvcName and pvcNameSuffix',
@@ -557,7 +612,7 @@ export const INVALID_CASES: ManifestCase[] = [
       target: { pvcName: 'data-restored', pvcNameSuffix: '-restored' },
     },
     false,
-    'exactly one of target.pvcName or target.pvcNameSuffix',
+    'exactly one of target.pvcName, target.pvcNameSuffix or target.workload',
   ),
   restore(
     'a pvcNameSuffix with an underscore',

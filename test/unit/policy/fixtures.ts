@@ -300,6 +300,7 @@ export function restoreObservation(
     ...(parts.groups ? { groups: parts.groups } : {}),
     now: parts.now ?? new Date('2026-01-01T12:00:10Z'),
     ...(parts.sourceWaitMs !== undefined ? { sourceWaitMs: parts.sourceWaitMs } : {}),
+    ...(parts.swap ? { swap: parts.swap } : {}),
   };
 }
 

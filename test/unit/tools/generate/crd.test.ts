@@ -214,6 +214,7 @@ describe('api: CRDs under crds/', function () {
         'SOURCE',
         'TARGET',
         'PHASE',
+        'STEP',
         'AGE',
       ]);
     });
