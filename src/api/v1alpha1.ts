@@ -1239,7 +1239,6 @@ export const SWAP_STEPS = [
   'RetainingVolumes',
   'ScalingDown',
   'ReplacingClaims',
-  'ScalingUp',
   'WaitingForReady',
   'Done',
   'RollingBack',
@@ -1273,7 +1272,7 @@ export const SwapStatusSchema = z
     step: z
       .enum(SWAP_STEPS)
       .describe(
-        'Where the swap is: RestoringVolumes, RetainingVolumes, ScalingDown, ReplacingClaims, ScalingUp, WaitingForReady, Done; or RollingBack, RolledBack.',
+        'Where the swap is: RestoringVolumes, RetainingVolumes, ScalingDown, ReplacingClaims, WaitingForReady (scaled back), Done; or RollingBack, RolledBack.',
       ),
     workload: objectName('swap.workload').describe('The StatefulSet swapped.'),
     replicas: z

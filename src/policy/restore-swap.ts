@@ -6,8 +6,8 @@
  * New restore would) -> RetainingVolumes (the StatefulSet locked by annotations, the old and the
  * restored PVs set to Retain) -> ScalingDown (replicas 0, until its pods are gone) ->
  * ReplacingClaims (the restored PVCs and the old PVCs deleted, their PVs kept; a PVC of the
- * original name created again, bound to the restored PV) -> ScalingUp -> WaitingForReady ->
- * Done. Not Ready within readyTimeoutSeconds of scaling down (or the job deleted while the
+ * original name created again, bound to the restored PV; then scaled back) -> WaitingForReady
+ * -> Done. Not Ready within readyTimeoutSeconds of scaling down (or the job deleted while the
  * workload is down): RollingBack (the PVCs bound to the old PVs again) -> RolledBack.
  *
  * Every step is planned from the status written at the end of the step before and from what is
@@ -104,12 +104,7 @@ export interface SwapDecision {
   requeueAfterMs?: number;
 }
 
-const WAYS_DOWN: readonly SwapStep[] = [
-  'ScalingDown',
-  'ReplacingClaims',
-  'ScalingUp',
-  'WaitingForReady',
-];
+const WAYS_DOWN: readonly SwapStep[] = ['ScalingDown', 'ReplacingClaims', 'WaitingForReady'];
 
 /** The next thing a Swap restore does. */
 export function decideSwap(observed: SwapObservation): SwapDecision {
@@ -131,8 +126,6 @@ export function decideSwap(observed: SwapObservation): SwapDecision {
       return scalingDown(observed, swap);
     case 'ReplacingClaims':
       return replacingClaims(observed, swap);
-    case 'ScalingUp':
-      return scalingUp(observed, swap);
     case 'WaitingForReady':
       return waitingForReady(observed, swap);
     case 'RollingBack':
@@ -568,7 +561,7 @@ function replacingClaims(
       actions,
     );
   }
-  return scalingUp(observed, { ...swap, step: 'ScalingUp' }, actions);
+  return scalingUp(observed, swap, actions);
 }
 
 function scalingUp(
