@@ -803,6 +803,54 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
       }
     });
 
+    it('grants drill Jobs, scratch PVC deletion and Event reads, and passes --verify-image, only with verify.enabled', async function () {
+      const controller = (manifests: KubeManifest[]) =>
+        container(podSpec(findOne(manifests, 'Deployment', 'snapback-controller')), 'controller');
+      const off = await renderChart([]);
+      expect(controller(off).args ?? []).to.not.include('--verify=true');
+      const offRole = findOne(off, 'ClusterRole', 'snapback-controller');
+      expect(verbsOn(offRole, 'batch', 'jobs')).to.deep.equal([]);
+      expect(verbsOn(offRole, '', 'events')).to.not.include('list');
+
+      const on = await renderChart(['--set', 'verify.enabled=true']);
+      const args = controller(on).args ?? [];
+      expect(args).to.include('--verify=true');
+      // the drill Job runs the controller's own image
+      expect(args).to.include(`--verify-image=${controller(on).image}`);
+      const role = findOne(on, 'ClusterRole', 'snapback-controller');
+      expect(verbsOn(role, 'batch', 'jobs')).to.deep.equal(['create', 'delete', 'get', 'list']);
+      expect(verbsOn(role, '', 'events')).to.include('list');
+      expect(verbsOn(role, '', 'pods')).to.deep.equal(['get', 'list']);
+      expect(verbsOn(role, '', 'persistentvolumeclaims')).to.include('delete');
+      expect(verbsOn(role, 'apps', 'statefulsets'), 'no Swap grants with drills').to.deep.equal([]);
+      expect(verbsOn(role, '', 'pods/exec'), 'no exec with drills').to.deep.equal([]);
+    });
+
+    it('grants StatefulSet scaling and PVC deletion, and passes --restore-swap=true, only with restore.swap.enabled', async function () {
+      const controllerArgs = (manifests: KubeManifest[]) =>
+        container(podSpec(findOne(manifests, 'Deployment', 'snapback-controller')), 'controller')
+          .args ?? [];
+      const off = await renderChart([]);
+      expect(controllerArgs(off)).to.include('--restore-swap=false');
+      const offRole = findOne(off, 'ClusterRole', 'snapback-controller');
+      expect(verbsOn(offRole, 'apps', 'statefulsets')).to.deep.equal([]);
+      expect(verbsOn(offRole, 'apps', 'statefulsets/scale')).to.deep.equal([]);
+      expect(verbsOn(offRole, '', 'persistentvolumeclaims')).to.not.include('delete');
+
+      const on = await renderChart(['--set', 'restore.swap.enabled=true']);
+      expect(controllerArgs(on)).to.include('--restore-swap=true');
+      const role = findOne(on, 'ClusterRole', 'snapback-controller');
+      expect(verbsOn(role, 'apps', 'statefulsets')).to.include.members(['get', 'watch', 'patch']);
+      // scaled through spec.replicas: no scale subresource
+      expect(verbsOn(role, 'apps', 'statefulsets/scale')).to.deep.equal([]);
+      // the swap finalizer on the RestoreJob
+      expect(verbsOn(role, 'snapback.dev', 'restorejobs')).to.include('patch');
+      expect(verbsOn(offRole, 'snapback.dev', 'restorejobs')).to.not.include('patch');
+      expect(verbsOn(role, '', 'persistentvolumeclaims')).to.include('delete');
+      expect(verbsOn(role, '', 'persistentvolumes')).to.include('patch');
+      expect(verbsOn(role, 'batch', 'jobs'), 'no drill grants with Swap').to.deep.equal([]);
+    });
+
     it('grants snapshotter Secrets by name, one Role per namespace', async function () {
       const manifests = await renderChart([
         '--set',
@@ -838,6 +886,11 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
       expect(rule).to.contain('snapback_policy_last_success_timestamp_seconds) > 172800');
       expect(rule).to.contain('{{ $labels.namespace }}/{{ $labels.policy }}');
       expect(rule).to.contain('snapback_ecs_api_requests_total{outcome=\\"throttled\\"}');
+      // no successful drill for verifyStaleAfter (default 8d = 691200 s)
+      expect(rule).to.contain('SnapbackRestoreDrillStale');
+      expect(rule).to.contain(
+        'snapback_policy_last_verification_success_timestamp_seconds) > 691200',
+      );
     });
 
     it('runs the upstream node-driver-registrar instead when its image is named', async function () {
@@ -967,6 +1020,16 @@ describe('Helm chart charts/snapback: lint, template, schema', function () {
         what: 'a non-boolean hooks.enabled',
         args: ['--set-string', 'hooks.enabled=yes'],
         message: [/hooks\/enabled|hooks\.enabled/, /boolean/],
+      },
+      {
+        what: 'a non-boolean verify.enabled',
+        args: ['--set-string', 'verify.enabled=yes'],
+        message: [/verify\/enabled|verify\.enabled/, /boolean/],
+      },
+      {
+        what: 'a non-boolean restore.swap.enabled',
+        args: ['--set-string', 'restore.swap.enabled=yes'],
+        message: [/restore\/swap\/enabled|restore\.swap\.enabled/, /boolean/],
       },
       {
         what: 'a Secret grant without names',
