@@ -111,6 +111,16 @@ export function decideSwap(observed: SwapObservation): SwapDecision {
   const swap = observed.job.status?.swap;
   if (!swap || swap.step === 'RestoringVolumes') return restoringVolumes(observed, swap);
   if (swap.step === 'Done' || swap.step === 'RolledBack') return finished(observed, swap);
+  const { workload } = observed;
+  if (!workload)
+    return swap.step === 'RetainingVolumes' ? goneBeforeDown(swap) : goneWhileDown(swap);
+  return nextStep({ ...observed, workload }, swap);
+}
+
+/** What the steps from RetainingVolumes on see: the workload is there. */
+type WithWorkload = SwapObservation & { workload: StatefulSet };
+
+function nextStep(observed: WithWorkload, swap: SwapStatus): SwapDecision {
   const deadline = downDeadline(observed, swap);
   const deleting = isDeleting(observed.job);
   if (WAYS_DOWN.includes(swap.step) && (deleting || observed.now.getTime() >= deadline)) {
@@ -130,6 +140,11 @@ export function decideSwap(observed: SwapObservation): SwapDecision {
       return waitingForReady(observed, swap);
     case 'RollingBack':
       return rollingBack(observed, swap);
+    case 'RestoringVolumes':
+      return restoringVolumes(observed, swap);
+    case 'Done':
+    case 'RolledBack':
+      return finished(observed, swap);
   }
 }
 
@@ -387,15 +402,16 @@ function nearWorkload(observed: SwapObservation, pvc: Pvc, claim: Pvc): Pvc {
 // ---------------------------------------------------------------------------------------------
 // RetainingVolumes .. WaitingForReady
 
-function retainingVolumes(observed: SwapObservation, swap: SwapStatus): SwapDecision {
-  const workload = observed.workload;
-  if (!workload) {
-    return failed(
-      RestoreJobReason.WorkloadNotFound,
-      `StatefulSet ${swap.workload} was deleted before it was scaled down; its PVCs were not touched`,
-      { ...swap, step: 'RolledBack' },
-    );
-  }
+function goneBeforeDown(swap: SwapStatus): SwapDecision {
+  return failed(
+    RestoreJobReason.WorkloadNotFound,
+    `StatefulSet ${swap.workload} was deleted before it was scaled down; its PVCs were not touched`,
+    { ...swap, step: 'RolledBack' },
+  );
+}
+
+function retainingVolumes(observed: WithWorkload, swap: SwapStatus): SwapDecision {
+  const { workload } = observed;
   const actions: SwapAction[] = [];
   const replicas = lockedReplicas(observed, workload) ?? workload.spec?.replicas ?? 1;
   if (lockedReplicas(observed, workload) === undefined) actions.push({ kind: 'lock', replicas });
@@ -427,20 +443,19 @@ function lockedReplicas(observed: SwapObservation, workload: StatefulSet): numbe
 }
 
 /** The job deleted before the workload was scaled down: the lock and the finalizer go. */
-function released(observed: SwapObservation, swap: SwapStatus): SwapDecision {
+function released(observed: WithWorkload, swap: SwapStatus): SwapDecision {
   const decision = failed(
     RestoreJobReason.Deleted,
     'the RestoreJob was deleted before the workload was scaled down; nothing was swapped',
     { ...swap, step: 'RolledBack' },
   );
-  if (observed.workload && lockedReplicas(observed, observed.workload) !== undefined)
+  if (lockedReplicas(observed, observed.workload) !== undefined)
     decision.actions.push({ kind: 'lock', replicas: undefined });
   return decision;
 }
 
-function scalingDown(observed: SwapObservation, swap: SwapStatus): SwapDecision {
-  const workload = observed.workload;
-  if (!workload) return goneWhileDown(swap);
+function scalingDown(observed: WithWorkload, swap: SwapStatus): SwapDecision {
+  const { workload } = observed;
   const actions: SwapAction[] = [];
   if ((workload.spec?.replicas ?? 1) !== 0) actions.push({ kind: 'scale', replicas: 0 });
   if (observed.pods.length > 0) {
@@ -529,12 +544,11 @@ function claimFor(
 }
 
 function replacingClaims(
-  observed: SwapObservation,
+  observed: WithWorkload,
   swap: SwapStatus,
   before: SwapAction[] = [],
 ): SwapDecision {
-  const workload = observed.workload;
-  if (!workload) return goneWhileDown(swap);
+  const { workload } = observed;
   const actions = [...before];
   const waiting: string[] = [];
   const uid = observed.job.metadata.uid ?? '';
@@ -565,12 +579,11 @@ function replacingClaims(
 }
 
 function scalingUp(
-  observed: SwapObservation,
+  observed: WithWorkload,
   swap: SwapStatus,
   before: SwapAction[] = [],
 ): SwapDecision {
-  const workload = observed.workload;
-  if (!workload) return goneWhileDown(swap);
+  const { workload } = observed;
   const replicas = swap.replicas ?? 1;
   const actions = [...before];
   if ((workload.spec?.replicas ?? 1) !== replicas) actions.push({ kind: 'scale', replicas });
@@ -591,9 +604,8 @@ function isReadyAt(workload: StatefulSet, replicas: number): boolean {
   );
 }
 
-function waitingForReady(observed: SwapObservation, swap: SwapStatus): SwapDecision {
-  const workload = observed.workload;
-  if (!workload) return goneWhileDown(swap);
+function waitingForReady(observed: WithWorkload, swap: SwapStatus): SwapDecision {
+  const { workload } = observed;
   const replicas = swap.replicas ?? 1;
   if (!isReadyAt(workload, replicas)) {
     const ready = workload.status?.readyReplicas ?? 0;
@@ -619,9 +631,8 @@ function waitingForReady(observed: SwapObservation, swap: SwapStatus): SwapDecis
 // ---------------------------------------------------------------------------------------------
 // RollingBack
 
-function rollingBack(observed: SwapObservation, swap: SwapStatus): SwapDecision {
-  const workload = observed.workload;
-  if (!workload) return goneWhileDown(swap);
+function rollingBack(observed: WithWorkload, swap: SwapStatus): SwapDecision {
+  const { workload } = observed;
   const replicas = swap.replicas ?? 1;
   const cause = swap.rollbackCause ?? 'the swap did not complete';
   const misplaced = swap.volumes.filter((v) => {
