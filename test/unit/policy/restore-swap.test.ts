@@ -11,7 +11,19 @@ import type { Pv, Pvc } from '../../../src/policy/objects.js';
 import { planRestoreJob } from '../../../src/policy/restore-job.js';
 import type { StatefulSet, SwapAction } from '../../../src/policy/restore-swap.js';
 import { restoredClaimName, workloadClaims } from '../../../src/policy/restore-swap.js';
-import { NS, policy, restoreJob, restoreObservation, volumeSnapshot } from './fixtures.js';
+import type { RestoreJobObservation } from '../../../src/policy/restore-job.js';
+import {
+  NS,
+  groupPolicy,
+  policy,
+  restorableGroup,
+  restorableGroupContent,
+  restorableMember,
+  restoreJob,
+  restoreObservation,
+  storageClass,
+  volumeSnapshot,
+} from './fixtures.js';
 
 const SWAP: RestoreJobSpecInput = {
   mode: 'Swap',
@@ -28,6 +40,10 @@ interface Options {
   crashAt?: number;
   crashAfter?: number;
   enabled?: boolean;
+  /** The policy takes VolumeGroupSnapshots: g1, with a member per PVC. */
+  group?: boolean;
+  /** The StorageClass binds on first use (WaitForFirstConsumer). */
+  bindOnFirstUse?: boolean;
 }
 
 /**
@@ -186,6 +202,7 @@ class World {
           ],
         },
         spec: {
+          nodeName: 'node-1',
           containers: [],
           volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim } }],
         },
@@ -262,28 +279,45 @@ class World {
     }
   }
 
+  /** What the RestoreJob planner sees now. */
+  observe(): RestoreJobObservation {
+    const claims = workloadClaims(this.set);
+    const group = restorableGroup('g1');
+    const source = this.options.group
+      ? {
+          snapshots: claims.map((c) => restorableMember(group, c)),
+          policies: [groupPolicy()],
+          groups: {
+            snapshots: [group],
+            content: () => restorableGroupContent(group, claims.length),
+          },
+        }
+      : {
+          snapshots: claims.map((c, i) => volumeSnapshot(`snap-${i}`, { pvc: c })),
+          policies: [policy({ pvcNames: claims })],
+        };
+    const local = storageClass('local', { isDefault: true });
+    if (this.options.bindOnFirstUse) local.volumeBindingMode = 'WaitForFirstConsumer';
+    return restoreObservation(this.job, {
+      ...source,
+      pvcs: structuredClone([...this.pvcs.values()]),
+      storageClasses: [local],
+      now: this.now,
+      ...(this.options.enabled === false
+        ? {}
+        : {
+            swap: {
+              workload: structuredClone(this.set),
+              pods: structuredClone([...this.pods.values()]),
+              pv: (name: string) => structuredClone(this.pvs.get(name)),
+            },
+          }),
+    });
+  }
+
   /** One reconcile, as the controller does it; a crash skips the rest of it. */
   reconcile(index: number): void {
-    const plan = planRestoreJob(
-      restoreObservation(this.job, {
-        snapshots: [
-          volumeSnapshot('snap-0', { pvc: 'data-web-0' }),
-          volumeSnapshot('snap-1', { pvc: 'data-web-1' }),
-        ],
-        pvcs: structuredClone([...this.pvcs.values()]),
-        policies: [policy({ pvcNames: ['data-web-0', 'data-web-1'] })],
-        now: this.now,
-        ...(this.options.enabled === false
-          ? {}
-          : {
-              swap: {
-                workload: structuredClone(this.set),
-                pods: structuredClone([...this.pods.values()]),
-                pv: (name: string) => structuredClone(this.pvs.get(name)),
-              },
-            }),
-      }),
-    );
+    const plan = planRestoreJob(this.observe());
     const finalizers = (this.job.metadata.finalizers ??= []);
     if (plan.finalizer && 'add' in plan.finalizer) finalizers.push(plan.finalizer.add);
     const actions = plan.swapActions ?? [];
@@ -397,6 +431,28 @@ describe('RestoreJob mode Swap', function () {
       expect([...world.pvcs.keys()].sort()).to.deep.equal(['data-web-0', 'data-web-1']);
       expect(world.log, 'nothing deleted, no empty claim').to.deep.equal([]);
       expect(job.status?.message).to.contain('delete them once the restored data is trusted');
+    });
+
+    it('from a Group policy: every PVC from the members of one VolumeGroupSnapshot', function () {
+      const world = new World(SWAP, { replicas: 2, group: true });
+      const job = world.run();
+      expect(job.status?.phase, job.status?.message).to.equal('Succeeded');
+      expect(job.status?.volumeGroupSnapshotName).to.equal('g1');
+      expect(job.status?.swap?.volumes.map((v) => [v.claim, v.snapshotName])).to.deep.equal([
+        ['data-web-0', 'g1-data-web-0'],
+        ['data-web-1', 'g1-data-web-1'],
+      ]);
+      for (const claim of ['data-web-0', 'data-web-1'])
+        expect(world.boundTo(claim)).to.equal(restoredPv(world, claim));
+    });
+
+    it('a class that binds on first use: each restored PVC is provisioned on the node of the pod using the claim', function () {
+      const world = new World(SWAP, { bindOnFirstUse: true });
+      const plan = planRestoreJob(world.observe());
+      const created = plan.swapActions?.find((a) => a.kind === 'createPvc');
+      expect(created?.kind === 'createPvc' && created.pvc.metadata.annotations).to.include({
+        'volume.kubernetes.io/selected-node': 'node-1',
+      });
     });
 
     it('rolls back to the old volumes when the pods are not Ready in time, and scales back', function () {
