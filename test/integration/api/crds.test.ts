@@ -493,7 +493,14 @@ describe('api: CRDs on a real API server', function () {
     const rjTable = (await kubectl(controlPlane, ['get', 'rj', jobName, '-n', namespace]))
       .trim()
       .split('\n');
-    expect(rjTable[0]!.split(/\s{2,}/)).to.deep.equal(['NAME', 'SOURCE', 'TARGET', 'PHASE', 'AGE']);
+    expect(rjTable[0]!.split(/\s{2,}/)).to.deep.equal([
+      'NAME',
+      'SOURCE',
+      'TARGET',
+      'PHASE',
+      'STEP',
+      'AGE',
+    ]);
     expect(rjTable[1]!.split(/\s{2,}/).slice(0, 4)).to.deep.equal([
       jobName,
       'policy/columns-policy pvc/data at latest',

@@ -408,7 +408,7 @@ describe('policy controllers on snapback all-in-one (local backend, real control
       namespace,
       'restore-latest',
     ]);
-    expect(out.split('\n')[0]).to.match(/NAME\s+SOURCE\s+TARGET\s+PHASE\s+AGE/);
+    expect(out.split('\n')[0]).to.match(/NAME\s+SOURCE\s+TARGET\s+PHASE\s+STEP\s+AGE/);
     expect(out.split('\n')[1]).to.match(
       /restore-latest\s+policy\/restorable pvc\/data at latest\s+data-restored\s+Succeeded/,
     );
