@@ -115,11 +115,12 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
     );
     const groups = this.cache.groups?.snapshots.list({ namespace: namespace! }) ?? [];
     const cached = this.cache.restoreJobs.get(name, namespace);
-    if (!cached) return;
-    // A swap holds its finalizer until the workload runs again, deleted or finished.
-    const swapping = (cached.metadata.finalizers ?? []).includes(FINALIZER_SWAP);
-    if (!swapping && (cached.metadata.deletionTimestamp || isTerminal(cached))) return;
-    let job = cached;
+    if (!cached || settled(cached)) return;
+    // A swap acts on the workload before it writes its next step: it is planned from the job
+    // as it is now, never from a cached copy a step or more behind (whose actions would undo
+    // the steps since, such as locking the workload again after the lock was released).
+    let job = cached.spec?.mode === 'Swap' ? await this.liveJob(name, namespace!) : cached;
+    if (!job) return;
     const plan = await this.plan(job, namespaceSnapshots, groups);
     if (plan.finalizer && 'add' in plan.finalizer)
       job = await this.setFinalizers(job, [...(job.metadata.finalizers ?? []), plan.finalizer.add]);
@@ -135,6 +136,12 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
       );
     }
     return plan.requeueAfterMs !== undefined ? { requeueAfter: plan.requeueAfterMs } : undefined;
+  }
+
+  /** The job read from the API server; undefined once it is gone or has let go of everything. */
+  private async liveJob(name: string, namespace: string): Promise<RestoreJob | undefined> {
+    const job = await this.client.get<RestoreJob>(RestoreJobs, name, namespace);
+    return job && !settled(job) ? job : undefined;
   }
 
   /** Guarded by the resourceVersion seen: the job's status was planned from it. */
@@ -395,6 +402,12 @@ export class RestoreJobController extends PolicyController<RestoreJobMetrics, Re
       .filter((j) => !isTerminal(j))
       .map((j) => makeKey(j.metadata.name!, j.metadata.namespace));
   }
+}
+
+/** Ended or deleted: nothing left to do, unless a swap holds its finalizer (until the workload runs again). */
+function settled(job: RestoreJob): boolean {
+  const swapping = (job.metadata.finalizers ?? []).includes(FINALIZER_SWAP);
+  return !swapping && (!!job.metadata.deletionTimestamp || isTerminal(job));
 }
 
 /** The targets of a job known before planning: the one it names, and those its status lists. */

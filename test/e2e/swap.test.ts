@@ -294,7 +294,12 @@ describe('node: RestoreJob mode Swap restores a StatefulSet in place', function 
     await rolledOut(context, 'db');
     expect((await getPvc(claim))?.spec?.volumeName).to.equal(before.pv.metadata!.name);
     expect(await exec(context, 'db-0', ['ls', '/data'])).to.contain('ready');
-    expect((await getSet('db'))?.spec?.replicas).to.equal(1);
+    const set = await getSet('db');
+    expect(set?.spec?.replicas).to.equal(1);
+    expect(set?.metadata.annotations ?? {}).to.not.have.any.keys(
+      'snapback.dev/swap-job',
+      'snapback.dev/swap-replicas',
+    );
     // the restored volume is kept to look into
     const restored = job.status!.swap!.volumes[0]!.restoredVolume!;
     expect(
